@@ -1,0 +1,697 @@
+//! Cancel scopes, deadlines and checkpoints: Trio's cancellation, in Rust's shape.
+//!
+//! A [`CancelScope`] wraps a future. When the scope is cancelled — by
+//! [`CancelScope::cancel`] from any task, by its deadline passing, or because a
+//! scope around it was cancelled — the wrapped future is dropped at its next
+//! `.await` that yields. Dropping is the Rust form of Trio's `Cancelled`
+//! exception: synchronous cleanup runs in `Drop`, and the code after the
+//! cancelled `.await` never runs. The scope then returns `None` (it *caught*
+//! the cancellation); a scope cancelled only because an outer scope was
+//! cancelled never returns at all: the outer scope drops it whole.
+//!
+//! Scopes nest with nurseries and tasks into one tree, so cancelling an outer
+//! scope cancels every nursery and task opened inside it, and deadlines
+//! compose: the nearest one wins ([`current_deadline`] reports it).
+//!
+//! # Cheat sheet
+//!
+//! | if you want to… | write |
+//! |---|---|
+//! | give up on something after a while, and go on | [`move_on_after(d, fut)`](move_on_after) → `Option<T>` |
+//! | treat "too slow" as an error | [`fail_after(d, fut)`](fail_after) → `Result<T, TooSlow>` |
+//! | the same, at an absolute [`Instant`] | [`move_on_at`], [`fail_at`] |
+//! | cancel from another task, or move the deadline later | [`CancelScope::new`], clone it, [`CancelScope::run`] one clone, [`CancelScope::cancel`] or [`CancelScope::set_deadline`] another |
+//! | protect cleanup from outer cancellation | [`CancelScope::shielded`] (read its limits) |
+//! | ask for an orderly stop with time to clean up | [`CancelScope::shutdown`] in the stopper, [`wait_shutdown`] in the task |
+//! | let others run and honour cancellation in a busy loop | [`checkpoint`] |
+//! | know how long you may still take | [`current_deadline`] |
+//!
+//! # Cancellation points
+//!
+//! Only an `.await` that actually returns `Pending` is a cancellation point:
+//! a future that completes without yielding runs to completion. Use
+//! [`checkpoint`] in long computations. Cancellation is level-triggered: once a
+//! scope is cancelled, every later yielding `.await` inside it is cancelled too.
+//!
+//! # What a shield can and cannot promise
+//!
+//! A shielded scope is not cancelled when an enclosing scope, nursery or task
+//! is: its body runs on to completion (or until the shield's *own* deadline or
+//! `cancel`), and the enclosing scopes wait for it before dropping anything.
+//! That holds for every cancellation Trellis delivers — scopes, deadlines,
+//! nursery failures, supervisor shutdowns. It cannot hold when the future
+//! that contains the shield is dropped by something outside Trellis: a
+//! `tokio::select!` branch that loses, `tokio::time::timeout`, an aborted
+//! `JoinHandle`, a dropped nursery future, or the runtime shutting down. Rust
+//! gives a future no way to refuse being dropped; keep shields inside Trellis
+//! scopes, and keep them short.
+//!
+//! # Graceful shutdown
+//!
+//! [`CancelScope::shutdown`] (and [`Nursery::shutdown`](crate::Nursery::shutdown))
+//! first *asks*: every [`wait_shutdown`] inside wakes, so a task can flush,
+//! say goodbye or run other asynchronous cleanup, and return. After the grace
+//! period the scope is cancelled as usual. This is OTP's `shutdown` timeout,
+//! and what supervisors use to stop their children.
+
+mod tree;
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::{Instant, Sleep};
+
+pub(crate) use tree::{CURRENT, Cause, Kind, Node, Verdict, current};
+
+/// Cancels everything inside it when told to or when its deadline passes.
+///
+/// A `CancelScope` is a cheap handle (clone it to share it); [`run`](Self::run)
+/// wraps a future in the scope, which may be done once per scope. The other
+/// methods may be called from any task, before, during or after the run.
+///
+/// # Examples
+///
+/// Cancel work from another task:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::CancelScope;
+///
+/// let scope = CancelScope::new();
+/// let canceller = scope.clone();
+/// tokio::spawn(async move {
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+///     canceller.cancel();
+/// });
+/// let out = scope.run(std::future::pending::<()>()).await;
+/// assert_eq!(out, None);
+/// assert!(scope.cancelled_caught());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CancelScope {
+    node: Arc<Node>,
+    shared: Arc<ScopeFlags>,
+}
+
+#[derive(Debug, Default)]
+struct ScopeFlags {
+    entered: std::sync::atomic::AtomicBool,
+    caught: std::sync::atomic::AtomicBool,
+}
+
+impl fmt::Debug for CancelScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelScope")
+            .field("deadline", &self.deadline())
+            .field("cancelled", &self.is_cancelled())
+            .field("cancelled_caught", &self.cancelled_caught())
+            .finish()
+    }
+}
+
+impl Default for CancelScope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelScope {
+    /// Creates a scope with no deadline.
+    pub fn new() -> Self {
+        Self::with_node(Node::new(Kind::Scope, false))
+    }
+
+    /// Creates a shielded scope: cancellation of enclosing scopes does not
+    /// reach inside until the shielded body is done.
+    ///
+    /// Its own [`cancel`](Self::cancel) and deadline still apply. Read
+    /// ["What a shield can and cannot promise"](self#what-a-shield-can-and-cannot-promise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::{CancelScope, move_on_after};
+    ///
+    /// let out = move_on_after(Duration::from_secs(1), async {
+    ///     // Cleanup that must finish even though the outer deadline passes:
+    ///     CancelScope::shielded()
+    ///         .run(tokio::time::sleep(Duration::from_secs(5)))
+    ///         .await;
+    ///     "after the shield" // never reached: the outer scope drops us here
+    /// })
+    /// .await;
+    /// assert_eq!(out, None);
+    /// # }
+    /// ```
+    pub fn shielded() -> Self {
+        Self::with_node(Node::new(Kind::Scope, true))
+    }
+
+    fn with_node(node: Arc<Node>) -> Self {
+        CancelScope { node, shared: Arc::default() }
+    }
+
+    /// Sets the deadline (builder form of [`set_deadline`](Self::set_deadline)).
+    #[must_use]
+    pub fn with_deadline(self, deadline: Instant) -> Self {
+        self.set_deadline(Some(deadline));
+        self
+    }
+
+    /// Sets the deadline to `timeout` from now.
+    #[must_use]
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_deadline(deadline_after(timeout))
+    }
+
+    /// The scope's own deadline, if it has one.
+    ///
+    /// Enclosing scopes may have earlier ones: [`current_deadline`] gives the
+    /// nearest.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline()
+    }
+
+    /// Moves the deadline (earlier or later), or removes it with `None`.
+    ///
+    /// A deadline in the past cancels the scope as soon as it runs.
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.node.set_deadline(deadline);
+    }
+
+    /// Cancels the scope and everything running inside it.
+    ///
+    /// Idempotent; callable from any task; if the scope has not run yet, it
+    /// will be cancelled as soon as it starts.
+    pub fn cancel(&self) {
+        self.node.cancel(Cause::Explicit);
+    }
+
+    /// Asks everything inside to stop gracefully, then cancels the scope after
+    /// `grace` if it is still running.
+    ///
+    /// Tasks inside learn of the request through [`wait_shutdown`]. An earlier
+    /// grace deadline from a previous call stays.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::{CancelScope, wait_shutdown};
+    ///
+    /// let scope = CancelScope::new();
+    /// scope.shutdown(Duration::from_secs(5));
+    /// let out = scope
+    ///     .run(async {
+    ///         wait_shutdown().await;
+    ///         "said goodbye" // async cleanup fits in the grace period
+    ///     })
+    ///     .await;
+    /// assert_eq!(out, Some("said goodbye"));
+    /// # }
+    /// ```
+    pub fn shutdown(&self, grace: Duration) {
+        self.node.request_shutdown();
+        self.node.set_grace_deadline(deadline_after(grace));
+    }
+
+    /// Whether this scope has been cancelled (by itself or by an enclosing one).
+    pub fn is_cancelled(&self) -> bool {
+        self.node.is_cancelled()
+    }
+
+    /// Whether this scope's run ended because the scope was cancelled (Trio's
+    /// `cancelled_caught`): `run` returned `None`.
+    pub fn cancelled_caught(&self) -> bool {
+        self.shared.caught.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Runs `fut` inside this scope. Returns `Some(output)` if it finished, or
+    /// `None` if the scope was cancelled first.
+    ///
+    /// If an *enclosing* scope is cancelled, the returned future never
+    /// completes: the enclosing scope drops it.
+    ///
+    /// # Panics
+    ///
+    /// When polled, if this scope (or a clone of it) has run before: a scope
+    /// is entered once, as in Trio.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future drops `fut` at once, shield or not.
+    pub fn run<F: Future>(&self, fut: F) -> Scoped<F> {
+        Scoped {
+            body: Some(CURRENT.scope(Arc::clone(&self.node), fut)),
+            timer: DeadlineTimer::new(),
+            scope: self.clone(),
+            entered: false,
+        }
+    }
+}
+
+pin_project! {
+    /// The future returned by [`CancelScope::run`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F> {
+        #[pin]
+        body: Option<TaskLocalFuture<Arc<Node>, F>>,
+        #[pin]
+        timer: DeadlineTimer,
+        scope: CancelScope,
+        entered: bool,
+    }
+
+    impl<F> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.entered {
+                this.scope.leave();
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scoped").field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+impl CancelScope {
+    fn enter(&self) {
+        let first = !self.shared.entered.swap(true, std::sync::atomic::Ordering::AcqRel);
+        assert!(first, "a CancelScope can be run only once");
+        if let Some(parent) = current() {
+            self.node.attach(&parent);
+        }
+        if self.node.is_shield() {
+            self.node.acquire_hold();
+        }
+    }
+
+    fn leave(&self) {
+        if self.node.is_shield() {
+            self.node.release_hold();
+        }
+        self.node.detach();
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if !*this.entered {
+            *this.entered = true;
+            this.scope.enter();
+        }
+        let node = &this.scope.node;
+        node.register_waker(cx.waker());
+        this.timer.as_mut().poll_fire(node, cx);
+        let outcome = poll_body(node, this.body.as_mut(), cx, |body, cx| body.poll(cx));
+        match outcome {
+            BodyPoll::Pending | BodyPoll::Parked => Poll::Pending,
+            BodyPoll::Ready(out) => {
+                *this.entered = false;
+                this.scope.leave();
+                Poll::Ready(Some(out))
+            }
+            BodyPoll::Dropped => {
+                *this.entered = false;
+                this.scope.leave();
+                this.scope.shared.caught.store(true, std::sync::atomic::Ordering::Release);
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+/// The outcome of [`poll_body`].
+pub(crate) enum BodyPoll<T> {
+    Ready(T),
+    Pending,
+    /// The body was dropped because the node was cancelled.
+    Dropped,
+    /// Cancelled by an ancestor in this task: wait to be dropped.
+    Parked,
+}
+
+/// Polls a driver's `body` under `node`'s verdict: drops it if the node is
+/// cancelled (checking before and after the poll), parks, or polls it.
+pub(crate) fn poll_body<B, T>(
+    node: &Node,
+    mut body: Pin<&mut Option<B>>,
+    cx: &mut Context<'_>,
+    poll: impl FnOnce(Pin<&mut B>, &mut Context<'_>) -> Poll<T>,
+) -> BodyPoll<T> {
+    let Some(inner) = body.as_mut().as_pin_mut() else {
+        return BodyPoll::Dropped;
+    };
+    match node.verdict() {
+        Verdict::Park => return BodyPoll::Parked,
+        Verdict::Drop => {
+            body.set(None);
+            return BodyPoll::Dropped;
+        }
+        Verdict::Poll => {}
+    }
+    if let Poll::Ready(out) = poll(inner, cx) {
+        body.set(None);
+        return BodyPoll::Ready(out);
+    }
+    // The poll may have cancelled us, or released the last hold.
+    match node.verdict() {
+        Verdict::Poll => BodyPoll::Pending,
+        Verdict::Park => BodyPoll::Parked,
+        Verdict::Drop => {
+            body.set(None);
+            BodyPoll::Dropped
+        }
+    }
+}
+
+/// Like [`poll_body`], but a panic while polling or dropping the body becomes
+/// `Err(message)` instead of unwinding.
+pub(crate) fn poll_body_catching<B: Future>(
+    node: &Node,
+    body: Pin<&mut Option<B>>,
+    cx: &mut Context<'_>,
+) -> BodyPoll<Result<B::Output, String>> {
+    let mut body = body;
+    match std::panic::catch_unwind(AssertUnwindSafe(|| {
+        poll_body(node, body.as_mut(), cx, |b, cx| b.poll(cx))
+    })) {
+        Ok(BodyPoll::Ready(out)) => BodyPoll::Ready(Ok(out)),
+        Ok(BodyPoll::Pending) => BodyPoll::Pending,
+        Ok(BodyPoll::Parked) => BodyPoll::Parked,
+        Ok(BodyPoll::Dropped) => BodyPoll::Dropped,
+        Err(payload) => {
+            // The body may have panicked mid-poll; dropping it may panic too.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| body.set(None)));
+            BodyPoll::Ready(Err(panic_message(&*payload)))
+        }
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), or a placeholder.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+pin_project! {
+    /// The timer a driver keeps for its node's deadline and grace deadline.
+    /// Re-armed whenever the node's deadline generation changes.
+    pub(crate) struct DeadlineTimer {
+        #[pin]
+        sleep: Option<Sleep>,
+        cause: Cause,
+        generation: Option<u64>,
+    }
+}
+
+impl DeadlineTimer {
+    pub(crate) fn new() -> Self {
+        DeadlineTimer { sleep: None, cause: Cause::Deadline, generation: None }
+    }
+
+    /// Cancels `node` if its deadline has passed; otherwise arranges a wake-up.
+    pub(crate) fn poll_fire(self: Pin<&mut Self>, node: &Node, cx: &mut Context<'_>) {
+        let mut this = self.project();
+        let generation = node.deadline_generation();
+        if *this.generation != Some(generation) {
+            *this.generation = Some(generation);
+            match node.timer_target() {
+                Some((at, cause)) => {
+                    *this.cause = cause;
+                    match this.sleep.as_mut().as_pin_mut() {
+                        Some(sleep) => sleep.reset(at),
+                        None => this.sleep.set(Some(tokio::time::sleep_until(at))),
+                    }
+                }
+                None => this.sleep.set(None),
+            }
+        }
+        if node.is_cancelled() {
+            return;
+        }
+        if let Some(sleep) = this.sleep.as_pin_mut() {
+            if sleep.poll(cx).is_ready() {
+                node.cancel(*this.cause);
+            }
+        }
+    }
+}
+
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| far_future(now))
+}
+
+/// About 30 years from now: tokio's own stand-in for "never".
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(86400 * 365 * 30)
+}
+
+/// Runs `fut`, giving up when `timeout` has passed: `None` if it did.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::move_on_after;
+///
+/// let slow = tokio::time::sleep(Duration::from_secs(10));
+/// assert_eq!(move_on_after(Duration::from_secs(1), slow).await, None);
+/// assert_eq!(move_on_after(Duration::from_secs(1), async { 7 }).await, Some(7));
+/// # }
+/// ```
+///
+/// # Cancel safety
+///
+/// Whatever `fut` would lose when dropped is lost on timeout.
+pub fn move_on_after<F: Future>(timeout: Duration, fut: F) -> Scoped<F> {
+    CancelScope::new().with_timeout(timeout).run(fut)
+}
+
+/// Runs `fut`, giving up at `deadline`: `None` if it did.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+/// use trellis::move_on_at;
+///
+/// let at = Instant::now() + Duration::from_secs(1);
+/// assert_eq!(move_on_at(at, std::future::pending::<()>()).await, None);
+/// # }
+/// ```
+pub fn move_on_at<F: Future>(deadline: Instant, fut: F) -> Scoped<F> {
+    CancelScope::new().with_deadline(deadline).run(fut)
+}
+
+/// Runs `fut`, failing with [`TooSlow`] when `timeout` has passed.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::fail_after;
+///
+/// let slow = tokio::time::sleep(Duration::from_secs(10));
+/// assert!(fail_after(Duration::from_secs(1), slow).await.is_err());
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`TooSlow`] if the deadline passed before `fut` finished.
+pub async fn fail_after<F: Future>(timeout: Duration, fut: F) -> Result<F::Output, TooSlow> {
+    fail_at(deadline_after(timeout), fut).await
+}
+
+/// Runs `fut`, failing with [`TooSlow`] at `deadline`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+/// use trellis::fail_at;
+///
+/// let at = Instant::now() + Duration::from_secs(1);
+/// let err = fail_at(at, std::future::pending::<()>()).await.unwrap_err();
+/// assert_eq!(err.deadline(), at);
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`TooSlow`] if the deadline passed before `fut` finished.
+pub async fn fail_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, TooSlow> {
+    CancelScope::new()
+        .with_deadline(deadline)
+        .run(fut)
+        .await
+        .ok_or(TooSlow { deadline })
+}
+
+/// The error of [`fail_after`] and [`fail_at`]: the deadline passed first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("deadline passed before the operation finished")]
+pub struct TooSlow {
+    deadline: Instant,
+}
+
+impl TooSlow {
+    /// The deadline that passed.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+/// Yields to the scheduler once: a cancellation point that lets other tasks
+/// run (Trio's `checkpoint`, `trio.sleep(0)`).
+///
+/// If a scope around the caller has been cancelled, the caller is dropped here.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use trellis::{checkpoint, CancelScope};
+///
+/// let scope = CancelScope::new();
+/// let out = scope
+///     .run(async {
+///         let mut sum = 0u64;
+///         for i in 0.. {
+///             sum += i;
+///             if i == 1_000 {
+///                 trellis::CancelScope::cancel(&scope);
+///             }
+///             checkpoint().await; // a busy loop stays cancellable
+///         }
+///         sum
+///     })
+///     .await;
+/// assert_eq!(out, None);
+/// # }
+/// ```
+pub async fn checkpoint() {
+    tokio::task::yield_now().await;
+}
+
+/// The nearest deadline that applies to the calling task: the earliest
+/// deadline among the enclosing scopes and nurseries (up to a shield), or
+/// `None` outside any scope with a deadline.
+///
+/// Servers use it to bound a request by the caller's remaining time.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::{current_deadline, move_on_after};
+///
+/// assert_eq!(current_deadline(), None);
+/// move_on_after(Duration::from_secs(10), async {
+///     let outer = current_deadline().unwrap();
+///     move_on_after(Duration::from_secs(1), async {
+///         assert!(current_deadline().unwrap() < outer); // the nearest wins
+///     })
+///     .await;
+/// })
+/// .await;
+/// # }
+/// ```
+pub fn current_deadline() -> Option<Instant> {
+    current().and_then(|node| node.effective_deadline())
+}
+
+/// Waits until an enclosing scope or nursery asks for a graceful shutdown
+/// ([`CancelScope::shutdown`], [`Nursery::shutdown`](crate::Nursery::shutdown)).
+///
+/// The caller then has the grace period for asynchronous cleanup before it is
+/// cancelled. Outside any Trellis scope it never completes.
+///
+/// # Examples
+///
+/// See [`CancelScope::shutdown`].
+///
+/// # Cancel safety
+///
+/// Cancel safe: nothing is consumed; the request stays visible to later waits.
+pub fn wait_shutdown() -> WaitShutdown {
+    WaitShutdown { node: current(), key: None }
+}
+
+/// The future returned by [`wait_shutdown`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitShutdown {
+    node: Option<Arc<Node>>,
+    key: Option<usize>,
+}
+
+impl Future for WaitShutdown {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(node) = self.node.clone() else {
+            return Poll::Pending;
+        };
+        match node.register_shutdown_waiter(self.key, cx.waker()) {
+            None => {
+                self.key = None;
+                Poll::Ready(())
+            }
+            Some(key) => {
+                self.key = Some(key);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for WaitShutdown {
+    fn drop(&mut self) {
+        if let (Some(node), Some(key)) = (&self.node, self.key) {
+            node.unregister_shutdown_waiter(key);
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! (private) The scope tree behind cancel scopes, nurseries and tasks.
+//!
+//! Every [`CancelScope`](crate::CancelScope), every nursery (and fork of one) and
+//! every nursery task owns one [`Node`]. A node's parent is the node that was
+//! current (the task-local [`CURRENT`]) when it was entered, so the tree follows
+//! the program's lexical nesting across tasks: a task's node hangs under its
+//! nursery's node, which hangs under whatever scope opened the nursery.
+//!
+//! Cancellation is *pushed* down the tree: cancelling a node marks it and every
+//! non-shielded descendant as cancelled and wakes the future that drives each of
+//! them (its *driver*: the future returned by `CancelScope::run`, the nursery
+//! future, or a task's wrapper). A driver that finds its node cancelled drops
+//! its body at once, unless something inside still *holds* it (see below).
+//!
+//! # Holds
+//!
+//! A shielded scope, or a nursery that must wait for its children, cannot be
+//! dropped half-way. While one is active inside a driver's body it holds every
+//! node from its parent up to the task's root node; a cancelled driver whose
+//! node is held keeps polling its body until the hold is released. This is
+//! what lets a nursery wait for its children after an outer scope is
+//! cancelled, and what lets a shield finish its work.
+//!
+//! # Invariants
+//!
+//! 1. `CANCELLED` and `OWN` are only ever set, never cleared, and are set while
+//!    holding the node's `state` lock.
+//! 2. A child is inserted into its parent's `children` under the parent's lock,
+//!    and its inherited flags are computed under that same lock: a concurrent
+//!    cancellation either finds the child in the list or the child finds the
+//!    flag.
+//! 3. At most one `state` lock is held at a time: propagation copies the list
+//!    of children, releases the lock, then visits them. There is no lock order
+//!    to respect.
+//! 4. `holds` is changed only by the task that polls the node's driver (inside
+//!    its poll or its drop), so a driver that re-reads it after its body
+//!    returned `Pending` sees every release that happened during that poll.
+//! 5. A node is in its parent's `children` from `attach` until `detach`;
+//!    drivers detach when they finish or are dropped, so the tree never holds
+//!    finished work.
+
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, PoisonError,
+    atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
+};
+use std::task::Waker;
+
+use futures_util::task::AtomicWaker;
+use slab::Slab;
+use tokio::time::Instant;
+
+tokio::task_local! {
+    /// The innermost scope node of the running task, if it runs inside Trellis.
+    pub(crate) static CURRENT: Arc<Node>;
+}
+
+/// Returns the current task's innermost node, if any.
+pub(crate) fn current() -> Option<Arc<Node>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+const CANCELLED: u8 = 1;
+const OWN: u8 = 2;
+const SHUTDOWN: u8 = 4;
+
+/// Why a node was cancelled by itself (not inherited from a parent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// `cancel()` was called.
+    Explicit,
+    /// The deadline passed.
+    Deadline,
+    /// The grace period of a graceful shutdown ran out.
+    Shutdown,
+    /// A nursery child failed.
+    Failure,
+    /// A nursery's master task ended.
+    Master,
+    /// A nursery's body and awaited tasks are done: background tasks stop.
+    Done,
+}
+
+/// What a node is the scope of.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// A `CancelScope` (also behind `move_on_*` and `fail_*`).
+    Scope,
+    /// A nursery or a fork of one; tasks spawned through it hang below.
+    Group(std::sync::Weak<crate::nursery::Shared>),
+    /// The root of one nursery task.
+    Task,
+}
+
+/// What a driver should do with its body, as [`Node::verdict`] decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Not cancelled, or held: poll the body.
+    Poll,
+    /// Cancelled and not held: drop the body now.
+    Drop,
+    /// Cancelled by an ancestor in this task and not held: return `Pending`
+    /// and let that ancestor's driver drop everything.
+    Park,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    children: Slab<Arc<Node>>,
+    cause: Option<Cause>,
+    deadline: Option<Instant>,
+    grace_deadline: Option<Instant>,
+    shutdown_waiters: Slab<Waker>,
+}
+
+/// One scope in the tree. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Node {
+    parent: OnceLock<Arc<Node>>,
+    /// This node's key in its parent's `children`, once attached.
+    key: AtomicUsize,
+    kind: Kind,
+    shield: bool,
+    flags: AtomicU8,
+    holds: AtomicUsize,
+    /// Bumped whenever the deadline or grace deadline changes.
+    deadline_generation: AtomicU64,
+    waker: AtomicWaker,
+    /// Set once a task has been spawned to run this node's timer (forks).
+    timer_claimed: AtomicBool,
+    state: Mutex<State>,
+}
+
+const DETACHED: usize = usize::MAX;
+
+impl Node {
+    pub(crate) fn new(kind: Kind, shield: bool) -> Arc<Node> {
+        Arc::new(Node {
+            parent: OnceLock::new(),
+            key: AtomicUsize::new(DETACHED),
+            kind,
+            shield,
+            flags: AtomicU8::new(0),
+            holds: AtomicUsize::new(0),
+            deadline_generation: AtomicU64::new(0),
+            waker: AtomicWaker::new(),
+            timer_claimed: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Creates a node and attaches it under `parent` in one step.
+    pub(crate) fn new_child(parent: Option<&Arc<Node>>, kind: Kind, shield: bool) -> Arc<Node> {
+        let node = Node::new(kind, shield);
+        if let Some(parent) = parent {
+            node.attach(parent);
+        }
+        node
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code panics while holding the lock; recover anyway rather than
+        // spreading a panic through every task of the tree.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    pub(crate) fn is_shield(&self) -> bool {
+        self.shield
+    }
+
+    pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
+        self.parent.get()
+    }
+
+    /// Hangs this node under `parent`, inheriting its cancellation and
+    /// shutdown flags (invariant 2). Called once, when the node is entered.
+    pub(crate) fn attach(self: &Arc<Node>, parent: &Arc<Node>) {
+        if self.parent.set(Arc::clone(parent)).is_err() {
+            return;
+        }
+        let mut state = parent.lock();
+        let parent_flags = parent.flags.load(Ordering::Acquire);
+        let entry = state.children.vacant_entry();
+        self.key.store(entry.key(), Ordering::Relaxed);
+        entry.insert(Arc::clone(self));
+        drop(state);
+        if parent_flags & SHUTDOWN != 0 {
+            self.request_shutdown();
+        }
+        if parent_flags & CANCELLED != 0 && !self.shield {
+            self.cancel_inherited();
+        }
+    }
+
+    /// Removes this node from its parent's children (invariant 5).
+    pub(crate) fn detach(&self) {
+        let key = self.key.swap(DETACHED, Ordering::Relaxed);
+        if key == DETACHED {
+            return;
+        }
+        if let Some(parent) = self.parent() {
+            let mut state = parent.lock();
+            state.children.try_remove(key);
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & CANCELLED != 0
+    }
+
+    pub(crate) fn is_shutdown_requested(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & SHUTDOWN != 0
+    }
+
+    /// The reason this node cancelled itself, if it did (not if an ancestor did).
+    pub(crate) fn own_cause(&self) -> Option<Cause> {
+        if self.flags.load(Ordering::Acquire) & OWN == 0 {
+            return None;
+        }
+        self.lock().cause
+    }
+
+    /// Cancels this node for `cause` and everything below it. Returns `false`
+    /// if the node was already cancelled (its first cause stays).
+    pub(crate) fn cancel(&self, cause: Cause) -> bool {
+        let children = {
+            let mut state = self.lock();
+            let flags = self.flags.load(Ordering::Acquire);
+            if flags & OWN != 0 {
+                return false;
+            }
+            state.cause = Some(cause);
+            self.flags.fetch_or(CANCELLED | OWN, Ordering::AcqRel);
+            if flags & CANCELLED != 0 {
+                // Already cancelled by an ancestor; the subtree knows.
+                return false;
+            }
+            Self::snapshot(&state)
+        };
+        self.waker.wake();
+        for child in children {
+            child.cancel_inherited();
+        }
+        true
+    }
+
+    /// Marks this node and its non-shielded descendants as cancelled by an
+    /// ancestor. Iterative, so deep trees cannot overflow the stack.
+    fn cancel_inherited(self: &Arc<Node>) {
+        let mut stack = vec![Arc::clone(self)];
+        while let Some(node) = stack.pop() {
+            let children = {
+                let state = node.lock();
+                if node.flags.fetch_or(CANCELLED, Ordering::AcqRel) & CANCELLED != 0 {
+                    continue;
+                }
+                Self::snapshot(&state)
+            };
+            node.waker.wake();
+            stack.extend(children.into_iter().filter(|child| !child.shield));
+        }
+    }
+
+    fn snapshot(state: &State) -> Vec<Arc<Node>> {
+        state.children.iter().map(|(_, c)| Arc::clone(c)).collect()
+    }
+
+    /// Asks this node and everything below it (shields included: the request
+    /// only informs) to shut down gracefully, waking every `wait_shutdown`.
+    pub(crate) fn request_shutdown(self: &Arc<Node>) {
+        let mut stack = vec![Arc::clone(self)];
+        while let Some(node) = stack.pop() {
+            let (children, waiters) = {
+                let mut state = node.lock();
+                if node.flags.fetch_or(SHUTDOWN, Ordering::AcqRel) & SHUTDOWN != 0 {
+                    continue;
+                }
+                let waiters: Vec<Waker> = state.shutdown_waiters.drain().collect();
+                (Self::snapshot(&state), waiters)
+            };
+            waiters.into_iter().for_each(Waker::wake);
+            stack.extend(children);
+        }
+    }
+
+    /// Registers `waker` to be woken on a shutdown request; returns `None` if
+    /// one already arrived. `key` is a slot from an earlier registration.
+    pub(crate) fn register_shutdown_waiter(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
+        let mut state = self.lock();
+        if self.is_shutdown_requested() {
+            return None;
+        }
+        match key.and_then(|k| state.shutdown_waiters.get_mut(k).map(|w| (k, w))) {
+            Some((k, slot)) => {
+                slot.clone_from(waker);
+                Some(k)
+            }
+            None => Some(state.shutdown_waiters.insert(waker.clone())),
+        }
+    }
+
+    pub(crate) fn unregister_shutdown_waiter(&self, key: usize) {
+        self.lock().shutdown_waiters.try_remove(key);
+    }
+
+    pub(crate) fn register_waker(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.lock().deadline
+    }
+
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        self.lock().deadline = deadline;
+        self.deadline_generation.fetch_add(1, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Sets the grace deadline of a graceful shutdown; an earlier one stays.
+    pub(crate) fn set_grace_deadline(&self, at: Instant) {
+        {
+            let mut state = self.lock();
+            if state.grace_deadline.is_some_and(|old| old <= at) {
+                return;
+            }
+            state.grace_deadline = Some(at);
+        }
+        self.deadline_generation.fetch_add(1, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Returns `true` the first time it is called: the caller then runs
+    /// this node's timer (for nodes without a driver of their own).
+    pub(crate) fn claim_timer(&self) -> bool {
+        !self.timer_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn deadline_generation(&self) -> u64 {
+        self.deadline_generation.load(Ordering::Acquire)
+    }
+
+    /// The instant the driver's timer must fire, and the cause it fires with.
+    pub(crate) fn timer_target(&self) -> Option<(Instant, Cause)> {
+        let state = self.lock();
+        match (state.deadline, state.grace_deadline) {
+            (Some(d), Some(g)) if g < d => Some((g, Cause::Shutdown)),
+            (Some(d), _) => Some((d, Cause::Deadline)),
+            (None, Some(g)) => Some((g, Cause::Shutdown)),
+            (None, None) => None,
+        }
+    }
+
+    /// The nearest deadline that applies here: the earliest among this node
+    /// and its ancestors up to (and including) the nearest shield.
+    pub(crate) fn effective_deadline(&self) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut node = Some(self);
+        while let Some(n) = node {
+            let state = n.lock();
+            for d in [state.deadline, state.grace_deadline].into_iter().flatten() {
+                best = Some(best.map_or(d, |b| b.min(d)));
+            }
+            drop(state);
+            if n.shield {
+                break;
+            }
+            node = n.parent().map(|p| &**p);
+        }
+        best
+    }
+
+    /// Whether a cancellation of this node ends its driver's body even when
+    /// it was inherited (the body is the whole of the driver's work).
+    fn is_boundary(&self) -> bool {
+        !matches!(self.kind, Kind::Scope) || self.parent().is_none()
+    }
+
+    /// What the driver of this node should do with its body now.
+    pub(crate) fn verdict(&self) -> Verdict {
+        let flags = self.flags.load(Ordering::Acquire);
+        if flags & CANCELLED == 0 || self.holds.load(Ordering::Acquire) > 0 {
+            Verdict::Poll
+        } else if flags & OWN != 0 || self.is_boundary() {
+            Verdict::Drop
+        } else {
+            Verdict::Park
+        }
+    }
+
+    /// Holds every node from this node's parent up to the task's root (see
+    /// the module docs). Release it with [`Node::release_hold`].
+    pub(crate) fn acquire_hold(&self) {
+        self.walk_hold_path(|n| {
+            n.holds.fetch_add(1, Ordering::AcqRel);
+        });
+    }
+
+    pub(crate) fn release_hold(&self) {
+        self.walk_hold_path(|n| {
+            n.holds.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    fn walk_hold_path(&self, mut f: impl FnMut(&Node)) {
+        let mut node = self.parent();
+        while let Some(n) = node {
+            f(n);
+            if matches!(n.kind, Kind::Task) {
+                break;
+            }
+            node = n.parent();
+        }
+    }
+}

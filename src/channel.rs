@@ -1,0 +1,1 @@
+//! Memory channels (stub; being written).

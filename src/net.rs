@@ -1,0 +1,1 @@
+//! TCP serving (stub; being written).

@@ -1,0 +1,950 @@
+//! Nurseries: the place where tasks live, so that none outlives its caller.
+//!
+//! [`nursery`] opens a nursery, hands its [`Nursery`] handle to a body, and
+//! returns only when the body and every task spawned in it have finished.
+//! Tasks are tokio tasks (they run in parallel on a multi-thread runtime),
+//! but they cannot escape: the nursery is the only way they are spawned, and
+//! the nursery waits for them.
+//!
+//! When a task fails — returns `Err` or panics — the nursery cancels its body
+//! and every other task at their next `.await` (see [the cancel
+//! module](crate::CancelScope) for what that means), waits for all of them, and
+//! returns one [`NurseryError`] listing every failure with its task's name.
+//! Nothing is swallowed, and a panic never takes the process down.
+//!
+//! Compared with tokio's `JoinSet`: a `JoinSet` collects results you ask for;
+//! a nursery also *reacts* to failures (cancelling siblings), honours cancel
+//! scopes and deadlines around it, and cannot be forgotten, because its
+//! future is what you await.
+//!
+//! # Cheat sheet
+//!
+//! | if you want to… | write |
+//! |---|---|
+//! | run tasks concurrently and wait for all | `nursery(\|n\| async move { n.spawn(a)?; n.spawn(b)?; Ok::<_, NurseryError>(()) })` |
+//! | wait until a task is ready, and get a value from it (a bound port…) | [`n.start(\|status\| …)`](Nursery::start), [`TaskStatus::started`] |
+//! | name a task for errors and traces | [`SpawnOptions::name`] with [`Nursery::spawn_with`] |
+//! | a task whose failure is only logged | [`SpawnOptions::bubble(false)`](SpawnOptions::bubble) |
+//! | stop everything when one task ends | [`SpawnOptions::master`] |
+//! | a helper that runs only as long as the real work | [`SpawnOptions::awaited(false)`](SpawnOptions::awaited) |
+//! | a deadline for all of it | [`NurseryOptions::timeout`] with [`nursery_with`] |
+//! | stop a group of tasks without stopping the rest | [`Nursery::fork`], then [`Nursery::cancel`] on the fork |
+//! | spawn from deep inside a task | [`Nursery::current`] |
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use std::time::Duration;
+//! use trellis::{nursery, NurseryError};
+//!
+//! let result = nursery(|n| async move {
+//!     n.spawn(async { tokio::time::sleep(Duration::from_secs(1)).await })?;
+//!     n.spawn(async { Err::<(), _>("boom") })?;
+//!     Ok::<_, NurseryError>(())
+//! })
+//! .await;
+//! let err = result.unwrap_err();
+//! assert_eq!(err.failures().len(), 1);
+//! assert!(err.to_string().contains("boom"));
+//! # }
+//! ```
+
+mod error;
+mod status;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::runtime::Handle;
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+use tracing::instrument::Instrumented;
+
+use crate::cancel::{
+    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, current, poll_body_catching,
+};
+pub use error::{NurseryError, StartError, TaskFailure};
+use error::BoxError;
+use status::{PendingStart, not_started};
+pub use status::TaskStatus;
+
+/// What a task (or a nursery body) may return: `()` or a `Result` whose error
+/// converts into `Box<dyn Error + Send + Sync>` (any `std::error::Error`,
+/// `String`, `&str`, `anyhow::Error`…).
+///
+/// An `Err` is a failure: it cancels the nursery and is reported in its
+/// [`NurseryError`].
+pub trait TaskOutput {
+    /// The value of a successful run.
+    type Value;
+
+    /// Splits the output into success and failure.
+    ///
+    /// # Errors
+    ///
+    /// The task's error, boxed.
+    fn into_result(self) -> Result<Self::Value, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl TaskOutput for () {
+    type Value = ();
+
+    fn into_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<T, E: Into<BoxError>> TaskOutput for Result<T, E> {
+    type Value = T;
+
+    fn into_result(self) -> Result<T, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// Per-task options (traio's `spawn(bubble=, master=, awaited=)`), for
+/// [`Nursery::spawn_with`] and [`Nursery::start_with`].
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | [`name`](Self::name) | the future's type name | shown in errors, logs and the task's `tracing` span |
+/// | [`bubble`](Self::bubble) | `true` | a failure cancels the nursery and is reported; `false`: only logged |
+/// | [`master`](Self::master) | `false` | when this task ends, the nursery is cancelled |
+/// | [`awaited`](Self::awaited) | `true` | the nursery waits for it; `false`: cancelled once the body and all awaited tasks are done |
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SpawnOptions {
+    name: Option<Cow<'static, str>>,
+    bubble: bool,
+    master: bool,
+    awaited: bool,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions { name: None, bubble: true, master: false, awaited: true }
+    }
+}
+
+impl SpawnOptions {
+    /// The default options (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the task.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Whether a failure of the task propagates to the nursery (default
+    /// `true`). With `false`, the failure is logged as a `tracing` error event
+    /// and the nursery carries on.
+    pub fn bubble(mut self, bubble: bool) -> Self {
+        self.bubble = bubble;
+        self
+    }
+
+    /// Makes the task the nursery's master: when it ends, in any way, the
+    /// nursery is cancelled (default `false`).
+    pub fn master(mut self) -> Self {
+        self.master = true;
+        self
+    }
+
+    /// Whether the nursery waits for this task (default `true`). A task with
+    /// `awaited(false)` is a background task: once the body and every awaited
+    /// task are done, it is cancelled; its cancellation is not a failure.
+    pub fn awaited(mut self, awaited: bool) -> Self {
+        self.awaited = awaited;
+        self
+    }
+}
+
+/// Options of a whole nursery, for [`nursery_with`].
+///
+/// | option | default |
+/// |---|---|
+/// | [`name`](Self::name) | `"nursery"` |
+/// | [`timeout`](Self::timeout) / [`deadline`](Self::deadline) | none |
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct NurseryOptions {
+    name: Option<Cow<'static, str>>,
+    deadline: Option<Instant>,
+}
+
+impl NurseryOptions {
+    /// No name, no deadline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the nursery (its body's failures are reported under this name).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Cancels the nursery `timeout` from now, reporting
+    /// [`NurseryError::TimedOut`] (traio's `Scope(timeout=…)`).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        let deadline = Instant::now().checked_add(timeout);
+        Self { deadline, ..self }
+    }
+
+    /// Cancels the nursery at `deadline`, reporting [`NurseryError::TimedOut`].
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+}
+
+/// Opens a nursery, runs `body` in it, and returns when the body and every
+/// task spawned in the nursery have finished.
+///
+/// The body's output (`()` or a `Result`, see [`TaskOutput`]) becomes the
+/// nursery's value; an `Err` from the body counts as a failure, like a task's.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use trellis::{nursery, NurseryError};
+///
+/// let done = Arc::new(AtomicUsize::new(0));
+/// let seen = nursery(|n| async move {
+///     for _ in 0..10 {
+///         let done = done.clone();
+///         n.spawn(async move {
+///             done.fetch_add(1, Ordering::SeqCst);
+///         })?;
+///     }
+///     Ok::<_, NurseryError>(done)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(seen.load(Ordering::SeqCst), 10); // every task finished first
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`NurseryError::Failed`] with every failure if a task or the body failed;
+/// [`NurseryError::TimedOut`] if a deadline set with [`nursery_with`] passed;
+/// [`NurseryError::Cancelled`] if the nursery cancelled itself before the
+/// body returned (e.g. a master task ended).
+///
+/// If a scope *around* the nursery is cancelled, the nursery cancels its
+/// tasks, waits for them and never completes: that scope drops it. Failures
+/// still win: they are returned even then.
+///
+/// # Cancel safety
+///
+/// Dropping the returned future cancels every task in the nursery; they stop
+/// at their next `.await` without being waited for. Prefer cancelling through
+/// a [`CancelScope`](crate::CancelScope), which does wait.
+pub fn nursery<F, Fut>(body: F) -> NurseryFuture<Fut>
+where
+    F: FnOnce(Nursery) -> Fut,
+    Fut: Future,
+    Fut::Output: TaskOutput,
+{
+    nursery_with(NurseryOptions::default(), body)
+}
+
+/// [`nursery`] with options: a name and a deadline.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::{nursery_with, NurseryError, NurseryOptions};
+///
+/// let opts = NurseryOptions::new().timeout(Duration::from_secs(1));
+/// let result = nursery_with(opts, |n| async move {
+///     n.spawn(tokio::time::sleep(Duration::from_secs(60)))?;
+///     Ok::<_, NurseryError>(())
+/// })
+/// .await;
+/// assert!(matches!(result, Err(NurseryError::TimedOut { .. })));
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// As [`nursery`].
+pub fn nursery_with<F, Fut>(options: NurseryOptions, body: F) -> NurseryFuture<Fut>
+where
+    F: FnOnce(Nursery) -> Fut,
+    Fut: Future,
+    Fut::Output: TaskOutput,
+{
+    let name = options.name.unwrap_or(Cow::Borrowed("nursery"));
+    let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
+        node: Node::new(Kind::Group(weak.clone()), false),
+        name,
+        runtime: OnceLock::new(),
+        state: Mutex::new(State::default()),
+    });
+    if options.deadline.is_some() {
+        shared.node.set_deadline(options.deadline);
+    }
+    let handle = Nursery { node: Arc::clone(&shared.node), shared: Arc::clone(&shared) };
+    let body = CURRENT.scope(Arc::clone(&shared.node), body(handle));
+    NurseryFuture {
+        body: Some(body),
+        timer: DeadlineTimer::new(),
+        shared,
+        value: None,
+        phase: Phase::Idle,
+    }
+}
+
+/// The nursery state every handle and task shares.
+pub(crate) struct Shared {
+    /// The nursery's own node (forks have nodes below it).
+    node: Arc<Node>,
+    name: Cow<'static, str>,
+    runtime: OnceLock<Handle>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    awaited: usize,
+    background: usize,
+    failures: Vec<TaskFailure>,
+    body_done: bool,
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the end of a task and reacts to it.
+    fn task_done(&self, meta: &TaskMeta, outcome: Outcome, start: Option<Box<dyn PendingStart>>) {
+        let outcome = match (start, outcome) {
+            (Some(hook), Outcome::Failed(failure)) => match hook.fail(StartError::Failed(failure)) {
+                Some(StartError::Failed(failure)) => Outcome::Failed(failure),
+                _ => Outcome::Ok,
+            },
+            (Some(hook), outcome) => {
+                let cancelled = matches!(outcome, Outcome::Cancelled);
+                let _ = hook.fail(not_started(&meta.name, cancelled));
+                outcome
+            }
+            (None, outcome) => outcome,
+        };
+        let mut cause = None;
+        let mut state = self.lock();
+        if meta.awaited {
+            state.awaited -= 1;
+        } else {
+            state.background -= 1;
+        }
+        if let Outcome::Failed(failure) = outcome {
+            if meta.bubble {
+                tracing::debug!(nursery = %self.name, %failure, "task failed");
+                state.failures.push(failure);
+                cause = Some(Cause::Failure);
+            } else {
+                tracing::error!(nursery = %self.name, %failure, "task failed (not bubbling)");
+            }
+        }
+        if meta.master && cause.is_none() {
+            cause = Some(Cause::Master);
+        }
+        let finished = state.body_done && state.awaited == 0;
+        let waker = if finished || cause.is_some() { state.waker.take() } else { None };
+        drop(state);
+        if let Some(cause) = cause {
+            self.node.cancel(cause);
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A handle to a nursery: spawn tasks into it, cancel it.
+///
+/// Cheap to clone; tasks may keep clones to spawn siblings. A handle can
+/// outlive its nursery, but spawning then fails with [`NurseryError::Closed`].
+#[derive(Clone)]
+pub struct Nursery {
+    shared: Arc<Shared>,
+    /// The group this handle spawns into: the nursery's node, or a fork's.
+    node: Arc<Node>,
+}
+
+impl fmt::Debug for Nursery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nursery")
+            .field("name", &self.shared.name)
+            .field("fork", &!Arc::ptr_eq(&self.node, &self.shared.node))
+            .field("cancelled", &self.node.is_cancelled())
+            .finish()
+    }
+}
+
+/// Facts about a task that its driver reports when it ends.
+struct TaskMeta {
+    name: Cow<'static, str>,
+    bubble: bool,
+    master: bool,
+    awaited: bool,
+}
+
+enum Outcome {
+    Ok,
+    Failed(TaskFailure),
+    Cancelled,
+}
+
+impl Nursery {
+    /// The nursery the calling task runs in (or the body of), if any.
+    ///
+    /// Inside a fork, this is the fork.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::{nursery, Nursery, NurseryError};
+    ///
+    /// async fn helper() -> Result<(), NurseryError> {
+    ///     let n = Nursery::current().expect("called inside a nursery");
+    ///     n.spawn(async {})
+    /// }
+    ///
+    /// assert!(Nursery::current().is_none());
+    /// nursery(|_n| helper()).await.unwrap();
+    /// # }
+    /// ```
+    pub fn current() -> Option<Nursery> {
+        let mut node = current();
+        while let Some(n) = node {
+            if let Kind::Group(shared) = n.kind() {
+                return shared.upgrade().map(|shared| Nursery { shared, node: n });
+            }
+            node = n.parent().cloned();
+        }
+        None
+    }
+
+    /// Spawns `fut` as a task of this nursery (Trio's `start_soon`), with
+    /// default [`SpawnOptions`].
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Closed`] if the nursery has finished.
+    ///
+    /// # Panics
+    ///
+    /// If the nursery is not running on a tokio runtime (it always is when its
+    /// body or one of its tasks calls this).
+    #[doc(alias = "start_soon")]
+    pub fn spawn<F>(&self, fut: F) -> Result<(), NurseryError>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutput,
+    {
+        self.spawn_with(SpawnOptions::default(), fut)
+    }
+
+    /// Spawns `fut` as a task of this nursery with `options`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::{nursery, NurseryError, SpawnOptions};
+    ///
+    /// let err = nursery(|n| async move {
+    ///     n.spawn_with(SpawnOptions::new().name("fetcher"), async { Err::<(), _>("404") })?;
+    ///     Ok::<_, NurseryError>(())
+    /// })
+    /// .await
+    /// .unwrap_err();
+    /// assert_eq!(err.failures()[0].task(), "fetcher");
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Closed`] if the nursery has finished.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_with<F>(&self, options: SpawnOptions, fut: F) -> Result<(), NurseryError>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutput,
+    {
+        self.spawn_task(options, fut, None).map(drop).ok_or(NurseryError::Closed)
+    }
+
+    /// Spawns the task `f(status)` and waits until it calls
+    /// [`status.started(value)`](TaskStatus::started); returns that value.
+    ///
+    /// Before it has started, a failure of the task is returned here instead
+    /// of failing the nursery, and cancelling the caller cancels the task.
+    /// Afterwards it is an ordinary task of this nursery.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use trellis::{nursery, NurseryError};
+    ///
+    /// nursery(|n| async move {
+    ///     let port = n
+    ///         .start(|status| async move {
+    ///             status.started(8080u16); // e.g. once a listener is bound
+    ///         })
+    ///         .await?;
+    ///     assert_eq!(port, 8080);
+    ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Failed`] if the task failed before starting,
+    /// [`StartError::NotStarted`] if it returned without starting,
+    /// [`StartError::Cancelled`] if it was cancelled first,
+    /// [`StartError::Closed`] if the nursery has finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before the task started cancels the task.
+    pub async fn start<T, F, Fut>(&self, f: F) -> Result<T, StartError>
+    where
+        T: Send + 'static,
+        F: FnOnce(TaskStatus<T>) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskOutput,
+    {
+        self.start_with(SpawnOptions::default(), f).await
+    }
+
+    /// [`start`](Self::start) with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_with<T, F, Fut>(&self, options: SpawnOptions, f: F) -> Result<T, StartError>
+    where
+        T: Send + 'static,
+        F: FnOnce(TaskStatus<T>) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskOutput,
+    {
+        let (status, hook, started) = TaskStatus::new();
+        let task = self
+            .spawn_task(options, f(status), Some(Box::new(hook)))
+            .ok_or(StartError::Closed)?;
+        /// Cancels a task that has not started when its starter goes away.
+        struct CancelUnstarted(Option<Arc<Node>>);
+        impl Drop for CancelUnstarted {
+            fn drop(&mut self) {
+                if let Some(task) = self.0.take() {
+                    task.cancel(Cause::Explicit);
+                }
+            }
+        }
+        let mut guard = CancelUnstarted(Some(task));
+        let result = started.await;
+        guard.0 = None;
+        // The task's driver always answers before dropping its hook.
+        result.unwrap_or(Err(StartError::Closed))
+    }
+
+    /// Spawns a task; returns its node, or `None` if the nursery is closed.
+    fn spawn_task<F>(
+        &self,
+        options: SpawnOptions,
+        fut: F,
+        start: Option<Box<dyn PendingStart>>,
+    ) -> Option<Arc<Node>>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutput,
+    {
+        {
+            let mut state = self.shared.lock();
+            if state.closed {
+                return None;
+            }
+            if options.awaited {
+                state.awaited += 1;
+            } else {
+                state.background += 1;
+            }
+        }
+        let name = options.name.unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
+        let node = Node::new_child(Some(&self.node), Kind::Task, false);
+        let span = tracing::debug_span!("task", name = %name, nursery = %self.shared.name);
+        let driver = TaskDriver {
+            body: Some(CURRENT.scope(Arc::clone(&node), fut.instrument(span))),
+            node: Arc::clone(&node),
+            shared: Arc::clone(&self.shared),
+            meta: TaskMeta {
+                name,
+                bubble: options.bubble,
+                master: options.master,
+                awaited: options.awaited,
+            },
+            start,
+            done: false,
+        };
+        match self.shared.runtime.get() {
+            Some(runtime) => drop(runtime.spawn(driver)),
+            None => drop(tokio::spawn(driver)),
+        }
+        Some(node)
+    }
+
+    /// Cancels every task in this nursery (or in this fork only) and, if the
+    /// body is still running, the body.
+    ///
+    /// The nursery then returns its body's value if the body had finished,
+    /// or [`NurseryError::Cancelled`].
+    pub fn cancel(&self) {
+        self.node.cancel(Cause::Explicit);
+    }
+
+    /// Whether this nursery (or fork) has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.node.is_cancelled()
+    }
+
+    /// Asks every task in this nursery (or fork) to stop gracefully — each
+    /// [`wait_shutdown`](crate::wait_shutdown) inside completes — and cancels
+    /// whatever is still running after `grace`.
+    pub fn shutdown(&self, grace: Duration) {
+        self.node.request_shutdown();
+        let at = Instant::now().checked_add(grace).unwrap_or_else(Instant::now);
+        self.node.set_grace_deadline(at);
+        self.ensure_fork_timer();
+    }
+
+    /// The nursery's (or fork's) own deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline()
+    }
+
+    /// Moves the deadline of this nursery (or fork), or removes it. When it
+    /// passes, everything inside is cancelled; a nursery reports
+    /// [`NurseryError::TimedOut`].
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.node.set_deadline(deadline);
+        self.ensure_fork_timer();
+    }
+
+    /// Opens a fork: a group of tasks inside this nursery with its own
+    /// cancellation (traio's `fork`).
+    ///
+    /// Tasks spawned through the fork are tasks of this nursery — it waits
+    /// for them, and their failures fail it — but [`cancel`](Self::cancel),
+    /// [`shutdown`](Self::shutdown) and deadlines on the fork reach only
+    /// them. Cancelling the nursery cancels its forks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::{nursery, NurseryError};
+    ///
+    /// let finished = nursery(|n| async move {
+    ///     let group = n.fork()?;
+    ///     group.spawn(std::future::pending::<()>())?;
+    ///     group.cancel(); // stops the group only
+    ///     Ok::<_, NurseryError>("the body carries on")
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(finished, "the body carries on");
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Closed`] if the nursery has finished.
+    pub fn fork(&self) -> Result<Nursery, NurseryError> {
+        if self.shared.lock().closed {
+            return Err(NurseryError::Closed);
+        }
+        let node = Node::new_child(Some(&self.node), Kind::Group(Arc::downgrade(&self.shared)), false);
+        Ok(Nursery { shared: Arc::clone(&self.shared), node })
+    }
+
+    /// The nursery's name (see [`NurseryOptions::name`]).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Forks have no driver of their own to run their deadline timer: the
+    /// first time one needs it, a background task of the nursery runs it.
+    fn ensure_fork_timer(&self) {
+        if Arc::ptr_eq(&self.node, &self.shared.node) {
+            return; // the nursery future runs the timer
+        }
+        let node = Arc::clone(&self.node);
+        if !node.claim_timer() {
+            return;
+        }
+        let mut timer = Box::pin(DeadlineTimer::new());
+        let run = std::future::poll_fn(move |cx| {
+            node.register_waker(cx.waker());
+            timer.as_mut().poll_fire(&node, cx);
+            if node.is_cancelled() { Poll::Ready(()) } else { Poll::Pending }
+        });
+        let options = SpawnOptions::new().name("fork deadline").awaited(false);
+        // A closed nursery has no tasks left to cancel.
+        let _ = self.spawn_with(options, run);
+    }
+}
+
+/// The type name of `T` without the `::{{closure}}` suffixes of async blocks.
+fn short_type_name<T>() -> &'static str {
+    let mut name = std::any::type_name::<T>();
+    while let Some(shorter) = name.strip_suffix("::{{closure}}") {
+        name = shorter;
+    }
+    name
+}
+
+pin_project! {
+    /// Runs one task: polls its future under its node, catches its panics,
+    /// and reports how it ended to the nursery.
+    struct TaskDriver<F: Future> {
+        #[pin]
+        body: Option<TaskLocalFuture<Arc<Node>, Instrumented<F>>>,
+        node: Arc<Node>,
+        shared: Arc<Shared>,
+        meta: TaskMeta,
+        start: Option<Box<dyn PendingStart>>,
+        done: bool,
+    }
+
+    impl<F: Future> PinnedDrop for TaskDriver<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if !*this.done {
+                // Dropped unfinished (runtime shutdown): drop the body first,
+                // so the nursery never sees a task end before its body.
+                this.body.set(None);
+                this.node.detach();
+                this.shared.task_done(this.meta, Outcome::Cancelled, this.start.take());
+            }
+        }
+    }
+}
+
+impl<F> Future for TaskDriver<F>
+where
+    F: Future,
+    F::Output: TaskOutput,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        this.node.register_waker(cx.waker());
+        let outcome = match poll_body_catching(this.node, this.body, cx) {
+            BodyPoll::Pending | BodyPoll::Parked => return Poll::Pending,
+            BodyPoll::Dropped => Outcome::Cancelled,
+            BodyPoll::Ready(Ok(out)) => match out.into_result() {
+                Ok(_) => Outcome::Ok,
+                Err(error) => Outcome::Failed(TaskFailure::from_error(this.meta.name.clone(), error)),
+            },
+            BodyPoll::Ready(Err(panic)) => {
+                Outcome::Failed(TaskFailure::from_panic(this.meta.name.clone(), panic))
+            }
+        };
+        *this.done = true;
+        this.node.detach();
+        this.shared.task_done(this.meta, outcome, this.start.take());
+        Poll::Ready(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Running,
+    Finished,
+}
+
+pin_project! {
+    /// The future returned by [`nursery`] and [`nursery_with`].
+    #[must_use = "a nursery does nothing unless awaited"]
+    pub struct NurseryFuture<Fut>
+    where
+        Fut: Future,
+        Fut::Output: TaskOutput,
+    {
+        #[pin]
+        body: Option<TaskLocalFuture<Arc<Node>, Fut>>,
+        #[pin]
+        timer: DeadlineTimer,
+        shared: Arc<Shared>,
+        value: Option<<Fut::Output as TaskOutput>::Value>,
+        phase: Phase,
+    }
+
+    impl<Fut> PinnedDrop for NurseryFuture<Fut>
+    where
+        Fut: Future,
+        Fut::Output: TaskOutput,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.shared.lock().closed = true;
+            if *this.phase == Phase::Running {
+                // Dropped from outside while running: cancel every task.
+                this.shared.node.cancel(Cause::Explicit);
+                this.shared.node.release_hold();
+                this.shared.node.detach();
+            }
+        }
+    }
+}
+
+impl<Fut> fmt::Debug for NurseryFuture<Fut>
+where
+    Fut: Future,
+    Fut::Output: TaskOutput,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NurseryFuture")
+            .field("name", &self.shared.name)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Fut> Future for NurseryFuture<Fut>
+where
+    Fut: Future,
+    Fut::Output: TaskOutput,
+{
+    type Output = Result<<Fut::Output as TaskOutput>::Value, NurseryError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let shared = Arc::clone(this.shared);
+        let node = &shared.node;
+        match *this.phase {
+            Phase::Finished => return Poll::Pending, // parked, or polled after completion
+            Phase::Idle => {
+                *this.phase = Phase::Running;
+                if let Ok(runtime) = Handle::try_current() {
+                    let _ = shared.runtime.set(runtime);
+                }
+                if let Some(parent) = current() {
+                    node.attach(&parent);
+                }
+                node.acquire_hold();
+            }
+            Phase::Running => {}
+        }
+        node.register_waker(cx.waker());
+        this.timer.as_mut().poll_fire(node, cx);
+
+        if this.body.is_some() {
+            let body_done = match poll_body_catching(node, this.body.as_mut(), cx) {
+                BodyPoll::Pending | BodyPoll::Parked => false,
+                BodyPoll::Dropped => true,
+                BodyPoll::Ready(Ok(out)) => {
+                    match out.into_result() {
+                        Ok(value) => *this.value = Some(value),
+                        Err(error) => shared.body_failed(TaskFailure::from_error(shared.name.clone(), error)),
+                    }
+                    true
+                }
+                BodyPoll::Ready(Err(panic)) => {
+                    shared.body_failed(TaskFailure::from_panic(shared.name.clone(), panic));
+                    true
+                }
+            };
+            if body_done {
+                shared.lock().body_done = true;
+            }
+        }
+
+        let mut state = shared.lock();
+        if !state.body_done || state.awaited > 0 {
+            store_waker(&mut state.waker, cx.waker());
+            return Poll::Pending;
+        }
+        if state.background > 0 {
+            store_waker(&mut state.waker, cx.waker());
+            drop(state);
+            if !node.is_cancelled() {
+                node.cancel(Cause::Done);
+            }
+            return Poll::Pending;
+        }
+        state.closed = true;
+        let failures = std::mem::take(&mut state.failures);
+        drop(state);
+
+        *this.phase = Phase::Finished;
+        node.release_hold();
+        node.detach();
+        if !failures.is_empty() {
+            return Poll::Ready(Err(NurseryError::Failed { failures }));
+        }
+        match node.own_cause() {
+            Some(Cause::Deadline) => Poll::Ready(Err(NurseryError::TimedOut {
+                deadline: node.deadline().unwrap_or_else(Instant::now),
+            })),
+            // Cancelled from outside: never return; the scope that was
+            // cancelled drops us (see the cancel module).
+            None if node.is_cancelled() => Poll::Pending,
+            _ => Poll::Ready(this.value.take().ok_or(NurseryError::Cancelled)),
+        }
+    }
+}
+
+impl Shared {
+    fn body_failed(&self, failure: TaskFailure) {
+        self.lock().failures.push(failure);
+        self.node.cancel(Cause::Failure);
+    }
+}
+
+fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(old) if old.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}

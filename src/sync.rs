@@ -1,0 +1,1 @@
+//! Synchronisation primitives (stub; being written).
