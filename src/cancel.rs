@@ -318,14 +318,21 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if !*this.entered {
+        let first_poll = !*this.entered;
+        if first_poll {
             *this.entered = true;
             this.scope.enter();
         }
         let node = &this.scope.node;
         node.register_waker(cx.waker());
         this.timer.as_mut().poll_fire(node, cx);
-        let outcome = poll_body(node, this.body.as_mut(), cx, |body, cx| body.poll(cx));
+        let outcome = if first_poll {
+            // As tokio's `timeout`, and Trio's "cancelled at the next
+            // checkpoint": a body that completes without yielding completes.
+            poll_body_first(node, this.body.as_mut(), cx)
+        } else {
+            poll_body(node, this.body.as_mut(), cx, |body, cx| body.poll(cx))
+        };
         match outcome {
             BodyPoll::Pending | BodyPoll::Parked => Poll::Pending,
             BodyPoll::Ready(out) => {
@@ -385,6 +392,23 @@ pub(crate) fn poll_body<B, T>(
             BodyPoll::Dropped
         }
     }
+}
+
+/// Polls a body for the first time, whatever the node's state, then applies
+/// the verdict as [`poll_body`] does after a poll.
+fn poll_body_first<B: Future>(
+    node: &Node,
+    mut body: Pin<&mut Option<B>>,
+    cx: &mut Context<'_>,
+) -> BodyPoll<B::Output> {
+    let Some(inner) = body.as_mut().as_pin_mut() else {
+        return BodyPoll::Dropped;
+    };
+    if let Poll::Ready(out) = inner.poll(cx) {
+        body.set(None);
+        return BodyPoll::Ready(out);
+    }
+    poll_body(node, body, cx, |_, _| Poll::Pending)
 }
 
 /// Like [`poll_body`], but a panic while polling or dropping the body becomes
@@ -454,7 +478,7 @@ impl DeadlineTimer {
                 None => this.sleep.set(None),
             }
         }
-        if node.is_cancelled() {
+        if node.is_cancelled_by_itself() {
             return;
         }
         if let Some(sleep) = this.sleep.as_pin_mut() {

@@ -211,6 +211,11 @@ impl Node {
         self.flags.load(Ordering::Acquire) & CANCELLED != 0
     }
 
+    /// Whether this node cancelled itself (as opposed to inheriting it).
+    pub(crate) fn is_cancelled_by_itself(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & OWN != 0
+    }
+
     pub(crate) fn is_shutdown_requested(&self) -> bool {
         self.flags.load(Ordering::Acquire) & SHUTDOWN != 0
     }
@@ -241,7 +246,7 @@ impl Node {
             Self::snapshot(&state)
         };
         self.waker.wake();
-        for child in children {
+        for child in children.iter().filter(|child| !child.shield) {
             child.cancel_inherited();
         }
         true
