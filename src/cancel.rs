@@ -145,15 +145,19 @@ impl CancelScope {
     /// use std::time::Duration;
     /// use trellis::{CancelScope, move_on_after};
     ///
+    /// let start = tokio::time::Instant::now();
     /// let out = move_on_after(Duration::from_secs(1), async {
     ///     // Cleanup that must finish even though the outer deadline passes:
-    ///     CancelScope::shielded()
+    ///     let flushed = CancelScope::shielded()
     ///         .run(tokio::time::sleep(Duration::from_secs(5)))
     ///         .await;
-    ///     "after the shield" // never reached: the outer scope drops us here
+    ///     assert_eq!(flushed, Some(()));
+    ///     tokio::time::sleep(Duration::from_secs(1)).await; // cancelled here
+    ///     unreachable!();
     /// })
     /// .await;
     /// assert_eq!(out, None);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(5));
     /// # }
     /// ```
     pub fn shielded() -> Self {

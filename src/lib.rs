@@ -1,4 +1,69 @@
-//! Trellis: structured concurrency and supervision trees for async Rust.
+//! Trellis: structured concurrency and supervision trees for async Rust, on tokio.
+//!
+//! `tokio::spawn` is a `go` statement: the task escapes its caller, its
+//! errors wait in a handle nobody may read, and timeouts and cancellation do
+//! not compose. Trellis brings two proven ideas to tokio instead:
+//!
+//! - **Trio's structured concurrency**: every task lives in a [`nursery`]
+//!   that outlives it; a failure cancels its siblings and is reported, never
+//!   lost; [cancel scopes](CancelScope) nest and deadlines compose.
+//! - **Erlang/OTP's fault tolerance** (in later layers): named mailboxes,
+//!   generic servers and supervisors that restart what crashes.
+//!
+//! # Layers
+//!
+//! Modules build on each other from the bottom up; a layer uses only the ones
+//! below it.
+//!
+//! 1. **Structured concurrency**, flat at the crate root: [`run`],
+//!    [`nursery`], [`CancelScope`] and [`move_on_after`] & co., [`channel`],
+//!    and [`sync`] (events, limiters, conditions).
+//! 2. **I/O**: [`net`] serves TCP with one task per connection, inside a
+//!    nursery.
+//! 3. **Testing**: [`testing`], helpers for deterministic tests.
+//!
+//! # Reference → Trellis
+//!
+//! | Trio | Trellis |
+//! |---|---|
+//! | `trio.run(main)` | [`run(main)`](run), or any `#[tokio::main]` |
+//! | `async with open_nursery() as n` | [`nursery(\|n\| async move { … })`](nursery) |
+//! | `n.start_soon(f)` / `await n.start(f)` + `task_status.started(v)` | [`Nursery::spawn`] / [`Nursery::start`] + [`TaskStatus::started`] |
+//! | traio `spawn(bubble=, master=, awaited=)`, `fork()`, `Scope(timeout=)` | [`SpawnOptions`], [`Nursery::fork`], [`NurseryOptions`] |
+//! | `MultiError` | [`NurseryError::Failed`] with every [`TaskFailure`] |
+//! | `move_on_after`, `move_on_at`, `fail_after`, `fail_at` | [`move_on_after`], [`move_on_at`], [`fail_after`], [`fail_at`] |
+//! | `CancelScope` (`cancel`, `deadline`, `shield`, `cancelled_caught`) | [`CancelScope`] |
+//! | `trio.sleep(0)` / `checkpoint()` | [`checkpoint`] |
+//! | `current_effective_deadline()` | [`current_deadline`] |
+//! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
+//! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
+//! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use trellis::{move_on_after, nursery, NurseryError};
+//!
+//! let fastest = trellis::run(async {
+//!     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+//!     nursery(|n| async move {
+//!         for (name, delay) in [("slow", 50), ("fast", 10)] {
+//!             let tx = tx.clone();
+//!             n.spawn(async move {
+//!                 tokio::time::sleep(Duration::from_millis(delay)).await;
+//!                 let _ = tx.send(name).await;
+//!             })?;
+//!         }
+//!         // Take the first answer, then stop the others.
+//!         let first = move_on_after(Duration::from_secs(5), rx.recv()).await.flatten();
+//!         n.cancel();
+//!         Ok::<_, NurseryError>(first)
+//!     })
+//!     .await
+//! });
+//! assert_eq!(fastest.unwrap(), Some("fast"));
+//! ```
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
@@ -11,11 +76,12 @@ pub mod net;
 pub mod testing;
 
 pub use cancel::{
-    CancelScope, Scoped, TooSlow, WaitShutdown, checkpoint, current_deadline, fail_after, fail_at, move_on_after,
-    move_on_at, wait_shutdown,
+    CancelScope, Scoped, TooSlow, WaitShutdown, checkpoint, current_deadline, fail_after, fail_at,
+    move_on_after, move_on_at, wait_shutdown,
 };
+pub use channel::{Receiver, Sender, channel};
 pub use nursery::{
-    nursery, nursery_with, Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError,
-    TaskFailure, TaskOutput, TaskStatus,
+    Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError, TaskFailure,
+    TaskOutput, TaskStatus, nursery, nursery_with,
 };
-pub use runtime::{run, RunOptions};
+pub use runtime::{RunOptions, run};

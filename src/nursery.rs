@@ -518,7 +518,7 @@ impl Nursery {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use trellis::{nursery, NurseryError};
+    /// use trellis::nursery;
     ///
     /// nursery(|n| async move {
     ///     let port = n
