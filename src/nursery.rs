@@ -349,7 +349,7 @@ impl Shared {
             },
             (Some(hook), outcome) => {
                 let cancelled = matches!(outcome, Outcome::Cancelled);
-                let _ = hook.fail(not_started(&meta.name, cancelled));
+                let _ = hook.fail(not_started(meta.name.clone(), cancelled));
                 outcome
             }
             (None, outcome) => outcome,

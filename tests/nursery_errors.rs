@@ -79,7 +79,10 @@ async fn failure_cancels_siblings_and_body_at_their_next_await() {
     .await
     .unwrap_err();
     assert_eq!(alive.count(), 0);
-    assert!(!body_reached_end.load(Ordering::SeqCst), "the body ran past a cancelled await");
+    assert!(
+        !body_reached_end.load(Ordering::SeqCst),
+        "the body ran past a cancelled await"
+    );
     let failures = err.failures();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].task(), "failing");
@@ -128,7 +131,10 @@ async fn panics_become_failures_with_their_message() {
     assert_eq!(failure.task(), "crasher");
     let message = failure.panic_message().unwrap();
     assert!(message.contains("index out of bounds"), "{message}");
-    assert!(err.to_string().starts_with("task `crasher` panicked: index out of bounds"));
+    assert!(
+        err.to_string()
+            .starts_with("task `crasher` panicked: index out of bounds")
+    );
 }
 
 #[tokio::test]
@@ -183,7 +189,10 @@ async fn start_returns_the_started_value() {
 #[tokio::test]
 async fn start_errors_when_the_task_never_calls_started() {
     nursery(|n| async move {
-        let err = n.start(|_status: trellis::TaskStatus<u8>| async {}).await.unwrap_err();
+        let err = n
+            .start(|_status: trellis::TaskStatus<u8>| async {})
+            .await
+            .unwrap_err();
         assert!(matches!(err, StartError::NotStarted { .. }), "{err:?}");
         Ok::<_, NurseryError>(())
     })
@@ -195,9 +204,10 @@ async fn start_errors_when_the_task_never_calls_started() {
 async fn a_failure_before_started_goes_to_the_starter_not_the_nursery() {
     let outcome = nursery(|n| async move {
         let err = n
-            .start_with(SpawnOptions::new().name("binder"), |_status: trellis::TaskStatus<u8>| async {
-                Err::<(), _>("address in use")
-            })
+            .start_with(
+                SpawnOptions::new().name("binder"),
+                |_status: trellis::TaskStatus<u8>| async { Err::<(), _>("address in use") },
+            )
             .await
             .unwrap_err();
         match err {
@@ -240,7 +250,11 @@ async fn dropping_a_start_before_started_cancels_the_task() {
             tokio::time::sleep(Duration::from_secs(10)).await;
             status.started(());
         });
-        assert!(trellis::move_on_after(Duration::from_secs(1), starting).await.is_none());
+        assert!(
+            trellis::move_on_after(Duration::from_secs(1), starting)
+                .await
+                .is_none()
+        );
         Ok::<_, NurseryError>(())
     })
     .await
@@ -259,6 +273,9 @@ async fn spawning_into_a_finished_nursery_is_an_error() {
     let escaped = rx.await.unwrap();
     assert!(matches!(escaped.spawn(async {}), Err(NurseryError::Closed)));
     assert!(matches!(escaped.fork(), Err(NurseryError::Closed)));
-    let err = escaped.start(|s| async move { s.started(()) }).await.unwrap_err();
+    let err = escaped
+        .start(|s| async move { s.started(()) })
+        .await
+        .unwrap_err();
     assert!(matches!(err, StartError::Closed));
 }

@@ -37,7 +37,9 @@ async fn a_task_that_does_not_bubble_only_logs_its_failure() {
     let log = Log::default();
     let l = log.clone();
     let out = nursery(|n| async move {
-        n.spawn_with(SpawnOptions::new().bubble(false), async { Err::<(), _>("ignored") })?;
+        n.spawn_with(SpawnOptions::new().bubble(false), async {
+            Err::<(), _>("ignored")
+        })?;
         let l2 = l.clone();
         n.spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -118,7 +120,9 @@ async fn a_nursery_timeout_cancels_everything_and_reports_it() {
     })
     .await;
     match out {
-        Err(NurseryError::TimedOut { deadline }) => assert_eq!(deadline, start + Duration::from_secs(5)),
+        Err(NurseryError::TimedOut { deadline }) => {
+            assert_eq!(deadline, start + Duration::from_secs(5))
+        }
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(start.elapsed(), Duration::from_secs(5));
@@ -332,7 +336,10 @@ async fn shutdown_gives_tasks_their_grace_period_then_cancels() {
     })
     .await
     .unwrap();
-    assert_eq!(log.entries(), ["polite task said goodbye", "dropped stubborn task"]);
+    assert_eq!(
+        log.entries(),
+        ["polite task said goodbye", "dropped stubborn task"]
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(3));
 }
 

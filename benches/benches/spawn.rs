@@ -19,7 +19,9 @@ fn spawn_join(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let mut set = JoinSet::new();
             for i in 0..TASKS {
-                set.spawn(async move { std::hint::black_box(i); });
+                set.spawn(async move {
+                    std::hint::black_box(i);
+                });
             }
             while let Some(res) = set.join_next().await {
                 res.expect("task panicked");
@@ -31,7 +33,9 @@ fn spawn_join(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             nursery(|n| async move {
                 for i in 0..TASKS {
-                    n.spawn(async move { std::hint::black_box(i); })?;
+                    n.spawn(async move {
+                        std::hint::black_box(i);
+                    })?;
                 }
                 Ok::<_, NurseryError>(())
             })

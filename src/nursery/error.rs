@@ -24,11 +24,17 @@ enum FailureKind {
 
 impl TaskFailure {
     pub(crate) fn from_error(task: Cow<'static, str>, error: BoxError) -> Self {
-        TaskFailure { task, kind: FailureKind::Error(error) }
+        TaskFailure {
+            task,
+            kind: FailureKind::Error(error),
+        }
     }
 
     pub(crate) fn from_panic(task: Cow<'static, str>, message: String) -> Self {
-        TaskFailure { task, kind: FailureKind::Panic(message) }
+        TaskFailure {
+            task,
+            kind: FailureKind::Panic(message),
+        }
     }
 
     /// The name of the task that failed (see [`SpawnOptions::name`](crate::SpawnOptions::name)).

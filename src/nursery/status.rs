@@ -22,7 +22,9 @@ pub struct TaskStatus<T> {
 
 impl<T> fmt::Debug for TaskStatus<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskStatus").field("started", &self.is_started()).finish()
+        f.debug_struct("TaskStatus")
+            .field("started", &self.is_started())
+            .finish()
     }
 }
 
@@ -30,7 +32,13 @@ impl<T> TaskStatus<T> {
     pub(crate) fn new() -> (Self, StartHook<T>, oneshot::Receiver<Result<T, StartError>>) {
         let (tx, rx) = oneshot::channel();
         let slot = Arc::new(Mutex::new(Some(tx)));
-        (TaskStatus { slot: Arc::clone(&slot) }, StartHook { slot }, rx)
+        (
+            TaskStatus {
+                slot: Arc::clone(&slot),
+            },
+            StartHook { slot },
+            rx,
+        )
     }
 
     /// Reports that the task has started, handing `value` to the starter.
@@ -46,7 +54,10 @@ impl<T> TaskStatus<T> {
 
     /// Whether [`started`](Self::started) has been called.
     pub fn is_started(&self) -> bool {
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
     }
 }
 
@@ -81,7 +92,10 @@ impl<T: Send> PendingStart for StartHook<T> {
 }
 
 /// The start error for a task that ended, without failing, before it started.
-pub(crate) fn not_started(task: &Cow<'static, str>, cancelled: bool) -> StartError {
-    let task = task.clone();
-    if cancelled { StartError::Cancelled { task } } else { StartError::NotStarted { task } }
+pub(crate) fn not_started(task: Cow<'static, str>, cancelled: bool) -> StartError {
+    if cancelled {
+        StartError::Cancelled { task }
+    } else {
+        StartError::NotStarted { task }
+    }
 }
