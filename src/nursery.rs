@@ -58,6 +58,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -300,7 +301,12 @@ where
         node: Node::new(Kind::Group(weak.clone()), false),
         name,
         runtime: OnceLock::new(),
-        state: Mutex::new(State::default()),
+        awaited: AtomicUsize::new(0),
+        background: AtomicUsize::new(0),
+        body_done: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        failures: Mutex::new(Vec::new()),
+        waker: Mutex::new(None),
     });
     if options.deadline.is_some() {
         shared.node.set_deadline(options.deadline);
@@ -317,27 +323,61 @@ where
 }
 
 /// The nursery state every handle and task shares.
+///
+/// Spawning and finishing a task touch only atomics (and, for the task's
+/// node, its parent's lock); the mutexes are taken on failures and when the
+/// nursery is about to finish. Closing is a handshake on sequentially
+/// consistent atomics: a spawner increments its counter, *then* reads
+/// `closed`; the nursery sets `closed`, *then* reads the counters. At least
+/// one of the two sees the other: either the spawner backs out (and wakes the
+/// nursery), or the nursery sees the new task and waits for it.
 pub(crate) struct Shared {
     /// The nursery's own node (forks have nodes below it).
     node: Arc<Node>,
     name: Cow<'static, str>,
     runtime: OnceLock<Handle>,
-    state: Mutex<State>,
+    /// Live awaited tasks.
+    awaited: AtomicUsize,
+    /// Live background tasks (`awaited(false)`).
+    background: AtomicUsize,
+    body_done: AtomicBool,
+    closed: AtomicBool,
+    failures: Mutex<Vec<TaskFailure>>,
+    /// The nursery future's waker, once its body is done.
+    waker: Mutex<Option<Waker>>,
 }
 
-#[derive(Default)]
-struct State {
-    awaited: usize,
-    background: usize,
-    failures: Vec<TaskFailure>,
-    body_done: bool,
-    closed: bool,
-    waker: Option<Waker>,
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; recover anyway.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn counter(&self, awaited: bool) -> &AtomicUsize {
+        if awaited { &self.awaited } else { &self.background }
+    }
+
+    /// Counts a new task in; `false` if the nursery is closed.
+    fn enter_task(&self, awaited: bool) -> bool {
+        let counter = self.counter(awaited);
+        counter.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            counter.fetch_sub(1, Ordering::SeqCst);
+            self.wake_nursery();
+            return false;
+        }
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn wake_nursery(&self) {
+        let waker = lock(&self.waker).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Records the end of a task and reacts to it.
@@ -355,16 +395,10 @@ impl Shared {
             (None, outcome) => outcome,
         };
         let mut cause = None;
-        let mut state = self.lock();
-        if meta.awaited {
-            state.awaited -= 1;
-        } else {
-            state.background -= 1;
-        }
         if let Outcome::Failed(failure) = outcome {
             if meta.bubble {
                 tracing::debug!(nursery = %self.name, %failure, "task failed");
-                state.failures.push(failure);
+                lock(&self.failures).push(failure);
                 cause = Some(Cause::Failure);
             } else {
                 tracing::error!(nursery = %self.name, %failure, "task failed (not bubbling)");
@@ -373,14 +407,14 @@ impl Shared {
         if meta.master && cause.is_none() {
             cause = Some(Cause::Master);
         }
-        let finished = state.body_done && state.awaited == 0;
-        let waker = if finished || cause.is_some() { state.waker.take() } else { None };
-        drop(state);
+        let left = self.counter(meta.awaited).fetch_sub(1, Ordering::SeqCst) - 1;
+        let last = left == 0 && (meta.awaited || self.awaited.load(Ordering::SeqCst) == 0);
+        let finished = last && self.body_done.load(Ordering::SeqCst);
         if let Some(cause) = cause {
             self.node.cancel(cause);
         }
-        if let Some(waker) = waker {
-            waker.wake();
+        if finished || cause.is_some() {
+            self.wake_nursery();
         }
     }
 }
@@ -596,16 +630,8 @@ impl Nursery {
         F: Future + Send + 'static,
         F::Output: TaskOutput,
     {
-        {
-            let mut state = self.shared.lock();
-            if state.closed {
-                return None;
-            }
-            if options.awaited {
-                state.awaited += 1;
-            } else {
-                state.background += 1;
-            }
+        if !self.shared.enter_task(options.awaited) {
+            return None;
         }
         let name = options.name.unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
         let node = Node::new_child(Some(&self.node), Kind::Task, false);
@@ -698,7 +724,7 @@ impl Nursery {
     ///
     /// [`NurseryError::Closed`] if the nursery has finished.
     pub fn fork(&self) -> Result<Nursery, NurseryError> {
-        if self.shared.lock().closed {
+        if self.shared.is_closed() {
             return Err(NurseryError::Closed);
         }
         let node = Node::new_child(Some(&self.node), Kind::Group(Arc::downgrade(&self.shared)), false);
@@ -827,7 +853,7 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.shared.lock().closed = true;
+            this.shared.closed.store(true, Ordering::SeqCst);
             if *this.phase == Phase::Running {
                 // Dropped from outside while running: cancel every task.
                 this.shared.node.cancel(Cause::Explicit);
@@ -896,26 +922,29 @@ where
                 }
             };
             if body_done {
-                shared.lock().body_done = true;
+                shared.body_done.store(true, Ordering::SeqCst);
             }
         }
+        if this.body.is_some() {
+            return Poll::Pending; // task endings matter once the body is done
+        }
 
-        let mut state = shared.lock();
-        if !state.body_done || state.awaited > 0 {
-            store_waker(&mut state.waker, cx.waker());
+        // Store the waker before reading the counters (see `Shared`).
+        store_waker(&mut lock(&shared.waker), cx.waker());
+        if shared.awaited.load(Ordering::SeqCst) > 0 {
             return Poll::Pending;
         }
-        if state.background > 0 {
-            store_waker(&mut state.waker, cx.waker());
-            drop(state);
+        if shared.background.load(Ordering::SeqCst) > 0 {
             if !node.is_cancelled() {
                 node.cancel(Cause::Done);
             }
             return Poll::Pending;
         }
-        state.closed = true;
-        let failures = std::mem::take(&mut state.failures);
-        drop(state);
+        shared.closed.store(true, Ordering::SeqCst);
+        if shared.awaited.load(Ordering::SeqCst) > 0 || shared.background.load(Ordering::SeqCst) > 0 {
+            return Poll::Pending; // a spawn raced with closing; its task will wake us
+        }
+        let failures = std::mem::take(&mut *lock(&shared.failures));
 
         *this.phase = Phase::Finished;
         node.release_hold();
@@ -937,7 +966,7 @@ where
 
 impl Shared {
     fn body_failed(&self, failure: TaskFailure) {
-        self.lock().failures.push(failure);
+        lock(&self.failures).push(failure);
         self.node.cancel(Cause::Failure);
     }
 }
