@@ -165,7 +165,10 @@ impl CancelScope {
     }
 
     fn with_node(node: Arc<Node>) -> Self {
-        CancelScope { node, shared: Arc::default() }
+        CancelScope {
+            node,
+            shared: Arc::default(),
+        }
     }
 
     /// Sets the deadline (builder form of [`set_deadline`](Self::set_deadline)).
@@ -242,7 +245,9 @@ impl CancelScope {
     /// Whether this scope's run ended because the scope was cancelled (Trio's
     /// `cancelled_caught`): `run` returned `None`.
     pub fn cancelled_caught(&self) -> bool {
-        self.shared.caught.load(std::sync::atomic::Ordering::Acquire)
+        self.shared
+            .caught
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs `fut` inside this scope. Returns `Some(output)` if it finished, or
@@ -293,13 +298,18 @@ pin_project! {
 
 impl<F> fmt::Debug for Scoped<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scoped").field("scope", &self.scope).finish_non_exhaustive()
+        f.debug_struct("Scoped")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 
 impl CancelScope {
     fn enter(&self) {
-        let first = !self.shared.entered.swap(true, std::sync::atomic::Ordering::AcqRel);
+        let first = !self
+            .shared
+            .entered
+            .swap(true, std::sync::atomic::Ordering::AcqRel);
         assert!(first, "a CancelScope can be run only once");
         if let Some(parent) = current() {
             self.node.attach(&parent);
@@ -347,7 +357,10 @@ impl<F: Future> Future for Scoped<F> {
             BodyPoll::Dropped => {
                 *this.entered = false;
                 this.scope.leave();
-                this.scope.shared.caught.store(true, std::sync::atomic::Ordering::Release);
+                this.scope
+                    .shared
+                    .caught
+                    .store(true, std::sync::atomic::Ordering::Release);
                 Poll::Ready(None)
             }
         }
@@ -462,7 +475,11 @@ pin_project! {
 
 impl DeadlineTimer {
     pub(crate) fn new() -> Self {
-        DeadlineTimer { sleep: None, cause: Cause::Deadline, generation: None }
+        DeadlineTimer {
+            sleep: None,
+            cause: Cause::Deadline,
+            generation: None,
+        }
     }
 
     /// Cancels `node` if its deadline has passed; otherwise arranges a wake-up.
@@ -685,7 +702,10 @@ pub fn current_deadline() -> Option<Instant> {
 ///
 /// Cancel safe: nothing is consumed; the request stays visible to later waits.
 pub fn wait_shutdown() -> WaitShutdown {
-    WaitShutdown { node: current(), key: None }
+    WaitShutdown {
+        node: current(),
+        key: None,
+    }
 }
 
 /// The future returned by [`wait_shutdown`].

@@ -71,12 +71,12 @@ use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 
 use crate::cancel::{
-    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, current, poll_body_catching,
+    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, Verdict, current, poll_body_catching,
 };
-pub use error::{NurseryError, StartError, TaskFailure};
 use error::BoxError;
-use status::{PendingStart, not_started};
+pub use error::{NurseryError, StartError, TaskFailure};
 pub use status::TaskStatus;
+use status::{PendingStart, not_started};
 
 /// What a task (or a nursery body) may return: `()` or a `Result` whose error
 /// converts into `Box<dyn Error + Send + Sync>` (any `std::error::Error`,
@@ -132,7 +132,12 @@ pub struct SpawnOptions {
 
 impl Default for SpawnOptions {
     fn default() -> Self {
-        SpawnOptions { name: None, bubble: true, master: false, awaited: true }
+        SpawnOptions {
+            name: None,
+            bubble: true,
+            master: false,
+            awaited: true,
+        }
     }
 }
 
@@ -311,7 +316,10 @@ where
     if options.deadline.is_some() {
         shared.node.set_deadline(options.deadline);
     }
-    let handle = Nursery { node: Arc::clone(&shared.node), shared: Arc::clone(&shared) };
+    let handle = Nursery {
+        node: Arc::clone(&shared.node),
+        shared: Arc::clone(&shared),
+    };
     let body = CURRENT.scope(Arc::clone(&shared.node), body(handle));
     NurseryFuture {
         body: Some(body),
@@ -354,7 +362,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn counter(&self, awaited: bool) -> &AtomicUsize {
-        if awaited { &self.awaited } else { &self.background }
+        if awaited {
+            &self.awaited
+        } else {
+            &self.background
+        }
     }
 
     /// Counts a new task in; `false` if the nursery is closed.
@@ -383,10 +395,12 @@ impl Shared {
     /// Records the end of a task and reacts to it.
     fn task_done(&self, meta: &TaskMeta, outcome: Outcome, start: Option<Box<dyn PendingStart>>) {
         let outcome = match (start, outcome) {
-            (Some(hook), Outcome::Failed(failure)) => match hook.fail(StartError::Failed(failure)) {
-                Some(StartError::Failed(failure)) => Outcome::Failed(failure),
-                _ => Outcome::Ok,
-            },
+            (Some(hook), Outcome::Failed(failure)) => {
+                match hook.fail(StartError::Failed(failure)) {
+                    Some(StartError::Failed(failure)) => Outcome::Failed(failure),
+                    _ => Outcome::Ok,
+                }
+            }
             (Some(hook), outcome) => {
                 let cancelled = matches!(outcome, Outcome::Cancelled);
                 let _ = hook.fail(not_started(meta.name.clone(), cancelled));
@@ -537,7 +551,9 @@ impl Nursery {
         F: Future + Send + 'static,
         F::Output: TaskOutput,
     {
-        self.spawn_task(options, fut, None).map(drop).ok_or(NurseryError::Closed)
+        self.spawn_task(options, fut, None)
+            .map(drop)
+            .ok_or(NurseryError::Closed)
     }
 
     /// Spawns the task `f(status)` and waits until it calls
@@ -633,8 +649,10 @@ impl Nursery {
         if !self.shared.enter_task(options.awaited) {
             return None;
         }
-        let name = options.name.unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
-        let node = Node::new_child(Some(&self.node), Kind::Task, false);
+        let name = options
+            .name
+            .unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
+        let node = Node::new_task(&self.node);
         let span = tracing::debug_span!("task", name = %name, nursery = %self.shared.name);
         let driver = TaskDriver {
             body: Some(CURRENT.scope(Arc::clone(&node), fut.instrument(span))),
@@ -647,6 +665,7 @@ impl Nursery {
                 awaited: options.awaited,
             },
             start,
+            registered: false,
             done: false,
         };
         match self.shared.runtime.get() {
@@ -675,7 +694,9 @@ impl Nursery {
     /// whatever is still running after `grace`.
     pub fn shutdown(&self, grace: Duration) {
         self.node.request_shutdown();
-        let at = Instant::now().checked_add(grace).unwrap_or_else(Instant::now);
+        let at = Instant::now()
+            .checked_add(grace)
+            .unwrap_or_else(Instant::now);
         self.node.set_grace_deadline(at);
         self.ensure_fork_timer();
     }
@@ -727,8 +748,15 @@ impl Nursery {
         if self.shared.is_closed() {
             return Err(NurseryError::Closed);
         }
-        let node = Node::new_child(Some(&self.node), Kind::Group(Arc::downgrade(&self.shared)), false);
-        Ok(Nursery { shared: Arc::clone(&self.shared), node })
+        let node = Node::new_child(
+            Some(&self.node),
+            Kind::Group(Arc::downgrade(&self.shared)),
+            false,
+        );
+        Ok(Nursery {
+            shared: Arc::clone(&self.shared),
+            node,
+        })
     }
 
     /// The nursery's name (see [`NurseryOptions::name`]).
@@ -750,7 +778,11 @@ impl Nursery {
         let run = std::future::poll_fn(move |cx| {
             node.register_waker(cx.waker());
             timer.as_mut().poll_fire(&node, cx);
-            if node.is_cancelled() { Poll::Ready(()) } else { Poll::Pending }
+            if node.is_cancelled() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         });
         let options = SpawnOptions::new().name("fork deadline").awaited(false);
         // A closed nursery has no tasks left to cancel.
@@ -777,6 +809,9 @@ pin_project! {
         shared: Arc<Shared>,
         meta: TaskMeta,
         start: Option<Box<dyn PendingStart>>,
+        // Whether the node has joined its parent's children (lazily, at the
+        // first `Pending`).
+        registered: bool,
         done: bool,
     }
 
@@ -802,14 +837,30 @@ where
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
+        let mut this = self.project();
         this.node.register_waker(cx.waker());
-        let outcome = match poll_body_catching(this.node, this.body, cx) {
+        let parent_cancelled = this.node.parent().is_some_and(|p| p.is_cancelled());
+        if !*this.registered && parent_cancelled {
+            // Spawned into a cancelled nursery: it never runs.
+            this.body.set(None);
+        }
+        let mut polled = poll_body_catching(this.node, this.body.as_mut(), cx);
+        if matches!(polled, BodyPoll::Pending) && !*this.registered {
+            *this.registered = true;
+            this.node.register();
+            if this.node.verdict() == Verdict::Drop {
+                this.body.set(None);
+                polled = BodyPoll::Dropped;
+            }
+        }
+        let outcome = match polled {
             BodyPoll::Pending | BodyPoll::Parked => return Poll::Pending,
             BodyPoll::Dropped => Outcome::Cancelled,
             BodyPoll::Ready(Ok(out)) => match out.into_result() {
                 Ok(_) => Outcome::Ok,
-                Err(error) => Outcome::Failed(TaskFailure::from_error(this.meta.name.clone(), error)),
+                Err(error) => {
+                    Outcome::Failed(TaskFailure::from_error(this.meta.name.clone(), error))
+                }
             },
             BodyPoll::Ready(Err(panic)) => {
                 Outcome::Failed(TaskFailure::from_panic(this.meta.name.clone(), panic))
@@ -912,7 +963,9 @@ where
                 BodyPoll::Ready(Ok(out)) => {
                     match out.into_result() {
                         Ok(value) => *this.value = Some(value),
-                        Err(error) => shared.body_failed(TaskFailure::from_error(shared.name.clone(), error)),
+                        Err(error) => {
+                            shared.body_failed(TaskFailure::from_error(shared.name.clone(), error))
+                        }
                     }
                     true
                 }
@@ -941,7 +994,8 @@ where
             return Poll::Pending;
         }
         shared.closed.store(true, Ordering::SeqCst);
-        if shared.awaited.load(Ordering::SeqCst) > 0 || shared.background.load(Ordering::SeqCst) > 0 {
+        if shared.awaited.load(Ordering::SeqCst) > 0 || shared.background.load(Ordering::SeqCst) > 0
+        {
             return Poll::Pending; // a spawn raced with closing; its task will wake us
         }
         let failures = std::mem::take(&mut *lock(&shared.failures));

@@ -4,15 +4,23 @@
 //! then `perf record -g target/release/examples/prof_spawn`.
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         for _ in 0..30 {
             trellis::nursery(|n| async move {
                 for i in 0..100_000u64 {
-                    n.spawn(async move { std::hint::black_box(i); })?;
+                    n.spawn(async move {
+                        std::hint::black_box(i);
+                    })?;
                 }
                 Ok::<_, trellis::NurseryError>(())
-            }).await.unwrap();
+            })
+            .await
+            .unwrap();
         }
     });
 }

@@ -35,9 +35,10 @@
 //! 4. `holds` is changed only by the task that polls the node's driver (inside
 //!    its poll or its drop), so a driver that re-reads it after its body
 //!    returned `Pending` sees every release that happened during that poll.
-//! 5. A node is in its parent's `children` from `attach` until `detach`;
+//! 5. A node is in its parent's `children` from `register` until `detach`;
 //!    drivers detach when they finish or are dropped, so the tree never holds
-//!    finished work.
+//!    finished work. Task nodes register lazily (see [`Node::register`]):
+//!    until then, their driver checks the parent's flag itself.
 
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError,
@@ -157,6 +158,14 @@ impl Node {
         node
     }
 
+    /// Creates the node of a nursery task under `parent` without registering
+    /// it in the parent's children yet: see [`Node::register`].
+    pub(crate) fn new_task(parent: &Arc<Node>) -> Arc<Node> {
+        let node = Node::new(Kind::Task, false);
+        let _ = node.parent.set(Arc::clone(parent));
+        node
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code panics while holding the lock; recover anyway rather than
         // spreading a panic through every task of the tree.
@@ -181,6 +190,18 @@ impl Node {
         if self.parent.set(Arc::clone(parent)).is_err() {
             return;
         }
+        self.register();
+    }
+
+    /// Joins the parent's children, inheriting its flags (invariant 2).
+    ///
+    /// Task nodes call this lazily, the first time their task waits: a task
+    /// that finishes in its first poll never touches the parent's lock, and
+    /// one that waits inherits at this point any cancellation it missed.
+    pub(crate) fn register(self: &Arc<Node>) {
+        let Some(parent) = self.parent() else {
+            return;
+        };
         let mut state = parent.lock();
         let parent_flags = parent.flags.load(Ordering::Acquire);
         let entry = state.children.vacant_entry();
@@ -293,7 +314,11 @@ impl Node {
 
     /// Registers `waker` to be woken on a shutdown request; returns `None` if
     /// one already arrived. `key` is a slot from an earlier registration.
-    pub(crate) fn register_shutdown_waiter(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
+    pub(crate) fn register_shutdown_waiter(
+        &self,
+        key: Option<usize>,
+        waker: &Waker,
+    ) -> Option<usize> {
         let mut state = self.lock();
         if self.is_shutdown_requested() {
             return None;
