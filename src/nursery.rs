@@ -84,6 +84,11 @@ use status::{PendingStart, not_started};
 ///
 /// An `Err` is a failure: it cancels the nursery and is reported in its
 /// [`NurseryError`].
+///
+/// A task that loops forever, `async { loop { … } }`, has the output `!` in
+/// edition 2024, which is not a `TaskOutput`: give the loop an exit
+/// (`while`, `for _ in 0..`), or end it with `Ok::<(), E>(())` after a
+/// `break`.
 pub trait TaskOutput {
     /// The value of a successful run.
     type Value;
