@@ -1,58 +1,12 @@
-//! Cancel scopes, deadlines and checkpoints: Trio's cancellation, in Rust's shape.
+//! Cancel scopes, deadlines, checkpoints and graceful shutdown: Trio's
+//! cancellation in Rust's shape.
 //!
-//! A [`CancelScope`] wraps a future. When the scope is cancelled — by
-//! [`CancelScope::cancel`] from any task, by its deadline passing, or because a
-//! scope around it was cancelled — the wrapped future is dropped at its next
-//! `.await` that yields. Dropping is the Rust form of Trio's `Cancelled`
-//! exception: synchronous cleanup runs in `Drop`, and the code after the
-//! cancelled `.await` never runs. The scope then returns `None` (it *caught*
-//! the cancellation); a scope cancelled only because an outer scope was
-//! cancelled never returns at all: the outer scope drops it whole.
-//!
-//! Scopes nest with nurseries and tasks into one tree, so cancelling an outer
-//! scope cancels every nursery and task opened inside it, and deadlines
-//! compose: the nearest one wins ([`current_deadline`] reports it).
-//!
-//! # Cheat sheet
-//!
-//! | if you want to… | write |
-//! |---|---|
-//! | give up on something after a while, and go on | [`move_on_after(d, fut)`](move_on_after) → `Option<T>` |
-//! | treat "too slow" as an error | [`fail_after(d, fut)`](fail_after) → `Result<T, TooSlow>` |
-//! | the same, at an absolute [`Instant`] | [`move_on_at`], [`fail_at`] |
-//! | cancel from another task, or move the deadline later | [`CancelScope::new`], clone it, [`CancelScope::run`] one clone, [`CancelScope::cancel`] or [`CancelScope::set_deadline`] another |
-//! | protect cleanup from outer cancellation | [`CancelScope::shielded`] (read its limits) |
-//! | ask for an orderly stop with time to clean up | [`CancelScope::shutdown`] in the stopper, [`wait_shutdown`] in the task |
-//! | let others run and honour cancellation in a busy loop | [`checkpoint`] |
-//! | know how long you may still take | [`current_deadline`] |
-//!
-//! # Cancellation points
-//!
-//! Only an `.await` that actually returns `Pending` is a cancellation point:
-//! a future that completes without yielding runs to completion. Use
-//! [`checkpoint`] in long computations. Cancellation is level-triggered: once a
-//! scope is cancelled, every later yielding `.await` inside it is cancelled too.
-//!
-//! # What a shield can and cannot promise
-//!
-//! A shielded scope is not cancelled when an enclosing scope, nursery or task
-//! is: its body runs on to completion (or until the shield's *own* deadline or
-//! `cancel`), and the enclosing scopes wait for it before dropping anything.
-//! That holds for every cancellation Trellis delivers — scopes, deadlines,
-//! nursery failures, supervisor shutdowns. It cannot hold when the future
-//! that contains the shield is dropped by something outside Trellis: a
-//! `tokio::select!` branch that loses, `tokio::time::timeout`, an aborted
-//! `JoinHandle`, a dropped nursery future, or the runtime shutting down. Rust
-//! gives a future no way to refuse being dropped; keep shields inside Trellis
-//! scopes, and keep them short.
-//!
-//! # Graceful shutdown
-//!
-//! [`CancelScope::shutdown`] (and [`Nursery::shutdown`](crate::Nursery::shutdown))
-//! first *asks*: every [`wait_shutdown`] inside wakes, so a task can flush,
-//! say goodbye or run other asynchronous cleanup, and return. After the grace
-//! period the scope is cancelled as usual. This is OTP's `shutdown` timeout,
-//! and what supervisors use to stop their children.
+//! The public semantics are documented on [`CancelScope`] (the crate root
+//! re-exports everything here). The mechanism — a tree of scope nodes that
+//! cancellation is pushed down, with holds for shields and draining
+//! nurseries — lives in the private `tree` module; the drivers here
+//! ([`Scoped`], and the nursery's futures, which reuse [`poll_body`] and
+//! [`DeadlineTimer`]) decide when a body is polled and when it is dropped.
 
 mod tree;
 
@@ -71,6 +25,62 @@ use tokio::time::{Instant, Sleep};
 pub(crate) use tree::{CURRENT, Cause, Kind, Node, Verdict, current};
 
 /// Cancels everything inside it when told to or when its deadline passes.
+///
+/// A [`CancelScope`] wraps a future. When the scope is cancelled — by
+/// [`CancelScope::cancel`] from any task, by its deadline passing, or because a
+/// scope around it was cancelled — the wrapped future is dropped at its next
+/// `.await` that yields. Dropping is the Rust form of Trio's `Cancelled`
+/// exception: synchronous cleanup runs in `Drop`, and the code after the
+/// cancelled `.await` never runs. The scope then returns `None` (it *caught*
+/// the cancellation); a scope cancelled only because an outer scope was
+/// cancelled never returns at all: the outer scope drops it whole.
+///
+/// Scopes nest with nurseries and tasks into one tree, so cancelling an outer
+/// scope cancels every nursery and task opened inside it, and deadlines
+/// compose: the nearest one wins ([`current_deadline`] reports it).
+///
+/// # Cheat sheet
+///
+/// | if you want to… | write |
+/// |---|---|
+/// | give up on something after a while, and go on | [`move_on_after(d, fut)`](move_on_after) → `Option<T>` |
+/// | treat "too slow" as an error | [`fail_after(d, fut)`](fail_after) → `Result<T, TooSlow>` |
+/// | the same, at an absolute [`Instant`] | [`move_on_at`], [`fail_at`] |
+/// | cancel from another task, or move the deadline later | [`CancelScope::new`], clone it, [`CancelScope::run`] one clone, [`CancelScope::cancel`] or [`CancelScope::set_deadline`] another |
+/// | protect cleanup from outer cancellation | [`CancelScope::shielded`] (read its limits) |
+/// | ask for an orderly stop with time to clean up | [`CancelScope::shutdown`] in the stopper, [`wait_shutdown`] in the task |
+/// | let others run and honour cancellation in a busy loop | [`checkpoint`] |
+/// | know how long you may still take | [`current_deadline`] |
+///
+/// # Cancellation points
+///
+/// Only an `.await` that actually returns `Pending` is a cancellation point:
+/// a future that completes without yielding runs to completion. Use
+/// [`checkpoint`] in long computations. Cancellation is level-triggered: once a
+/// scope is cancelled, every later yielding `.await` inside it is cancelled too.
+///
+/// # What a shield can and cannot promise
+///
+/// A shielded scope is not cancelled when an enclosing scope, nursery or task
+/// is: its body runs on to completion (or until the shield's *own* deadline or
+/// `cancel`), and the enclosing scopes wait for it before dropping anything.
+/// That holds for every cancellation Trellis delivers — scopes, deadlines,
+/// nursery failures, supervisor shutdowns. It cannot hold when the future
+/// that contains the shield is dropped by something outside Trellis: a
+/// `tokio::select!` branch that loses, `tokio::time::timeout`, an aborted
+/// `JoinHandle`, a dropped nursery future, or the runtime shutting down. Rust
+/// gives a future no way to refuse being dropped; keep shields inside Trellis
+/// scopes, and keep them short.
+///
+/// # Graceful shutdown
+///
+/// [`CancelScope::shutdown`] (and [`Nursery::shutdown`](crate::Nursery::shutdown))
+/// first *asks*: every [`wait_shutdown`] inside wakes, so a task can flush,
+/// say goodbye or run other asynchronous cleanup, and return. After the grace
+/// period the scope is cancelled as usual. This is OTP's `shutdown` timeout,
+/// and what supervisors use to stop their children.
+///
+/// # The handle
 ///
 /// A `CancelScope` is a cheap handle (clone it to share it); [`run`](Self::run)
 /// wraps a future in the scope, which may be done once per scope. The other
@@ -135,7 +145,7 @@ impl CancelScope {
     /// reach inside until the shielded body is done.
     ///
     /// Its own [`cancel`](Self::cancel) and deadline still apply. Read
-    /// ["What a shield can and cannot promise"](self#what-a-shield-can-and-cannot-promise).
+    /// ["What a shield can and cannot promise"](CancelScope#what-a-shield-can-and-cannot-promise).
     ///
     /// # Examples
     ///
@@ -451,6 +461,16 @@ pub(crate) fn poll_body_catching<B: Future>(
     }
 }
 
+/// Drops a driver's body, turning a panic in its `Drop` into a failure.
+pub(crate) fn drop_catching<B: Future>(
+    mut body: Pin<&mut Option<B>>,
+) -> BodyPoll<Result<B::Output, String>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| body.set(None))) {
+        Ok(()) => BodyPoll::Dropped,
+        Err(payload) => BodyPoll::Ready(Err(panic_message(&*payload))),
+    }
+}
+
 /// The message of a panic payload (`&str` or `String`), or a placeholder.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -510,7 +530,8 @@ impl DeadlineTimer {
     }
 }
 
-fn deadline_after(timeout: Duration) -> Instant {
+/// `timeout` from now, or about 30 years from now if that overflows.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout).unwrap_or_else(|| far_future(now))
 }

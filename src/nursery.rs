@@ -1,55 +1,10 @@
 //! Nurseries: the place where tasks live, so that none outlives its caller.
 //!
-//! [`nursery`] opens a nursery, hands its [`Nursery`] handle to a body, and
-//! returns only when the body and every task spawned in it have finished.
-//! Tasks are tokio tasks (they run in parallel on a multi-thread runtime),
-//! but they cannot escape: the nursery is the only way they are spawned, and
-//! the nursery waits for them.
-//!
-//! When a task fails — returns `Err` or panics — the nursery cancels its body
-//! and every other task at their next `.await` (see [the cancel
-//! module](crate::CancelScope) for what that means), waits for all of them, and
-//! returns one [`NurseryError`] listing every failure with its task's name.
-//! Nothing is swallowed, and a panic never takes the process down.
-//!
-//! Compared with tokio's `JoinSet`: a `JoinSet` collects results you ask for;
-//! a nursery also *reacts* to failures (cancelling siblings), honours cancel
-//! scopes and deadlines around it, and cannot be forgotten, because its
-//! future is what you await.
-//!
-//! # Cheat sheet
-//!
-//! | if you want to… | write |
-//! |---|---|
-//! | run tasks concurrently and wait for all | `nursery(\|n\| async move { n.spawn(a)?; n.spawn(b)?; Ok::<_, NurseryError>(()) })` |
-//! | wait until a task is ready, and get a value from it (a bound port…) | [`n.start(\|status\| …)`](Nursery::start), [`TaskStatus::started`] |
-//! | name a task for errors and traces | [`SpawnOptions::name`] with [`Nursery::spawn_with`] |
-//! | a task whose failure is only logged | [`SpawnOptions::bubble(false)`](SpawnOptions::bubble) |
-//! | stop everything when one task ends | [`SpawnOptions::master`] |
-//! | a helper that runs only as long as the real work | [`SpawnOptions::awaited(false)`](SpawnOptions::awaited) |
-//! | a deadline for all of it | [`NurseryOptions::timeout`] with [`nursery_with`] |
-//! | stop a group of tasks without stopping the rest | [`Nursery::fork`], then [`Nursery::cancel`] on the fork |
-//! | spawn from deep inside a task | [`Nursery::current`] |
-//!
-//! # Examples
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() {
-//! use std::time::Duration;
-//! use trellis::{nursery, NurseryError};
-//!
-//! let result = nursery(|n| async move {
-//!     n.spawn(async { tokio::time::sleep(Duration::from_secs(1)).await })?;
-//!     n.spawn(async { Err::<(), _>("boom") })?;
-//!     Ok::<_, NurseryError>(())
-//! })
-//! .await;
-//! let err = result.unwrap_err();
-//! assert_eq!(err.failures().len(), 1);
-//! assert!(err.to_string().contains("boom"));
-//! # }
-//! ```
+//! The public semantics are documented on [`nursery`] (re-exported at the
+//! crate root). Here: the nursery future ([`NurseryFuture`]), the handle
+//! ([`Nursery`]), the per-task driver that polls a task under its scope node,
+//! catches its panics and reports how it ended, and the shared counters that
+//! decide when a nursery is done.
 
 mod error;
 mod status;
@@ -71,7 +26,8 @@ use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 
 use crate::cancel::{
-    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, Verdict, current, poll_body_catching,
+    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, Verdict, current, deadline_after,
+    drop_catching, poll_body_catching,
 };
 use error::BoxError;
 pub use error::{NurseryError, StartError, TaskFailure};
@@ -210,8 +166,10 @@ impl NurseryOptions {
     /// Cancels the nursery `timeout` from now, reporting
     /// [`NurseryError::TimedOut`] (traio's `Scope(timeout=…)`).
     pub fn timeout(self, timeout: Duration) -> Self {
-        let deadline = Instant::now().checked_add(timeout);
-        Self { deadline, ..self }
+        Self {
+            deadline: Some(deadline_after(timeout)),
+            ..self
+        }
     }
 
     /// Cancels the nursery at `deadline`, reporting [`NurseryError::TimedOut`].
@@ -223,6 +181,37 @@ impl NurseryOptions {
 
 /// Opens a nursery, runs `body` in it, and returns when the body and every
 /// task spawned in the nursery have finished.
+///
+/// The body receives the [`Nursery`] handle to spawn tasks with. Tasks are
+/// tokio tasks (they run in parallel on a multi-thread runtime),
+/// but they cannot escape: the nursery is the only way they are spawned, and
+/// the nursery waits for them.
+///
+/// When a task fails — returns `Err` or panics — the nursery cancels its body
+/// and every other task at their next `.await` (see [`CancelScope`](crate::CancelScope) for what that means), waits for all of them, and
+/// returns one [`NurseryError`] listing every failure with its task's name.
+/// Nothing is swallowed, and a panic never takes the process down.
+///
+/// Compared with tokio's `JoinSet`: a `JoinSet` collects results you ask for;
+/// a nursery also *reacts* to failures (cancelling siblings), honours cancel
+/// scopes and deadlines around it, and cannot be forgotten, because its
+/// future is what you await.
+///
+/// # Cheat sheet
+///
+/// | if you want to… | write |
+/// |---|---|
+/// | run tasks concurrently and wait for all | `nursery(\|n\| async move { n.spawn(a)?; n.spawn(b)?; Ok::<_, NurseryError>(()) })` |
+/// | wait until a task is ready, and get a value from it (a bound port…) | [`n.start(\|status\| …)`](Nursery::start), [`TaskStatus::started`] |
+/// | name a task for errors and traces | [`SpawnOptions::name`] with [`Nursery::spawn_with`] |
+/// | a task whose failure is only logged | [`SpawnOptions::bubble(false)`](SpawnOptions::bubble) |
+/// | stop everything when one task ends | [`SpawnOptions::master`] |
+/// | a helper that runs only as long as the real work | [`SpawnOptions::awaited(false)`](SpawnOptions::awaited) |
+/// | a deadline for all of it | [`NurseryOptions::timeout`] with [`nursery_with`] |
+/// | stop a group of tasks without stopping the rest | [`Nursery::fork`], then [`Nursery::cancel`] on the fork |
+/// | spawn from deep inside a task | [`Nursery::current`] |
+///
+/// # The body
 ///
 /// The body's output (`()` or a `Result`, see [`TaskOutput`]) becomes the
 /// nursery's value; an `Err` from the body counts as a failure, like a task's.
@@ -699,10 +688,7 @@ impl Nursery {
     /// whatever is still running after `grace`.
     pub fn shutdown(&self, grace: Duration) {
         self.node.request_shutdown();
-        let at = Instant::now()
-            .checked_add(grace)
-            .unwrap_or_else(Instant::now);
-        self.node.set_grace_deadline(at);
+        self.node.set_grace_deadline(deadline_after(grace));
         self.ensure_fork_timer();
     }
 
@@ -795,13 +781,42 @@ impl Nursery {
     }
 }
 
-/// The type name of `T` without the `::{{closure}}` suffixes of async blocks.
+/// The type name of `T` without the `::{{closure}}` suffixes of async blocks
+/// and without the generic parameters of the function that made it:
+/// `my_app::serve<my_app::Handler>::{{closure}}` becomes `my_app::serve`.
 fn short_type_name<T>() -> &'static str {
-    let mut name = std::any::type_name::<T>();
-    while let Some(shorter) = name.strip_suffix("::{{closure}}") {
-        name = shorter;
+    trim_type_name(std::any::type_name::<T>())
+}
+
+fn trim_type_name(mut name: &str) -> &str {
+    loop {
+        if let Some(shorter) = name.strip_suffix("::{{closure}}") {
+            name = shorter;
+        } else if name.ends_with('>') {
+            // Drop the trailing balanced `<…>` group.
+            let mut depth = 0usize;
+            let mut cut = None;
+            for (i, c) in name.char_indices().rev() {
+                match c {
+                    '>' => depth += 1,
+                    '<' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            cut = Some(i);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match cut {
+                Some(0) | None => return name,
+                Some(i) => name = &name[..i],
+            }
+        } else {
+            return name;
+        }
     }
-    name
 }
 
 pin_project! {
@@ -845,17 +860,17 @@ where
         let mut this = self.project();
         this.node.register_waker(cx.waker());
         let parent_cancelled = this.node.parent().is_some_and(|p| p.is_cancelled());
-        if !*this.registered && parent_cancelled {
+        let mut polled = if !*this.registered && parent_cancelled {
             // Spawned into a cancelled nursery: it never runs.
-            this.body.set(None);
-        }
-        let mut polled = poll_body_catching(this.node, this.body.as_mut(), cx);
+            drop_catching(this.body.as_mut())
+        } else {
+            poll_body_catching(this.node, this.body.as_mut(), cx)
+        };
         if matches!(polled, BodyPoll::Pending) && !*this.registered {
             *this.registered = true;
             this.node.register();
             if this.node.verdict() == Verdict::Drop {
-                this.body.set(None);
-                polled = BodyPoll::Dropped;
+                polled = drop_catching(this.body.as_mut());
             }
         }
         let outcome = match polled {
@@ -1034,5 +1049,33 @@ fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
     match slot {
         Some(old) if old.will_wake(waker) => {}
         _ => *slot = Some(waker.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_type_name;
+
+    #[test]
+    fn default_task_names_lose_closure_suffixes_and_generics() {
+        assert_eq!(
+            trim_type_name("app::main::{{closure}}::{{closure}}"),
+            "app::main"
+        );
+        assert_eq!(
+            trim_type_name(
+                "trellis::net::serve_tcp<app::on_conn, alloc::string::String>::{{closure}}"
+            ),
+            "trellis::net::serve_tcp"
+        );
+        assert_eq!(
+            trim_type_name("core::future::Pending<()>"),
+            "core::future::Pending"
+        );
+        assert_eq!(
+            trim_type_name("tokio::time::sleep::Sleep"),
+            "tokio::time::sleep::Sleep"
+        );
+        assert_eq!(trim_type_name("<weird>"), "<weird>");
     }
 }

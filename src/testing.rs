@@ -1,1 +1,74 @@
-//! Test kit (stub; being written).
+//! The test kit: helpers that make tests of concurrent code deterministic.
+//!
+//! Tests of concurrent code go wrong in two ways: they sleep and hope the
+//! other task got there first, or they wait for real time to pass. This
+//! module replaces both habits, as `trio.testing` does for Trio:
+//!
+//! | if you want to… | use |
+//! |---|---|
+//! | make steps of several tasks happen in a fixed order | [`Sequencer`] |
+//! | check that an async operation really yields (is a cancellation point) | [`assert_checkpoint`] |
+//! | check that one does not | [`assert_no_checkpoint`] |
+//! | run a test on a paused clock, where sleeps finish at once and exactly | `run_paused` (cargo feature `test-util`; see [the paused clock](#the-paused-clock)), or `#[tokio::test(start_paused = true)]` |
+//! | hand one value or signal from one task to another | a [`tokio::sync::oneshot`] channel: no helper needed |
+//!
+//! Everything here is also used by Trellis's own tests.
+//!
+//! # The paused clock
+//!
+//! On tokio's paused clock, time stands still while any task can run, and
+//! jumps straight to the next timer when every task is waiting: a test that
+//! sleeps an hour finishes at once, and `Instant::now()` differences are
+//! exact. `run_paused(future)` runs a future on that clock; it needs tokio's
+//! `test-util` feature, so it is behind this crate's `test-util` feature
+//! (enable it in `[dev-dependencies]`). Within `#[tokio::test]`, write
+//! `#[tokio::test(start_paused = true)]` instead.
+//!
+//! Beware of real I/O on a paused clock: while a task waits for a socket the
+//! runtime may look idle, and the clock then jumps to the next timer even
+//! though the bytes were about to arrive. Test timeouts against in-memory
+//! streams ([`tokio::io::duplex`]) on the paused clock, or arrange that no
+//! I/O is in flight while a timer is armed.
+//!
+//! # Examples
+//!
+//! Two tasks that take turns, without sleeping:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), trellis::NurseryError> {
+//! use std::sync::{Arc, Mutex};
+//! use trellis::testing::{Sequencer, SequencerError};
+//! use trellis::{nursery, NurseryError};
+//!
+//! let seq = Sequencer::new();
+//! let log = Arc::new(Mutex::new(Vec::new()));
+//! let log = nursery(|n| async move {
+//!     for (name, steps) in [("ping", [0, 2]), ("pong", [1, 3])] {
+//!         let (seq, log) = (seq.clone(), log.clone());
+//!         n.spawn(async move {
+//!             for step in steps {
+//!                 let _step = seq.step(step).await?; // the step is done when this drops
+//!                 log.lock().unwrap().push(name);
+//!             }
+//!             Ok::<_, SequencerError>(())
+//!         })?;
+//!     }
+//!     Ok::<_, NurseryError>(log)
+//! })
+//! .await?;
+//! assert_eq!(*log.lock().unwrap(), ["ping", "pong", "ping", "pong"]);
+//! # Ok(()) }
+//! ```
+
+mod checkpoint;
+#[cfg(feature = "test-util")]
+mod clock;
+mod sequencer;
+
+pub use checkpoint::{
+    AssertCheckpoint, AssertNoCheckpoint, assert_checkpoint, assert_no_checkpoint,
+};
+#[cfg(feature = "test-util")]
+pub use clock::run_paused;
+pub use sequencer::{Sequencer, SequencerError, Step};

@@ -374,3 +374,21 @@ fn run_owns_a_runtime_and_returns_main_s_output() {
         .unwrap();
     assert_eq!(out, tokio::runtime::RuntimeFlavor::CurrentThread);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unbounded_grace_period_never_cancels() {
+    let log = Log::default();
+    let l = log.clone();
+    nursery(|n| async move {
+        n.spawn(async move {
+            wait_shutdown().await;
+            tokio::time::sleep(Duration::from_secs(3600)).await; // a long goodbye
+            l.push("cleanup finished");
+        })?;
+        n.shutdown(Duration::MAX);
+        Ok::<_, NurseryError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.entries(), ["cleanup finished"]);
+}

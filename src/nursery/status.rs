@@ -41,6 +41,28 @@ impl<T> TaskStatus<T> {
         )
     }
 
+    /// A status nobody waits for (Trio's `TASK_STATUS_IGNORED`): lets a
+    /// function written for [`Nursery::start`](crate::Nursery::start) run
+    /// with a plain [`spawn`](crate::Nursery::spawn) or `.await`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::TaskStatus;
+    ///
+    /// async fn serve(status: TaskStatus<u16>) {
+    ///     status.started(8080);
+    /// }
+    /// # trellis::RunOptions::new().current_thread().run(async {
+    /// serve(TaskStatus::ignored()).await; // no starter: the value is dropped
+    /// # }).unwrap();
+    /// ```
+    pub fn ignored() -> Self {
+        TaskStatus {
+            slot: Arc::new(Mutex::new(None)),
+        }
+    }
+
     /// Reports that the task has started, handing `value` to the starter.
     ///
     /// Calls after the first do nothing (Trio raises; a value that nobody can
