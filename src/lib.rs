@@ -68,6 +68,7 @@
 
 mod cancel;
 mod channel;
+mod loom;
 mod nursery;
 mod runtime;
 pub mod sync;
@@ -79,7 +80,9 @@ pub use cancel::{
     CancelScope, Scoped, TooSlow, WaitShutdown, checkpoint, current_deadline, fail_after, fail_at,
     move_on_after, move_on_at, wait_shutdown,
 };
-// pub use channel::{Receiver, Sender, channel}; (restored when the module lands)
+pub use channel::{
+    ChannelStats, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, channel,
+};
 pub use nursery::{
     Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError, TaskFailure,
     TaskOutput, TaskStatus, nursery, nursery_with,

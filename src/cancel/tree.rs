@@ -40,13 +40,17 @@
 //!    finished work. Task nodes register lazily (see [`Node::register`]):
 //!    until then, their driver checks the parent's flag itself.
 
-use std::sync::{
-    Arc, Mutex, MutexGuard, OnceLock, PoisonError,
-    atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
-};
+// `Arc` stays std's even under loom: `Arc<Node>` is shared with the rest of the
+// crate and with `CURRENT`. So does `OnceLock` (loom has none): `parent` is set
+// once, when the node is created or entered, and read only by the task that
+// entered it, so it has no interleavings to explore; the models go through the
+// `crate::loom` facade for everything that races (the lock, flags, waker).
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::task::Waker;
 
-use futures_util::task::AtomicWaker;
+use crate::loom::{
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, AtomicWaker, Mutex, MutexGuard, Ordering,
+};
 use slab::Slab;
 use tokio::time::Instant;
 
@@ -261,7 +265,11 @@ impl Node {
             state.cause = Some(cause);
             self.flags.fetch_or(CANCELLED | OWN, Ordering::AcqRel);
             if flags & CANCELLED != 0 {
-                // Already cancelled by an ancestor; the subtree knows.
+                // Already cancelled by an ancestor, whose propagation reaches
+                // the subtree. Our own driver may be parked, though, and now
+                // has to drop its body itself: wake it.
+                drop(state);
+                self.waker.wake();
                 return false;
             }
             Self::snapshot(&state)
@@ -446,3 +454,7 @@ impl Node {
         }
     }
 }
+
+#[cfg(all(test, trellis_loom))]
+#[path = "tests/loom_tree.rs"]
+mod loom_tree;
