@@ -271,14 +271,7 @@ async fn serve_tcp_on_an_address_in_use_fails_to_start_with_the_bind_error() {
     .await
     .unwrap();
 
-    let Err(StartError::Failed(failure)) = started else {
-        panic!("expected a failed start, got {started:?}");
-    };
-    let error = failure
-        .into_error()
-        .unwrap()
-        .downcast::<io::Error>()
-        .unwrap();
+    let error = start_io_error(started);
     assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     assert!(error.to_string().contains(&addr.to_string()), "{error}");
 }
@@ -307,14 +300,7 @@ async fn serve_listeners_without_listeners_fails_to_start() {
     })
     .await
     .unwrap();
-    let Err(StartError::Failed(failure)) = started else {
-        panic!("expected a failed start, got {started:?}");
-    };
-    let error = failure
-        .into_error()
-        .unwrap()
-        .downcast::<io::Error>()
-        .unwrap();
+    let error = start_io_error(started);
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
 }
 
@@ -411,4 +397,16 @@ async fn open_tcp_stream_tries_every_address_and_reports_the_last_error() {
 async fn open_tcp_stream_to_no_address_is_an_error() {
     let error = open_tcp_stream(&[] as &[SocketAddr]).await.unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+}
+
+/// The I/O error a server's failed start carries; panics on anything else.
+fn start_io_error<T: std::fmt::Debug>(started: Result<T, StartError>) -> io::Error {
+    let Err(StartError::Failed(failure)) = started else {
+        panic!("expected a failed start, got {started:?}");
+    };
+    *failure
+        .into_error()
+        .expect("the server returned an error")
+        .downcast::<io::Error>()
+        .expect("an io::Error")
 }
