@@ -859,8 +859,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         this.node.register_waker(cx.waker());
-        let parent_cancelled = this.node.parent().is_some_and(|p| p.is_cancelled());
-        let mut polled = if !*this.registered && parent_cancelled {
+        // Once registered, the node's own flag covers the parent's.
+        let parent_cancelled =
+            !*this.registered && this.node.parent().is_some_and(|p| p.is_cancelled());
+        let mut polled = if parent_cancelled {
             // Spawned into a cancelled nursery: it never runs.
             drop_catching(this.body.as_mut())
         } else {
@@ -957,7 +959,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let shared = Arc::clone(this.shared);
+        let shared = &**this.shared;
         let node = &shared.node;
         match *this.phase {
             Phase::Finished => return Poll::Pending, // parked, or polled after completion
