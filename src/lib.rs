@@ -73,6 +73,8 @@ mod nursery;
 mod runtime;
 pub mod sync;
 
+pub mod process;
+
 pub mod net;
 pub mod testing;
 
