@@ -9,7 +9,7 @@
 //! | [`start`] / [`serve`] | [`GenServer::init`] | the starter gets the [`Server`] handle once `init` succeeded, or `init`'s error |
 //! | [`call`] / [`Server::call`] | [`GenServer::handle_call`] | its [`Response`] is sent back; the caller waits at most its timeout |
 //! | [`cast`] / [`Server::cast`] | [`GenServer::handle_cast`] | nothing is sent back |
-//! | [`Server::send_info`], [`mailbox::send`](crate::mailbox::send) to the server | [`GenServer::handle_info`] | — |
+//! | [`Server::send_info`], [`mailbox::send`] to the server | [`GenServer::handle_info`] | — |
 //! | [`Context::monitor`] target ends | [`GenServer::handle_down`] | — |
 //! | linked process ends, trapping exits | [`GenServer::handle_exit`] | — |
 //! | the server stops, for any reason | [`GenServer::terminate`] | the process ends; callers still waiting get [`GenServerError::Exited`] |
@@ -127,7 +127,7 @@ pub trait GenServer: Send + Sized + 'static {
     /// Messages [`cast`] sends.
     type Cast: Send + 'static;
     /// Plain messages sent to the server's mailbox ([`Server::send_info`],
-    /// [`mailbox::send`](crate::mailbox::send), timers).
+    /// [`mailbox::send`], timers).
     type Info: Send + 'static;
 
     /// Initialises the server before it serves anything.
@@ -509,7 +509,7 @@ impl<S: GenServer> Server<S> {
     }
 
     /// An address that sends plain messages to `handle_info` — what
-    /// [`mailbox::send`](crate::mailbox::send) to the server's name finds.
+    /// [`mailbox::send`] to the server's name finds.
     pub fn info_address(&self) -> Address<S::Info> {
         self.address.view(Envelope::Info, unwrap_info::<S>)
     }
