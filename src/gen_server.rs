@@ -393,6 +393,14 @@ impl<S: GenServer> Eq for Server<S> {}
 /// The default `call` timeout, as OTP's: 5 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A `call` timeout that never expires (OTP's `infinity`): no timer is
+/// armed, which makes the call cheaper.
+///
+/// The call still returns at once if the server has exited, stops, panics
+/// or drops the reply handle — it only waits for a server that is alive and
+/// busy — and an enclosing cancel scope's deadline still applies.
+pub const INFINITY: Duration = Duration::MAX;
+
 impl<S: GenServer> Server<S> {
     /// The server's process id.
     pub fn pid(&self) -> Pid {
@@ -406,7 +414,8 @@ impl<S: GenServer> Server<S> {
     /// [`GenServerError::Exited`] if the server has exited or stops before
     /// answering (including by panic); [`GenServerError::NoReply`] if it
     /// dropped the reply handle; [`GenServerError::Timeout`] after
-    /// `timeout`. An enclosing cancel scope's deadline also applies.
+    /// `timeout` (never with [`INFINITY`]). An enclosing cancel scope's
+    /// deadline also applies.
     ///
     /// # Cancel safety
     ///
@@ -429,6 +438,11 @@ impl<S: GenServer> Server<S> {
                 Err(_) => Err(self.gone()),
             }
         };
+        if timeout == INFINITY {
+            // No timer: the no-hang guarantees for dead, stopping and
+            // panicking servers hold without one.
+            return call.await;
+        }
         match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(GenServerError::Timeout { pid, timeout }),

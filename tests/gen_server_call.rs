@@ -468,3 +468,33 @@ async fn a_bounded_server_mailbox_reports_fullness() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_infinite_call_still_fails_at_once_when_the_server_dies() {
+    with_probe(None, |server| async move {
+        assert_eq!(
+            server
+                .call(Request::Get, gen_server::INFINITY)
+                .await
+                .unwrap(),
+            Ok(1)
+        );
+        let started = Instant::now();
+        let error = server
+            .call(Request::Panic, gen_server::INFINITY)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                GenServerError::Exited {
+                    reason: ExitReason::Panic(_),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    })
+    .await;
+}

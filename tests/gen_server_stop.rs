@@ -362,3 +362,18 @@ async fn timers_end_with_their_server() {
     .unwrap();
     assert_eq!(lines(&log), ["init", "terminate normal"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_the_nursery_of_a_running_server_is_not_a_failure() {
+    let log = Log::default();
+    let recorder = Recorder::new(&log);
+    nursery(|n| async move {
+        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        server.call(Request::Ping, LONG).await.unwrap();
+        n.cancel();
+        Ok::<_, NurseryError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines(&log), ["init", "terminate killed"]);
+}

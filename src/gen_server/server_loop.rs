@@ -272,7 +272,10 @@ impl<S: GenServer> Drop for Runner<S> {
             let terminate = pin!(terminate);
             let _ = terminate.poll(&mut TaskContext::from_waker(Waker::noop()));
         }
-        self.finish(reason);
+        // The nursery is being cancelled from outside already: cancelling
+        // it ourselves would turn that into its own failure.
+        self.finished = true;
+        self.entry.exit(reason, registry::release);
     }
 }
 
