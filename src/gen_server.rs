@@ -356,8 +356,9 @@ pub(crate) enum Envelope<S: GenServer> {
     Info(S::Info),
     Down(Down),
     Exit(Exit),
-    /// A task of the server's context failed: the server stops.
-    TaskFailed(ExitReason),
+    /// Stop with this reason: a task of the server's context failed, or
+    /// [`Server::stop`] was called.
+    Stop(ExitReason),
 }
 
 /// A handle to a running gen_server: call it, cast to it, send it plain
@@ -476,9 +477,12 @@ impl<S: GenServer> Server<S> {
             let mut watch = mailbox::create::<Down>();
             watch.monitor(self.pid());
             if let Ok(down) = watch.receive().await {
+                // Our address still reads the real reason if the server
+                // ended before the monitor was set (`NoProcess`).
+                let reason = self.address.exit_reason().unwrap_or(down.reason);
                 return GenServerError::Exited {
                     pid: self.pid(),
-                    reason: down.reason,
+                    reason,
                 };
             }
         }
@@ -538,12 +542,7 @@ impl<S: GenServer> Server<S> {
     pub async fn stop_with(&self, reason: ExitReason) {
         let mut watch = mailbox::create::<Down>();
         watch.monitor(self.pid());
-        if self
-            .address
-            .send(Envelope::TaskFailed(reason))
-            .await
-            .is_ok()
-        {
+        if self.address.send(Envelope::Stop(reason)).await.is_ok() {
             let _ = watch.receive().await;
         }
     }
@@ -904,7 +903,7 @@ impl<S: GenServer> Context<S> {
                 },
                 Err(payload) => ExitReason::Panic(panic_message(&*payload).into()),
             };
-            let _ = to.send(Envelope::TaskFailed(reason)).await;
+            let _ = to.send(Envelope::Stop(reason)).await;
         })
     }
 

@@ -246,7 +246,7 @@ impl<S: GenServer> Runner<S> {
                     .await,
             ),
             Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
-            Envelope::TaskFailed(reason) => Some(reason),
+            Envelope::Stop(reason) => Some(reason),
         }
     }
 
