@@ -20,6 +20,8 @@
 //!    and [`sync`] (events, limiters, conditions).
 //! 2. **I/O**: [`net`] serves TCP with one task per connection, inside a
 //!    nursery.
+//! - [`protocol`] runs `asyncio.Protocol`-style callbacks over TCP and Unix
+//!   sockets: servers, clients, flow control, the loop facade.
 //! 3. **Testing**: [`testing`], helpers for deterministic tests.
 //!
 //! # Reference → Trellis
@@ -38,6 +40,7 @@
 //! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
 //! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
 //! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//! | trio-protocol / asyncio `Protocol`, `Transport`, `create_server`, `create_connection`, `Loop` | [`protocol`] |
 //!
 //! # Example
 //!
@@ -76,6 +79,7 @@ pub mod sync;
 pub mod process;
 
 pub mod net;
+pub mod protocol;
 pub mod testing;
 
 pub use cancel::{
