@@ -203,7 +203,8 @@ impl Protocol for LenPrefixedClient {
     fn data_received(&mut self, data: &[u8]) {
         self.frames.extend(data);
         while let Ok(Some(payload)) = self.frames.next_payload() {
-            self.replies.push(String::from_utf8_lossy(&payload).into_owned());
+            self.replies
+                .push(String::from_utf8_lossy(&payload).into_owned());
         }
         if self.replies.len() >= self.messages.len() {
             if let Some(transport) = &self.transport {

@@ -9,8 +9,8 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use trellis::nursery;
 use trellis::protocol::{Protocol, ProtocolError, Transport, connect_socket, run_connection};
 use trellis::testing::memory_pair;
@@ -80,7 +80,7 @@ async fn write_buffer_limits_fire_pause_and_resume_exactly_at_the_marks() {
         transport.write(&[b'b'; 5])?; // 20: at the mark, not above
         settle().await;
         assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
-        transport.write(&[b'c'])?; // 21: above
+        transport.write(b"c")?; // 21: above
         assert_eq!(events.recv().await.as_deref(), Some("pause at 21"));
 
         let mut chunk = [0; 10];

@@ -4,6 +4,7 @@
 use std::io;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -12,7 +13,6 @@ use trellis::protocol::{
     create_server, run_server,
 };
 use trellis::testing::memory_pair;
-use futures_util::FutureExt;
 use trellis::{NurseryError, nursery};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -185,7 +185,11 @@ async fn extra_info_gives_both_addresses_and_the_socket() {
         let (transport, _connection) = create_connection(&n, Echo::new, addr).await?;
         let info = transport.extra_info();
         assert_eq!(info.peer_addr, Some(SocketAddress::Inet(addr)));
-        let local = info.local_addr.as_ref().and_then(SocketAddress::as_inet).unwrap();
+        let local = info
+            .local_addr
+            .as_ref()
+            .and_then(SocketAddress::as_inet)
+            .unwrap();
         assert!(local.ip().is_loopback());
         assert!(info.raw_fd.is_some());
         assert!(transport.can_write_eof());
@@ -296,7 +300,10 @@ impl Protocol for Later {
         event_loop
             .spawn(async move {
                 tokio::time::sleep(Duration::from_secs(6)).await;
-                assert_eq!(Loop::current().unwrap().time() - start, Duration::from_secs(6));
+                assert_eq!(
+                    Loop::current().unwrap().time() - start,
+                    Duration::from_secs(6)
+                );
                 transport.close();
             })
             .unwrap();

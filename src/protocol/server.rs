@@ -190,7 +190,12 @@ where
     F: Fn() -> P + Send + Sync + 'static,
 {
     let listeners = crate::net::open_tcp_listeners(addr).await?;
-    start_server(nursery, factory, listeners.into_iter().map(Listener::Tcp).collect()).await
+    start_server(
+        nursery,
+        factory,
+        listeners.into_iter().map(Listener::Tcp).collect(),
+    )
+    .await
 }
 
 /// Binds a Unix socket at `path` and serves each connection with a protocol
@@ -374,11 +379,12 @@ where
                 let options = SpawnOptions::new()
                     .name(format!("protocol connection {peer}"))
                     .bubble(false);
-                conns.spawn_with(options, async move {
-                    let (_transport, driver) = Driver::new(factory(), socket);
-                    driver.run().await.map(drop)
-                })
-                .map_err(io::Error::other)?;
+                conns
+                    .spawn_with(options, async move {
+                        let (_transport, driver) = Driver::new(factory(), socket);
+                        driver.run().await.map(drop)
+                    })
+                    .map_err(io::Error::other)?;
             }
             Some(Err(error)) => {
                 use io::ErrorKind::*;

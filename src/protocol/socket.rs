@@ -105,8 +105,10 @@ mod unix {
         }
 
         fn extra_info(&self) -> ExtraInfo {
-            let mut info =
-                ExtraInfo::new(unix_address(self.peer_addr()), unix_address(self.local_addr()));
+            let mut info = ExtraInfo::new(
+                unix_address(self.peer_addr()),
+                unix_address(self.local_addr()),
+            );
             info.raw_fd = Some(self.as_raw_fd());
             info
         }

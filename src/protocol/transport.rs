@@ -177,7 +177,8 @@ impl Transport {
         if let Err(error) = result {
             state.error.get_or_insert(error);
         }
-        let wake = !corked && (state.update_flow() || !state.buffer.is_empty() || state.error.is_some());
+        let wake =
+            !corked && (state.update_flow() || !state.buffer.is_empty() || state.error.is_some());
         drop(state);
         if wake {
             self.shared.waker.wake();

@@ -324,7 +324,11 @@ where
             // The protocol may close before reading everything: a broken
             // pipe on our side is its choice, not a failure.
             if let Err(error) = written {
-                assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "writing the input failed");
+                assert_eq!(
+                    error.kind(),
+                    io::ErrorKind::BrokenPipe,
+                    "writing the input failed"
+                );
             }
             read.expect("reading the protocol's answers failed");
             output
@@ -385,8 +389,15 @@ where
     let (a, b) = tokio::join!(run_connection(a_protocol, a), run_connection(b_protocol, b));
     for (end, recorder) in [("first", a), ("second", b)] {
         let recorder = recorder.expect("a connection failed");
-        assert!(recorder.received == payload, "the {end} end received other bytes than were sent");
-        assert_eq!(recorder.events, ["made", "eof", "lost ok"], "callbacks of the {end} end");
+        assert!(
+            recorder.received == payload,
+            "the {end} end received other bytes than were sent"
+        );
+        assert_eq!(
+            recorder.events,
+            ["made", "eof", "lost ok"],
+            "callbacks of the {end} end"
+        );
     }
 
     // `close` flushes before the peer sees EOF.
@@ -394,20 +405,50 @@ where
     let a_protocol = Recorder::sending(payload.clone(), End::Close);
     let b_protocol = Recorder::sending(Vec::new(), End::Nothing);
     let (a, b) = tokio::join!(run_connection(a_protocol, a), run_connection(b_protocol, b));
-    let (a, b) = (a.expect("the closing end failed"), b.expect("the reading end failed"));
-    assert_eq!(a.events, ["made", "lost ok"], "callbacks of the closing end");
-    assert!(b.received == payload, "close did not flush the buffer first");
-    assert_eq!(b.events, ["made", "eof", "lost ok"], "callbacks of the reading end");
+    let (a, b) = (
+        a.expect("the closing end failed"),
+        b.expect("the reading end failed"),
+    );
+    assert_eq!(
+        a.events,
+        ["made", "lost ok"],
+        "callbacks of the closing end"
+    );
+    assert!(
+        b.received == payload,
+        "close did not flush the buffer first"
+    );
+    assert_eq!(
+        b.events,
+        ["made", "eof", "lost ok"],
+        "callbacks of the reading end"
+    );
 
     // `abort` ends the connection at once.
     let (a, b) = make_pair().await;
     let a_protocol = Recorder::sending(payload.clone(), End::Abort);
     let b_protocol = Recorder::sending(Vec::new(), End::Nothing);
     let (a, b) = tokio::join!(run_connection(a_protocol, a), run_connection(b_protocol, b));
-    let (a, b) = (a.expect("the aborting end failed"), b.expect("the other end failed"));
-    assert_eq!(a.events, ["made", "lost ok"], "callbacks of the aborting end");
-    assert!(b.received.len() <= LEN, "the other end received more than was sent");
-    assert_eq!(b.events.last().map(String::as_str).map(|e| e.starts_with("lost")), Some(true));
+    let (a, b) = (
+        a.expect("the aborting end failed"),
+        b.expect("the other end failed"),
+    );
+    assert_eq!(
+        a.events,
+        ["made", "lost ok"],
+        "callbacks of the aborting end"
+    );
+    assert!(
+        b.received.len() <= LEN,
+        "the other end received more than was sent"
+    );
+    assert_eq!(
+        b.events
+            .last()
+            .map(String::as_str)
+            .map(|e| e.starts_with("lost")),
+        Some(true)
+    );
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -442,7 +483,9 @@ impl Protocol for Recorder {
     fn connection_made(&mut self, transport: Transport) {
         self.events.push("made".into());
         for piece in self.payload.chunks(1000) {
-            transport.write(piece).expect("write after connection_made failed");
+            transport
+                .write(piece)
+                .expect("write after connection_made failed");
         }
         match self.end {
             End::WriteEof => transport.write_eof().expect("write_eof failed"),
@@ -454,7 +497,11 @@ impl Protocol for Recorder {
 
     fn data_received(&mut self, data: &[u8]) {
         assert!(!data.is_empty(), "data_received with no data");
-        assert_eq!(self.events.last().map(String::as_str), Some("made"), "data after eof");
+        assert_eq!(
+            self.events.last().map(String::as_str),
+            Some("made"),
+            "data after eof"
+        );
         self.received.extend_from_slice(data);
     }
 
