@@ -46,7 +46,7 @@
 //! # Performance notes
 //!
 //! One task per connection reads into a reused buffer and hands
-//! `data_received` a slice of it. Writes made inside a callback are
+//! `data_received` a slice of it. Small writes made inside a callback are
 //! collected and handed to the socket in one system call when the callback
 //! returns (so pipelined answers go out together); a write from another task
 //! goes straight to the socket when nothing is buffered, and is buffered

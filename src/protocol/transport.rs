@@ -39,6 +39,9 @@ const DEFAULT_HIGH: usize = 64 * 1024;
 /// reads fill it.
 const READ_BUFFER_START: usize = 16 * 1024;
 const READ_BUFFER_MAX: usize = 256 * 1024;
+/// Writes at least this long go straight to the socket even inside a
+/// callback (when nothing is buffered): gathering them would only add a copy.
+const DIRECT_WRITE_MIN: usize = 8 * 1024;
 /// Reads per poll before the driver yields to other tasks.
 const READS_PER_POLL: usize = 32;
 
@@ -190,7 +193,9 @@ impl Transport {
     /// When nothing is buffered and no callback of this connection is
     /// running, the bytes go straight to the socket; what it does not take
     /// is buffered and flushed by the connection's task. Inside a callback,
-    /// writes are collected and handed over when it returns. Growing the
+    /// small writes are collected and handed over when it returns (large
+    /// ones, 8 KiB or more, go straight to the socket when nothing is
+    /// buffered). Growing the
     /// buffer past the high-water mark calls [`Protocol::pause_writing`]
     /// after the current callback.
     ///
@@ -211,7 +216,7 @@ impl Transport {
         let corked = self.is_corked();
         let mut data = data;
         let mut result = Ok(());
-        if state.buffer.is_empty() && !corked {
+        if state.buffer.is_empty() && (!corked || data.len() >= DIRECT_WRITE_MIN) {
             if let Some(socket) = &state.socket {
                 match socket.try_write(data) {
                     Ok(n) if n == data.len() => return Ok(()),
