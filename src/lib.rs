@@ -24,6 +24,8 @@
 //!    [`gen_server`] (`call`, `cast`, `handle_info`, `terminate`).
 //! 3. **I/O**: [`net`] serves TCP with one task per connection, inside a
 //!    nursery.
+//!    [`protocol`] runs `asyncio.Protocol`-style callbacks over TCP and Unix
+//!    sockets: servers, clients, flow control, the loop facade.
 //! 4. **Testing**: [`testing`], helpers for deterministic tests.
 //!
 //! # Reference → Trellis
@@ -42,6 +44,7 @@
 //! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
 //! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
 //! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//! | trio-protocol / asyncio `Protocol`, `Transport`, `create_server`, `create_connection`, `Loop` | [`protocol`] |
 //!
 //! | Erlang/OTP, triotp | Trellis |
 //! |---|---|
@@ -91,6 +94,7 @@ pub mod process;
 pub mod registry;
 
 pub mod net;
+pub mod protocol;
 pub mod testing;
 
 pub use cancel::{

@@ -131,3 +131,35 @@ mod otp {
         .unwrap();
     }
 }
+
+/// The protocol layer: handles cross tasks, and its futures can be spawned.
+#[test]
+fn protocol_types_and_futures_are_send_and_sync() {
+    use trellis::protocol::{
+        Connection, ExtraInfo, FramedProtocol, Loop, Protocol, ProtocolError, Server,
+        SocketAddress, TimerHandle, Transport,
+    };
+    use trellis::testing::MemoryStream;
+
+    fn is<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    struct Idle;
+    impl Protocol for Idle {
+        fn data_received(&mut self, _data: &[u8]) {}
+    }
+    is::<Transport>();
+    is::<Server>();
+    is::<Loop>();
+    is::<TimerHandle>();
+    is::<ProtocolError>();
+    is::<ExtraInfo>();
+    is::<SocketAddress>();
+    is::<MemoryStream>();
+    is::<Connection<Idle>>();
+    fn is_send<T: Send + 'static>() {}
+    is_send::<FramedProtocol<tokio_util::codec::LinesCodec, ()>>();
+    let (a, _b) = trellis::testing::memory_pair(1);
+    send(&trellis::protocol::run_connection(Idle, a));
+    send(&trellis::protocol::run_server(|| Idle, "127.0.0.1:0"));
+    send(&trellis::testing::check_protocol(|| Idle, b""));
+}
