@@ -81,6 +81,7 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+// Structured concurrency, flat at the root.
 mod cancel;
 mod channel;
 mod loom;
@@ -88,13 +89,21 @@ mod nursery;
 mod runtime;
 pub mod sync;
 
-pub mod gen_server;
-pub mod mailbox;
+// OTP, lowest layer first.
 pub mod process;
+
 pub mod registry;
 
+pub mod mailbox;
+
+pub mod gen_server;
+
+// I/O.
 pub mod net;
+
 pub mod protocol;
+
+// The test kit.
 pub mod testing;
 
 pub use cancel::{

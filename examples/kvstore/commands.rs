@@ -13,35 +13,55 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
-use trellis::gen_server::{self, GenServerError, Server};
+use trellis::gen_server::{GenServerError, Server};
 
 use crate::resp;
 use crate::shard::{Condition, Op, Outcome, Shard};
 
-/// Which shard owns a key, and the handles of the shards.
-pub struct Shards {
-    handles: Vec<Option<Server<Shard>>>,
+/// Which shard owns a key: the same answer for every connection.
+#[derive(Clone)]
+pub(crate) struct Router {
+    count: usize,
     hasher: std::collections::hash_map::RandomState,
 }
 
-/// The registered name of shard `i`.
-pub fn shard_name(i: usize) -> String {
-    format!("kvstore-shard-{i}")
-}
-
-impl Shards {
-    /// Handles for `count` shards, looked up by name when first used.
-    pub fn new(count: usize, hasher: std::collections::hash_map::RandomState) -> Self {
-        Shards {
-            handles: vec![None; count],
-            hasher,
+impl Router {
+    /// A router over `count` shards.
+    pub(crate) fn new(count: usize) -> Self {
+        Router {
+            count,
+            hasher: std::collections::hash_map::RandomState::new(),
         }
+    }
+
+    /// How many shards there are.
+    pub(crate) fn count(&self) -> usize {
+        self.count
     }
 
     fn of(&self, key: &[u8]) -> usize {
         let mut h = self.hasher.build_hasher();
         key.hash(&mut h);
-        (h.finish() % self.handles.len() as u64) as usize
+        (h.finish() % self.count as u64) as usize
+    }
+}
+
+/// The shards' handles, as one connection knows them.
+pub(crate) struct Shards {
+    handles: Vec<Option<Server<Shard>>>,
+}
+
+/// The registered name of shard `i`.
+pub(crate) fn shard_name(i: usize) -> String {
+    format!("kvstore-shard-{i}")
+}
+
+impl Shards {
+    /// Handles for `count` shards, looked up by name when first used.
+    pub(crate) fn new(count: usize) -> Self {
+        Shards {
+            handles: vec![None; count],
+        }
     }
 
     /// The shard's current incarnation (looked up again after a failure, so a
@@ -77,11 +97,11 @@ enum Step {
 }
 
 /// The requests of one read, planned per shard.
-pub struct Batch {
+pub(crate) struct Batch {
     ops: Vec<Vec<Op>>,
     steps: Vec<Step>,
     /// `QUIT` was seen: reply, then close.
-    pub quit: bool,
+    pub(crate) quit: bool,
 }
 
 const OK: &[u8] = b"+OK\r\n";
@@ -106,7 +126,7 @@ fn parse_int(arg: &[u8]) -> Option<i64> {
 
 impl Batch {
     /// An empty batch for `shards` shards.
-    pub fn new(shards: usize) -> Self {
+    pub(crate) fn new(shards: usize) -> Self {
         Batch {
             ops: (0..shards).map(|_| Vec::new()).collect(),
             steps: Vec::new(),
@@ -114,12 +134,19 @@ impl Batch {
         }
     }
 
+    /// Ends the batch with a protocol error reply; the connection closes
+    /// after it (as Redis does).
+    pub(crate) fn protocol_error(&mut self, message: &str) {
+        self.steps.push(now_reply(|out| resp::error_reply(out, &format!("ERR {message}"))));
+        self.quit = true;
+    }
+
     /// Whether no request was added.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
-    fn op(&mut self, shards: &Shards, key: &Bytes, op: Op) -> Slot {
+    fn op(&mut self, shards: &Router, key: &Bytes, op: Op) -> Slot {
         let shard = shards.of(key);
         self.ops[shard].push(op);
         (shard, self.ops[shard].len() - 1)
@@ -135,7 +162,7 @@ impl Batch {
     }
 
     /// Plans one request.
-    pub fn add(&mut self, shards: &Shards, args: Vec<Bytes>) {
+    pub(crate) fn add(&mut self, shards: &Router, args: Vec<Bytes>) {
         let Some(name) = args.first() else {
             return;
         };
@@ -205,7 +232,9 @@ impl Batch {
             ),
             ("DBSIZE", 1) => Step::Sum(self.everywhere(|| Op::Size)),
             ("FLUSHDB" | "FLUSHALL", _) => Step::AllDone(self.everywhere(|| Op::Flush)),
-            // Clients probe these; empty answers are enough for them.
+            // Clients probe these; empty answers are enough for them, but
+            // `redis-benchmark` wants to read `save` and `appendonly`.
+            ("CONFIG", 3) if args[1].eq_ignore_ascii_case(b"GET") => config_get(&args[2]),
             ("COMMAND", _) | ("CONFIG", _) => now_reply(|out| resp::array(out, 0)),
             ("SELECT", 2) if &args[1][..] == b"0" => Step::Now(Bytes::from_static(OK)),
             ("DEBUG", 3) if args[1].eq_ignore_ascii_case(b"PANIC") => Step::Int(self.op(shards, &args[2], Op::Panic)),
@@ -224,7 +253,7 @@ impl Batch {
 
     /// Runs the batch: one call per shard involved, all at once; then
     /// encodes every reply, in request order, into `out`.
-    pub async fn run(self, shards: &mut Shards, out: &mut BytesMut) {
+    pub(crate) async fn run(self, shards: &mut Shards, out: &mut BytesMut) {
         let Batch { ops, steps, .. } = self;
         let mut calls = Vec::new();
         for (i, ops) in ops.into_iter().enumerate() {
@@ -239,7 +268,7 @@ impl Batch {
         }
         let answers = join_all(calls.into_iter().map(|(i, count, handle, ops)| async move {
             let result = match handle {
-                Some(handle) => handle.call(ops, gen_server::INFINITY.min(CALL_TIMEOUT)).await,
+                Some(handle) => handle.call(ops, CALL_TIMEOUT).await,
                 None => Err(GenServerError::NameNotFound {
                     name: shard_name(i).into(),
                 }),
@@ -316,6 +345,21 @@ fn value_reply(out: &mut BytesMut, outcome: &Outcome) {
         Outcome::Int(n) => resp::integer(out, *n),
         Outcome::Error(e) => resp::error_reply(out, e),
     }
+}
+
+/// `CONFIG GET`: the persistence settings clients ask about (this store
+/// keeps everything in memory), nothing else.
+fn config_get(pattern: &[u8]) -> Step {
+    const KNOWN: [(&str, &str); 2] = [("save", ""), ("appendonly", "no")];
+    let pattern = String::from_utf8_lossy(pattern).to_ascii_lowercase();
+    let matching: Vec<_> = KNOWN.iter().filter(|(name, _)| pattern == "*" || pattern == *name).collect();
+    now_reply(|out| {
+        resp::array(out, matching.len() * 2);
+        for (name, value) in matching {
+            resp::bulk(out, Some(name.as_bytes()));
+            resp::bulk(out, Some(value.as_bytes()));
+        }
+    })
 }
 
 fn printable(arg: &[u8]) -> String {

@@ -11,13 +11,13 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// How large requests may be. Redis's defaults, except where noted.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest bulk string (Redis `proto-max-bulk-len`: 512 MiB).
-    pub max_bulk: usize,
+    pub(crate) max_bulk: usize,
     /// Most arguments in one request (Redis: 1024 * 1024).
-    pub max_args: usize,
+    pub(crate) max_args: usize,
     /// Longest inline command line (Redis: 64 KiB).
-    pub max_inline: usize,
+    pub(crate) max_inline: usize,
 }
 
 impl Default for Limits {
@@ -32,7 +32,7 @@ impl Default for Limits {
 
 /// A request that cannot be parsed; the connection is answered and closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
+pub(crate) struct ProtocolError(pub String);
 
 impl std::fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +46,7 @@ fn error<T>(message: impl Into<String>) -> Result<T, ProtocolError> {
 
 /// Takes one complete request off the front of `buf`: its arguments, or
 /// `Ok(None)` if more bytes are needed (nothing is consumed then).
-pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+pub(crate) fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     loop {
         match buf.first() {
             None => return Ok(None),
@@ -143,28 +143,28 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
 }
 
 /// Appends a simple string reply (`+OK`).
-pub fn simple(out: &mut BytesMut, text: &str) {
+pub(crate) fn simple(out: &mut BytesMut, text: &str) {
     out.extend_from_slice(b"+");
     out.extend_from_slice(text.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
 /// Appends an error reply (`-ERR …`); `text` includes the error code.
-pub fn error_reply(out: &mut BytesMut, text: &str) {
+pub(crate) fn error_reply(out: &mut BytesMut, text: &str) {
     out.extend_from_slice(b"-");
     out.extend_from_slice(text.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
 /// Appends an integer reply.
-pub fn integer(out: &mut BytesMut, n: i64) {
+pub(crate) fn integer(out: &mut BytesMut, n: i64) {
     out.extend_from_slice(b":");
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
 /// Appends a bulk string reply, or the nil bulk for `None`.
-pub fn bulk(out: &mut BytesMut, value: Option<&[u8]>) {
+pub(crate) fn bulk(out: &mut BytesMut, value: Option<&[u8]>) {
     match value {
         None => out.extend_from_slice(b"$-1\r\n"),
         Some(value) => {
@@ -178,7 +178,7 @@ pub fn bulk(out: &mut BytesMut, value: Option<&[u8]>) {
 }
 
 /// Appends an array header for `len` elements (which the caller appends).
-pub fn array(out: &mut BytesMut, len: usize) {
+pub(crate) fn array(out: &mut BytesMut, len: usize) {
     out.extend_from_slice(b"*");
     out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
     out.extend_from_slice(b"\r\n");

@@ -18,7 +18,7 @@ use trellis::gen_server::{BoxError, Context, Flow, GenServer, Response};
 
 /// One operation on one key (or on the whole shard).
 #[derive(Debug, Clone)]
-pub enum Op {
+pub(crate) enum Op {
     /// `GET key`.
     Get(Bytes),
     /// `SET key value [EX|PX] [NX|XX]`.
@@ -48,7 +48,7 @@ pub enum Op {
 
 /// The `NX`/`XX` option of `SET`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
+pub(crate) enum Condition {
     /// Always set.
     Always,
     /// Only if the key does not exist.
@@ -59,7 +59,7 @@ pub enum Condition {
 
 /// The result of one [`Op`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A value, or nil.
     Value(Option<Bytes>),
     /// `+OK`.
@@ -85,7 +85,7 @@ impl Entry {
 
 /// The state of one shard.
 #[derive(Default)]
-pub struct Shard {
+pub(crate) struct Shard {
     data: HashMap<Bytes, Entry>,
     /// Keys with a time to live, for the sweep.
     expiring: usize,
@@ -93,7 +93,7 @@ pub struct Shard {
 
 /// Messages of the shard's own timer.
 #[derive(Debug)]
-pub enum Tick {
+pub(crate) enum Tick {
     /// Time to drop expired keys.
     Sweep,
 }
