@@ -11,6 +11,7 @@
 //! |---|---|---|---|---|
 //! | `trellis` | `gen_server::start` in a nursery | `init` has run | `Server::call` (5 s timeout) | `Server::cast` |
 //! | `tokio` | a task looping on an unbounded `mpsc` receiver | a `oneshot` sent before the loop | `mpsc` send + `oneshot` reply | `mpsc` send |
+//! | `tokio_with_timeout` | the same | the same | the same, inside `tokio::time::timeout(5 s)` | the same |
 //! | `ractor` | `Actor::spawn` | `pre_start` has run | `ActorRef::call` (no timeout) | `ActorRef::cast` |
 //! | `kameo` | `Spawn::spawn_with_mailbox` | `wait_for_startup` | `ask` | `tell` |
 
@@ -202,6 +203,42 @@ impl Contender for Tokio {
             .expect("registry lock")
             .get(name)
             .cloned()
+    }
+}
+
+/// Raw tokio with the same 5 s timeout around each call as Trellis: how
+/// much of a Trellis call is the timer (call groups only).
+#[derive(Debug)]
+pub struct TokioTimeout;
+
+impl Contender for TokioTimeout {
+    const NAME: &'static str = "tokio_with_timeout";
+    type Handle = mpsc::UnboundedSender<TokioMsg>;
+
+    async fn start(nursery: &Nursery) -> Self::Handle {
+        Tokio::start(nursery).await
+    }
+
+    async fn call(handle: &Self::Handle) -> u64 {
+        tokio::time::timeout(CALL_TIMEOUT, Tokio::call(handle))
+            .await
+            .expect("tokio call timed out")
+    }
+
+    async fn cast(handle: &Self::Handle, value: u64) {
+        Tokio::cast(handle, value).await;
+    }
+
+    async fn stop(handle: Self::Handle) {
+        Tokio::stop(handle).await;
+    }
+
+    async fn start_named(nursery: &Nursery, name: &str) -> Self::Handle {
+        Tokio::start_named(nursery, name).await
+    }
+
+    fn lookup(name: &str) -> Option<Self::Handle> {
+        Tokio::lookup(name)
     }
 }
 
