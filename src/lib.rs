@@ -7,8 +7,8 @@
 //! - **Trio's structured concurrency**: every task lives in a [`nursery`]
 //!   that outlives it; a failure cancels its siblings and is reported, never
 //!   lost; [cancel scopes](CancelScope) nest and deadlines compose.
-//! - **Erlang/OTP's fault tolerance** (in later layers): named mailboxes,
-//!   generic servers and supervisors that restart what crashes.
+//! - **Erlang/OTP's fault tolerance**: processes with typed mailboxes and
+//!   names, generic servers answering `call`/`cast`, links and monitors.
 //!
 //! # Layers
 //!
@@ -18,9 +18,13 @@
 //! 1. **Structured concurrency**, flat at the crate root: [`run`],
 //!    [`nursery`], [`CancelScope`] and [`move_on_after`] & co., [`channel`],
 //!    and [`sync`] (events, limiters, conditions).
-//! 2. **I/O**: [`net`] serves TCP with one task per connection, inside a
+//! 2. **OTP**, as public modules read qualified like Erlang's: [`process`]
+//!    (pids, exit reasons, links and monitors), [`registry`] (names → typed
+//!    handles), [`mailbox`] (typed mailboxes, `send`/`receive`) and
+//!    [`gen_server`] (`call`, `cast`, `handle_info`, `terminate`).
+//! 3. **I/O**: [`net`] serves TCP with one task per connection, inside a
 //!    nursery.
-//! 3. **Testing**: [`testing`], helpers for deterministic tests.
+//! 4. **Testing**: [`testing`], helpers for deterministic tests.
 //!
 //! # Reference → Trellis
 //!
@@ -38,6 +42,14 @@
 //! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
 //! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
 //! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//!
+//! | Erlang/OTP, triotp | Trellis |
+//! |---|---|
+//! | pid, `self()`, `is_process_alive/1` | [`process::Pid`], [`process::is_alive`] |
+//! | `monitor/2`, `link/1`, `trap_exit` | [`mailbox::Mailbox::monitor`], [`gen_server::Context::link`], … ([`process`]) |
+//! | `register/2`, `whereis/1`, Elixir `Registry` | [`registry`] |
+//! | triotp `mailbox.create/open/send/receive` | [`mailbox`] |
+//! | `gen_server:start/call/cast/reply`, `handle_*`, `terminate` | [`gen_server`] |
 //!
 //! # Example
 //!

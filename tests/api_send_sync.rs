@@ -59,3 +59,75 @@ async fn public_types_and_futures_are_send() {
     .await
     .unwrap();
 }
+
+mod otp {
+    use std::time::Duration;
+
+    use trellis::gen_server::{self, BoxError, Context, GenServer, Response};
+    use trellis::mailbox;
+    use trellis::process::{Down, Exit, ExitReason, Pid};
+
+    struct Echo;
+
+    impl GenServer for Echo {
+        type Arg = ();
+        type Call = u8;
+        type Reply = u8;
+        type Cast = ();
+        type Info = ();
+
+        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
+            Ok(())
+        }
+
+        async fn handle_call(&mut self, n: u8, _: &mut Context<Self>) -> Response<u8> {
+            Response::Reply(n)
+        }
+    }
+
+    fn is<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn otp_types_are_send_and_sync() {
+        is::<Pid>();
+        is::<ExitReason>();
+        is::<Down>();
+        is::<Exit>();
+        is::<mailbox::Address<String>>();
+        is::<mailbox::MailboxError>();
+        is::<mailbox::SendError<String>>();
+        is::<trellis::registry::RegistryError>();
+        is::<trellis::registry::DuplicateRegistry<String, Pid>>();
+        is::<gen_server::Server<Echo>>();
+        is::<gen_server::GenServerError>();
+        is::<gen_server::ReplyTo<u8>>();
+        is::<gen_server::TimerRef>();
+        fn send_only<T: Send + 'static>() {}
+        send_only::<mailbox::Mailbox<String>>();
+    }
+
+    #[tokio::test]
+    async fn otp_futures_are_send() {
+        let mut inbox = mailbox::create::<u8>();
+        send(&inbox.receive());
+        send(&mailbox::send("x", 1_u8));
+        trellis::nursery(|n| async move {
+            let start = gen_server::start(&n, Echo, (), ());
+            send(&start);
+            let server = start.await.unwrap();
+            send(&server.call(1, Duration::from_secs(1)));
+            send(&gen_server::call::<Echo>("x", 1, Duration::from_secs(1)));
+            send(&gen_server::serve(
+                Echo,
+                (),
+                (),
+                trellis::TaskStatus::ignored(),
+            ));
+            server.stop().await;
+            Ok::<_, trellis::NurseryError>(())
+        })
+        .await
+        .unwrap();
+    }
+}
