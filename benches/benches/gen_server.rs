@@ -2,9 +2,12 @@
 //! a raw tokio task on an `mpsc` receiver, `ractor` and `kameo`, all running
 //! the same counter process (`trellis_benches::otp` describes each one).
 //!
-//! - `call_round_trip_{multi,current}_thread`: one caller task makes calls one after
-//!   another (raw tokio: an `mpsc` send and a `oneshot` reply), on the
-//!   2-worker multi-thread runtime and on a current-thread runtime.
+//! - `call_round_trip_{multi,current}_thread`: one caller task makes calls
+//!   one after another (raw tokio: an `mpsc` send and a `oneshot` reply), on
+//!   the 2-worker multi-thread runtime and on a current-thread runtime.
+//!   `trellis`, `ractor` and `kameo` call without a timeout (Trellis:
+//!   `gen_server::INFINITY`); `trellis_with_timeout` uses the default 5 s
+//!   and `tokio_with_timeout` is its floor (`tokio::time::timeout`).
 //! - `cast_throughput`: one sender task casts 10k messages to one process,
 //!   then makes one call so that every cast has been handled before the
 //!   clock stops.
@@ -23,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
-use trellis_benches::otp::{Contender, Kameo, Ractor, Tokio, Trellis, in_nursery};
+use trellis_benches::otp::{
+    Contender, Kameo, Ractor, Tokio, TokioTimeout, Trellis, TrellisTimeout, in_nursery,
+};
 
 const CASTS: u64 = 10_000;
 const STARTS: u64 = 100_000;
@@ -103,12 +108,12 @@ fn group(
     rt: &Runtime,
     elements: u64,
     samples: usize,
-    workloads: [(&str, Workload); 4],
+    workloads: &[(&str, Workload)],
 ) {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(elements));
     group.sample_size(samples);
-    for (contender, workload) in workloads {
+    for &(contender, workload) in workloads {
         group.bench_function(BenchmarkId::from_parameter(contender), |b| {
             b.iter_custom(|iters| workload(rt, iters));
         });
@@ -117,16 +122,32 @@ fn group(
 }
 
 fn calls(c: &mut Criterion) {
-    let contenders: [(&str, Workload); 4] = [
+    let contenders: [(&str, Workload); 6] = [
         (Trellis::NAME, call_round_trip::<Trellis>),
         (Tokio::NAME, call_round_trip::<Tokio>),
+        (TrellisTimeout::NAME, call_round_trip::<TrellisTimeout>),
+        (TokioTimeout::NAME, call_round_trip::<TokioTimeout>),
         (Ractor::NAME, call_round_trip::<Ractor>),
         (Kameo::NAME, call_round_trip::<Kameo>),
     ];
     let multi = trellis_benches::runtime();
-    group(c, "call_round_trip_multi_thread", &multi, 1, 50, contenders);
+    group(
+        c,
+        "call_round_trip_multi_thread",
+        &multi,
+        1,
+        50,
+        &contenders,
+    );
     let single = trellis_benches::current_thread_runtime();
-    group(c, "call_round_trip_current_thread", &single, 1, 50, contenders);
+    group(
+        c,
+        "call_round_trip_current_thread",
+        &single,
+        1,
+        50,
+        &contenders,
+    );
 }
 
 fn casts(c: &mut Criterion) {
@@ -137,7 +158,7 @@ fn casts(c: &mut Criterion) {
         &rt,
         CASTS,
         30,
-        [
+        &[
             (Trellis::NAME, cast_throughput::<Trellis> as Workload),
             (Tokio::NAME, cast_throughput::<Tokio>),
             (Ractor::NAME, cast_throughput::<Ractor>),
@@ -154,7 +175,7 @@ fn starts(c: &mut Criterion) {
         &rt,
         STARTS,
         10,
-        [
+        &[
             (Trellis::NAME, start_many::<Trellis> as Workload),
             (Tokio::NAME, start_many::<Tokio>),
             (Ractor::NAME, start_many::<Ractor>),

@@ -3,14 +3,17 @@
 //!
 //! Run: `cargo build --release -p trellis-benches --example prof_otp` then
 //! `perf record -g target/release/examples/prof_otp call trellis current 2000000`
-//! (workload: call or start; contender: trellis, tokio, tokio_with_timeout,
+//! (workload: call or start; contender: trellis, trellis_with_timeout,
+//! tokio, tokio_with_timeout,
 //! ractor, kameo; runtime: current or multi). With `PROF_START_ONLY=1`,
 //! `start` exits right after the starts.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use trellis_benches::otp::{Contender, Kameo, Ractor, Tokio, TokioTimeout, Trellis, in_nursery};
+use trellis_benches::otp::{
+    Contender, Kameo, Ractor, Tokio, TokioTimeout, Trellis, TrellisTimeout, in_nursery,
+};
 
 fn call<C: Contender>(rt: &tokio::runtime::Runtime, calls: u64) {
     let elapsed = rt.block_on(in_nursery(|n| async move {
@@ -54,7 +57,11 @@ fn start<C: Contender>(rt: &tokio::runtime::Runtime, count: u64) {
         }
         let stop = Instant::now();
         futures::future::join_all(servers.into_iter().map(C::stop)).await;
-        println!("{} stop: {:.0} ns/process", C::NAME, stop.elapsed().as_nanos() as f64 / count as f64);
+        println!(
+            "{} stop: {:.0} ns/process",
+            C::NAME,
+            stop.elapsed().as_nanos() as f64 / count as f64
+        );
         elapsed
     }));
     println!(
@@ -69,7 +76,10 @@ fn main() {
     let workload = args.next().unwrap_or_else(|| "call".into());
     let kind = args.next().unwrap_or_else(|| "trellis".into());
     let flavor = args.next().unwrap_or_else(|| "current".into());
-    let calls: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let calls: u64 = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let rt = match flavor.as_str() {
         "multi" => trellis_benches::runtime(),
         _ => trellis_benches::current_thread_runtime(),
@@ -81,6 +91,7 @@ fn main() {
         ("start", _) => start::<Trellis>,
         (_, "tokio") => call::<Tokio>,
         (_, "tokio_with_timeout") => call::<TokioTimeout>,
+        (_, "trellis_with_timeout") => call::<TrellisTimeout>,
         (_, "ractor") => call::<Ractor>,
         (_, "kameo") => call::<Kameo>,
         _ => call::<Trellis>,

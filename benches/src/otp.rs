@@ -9,14 +9,15 @@
 //!
 //! | contender | process | start handshake | call | cast |
 //! |---|---|---|---|---|
-//! | `trellis` | `gen_server::start` in a nursery | `init` has run | `Server::call` (5 s timeout) | `Server::cast` |
+//! | `trellis` | `gen_server::start` in a nursery | `init` has run | `Server::call` with `INFINITY` (no timer) | `Server::cast` |
+//! | `trellis_with_timeout` | the same | the same | `Server::call` with the default 5 s timeout | the same |
 //! | `tokio` | a task looping on an unbounded `mpsc` receiver | a `oneshot` sent before the loop | `mpsc` send + `oneshot` reply | `mpsc` send |
 //! | `tokio_with_timeout` | the same | the same | the same, inside `tokio::time::timeout(5 s)` | the same |
 //! | `ractor` | `Actor::spawn` | `pre_start` has run | `ActorRef::call` (no timeout) | `ActorRef::cast` |
 //! | `kameo` | `Spawn::spawn_with_mailbox` | `wait_for_startup` | `ask` | `tell` |
 
-use std::future::Future;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -51,7 +52,8 @@ pub trait Contender: 'static {
     fn lookup(name: &str) -> Option<Self::Handle>;
 }
 
-/// The default `call` timeout every Trellis call pays for (OTP's 5 s).
+/// The timeout of the `*_with_timeout` contenders: Trellis's default
+/// (OTP's 5 s).
 pub const CALL_TIMEOUT: Duration = gen_server::DEFAULT_TIMEOUT;
 
 // ---------------------------------------------------------------- trellis
@@ -67,7 +69,11 @@ impl GenServer for TrellisCounter {
     type Cast = u64;
     type Info = ();
 
-    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+    async fn init(
+        &mut self,
+        start: u64,
+        _: &mut Context<Self>,
+    ) -> Result<(), gen_server::BoxError> {
         self.0 = start;
         Ok(())
     }
@@ -97,7 +103,10 @@ impl Contender for Trellis {
     }
 
     async fn call(handle: &Self::Handle) -> u64 {
-        handle.call((), CALL_TIMEOUT).await.expect("trellis call")
+        handle
+            .call((), gen_server::INFINITY)
+            .await
+            .expect("trellis call")
     }
 
     async fn cast(handle: &Self::Handle, value: u64) {
@@ -116,6 +125,40 @@ impl Contender for Trellis {
 
     fn lookup(name: &str) -> Option<Self::Handle> {
         trellis::registry::lookup::<Server<TrellisCounter>>(name).ok()
+    }
+}
+
+/// `trellis::gen_server` calls with the default 5 s timeout (a tokio timer
+/// per call); call groups only.
+#[derive(Debug)]
+pub struct TrellisTimeout;
+
+impl Contender for TrellisTimeout {
+    const NAME: &'static str = "trellis_with_timeout";
+    type Handle = Server<TrellisCounter>;
+
+    async fn start(nursery: &Nursery) -> Self::Handle {
+        Trellis::start(nursery).await
+    }
+
+    async fn call(handle: &Self::Handle) -> u64 {
+        handle.call((), CALL_TIMEOUT).await.expect("trellis call")
+    }
+
+    async fn cast(handle: &Self::Handle, value: u64) {
+        Trellis::cast(handle, value).await;
+    }
+
+    async fn stop(handle: Self::Handle) {
+        Trellis::stop(handle).await;
+    }
+
+    async fn start_named(nursery: &Nursery, name: &str) -> Self::Handle {
+        Trellis::start_named(nursery, name).await
+    }
+
+    fn lookup(name: &str) -> Option<Self::Handle> {
+        Trellis::lookup(name)
     }
 }
 
@@ -302,7 +345,11 @@ impl Contender for Ractor {
     }
 
     async fn call(handle: &Self::Handle) -> u64 {
-        match handle.call(RactorMsg::Get, None).await.expect("ractor call") {
+        match handle
+            .call(RactorMsg::Get, None)
+            .await
+            .expect("ractor call")
+        {
             ractor::rpc::CallResult::Success(count) => count,
             other => panic!("ractor call failed: {other:?}"),
         }
