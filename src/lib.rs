@@ -72,6 +72,7 @@ mod loom;
 mod nursery;
 mod runtime;
 pub mod sync;
+pub mod util;
 
 pub mod process;
 
