@@ -12,10 +12,14 @@
 //! propagates cleanly.
 //!
 //! In Trellis a cancellation is not a value: the cancelled future is dropped
-//! at its next `.await`. What reaches the caller is instead an ordinary
-//! `Err` — most often a [`NurseryError::Failed`] whose tasks hit routine
-//! errors while the surrounding scope was tearing them down (a nursery
-//! returns failures even when it is cancelled from outside, so none is lost).
+//! at its next `.await`, so a task that is already cancelled never gets to
+//! fail. What reaches the caller is instead an ordinary `Err` produced in
+//! the same instant as the cancellation — most often a
+//! [`NurseryError::Failed`] whose task returned a routine error in the very
+//! poll in which its scope was cancelled (by another thread, or by that task
+//! itself on its way out). A nursery returns failures even when a scope
+//! around it is cancelled, so that none is lost; usually that is right, but
+//! for errors that only say "the thing I was using went away" it is noise.
 //! [`defer_to_cancelled`] wraps such a future: when it returns an `Err`
 //! that your predicate calls routine *and* the scope it runs in is cancelled,
 //! the error is dropped and the future behaves as cancelled — it never
@@ -52,36 +56,26 @@ use crate::cancel::current;
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use std::time::Duration;
-/// use trellis::{move_on_after, nursery, NurseryError};
+/// use trellis::{nursery, CancelScope, NurseryError};
 /// use trellis::util::{defer_to_cancelled, failures_of};
 ///
 /// #[derive(Debug, thiserror::Error)]
 /// #[error("connection reset")]
 /// struct Reset;
 ///
-/// // A task that fails with a routine error when it is torn down.
-/// struct FailOnDrop(tokio::sync::mpsc::UnboundedSender<()>);
-/// impl Drop for FailOnDrop {
-///     fn drop(&mut self) { let _ = self.0.send(()); }
-/// }
-/// let out = move_on_after(Duration::from_secs(1), async {
-///     let work = nursery(|n| async move {
-///         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-///         n.spawn(async move {
-///             let _guard = FailOnDrop(tx);
-///             std::future::pending::<()>().await;
-///         })?;
-///         n.spawn(async move {
-///             rx.recv().await;
-///             Err::<(), _>(Reset) // fails as its peer goes away
-///         })?;
-///         Ok::<_, NurseryError>(())
-///     });
-///     defer_to_cancelled(work, failures_of::<Reset>()).await
-/// })
-/// .await;
-/// assert!(out.is_none()); // a clean timeout, not a `Reset` failure
+/// let scope = CancelScope::new();
+/// let stopper = scope.clone();
+/// let work = nursery(|n| async move {
+///     n.spawn(async move {
+///         // A handler that stops everything, and fails on its way out
+///         // before the cancellation reaches it.
+///         stopper.cancel();
+///         Err::<(), _>(Reset)
+///     })?;
+///     Ok::<_, NurseryError>(())
+/// });
+/// let out = scope.run(defer_to_cancelled(work, failures_of::<Reset>())).await;
+/// assert!(out.is_none()); // a clean cancellation, not a `Reset` failure
 /// # }
 /// ```
 ///
