@@ -18,9 +18,11 @@
 //! 1. **Structured concurrency**, flat at the crate root: [`run`],
 //!    [`nursery`], [`CancelScope`] and [`move_on_after`] & co., [`channel`],
 //!    and [`sync`] (events, limiters, conditions).
-//! 2. **I/O**: [`net`] serves TCP with one task per connection, inside a
+//! 2. **Utilities**: [`util`], trio-util's helpers ([`wait_any`](util::wait_any),
+//!    [`AsyncValue`](util::AsyncValue), [`periodic`](util::periodic), [`TaskStats`](util::TaskStats)…).
+//! 3. **I/O**: [`net`] serves TCP with one task per connection, inside a
 //!    nursery.
-//! 3. **Testing**: [`testing`], helpers for deterministic tests.
+//! 4. **Testing**: [`testing`], helpers for deterministic tests.
 //!
 //! # Reference → Trellis
 //!
@@ -38,6 +40,7 @@
 //! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
 //! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
 //! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//! | trio-util: `wait_any`, `AsyncValue`, `periodic`, `azip`, `TaskStats`… | [`util`] |
 //!
 //! # Example
 //!

@@ -14,7 +14,7 @@
 //! |---|---|
 //! | race futures, keep the first result, cancel the rest | [`wait_any`] (or [`WaitAny::wait_any`] on a tuple) |
 //! | run futures concurrently and collect every result | [`wait_all`] (or [`WaitAll::wait_all`] on a tuple) |
-//! | the same, stopping at the first `Err` | [`try_wait_all`] (or [`WaitAll::try_wait_all`]) |
+//! | the same, stopping at the first `Err` | [`try_wait_all`] (or [`TryWaitAll::try_wait_all`]) |
 //! | a value tasks can wait on until it satisfies a predicate, or changes in a certain way | [`AsyncValue`] ([`wait_value`](AsyncValue::wait_value), [`wait_transition`](AsyncValue::wait_transition)) |
 //! | every value that matches, as a stream (latest wins when you lag) | [`AsyncValue::eventual_values`] |
 //! | a value computed from another one, kept up to date | [`AsyncValue::open_transform`] |
@@ -72,6 +72,7 @@ mod azip;
 mod defer;
 mod periodic;
 mod repeated_event;
+mod task_stats;
 mod wait;
 
 pub use async_dictionary::AsyncDictionary;
@@ -82,6 +83,7 @@ pub use azip::{Azip, AzipLongest, azip, azip_longest};
 pub use defer::{DeferToCancelled, defer_to_cancelled, failures_of};
 pub use periodic::{Periodic, periodic};
 pub use repeated_event::{MailboxRepeatedEvent, RepeatedEvents, UnqueuedRepeatedEvent};
+pub use task_stats::{TaskStats, TaskStatsReport};
 pub use wait::{TryWaitAll, WaitAll, WaitAny, WaitAnyFuture, try_wait_all, wait_all, wait_any};
 
 /// Why a helper of this module could not do what was asked.

@@ -1,38 +1,7 @@
 //! [`defer_to_cancelled`]: routine errors that race with a cancellation give
 //! way to it.
 //!
-//! # The mapping from trio-util
-//!
-//! In Trio, cancelling a scope raises `Cancelled` inside it; code being torn
-//! down often fails on the way with some other, routine exception (a
-//! `BrokenResourceError` from a stream its peer just closed, say), and the
-//! caller then sees a `MultiError` of `Cancelled` and that noise.
-//! trio-util's `defer_to_cancelled(*exception_types)` drops the listed
-//! exceptions when a `Cancelled` is among them, so the cancellation
-//! propagates cleanly.
-//!
-//! In Trellis a cancellation is not a value: the cancelled future is dropped
-//! at its next `.await`, so a task that is already cancelled never gets to
-//! fail. What reaches the caller is instead an ordinary `Err` produced in
-//! the same instant as the cancellation — most often a
-//! [`NurseryError::Failed`] whose task returned a routine error in the very
-//! poll in which its scope was cancelled (by another thread, or by that task
-//! itself on its way out). A nursery returns failures even when a scope
-//! around it is cancelled, so that none is lost; usually that is right, but
-//! for errors that only say "the thing I was using went away" it is noise.
-//! [`defer_to_cancelled`] wraps such a future: when it returns an `Err`
-//! that your predicate calls routine *and* the scope it runs in is cancelled,
-//! the error is dropped and the future behaves as cancelled — it never
-//! completes, and the cancelled scope drops it at once, exactly as if the
-//! cancellation had come first. Every other outcome passes through
-//! unchanged: an error while nobody cancels, an error the predicate does not
-//! list, a panic.
-//!
-//! | trio-util | Trellis |
-//! |---|---|
-//! | `with defer_to_cancelled(BrokenResourceError):` | `defer_to_cancelled(fut, \|e\| is_broken(e))` |
-//! | the listed exception types | the predicate; [`failures_of::<E>()`](failures_of) for a nursery whose failures are all `E` |
-//! | `Cancelled` propagates | the future parks and the cancelled scope drops it |
+//! The mapping from trio-util is documented on [`defer_to_cancelled`].
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -48,8 +17,40 @@ use crate::cancel::current;
 /// Runs `future`; if it returns an `Err` for which `routine` holds while the
 /// enclosing scope is cancelled, the error yields to the cancellation.
 ///
-/// See the [module docs](self) for the mapping from trio-util. Outside any
-/// Trellis scope, or inside a shield, nothing is deferred.
+/// Outside any Trellis scope, or inside a shield, nothing is deferred.
+///
+/// # The mapping from trio-util
+///
+/// In Trio, cancelling a scope raises `Cancelled` inside it; code being torn
+/// down often fails on the way with some other, routine exception (a
+/// `BrokenResourceError` from a stream its peer just closed, say), and the
+/// caller then sees a `MultiError` of `Cancelled` and that noise.
+/// trio-util's `defer_to_cancelled(*exception_types)` drops the listed
+/// exceptions when a `Cancelled` is among them, so the cancellation
+/// propagates cleanly.
+///
+/// In Trellis a cancellation is not a value: the cancelled future is dropped
+/// at its next `.await`, so a task that is already cancelled never gets to
+/// fail. What reaches the caller is instead an ordinary `Err` produced in
+/// the same instant as the cancellation — most often a
+/// [`NurseryError::Failed`] whose task returned a routine error in the very
+/// poll in which its scope was cancelled (by another thread, or by that task
+/// itself on its way out). A nursery returns failures even when a scope
+/// around it is cancelled, so that none is lost; usually that is right, but
+/// for errors that only say "the thing I was using went away" it is noise.
+/// [`defer_to_cancelled`] wraps such a future: when it returns an `Err`
+/// that your predicate calls routine *and* the scope it runs in is cancelled,
+/// the error is dropped and the future behaves as cancelled — it never
+/// completes, and the cancelled scope drops it at once, exactly as if the
+/// cancellation had come first. Every other outcome passes through
+/// unchanged: an error while nobody cancels, an error the predicate does not
+/// list, a panic.
+///
+/// | trio-util | Trellis |
+/// |---|---|
+/// | `with defer_to_cancelled(BrokenResourceError):` | `defer_to_cancelled(fut, \|e\| is_broken(e))` |
+/// | the listed exception types | the predicate; [`failures_of::<E>()`](failures_of) for a nursery whose failures are all `E` |
+/// | `Cancelled` propagates | the future parks and the cancelled scope drops it |
 ///
 /// # Examples
 ///
