@@ -902,8 +902,8 @@ where
         let Some(probe) = self.as_mut().project().probe.take() else {
             return Poll::Pending; // unreachable: checked above
         };
-        let (waker, latency) = probe.before_poll(cx.waker());
         let started = Instant::now();
+        let (waker, latency) = probe.before_poll(cx.waker(), started);
         let polled = self.as_mut().poll_task(&mut Context::from_waker(waker));
         probe.after_poll(&self.meta.name, latency, started);
         *self.as_mut().project().probe = Some(probe);

@@ -113,7 +113,7 @@ impl TaskStats {
             polls: s.polls,
             slowest_poll: s.slowest_poll,
             longest_wake_to_poll: s.longest_wake,
-            highest_polls_per_window: s.busiest_window_polls.max(s.window_polls),
+            highest_polls_per_window: s.busiest_window_polls,
             window: self.recorder.window,
         }
     }
