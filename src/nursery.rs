@@ -904,7 +904,9 @@ where
         };
         let started = Instant::now();
         let (waker, latency) = probe.before_poll(cx.waker(), started);
+        let in_poll = stats::InPoll::enter(started);
         let polled = self.as_mut().poll_task(&mut Context::from_waker(waker));
+        drop(in_poll);
         probe.after_poll(&self.meta.name, latency, started);
         *self.as_mut().project().probe = Some(probe);
         polled

@@ -167,6 +167,26 @@ impl Recorder {
     }
 }
 
+std::thread_local! {
+    /// The start of the instrumented poll running on this thread, if any.
+    static POLL_STARTED: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks an instrumented poll as running on this thread until dropped.
+pub(crate) struct InPoll(Option<Instant>);
+
+impl InPoll {
+    pub(crate) fn enter(started: Instant) -> Self {
+        InPoll(POLL_STARTED.replace(Some(started)))
+    }
+}
+
+impl Drop for InPoll {
+    fn drop(&mut self) {
+        POLL_STARTED.set(self.0);
+    }
+}
+
 /// One task's instrument: the waker wrapper and the recorder.
 #[derive(Debug)]
 pub(crate) struct Probe {
@@ -191,7 +211,11 @@ impl Wake for WakeSlot {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let now = nanos(Instant::now().saturating_duration_since(self.origin)) + 1;
+        // A wake from inside an instrumented poll on this thread is stamped
+        // with that poll's start: one clock read less per wake, at the price
+        // of overstating the wait by at most the waker's own poll.
+        let at = POLL_STARTED.get().unwrap_or_else(Instant::now);
+        let now = nanos(at.saturating_duration_since(self.origin)) + 1;
         let _ = self.woken_at.compare_exchange(0, now, Relaxed, Relaxed);
         self.waker.wake();
     }
