@@ -38,9 +38,19 @@ use crate::nursery::stats::Recorder;
 /// # Cost
 ///
 /// Disabled (the default), a task driver pays one predictable branch per
-/// poll. Enabled: a boxed probe per task, two clock reads, a waker wrapper
-/// (one short lock per wake) and one short lock of the shared recorder per
-/// poll. The `task_stats` benchmark measures both (see `BENCHMARKS.md`).
+/// poll: the `spawn` benchmark shows no difference. Enabled: one boxed probe
+/// and one waker wrapper per task, two clock reads per poll (one more for a
+/// wake from outside an instrumented poll), and a few relaxed atomics on the
+/// shared recorder, whose lock is taken only when a record is beaten or a
+/// window closes. That is about 150 ns per task poll on the reference VM,
+/// where reading the clock is slow: noticeable for tasks that do nothing
+/// but yield (the `task_stats` benchmark, 2–2.7× there), small for tasks
+/// that do work between `.await`s. See `BENCHMARKS.md`.
+///
+/// A wake made from inside an instrumented poll on the same thread is
+/// stamped with that poll's start rather than the exact moment (one clock
+/// read less): the wake-to-poll figure may overstate by up to the waker's
+/// own poll time.
 ///
 /// # Examples
 ///
