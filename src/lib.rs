@@ -18,15 +18,16 @@
 //! 1. **Structured concurrency**, flat at the crate root: [`run`],
 //!    [`nursery`], [`CancelScope`] and [`move_on_after`] & co., [`channel`],
 //!    and [`sync`] (events, limiters, conditions).
-//! 2. **OTP**, as public modules read qualified like Erlang's: [`process`]
+//! 2. **Utilities**: [`util`], trio-util's helpers ([`wait_any`](util::wait_any),
+//!    [`AsyncValue`](util::AsyncValue), [`periodic`](util::periodic), [`TaskStats`](util::TaskStats)…).
+//! 3. **OTP**, as public modules read qualified like Erlang's: [`process`]
 //!    (pids, exit reasons, links and monitors), [`registry`] (names → typed
 //!    handles), [`mailbox`] (typed mailboxes, `send`/`receive`) and
 //!    [`gen_server`] (`call`, `cast`, `handle_info`, `terminate`).
-//! 3. **I/O**: [`net`] serves TCP with one task per connection, inside a
-//!    nursery.
-//!    [`protocol`] runs `asyncio.Protocol`-style callbacks over TCP and Unix
-//!    sockets: servers, clients, flow control, the loop facade.
-//! 4. **Testing**: [`testing`], helpers for deterministic tests.
+//! 4. **I/O**: [`net`] serves TCP with one task per connection, inside a
+//!    nursery; [`protocol`] runs `asyncio.Protocol`-style callbacks over TCP
+//!    and Unix sockets: servers, clients, flow control, the loop facade.
+//! 5. **Testing**: [`testing`], helpers for deterministic tests.
 //!
 //! # Reference → Trellis
 //!
@@ -44,6 +45,7 @@
 //! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
 //! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
 //! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//! | trio-util: `wait_any`, `AsyncValue`, `periodic`, `azip`, `TaskStats`… | [`util`] |
 //! | trio-protocol / asyncio `Protocol`, `Transport`, `create_server`, `create_connection`, `Loop` | [`protocol`] |
 //!
 //! | Erlang/OTP, triotp | Trellis |
@@ -88,6 +90,9 @@ mod loom;
 mod nursery;
 mod runtime;
 pub mod sync;
+
+// Utilities on top of it.
+pub mod util;
 
 // OTP, lowest layer first.
 pub mod process;

@@ -163,3 +163,35 @@ fn protocol_types_and_futures_are_send_and_sync() {
     send(&trellis::protocol::run_server(|| Idle, "127.0.0.1:0"));
     send(&trellis::testing::check_protocol(|| Idle, b""));
 }
+
+/// The `util` helpers: handles are `Send + Sync + 'static`, and so are their
+/// futures and streams when what they wrap is.
+#[test]
+fn util_types_and_futures_are_send() {
+    use trellis::util::*;
+    fn is<T: Send + Sync + 'static>() {}
+    is::<AsyncValue<String>>();
+    is::<AsyncBool>();
+    is::<AsyncDictionary<String, u32>>();
+    is::<UnqueuedRepeatedEvent>();
+    is::<MailboxRepeatedEvent>();
+    is::<RepeatedEvents>();
+    is::<TaskStats>();
+    is::<TaskStatsReport>();
+    is::<UtilError>();
+    fn send_static<T: Send + 'static>(_: &T) {}
+    let v = AsyncValue::new(1u8);
+    send_static(&v.wait_value(|x| *x > 1));
+    send_static(&v.wait_transition(|_, _| true));
+    send_static(&v.eventual_values(|_| true));
+    send_static(&v.open_transform(|x| *x as u32));
+    send_static(&periodic(Duration::from_secs(1)));
+    send_static(&wait_any([async { 1 }]));
+    send_static(&wait_all([async { 1 }]));
+    send_static(&azip([futures_util::stream::iter(0..1)]));
+    send(&AsyncDictionary::<u8, u8>::new().get_wait(&1));
+    send(&defer_to_cancelled(
+        async { Err::<(), _>(NurseryError::Closed) },
+        failures_of::<std::io::Error>(),
+    ));
+}
