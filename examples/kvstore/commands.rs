@@ -8,7 +8,7 @@
 //! whole-database ones (`DBSIZE`, `FLUSHDB`) are split across shards here
 //! and merged back.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -40,9 +40,7 @@ impl Router {
     }
 
     fn of(&self, key: &[u8]) -> usize {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        (h.finish() % self.count as u64) as usize
+        (self.hasher.hash_one(key) % self.count as u64) as usize
     }
 }
 
