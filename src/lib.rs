@@ -74,6 +74,8 @@ mod runtime;
 pub mod sync;
 
 pub mod process;
+pub mod supervisor;
+pub mod dynamic_supervisor;
 
 pub mod net;
 pub mod testing;
