@@ -73,7 +73,10 @@ mod nursery;
 mod runtime;
 pub mod sync;
 
+pub mod gen_server;
+pub mod mailbox;
 pub mod process;
+pub mod registry;
 pub mod supervisor;
 pub mod dynamic_supervisor;
 

@@ -10,9 +10,13 @@
 //! registry entries, gen_servers and supervisors all
 //! build on it.
 
+use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use dashmap::DashMap;
 
 /// The identifier of a process: cheap to copy, unique, never reused within a
 /// node.
@@ -89,6 +93,7 @@ impl fmt::Debug for Pid {
 /// | [`Killed`](ExitReason::Killed) | it was cancelled or dropped without finishing (brutal kill, an outer cancel scope) | yes |
 /// | [`Error`](ExitReason::Error) | it returned an error; carries the message | yes |
 /// | [`Panic`](ExitReason::Panic) | it panicked; carries the panic message | yes |
+/// | [`NoProcess`](ExitReason::NoProcess) | it was already gone when monitored or linked | yes |
 ///
 /// An *abnormal* exit stops linked processes that do not trap exits and
 /// makes a `Transient` child restart, as in OTP.
@@ -105,6 +110,9 @@ pub enum ExitReason {
     Error(Arc<str>),
     /// The process panicked; the payload's message.
     Panic(Arc<str>),
+    /// The process was not alive when it was monitored or linked (Erlang's
+    /// `noproc`): it never existed or had already ended.
+    NoProcess,
 }
 
 impl ExitReason {
@@ -136,6 +144,403 @@ impl fmt::Display for ExitReason {
             ExitReason::Killed => f.write_str("killed"),
             ExitReason::Error(message) => write!(f, "error: {message}"),
             ExitReason::Panic(message) => write!(f, "panic: {message}"),
+            ExitReason::NoProcess => f.write_str("no such process"),
         }
+    }
+}
+
+/// The message a monitor delivers when the process it watches ends
+/// (Erlang's `{'DOWN', Ref, process, Pid, Reason}`).
+///
+/// Delivered exactly once per monitor, at once if the process was already
+/// gone (then with [`ExitReason::NoProcess`]), unless the monitor was removed
+/// with `demonitor` first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Down {
+    /// The monitor this message answers.
+    pub monitor: MonitorRef,
+    /// The process that ended.
+    pub pid: Pid,
+    /// Why it ended.
+    pub reason: ExitReason,
+}
+
+/// The message a process that traps exits receives when a linked process
+/// ends (Erlang's `{'EXIT', Pid, Reason}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// The linked process that ended.
+    pub pid: Pid,
+    /// Why it ended.
+    pub reason: ExitReason,
+}
+
+/// Identifies one monitor, to tell its [`Down`] apart and to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MonitorRef(u64);
+
+impl MonitorRef {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        MonitorRef(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A signal waiting for its process: what links and monitors deliver.
+#[derive(Clone, Debug)]
+pub(crate) enum Signal {
+    Down(Down),
+    Exit(Exit),
+}
+
+/// The node's record of one live process: its typed endpoints, registered
+/// names, links, monitors and pending signals.
+///
+/// Created with the process's mailbox and removed from the table when the
+/// process ends ([`Entry::exit`]). Lock order: an entry's `state`, then a
+/// registry shard (never the reverse); two entries are never locked at once.
+pub(crate) struct Entry {
+    pid: Pid,
+    /// Set while `state.signals` is non-empty, so receivers check it with
+    /// one load.
+    has_signals: AtomicBool,
+    /// Set when the owner is cancelled, so its end reads `Killed`.
+    killed: AtomicBool,
+    /// Wakes the owner when a signal arrives (pushes a marker into its
+    /// mailbox); `None` until the owner installs it.
+    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    state: Mutex<EntryState>,
+}
+
+#[derive(Default)]
+struct EntryState {
+    exit: Option<ExitReason>,
+    names: Vec<Arc<str>>,
+    links: Vec<Pid>,
+    monitors: Vec<(MonitorRef, Weak<Entry>)>,
+    signals: VecDeque<Signal>,
+    on_exit: Vec<Box<dyn FnOnce(Pid) + Send>>,
+}
+
+/// Typed handles a process offers to lookups (`Address<M>`, a gen_server's
+/// `Server<S>`, …), searched by downcast. Kept in the table and the
+/// registry, never in the [`Entry`], so that addresses (which hold the entry)
+/// do not form a cycle with it.
+pub(crate) type Endpoints = Arc<[Box<dyn Any + Send + Sync>]>;
+
+/// A live process as the table and the registry hold it.
+#[derive(Clone)]
+pub(crate) struct Registered {
+    pub(crate) entry: Arc<Entry>,
+    pub(crate) endpoints: Endpoints,
+}
+
+impl Registered {
+    /// The first endpoint of type `T`.
+    pub(crate) fn endpoint<T: Clone + 'static>(&self) -> Option<T> {
+        self.endpoints
+            .iter()
+            .find_map(|e| e.downcast_ref::<T>())
+            .cloned()
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every live process of this node, by pid.
+fn table() -> &'static DashMap<Pid, Registered> {
+    static TABLE: OnceLock<DashMap<Pid, Registered>> = OnceLock::new();
+    TABLE.get_or_init(DashMap::default)
+}
+
+impl Entry {
+    /// A new process with a fresh pid, not yet in the table.
+    pub(crate) fn new() -> Arc<Entry> {
+        Arc::new(Entry {
+            pid: Pid::new(),
+            has_signals: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            waker: OnceLock::new(),
+            state: Mutex::new(EntryState::default()),
+        })
+    }
+
+    /// Makes the process visible by pid, offering `endpoints` to lookups.
+    pub(crate) fn publish(self: &Arc<Self>, endpoints: Endpoints) -> Registered {
+        let registered = Registered {
+            entry: self.clone(),
+            endpoints,
+        };
+        table().insert(self.pid, registered.clone());
+        registered
+    }
+
+    /// The live process with this pid, if any.
+    pub(crate) fn find(pid: Pid) -> Option<Arc<Entry>> {
+        table().get(&pid).map(|e| e.value().entry.clone())
+    }
+
+    /// The live process with this pid and its endpoints, if any.
+    pub(crate) fn find_registered(pid: Pid) -> Option<Registered> {
+        table().get(&pid).map(|e| e.value().clone())
+    }
+
+    pub(crate) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Installs the function that wakes the owner when a signal arrives.
+    pub(crate) fn set_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.waker.set(waker);
+    }
+
+    /// Notes that the owner is being cancelled.
+    pub(crate) fn mark_killed(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`mark_killed`](Self::mark_killed) was called.
+    pub(crate) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Runs `cleanup` when the process ends (at once if it has ended).
+    pub(crate) fn on_exit(&self, cleanup: Box<dyn FnOnce(Pid) + Send>) -> bool {
+        let mut state = self.lock();
+        if state.exit.is_some() {
+            return false;
+        }
+        state.on_exit.push(cleanup);
+        true
+    }
+
+    /// Why the process ended, or `None` while it runs.
+    pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
+        self.lock().exit.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EntryState> {
+        // A panic while holding this lock leaves consistent data: every
+        // critical section is a handful of pushes and takes.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `name` for this process, unless it has ended. `insert` runs
+    /// under the entry's lock so that a name is never added to a process
+    /// whose names were already released.
+    pub(crate) fn add_name<E>(
+        &self,
+        name: Arc<str>,
+        insert: impl FnOnce() -> Result<(), E>,
+        gone: impl FnOnce() -> E,
+    ) -> Result<(), E> {
+        let mut state = self.lock();
+        if state.exit.is_some() {
+            return Err(gone());
+        }
+        insert()?;
+        state.names.push(name);
+        Ok(())
+    }
+
+    /// Forgets `name` (already removed from the registry).
+    pub(crate) fn remove_name(&self, name: &str) {
+        self.lock().names.retain(|n| &**n != name);
+    }
+
+    /// Takes every name of the process (to release them from the registry).
+    pub(crate) fn take_names(&self) -> Vec<Arc<str>> {
+        std::mem::take(&mut self.lock().names)
+    }
+
+    /// Takes the next pending signal.
+    pub(crate) fn pop_signal(&self) -> Option<Signal> {
+        if !self.has_signals.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut state = self.lock();
+        let signal = state.signals.pop_front();
+        if state.signals.is_empty() {
+            self.has_signals.store(false, Ordering::Release);
+        }
+        signal
+    }
+
+    fn deliver(&self, signal: Signal) {
+        {
+            let mut state = self.lock();
+            if state.exit.is_some() {
+                return;
+            }
+            state.signals.push_back(signal);
+            self.has_signals.store(true, Ordering::Release);
+        }
+        if let Some(wake) = self.waker.get() {
+            wake();
+        }
+    }
+
+    /// Starts watching `target` on behalf of this process: a [`Down`] arrives
+    /// in this process's signals when `target` ends (at once if it has).
+    pub(crate) fn monitor(self: &Arc<Self>, target: Pid) -> MonitorRef {
+        let monitor = MonitorRef::new();
+        let reason = match Entry::find(target) {
+            Some(entry) => {
+                let mut state = entry.lock();
+                match &state.exit {
+                    None => {
+                        state.monitors.push((monitor, Arc::downgrade(self)));
+                        return monitor;
+                    }
+                    Some(reason) => reason.clone(),
+                }
+            }
+            None => ExitReason::NoProcess,
+        };
+        self.deliver(Signal::Down(Down {
+            monitor,
+            pid: target,
+            reason,
+        }));
+        monitor
+    }
+
+    /// Stops the monitor `monitor` on `target` and drops its `Down` if it is
+    /// already queued. Returns whether the monitor was still active.
+    pub(crate) fn demonitor(&self, target: Pid, monitor: MonitorRef) -> bool {
+        let removed = Entry::find(target).is_some_and(|entry| {
+            let mut state = entry.lock();
+            let before = state.monitors.len();
+            state.monitors.retain(|(m, _)| *m != monitor);
+            state.monitors.len() != before
+        });
+        let mut state = self.lock();
+        state
+            .signals
+            .retain(|s| !matches!(s, Signal::Down(d) if d.monitor == monitor));
+        if state.signals.is_empty() {
+            self.has_signals.store(false, Ordering::Release);
+        }
+        removed
+    }
+
+    /// Links this process with `other`, both ways. Linking with a process
+    /// that is gone delivers an [`Exit`] with [`ExitReason::NoProcess`] at
+    /// once, as Erlang does for a process that traps exits.
+    pub(crate) fn link(self: &Arc<Self>, other: Pid) {
+        if other == self.pid {
+            return;
+        }
+        // Our side first: if we end before `other` records us, our exit
+        // still reaches it through our list.
+        {
+            let mut state = self.lock();
+            if state.exit.is_some() {
+                return;
+            }
+            if !state.links.contains(&other) {
+                state.links.push(other);
+            }
+        }
+        let linked = Entry::find(other).is_some_and(|entry| {
+            let mut state = entry.lock();
+            if state.exit.is_some() {
+                return false;
+            }
+            if !state.links.contains(&self.pid) {
+                state.links.push(self.pid);
+            }
+            true
+        });
+        if !linked {
+            self.lock().links.retain(|p| *p != other);
+            self.deliver(Signal::Exit(Exit {
+                pid: other,
+                reason: ExitReason::NoProcess,
+            }));
+        }
+    }
+
+    /// Removes the link between this process and `other`, both ways.
+    pub(crate) fn unlink(&self, other: Pid) {
+        self.lock().links.retain(|p| *p != other);
+        if let Some(entry) = Entry::find(other) {
+            entry.lock().links.retain(|p| *p != self.pid);
+        }
+    }
+
+    /// Records the end of the process: removes it from the table, releases
+    /// its names through `release_name`, sends `Down` to its monitors and
+    /// `Exit` to its links. Only the first call has an effect.
+    pub(crate) fn exit(&self, reason: ExitReason, mut release_name: impl FnMut(&Arc<str>, Pid)) {
+        let (names, links, monitors, on_exit) = {
+            let mut state = self.lock();
+            if state.exit.is_some() {
+                return;
+            }
+            state.exit = Some(reason.clone());
+            state.signals.clear();
+            self.has_signals.store(false, Ordering::Release);
+            (
+                std::mem::take(&mut state.names),
+                std::mem::take(&mut state.links),
+                std::mem::take(&mut state.monitors),
+                std::mem::take(&mut state.on_exit),
+            )
+        };
+        table().remove(&self.pid);
+        for cleanup in on_exit {
+            cleanup(self.pid);
+        }
+        for name in &names {
+            release_name(name, self.pid);
+        }
+        for (monitor, watcher) in monitors {
+            if let Some(watcher) = watcher.upgrade() {
+                watcher.deliver(Signal::Down(Down {
+                    monitor,
+                    pid: self.pid,
+                    reason: reason.clone(),
+                }));
+            }
+        }
+        for pid in links {
+            if let Some(entry) = Entry::find(pid) {
+                entry.lock().links.retain(|p| *p != self.pid);
+                entry.deliver(Signal::Exit(Exit {
+                    pid: self.pid,
+                    reason: reason.clone(),
+                }));
+            }
+        }
+    }
+}
+
+/// Whether `pid` names a live process of this node.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mailbox = trellis::mailbox::create::<u32>();
+/// let pid = mailbox.pid();
+/// assert!(trellis::process::is_alive(pid));
+/// trellis::mailbox::destroy(mailbox);
+/// assert!(!trellis::process::is_alive(pid));
+/// # }
+/// ```
+pub fn is_alive(pid: Pid) -> bool {
+    table().contains_key(&pid)
+}
+
+impl fmt::Debug for Registered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registered")
+            .field("pid", &self.entry.pid)
+            .finish_non_exhaustive()
     }
 }

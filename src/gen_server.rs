@@ -1,0 +1,978 @@
+//! Generic servers: OTP's `gen_server`, typed, on a Trellis mailbox.
+//!
+//! A gen_server is a process that owns some state and serves requests one at
+//! a time from its mailbox. You write the callbacks; Trellis runs the receive
+//! loop, the reply plumbing, the start handshake and the shutdown.
+//!
+//! | you call | we call back | and then |
+//! |---|---|---|
+//! | [`start`] / [`serve`] | [`GenServer::init`] | the starter gets the [`Server`] handle once `init` succeeded, or `init`'s error |
+//! | [`call`] / [`Server::call`] | [`GenServer::handle_call`] | its [`Response`] is sent back; the caller waits at most its timeout |
+//! | [`cast`] / [`Server::cast`] | [`GenServer::handle_cast`] | nothing is sent back |
+//! | [`Server::send_info`], [`mailbox::send`](crate::mailbox::send) to the server | [`GenServer::handle_info`] | — |
+//! | [`Context::monitor`] target ends | [`GenServer::handle_down`] | — |
+//! | linked process ends, trapping exits | [`GenServer::handle_exit`] | — |
+//! | the server stops, for any reason | [`GenServer::terminate`] | the process ends; callers still waiting get [`GenServerError::Exited`] |
+//!
+//! # No hangs
+//!
+//! A caller never waits forever. If the server has exited, stops during the
+//! call, panics, or drops the reply handle without answering, [`call`]
+//! returns an error naming what happened ([`GenServerError::Exited`] with the
+//! [`ExitReason`], or [`GenServerError::NoReply`]); past its timeout it
+//! returns [`GenServerError::Timeout`]. A call made inside a
+//! [cancel scope](crate::CancelScope) with a nearer deadline
+//! ([`fail_after`](crate::fail_after), [`move_on_after`](crate::move_on_after))
+//! gives up at that deadline: the scope cancels it.
+//!
+//! # When the server stops
+//!
+//! | stop | `terminate` | exit reason |
+//! |---|---|---|
+//! | a callback returns `Stop(reason)` | runs, may await | `reason` |
+//! | every handle gone? | — (servers do not stop when unreferenced, as in OTP) | — |
+//! | a task of its [`Context::spawn`] fails | runs, may await | `Error`/`Panic` of the task |
+//! | a callback panics | runs, may await (the state may be half-updated) | `Panic(message)` |
+//! | graceful shutdown of its scope ([`Nursery::shutdown`](crate::Nursery::shutdown), a supervisor) | runs, may await within the grace period | `Shutdown` |
+//! | a linked process exits abnormally (not trapping exits) | runs, may await | the linked process's reason |
+//! | cancelled or dropped (an outer cancel scope, the grace period over) | polled **once**: what it does before its first yielding `.await` runs | `Killed` |
+//!
+//! The fate of messages still queued when a server stops: each queued
+//! `call` fails at once with [`GenServerError::Exited`] carrying the exit
+//! reason; queued casts and infos are dropped. The name (if any) is released
+//! after `terminate`, then monitors get their `Down` and links their `Exit`.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use trellis::gen_server::{self, Context, GenServer, Response};
+//!
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl GenServer for Counter {
+//!     type Arg = u64;
+//!     type Call = ();
+//!     type Reply = u64;
+//!     type Cast = u64;
+//!     type Info = ();
+//!
+//!     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+//!         self.0 = start;
+//!         Ok(())
+//!     }
+//!
+//!     async fn handle_call(&mut self, _: (), _: &mut Context<Self>) -> Response<u64> {
+//!         Response::Reply(self.0)
+//!     }
+//!
+//!     async fn handle_cast(&mut self, add: u64, _: &mut Context<Self>) -> gen_server::Flow {
+//!         self.0 += add;
+//!         gen_server::Flow::Continue
+//!     }
+//! }
+//!
+//! # trellis::run(async {
+//! trellis::nursery(|n| async move {
+//!     let counter = gen_server::start(&n, Counter::default(), 40, "counter").await?;
+//!     counter.cast(2).await?;
+//!     let by_name = gen_server::call::<Counter>("counter", (), Duration::from_secs(5)).await?;
+//!     assert_eq!(by_name, 42);
+//!     counter.stop().await;
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//! })
+//! .await
+//! .unwrap();
+//! # });
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use tokio::sync::oneshot;
+
+use crate::cancel::panic_message;
+use crate::mailbox::{self, Address, Destination, MailboxError};
+use crate::nursery::TaskOutput;
+use crate::process::{Down, Exit, ExitReason, MonitorRef, Pid};
+use crate::registry::{self, RegistryError};
+use crate::{CancelScope, Nursery, NurseryError, SpawnOptions, StartError, TaskStatus};
+
+mod server_loop;
+
+/// A boxed error, as `init` returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The callbacks of a generic server.
+///
+/// Implement `init` and `handle_call`; every other callback has a default.
+/// Callbacks are `async` and run one at a time: while one runs, the mailbox
+/// waits. Work that takes long belongs in a task of [`Context::spawn`],
+/// which can answer a deferred call or report back with
+/// [`Context::info`].
+pub trait GenServer: Send + Sized + 'static {
+    /// What [`start`] passes to `init`.
+    type Arg: Send + 'static;
+    /// Requests [`call`] sends.
+    type Call: Send + 'static;
+    /// What [`call`] gets back. Make it a `Result` to return errors to the
+    /// caller: an error sent as the reply reaches the caller as an error,
+    /// and the server keeps running.
+    type Reply: Send + 'static;
+    /// Messages [`cast`] sends.
+    type Cast: Send + 'static;
+    /// Plain messages sent to the server's mailbox ([`Server::send_info`],
+    /// [`mailbox::send`](crate::mailbox::send), timers).
+    type Info: Send + 'static;
+
+    /// Initialises the server before it serves anything.
+    ///
+    /// Its name (if any) is already registered; calls that arrive meanwhile
+    /// wait in the mailbox. On `Err`, the server ends with
+    /// [`ExitReason::Error`], `terminate` is *not* called (as in OTP), and
+    /// the starter gets [`GenServerError::InitFailed`].
+    fn init(
+        &mut self,
+        arg: Self::Arg,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Handles a [`call`].
+    ///
+    /// - [`Response::Reply`]`(r)`: `r` is sent to the caller.
+    /// - [`Response::NoReply`]: nothing is sent now; answer later through
+    ///   the handle from [`Context::defer`]. If the handle was not taken,
+    ///   the caller gets [`GenServerError::NoReply`].
+    /// - [`Response::Stop`]`(reason)`: the server stops; the caller gets
+    ///   [`GenServerError::Exited`] with `reason`.
+    /// - [`Response::ReplyAndStop`]`(r, reason)`: `r` is sent, then the
+    ///   server stops.
+    fn handle_call(
+        &mut self,
+        request: Self::Call,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Response<Self::Reply>> + Send;
+
+    /// Handles a [`cast`]. Default: ignores it.
+    fn handle_cast(
+        &mut self,
+        message: Self::Cast,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Flow> + Send {
+        let _ = (message, ctx);
+        async { Flow::Continue }
+    }
+
+    /// Handles a plain message. Default: ignores it.
+    fn handle_info(
+        &mut self,
+        message: Self::Info,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Flow> + Send {
+        let _ = (message, ctx);
+        async { Flow::Continue }
+    }
+
+    /// Handles the end of a process this server monitors
+    /// ([`Context::monitor`]). Default: ignores it.
+    fn handle_down(
+        &mut self,
+        down: Down,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Flow> + Send {
+        let _ = (down, ctx);
+        async { Flow::Continue }
+    }
+
+    /// Handles the end of a linked process while trapping exits
+    /// ([`Context::trap_exits`]). Default: stops with the same reason if it
+    /// is abnormal, ignores normal exits.
+    fn handle_exit(
+        &mut self,
+        exit: Exit,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Flow> + Send {
+        let _ = ctx;
+        async move {
+            if exit.reason.is_abnormal() {
+                Flow::Stop(exit.reason)
+            } else {
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Runs once when the server stops, whatever the reason (see the module
+    /// docs for when it may await). Default: does nothing.
+    fn terminate(
+        &mut self,
+        reason: &ExitReason,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (reason, ctx);
+        async {}
+    }
+}
+
+/// What [`GenServer::handle_call`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response<R> {
+    /// Send this reply to the caller.
+    Reply(R),
+    /// Reply later, through [`Context::defer`]'s handle.
+    NoReply,
+    /// Stop the server; the caller gets [`GenServerError::Exited`].
+    Stop(ExitReason),
+    /// Send this reply, then stop the server.
+    ReplyAndStop(R, ExitReason),
+}
+
+/// What a cast, info, down or exit callback decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep serving (OTP's `{noreply, State}`).
+    #[doc(alias = "NoReply")]
+    Continue,
+    /// Stop the server with this reason.
+    Stop(ExitReason),
+}
+
+/// What went wrong talking to a gen_server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenServerError {
+    /// The server has exited, or stopped before answering.
+    #[error("gen_server {pid} exited ({reason})")]
+    #[doc(alias = "GenServerExited")]
+    Exited {
+        /// The server.
+        pid: Pid,
+        /// Why it ended.
+        reason: ExitReason,
+    },
+    /// The server dropped the reply handle without answering.
+    #[error("gen_server {pid} dropped the reply without answering")]
+    NoReply {
+        /// The server.
+        pid: Pid,
+    },
+    /// No answer within the call's timeout.
+    #[error("call to gen_server {pid} timed out after {timeout:?}")]
+    Timeout {
+        /// The server.
+        pid: Pid,
+        /// The call's timeout.
+        timeout: Duration,
+    },
+    /// Nothing is registered under the name.
+    #[error("no gen_server is registered as {name:?}")]
+    NameNotFound {
+        /// The name.
+        name: Arc<str>,
+    },
+    /// No live process has the pid.
+    #[error("gen_server {pid} does not exist")]
+    ProcessNotFound {
+        /// The pid.
+        pid: Pid,
+    },
+    /// The name or pid belongs to something that is not this kind of
+    /// server.
+    #[error("{subject} is not a {expected}")]
+    WrongType {
+        /// The name or pid used.
+        subject: Arc<str>,
+        /// The handle type asked for.
+        expected: &'static str,
+    },
+    /// Starting: the name is taken.
+    #[error("name {name:?} is already registered")]
+    NameAlreadyExists {
+        /// The name.
+        name: Arc<str>,
+    },
+    /// Starting: `init` failed (or panicked); its message.
+    #[error("gen_server init failed: {message}")]
+    InitFailed {
+        /// The error or panic message.
+        message: Arc<str>,
+    },
+    /// Starting: the server could not be started (its nursery is closed or
+    /// cancelled).
+    #[error("gen_server not started: {message}")]
+    NotStarted {
+        /// What the nursery said.
+        message: Arc<str>,
+    },
+    /// A bounded mailbox is full ([`Server::try_cast`] only).
+    #[error("gen_server {pid}'s mailbox is full")]
+    Full {
+        /// The server.
+        pid: Pid,
+    },
+}
+
+impl From<RegistryError> for GenServerError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::NameAlreadyExists { name } => GenServerError::NameAlreadyExists { name },
+            RegistryError::NameNotFound { name } => GenServerError::NameNotFound { name },
+            RegistryError::ProcessNotFound { pid } => GenServerError::ProcessNotFound { pid },
+            RegistryError::WrongType { subject, expected } => {
+                GenServerError::WrongType { subject, expected }
+            }
+        }
+    }
+}
+
+impl GenServerError {
+    fn from_send(error: MailboxError, pid: Pid) -> Self {
+        match error {
+            MailboxError::Exited { pid, reason } => GenServerError::Exited { pid, reason },
+            MailboxError::Full { pid } => GenServerError::Full { pid },
+            _ => GenServerError::ProcessNotFound { pid },
+        }
+    }
+}
+
+/// Why a reply handle went away without a reply.
+#[derive(Debug)]
+pub(crate) struct Abandoned {
+    /// Dropped while unwinding a panic: the server is about to exit.
+    panicking: bool,
+}
+
+type ReplySender<R> = oneshot::Sender<Result<R, Abandoned>>;
+
+/// What travels through a gen_server's mailbox.
+pub(crate) enum Envelope<S: GenServer> {
+    Call(S::Call, ReplySender<S::Reply>),
+    Cast(S::Cast),
+    Info(S::Info),
+    Down(Down),
+    Exit(Exit),
+    /// A task of the server's context failed: the server stops.
+    TaskFailed(ExitReason),
+}
+
+/// A handle to a running gen_server: call it, cast to it, send it plain
+/// messages. Cheap to clone, `Send + Sync`.
+///
+/// Look one up by name with [`registry::lookup`]`::<Server<S>>(name)`.
+pub struct Server<S: GenServer> {
+    address: Address<Envelope<S>>,
+}
+
+impl<S: GenServer> Clone for Server<S> {
+    fn clone(&self) -> Self {
+        Server {
+            address: self.address.clone(),
+        }
+    }
+}
+
+impl<S: GenServer> fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Server").field(&self.pid()).finish()
+    }
+}
+
+impl<S: GenServer> PartialEq for Server<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.pid() == other.pid()
+    }
+}
+
+impl<S: GenServer> Eq for Server<S> {}
+
+/// The default `call` timeout, as OTP's: 5 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl<S: GenServer> Server<S> {
+    /// The server's process id.
+    pub fn pid(&self) -> Pid {
+        self.address.pid()
+    }
+
+    /// Sends `request` and waits at most `timeout` for the reply.
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::Exited`] if the server has exited or stops before
+    /// answering (including by panic); [`GenServerError::NoReply`] if it
+    /// dropped the reply handle; [`GenServerError::Timeout`] after
+    /// `timeout`. An enclosing cancel scope's deadline also applies.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped after the request was sent, the server still
+    /// handles it and its reply is discarded.
+    pub async fn call(
+        &self,
+        request: S::Call,
+        timeout: Duration,
+    ) -> Result<S::Reply, GenServerError> {
+        let (tx, rx) = oneshot::channel();
+        let pid = self.pid();
+        let call = async {
+            if let Err(error) = self.address.send(Envelope::Call(request, tx)).await {
+                return Err(GenServerError::from_send(error.into_parts().0, pid));
+            }
+            match rx.await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(abandoned)) => Err(self.abandoned(abandoned).await),
+                Err(_) => Err(self.gone()),
+            }
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(GenServerError::Timeout { pid, timeout }),
+        }
+    }
+
+    /// The error for a reply sender dropped with the server.
+    fn gone(&self) -> GenServerError {
+        match self.address.exit_reason() {
+            Some(reason) => GenServerError::Exited {
+                pid: self.pid(),
+                reason,
+            },
+            // Only the server loop drops unanswered senders without a
+            // reason, and it records the reason first.
+            None => GenServerError::NoReply { pid: self.pid() },
+        }
+    }
+
+    /// The error for a deferred reply handle dropped without an answer.
+    async fn abandoned(&self, abandoned: Abandoned) -> GenServerError {
+        if let Some(reason) = self.address.exit_reason() {
+            return GenServerError::Exited {
+                pid: self.pid(),
+                reason,
+            };
+        }
+        if abandoned.panicking {
+            // Dropped by a panic that is about to stop the server: wait for
+            // its exit reason (the caller's timeout still applies).
+            let mut watch = mailbox::create::<Down>();
+            watch.monitor(self.pid());
+            if let Ok(down) = watch.receive().await {
+                return GenServerError::Exited {
+                    pid: self.pid(),
+                    reason: down.reason,
+                };
+            }
+        }
+        GenServerError::NoReply { pid: self.pid() }
+    }
+
+    /// Sends `message` to `handle_cast`, waiting for room if the mailbox is
+    /// bounded and full.
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::Exited`] if the server has exited.
+    pub async fn cast(&self, message: S::Cast) -> Result<(), GenServerError> {
+        self.address
+            .send(Envelope::Cast(message))
+            .await
+            .map_err(|e| GenServerError::from_send(e.into_parts().0, self.pid()))
+    }
+
+    /// Sends `message` to `handle_cast` without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::Full`] if the bounded mailbox is full,
+    /// [`GenServerError::Exited`] if the server has exited.
+    pub fn try_cast(&self, message: S::Cast) -> Result<(), GenServerError> {
+        self.address
+            .try_send(Envelope::Cast(message))
+            .map_err(|e| GenServerError::from_send(e.into_parts().0, self.pid()))
+    }
+
+    /// Sends a plain message to `handle_info`.
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::Exited`] if the server has exited.
+    pub async fn send_info(&self, message: S::Info) -> Result<(), GenServerError> {
+        self.address
+            .send(Envelope::Info(message))
+            .await
+            .map_err(|e| GenServerError::from_send(e.into_parts().0, self.pid()))
+    }
+
+    /// An address that sends plain messages to `handle_info` — what
+    /// [`mailbox::send`](crate::mailbox::send) to the server's name finds.
+    pub fn info_address(&self) -> Address<S::Info> {
+        self.address.view(Envelope::Info, unwrap_info::<S>)
+    }
+
+    /// Asks the server to stop with [`ExitReason::Normal`] and waits until
+    /// it has (its `terminate` has run).
+    pub async fn stop(&self) {
+        self.stop_with(ExitReason::Normal).await;
+    }
+
+    /// Asks the server to stop with `reason` and waits until it has.
+    pub async fn stop_with(&self, reason: ExitReason) {
+        let mut watch = mailbox::create::<Down>();
+        watch.monitor(self.pid());
+        if self
+            .address
+            .send(Envelope::TaskFailed(reason))
+            .await
+            .is_ok()
+        {
+            let _ = watch.receive().await;
+        }
+    }
+
+    /// The exit reason, once the server has ended.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        self.address.exit_reason()
+    }
+}
+
+fn unwrap_info<S: GenServer>(envelope: Envelope<S>) -> S::Info {
+    match envelope {
+        Envelope::Info(message) => message,
+        // A view only ever hands back the envelopes it wrapped.
+        _ => unreachable!("an info view returned another envelope"),
+    }
+}
+
+/// Where [`call`] and [`cast`] go: a [`Server`] handle, a registered name or
+/// a pid.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerRef<S: GenServer> {
+    /// A handle (the fast path).
+    Server(Server<S>),
+    /// A name or pid, looked up on each use.
+    Destination(Destination),
+}
+
+impl<S: GenServer> ServerRef<S> {
+    fn resolve(self) -> Result<Server<S>, GenServerError> {
+        match self {
+            ServerRef::Server(server) => Ok(server),
+            ServerRef::Destination(Destination::Name(name)) => {
+                Ok(registry::lookup::<Server<S>>(&*name)?)
+            }
+            ServerRef::Destination(Destination::Pid(pid)) => {
+                Ok(registry::lookup_pid::<Server<S>>(pid)?)
+            }
+        }
+    }
+}
+
+impl<S: GenServer> From<Server<S>> for ServerRef<S> {
+    fn from(server: Server<S>) -> Self {
+        ServerRef::Server(server)
+    }
+}
+
+impl<S: GenServer> From<&Server<S>> for ServerRef<S> {
+    fn from(server: &Server<S>) -> Self {
+        ServerRef::Server(server.clone())
+    }
+}
+
+impl<S: GenServer> From<&str> for ServerRef<S> {
+    fn from(name: &str) -> Self {
+        ServerRef::Destination(name.into())
+    }
+}
+
+impl<S: GenServer> From<String> for ServerRef<S> {
+    fn from(name: String) -> Self {
+        ServerRef::Destination(name.into())
+    }
+}
+
+impl<S: GenServer> From<Pid> for ServerRef<S> {
+    fn from(pid: Pid) -> Self {
+        ServerRef::Destination(pid.into())
+    }
+}
+
+/// Calls the server `to` (a handle, a name or a pid) and waits at most
+/// `timeout` for its reply. See [`Server::call`].
+///
+/// # Errors
+///
+/// As [`Server::call`], plus [`GenServerError::NameNotFound`],
+/// [`GenServerError::ProcessNotFound`] and [`GenServerError::WrongType`] for
+/// a name or pid that does not lead to an `S` server.
+pub async fn call<S: GenServer>(
+    to: impl Into<ServerRef<S>>,
+    request: S::Call,
+    timeout: Duration,
+) -> Result<S::Reply, GenServerError> {
+    to.into().resolve()?.call(request, timeout).await
+}
+
+/// Casts `message` to the server `to` (a handle, a name or a pid).
+///
+/// # Errors
+///
+/// As [`Server::cast`], plus the lookup errors of [`call`].
+pub async fn cast<S: GenServer>(
+    to: impl Into<ServerRef<S>>,
+    message: S::Cast,
+) -> Result<(), GenServerError> {
+    to.into().resolve()?.cast(message).await
+}
+
+/// Answers a deferred call (OTP's `gen_server:reply/2`); the same as
+/// [`ReplyTo::reply`].
+///
+/// # Errors
+///
+/// Gives the reply back if the caller is gone (it timed out or was
+/// cancelled); the server is not affected.
+pub fn reply<R>(to: ReplyTo<R>, reply: R) -> Result<(), R> {
+    to.reply(reply)
+}
+
+/// The handle to answer a call later, from [`Context::defer`]: keep it in
+/// the state or move it into a task, and [`reply`](ReplyTo::reply) when
+/// ready.
+///
+/// Dropping it unanswered makes the caller's `call` return
+/// [`GenServerError::NoReply`] (or [`GenServerError::Exited`] if the server
+/// is stopping).
+pub struct ReplyTo<R> {
+    sender: Option<ReplySender<R>>,
+}
+
+impl<R> fmt::Debug for ReplyTo<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyTo").finish_non_exhaustive()
+    }
+}
+
+impl<R> ReplyTo<R> {
+    /// Sends the reply.
+    ///
+    /// # Errors
+    ///
+    /// Gives the reply back if the caller is gone.
+    pub fn reply(mut self, reply: R) -> Result<(), R> {
+        let sender = self.sender.take().expect("a ReplyTo is answered once");
+        sender.send(Ok(reply)).map_err(|r| match r {
+            Ok(reply) => reply,
+            Err(_) => unreachable!("we sent Ok"),
+        })
+    }
+
+    /// Whether the caller is still waiting.
+    pub fn is_waiting(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+    }
+}
+
+impl<R> Drop for ReplyTo<R> {
+    fn drop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Err(Abandoned {
+                panicking: std::thread::panicking(),
+            }));
+        }
+    }
+}
+
+/// Options for [`start`] and [`serve`]: the registered name and the mailbox
+/// bound. `From<&str>` gives a name; `()`/`Default` neither.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct StartOptions {
+    name: Option<Arc<str>>,
+    capacity: Option<usize>,
+}
+
+impl StartOptions {
+    /// No name, unbounded mailbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the server under `name` before `init` runs. Default: none.
+    pub fn name(mut self, name: impl AsRef<str>) -> Self {
+        self.name = Some(name.as_ref().into());
+        self
+    }
+
+    /// Bounds the mailbox: casts and calls wait for room past `capacity`
+    /// queued messages. Default: unbounded, as Erlang's.
+    pub fn bounded(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+}
+
+impl From<&str> for StartOptions {
+    fn from(name: &str) -> Self {
+        StartOptions::new().name(name)
+    }
+}
+
+impl From<()> for StartOptions {
+    fn from((): ()) -> Self {
+        StartOptions::new()
+    }
+}
+
+impl From<Option<&str>> for StartOptions {
+    fn from(name: Option<&str>) -> Self {
+        match name {
+            Some(name) => StartOptions::new().name(name),
+            None => StartOptions::new(),
+        }
+    }
+}
+
+/// Starts `server` as a task of `nursery` and returns its handle once
+/// `init` has succeeded (triotp's `gen_server.start`).
+///
+/// The server then lives until it stops or the nursery is cancelled; an
+/// abnormal stop fails the nursery like any task failure (a supervisor is
+/// what restarts it).
+///
+/// # Errors
+///
+/// [`GenServerError::NameAlreadyExists`], [`GenServerError::InitFailed`], or
+/// [`GenServerError::NotStarted`] if the nursery is closed or cancelled.
+pub async fn start<S: GenServer>(
+    nursery: &Nursery,
+    server: S,
+    arg: S::Arg,
+    options: impl Into<StartOptions>,
+) -> Result<Server<S>, GenServerError> {
+    let options = options.into();
+    let spawn = SpawnOptions::new().name(
+        options
+            .name
+            .as_deref()
+            .map_or_else(|| short_type_name::<S>().to_string(), |n| n.to_string()),
+    );
+    nursery
+        .start_with(spawn, move |status| serve(server, arg, options, status))
+        .await
+        .map_err(|error| match error {
+            StartError::Failed(failure) => match failure.into_error() {
+                Some(error) => match error.downcast::<GenServerError>() {
+                    Ok(error) => *error,
+                    Err(other) => GenServerError::InitFailed {
+                        message: other.to_string().into(),
+                    },
+                },
+                None => GenServerError::InitFailed {
+                    message: "init panicked".into(),
+                },
+            },
+            other => GenServerError::NotStarted {
+                message: other.to_string().into(),
+            },
+        })
+}
+
+/// Runs `server` in the current task: the body to give
+/// [`Nursery::start`](crate::Nursery::start) or a supervisor. Reports the
+/// [`Server`] handle through `status` once `init` has succeeded, and
+/// returns when the server stops.
+///
+/// # Errors
+///
+/// `Ok(())` for a normal or shutdown stop; otherwise
+/// [`GenServerError::Exited`] with the reason (or the start errors of
+/// [`start`] before `status` was reported).
+pub async fn serve<S: GenServer>(
+    server: S,
+    arg: S::Arg,
+    options: impl Into<StartOptions>,
+    status: TaskStatus<Server<S>>,
+) -> Result<(), GenServerError> {
+    server_loop::serve(server, arg, options.into(), status).await
+}
+
+/// `S`'s type name without its path, for task names.
+fn short_type_name<S>() -> &'static str {
+    let name = std::any::type_name::<S>();
+    let base = name.split('<').next().unwrap_or(name);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// What callbacks can do besides answering: reach their own server, defer
+/// a reply, run concurrent work, set timers, monitor and link.
+pub struct Context<S: GenServer> {
+    server: Server<S>,
+    nursery: Nursery,
+    reply: Option<ReplySender<S::Reply>>,
+    trap_exits: bool,
+}
+
+impl<S: GenServer> fmt::Debug for Context<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels a timer made by [`Context::send_after`] or
+/// [`Context::send_interval`] when asked; timers also end with the server.
+#[derive(Debug, Clone)]
+pub struct TimerRef {
+    scope: CancelScope,
+}
+
+impl TimerRef {
+    /// Cancels the timer; a message not yet sent never will be.
+    pub fn cancel(&self) {
+        self.scope.cancel();
+    }
+}
+
+impl<S: GenServer> Context<S> {
+    /// This server's pid.
+    pub fn pid(&self) -> Pid {
+        self.server.pid()
+    }
+
+    /// A handle to this server (to give to others; calling yourself from a
+    /// callback would wait for yourself and time out).
+    pub fn server(&self) -> &Server<S> {
+        &self.server
+    }
+
+    /// The address of this server's `handle_info`, for tasks and other
+    /// processes to report back.
+    pub fn info(&self) -> Address<S::Info> {
+        self.server.info_address()
+    }
+
+    /// Takes the reply handle of the call being handled, to answer later
+    /// with [`ReplyTo::reply`] (return [`Response::NoReply`]). `None` outside
+    /// `handle_call` or if already taken.
+    pub fn defer(&mut self) -> Option<ReplyTo<S::Reply>> {
+        self.reply.take().map(|sender| ReplyTo {
+            sender: Some(sender),
+        })
+    }
+
+    /// Runs `task` concurrently in the server's own nursery: it cannot
+    /// outlive the server (it is cancelled when the server stops), and if
+    /// it fails or panics the server stops with that reason (its
+    /// `terminate` runs).
+    ///
+    /// # Errors
+    ///
+    /// If the server is stopping.
+    pub fn spawn<F>(&self, task: F) -> Result<(), NurseryError>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutput,
+    {
+        let to = self.server.address.clone();
+        self.nursery.spawn(async move {
+            let reason = match AssertUnwindSafe(task).catch_unwind().await {
+                Ok(output) => match output.into_result() {
+                    Ok(_) => return,
+                    Err(error) => ExitReason::error(error),
+                },
+                Err(payload) => ExitReason::Panic(panic_message(&*payload).into()),
+            };
+            let _ = to.send(Envelope::TaskFailed(reason)).await;
+        })
+    }
+
+    /// Sends `message` to this server's `handle_info` after `delay`
+    /// (Erlang's `erlang:send_after/3` to self).
+    ///
+    /// # Errors
+    ///
+    /// If the server is stopping.
+    pub fn send_after(&self, message: S::Info, delay: Duration) -> Result<TimerRef, NurseryError> {
+        let to = self.server.address.clone();
+        self.timer(async move {
+            tokio::time::sleep(delay).await;
+            let _ = to.send(Envelope::Info(message)).await;
+        })
+    }
+
+    /// Sends `message()` to this server's `handle_info` every `period`,
+    /// the first time after one period (Erlang's `timer:send_interval/2`).
+    ///
+    /// # Errors
+    ///
+    /// If the server is stopping.
+    pub fn send_interval<F>(
+        &self,
+        period: Duration,
+        mut message: F,
+    ) -> Result<TimerRef, NurseryError>
+    where
+        F: FnMut() -> S::Info + Send + 'static,
+    {
+        let to = self.server.address.clone();
+        self.timer(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if to.send(Envelope::Info(message())).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    fn timer(
+        &self,
+        body: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<TimerRef, NurseryError> {
+        let scope = CancelScope::new();
+        let run = scope.run(body);
+        self.nursery.spawn(async move {
+            run.await;
+        })?;
+        Ok(TimerRef { scope })
+    }
+
+    /// Watches `pid`: [`GenServer::handle_down`] runs once when it ends (at
+    /// once if it already has).
+    pub fn monitor(&mut self, pid: Pid) -> MonitorRef {
+        self.server.address.entry().monitor(pid)
+    }
+
+    /// Removes a monitor; its `Down` will not arrive. Returns whether it
+    /// was still active.
+    pub fn demonitor(&mut self, pid: Pid, monitor: MonitorRef) -> bool {
+        self.server.address.entry().demonitor(pid, monitor)
+    }
+
+    /// Links this server with `pid`: an abnormal exit of either stops the
+    /// other, unless it traps exits.
+    pub fn link(&mut self, pid: Pid) {
+        self.server.address.entry().link(pid);
+    }
+
+    /// Removes the link with `pid`.
+    pub fn unlink(&mut self, pid: Pid) {
+        self.server.address.entry().unlink(pid);
+    }
+
+    /// Receives linked processes' exits in [`GenServer::handle_exit`]
+    /// instead of stopping (Erlang's `process_flag(trap_exit, true)`).
+    pub fn trap_exits(&mut self, trap: bool) {
+        self.trap_exits = trap;
+    }
+}

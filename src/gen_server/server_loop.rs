@@ -1,0 +1,284 @@
+//! The receive loop of a gen_server and the order of things when it stops.
+//!
+//! Stop sequence (the module docs of `gen_server` promise it):
+//!
+//! 1. the loop decides the exit reason;
+//! 2. `terminate(reason)` runs (async);
+//! 3. the process ends: the reason is recorded, names are released,
+//!    monitors and links are told ([`Entry::exit`]);
+//! 4. the server's tasks are cancelled, then the state, the pending reply
+//!    sender and the mailbox (with its queued calls) are dropped — every
+//!    waiting caller now sees the recorded reason.
+//!
+//! When the whole future is dropped instead (cancellation), [`Serving`]
+//! records `Killed` *before* anything inside is dropped, and [`Runner`]'s
+//! `Drop` polls `terminate` once.
+
+use std::any::Any;
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use futures_util::FutureExt as _;
+use pin_project_lite::pin_project;
+
+use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
+use crate::cancel::panic_message;
+use crate::mailbox::{self, Mailbox};
+use crate::process::{Entry, ExitReason};
+use crate::registry;
+use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
+
+pub(super) async fn serve<S: GenServer>(
+    server: S,
+    arg: S::Arg,
+    options: StartOptions,
+    status: TaskStatus<Server<S>>,
+) -> Result<(), GenServerError> {
+    let (tx, rx) = mailbox::channel::<Envelope<S>>(options.capacity);
+    let mut mailbox = Mailbox::with_endpoints(tx, rx, |address| {
+        let server = Server::<S> {
+            address: address.clone(),
+        };
+        let info = server.info_address();
+        vec![Box::new(server), Box::new(info)]
+    });
+    mailbox.convert_signals(Envelope::Down, Some(Envelope::Exit));
+    let entry = mailbox.entry().clone();
+    let pid = entry.pid();
+    if let Some(name) = &options.name {
+        registry::register(&**name, pid)?;
+    }
+    let serving = Serving {
+        entry: entry.clone(),
+        done: false,
+        inner: nursery(move |n| async move {
+            let runner = Runner {
+                server,
+                ctx: Context {
+                    server: Server {
+                        address: mailbox.address(),
+                    },
+                    nursery: n,
+                    reply: None,
+                    trap_exits: false,
+                },
+                entry,
+                finished: false,
+            };
+            Ok::<_, NurseryError>(run(runner, mailbox, arg, status).await)
+        }),
+    };
+    match serving.await {
+        Ok(result) => result,
+        // The loop never fails its own nursery (tasks report through the
+        // mailbox); should it happen, it is the server's end.
+        Err(error) => Err(GenServerError::Exited {
+            pid,
+            reason: ExitReason::error(error),
+        }),
+    }
+}
+
+pin_project! {
+    /// Records `Killed` when the server's future is dropped before it ends,
+    /// before anything inside it (pending reply senders) is dropped.
+    struct Serving<F> {
+        entry: Arc<Entry>,
+        done: bool,
+        #[pin]
+        inner: F,
+    }
+
+    impl<F> PinnedDrop for Serving<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                this.entry.mark_killed();
+                this.entry.exit(ExitReason::Killed, registry::release);
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for Serving<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.inner.poll(cx));
+        *this.done = true;
+        Poll::Ready(output)
+    }
+}
+
+/// The server's state and context; polls `terminate` once if dropped
+/// before the loop finished (cancellation).
+struct Runner<S: GenServer> {
+    server: S,
+    ctx: Context<S>,
+    entry: Arc<Entry>,
+    finished: bool,
+}
+
+async fn run<S: GenServer>(
+    mut runner: Runner<S>,
+    mut mailbox: Mailbox<Envelope<S>>,
+    arg: S::Arg,
+    status: TaskStatus<Server<S>>,
+) -> Result<(), GenServerError> {
+    let Runner { server, ctx, .. } = &mut runner;
+    match AssertUnwindSafe(server.init(arg, ctx)).catch_unwind().await {
+        Ok(Ok(())) => status.started(ctx.server.clone()),
+        Ok(Err(error)) => {
+            let message: Arc<str> = error.to_string().into();
+            runner.finish(ExitReason::Error(message.clone()));
+            return Err(GenServerError::InitFailed { message });
+        }
+        Err(payload) => {
+            let message: Arc<str> = panic_message(&*payload).into();
+            runner.finish(ExitReason::Panic(message.clone()));
+            return Err(GenServerError::InitFailed {
+                message: format!("panicked: {message}").into(),
+            });
+        }
+    }
+    let mut shutdown = pin!(wait_shutdown());
+    let reason = loop {
+        // Messages first; the shutdown signal is only looked at when the
+        // mailbox is empty, which keeps its lock off the busy path.
+        let next = poll_fn(|cx| match mailbox.poll_receive_message(cx) {
+            Poll::Ready(received) => Poll::Ready(Some(received)),
+            Poll::Pending => shutdown.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        match next {
+            None => break ExitReason::Shutdown,
+            Some(Ok(envelope)) => {
+                if let Some(reason) = runner.handle(envelope).await {
+                    break reason;
+                }
+            }
+            // Signals arrive as envelopes (`convert_signals`), so `receive`
+            // has no error to report.
+            Some(Err(_)) => {}
+        }
+    };
+    let pid = runner.entry.pid();
+    let Runner { server, ctx, .. } = &mut runner;
+    if let Err(payload) = AssertUnwindSafe(server.terminate(&reason, ctx))
+        .catch_unwind()
+        .await
+    {
+        tracing::error!(%pid, panic = %panic_message(&*payload), "gen_server terminate panicked");
+    }
+    runner.finish(reason.clone());
+    // The reason is recorded: dropping the state, the pending reply and
+    // the queued calls now tells every caller why.
+    drop(runner);
+    drop(mailbox);
+    if reason.is_abnormal() {
+        Err(GenServerError::Exited { pid, reason })
+    } else {
+        Ok(())
+    }
+}
+
+impl<S: GenServer> Runner<S> {
+    /// Handles one envelope; `Some(reason)` to stop.
+    async fn handle(&mut self, envelope: Envelope<S>) -> Option<ExitReason> {
+        let Runner { server, ctx, .. } = self;
+        match envelope {
+            Envelope::Call(request, sender) => {
+                ctx.reply = Some(sender);
+                match AssertUnwindSafe(server.handle_call(request, ctx))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(Response::Reply(reply)) => {
+                        if let Some(sender) = ctx.reply.take() {
+                            let _ = sender.send(Ok(reply));
+                        }
+                        None
+                    }
+                    Ok(Response::NoReply) => {
+                        // Not deferred: the caller learns there is no reply.
+                        ctx.reply = None;
+                        None
+                    }
+                    Ok(Response::ReplyAndStop(reply, reason)) => {
+                        if let Some(sender) = ctx.reply.take() {
+                            let _ = sender.send(Ok(reply));
+                        }
+                        Some(reason)
+                    }
+                    // The pending sender stays in the context until the
+                    // reason is recorded.
+                    Ok(Response::Stop(reason)) => Some(reason),
+                    Err(payload) => Some(panicked(payload)),
+                }
+            }
+            Envelope::Cast(message) => flow(
+                AssertUnwindSafe(server.handle_cast(message, ctx))
+                    .catch_unwind()
+                    .await,
+            ),
+            Envelope::Info(message) => flow(
+                AssertUnwindSafe(server.handle_info(message, ctx))
+                    .catch_unwind()
+                    .await,
+            ),
+            Envelope::Down(down) => flow(
+                AssertUnwindSafe(server.handle_down(down, ctx))
+                    .catch_unwind()
+                    .await,
+            ),
+            Envelope::Exit(exit) if ctx.trap_exits => flow(
+                AssertUnwindSafe(server.handle_exit(exit, ctx))
+                    .catch_unwind()
+                    .await,
+            ),
+            Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
+            Envelope::TaskFailed(reason) => Some(reason),
+        }
+    }
+
+    /// Ends the process with `reason` and cancels the server's tasks.
+    fn finish(&mut self, reason: ExitReason) {
+        self.finished = true;
+        self.entry.exit(reason, registry::release);
+        self.ctx.nursery.cancel();
+    }
+}
+
+impl<S: GenServer> Drop for Runner<S> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Cancelled: `terminate` gets one poll, so whatever it does before
+        // its first yielding `.await` runs.
+        let reason = ExitReason::Killed;
+        {
+            let terminate =
+                AssertUnwindSafe(self.server.terminate(&reason, &mut self.ctx)).catch_unwind();
+            let terminate = pin!(terminate);
+            let _ = terminate.poll(&mut TaskContext::from_waker(Waker::noop()));
+        }
+        self.finish(reason);
+    }
+}
+
+fn flow(outcome: Result<Flow, Box<dyn Any + Send>>) -> Option<ExitReason> {
+    match outcome {
+        Ok(Flow::Continue) => None,
+        Ok(Flow::Stop(reason)) => Some(reason),
+        Err(payload) => Some(panicked(payload)),
+    }
+}
+
+fn panicked(payload: Box<dyn Any + Send>) -> ExitReason {
+    ExitReason::Panic(panic_message(&*payload).into())
+}
