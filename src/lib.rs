@@ -73,12 +73,12 @@ mod nursery;
 mod runtime;
 pub mod sync;
 
+pub mod dynamic_supervisor;
 pub mod gen_server;
 pub mod mailbox;
 pub mod process;
 pub mod registry;
 pub mod supervisor;
-pub mod dynamic_supervisor;
 
 pub mod net;
 pub mod testing;

@@ -472,6 +472,57 @@ impl ChildSpec {
         .shutdown(Shutdown::Infinity)
     }
 
+    /// A child that is a [`GenServer`](crate::gen_server::GenServer):
+    /// every (re)start builds a fresh server with `server()` and runs
+    /// [`gen_server::serve`](crate::gen_server::serve) with a clone of `arg`.
+    /// The started value is its [`Server`](crate::gen_server::Server)
+    /// handle; a name in `options` is registered by each incarnation, so
+    /// callers by name reach the current one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::gen_server::{self, Context, GenServer, Response};
+    /// use trellis::supervisor::ChildSpec;
+    ///
+    /// struct Echo;
+    /// impl GenServer for Echo {
+    ///     type Arg = ();
+    ///     type Call = String;
+    ///     type Reply = String;
+    ///     type Cast = ();
+    ///     type Info = ();
+    ///     async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+    ///         Ok(())
+    ///     }
+    ///     async fn handle_call(&mut self, s: String, _: &mut Context<Self>) -> Response<String> {
+    ///         Response::Reply(s)
+    ///     }
+    /// }
+    ///
+    /// let spec = ChildSpec::gen_server("echo", || Echo, (), "echo");
+    /// assert_eq!(spec.id(), "echo");
+    /// ```
+    pub fn gen_server<S, F>(
+        id: impl Into<Cow<'static, str>>,
+        server: F,
+        arg: S::Arg,
+        options: impl Into<crate::gen_server::StartOptions>,
+    ) -> Self
+    where
+        S: crate::gen_server::GenServer,
+        S::Arg: Clone + Sync,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let options = options.into();
+        ChildSpec::new(
+            id,
+            move |status: TaskStatus<crate::gen_server::Server<S>>| {
+                crate::gen_server::serve(server(), arg.clone(), options.clone(), status)
+            },
+        )
+    }
+
     /// Sets the restart type.
     #[must_use]
     pub fn restart(mut self, restart: Restart) -> Self {

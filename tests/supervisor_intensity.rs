@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use trellis::process::ExitReason;
 use trellis::supervisor::{self, Backoff, ChildSpec, Options, SupervisorError};
-use tokio::sync::watch;
 use trellis::{CancelScope, TaskStatus};
 
 /// A child that fails `failures` times, each after `lifetime`, then waits
@@ -96,7 +96,12 @@ async fn spread_out_restarts_never_trip() {
     // Each run fails after 2 s: at most 2 earlier restarts fall in the 5 s
     // before any restart, fewer than the 3 allowed.
     let sup = scope.run(supervisor::start(
-        vec![failing_watched(runs.clone(), 20, Duration::from_secs(2), seen_tx)],
+        vec![failing_watched(
+            runs.clone(),
+            20,
+            Duration::from_secs(2),
+            seen_tx,
+        )],
         Options::new()
             .max_restarts(3)
             .max_seconds(Duration::from_secs(5)),

@@ -125,7 +125,9 @@ async fn supervisor_returns_when_every_child_finished_normally() {
 #[tokio::test(start_paused = true)]
 async fn child_failing_before_started_fails_the_supervisor_start() {
     let ok = ChildSpec::task("ok", trellis::wait_shutdown);
-    let bad = ChildSpec::new("bad", |_status: TaskStatus<()>| async { Err::<(), _>("no db") });
+    let bad = ChildSpec::new("bad", |_status: TaskStatus<()>| async {
+        Err::<(), _>("no db")
+    });
     let err = supervisor::start(vec![ok, bad], Options::new(), TaskStatus::ignored())
         .await
         .unwrap_err();
@@ -147,7 +149,10 @@ async fn zero_window_is_an_options_error() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, supervisor::SupervisorError::InvalidOptions(_)));
+    assert!(matches!(
+        err,
+        supervisor::SupervisorError::InvalidOptions(_)
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -156,5 +161,8 @@ async fn duplicate_child_ids_are_an_error() {
     let err = supervisor::start(vec![a(), a()], Options::new(), TaskStatus::ignored())
         .await
         .unwrap_err();
-    assert!(matches!(err, supervisor::SupervisorError::DuplicateChild { .. }));
+    assert!(matches!(
+        err,
+        supervisor::SupervisorError::DuplicateChild { .. }
+    ));
 }

@@ -162,7 +162,10 @@ async fn nested_supervisor_trip_is_handled_by_its_parent() {
     assert_eq!(*runs.lock().unwrap(), 2);
     match err {
         SupervisorError::IntensityExceeded {
-            supervisor, child, reason, ..
+            supervisor,
+            child,
+            reason,
+            ..
         } => {
             assert_eq!(supervisor, "outer");
             assert_eq!(child, "inner");
@@ -196,11 +199,7 @@ async fn tree_shows_nested_supervisors_and_restart_counts() {
             Ok(())
         }
     });
-    let inner = ChildSpec::supervisor(
-        "pool",
-        vec![flaky],
-        Options::new().name("tree-test-pool"),
-    );
+    let inner = ChildSpec::supervisor("pool", vec![flaky], Options::new().name("tree-test-pool"));
     nursery(|n| async move {
         let sup = n
             .start(|status| {
@@ -210,7 +209,10 @@ async fn tree_shows_nested_supervisors_and_restart_counts() {
         rx.recv().await;
         let info = sup.info();
         assert_eq!(info.children.len(), 1);
-        let pool = info.children[0].supervisor.as_ref().expect("nested supervisor");
+        let pool = info.children[0]
+            .supervisor
+            .as_ref()
+            .expect("nested supervisor");
         assert_eq!(pool.name, "tree-test-pool");
         assert_eq!(pool.children[0].id, "flaky");
         assert_eq!(pool.children[0].state, ChildState::Running);
@@ -221,7 +223,11 @@ async fn tree_shows_nested_supervisors_and_restart_counts() {
         assert!(text.contains("\n    flaky"), "{text}");
         assert!(text.contains("restarts: 1"), "{text}");
         // Only roots are listed at the top level.
-        assert!(!supervisor::tree().iter().any(|t| t.name == "tree-test-pool"));
+        assert!(
+            !supervisor::tree()
+                .iter()
+                .any(|t| t.name == "tree-test-pool")
+        );
         assert_eq!(sup.count_children().supervisors, 1);
         sup.stop().await?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())

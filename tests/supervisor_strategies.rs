@@ -12,12 +12,7 @@ use trellis::{CancelScope, TaskStatus};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
-fn logged(
-    id: &'static str,
-    log: Log,
-    starts: watch::Sender<u32>,
-    fail_first: bool,
-) -> ChildSpec {
+fn logged(id: &'static str, log: Log, starts: watch::Sender<u32>, fail_first: bool) -> ChildSpec {
     let runs = Arc::new(AtomicU32::new(0));
     ChildSpec::task(id, move || {
         let (log, starts, runs) = (log.clone(), starts.clone(), runs.clone());
@@ -74,8 +69,15 @@ async fn one_for_one_restarts_only_the_failed_child() {
     assert_eq!(
         run(Strategy::OneForOne, 4, false).await,
         [
-            "start a", "start b", "start c", "fail b", "start b", "-- shutdown", "stop c",
-            "stop b", "stop a",
+            "start a",
+            "start b",
+            "start c",
+            "fail b",
+            "start b",
+            "-- shutdown",
+            "stop c",
+            "stop b",
+            "stop a",
         ]
     );
 }
@@ -85,8 +87,19 @@ async fn one_for_all_stops_others_in_reverse_order_and_restarts_all_in_order() {
     assert_eq!(
         run(Strategy::OneForAll, 6, false).await,
         [
-            "start a", "start b", "start c", "fail b", "stop c", "stop a", "start a", "start b",
-            "start c", "-- shutdown", "stop c", "stop b", "stop a",
+            "start a",
+            "start b",
+            "start c",
+            "fail b",
+            "stop c",
+            "stop a",
+            "start a",
+            "start b",
+            "start c",
+            "-- shutdown",
+            "stop c",
+            "stop b",
+            "stop a",
         ]
     );
 }
@@ -96,8 +109,17 @@ async fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
     assert_eq!(
         run(Strategy::RestForOne, 5, false).await,
         [
-            "start a", "start b", "start c", "fail b", "stop c", "start b", "start c",
-            "-- shutdown", "stop c", "stop b", "stop a",
+            "start a",
+            "start b",
+            "start c",
+            "fail b",
+            "stop c",
+            "start b",
+            "start c",
+            "-- shutdown",
+            "stop c",
+            "stop b",
+            "stop a",
         ]
     );
 }
@@ -107,8 +129,17 @@ async fn one_for_all_drops_temporary_siblings_it_stopped() {
     assert_eq!(
         run(Strategy::OneForAll, 5, true).await,
         [
-            "start a", "start b", "start c", "fail b", "stop c", "stop a", "start a", "start b",
-            "-- shutdown", "stop b", "stop a",
+            "start a",
+            "start b",
+            "start c",
+            "fail b",
+            "stop c",
+            "stop a",
+            "start a",
+            "start b",
+            "-- shutdown",
+            "stop b",
+            "stop a",
         ]
     );
 }

@@ -140,7 +140,9 @@ pub(crate) async fn run(
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {
     if options.max_seconds.is_zero() {
-        return Err(SupervisorError::InvalidOptions("max_seconds must not be zero"));
+        return Err(SupervisorError::InvalidOptions(
+            "max_seconds must not be zero",
+        ));
     }
     for (i, child) in children.iter().enumerate() {
         if children[..i].iter().any(|c| c.id == child.id) {
@@ -201,7 +203,12 @@ pub(crate) async fn run(
     });
     let mut commands_open = true;
     loop {
-        if !engine.dynamic && engine.slots.iter().all(|s| s.running.is_none() && !s.wanted) {
+        if !engine.dynamic
+            && engine
+                .slots
+                .iter()
+                .all(|s| s.running.is_none() && !s.wanted)
+        {
             tracing::debug!(supervisor = %engine.shared.name, "no child left to supervise");
             return Ok(());
         }
@@ -504,7 +511,10 @@ impl Engine {
             slot.restarts += 1;
             let restarts = slot.restarts;
             let reset_after = self.options.backoff.map(|b| b.max);
-            if ran_for.zip(reset_after).is_some_and(|(ran, max)| ran >= max) {
+            if ran_for
+                .zip(reset_after)
+                .is_some_and(|(ran, max)| ran >= max)
+            {
                 slot.streak = 0;
             }
             slot.streak = slot.streak.saturating_add(1);
