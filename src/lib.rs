@@ -73,9 +73,12 @@ mod nursery;
 mod runtime;
 pub mod sync;
 
+pub mod application;
 pub mod dynamic_supervisor;
 pub mod gen_server;
+pub mod logging;
 pub mod mailbox;
+pub mod node;
 pub mod process;
 pub mod registry;
 pub mod supervisor;
