@@ -373,7 +373,10 @@ impl Applications {
             .inner
             .nursery
             .start_with(options, move |status: TaskStatus<()>| async move {
-                let fut = (spec.start)(status);
+                // Built inside the scope, so that what it captures
+                // (`wait_shutdown()`…) belongs to the application.
+                let start = Arc::clone(&spec.start);
+                let fut = async move { start(status).await };
                 let out = AssertUnwindSafe(task_scope.run(fut)).catch_unwind().await;
                 let reason = match out {
                     Ok(Some(Ok(()))) => ExitReason::Normal,
@@ -506,7 +509,11 @@ impl Inner {
     /// An application ended on its own: decide what it means for the node.
     fn ended(&self, name: &str, restart: Restart, reason: ExitReason) {
         if restart.restarts_after(&reason) {
-            tracing::error!(application = %name, %reason, ?restart, "application ended, stopping the node");
+            if reason.is_abnormal() {
+                tracing::error!(application = %name, %reason, ?restart, "application failed, stopping the node");
+            } else {
+                tracing::info!(application = %name, %reason, ?restart, "application ended, stopping the node");
+            }
             self.node_stop.send_if_modified(|stop| {
                 if stop.is_none() {
                     *stop = Some(NodeStop {

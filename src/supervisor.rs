@@ -396,14 +396,17 @@ impl ChildSpec {
         Fut: Future + Send + 'static,
         Fut::Output: TaskOutput,
     {
+        let start = Arc::new(start);
         let start: StartFn = Arc::new(move || {
             let (status, hook, handshake) = TaskStatus::<T>::new();
-            let task = start(status);
+            let start = Arc::clone(&start);
             Incarnation {
+                // `start` is called inside the child's task and scope, so
+                // what it captures (`wait_shutdown()`…) belongs to the child.
                 task: Box::pin(async move {
                     // Held until the task ends: the handshake fails only then.
                     let _hook = hook;
-                    task.await.into_result().map(drop)
+                    start(status).await.into_result().map(drop)
                 }),
                 started: Box::pin(async move {
                     match handshake.await {
