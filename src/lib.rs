@@ -18,6 +18,8 @@
 //! 1. **Structured concurrency**, flat at the crate root: [`run`],
 //!    [`nursery`], [`CancelScope`] and [`move_on_after`] & co., [`channel`],
 //!    and [`sync`] (events, limiters, conditions).
+//! 1. **Supervision**: [`supervisor`], [`dynamic_supervisor`],
+//!    [`application`] and [`node`] restart what fails; [`logging`] prints it.
 //! 2. **I/O**: [`net`] serves TCP with one task per connection, inside a
 //!    nursery.
 //! 3. **Testing**: [`testing`], helpers for deterministic tests.
@@ -38,6 +40,7 @@
 //! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
 //! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
 //! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//! | triotp `supervisor`, `dynamic_supervisor`, `application`, `node.run` | [`supervisor`], [`dynamic_supervisor`], [`application`], [`node::run`] |
 //!
 //! # Example
 //!

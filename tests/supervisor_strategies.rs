@@ -60,8 +60,7 @@ async fn run(strategy: Strategy, expected_starts: u32, temporary_c: bool) -> Vec
     };
     let (out, ()) = tokio::join!(sup, stopper);
     assert!(matches!(out, Some(Ok(()))), "{out:?}");
-    let log = log.lock().unwrap().clone();
-    log
+    log.lock().unwrap().clone()
 }
 
 #[tokio::test(start_paused = true)]

@@ -151,7 +151,9 @@ async fn tokio_startup(hold: impl FnOnce()) -> Duration {
     for _ in 0..CHILDREN {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         senders.push(tx);
-        handles.push(tokio::spawn(async move { while rx.recv().await.is_some() {} }));
+        handles.push(tokio::spawn(
+            async move { while rx.recv().await.is_some() {} },
+        ));
     }
     let elapsed = start.elapsed();
     hold();
@@ -187,7 +189,11 @@ fn startup(c: &mut Criterion) {
     let mut group = c.benchmark_group("startup_100k");
     group.sample_size(10);
     group.bench_function(BenchmarkId::new("trellis", "gen_servers"), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(supervisor_startup(|| {}))).sum());
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(supervisor_startup(|| {})))
+                .sum()
+        });
     });
     group.bench_function(BenchmarkId::new("tokio", "tasks"), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(tokio_startup(|| {}))).sum());

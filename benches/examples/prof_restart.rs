@@ -9,8 +9,14 @@ use tokio::sync::Notify;
 use trellis::supervisor::{self, ChildSpec, Options};
 
 fn main() {
-    let iters: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let iters: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for _ in 0..3 {
         let runs = Arc::new(AtomicU64::new(0));
         let done = Arc::new(Notify::new());
@@ -25,11 +31,15 @@ fn main() {
                 Err::<(), _>("crash")
             }
         });
-        let options = Options::new().max_restarts(u32::MAX).max_seconds(Duration::from_secs(3600));
+        let options = Options::new()
+            .max_restarts(u32::MAX)
+            .max_seconds(Duration::from_secs(3600));
         let elapsed = rt.block_on(async move {
             let start = Instant::now();
             trellis::nursery(|n| async move {
-                let sup = n.start(|s| supervisor::start(vec![child], options, s)).await?;
+                let sup = n
+                    .start(|s| supervisor::start(vec![child], options, s))
+                    .await?;
                 done.notified().await;
                 let elapsed = start.elapsed();
                 sup.stop().await?;
