@@ -1,7 +1,7 @@
 //! Dynamic supervisors: supervisors that start with no children and get them
 //! at run time (OTP's `DynamicSupervisor`, triotp's `dynamic_supervisor`).
 //!
-//! A dynamic supervisor is a [`supervisor`](crate::supervisor) with the
+//! A dynamic supervisor is a supervisor (see [`crate::supervisor`]) with the
 //! `OneForOne` strategy whose children come from [`start_child`]: one per
 //! connection, per job, per session. It does not return when it has no
 //! children; it runs until it is stopped (or its restart intensity trips).

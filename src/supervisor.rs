@@ -374,7 +374,7 @@ impl ChildSpec {
     ///
     /// `start` is called for every (re)start and must build a fresh task.
     /// The task's output is `()` or a `Result` (see
-    /// [`TaskOutput`](crate::TaskOutput)); an `Err` is an abnormal exit, as
+    /// [`TaskOutput`]); an `Err` is an abnormal exit, as
     /// is a panic.
     ///
     /// # Examples
