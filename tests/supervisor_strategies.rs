@@ -21,7 +21,8 @@ fn logged(id: &'static str, log: Log, starts: watch::Sender<u32>, fail_first: bo
             log.lock().unwrap().push(format!("start {id}"));
             starts.send_modify(|n| *n += 1);
             if fail_first && run == 0 {
-                tokio::task::yield_now().await;
+                // Fail once all three children have started.
+                let _ = starts.subscribe().wait_for(|n| *n >= 3).await;
                 log.lock().unwrap().push(format!("fail {id}"));
                 return Err("boom");
             }

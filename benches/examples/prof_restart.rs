@@ -26,7 +26,8 @@ fn main() {
             async move {
                 if runs.fetch_add(1, Ordering::Relaxed) >= iters {
                     done.notify_one();
-                    std::future::pending::<()>().await;
+                    trellis::wait_shutdown().await;
+                    return Ok(());
                 }
                 Err::<(), _>("crash")
             }
