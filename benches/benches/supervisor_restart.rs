@@ -42,7 +42,8 @@ async fn trellis_restarts(iters: u64, failure: Failure) -> Duration {
         async move {
             if runs.fetch_add(1, Ordering::Relaxed) >= iters {
                 done.notify_one();
-                std::future::pending::<()>().await;
+                trellis::wait_shutdown().await;
+                return Ok(());
             }
             match failure {
                 Failure::Err => Err::<(), _>("crash"),
