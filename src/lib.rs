@@ -23,7 +23,9 @@
 //! 3. **OTP**, as public modules read qualified like Erlang's: [`process`]
 //!    (pids, exit reasons, links and monitors), [`registry`] (names → typed
 //!    handles), [`mailbox`] (typed mailboxes, `send`/`receive`) and
-//!    [`gen_server`] (`call`, `cast`, `handle_info`, `terminate`).
+//!    [`gen_server`] (`call`, `cast`, `handle_info`, `terminate`); on top,
+//!    [`supervisor`], [`dynamic_supervisor`], [`application`] and [`node`]
+//!    restart what fails, and [`logging`] prints it.
 //! 4. **I/O**: [`net`] serves TCP with one task per connection, inside a
 //!    nursery; [`protocol`] runs `asyncio.Protocol`-style callbacks over TCP
 //!    and Unix sockets: servers, clients, flow control, the loop facade.
@@ -55,6 +57,7 @@
 //! | `register/2`, `whereis/1`, Elixir `Registry` | [`registry`] |
 //! | triotp `mailbox.create/open/send/receive` | [`mailbox`] |
 //! | `gen_server:start/call/cast/reply`, `handle_*`, `terminate` | [`gen_server`] |
+//! | triotp `supervisor`, `dynamic_supervisor`, `application`, `node.run` | [`supervisor`], [`dynamic_supervisor`], [`application`], [`node::run`] |
 //!
 //! # Example
 //!
@@ -102,6 +105,16 @@ pub mod registry;
 pub mod mailbox;
 
 pub mod gen_server;
+
+pub mod supervisor;
+
+pub mod dynamic_supervisor;
+
+pub mod application;
+
+pub mod logging;
+
+pub mod node;
 
 // I/O.
 pub mod net;

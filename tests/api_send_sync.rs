@@ -195,3 +195,30 @@ fn util_types_and_futures_are_send() {
         failures_of::<std::io::Error>(),
     ));
 }
+
+#[test]
+fn supervision_types_and_futures_are_send() {
+    use trellis::application::{AppSpec, ApplicationError, Applications};
+    use trellis::supervisor::{self, ChildSpec, Options, Supervisor, SupervisorError, Tree};
+    fn is<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    is::<ChildSpec>();
+    is::<Supervisor>();
+    is::<SupervisorError>();
+    is::<Tree>();
+    is::<AppSpec>();
+    is::<Applications>();
+    is::<ApplicationError>();
+    is::<trellis::node::NodeError>();
+    send(&supervisor::start(
+        vec![],
+        Options::new(),
+        TaskStatus::ignored(),
+    ));
+    send(&trellis::dynamic_supervisor::start(
+        trellis::dynamic_supervisor::Options::new(),
+        "d",
+        TaskStatus::ignored(),
+    ));
+    send(&trellis::node::run(vec![], trellis::node::Options::new()));
+}

@@ -1,0 +1,206 @@
+//! Supervisor restarts per second, and start-up of a supervisor with 100k
+//! gen_server children.
+//!
+//! `cargo bench -p trellis-benches --bench supervisor_restart`
+//!
+//! - `restart/err` and `restart/panic`: a child that fails (by `Err` or by
+//!   panic) right after it starts, restarted `iters` times by one supervisor,
+//!   vs the floor: a hand-written tokio loop that respawns a failing task.
+//! - `startup_100k`: a supervisor holding 100k gen_servers (each started with
+//!   the handshake) vs 100k raw tokio tasks waiting on an mpsc receiver. The
+//!   RSS delta of each is printed once, before the timings.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tokio::sync::Notify;
+use trellis::gen_server::{self, Context, GenServer, Response};
+use trellis::supervisor::{self, ChildSpec, Options};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[derive(Clone, Copy)]
+enum Failure {
+    Err,
+    Panic,
+}
+
+/// Restarts a failing child `iters` times under a supervisor.
+async fn trellis_restarts(iters: u64, failure: Failure) -> Duration {
+    let runs = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Notify::new());
+    let (r, d) = (runs.clone(), done.clone());
+    let child = ChildSpec::task("crasher", move || {
+        let (runs, done) = (r.clone(), d.clone());
+        async move {
+            if runs.fetch_add(1, Ordering::Relaxed) >= iters {
+                done.notify_one();
+                trellis::wait_shutdown().await;
+                return Ok(());
+            }
+            match failure {
+                Failure::Err => Err::<(), _>("crash"),
+                Failure::Panic => panic!("crash"),
+            }
+        }
+    });
+    let options = Options::new()
+        .max_restarts(u32::MAX)
+        .max_seconds(Duration::from_secs(3600));
+    let start = Instant::now();
+    trellis::nursery(|n| async move {
+        let sup = n
+            .start(|s| supervisor::start(vec![child], options, s))
+            .await?;
+        done.notified().await;
+        let elapsed = start.elapsed();
+        sup.stop().await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(elapsed)
+    })
+    .await
+    .unwrap()
+}
+
+/// The floor: respawn a failing tokio task `iters` times by hand, from a
+/// task on the runtime (as a supervisor runs), not from `block_on`.
+async fn tokio_respawns(iters: u64, failure: Failure) -> Duration {
+    tokio::spawn(async move {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let handle = tokio::spawn(async move {
+                match failure {
+                    Failure::Err => Err::<(), _>("crash"),
+                    Failure::Panic => panic!("crash"),
+                }
+            });
+            let _ = std::hint::black_box(handle.await);
+        }
+        start.elapsed()
+    })
+    .await
+    .unwrap()
+}
+
+fn restart(c: &mut Criterion) {
+    std::panic::set_hook(Box::new(|_| {})); // panics are the workload here
+    let rt = runtime();
+    let mut group = c.benchmark_group("restart");
+    group.throughput(Throughput::Elements(1));
+    for (name, failure) in [("err", Failure::Err), ("panic", Failure::Panic)] {
+        group.bench_function(BenchmarkId::new("trellis", name), |b| {
+            b.iter_custom(|iters| rt.block_on(trellis_restarts(iters, failure)));
+        });
+        group.bench_function(BenchmarkId::new("tokio_respawn", name), |b| {
+            b.iter_custom(|iters| rt.block_on(tokio_respawns(iters, failure)));
+        });
+    }
+    group.finish();
+    let _ = std::panic::take_hook();
+}
+
+struct Idle;
+
+impl GenServer for Idle {
+    type Arg = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+        Ok(())
+    }
+
+    async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Response<()> {
+        Response::Reply(())
+    }
+}
+
+const CHILDREN: usize = 100_000;
+
+/// Starts a supervisor of `CHILDREN` gen_servers; returns the time to start
+/// them all, and stops them (after `hold`, which may measure memory).
+async fn supervisor_startup(hold: impl FnOnce()) -> Duration {
+    let children: Vec<ChildSpec> = (0..CHILDREN)
+        .map(|i| ChildSpec::gen_server(format!("s{i}"), || Idle, (), ()))
+        .collect();
+    let start = Instant::now();
+    trellis::nursery(|n| async move {
+        let sup = n
+            .start(|s| supervisor::start(children, Options::new(), s))
+            .await?;
+        let elapsed = start.elapsed();
+        hold();
+        sup.stop().await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(elapsed)
+    })
+    .await
+    .unwrap()
+}
+
+async fn tokio_startup(hold: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    let mut senders = Vec::with_capacity(CHILDREN);
+    let mut handles = Vec::with_capacity(CHILDREN);
+    for _ in 0..CHILDREN {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        senders.push(tx);
+        handles.push(tokio::spawn(
+            async move { while rx.recv().await.is_some() {} },
+        ));
+    }
+    let elapsed = start.elapsed();
+    hold();
+    drop(senders);
+    for h in handles {
+        let _ = h.await;
+    }
+    elapsed
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4)
+}
+
+fn startup(c: &mut Criterion) {
+    let rt = runtime();
+    // Memory once each, tokio first (the allocator keeps what it grew).
+    for (name, which) in [("tokio", 0), ("trellis", 1)] {
+        let before = rss_kib();
+        let mut after = 0;
+        let hold = || after = rss_kib();
+        let _ = if which == 0 {
+            rt.block_on(tokio_startup(hold))
+        } else {
+            rt.block_on(supervisor_startup(hold))
+        };
+        let per = (after.saturating_sub(before)) as f64 * 1024.0 / CHILDREN as f64;
+        println!("startup_100k memory {name}: {per:.0} bytes per child (RSS delta)");
+    }
+    let mut group = c.benchmark_group("startup_100k");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("trellis", "gen_servers"), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(supervisor_startup(|| {})))
+                .sum()
+        });
+    });
+    group.bench_function(BenchmarkId::new("tokio", "tasks"), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(tokio_startup(|| {}))).sum());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, restart, startup);
+criterion_main!(benches);

@@ -1,0 +1,239 @@
+//! The node: the top of a Trellis program (triotp's `node.run`).
+//!
+//! [`run`] installs logging, starts the applications in dependency order on
+//! an [`Applications`] controller reachable from every task through
+//! [`application::start`](crate::application::start) & co., and then waits.
+//! SIGINT or SIGTERM stops the applications gracefully in reverse start
+//! order, and `run` returns `Ok(())`. When an application whose end stops the
+//! node ends (a `Permanent` one, or a `Transient` one that failed), the other
+//! applications are stopped the same way and `run` returns — with
+//! [`NodeError::ApplicationFailed`] if that end was a failure.
+//!
+//! One node runs per process, as in Erlang.
+//!
+//! | option | default |
+//! |---|---|
+//! | [`log_level`](Options::log_level) | [`LogLevel::Info`] |
+//! | [`log_format`](Options::log_format) | [`LogFormat::Text`] |
+//! | [`logging`](Options::logging) | `true`: install a subscriber unless one exists |
+//! | [`signals`](Options::signals) | `true`: stop on SIGINT/SIGTERM |
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use trellis::application::{AppSpec, Restart};
+//! use trellis::node::{self, NodeError, Options};
+//! use trellis::TaskStatus;
+//!
+//! // A permanent application that gives up: the node stops and reports it.
+//! let app = AppSpec::new("worker", |(), status: TaskStatus<()>| async move {
+//!     status.started(());
+//!     Err::<(), _>("out of work")
+//! }, ());
+//! let err = node::run(vec![app], Options::new().logging(false)).await.unwrap_err();
+//! assert!(matches!(err, NodeError::ApplicationFailed { ref app, .. } if app == "worker"));
+//! # }
+//! ```
+
+use crate::application::{AppSpec, ApplicationError, Applications, NodeStop};
+use crate::logging::{self, LogFormat, LogLevel};
+use crate::nursery::nursery;
+use crate::process::ExitReason;
+
+/// Options of [`run`] (see the module table).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Options {
+    log_level: LogLevel,
+    log_format: LogFormat,
+    logging: bool,
+    signals: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+            logging: true,
+            signals: true,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The log level (`RUST_LOG` overrides it).
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = level;
+        self
+    }
+
+    /// The log format.
+    pub fn log_format(mut self, format: LogFormat) -> Self {
+        self.log_format = format;
+        self
+    }
+
+    /// Whether to install a `tracing` subscriber (skipped anyway when the
+    /// process already has one).
+    pub fn logging(mut self, install: bool) -> Self {
+        self.logging = install;
+        self
+    }
+
+    /// Whether SIGINT and SIGTERM stop the node.
+    pub fn signals(mut self, handle: bool) -> Self {
+        self.signals = handle;
+        self
+    }
+}
+
+/// Errors of [`run`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Another node is running in this process.
+    #[error("a node is already running in this process")]
+    AlreadyRunning,
+    /// The applications could not be started (nothing is left running).
+    #[error("starting applications: {0}")]
+    Start(#[from] ApplicationError),
+    /// An application whose failure stops the node failed.
+    #[error("application {app} failed: {reason}")]
+    ApplicationFailed {
+        /// The application.
+        app: String,
+        /// How it ended.
+        reason: ExitReason,
+    },
+    /// Installing the signal handlers failed.
+    #[error("installing signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Clears the node's controller when `run` ends, however it ends.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        crate::application::uninstall();
+    }
+}
+
+/// Why the node is stopping.
+enum Stop {
+    Signal(&'static str),
+    App(NodeStop),
+}
+
+/// Installs the handlers now (so a signal that arrives while applications
+/// start is not lost, nor fatal), and returns the wait for one.
+#[cfg(unix)]
+fn signals() -> Result<impl std::future::Future<Output = &'static str>, NodeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn signals() -> Result<impl std::future::Future<Output = &'static str>, NodeError> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    })
+}
+
+/// Runs a node: starts `apps`, waits for a signal or for an application whose
+/// end stops the node, then stops the applications in reverse order.
+///
+/// # Errors
+///
+/// [`NodeError::AlreadyRunning`], [`NodeError::Start`] (a missing or
+/// circular dependency, an application that failed to start),
+/// [`NodeError::ApplicationFailed`], [`NodeError::Signals`].
+///
+/// # Cancel safety
+///
+/// Dropping the future cancels every application without waiting for them.
+pub async fn run(apps: Vec<AppSpec>, options: Options) -> Result<(), NodeError> {
+    if options.logging {
+        // A subscriber installed by the program (or a test) stays.
+        let _ = logging::init(options.log_level, options.log_format);
+    }
+    let outcome = nursery(|n| async move {
+        let controller = Applications::new(&n);
+        if !crate::application::install(&controller) {
+            return Err(NodeError::AlreadyRunning);
+        }
+        let _installed = Installed;
+        let signal = if options.signals {
+            Some(signals()?)
+        } else {
+            None
+        };
+        let signal = async {
+            match signal {
+                Some(signal) => signal.await,
+                None => std::future::pending().await,
+            }
+        };
+        controller.start_all(apps).await?;
+        tracing::info!(applications = ?controller.which_applications(), "node started");
+        let stop = tokio::select! {
+            signal = signal => Stop::Signal(signal),
+            stop = controller.wait_node_stop() => Stop::App(stop),
+        };
+        match &stop {
+            Stop::Signal(signal) => tracing::info!(%signal, "node stopping"),
+            Stop::App(s) => {
+                tracing::info!(application = %s.app, reason = %s.reason, "node stopping")
+            }
+        }
+        controller.stop_all().await;
+        n.cancel(); // anything left (nothing, normally)
+        match stop {
+            Stop::App(NodeStop { app, reason }) if reason.is_abnormal() => {
+                Err(NodeError::ApplicationFailed { app, reason })
+            }
+            _ => Ok(()),
+        }
+    })
+    .await;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(crate::NurseryError::Failed { failures }) => {
+            // The body's own error, boxed by the nursery: give it back.
+            let mut failures = failures.into_iter();
+            match failures.next().and_then(|f| f.into_error()) {
+                Some(error) => match error.downcast::<NodeError>() {
+                    Ok(error) => Err(*error),
+                    Err(other) => Err(NodeError::ApplicationFailed {
+                        app: "node".into(),
+                        reason: ExitReason::error(other),
+                    }),
+                },
+                None => Err(NodeError::ApplicationFailed {
+                    app: "node".into(),
+                    reason: ExitReason::error("node body panicked"),
+                }),
+            }
+        }
+        Err(other) => Err(NodeError::ApplicationFailed {
+            app: "node".into(),
+            reason: ExitReason::error(other),
+        }),
+    }
+}

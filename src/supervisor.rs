@@ -1,0 +1,855 @@
+//! Supervisors: processes that start children, watch them and restart them
+//! when they end, within a restart intensity (Erlang/OTP's `supervisor`).
+//!
+//! A supervisor is a task like any other: run [`start`] in a nursery with
+//! [`Nursery::start`](crate::Nursery::start) and you get a [`Supervisor`]
+//! handle once every child has started. Each child is described by a
+//! [`ChildSpec`]: an id, a *start function* that builds a fresh task for
+//! every (re)start (a gen_server, another supervisor, any async function), a
+//! [`Restart`] type and a [`Shutdown`] policy. Below the supervisor sit
+//! [`dynamic_supervisor`](crate::dynamic_supervisor) (children added at run
+//! time), above it [`application`](crate::application) and
+//! [`node`](crate::node). A plain nursery is the right tool when a failure
+//! should stop the group; a supervisor when it should be repaired.
+//!
+//! # You call → we do
+//!
+//! | you call | the supervisor |
+//! |---|---|
+//! | [`start(children, options, status)`](start) | starts children in order, each after the previous reported [`TaskStatus::started`]; then reports its own [`Supervisor`] handle |
+//! | a child returns, fails or panics | decides by its [`Restart`] type; restarts it (and siblings, by [`Strategy`]) or lets it go |
+//! | more than [`max_restarts`](Options::max_restarts) restarts within [`max_seconds`](Options::max_seconds) | stops every child in reverse start order and fails with [`SupervisorError::IntensityExceeded`], carrying the last child failure |
+//! | the enclosing scope asks for a graceful shutdown, or [`Supervisor::stop`] | stops children in reverse start order, each by its [`Shutdown`], then returns `Ok(())` |
+//! | every child has ended and none is to be restarted | returns `Ok(())` (as triotp) |
+//! | [`tree`] from any task | a snapshot of every live supervision tree |
+//!
+//! # Restart types
+//!
+//! | [`Restart`] | normal exit | error or panic | stopped by its supervisor |
+//! |---|---|---|---|
+//! | `Permanent` (default) | restarted | restarted | — |
+//! | `Transient` | not restarted | restarted | — |
+//! | `Temporary` | not restarted | not restarted | removed |
+//!
+//! A child cancelled by something other than its supervisor ended with
+//! [`ExitReason::Killed`], which is abnormal.
+//!
+//! # Strategies
+//!
+//! | [`Strategy`] | when one child must be restarted |
+//! |---|---|
+//! | `OneForOne` (default) | only that child is restarted |
+//! | `OneForAll` | every other running child is stopped in reverse start order, then all are started again in start order |
+//! | `RestForOne` | the children started after it are stopped in reverse order, then it and they are started again in order |
+//!
+//! Children stopped by their supervisor as part of a restart are started
+//! again except `Temporary` ones, which are removed (as in OTP).
+//!
+//! # Shutdown
+//!
+//! | [`Shutdown`] | how a child is stopped |
+//! |---|---|
+//! | `Timeout(d)` (default, 5 s) | [`wait_shutdown`](crate::wait_shutdown) completes inside the child; after `d` it is dropped |
+//! | `BrutalKill` | dropped at once (its `Drop` code runs, no async cleanup) |
+//! | `Infinity` | asked to shut down and waited for; give it to child supervisors |
+//!
+//! A child supervisor that is asked to shut down stops its own children the
+//! same way, so stopping a tree is graceful and recursive.
+//!
+//! # Options
+//!
+//! | option | default |
+//! |---|---|
+//! | [`name`](Options::name) | `"supervisor"` |
+//! | [`strategy`](Options::strategy) | `OneForOne` |
+//! | [`max_restarts`](Options::max_restarts) | 3 |
+//! | [`max_seconds`](Options::max_seconds) | 5 s |
+//! | [`backoff`](Options::backoff) | none: restart at once, as OTP |
+//!
+//! # Where children run
+//!
+//! Each child incarnation is its own tokio task, in its own
+//! [`CancelScope`](crate::CancelScope), owned by the supervisor: dropping the
+//! supervisor aborts every child, so none outlives it. Because a child's scope
+//! is not nested in the supervisor's, a shutdown request that reaches the
+//! supervisor reaches its children one at a time, in reverse start order.
+//! Children have no enclosing nursery ([`Nursery::current`](crate::Nursery::current)
+//! is `None`): one that needs concurrency opens its own.
+//!
+//! # Logging
+//!
+//! Every start, restart, exit and intensity trip is a `tracing` event carrying
+//! the `supervisor` name and the `child` id (and the child's `pid`).
+//!
+//! # Cheat sheet
+//!
+//! | if you want… | write |
+//! |---|---|
+//! | a child from a function that needs no handshake | [`ChildSpec::task`] |
+//! | a child that reports readiness (and a value) | [`ChildSpec::new`] with a `TaskStatus` |
+//! | a supervisor under a supervisor | [`ChildSpec::supervisor`] |
+//! | to add or remove children at run time | [`Supervisor::start_child`], [`Supervisor::terminate_child`], or a [`dynamic_supervisor`](crate::dynamic_supervisor) |
+//! | to slow down a child that keeps crashing | [`Options::backoff`] |
+//! | to see the tree | [`tree`], [`Supervisor::info`] |
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use trellis::supervisor::{self, ChildSpec, Options};
+//!
+//! let runs = Arc::new(AtomicU32::new(0));
+//! let counter = runs.clone();
+//! // Fails twice, then finishes its work.
+//! let flaky = ChildSpec::task("flaky", move || {
+//!     let counter = counter.clone();
+//!     async move {
+//!         match counter.fetch_add(1, Ordering::SeqCst) {
+//!             0 | 1 => Err("not yet"),
+//!             _ => Ok(()),
+//!         }
+//!     }
+//! })
+//! .restart(supervisor::Restart::Transient);
+//!
+//! trellis::nursery(|n| async move {
+//!     n.start(|status| supervisor::start(vec![flaky], Options::new(), status)).await?;
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//! })
+//! .await
+//! .unwrap(); // the supervisor returned: its only child finished normally
+//! assert_eq!(runs.load(Ordering::SeqCst), 3);
+//! # }
+//! ```
+
+mod engine;
+mod intensity;
+mod tree;
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::nursery::{TaskOutput, TaskStatus};
+use crate::process::{ExitReason, Pid};
+
+pub use tree::{ChildInfo, ChildState, SupervisorInfo, Tree, tree};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The value a child reported with [`TaskStatus::started`], type-erased.
+pub(crate) type StartedValue = Box<dyn Any + Send>;
+
+/// One incarnation of a child, as its start function built it: the task to
+/// run, and the handshake to wait for.
+pub(crate) struct Incarnation {
+    pub(crate) task: BoxFuture<'static, Result<(), BoxError>>,
+    pub(crate) started: BoxFuture<'static, Option<StartedValue>>,
+}
+
+type StartFn = Arc<dyn Fn() -> Incarnation + Send + Sync>;
+
+/// When a child that ended is restarted (OTP's `restart` in a child spec).
+///
+/// See the [module table](self#restart-types). Default: `Permanent`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Restart {
+    /// Always restarted.
+    #[default]
+    Permanent,
+    /// Restarted only after an abnormal exit (error, panic, killed).
+    Transient,
+    /// Never restarted.
+    Temporary,
+}
+
+impl Restart {
+    /// Whether a child with this restart type that ended with `reason` is
+    /// restarted.
+    ///
+    /// ```
+    /// use trellis::process::ExitReason;
+    /// use trellis::supervisor::Restart;
+    ///
+    /// assert!(Restart::Permanent.restarts_after(&ExitReason::Normal));
+    /// assert!(!Restart::Transient.restarts_after(&ExitReason::Normal));
+    /// assert!(Restart::Transient.restarts_after(&ExitReason::error("boom")));
+    /// assert!(!Restart::Temporary.restarts_after(&ExitReason::error("boom")));
+    /// ```
+    pub fn restarts_after(self, reason: &ExitReason) -> bool {
+        match self {
+            Restart::Permanent => true,
+            Restart::Transient => reason.is_abnormal(),
+            Restart::Temporary => false,
+        }
+    }
+}
+
+/// How a supervisor stops a child (OTP's `shutdown` in a child spec).
+///
+/// See the [module table](self#shutdown). Default: `Timeout(5 s)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shutdown {
+    /// Ask for a graceful shutdown, drop the child after this long.
+    Timeout(Duration),
+    /// Drop the child at once.
+    BrutalKill,
+    /// Ask for a graceful shutdown and wait as long as it takes.
+    Infinity,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::Timeout(Duration::from_secs(5))
+    }
+}
+
+/// Which children are restarted together (OTP's restart strategies).
+///
+/// See the [module table](self#strategies). Default: `OneForOne`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Restart only the child that ended.
+    #[default]
+    #[doc(alias = "one_for_one")]
+    OneForOne,
+    /// Restart every child.
+    #[doc(alias = "one_for_all")]
+    OneForAll,
+    /// Restart the child and those started after it.
+    #[doc(alias = "rest_for_one")]
+    RestForOne,
+}
+
+/// A delay between consecutive restarts of one child that doubles each time,
+/// from `initial` up to `max` (off by default).
+///
+/// A child that ran for at least `max` before ending starts over at
+/// `initial`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay before the first restart of a streak.
+    pub initial: Duration,
+    /// The largest delay.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay before the `n`-th consecutive restart (`n` ≥ 1).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trellis::supervisor::Backoff;
+    ///
+    /// let b = Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(50) };
+    /// assert_eq!(b.delay(1), Duration::from_millis(10));
+    /// assert_eq!(b.delay(3), Duration::from_millis(40));
+    /// assert_eq!(b.delay(9), Duration::from_millis(50));
+    /// ```
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// The options of a supervisor (see the [module table](self#options)).
+#[derive(Clone, Debug)]
+#[must_use]
+#[doc(alias = "SupervisorOptions")]
+pub struct Options {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) strategy: Strategy,
+    pub(crate) max_restarts: u32,
+    pub(crate) max_seconds: Duration,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) max_children: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            name: Cow::Borrowed("supervisor"),
+            strategy: Strategy::OneForOne,
+            max_restarts: 3,
+            max_seconds: Duration::from_secs(5),
+            backoff: None,
+            max_children: None,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the supervisor, in logs, errors and the tree.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The restart strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// How many restarts are allowed within [`max_seconds`](Self::max_seconds)
+    /// (OTP's `intensity`); one more and the supervisor gives up.
+    pub fn max_restarts(mut self, max_restarts: u32) -> Self {
+        self.max_restarts = max_restarts;
+        self
+    }
+
+    /// The length of the restart-intensity window (OTP's `period`); must not
+    /// be zero.
+    pub fn max_seconds(mut self, window: Duration) -> Self {
+        self.max_seconds = window;
+        self
+    }
+
+    /// Delays consecutive restarts of a child (see [`Backoff`]).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+}
+
+/// A key for a child, unique within its supervisor and stable across the
+/// child's restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildId(pub(crate) u64);
+
+impl fmt::Display for ChildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Describes a child: its id, how to start it, when to restart it and how to
+/// stop it (OTP's child specification, triotp's `child_spec`).
+///
+/// | field | default |
+/// |---|---|
+/// | `id` | required; unique among a static supervisor's children |
+/// | `start` | required; called again for every restart |
+/// | [`restart`](Self::restart) | [`Restart::Permanent`] |
+/// | [`shutdown`](Self::shutdown) | [`Shutdown::Timeout`] of 5 s ([`Infinity`](Shutdown::Infinity) for [`ChildSpec::supervisor`]) |
+///
+/// Cheap to clone: the start function is shared.
+#[derive(Clone)]
+#[doc(alias = "child_spec")]
+pub struct ChildSpec {
+    pub(crate) id: Cow<'static, str>,
+    pub(crate) start: StartFn,
+    pub(crate) restart: Restart,
+    pub(crate) shutdown: Shutdown,
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("id", &self.id)
+            .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChildSpec {
+    /// A child whose start function takes the `start` handshake: the
+    /// supervisor waits for [`TaskStatus::started`] before starting the next
+    /// child, and hands the value to whoever started the child dynamically.
+    ///
+    /// `start` is called for every (re)start and must build a fresh task.
+    /// The task's output is `()` or a `Result` (see
+    /// [`TaskOutput`]); an `Err` is an abnormal exit, as
+    /// is a panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::TaskStatus;
+    /// use trellis::supervisor::ChildSpec;
+    ///
+    /// let spec = ChildSpec::new("listener", |status: TaskStatus<u16>| async move {
+    ///     status.started(8080);
+    ///     trellis::wait_shutdown().await;
+    /// });
+    /// assert_eq!(spec.id(), "listener");
+    /// ```
+    pub fn new<T, F, Fut>(id: impl Into<Cow<'static, str>>, start: F) -> Self
+    where
+        T: Send + 'static,
+        F: Fn(TaskStatus<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskOutput,
+    {
+        let start = Arc::new(start);
+        let start: StartFn = Arc::new(move || {
+            let (status, hook, handshake) = TaskStatus::<T>::new();
+            let start = Arc::clone(&start);
+            Incarnation {
+                // `start` is called inside the child's task and scope, so
+                // what it captures (`wait_shutdown()`…) belongs to the child.
+                task: Box::pin(async move {
+                    // Held until the task ends: the handshake fails only then.
+                    let _hook = hook;
+                    start(status).await.into_result().map(drop)
+                }),
+                started: Box::pin(async move {
+                    match handshake.await {
+                        Ok(Ok(value)) => Some(Box::new(value) as StartedValue),
+                        _ => None,
+                    }
+                }),
+            }
+        });
+        ChildSpec {
+            id: id.into(),
+            start,
+            restart: Restart::default(),
+            shutdown: Shutdown::default(),
+        }
+    }
+
+    /// A child from a plain async function, started as soon as it is
+    /// spawned (no handshake).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::supervisor::{ChildSpec, Restart};
+    ///
+    /// let spec = ChildSpec::task("ticker", || async {
+    ///     trellis::wait_shutdown().await;
+    /// })
+    /// .restart(Restart::Transient);
+    /// assert_eq!(spec.id(), "ticker");
+    /// ```
+    pub fn task<F, Fut>(id: impl Into<Cow<'static, str>>, start: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskOutput,
+    {
+        ChildSpec::new(id, move |status: TaskStatus<()>| {
+            status.started(());
+            start()
+        })
+    }
+
+    /// A child that is itself a supervisor of `children`, with shutdown
+    /// [`Infinity`](Shutdown::Infinity). Its [`SupervisorError`] (a start
+    /// failure or an intensity trip) is an abnormal exit its parent reacts to.
+    /// The started value is its [`Supervisor`] handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::supervisor::{ChildSpec, Options, Shutdown};
+    ///
+    /// let workers = vec![ChildSpec::task("w", || trellis::wait_shutdown())];
+    /// let spec = ChildSpec::supervisor("pool", workers, Options::new().name("pool"));
+    /// assert_eq!(spec.shutdown_policy(), Shutdown::Infinity);
+    /// ```
+    pub fn supervisor(
+        id: impl Into<Cow<'static, str>>,
+        children: Vec<ChildSpec>,
+        options: Options,
+    ) -> Self {
+        ChildSpec::new(id, move |status: TaskStatus<Supervisor>| {
+            start(children.clone(), options.clone(), status)
+        })
+        .shutdown(Shutdown::Infinity)
+    }
+
+    /// A child that is a [`GenServer`](crate::gen_server::GenServer):
+    /// every (re)start builds a fresh server with `server()` and runs
+    /// [`gen_server::serve`](crate::gen_server::serve) with a clone of `arg`.
+    /// The started value is its [`Server`](crate::gen_server::Server)
+    /// handle; a name in `options` is registered by each incarnation, so
+    /// callers by name reach the current one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::gen_server::{self, Context, GenServer, Response};
+    /// use trellis::supervisor::ChildSpec;
+    ///
+    /// struct Echo;
+    /// impl GenServer for Echo {
+    ///     type Arg = ();
+    ///     type Call = String;
+    ///     type Reply = String;
+    ///     type Cast = ();
+    ///     type Info = ();
+    ///     async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+    ///         Ok(())
+    ///     }
+    ///     async fn handle_call(&mut self, s: String, _: &mut Context<Self>) -> Response<String> {
+    ///         Response::Reply(s)
+    ///     }
+    /// }
+    ///
+    /// let spec = ChildSpec::gen_server("echo", || Echo, (), "echo");
+    /// assert_eq!(spec.id(), "echo");
+    /// ```
+    pub fn gen_server<S, F>(
+        id: impl Into<Cow<'static, str>>,
+        server: F,
+        arg: S::Arg,
+        options: impl Into<crate::gen_server::StartOptions>,
+    ) -> Self
+    where
+        S: crate::gen_server::GenServer,
+        S::Arg: Clone + Sync,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let options = options.into();
+        ChildSpec::new(
+            id,
+            move |status: TaskStatus<crate::gen_server::Server<S>>| {
+                crate::gen_server::serve(server(), arg.clone(), options.clone(), status)
+            },
+        )
+    }
+
+    /// Sets the restart type.
+    #[must_use]
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// Sets the shutdown policy.
+    #[must_use]
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The child's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The child's restart type.
+    pub fn restart_type(&self) -> Restart {
+        self.restart
+    }
+
+    /// The child's shutdown policy.
+    pub fn shutdown_policy(&self) -> Shutdown {
+        self.shutdown
+    }
+}
+
+/// Errors of supervisors and of requests to them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    /// A child failed to start (it failed, or returned, before reporting
+    /// `started`); the children started before it were stopped.
+    #[error("supervisor {supervisor}: child {child} failed to start: {reason}")]
+    StartFailed {
+        /// The supervisor's name.
+        supervisor: String,
+        /// The child's id.
+        child: String,
+        /// How the child ended.
+        reason: ExitReason,
+    },
+    /// More than `max_restarts` restarts within `max_seconds`: the supervisor
+    /// stopped its children and gave up.
+    #[error(
+        "supervisor {supervisor}: restart intensity exceeded ({max_restarts} in {max_seconds:?}), last: child {child} {reason}"
+    )]
+    IntensityExceeded {
+        /// The supervisor's name.
+        supervisor: String,
+        /// The id of the child whose exit was one too many.
+        child: String,
+        /// How that child ended.
+        reason: ExitReason,
+        /// The configured limit.
+        max_restarts: u32,
+        /// The configured window.
+        max_seconds: Duration,
+    },
+    /// The supervisor is not running any more.
+    #[error("supervisor {supervisor} is not running")]
+    NotRunning {
+        /// The supervisor's name.
+        supervisor: String,
+    },
+    /// A dynamic supervisor already has `max_children` children.
+    #[error("supervisor {supervisor}: max_children ({max}) reached")]
+    MaxChildren {
+        /// The supervisor's name.
+        supervisor: String,
+        /// The configured limit.
+        max: usize,
+    },
+    /// No child has this key.
+    #[error("supervisor {supervisor}: no child {child}")]
+    ChildNotFound {
+        /// The supervisor's name.
+        supervisor: String,
+        /// The key asked for.
+        child: ChildId,
+    },
+    /// A static supervisor already has a child with this id.
+    #[error("supervisor {supervisor}: child id {child} already present")]
+    DuplicateChild {
+        /// The supervisor's name.
+        supervisor: String,
+        /// The duplicated id.
+        child: String,
+    },
+    /// The options are unusable (the reason says which).
+    #[error("invalid supervisor options: {0}")]
+    InvalidOptions(&'static str),
+}
+
+/// A child started at run time: its key and the value it reported with
+/// [`TaskStatus::started`].
+#[derive(Debug)]
+pub struct StartedChild {
+    /// The child's key, for [`Supervisor::terminate_child`].
+    pub id: ChildId,
+    /// The started value (`()` for [`ChildSpec::task`]).
+    pub value: Box<dyn Any + Send>,
+}
+
+impl StartedChild {
+    /// The started value as a `T`, if that is its type.
+    ///
+    /// # Errors
+    ///
+    /// Gives `self` back when the value is not a `T`.
+    pub fn downcast<T: 'static>(self) -> Result<T, Self> {
+        match self.value.downcast::<T>() {
+            Ok(value) => Ok(*value),
+            Err(value) => Err(StartedChild { id: self.id, value }),
+        }
+    }
+}
+
+/// How many children a supervisor has (OTP's `count_children`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChildCount {
+    /// Children the supervisor knows of, running or not.
+    pub specs: usize,
+    /// Children running (or starting).
+    pub active: usize,
+    /// Children that are supervisors.
+    pub supervisors: usize,
+    /// Children that are not supervisors.
+    pub workers: usize,
+}
+
+pub(crate) enum Command {
+    StartChild(
+        ChildSpec,
+        oneshot::Sender<Result<StartedChild, SupervisorError>>,
+    ),
+    TerminateChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// A handle to a running supervisor: cheap to clone, usable from any task.
+///
+/// It is what [`start`] reports through its [`TaskStatus`]. Requests made
+/// after the supervisor ended fail with [`SupervisorError::NotRunning`].
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<tree::Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("name", &self.shared.name)
+            .field("pid", &self.shared.pid)
+            .finish()
+    }
+}
+
+impl Supervisor {
+    /// The supervisor's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The supervisor's process id.
+    pub fn pid(&self) -> Pid {
+        self.shared.pid
+    }
+
+    /// Whether the supervisor is still running.
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
+    fn not_running(&self) -> SupervisorError {
+        SupervisorError::NotRunning {
+            supervisor: self.shared.name.to_string(),
+        }
+    }
+
+    /// A snapshot of this supervisor and the tree below it.
+    pub fn info(&self) -> SupervisorInfo {
+        self.shared.snapshot()
+    }
+
+    /// The children, in start order (OTP's `which_children`).
+    pub fn which_children(&self) -> Vec<ChildInfo> {
+        self.info().children
+    }
+
+    /// Counts the children (OTP's `count_children`).
+    pub fn count_children(&self) -> ChildCount {
+        let info = self.info();
+        let mut count = ChildCount {
+            specs: info.children.len(),
+            ..ChildCount::default()
+        };
+        for child in &info.children {
+            if matches!(child.state, ChildState::Starting | ChildState::Running) {
+                count.active += 1;
+            }
+            if child.supervisor.is_some() {
+                count.supervisors += 1;
+            } else {
+                count.workers += 1;
+            }
+        }
+        count
+    }
+
+    /// Adds a child and starts it, after the children already there; returns
+    /// its key and started value once its handshake is done.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::StartFailed`] if the child failed to start (it is
+    /// not kept), [`SupervisorError::MaxChildren`] past a dynamic
+    /// supervisor's limit, [`SupervisorError::DuplicateChild`] for an id a
+    /// static supervisor already has, [`SupervisorError::NotRunning`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not cancel the request: the child is started
+    /// and kept, its value dropped.
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<StartedChild, SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::StartChild(spec, tx))
+            .map_err(|_| self.not_running())?;
+        rx.await.map_err(|_| self.not_running())?
+    }
+
+    /// Stops a child by its [`Shutdown`] policy and removes it; it is not
+    /// restarted (OTP's `terminate_child` followed by `delete_child`).
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::ChildNotFound`], [`SupervisorError::NotRunning`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not cancel the request.
+    pub async fn terminate_child(&self, id: ChildId) -> Result<(), SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::TerminateChild(id, tx))
+            .map_err(|_| self.not_running())?;
+        rx.await.map_err(|_| self.not_running())?
+    }
+
+    /// Stops the supervisor gracefully: its children in reverse start order,
+    /// then itself; returns once they have all ended.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::NotRunning`] if it had already ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not cancel the stop.
+    pub async fn stop(&self) -> Result<(), SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Stop(tx))
+            .map_err(|_| self.not_running())?;
+        rx.await.map_err(|_| self.not_running())
+    }
+}
+
+/// Runs a supervisor of `children` (triotp's `supervisor.start`).
+///
+/// Starts the children in order, each after the previous one reported
+/// `started`, then reports a [`Supervisor`] handle through `status` and
+/// supervises until asked to stop or until no child is left to run. Run it
+/// with [`Nursery::start`](crate::Nursery::start), as a
+/// [`ChildSpec::supervisor`], or `.await` it with [`TaskStatus::ignored`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::supervisor::{self, ChildSpec, Options, SupervisorError};
+///
+/// // A child that always fails: the supervisor gives up after 3 restarts.
+/// let crasher = ChildSpec::task("crasher", || async { Err::<(), _>("crash") });
+/// let err = supervisor::start(vec![crasher], Options::new(), trellis::TaskStatus::ignored())
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, SupervisorError::IntensityExceeded { ref child, .. } if child == "crasher"));
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`SupervisorError::StartFailed`] if a child failed to start,
+/// [`SupervisorError::IntensityExceeded`] if children ended too often,
+/// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`,
+/// [`SupervisorError::DuplicateChild`] for two children with one id.
+///
+/// # Cancel safety
+///
+/// Dropping the future aborts every child at its next `.await`. To stop the
+/// tree gracefully, ask the enclosing scope or nursery for a shutdown, or call
+/// [`Supervisor::stop`].
+pub async fn start(
+    children: Vec<ChildSpec>,
+    options: Options,
+    status: TaskStatus<Supervisor>,
+) -> Result<(), SupervisorError> {
+    engine::run(children, options, false, status).await
+}
+
+pub(crate) async fn engine_run(
+    children: Vec<ChildSpec>,
+    options: Options,
+    dynamic: bool,
+    status: TaskStatus<Supervisor>,
+) -> Result<(), SupervisorError> {
+    engine::run(children, options, dynamic, status).await
+}

@@ -1,0 +1,640 @@
+//! The supervisor loop shared by static and dynamic supervisors.
+//!
+//! One task owns all the state: the children in start order, the restart
+//! window and a queue of exit reports. Each child incarnation runs in its own
+//! tokio task (held by an abort-on-drop handle, so none outlives the loop)
+//! inside its own cancel scope; a guard in that task reports how it ended on
+//! an unbounded channel, from `Drop`, so even an aborted child reports.
+//! While the loop waits for one particular child (to start, or to stop) it
+//! sets other children's reports aside and handles them afterwards, in
+//! order.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::intensity::Intensity;
+use super::tree::{PARENT, Row, Shared, lock};
+use super::{
+    ChildId, ChildSpec, ChildState, Command, Options, Shutdown, StartedChild, StartedValue,
+    Strategy, Supervisor, SupervisorError,
+};
+use crate::cancel::{CancelScope, wait_shutdown};
+use crate::nursery::TaskStatus;
+use crate::process::{ExitReason, Pid};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How one child incarnation ended.
+struct Exit {
+    key: ChildId,
+    incarnation: u64,
+    reason: ExitReason,
+}
+
+/// Sends the child's exit report when the child task ends, however it ends.
+struct Reporter {
+    tx: mpsc::UnboundedSender<Exit>,
+    key: ChildId,
+    incarnation: u64,
+    stopping: Arc<AtomicBool>,
+    reason: Option<ExitReason>,
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        let reason = self.reason.take().unwrap_or(ExitReason::Killed);
+        let _ = self.tx.send(Exit {
+            key: self.key,
+            incarnation: self.incarnation,
+            reason,
+        });
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        Arc::from(*s)
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        Arc::from(s.as_str())
+    } else {
+        Arc::from("non-string panic payload")
+    }
+}
+
+/// The body of a child's tokio task. `report` is a parameter, so it is
+/// dropped (and sends) after the child's future, however the task ends.
+async fn run_child(
+    task: BoxFuture<'static, Result<(), BoxError>>,
+    scope: CancelScope,
+    mut report: Reporter,
+) {
+    let out = AssertUnwindSafe(scope.run(task)).catch_unwind().await;
+    report.reason = Some(match out {
+        Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) => ExitReason::Shutdown,
+        Ok(Some(Ok(()))) => ExitReason::Normal,
+        Ok(Some(Err(error))) => ExitReason::error(error),
+        Ok(None) => ExitReason::Killed,
+        Err(payload) => ExitReason::Panic(panic_message(&*payload)),
+    });
+}
+
+struct Running {
+    incarnation: u64,
+    scope: CancelScope,
+    stopping: Arc<AtomicBool>,
+    handle: AbortOnDropHandle<()>,
+    since: Instant,
+}
+
+struct Slot {
+    key: ChildId,
+    spec: ChildSpec,
+    running: Option<Running>,
+    /// A restart is owed: start it when the loop gets to it.
+    wanted: bool,
+    /// Consecutive restarts, for the backoff.
+    streak: u32,
+    restarts: u64,
+}
+
+/// Why a child did not start.
+enum StartFailure {
+    /// It ended first, with this reason.
+    Exited(ExitReason),
+    /// The supervisor was asked to shut down meanwhile.
+    Shutdown,
+}
+
+/// What the loop does after handling an event.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Engine {
+    shared: Arc<Shared>,
+    options: Options,
+    dynamic: bool,
+    slots: Vec<Slot>,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+    exits_rx: mpsc::UnboundedReceiver<Exit>,
+    pending: VecDeque<Exit>,
+    intensity: Intensity,
+    next_key: u64,
+    next_incarnation: u64,
+}
+
+pub(crate) async fn run(
+    children: Vec<ChildSpec>,
+    options: Options,
+    dynamic: bool,
+    status: TaskStatus<Supervisor>,
+) -> Result<(), SupervisorError> {
+    if options.max_seconds.is_zero() {
+        return Err(SupervisorError::InvalidOptions(
+            "max_seconds must not be zero",
+        ));
+    }
+    for (i, child) in children.iter().enumerate() {
+        if children[..i].iter().any(|c| c.id == child.id) {
+            return Err(SupervisorError::DuplicateChild {
+                supervisor: options.name.to_string(),
+                child: child.id.to_string(),
+            });
+        }
+    }
+    let shared = Arc::new(Shared {
+        name: options.name.clone(),
+        pid: Pid::new(),
+        strategy: options.strategy,
+        rows: Mutex::new(Vec::with_capacity(children.len())),
+    });
+    shared.link();
+    let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+    let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    let mut engine = Engine {
+        intensity: Intensity::new(options.max_restarts, options.max_seconds),
+        shared: Arc::clone(&shared),
+        options,
+        dynamic,
+        slots: Vec::with_capacity(children.len()),
+        exits_tx,
+        exits_rx,
+        pending: VecDeque::new(),
+        next_key: 0,
+        next_incarnation: 0,
+    };
+    for spec in children {
+        engine.add_slot(spec);
+    }
+    tracing::debug!(supervisor = %engine.shared.name, pid = %engine.shared.pid, "supervisor starting");
+    for i in 0..engine.slots.len() {
+        let key = engine.slots[i].key;
+        match engine.start_slot(key).await {
+            Ok(_) => {}
+            Err(StartFailure::Shutdown) => {
+                engine.stop_all().await;
+                return Ok(());
+            }
+            Err(StartFailure::Exited(reason)) => {
+                let child = engine.slots[i].spec.id.to_string();
+                tracing::error!(supervisor = %engine.shared.name, child = %child, %reason, "child failed to start");
+                engine.stop_all().await;
+                return Err(SupervisorError::StartFailed {
+                    supervisor: engine.shared.name.to_string(),
+                    child,
+                    reason,
+                });
+            }
+        }
+    }
+    status.started(Supervisor {
+        shared,
+        commands: commands_tx,
+    });
+    let mut commands_open = true;
+    loop {
+        if !engine.dynamic
+            && engine
+                .slots
+                .iter()
+                .all(|s| s.running.is_none() && !s.wanted)
+        {
+            tracing::debug!(supervisor = %engine.shared.name, "no child left to supervise");
+            return Ok(());
+        }
+        enum Event {
+            Exit(Exit),
+            Command(Option<Command>),
+            Shutdown,
+        }
+        let event = if let Some(exit) = engine.pending.pop_front() {
+            Event::Exit(exit)
+        } else {
+            tokio::select! {
+                biased;
+                () = wait_shutdown() => Event::Shutdown,
+                Some(exit) = engine.exits_rx.recv() => Event::Exit(exit),
+                command = commands.recv(), if commands_open => Event::Command(command),
+            }
+        };
+        let flow = match event {
+            Event::Shutdown => Flow::Stop,
+            Event::Exit(exit) => engine.on_exit(exit).await?,
+            Event::Command(None) => {
+                commands_open = false;
+                Flow::Continue
+            }
+            Event::Command(Some(command)) => engine.on_command(command).await,
+        };
+        if let Flow::Stop = flow {
+            engine.stop_all().await;
+            // Answer stop requests queued meanwhile, then go.
+            commands.close();
+            while let Ok(command) = commands.try_recv() {
+                if let Command::Stop(reply) = command {
+                    let _ = reply.send(());
+                }
+            }
+            return Ok(());
+        }
+    }
+}
+
+impl Engine {
+    fn name(&self) -> String {
+        self.shared.name.to_string()
+    }
+
+    fn index(&self, key: ChildId) -> Option<usize> {
+        self.slots.iter().position(|s| s.key == key)
+    }
+
+    fn add_slot(&mut self, spec: ChildSpec) -> ChildId {
+        let key = ChildId(self.next_key);
+        self.next_key += 1;
+        lock(&self.shared.rows).push(Row {
+            key,
+            id: spec.id.clone(),
+            pid: None,
+            restart: spec.restart,
+            state: ChildState::Stopped,
+            restarts: 0,
+            nested: None,
+        });
+        self.slots.push(Slot {
+            key,
+            spec,
+            running: None,
+            wanted: true,
+            streak: 0,
+            restarts: 0,
+        });
+        key
+    }
+
+    fn remove_slot(&mut self, key: ChildId) {
+        if let Some(i) = self.index(key) {
+            self.slots.remove(i);
+        }
+        lock(&self.shared.rows).retain(|r| r.key != key);
+    }
+
+    fn set_row(&self, key: ChildId, update: impl FnOnce(&mut Row)) {
+        let mut rows = lock(&self.shared.rows);
+        if let Some(row) = rows.iter_mut().find(|r| r.key == key) {
+            update(row);
+        }
+    }
+
+    /// Spawns a new incarnation of the child and waits for its handshake.
+    async fn start_slot(&mut self, key: ChildId) -> Result<StartedValue, StartFailure> {
+        let Some(i) = self.index(key) else {
+            return Err(StartFailure::Exited(ExitReason::Killed));
+        };
+        let incarnation = self.next_incarnation;
+        self.next_incarnation += 1;
+        let pid = Pid::new();
+        let slot = &mut self.slots[i];
+        slot.wanted = false;
+        let started = {
+            let inc = (slot.spec.start)();
+            let scope = CancelScope::new();
+            let stopping = Arc::new(AtomicBool::new(false));
+            let report = Reporter {
+                tx: self.exits_tx.clone(),
+                key,
+                incarnation,
+                stopping: Arc::clone(&stopping),
+                reason: None,
+            };
+            let task = PARENT.scope(
+                (Arc::downgrade(&self.shared), key),
+                run_child(inc.task, scope.clone(), report),
+            );
+            let handle = AbortOnDropHandle::new(tokio::spawn(task));
+            slot.running = Some(Running {
+                incarnation,
+                scope,
+                stopping,
+                handle,
+                since: Instant::now(),
+            });
+            inc.started
+        };
+        self.set_row(key, |row| {
+            row.pid = Some(pid);
+            row.state = ChildState::Starting;
+            row.nested = None;
+        });
+        enum Outcome {
+            Started(Option<StartedValue>),
+            Shutdown,
+        }
+        let outcome = tokio::select! {
+            biased;
+            value = started => Outcome::Started(value),
+            () = wait_shutdown() => Outcome::Shutdown,
+        };
+        match outcome {
+            Outcome::Started(Some(value)) => {
+                self.set_row(key, |row| row.state = ChildState::Running);
+                tracing::info!(supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
+                Ok(value)
+            }
+            Outcome::Started(None) => {
+                // The handshake fails only once the task has ended.
+                let reason = self.wait_exit(key, incarnation).await;
+                self.slots[i].running = None;
+                self.set_row(key, |row| {
+                    row.state = ChildState::Stopped;
+                    row.pid = None;
+                });
+                Err(StartFailure::Exited(match reason {
+                    ExitReason::Normal | ExitReason::Shutdown => {
+                        ExitReason::error("returned before it reported started")
+                    }
+                    other => other,
+                }))
+            }
+            Outcome::Shutdown => {
+                self.stop_slot(key, Some(Shutdown::BrutalKill)).await;
+                Err(StartFailure::Shutdown)
+            }
+        }
+    }
+
+    /// Waits for the exit report of one incarnation, setting others aside.
+    async fn wait_exit(&mut self, key: ChildId, incarnation: u64) -> ExitReason {
+        if let Some(pos) = self
+            .pending
+            .iter()
+            .position(|e| e.key == key && e.incarnation == incarnation)
+        {
+            if let Some(exit) = self.pending.remove(pos) {
+                return exit.reason;
+            }
+        }
+        while let Some(exit) = self.exits_rx.recv().await {
+            if exit.key == key && exit.incarnation == incarnation {
+                return exit.reason;
+            }
+            self.pending.push_back(exit);
+        }
+        // Unreachable: the engine holds a sender.
+        ExitReason::Killed
+    }
+
+    /// Stops the child's running incarnation, if any, and waits until it has
+    /// ended. `policy` overrides the child's own.
+    async fn stop_slot(&mut self, key: ChildId, policy: Option<Shutdown>) -> Option<ExitReason> {
+        let i = self.index(key)?;
+        let slot = &mut self.slots[i];
+        let running = slot.running.take()?;
+        let policy = policy.unwrap_or(slot.spec.shutdown);
+        let id = slot.spec.id.clone();
+        self.set_row(key, |row| row.state = ChildState::Stopping);
+        running.stopping.store(true, Ordering::Release);
+        let reason = match policy {
+            Shutdown::BrutalKill => {
+                running.handle.abort();
+                self.wait_exit(key, running.incarnation).await
+            }
+            Shutdown::Infinity => {
+                running.scope.shutdown(Duration::MAX);
+                self.wait_exit(key, running.incarnation).await
+            }
+            Shutdown::Timeout(grace) => {
+                running.scope.shutdown(grace);
+                let deadline = Instant::now() + grace;
+                let incarnation = running.incarnation;
+                match tokio::time::timeout_at(deadline, self.wait_exit(key, incarnation)).await {
+                    Ok(reason) => reason,
+                    Err(_) => {
+                        // Shields or a busy loop kept it alive: no more waiting.
+                        running.handle.abort();
+                        self.wait_exit(key, incarnation).await
+                    }
+                }
+            }
+        };
+        drop(running);
+        self.set_row(key, |row| {
+            row.state = ChildState::Stopped;
+            row.pid = None;
+        });
+        tracing::info!(supervisor = %self.shared.name, child = %id, %reason, "child stopped");
+        Some(reason)
+    }
+
+    /// Stops every running child in reverse start order.
+    async fn stop_all(&mut self) {
+        let keys: Vec<ChildId> = self.slots.iter().rev().map(|s| s.key).collect();
+        for key in keys {
+            self.stop_slot(key, None).await;
+        }
+        tracing::debug!(supervisor = %self.shared.name, "supervisor stopped");
+    }
+
+    async fn on_exit(&mut self, exit: Exit) -> Result<Flow, SupervisorError> {
+        let Some(i) = self.index(exit.key) else {
+            return Ok(Flow::Continue);
+        };
+        match &self.slots[i].running {
+            Some(r) if r.incarnation == exit.incarnation => {}
+            _ => return Ok(Flow::Continue), // a report from an incarnation we stopped
+        }
+        let running = self.slots[i].running.take();
+        let ran_for = running.map(|r| r.since.elapsed());
+        self.on_down(exit.key, exit.reason, ran_for).await
+    }
+
+    /// Reacts to a child that ended on its own (or failed to restart).
+    async fn on_down(
+        &mut self,
+        key: ChildId,
+        reason: ExitReason,
+        ran_for: Option<Duration>,
+    ) -> Result<Flow, SupervisorError> {
+        let mut next = Some((key, reason, ran_for));
+        while let Some((key, reason, ran_for)) = next.take() {
+            let Some(i) = self.index(key) else {
+                continue;
+            };
+            let spec = &self.slots[i].spec;
+            let id = spec.id.clone();
+            let restart = spec.restart;
+            if reason.is_abnormal() {
+                tracing::warn!(supervisor = %self.shared.name, child = %id, %reason, "child failed");
+            } else {
+                tracing::info!(supervisor = %self.shared.name, child = %id, %reason, "child exited");
+            }
+            self.set_row(key, |row| {
+                row.state = ChildState::Stopped;
+                row.pid = None;
+            });
+            if !restart.restarts_after(&reason) {
+                if self.dynamic || restart == super::Restart::Temporary {
+                    self.remove_slot(key);
+                }
+                continue;
+            }
+            if !self.intensity.record(Instant::now()) {
+                tracing::error!(
+                    supervisor = %self.shared.name,
+                    child = %id,
+                    %reason,
+                    max_restarts = self.options.max_restarts,
+                    max_seconds = ?self.options.max_seconds,
+                    "restart intensity exceeded, shutting down"
+                );
+                self.stop_all().await;
+                return Err(SupervisorError::IntensityExceeded {
+                    supervisor: self.name(),
+                    child: id.to_string(),
+                    reason,
+                    max_restarts: self.options.max_restarts,
+                    max_seconds: self.options.max_seconds,
+                });
+            }
+            let slot = &mut self.slots[i];
+            slot.wanted = true;
+            slot.restarts += 1;
+            let restarts = slot.restarts;
+            let reset_after = self.options.backoff.map(|b| b.max);
+            if ran_for
+                .zip(reset_after)
+                .is_some_and(|(ran, max)| ran >= max)
+            {
+                slot.streak = 0;
+            }
+            slot.streak = slot.streak.saturating_add(1);
+            let streak = slot.streak;
+            self.set_row(key, |row| row.restarts = restarts);
+            // Siblings to take down with it, in reverse start order.
+            let siblings: Vec<ChildId> = match self.options.strategy {
+                Strategy::OneForOne => Vec::new(),
+                Strategy::OneForAll => self.slots.iter().rev().map(|s| s.key).collect(),
+                Strategy::RestForOne => self.slots[i + 1..].iter().rev().map(|s| s.key).collect(),
+            };
+            for sibling in siblings {
+                if self.stop_slot(sibling, None).await.is_none() {
+                    continue; // not running
+                }
+                let Some(j) = self.index(sibling) else {
+                    continue;
+                };
+                if self.slots[j].spec.restart == super::Restart::Temporary {
+                    self.remove_slot(sibling);
+                } else {
+                    self.slots[j].wanted = true;
+                }
+            }
+            if let Some(backoff) = self.options.backoff {
+                let delay = backoff.delay(streak);
+                tracing::debug!(supervisor = %self.shared.name, child = %id, ?delay, "restart backoff");
+                tokio::select! {
+                    biased;
+                    () = wait_shutdown() => return Ok(Flow::Stop),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            // Start every owed child, in start order.
+            let owed: Vec<ChildId> = self
+                .slots
+                .iter()
+                .filter(|s| s.wanted && s.running.is_none())
+                .map(|s| s.key)
+                .collect();
+            for owed_key in owed {
+                let restarted = owed_key == key;
+                match self.start_slot(owed_key).await {
+                    Ok(_) => {
+                        if restarted {
+                            tracing::info!(supervisor = %self.shared.name, child = %id, restarts, "child restarted");
+                        }
+                    }
+                    Err(StartFailure::Shutdown) => return Ok(Flow::Stop),
+                    Err(StartFailure::Exited(reason)) => {
+                        // A failed restart counts as another exit.
+                        next = Some((owed_key, reason, None));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn on_command(&mut self, command: Command) -> Flow {
+        match command {
+            Command::Stop(reply) => {
+                self.stop_all().await;
+                let _ = reply.send(());
+                Flow::Stop
+            }
+            Command::TerminateChild(key, reply) => {
+                if self.index(key).is_none() {
+                    let _ = reply.send(Err(SupervisorError::ChildNotFound {
+                        supervisor: self.name(),
+                        child: key,
+                    }));
+                    return Flow::Continue;
+                }
+                self.stop_slot(key, None).await;
+                self.remove_slot(key);
+                let _ = reply.send(Ok(()));
+                Flow::Continue
+            }
+            Command::StartChild(spec, reply) => {
+                if let Some(max) = self.options.max_children {
+                    if self.slots.len() >= max {
+                        let _ = reply.send(Err(SupervisorError::MaxChildren {
+                            supervisor: self.name(),
+                            max,
+                        }));
+                        return Flow::Continue;
+                    }
+                }
+                if !self.dynamic && self.slots.iter().any(|s| s.spec.id == spec.id) {
+                    let _ = reply.send(Err(SupervisorError::DuplicateChild {
+                        supervisor: self.name(),
+                        child: spec.id.to_string(),
+                    }));
+                    return Flow::Continue;
+                }
+                let id = spec.id.to_string();
+                let key = self.add_slot(spec);
+                match self.start_slot(key).await {
+                    Ok(value) => {
+                        let _ = reply.send(Ok(StartedChild { id: key, value }));
+                        Flow::Continue
+                    }
+                    Err(failure) => {
+                        self.remove_slot(key);
+                        let reason = match failure {
+                            StartFailure::Exited(reason) => reason,
+                            StartFailure::Shutdown => ExitReason::Shutdown,
+                        };
+                        let stop = matches!(reason, ExitReason::Shutdown);
+                        let _ = reply.send(Err(SupervisorError::StartFailed {
+                            supervisor: self.name(),
+                            child: id,
+                            reason,
+                        }));
+                        if stop { Flow::Stop } else { Flow::Continue }
+                    }
+                }
+            }
+        }
+    }
+}

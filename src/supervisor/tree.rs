@@ -1,0 +1,247 @@
+//! The live supervision tree as data: what [`tree`](super::tree) and
+//! [`Supervisor::info`](super::Supervisor::info) return.
+//!
+//! Every running supervisor keeps a table of its children (one row per child,
+//! updated by the supervisor itself on every start, exit and stop) behind a
+//! lock that only it writes and introspection reads. A supervisor started as
+//! the child of another links itself into its parent's row, so a snapshot
+//! walks the whole tree from the roots; roots are kept in a process-wide list
+//! of weak references, pruned as supervisors end.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use crate::process::Pid;
+
+use super::{ChildId, Restart, Strategy};
+
+/// What a supervisor tells introspection about itself and its children.
+pub(crate) struct Shared {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) pid: Pid,
+    pub(crate) strategy: Strategy,
+    pub(crate) rows: Mutex<Vec<Row>>,
+}
+
+/// One child, as the supervisor last recorded it.
+pub(crate) struct Row {
+    pub(crate) key: ChildId,
+    pub(crate) id: Cow<'static, str>,
+    pub(crate) pid: Option<Pid>,
+    pub(crate) restart: Restart,
+    pub(crate) state: ChildState,
+    pub(crate) restarts: u64,
+    pub(crate) nested: Option<Weak<Shared>>,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; recover anyway.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Supervisors that are not the child of another supervisor.
+static ROOTS: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+tokio::task_local! {
+    /// Set around every child task: which supervisor row the task fills.
+    pub(crate) static PARENT: (Weak<Shared>, ChildId);
+}
+
+impl Shared {
+    /// Hooks a new supervisor into the tree: into its parent's row when it
+    /// runs as a supervised child, else into the list of roots.
+    pub(crate) fn link(self: &Arc<Self>) {
+        let parent = PARENT.try_with(|(parent, key)| (parent.clone(), *key)).ok();
+        if let Some((parent, key)) = parent {
+            if let Some(parent) = parent.upgrade() {
+                let mut rows = lock(&parent.rows);
+                if let Some(row) = rows.iter_mut().find(|r| r.key == key) {
+                    row.nested = Some(Arc::downgrade(self));
+                    return;
+                }
+            }
+        }
+        let mut roots = lock(&ROOTS);
+        roots.retain(|r| r.strong_count() > 0);
+        roots.push(Arc::downgrade(self));
+    }
+
+    pub(crate) fn snapshot(&self) -> SupervisorInfo {
+        let rows = lock(&self.rows);
+        let children = rows
+            .iter()
+            .map(|row| ChildInfo {
+                key: row.key,
+                id: row.id.to_string(),
+                pid: row.pid,
+                restart: row.restart,
+                state: row.state,
+                restarts: row.restarts,
+                supervisor: row
+                    .nested
+                    .as_ref()
+                    .and_then(Weak::upgrade)
+                    .filter(|_| row.state != ChildState::Stopped)
+                    .map(|nested| Box::new(nested.snapshot())),
+            })
+            .collect();
+        SupervisorInfo {
+            name: self.name.to_string(),
+            pid: self.pid,
+            strategy: self.strategy,
+            children,
+        }
+    }
+}
+
+/// A snapshot of every live supervision tree in the process, roots first.
+///
+/// Supervisors started as children of another supervisor appear inside their
+/// parent, not as roots. Its `Display` form prints the trees indented.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use trellis::supervisor::{self, ChildSpec, Options};
+///
+/// trellis::nursery(|n| async move {
+///     let sup = n
+///         .start(|status| {
+///             let children = vec![ChildSpec::task("worker", || std::future::pending::<()>())];
+///             supervisor::start(children, Options::new().name("tree-demo"), status)
+///         })
+///         .await?;
+///     let trees = supervisor::tree();
+///     assert!(trees.iter().any(|t| t.name == "tree-demo" && t.children.len() == 1));
+///     assert!(supervisor::tree().to_string().contains("worker"));
+///     sup.stop().await?;
+///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Tree(pub Vec<SupervisorInfo>);
+
+impl std::ops::Deref for Tree {
+    type Target = [SupervisorInfo];
+
+    fn deref(&self) -> &[SupervisorInfo] {
+        &self.0
+    }
+}
+
+/// Snapshots every live supervision tree (see [`Tree`]).
+#[doc(alias = "observer")]
+pub fn tree() -> Tree {
+    let roots: Vec<Arc<Shared>> = {
+        let mut roots = lock(&ROOTS);
+        roots.retain(|r| r.strong_count() > 0);
+        roots.iter().filter_map(Weak::upgrade).collect()
+    };
+    Tree(roots.iter().map(|r| r.snapshot()).collect())
+}
+
+/// One supervisor in a snapshot of the tree.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SupervisorInfo {
+    /// The supervisor's name ([`Options::name`](super::Options::name)).
+    pub name: String,
+    /// The supervisor's own process id.
+    pub pid: Pid,
+    /// Its restart strategy.
+    pub strategy: Strategy,
+    /// Its children in start order.
+    pub children: Vec<ChildInfo>,
+}
+
+/// One child in a snapshot of the tree.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ChildInfo {
+    /// The key the supervisor knows the child by, stable across restarts.
+    pub key: ChildId,
+    /// The id from its [`ChildSpec`](super::ChildSpec).
+    pub id: String,
+    /// The pid of the current incarnation, if one is running or starting.
+    pub pid: Option<Pid>,
+    /// Its restart type.
+    pub restart: Restart,
+    /// What it is doing.
+    pub state: ChildState,
+    /// How many times it has been restarted.
+    pub restarts: u64,
+    /// If the child is itself a supervisor: its own snapshot.
+    pub supervisor: Option<Box<SupervisorInfo>>,
+}
+
+/// What a supervised child is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ChildState {
+    /// Spawned, the start handshake not yet done.
+    Starting,
+    /// Started and running.
+    Running,
+    /// Being stopped by its supervisor.
+    Stopping,
+    /// Not running (it ended and is not to be restarted), or waiting to be
+    /// restarted.
+    Stopped,
+}
+
+impl fmt::Display for ChildState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChildState::Starting => "starting",
+            ChildState::Running => "running",
+            ChildState::Stopping => "stopping",
+            ChildState::Stopped => "stopped",
+        })
+    }
+}
+
+impl SupervisorInfo {
+    fn write(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        writeln!(
+            f,
+            "{pad}{} {} (supervisor, {:?})",
+            self.name, self.pid, self.strategy
+        )?;
+        for child in &self.children {
+            match &child.supervisor {
+                Some(nested) => nested.write(f, depth + 1)?,
+                None => {
+                    let pid = child.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
+                    writeln!(
+                        f,
+                        "{pad}  {} {pid} ({:?}, {}, restarts: {})",
+                        child.id, child.restart, child.state, child.restarts
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for SupervisorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, 0)
+    }
+}
+
+impl fmt::Display for Tree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for root in &self.0 {
+            root.write(f, 0)?;
+        }
+        Ok(())
+    }
+}
