@@ -21,14 +21,16 @@ use crate::shard::{Condition, Op, Outcome, Shard};
 /// Which shard owns a key: the same answer for every connection.
 #[derive(Clone)]
 pub(crate) struct Router {
+    instance: std::sync::Arc<str>,
     count: usize,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl Router {
-    /// A router over `count` shards.
-    pub(crate) fn new(count: usize) -> Self {
+    /// A router over the `count` shards of server `instance`.
+    pub(crate) fn new(instance: &str, count: usize) -> Self {
         Router {
+            instance: instance.into(),
             count,
             hasher: std::collections::hash_map::RandomState::new(),
         }
@@ -46,19 +48,22 @@ impl Router {
 
 /// The shards' handles, as one connection knows them.
 pub(crate) struct Shards {
+    instance: std::sync::Arc<str>,
     handles: Vec<Option<Server<Shard>>>,
 }
 
-/// The registered name of shard `i`.
-pub(crate) fn shard_name(i: usize) -> String {
-    format!("kvstore-shard-{i}")
+/// The registered name of shard `i` of server `instance`.
+pub(crate) fn shard_name(instance: &str, i: usize) -> String {
+    format!("{instance}-shard-{i}")
 }
 
 impl Shards {
-    /// Handles for `count` shards, looked up by name when first used.
-    pub(crate) fn new(count: usize) -> Self {
+    /// Handles for the shards `router` knows, looked up by name when first
+    /// used.
+    pub(crate) fn new(router: &Router) -> Self {
         Shards {
-            handles: vec![None; count],
+            instance: router.instance.clone(),
+            handles: vec![None; router.count],
         }
     }
 
@@ -68,7 +73,7 @@ impl Shards {
         if let Some(handle) = &self.handles[i] {
             return Ok(handle.clone());
         }
-        let handle: Server<Shard> = trellis::registry::lookup(shard_name(i))?;
+        let handle: Server<Shard> = trellis::registry::lookup(shard_name(&self.instance, i))?;
         self.handles[i] = Some(handle.clone());
         Ok(handle)
     }
@@ -289,7 +294,7 @@ impl Batch {
             let result = match handle {
                 Some(handle) => handle.call(ops, CALL_TIMEOUT).await,
                 None => Err(GenServerError::NameNotFound {
-                    name: shard_name(i).into(),
+                    name: format!("shard {i}").into(),
                 }),
             };
             (i, count, result)

@@ -89,7 +89,7 @@ impl RespConnection {
 impl Protocol for RespConnection {
     fn connection_made(&mut self, transport: Transport) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shards = Shards::new(self.router.count());
+        let shards = Shards::new(&self.router);
         let executor = execute(rx, shards, transport.clone(), self.flow.clone());
         match Loop::current().map(|l| l.spawn(executor)) {
             Some(Ok(())) => {

@@ -1,53 +1,107 @@
-//! kvstore: a Redis-protocol key-value server built only from Trellis parts.
+//! kvstore: a Redis-protocol key-value server built only from Trellis parts —
+//! a node, an application, supervisors, a dynamic supervisor of connection
+//! handlers, gen_server shards holding the data, and the protocol layer.
 //!
-//! (Interim wiring: shards and the listener in one nursery; the supervision
-//! tree replaces it.)
+//! ```sh
+//! cargo run --release --example kvstore                   # 127.0.0.1:6380, one shard per core
+//! cargo run --release --example kvstore -- --addr 0.0.0.0:7000 --shards 4
+//! redis-cli -p 6380 set greeting hello                     # in another terminal
+//! redis-benchmark -p 6380 -q -t set,get -n 100000 -c 50
+//! ```
+//!
+//! It speaks RESP2 (and inline commands): `PING`, `ECHO`, `GET`, `SET` (with
+//! `EX`/`PX`/`NX`/`XX`), `DEL`, `EXISTS`, `INCR`/`INCRBY`/`DECR`/`DECRBY`,
+//! `MGET`, `MSET`, `DBSIZE`, `FLUSHDB`, `COMMAND`, `CONFIG GET`, `QUIT`, and
+//! `DEBUG PANIC <key>` (crashes the shard owning `<key>`: its supervisor
+//! restarts it, empty). The data lives in memory only. SIGINT/SIGTERM stop
+//! it gracefully.
+//!
+//! Files: `server.rs` (the supervision tree), `connection.rs` (one client),
+//! `commands.rs` (requests → shard operations → replies), `shard.rs` (the
+//! gen_server owning a slice of the keys), `resp.rs` (the wire format).
 
 mod commands;
 mod connection;
 mod resp;
+mod server;
 mod shard;
 
-use std::time::Duration;
+use std::process::ExitCode;
 
-use trellis::gen_server::{self, BoxError, StartOptions};
-use trellis::protocol::create_server;
+use trellis::application::AppSpec;
+use trellis::node::{self, Options as NodeOptions};
 
-use crate::commands::{Router, shard_name};
-use crate::connection::RespConnection;
 use crate::resp::Limits;
-use crate::shard::Shard;
+use crate::server::{Config, kvstore_app};
 
-fn main() -> Result<(), BoxError> {
-    let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:6380".into());
-    trellis::run(async move {
-        trellis::nursery(|n| async move {
-            for i in 0..shards {
-                gen_server::start(
-                    &n,
-                    Shard::default(),
-                    (),
-                    StartOptions::new().name(shard_name(i)),
-                )
-                .await?;
+const HELP: &str = "\
+kvstore: a Redis-protocol key-value server built from Trellis parts
+
+USAGE:
+    cargo run --release --example kvstore -- [OPTIONS]
+
+OPTIONS:
+    --addr HOST:PORT         where to listen [default: 127.0.0.1:6380]
+    --shards N               gen_server shards owning the data [default: the number of cores]
+    --max-bulk BYTES         largest bulk string accepted [default: 536870912, as Redis]
+    --max-connections N      most clients served at once [default: 10000]
+    -h, --help               print this help
+";
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut config = Config {
+        name: "kvstore".into(),
+        addr: "127.0.0.1:6380".into(),
+        shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        limits: Limits::default(),
+        max_connections: 10_000,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--addr" => config.addr = value("--addr")?,
+            "--shards" => config.shards = number(&value("--shards")?, "--shards")?,
+            "--max-bulk" => config.limits.max_bulk = number(&value("--max-bulk")?, "--max-bulk")?,
+            "--max-connections" => {
+                config.max_connections = number(&value("--max-connections")?, "--max-connections")?
             }
-            let router = Router::new(shards);
-            let limits = Limits::default();
-            let server = create_server(
-                &n,
-                move || RespConnection::new(router.clone(), limits),
-                addr,
-            )
-            .await?;
-            println!("kvstore listening on {:?}", server.local_addrs());
-            tokio::signal::ctrl_c().await?;
-            n.shutdown(Duration::from_secs(1));
-            Ok::<_, BoxError>(())
-        })
-        .await
-        .map_err(BoxError::from)
-    })
+            other => return Err(format!("unknown option {other:?} (see --help)")),
+        }
+    }
+    if config.shards == 0 {
+        return Err("--shards must be at least 1".into());
+    }
+    Ok(Some(config))
+}
+
+fn number(text: &str, name: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|_| format!("{name} expects a number, got {text:?}"))
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("kvstore: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = AppSpec::new(
+        "kvstore",
+        |config, status| kvstore_app(config, status, None),
+        config,
+    );
+    match trellis::run(node::run(vec![app], NodeOptions::new())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kvstore: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,175 @@
+//! The kvstore's supervision tree, as an application:
+//!
+//! ```text
+//! kvstore (supervisor, one_for_one)
+//! ├── shards (supervisor, one_for_one)
+//! │   ├── kvstore-shard-0 (gen_server, permanent)
+//! │   └── …
+//! └── front (listener + dynamic supervisor of connections, permanent)
+//!     └── connections (dynamic supervisor)
+//!         ├── connection 127.0.0.1:50112 (temporary)
+//!         └── …
+//! ```
+//!
+//! Shards start first, so the listener never accepts a request no shard can
+//! answer. A shard that crashes is restarted empty under its name, and the
+//! next batch of every connection finds the new incarnation. The listener
+//! and its connection supervisor form one child: if accepting fails, both
+//! are restarted together (a fresh bind), and connection handlers are
+//! temporary — a connection that ends is not restarted.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use trellis::gen_server::StartOptions;
+use trellis::protocol::run_connection;
+use trellis::supervisor::{self, ChildSpec, Options, Restart, Strategy};
+use trellis::{TaskStatus, dynamic_supervisor, nursery};
+
+use crate::commands::{Router, shard_name};
+use crate::connection::RespConnection;
+use crate::resp::Limits;
+use crate::shard::Shard;
+
+/// What the server is asked to be.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The prefix of every registered name (`kvstore-shard-0`, …), so that
+    /// two servers can share a process.
+    pub(crate) name: String,
+    /// Where to listen (`HOST:PORT`; port 0 picks one).
+    pub(crate) addr: String,
+    /// How many shards own the data.
+    pub(crate) shards: usize,
+    /// Request size limits.
+    pub(crate) limits: Limits,
+    /// Most connections served at once.
+    pub(crate) max_connections: usize,
+}
+
+/// The application's start function: runs the tree, reports started once
+/// the listener is bound (through `bound`, for whoever asked).
+pub(crate) async fn kvstore_app(
+    config: Config,
+    status: TaskStatus<()>,
+    bound: Option<Arc<Mutex<Option<SocketAddr>>>>,
+) -> io::Result<()> {
+    nursery(|n| async move {
+        let tree = tree(config, bound);
+        n.start(|status| supervisor::start(tree, Options::new().name("kvstore"), status))
+            .await
+            .map_err(io::Error::other)?;
+        status.started(());
+        Ok::<_, io::Error>(())
+    })
+    .await
+    .map_err(io::Error::other)
+}
+
+fn tree(config: Config, bound: Option<Arc<Mutex<Option<SocketAddr>>>>) -> Vec<ChildSpec> {
+    let shards = (0..config.shards)
+        .map(|i| {
+            let name = shard_name(&config.name, i);
+            ChildSpec::gen_server(
+                name.clone(),
+                Shard::default,
+                (),
+                StartOptions::new().name(name),
+            )
+        })
+        .collect();
+    let shards = ChildSpec::supervisor(
+        "shards",
+        shards,
+        Options::new()
+            .name("shards")
+            .strategy(Strategy::OneForOne)
+            // Generous: a shard crash loses only its own keys.
+            .max_restarts(100)
+            .max_seconds(Duration::from_secs(10)),
+    );
+    let front = ChildSpec::new("front", move |status: TaskStatus<SocketAddr>| {
+        front(config.clone(), bound.clone(), status)
+    });
+    vec![shards, front]
+}
+
+/// Binds the listener, starts the connection supervisor, and accepts.
+async fn front(
+    config: Config,
+    bound: Option<Arc<Mutex<Option<SocketAddr>>>>,
+    status: TaskStatus<SocketAddr>,
+) -> io::Result<()> {
+    let listeners = trellis::net::open_tcp_listeners(&config.addr).await?;
+    let listener = listeners
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::other("no address to listen on"))?;
+    let local = listener.local_addr()?;
+    let router = Router::new(&config.name, config.shards);
+    nursery(|n| async move {
+        let connections = n
+            .start(|status| {
+                dynamic_supervisor::start(
+                    dynamic_supervisor::Options::new().max_children(config.max_connections),
+                    "connections",
+                    status,
+                )
+            })
+            .await
+            .map_err(io::Error::other)?;
+        if let Some(bound) = &bound {
+            *bound.lock().unwrap() = Some(local);
+        }
+        status.started(local);
+        tracing::info!(%local, shards = config.shards, "kvstore listening");
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                // One bad connection (reset before accept, …) is not the
+                // listener's failure.
+                Err(error) if is_transient(&error) => continue,
+                Err(error) => return Err(error),
+            };
+            let _ = stream.set_nodelay(true);
+            let stream = Mutex::new(Some(stream));
+            let router = router.clone();
+            let limits = config.limits;
+            let spec = ChildSpec::task(format!("connection {peer}"), move || {
+                let stream = stream.lock().unwrap().take();
+                let protocol = RespConnection::new(router.clone(), limits);
+                async move {
+                    // A temporary child runs once: the stream is always there.
+                    if let Some(stream) = stream {
+                        // A connection's own nursery holds its executor task.
+                        nursery(
+                            |_| async move { run_connection(protocol, stream).await.map(drop) },
+                        )
+                        .await
+                        .map_err(io::Error::other)?;
+                    }
+                    Ok::<_, io::Error>(())
+                }
+            })
+            .restart(Restart::Temporary);
+            if let Err(error) = connections.start_child(spec).await {
+                // Too many connections: this one is dropped, the others go on.
+                tracing::warn!(%peer, %error, "connection refused");
+            }
+        }
+        #[allow(unreachable_code)]
+        Ok::<_, io::Error>(())
+    })
+    .await
+    .map_err(io::Error::other)
+}
+
+fn is_transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    )
+}
