@@ -9,7 +9,7 @@
 //! | [`start`] / [`serve`] | [`GenServer::init`] | the starter gets the [`Server`] handle once `init` succeeded, or `init`'s error |
 //! | [`call`] / [`Server::call`] | [`GenServer::handle_call`] | its [`Response`] is sent back; the caller waits at most its timeout |
 //! | [`cast`] / [`Server::cast`] | [`GenServer::handle_cast`] | nothing is sent back |
-//! | [`Server::send_info`], [`mailbox::send`](crate::mailbox::send) to the server | [`GenServer::handle_info`] | — |
+//! | [`Server::send_info`], [`mailbox::send`] to the server | [`GenServer::handle_info`] | — |
 //! | [`Context::monitor`] target ends | [`GenServer::handle_down`] | — |
 //! | linked process ends, trapping exits | [`GenServer::handle_exit`] | — |
 //! | the server stops, for any reason | [`GenServer::terminate`] | the process ends; callers still waiting get [`GenServerError::Exited`] |
@@ -127,7 +127,7 @@ pub trait GenServer: Send + Sized + 'static {
     /// Messages [`cast`] sends.
     type Cast: Send + 'static;
     /// Plain messages sent to the server's mailbox ([`Server::send_info`],
-    /// [`mailbox::send`](crate::mailbox::send), timers).
+    /// [`mailbox::send`], timers).
     type Info: Send + 'static;
 
     /// Initialises the server before it serves anything.
@@ -356,8 +356,9 @@ pub(crate) enum Envelope<S: GenServer> {
     Info(S::Info),
     Down(Down),
     Exit(Exit),
-    /// A task of the server's context failed: the server stops.
-    TaskFailed(ExitReason),
+    /// Stop with this reason: a task of the server's context failed, or
+    /// [`Server::stop`] was called.
+    Stop(ExitReason),
 }
 
 /// A handle to a running gen_server: call it, cast to it, send it plain
@@ -393,6 +394,14 @@ impl<S: GenServer> Eq for Server<S> {}
 /// The default `call` timeout, as OTP's: 5 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A `call` timeout that never expires (OTP's `infinity`): no timer is
+/// armed, which makes the call cheaper.
+///
+/// The call still returns at once if the server has exited, stops, panics
+/// or drops the reply handle — it only waits for a server that is alive and
+/// busy — and an enclosing cancel scope's deadline still applies.
+pub const INFINITY: Duration = Duration::MAX;
+
 impl<S: GenServer> Server<S> {
     /// The server's process id.
     pub fn pid(&self) -> Pid {
@@ -406,7 +415,8 @@ impl<S: GenServer> Server<S> {
     /// [`GenServerError::Exited`] if the server has exited or stops before
     /// answering (including by panic); [`GenServerError::NoReply`] if it
     /// dropped the reply handle; [`GenServerError::Timeout`] after
-    /// `timeout`. An enclosing cancel scope's deadline also applies.
+    /// `timeout` (never with [`INFINITY`]). An enclosing cancel scope's
+    /// deadline also applies.
     ///
     /// # Cancel safety
     ///
@@ -429,6 +439,11 @@ impl<S: GenServer> Server<S> {
                 Err(_) => Err(self.gone()),
             }
         };
+        if timeout == INFINITY {
+            // No timer: the no-hang guarantees for dead, stopping and
+            // panicking servers hold without one.
+            return call.await;
+        }
         match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(GenServerError::Timeout { pid, timeout }),
@@ -462,9 +477,12 @@ impl<S: GenServer> Server<S> {
             let mut watch = mailbox::create::<Down>();
             watch.monitor(self.pid());
             if let Ok(down) = watch.receive().await {
+                // Our address still reads the real reason if the server
+                // ended before the monitor was set (`NoProcess`).
+                let reason = self.address.exit_reason().unwrap_or(down.reason);
                 return GenServerError::Exited {
                     pid: self.pid(),
-                    reason: down.reason,
+                    reason,
                 };
             }
         }
@@ -509,7 +527,7 @@ impl<S: GenServer> Server<S> {
     }
 
     /// An address that sends plain messages to `handle_info` — what
-    /// [`mailbox::send`](crate::mailbox::send) to the server's name finds.
+    /// [`mailbox::send`] to the server's name finds.
     pub fn info_address(&self) -> Address<S::Info> {
         self.address.view(Envelope::Info, unwrap_info::<S>)
     }
@@ -524,12 +542,7 @@ impl<S: GenServer> Server<S> {
     pub async fn stop_with(&self, reason: ExitReason) {
         let mut watch = mailbox::create::<Down>();
         watch.monitor(self.pid());
-        if self
-            .address
-            .send(Envelope::TaskFailed(reason))
-            .await
-            .is_ok()
-        {
+        if self.address.send(Envelope::Stop(reason)).await.is_ok() {
             let _ = watch.receive().await;
         }
     }
@@ -890,7 +903,7 @@ impl<S: GenServer> Context<S> {
                 },
                 Err(payload) => ExitReason::Panic(panic_message(&*payload).into()),
             };
-            let _ = to.send(Envelope::TaskFailed(reason)).await;
+            let _ = to.send(Envelope::Stop(reason)).await;
         })
     }
 

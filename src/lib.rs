@@ -7,8 +7,8 @@
 //! - **Trio's structured concurrency**: every task lives in a [`nursery`]
 //!   that outlives it; a failure cancels its siblings and is reported, never
 //!   lost; [cancel scopes](CancelScope) nest and deadlines compose.
-//! - **Erlang/OTP's fault tolerance** (in later layers): named mailboxes,
-//!   generic servers and supervisors that restart what crashes.
+//! - **Erlang/OTP's fault tolerance**: processes with typed mailboxes and
+//!   names, generic servers answering `call`/`cast`, links and monitors.
 //!
 //! # Layers
 //!
@@ -18,11 +18,18 @@
 //! 1. **Structured concurrency**, flat at the crate root: [`run`],
 //!    [`nursery`], [`CancelScope`] and [`move_on_after`] & co., [`channel`],
 //!    and [`sync`] (events, limiters, conditions).
-//! 1. **Supervision**: [`supervisor`], [`dynamic_supervisor`],
-//!    [`application`] and [`node`] restart what fails; [`logging`] prints it.
-//! 2. **I/O**: [`net`] serves TCP with one task per connection, inside a
-//!    nursery.
-//! 3. **Testing**: [`testing`], helpers for deterministic tests.
+//! 2. **Utilities**: [`util`], trio-util's helpers ([`wait_any`](util::wait_any),
+//!    [`AsyncValue`](util::AsyncValue), [`periodic`](util::periodic), [`TaskStats`](util::TaskStats)…).
+//! 3. **OTP**, as public modules read qualified like Erlang's: [`process`]
+//!    (pids, exit reasons, links and monitors), [`registry`] (names → typed
+//!    handles), [`mailbox`] (typed mailboxes, `send`/`receive`) and
+//!    [`gen_server`] (`call`, `cast`, `handle_info`, `terminate`); on top,
+//!    [`supervisor`], [`dynamic_supervisor`], [`application`] and [`node`]
+//!    restart what fails, and [`logging`] prints it.
+//! 4. **I/O**: [`net`] serves TCP with one task per connection, inside a
+//!    nursery; [`protocol`] runs `asyncio.Protocol`-style callbacks over TCP
+//!    and Unix sockets: servers, clients, flow control, the loop facade.
+//! 5. **Testing**: [`testing`], helpers for deterministic tests.
 //!
 //! # Reference → Trellis
 //!
@@ -40,6 +47,16 @@
 //! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
 //! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
 //! | `serve_tcp`, `open_tcp_stream` | [`net`] |
+//! | trio-util: `wait_any`, `AsyncValue`, `periodic`, `azip`, `TaskStats`… | [`util`] |
+//! | trio-protocol / asyncio `Protocol`, `Transport`, `create_server`, `create_connection`, `Loop` | [`protocol`] |
+//!
+//! | Erlang/OTP, triotp | Trellis |
+//! |---|---|
+//! | pid, `self()`, `is_process_alive/1` | [`process::Pid`], [`process::is_alive`] |
+//! | `monitor/2`, `link/1`, `trap_exit` | [`mailbox::Mailbox::monitor`], [`gen_server::Context::link`], … ([`process`]) |
+//! | `register/2`, `whereis/1`, Elixir `Registry` | [`registry`] |
+//! | triotp `mailbox.create/open/send/receive` | [`mailbox`] |
+//! | `gen_server:start/call/cast/reply`, `handle_*`, `terminate` | [`gen_server`] |
 //! | triotp `supervisor`, `dynamic_supervisor`, `application`, `node.run` | [`supervisor`], [`dynamic_supervisor`], [`application`], [`node::run`] |
 //!
 //! # Example
@@ -69,6 +86,7 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+// Structured concurrency, flat at the root.
 mod cancel;
 mod channel;
 mod loom;
@@ -76,17 +94,34 @@ mod nursery;
 mod runtime;
 pub mod sync;
 
-pub mod application;
-pub mod dynamic_supervisor;
-pub mod gen_server;
-pub mod logging;
-pub mod mailbox;
-pub mod node;
+// Utilities on top of it.
+pub mod util;
+
+// OTP, lowest layer first.
 pub mod process;
+
 pub mod registry;
+
+pub mod mailbox;
+
+pub mod gen_server;
+
 pub mod supervisor;
 
+pub mod dynamic_supervisor;
+
+pub mod application;
+
+pub mod logging;
+
+pub mod node;
+
+// I/O.
 pub mod net;
+
+pub mod protocol;
+
+// The test kit.
 pub mod testing;
 
 pub use cancel::{

@@ -22,7 +22,7 @@
 //! they were sent.
 //!
 //! This module sits on [`process`](crate::process) (identity, links,
-//! monitors) and [`registry`](crate::registry) (names); a
+//! monitors) and [`registry`] (names); a
 //! [gen_server](crate::gen_server) is a mailbox with a receive loop and the
 //! call/cast protocol on top.
 //!

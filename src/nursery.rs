@@ -7,6 +7,7 @@
 //! decide when a nursery is done.
 
 mod error;
+pub(crate) mod stats;
 mod status;
 
 use std::borrow::Cow;
@@ -31,6 +32,7 @@ use crate::cancel::{
 };
 use error::BoxError;
 pub use error::{NurseryError, StartError, TaskFailure};
+use stats::{Probe, Recorder};
 pub use status::TaskStatus;
 use status::{PendingStart, not_started};
 
@@ -149,6 +151,8 @@ impl SpawnOptions {
 pub struct NurseryOptions {
     name: Option<Cow<'static, str>>,
     deadline: Option<Instant>,
+    /// Set by `util::TaskStats::instrument`.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl NurseryOptions {
@@ -177,6 +181,23 @@ impl NurseryOptions {
         self.deadline = Some(deadline);
         self
     }
+
+    pub(crate) fn with_recorder(mut self, recorder: Arc<Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+}
+
+/// The recorder of the nearest nursery around the caller, if instrumented.
+fn inherited_recorder() -> Option<Arc<Recorder>> {
+    let mut node = current();
+    while let Some(n) = node {
+        if let Kind::Group(shared) = n.kind() {
+            return shared.upgrade().and_then(|s| s.stats.clone());
+        }
+        node = n.parent().cloned();
+    }
+    None
 }
 
 /// Opens a nursery, runs `body` in it, and returns when the body and every
@@ -296,6 +317,8 @@ where
     Fut::Output: TaskOutput,
 {
     let name = options.name.unwrap_or(Cow::Borrowed("nursery"));
+    let stats_owner = options.recorder.is_some();
+    let stats = options.recorder.or_else(inherited_recorder);
     let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
         node: Node::new(Kind::Group(weak.clone()), false),
         name,
@@ -306,6 +329,8 @@ where
         closed: AtomicBool::new(false),
         failures: Mutex::new(Vec::new()),
         waker: Mutex::new(None),
+        stats,
+        stats_owner,
     });
     if options.deadline.is_some() {
         shared.node.set_deadline(options.deadline);
@@ -347,6 +372,12 @@ pub(crate) struct Shared {
     failures: Mutex<Vec<TaskFailure>>,
     /// The nursery future's waker, once its body is done.
     waker: Mutex<Option<Waker>>,
+    /// `util::TaskStats`: given to this nursery or inherited from the one
+    /// it was opened in; `None` unless instrumented.
+    stats: Option<Arc<Recorder>>,
+    /// Whether the instrument was given to this nursery (which then logs the
+    /// numbers when it ends).
+    stats_owner: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -661,6 +692,11 @@ impl Nursery {
             start,
             registered: false,
             done: false,
+            probe: self
+                .shared
+                .stats
+                .as_ref()
+                .map(|r| Probe::new(Arc::clone(r))),
         };
         match self.shared.runtime.get() {
             Some(runtime) => drop(runtime.spawn(driver)),
@@ -833,6 +869,8 @@ pin_project! {
         // first `Pending`).
         registered: bool,
         done: bool,
+        // `util::TaskStats`, when the nursery is instrumented.
+        probe: Option<Box<Probe>>,
     }
 
     impl<F: Future> PinnedDrop for TaskDriver<F> {
@@ -856,7 +894,31 @@ where
 {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.probe.is_none() {
+            return self.poll_task(cx);
+        }
+        // Instrumented: time the poll, with a waker that stamps wakes.
+        let Some(probe) = self.as_mut().project().probe.take() else {
+            return Poll::Pending; // unreachable: checked above
+        };
+        let started = Instant::now();
+        let (waker, latency) = probe.before_poll(cx.waker(), started);
+        let in_poll = stats::InPoll::enter(started);
+        let polled = self.as_mut().poll_task(&mut Context::from_waker(waker));
+        drop(in_poll);
+        probe.after_poll(&self.meta.name, latency, started);
+        *self.as_mut().project().probe = Some(probe);
+        polled
+    }
+}
+
+impl<F> TaskDriver<F>
+where
+    F: Future,
+    F::Output: TaskOutput,
+{
+    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         this.node.register_waker(cx.waker());
         // Once registered, the node's own flag covers the parent's.
@@ -1025,6 +1087,11 @@ where
         *this.phase = Phase::Finished;
         node.release_hold();
         node.detach();
+        if shared.stats_owner {
+            if let Some(recorder) = &shared.stats {
+                recorder.log(&shared.name);
+            }
+        }
         if !failures.is_empty() {
             return Poll::Ready(Err(NurseryError::Failed { failures }));
         }

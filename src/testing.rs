@@ -64,6 +64,7 @@
 mod checkpoint;
 #[cfg(feature = "test-util")]
 mod clock;
+mod protocol;
 mod sequencer;
 
 pub use checkpoint::{
@@ -71,4 +72,5 @@ pub use checkpoint::{
 };
 #[cfg(feature = "test-util")]
 pub use clock::run_paused;
+pub use protocol::{MemoryStream, check_protocol, check_socket, memory_pair};
 pub use sequencer::{Sequencer, SequencerError, Step};

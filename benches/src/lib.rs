@@ -12,3 +12,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("build tokio runtime")
 }
+
+pub mod otp;
+
+/// Builds a current-thread tokio runtime (the single-threaded comparison).
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build tokio runtime")
+}

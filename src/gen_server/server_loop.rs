@@ -66,6 +66,7 @@ pub(super) async fn serve<S: GenServer>(
                     trap_exits: false,
                 },
                 entry,
+                terminating: false,
                 finished: false,
             };
             Ok::<_, NurseryError>(run(runner, mailbox, arg, status).await)
@@ -120,6 +121,7 @@ struct Runner<S: GenServer> {
     server: S,
     ctx: Context<S>,
     entry: Arc<Entry>,
+    terminating: bool,
     finished: bool,
 }
 
@@ -167,6 +169,9 @@ async fn run<S: GenServer>(
         }
     };
     let pid = runner.entry.pid();
+    // From here on a cancellation (the grace period is over) must not run
+    // `terminate` a second time.
+    runner.terminating = true;
     let Runner { server, ctx, .. } = &mut runner;
     if let Err(payload) = AssertUnwindSafe(server.terminate(&reason, ctx))
         .catch_unwind()
@@ -241,7 +246,7 @@ impl<S: GenServer> Runner<S> {
                     .await,
             ),
             Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
-            Envelope::TaskFailed(reason) => Some(reason),
+            Envelope::Stop(reason) => Some(reason),
         }
     }
 
@@ -259,15 +264,18 @@ impl<S: GenServer> Drop for Runner<S> {
             return;
         }
         // Cancelled: `terminate` gets one poll, so whatever it does before
-        // its first yielding `.await` runs.
+        // its first yielding `.await` runs (unless it was already running).
         let reason = ExitReason::Killed;
-        {
+        if !self.terminating {
             let terminate =
                 AssertUnwindSafe(self.server.terminate(&reason, &mut self.ctx)).catch_unwind();
             let terminate = pin!(terminate);
             let _ = terminate.poll(&mut TaskContext::from_waker(Waker::noop()));
         }
-        self.finish(reason);
+        // The nursery is being cancelled from outside already: cancelling
+        // it ourselves would turn that into its own failure.
+        self.finished = true;
+        self.entry.exit(reason, registry::release);
     }
 }
 

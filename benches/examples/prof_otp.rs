@@ -1,0 +1,100 @@
+//! The gen_server workloads without criterion around them, for `perf
+//! record`: one workload, one contender, one runtime.
+//!
+//! Run: `cargo build --release -p trellis-benches --example prof_otp` then
+//! `perf record -g target/release/examples/prof_otp call trellis current 2000000`
+//! (workload: call or start; contender: trellis, trellis_with_timeout,
+//! tokio, tokio_with_timeout,
+//! ractor, kameo; runtime: current or multi). With `PROF_START_ONLY=1`,
+//! `start` exits right after the starts.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use trellis_benches::otp::{
+    Contender, Kameo, Ractor, Tokio, TokioTimeout, Trellis, TrellisTimeout, in_nursery,
+};
+
+fn call<C: Contender>(rt: &tokio::runtime::Runtime, calls: u64) {
+    let elapsed = rt.block_on(in_nursery(|n| async move {
+        let server = C::start(&n).await;
+        let caller = server.clone();
+        let elapsed = tokio::spawn(async move {
+            let start = Instant::now();
+            for _ in 0..calls {
+                black_box(C::call(&caller).await);
+            }
+            start.elapsed()
+        })
+        .await
+        .expect("caller panicked");
+        C::stop(server).await;
+        elapsed
+    }));
+    println!(
+        "{} call: {:.0} ns/call",
+        C::NAME,
+        elapsed.as_nanos() as f64 / calls as f64
+    );
+}
+
+fn start<C: Contender>(rt: &tokio::runtime::Runtime, count: u64) {
+    let elapsed = rt.block_on(in_nursery(|n| async move {
+        let (elapsed, servers) = tokio::spawn(async move {
+            let mut servers = Vec::with_capacity(count as usize);
+            let start = Instant::now();
+            for _ in 0..count {
+                servers.push(C::start(&n).await);
+            }
+            (start.elapsed(), servers)
+        })
+        .await
+        .expect("starter panicked");
+        if std::env::var_os("PROF_START_ONLY").is_some() {
+            // Profile the starts alone: skip the stops.
+            println!("{} start: {:?}", C::NAME, elapsed / count as u32);
+            std::process::exit(0);
+        }
+        let stop = Instant::now();
+        futures::future::join_all(servers.into_iter().map(C::stop)).await;
+        println!(
+            "{} stop: {:.0} ns/process",
+            C::NAME,
+            stop.elapsed().as_nanos() as f64 / count as f64
+        );
+        elapsed
+    }));
+    println!(
+        "{} start: {:.0} ns/process",
+        C::NAME,
+        elapsed.as_nanos() as f64 / count as f64
+    );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let workload = args.next().unwrap_or_else(|| "call".into());
+    let kind = args.next().unwrap_or_else(|| "trellis".into());
+    let flavor = args.next().unwrap_or_else(|| "current".into());
+    let calls: u64 = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = match flavor.as_str() {
+        "multi" => trellis_benches::runtime(),
+        _ => trellis_benches::current_thread_runtime(),
+    };
+    let run = match (workload.as_str(), kind.as_str()) {
+        ("start", "tokio") => start::<Tokio>,
+        ("start", "ractor") => start::<Ractor>,
+        ("start", "kameo") => start::<Kameo>,
+        ("start", _) => start::<Trellis>,
+        (_, "tokio") => call::<Tokio>,
+        (_, "tokio_with_timeout") => call::<TokioTimeout>,
+        (_, "trellis_with_timeout") => call::<TrellisTimeout>,
+        (_, "ractor") => call::<Ractor>,
+        (_, "kameo") => call::<Kameo>,
+        _ => call::<Trellis>,
+    };
+    run(&rt, calls);
+}

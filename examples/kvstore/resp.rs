@@ -1,0 +1,303 @@
+//! RESP2, the Redis wire protocol: parsing requests (arrays of bulk strings,
+//! and inline commands) and encoding replies.
+//!
+//! The parser works on a connection's input buffer and takes one complete
+//! request at a time, so pipelined requests and requests split across reads
+//! are both handled by calling it again: `Ok(None)` means "wait for more
+//! bytes". A malformed request is an error; the caller answers with it and
+//! closes that one connection, as Redis does.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// How large requests may be. Redis's defaults, except where noted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Largest bulk string (Redis `proto-max-bulk-len`: 512 MiB).
+    pub(crate) max_bulk: usize,
+    /// Most arguments in one request (Redis: 1024 * 1024).
+    pub(crate) max_args: usize,
+    /// Longest inline command line (Redis: 64 KiB).
+    pub(crate) max_inline: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk: 512 * 1024 * 1024,
+            max_args: 1024 * 1024,
+            max_inline: 64 * 1024,
+        }
+    }
+}
+
+/// A request that cannot be parsed; the connection is answered and closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProtocolError(pub String);
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Protocol error: {}", self.0)
+    }
+}
+
+fn error<T>(message: impl Into<String>) -> Result<T, ProtocolError> {
+    Err(ProtocolError(message.into()))
+}
+
+/// Takes one complete request off the front of `buf`: its arguments, or
+/// `Ok(None)` if more bytes are needed (nothing is consumed then).
+pub(crate) fn parse_request(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    loop {
+        match buf.first() {
+            None => return Ok(None),
+            Some(b'*') => return parse_multibulk(buf, limits),
+            // Empty lines between requests are ignored, as Redis does.
+            Some(b'\r' | b'\n') => buf.advance(1),
+            Some(_) => match parse_inline(buf, limits)? {
+                Some(args) if args.is_empty() => continue,
+                other => return Ok(other),
+            },
+        }
+    }
+}
+
+/// The index of the `\r\n` ending the line that starts at `from`.
+fn line_end(buf: &[u8], from: usize) -> Option<usize> {
+    let at = memchr::memchr(b'\n', &buf[from..])? + from;
+    (at > from && buf[at - 1] == b'\r')
+        .then_some(at - 1)
+        .or(Some(usize::MAX))
+}
+
+/// Parses a decimal integer header line (`*3`, `$5`) at `from`; returns the
+/// number and where the next line starts.
+fn header(buf: &[u8], from: usize, max_line: usize) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let Some(end) = line_end(buf, from) else {
+        if buf.len() - from > max_line {
+            return error("too big header line");
+        }
+        return Ok(None);
+    };
+    if end == usize::MAX {
+        return error("expected '\\r\\n' line ending");
+    }
+    let digits = &buf[from + 1..end];
+    let text = std::str::from_utf8(digits).map_err(|_| ProtocolError("invalid length".into()))?;
+    let n: i64 = text
+        .parse()
+        .map_err(|_| ProtocolError(format!("invalid length '{text}'")))?;
+    Ok(Some((n, end + 2)))
+}
+
+fn parse_multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some((count, mut at)) = header(buf, 0, 32)? else {
+        return Ok(None);
+    };
+    if count <= 0 {
+        buf.advance(at);
+        return Ok(Some(Vec::new()));
+    }
+    if count as u64 > limits.max_args as u64 {
+        return error("invalid multibulk length");
+    }
+    // First pass: check the request is complete, without copying.
+    let mut spans = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        match buf.get(at) {
+            None => return Ok(None),
+            Some(b'$') => {}
+            Some(&other) => return error(format!("expected '$', got '{}'", other as char)),
+        }
+        let Some((len, start)) = header(buf, at, 32)? else {
+            return Ok(None);
+        };
+        if len < 0 || len as u64 > limits.max_bulk as u64 {
+            return error("invalid bulk length");
+        }
+        let end = start + len as usize;
+        if buf.len() < end + 2 {
+            return Ok(None);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return error("bulk string not terminated by '\\r\\n'");
+        }
+        spans.push((start, end));
+        at = end + 2;
+    }
+    // Second pass: split the request off and slice the arguments out of it.
+    let request = buf.split_to(at).freeze();
+    Ok(Some(
+        spans
+            .into_iter()
+            .map(|(start, end)| request.slice(start..end))
+            .collect(),
+    ))
+}
+
+fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some(newline) = memchr::memchr(b'\n', buf) else {
+        if buf.len() > limits.max_inline {
+            return error("too big inline request");
+        }
+        return Ok(None);
+    };
+    let line = buf.split_to(newline + 1).freeze();
+    let text = line.slice(..newline);
+    let text = text
+        .strip_suffix(b"\r")
+        .map_or(text.clone(), |t| text.slice(..t.len()));
+    let mut args = Vec::new();
+    for word in text
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        args.push(text.slice_ref(word));
+    }
+    Ok(Some(args))
+}
+
+/// Appends a simple string reply (`+OK`).
+pub(crate) fn simple(out: &mut BytesMut, text: &str) {
+    out.extend_from_slice(b"+");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends an error reply (`-ERR …`); `text` includes the error code.
+pub(crate) fn error_reply(out: &mut BytesMut, text: &str) {
+    out.extend_from_slice(b"-");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends an integer reply.
+pub(crate) fn integer(out: &mut BytesMut, n: i64) {
+    out.extend_from_slice(b":");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a bulk string reply, or the nil bulk for `None`.
+pub(crate) fn bulk(out: &mut BytesMut, value: Option<&[u8]>) {
+    match value {
+        None => out.extend_from_slice(b"$-1\r\n"),
+        Some(value) => {
+            out.extend_from_slice(b"$");
+            out.extend_from_slice(itoa::Buffer::new().format(value.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Appends an array header for `len` elements (which the caller appends).
+pub(crate) fn array(out: &mut BytesMut, len: usize) {
+    out.extend_from_slice(b"*");
+    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut buf = BytesMut::from(input);
+        let mut requests = Vec::new();
+        while let Some(request) = parse_request(&mut buf, &Limits::default())? {
+            requests.push(request);
+        }
+        Ok(requests)
+    }
+
+    fn encode(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn parses_pipelined_multibulk_and_inline_requests() {
+        let requests =
+            parse_all(b"*1\r\n$4\r\nPING\r\nSET a  b\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n").unwrap();
+        assert_eq!(
+            requests,
+            [vec!["PING"], vec!["SET", "a", "b"], vec!["GET", "a"]]
+        );
+    }
+
+    #[test]
+    fn waits_for_the_rest_of_a_split_request() {
+        let partial = b"*2\r\n$3\r\nGET\r\n$1";
+        let mut buf = BytesMut::from(&partial[..]);
+        assert_eq!(parse_request(&mut buf, &Limits::default()).unwrap(), None);
+        assert_eq!(buf.len(), partial.len(), "nothing consumed");
+        buf.extend_from_slice(b"\r\na\r\n");
+        assert_eq!(
+            parse_request(&mut buf, &Limits::default())
+                .unwrap()
+                .unwrap(),
+            ["GET", "a"]
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_and_oversize_requests() {
+        assert!(parse_all(b"*1\r\n+PING\r\n").is_err());
+        assert!(parse_all(b"*x\r\n").is_err());
+        assert!(parse_all(b"*1\r\n$3\r\nabcd\r\n").is_err());
+        let limits = Limits {
+            max_bulk: 4,
+            ..Limits::default()
+        };
+        let mut buf = BytesMut::from(&b"*1\r\n$5\r\n"[..]);
+        assert!(parse_request(&mut buf, &limits).is_err());
+        let limits = Limits {
+            max_inline: 8,
+            ..Limits::default()
+        };
+        let mut buf = BytesMut::from(&b"AAAAAAAAAAAAAAAA"[..]);
+        assert!(parse_request(&mut buf, &limits).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_request_split_anywhere_parses_back(
+            requests in prop::collection::vec(prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..5), 1..5),
+            cut in 0usize..200,
+        ) {
+            let wire: Vec<u8> = requests.iter().flat_map(|r| encode(r)).collect();
+            let cut = cut.min(wire.len());
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut parsed = Vec::new();
+            while let Some(r) = parse_request(&mut buf, &Limits::default()).unwrap() {
+                parsed.push(r);
+            }
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(r) = parse_request(&mut buf, &Limits::default()).unwrap() {
+                parsed.push(r);
+            }
+            let parsed: Vec<Vec<Vec<u8>>> = parsed.into_iter().map(|r| r.into_iter().map(|a| a.to_vec()).collect()).collect();
+            prop_assert_eq!(parsed, requests);
+            prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn garbage_never_panics(input in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_all(&input);
+        }
+    }
+}

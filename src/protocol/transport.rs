@@ -1,0 +1,763 @@
+//! The transport handle and the connection driver.
+//!
+//! A connection is one task running [`run_connection`]: the *driver*. It
+//! owns the protocol and the read buffer, reads, calls back, and flushes the
+//! write buffer. The [`Transport`] handles (any number of clones, in any
+//! task) share a mutex-protected [`State`] with it: the write buffer, the
+//! flags set by `close`/`abort`/`pause_reading`, the flow-control marks.
+//!
+//! Invariants:
+//!
+//! 1. Bytes reach the socket in the order they were written: a handle
+//!    writes to the socket directly only when the buffer is empty, and every
+//!    socket write happens under the state lock.
+//! 2. While the driver runs a callback (`corked`), writes are buffered; the
+//!    driver flushes after the callback. Other writers wake the driver
+//!    whenever they leave bytes or a command behind.
+//! 3. `State::socket` is `None` once the connection is lost: the driver
+//!    drops the last reference, closing the socket, even while handles live.
+//! 4. Flow control changes `writing_paused` under the lock, at the exact
+//!    buffer sizes; the driver delivers each change (`flow_toggles`) to the
+//!    protocol after the current callback, in order.
+
+use std::future::poll_fn;
+use std::io;
+use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use futures_util::task::AtomicWaker;
+
+use super::{ExtraInfo, Protocol, ProtocolError, Socket};
+
+/// asyncio's default high-water mark.
+const DEFAULT_HIGH: usize = 64 * 1024;
+/// The read buffer's first size; it doubles, up to `READ_BUFFER_MAX`, while
+/// reads fill it.
+const READ_BUFFER_START: usize = 16 * 1024;
+const READ_BUFFER_MAX: usize = 256 * 1024;
+/// Writes at least this long go straight to the socket even inside a
+/// callback (when nothing is buffered): gathering them would only add a copy.
+const DIRECT_WRITE_MIN: usize = 8 * 1024;
+/// Reads per poll before the driver yields to other tasks.
+const READS_PER_POLL: usize = 32;
+
+/// A connection's write side and controls (asyncio's `Transport`): a cheap,
+/// `Clone`, `Send + Sync` handle.
+///
+/// Writes never wait: bytes the socket does not take at once are buffered
+/// and flushed by the connection's task. Flow control tells the protocol
+/// when the buffer is too full ([`set_write_buffer_limits`](Transport::set_write_buffer_limits)).
+/// After [`close`](Transport::close), [`abort`](Transport::abort) or the
+/// end of the connection, writes return [`ProtocolError::Closing`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// use tokio::io::AsyncReadExt;
+/// use trellis::protocol::{run_connection, Protocol, Transport};
+/// use trellis::testing::memory_pair;
+///
+/// struct Greeter;
+///
+/// impl Protocol for Greeter {
+///     fn connection_made(&mut self, transport: Transport) {
+///         transport.writelines([&b"hello, "[..], b"world\n"]).unwrap();
+///         assert!(!transport.is_closing());
+///         transport.close(); // flushes, then closes
+///         assert!(transport.is_closing());
+///     }
+///     fn data_received(&mut self, _data: &[u8]) {}
+/// }
+///
+/// let (ours, mut theirs) = memory_pair(4); // a socket that takes 4 bytes at a time
+/// let (_, greeting) = tokio::join!(run_connection(Greeter, ours), async {
+///     let mut greeting = String::new();
+///     theirs.read_to_string(&mut greeting).await.map(|_| greeting)
+/// });
+/// assert_eq!(greeting?, "hello, world\n");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Transport {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The driver's waker.
+    waker: AtomicWaker,
+    /// Set while the driver runs a callback (invariant 2).
+    corked: AtomicBool,
+    info: ExtraInfo,
+}
+
+struct State {
+    socket: Option<Arc<dyn Socket>>,
+    buffer: BytesMut,
+    high: usize,
+    low: usize,
+    writing_paused: bool,
+    flow_toggles: u32,
+    reading: bool,
+    closing: bool,
+    aborted: bool,
+    eof_requested: bool,
+    /// A write error met by a handle, for the driver to end the connection
+    /// with.
+    error: Option<io::Error>,
+}
+
+impl State {
+    fn check_writable(&self) -> Result<(), ProtocolError> {
+        if self.closing || self.socket.is_none() {
+            Err(ProtocolError::Closing)
+        } else if self.eof_requested {
+            Err(ProtocolError::EofWritten)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Applies the marks to the current buffer size; returns whether the
+    /// paused state changed.
+    fn update_flow(&mut self) -> bool {
+        let size = self.buffer.len();
+        let change = if self.writing_paused {
+            size <= self.low
+        } else {
+            size > self.high
+        };
+        if change {
+            self.writing_paused = !self.writing_paused;
+            self.flow_toggles += 1;
+        }
+        change
+    }
+
+    /// Writes what the socket takes now, without waiting. Returns the error
+    /// of the socket, other than `WouldBlock`.
+    fn write_now(&mut self) -> io::Result<()> {
+        let Some(socket) = &self.socket else {
+            return Ok(());
+        };
+        while !self.buffer.is_empty() {
+            match socket.try_write(&self.buffer) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.buffer.advance(n),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
+        if self.buffer.is_empty() {
+            self.buffer.clear(); // start again at the front of the allocation
+        }
+        Ok(())
+    }
+}
+
+impl Transport {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No user code runs under the lock, so a poisoned lock only means a
+        // panic in our own bookkeeping; the state is still consistent.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_corked(&self) -> bool {
+        self.shared.corked.load(Ordering::Acquire)
+    }
+
+    /// Buffers `data` (already partly written) and tells the driver.
+    fn after_write(&self, mut state: MutexGuard<'_, State>, corked: bool, result: io::Result<()>) {
+        if let Err(error) = result {
+            state.error.get_or_insert(error);
+        }
+        let wake =
+            !corked && (state.update_flow() || !state.buffer.is_empty() || state.error.is_some());
+        drop(state);
+        if wake {
+            self.shared.waker.wake();
+        }
+    }
+
+    /// Writes `data`, without waiting (asyncio's `write`).
+    ///
+    /// When nothing is buffered and no callback of this connection is
+    /// running, the bytes go straight to the socket; what it does not take
+    /// is buffered and flushed by the connection's task. Inside a callback,
+    /// small writes are collected and handed over when it returns (large
+    /// ones, 8 KiB or more, go straight to the socket when nothing is
+    /// buffered). Growing the
+    /// buffer past the high-water mark calls [`Protocol::pause_writing`]
+    /// after the current callback.
+    ///
+    /// # Examples
+    ///
+    /// See [`Transport`].
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::Closing`] after [`close`](Transport::close),
+    /// [`abort`](Transport::abort) or the end of the connection;
+    /// [`ProtocolError::EofWritten`] after [`write_eof`](Transport::write_eof).
+    /// The bytes are discarded. An I/O error of the socket is not returned
+    /// here: it ends the connection and reaches [`Protocol::connection_lost`].
+    pub fn write(&self, data: &[u8]) -> Result<(), ProtocolError> {
+        let mut state = self.lock();
+        state.check_writable()?;
+        let corked = self.is_corked();
+        let mut data = data;
+        let mut result = Ok(());
+        if state.buffer.is_empty() && (!corked || data.len() >= DIRECT_WRITE_MIN) {
+            if let Some(socket) = &state.socket {
+                match socket.try_write(data) {
+                    Ok(n) if n == data.len() => return Ok(()),
+                    Ok(n) => data = &data[n..],
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => result = Err(error),
+                }
+            }
+        }
+        state.buffer.extend_from_slice(data);
+        self.after_write(state, corked, result);
+        Ok(())
+    }
+
+    /// Writes several buffers as one write, without waiting (asyncio's
+    /// `writelines`).
+    ///
+    /// The buffers are gathered into the write buffer and handed to the
+    /// socket in one system call; otherwise as [`write`](Transport::write).
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Transport::write).
+    pub fn writelines<I>(&self, buffers: I) -> Result<(), ProtocolError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut state = self.lock();
+        state.check_writable()?;
+        for buffer in buffers {
+            state.buffer.extend_from_slice(buffer.as_ref());
+        }
+        let corked = self.is_corked();
+        let result = if corked { Ok(()) } else { state.write_now() };
+        self.after_write(state, corked, result);
+        Ok(())
+    }
+
+    /// Closes the sending side once the buffer is flushed; reading goes on
+    /// (asyncio's `write_eof`).
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::Closing`] if the transport is closing or closed.
+    /// Calling it twice is not an error.
+    pub fn write_eof(&self) -> Result<(), ProtocolError> {
+        let mut state = self.lock();
+        if state.closing || state.socket.is_none() {
+            return Err(ProtocolError::Closing);
+        }
+        state.eof_requested = true;
+        drop(state);
+        self.shared.waker.wake();
+        Ok(())
+    }
+
+    /// Whether [`write_eof`](Transport::write_eof) is supported: always for
+    /// TCP and Unix streams.
+    pub fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    /// Closes the connection: stops reading, flushes the buffer, then closes
+    /// the socket and calls [`Protocol::connection_lost`] with `None`
+    /// (asyncio's `close`). Does nothing if already closing.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        if state.closing {
+            return;
+        }
+        state.closing = true;
+        drop(state);
+        self.shared.waker.wake();
+    }
+
+    /// Closes the connection now, discarding the buffer; then
+    /// [`Protocol::connection_lost`] is called with `None` (asyncio's
+    /// `abort`).
+    pub fn abort(&self) {
+        let mut state = self.lock();
+        state.closing = true;
+        state.aborted = true;
+        state.buffer.clear();
+        drop(state);
+        self.shared.waker.wake();
+    }
+
+    /// Whether the transport is closing or closed.
+    pub fn is_closing(&self) -> bool {
+        let state = self.lock();
+        state.closing || state.socket.is_none()
+    }
+
+    /// The socket's addresses and file descriptor (asyncio's
+    /// `get_extra_info`).
+    #[doc(alias = "get_extra_info")]
+    pub fn extra_info(&self) -> &ExtraInfo {
+        &self.shared.info
+    }
+
+    /// Stops calling [`Protocol::data_received`] until
+    /// [`resume_reading`](Transport::resume_reading); takes effect after the
+    /// current callback. Unread bytes wait in the socket, so the peer is
+    /// slowed down by TCP's own flow control.
+    pub fn pause_reading(&self) {
+        self.lock().reading = false;
+    }
+
+    /// Starts calling [`Protocol::data_received`] again.
+    pub fn resume_reading(&self) {
+        let mut state = self.lock();
+        if !state.reading {
+            state.reading = true;
+            drop(state);
+            self.shared.waker.wake();
+        }
+    }
+
+    /// Whether the transport is reading: not paused, not closing.
+    pub fn is_reading(&self) -> bool {
+        let state = self.lock();
+        state.reading && !state.closing && state.socket.is_some()
+    }
+
+    /// Sets the write buffer's high- and low-water marks (asyncio's
+    /// `set_write_buffer_limits`).
+    ///
+    /// [`Protocol::pause_writing`] is called when the buffer grows above
+    /// `high`, [`Protocol::resume_writing`] when it then drains to `low` or
+    /// below. Defaults: `high` 64 KiB; `low` a quarter of `high`; with only
+    /// `low` given, `high` is four times `low`. The new marks apply at once
+    /// to the current buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// use trellis::protocol::{connect_socket, Protocol, ProtocolError};
+    /// use trellis::testing::memory_pair;
+    ///
+    /// struct Idle;
+    /// impl Protocol for Idle {
+    ///     fn data_received(&mut self, _data: &[u8]) {}
+    /// }
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let (ours, _theirs) = memory_pair(16);
+    ///     let (transport, _connection) = connect_socket(&n, Idle, ours)?;
+    ///     assert_eq!(transport.write_buffer_limits(), (16 * 1024, 64 * 1024));
+    ///     transport.set_write_buffer_limits(Some(100), None)?;
+    ///     assert_eq!(transport.write_buffer_limits(), (25, 100));
+    ///     assert!(matches!(
+    ///         transport.set_write_buffer_limits(Some(1), Some(2)),
+    ///         Err(ProtocolError::InvalidLimits { high: 1, low: 2 })
+    ///     ));
+    ///     n.cancel();
+    ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::InvalidLimits`] if `low` is above `high`; the marks
+    /// are left as they were.
+    pub fn set_write_buffer_limits(
+        &self,
+        high: Option<usize>,
+        low: Option<usize>,
+    ) -> Result<(), ProtocolError> {
+        let (high, low) = match (high, low) {
+            (None, None) => (DEFAULT_HIGH, DEFAULT_HIGH / 4),
+            (Some(high), None) => (high, high / 4),
+            (None, Some(low)) => (low.saturating_mul(4), low),
+            (Some(high), Some(low)) => (high, low),
+        };
+        if low > high {
+            return Err(ProtocolError::InvalidLimits { high, low });
+        }
+        let mut state = self.lock();
+        state.high = high;
+        state.low = low;
+        if state.update_flow() {
+            drop(state);
+            self.shared.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// The write buffer's `(low, high)` marks (asyncio's
+    /// `get_write_buffer_limits`).
+    #[doc(alias = "get_write_buffer_limits")]
+    pub fn write_buffer_limits(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.low, state.high)
+    }
+
+    /// How many written bytes the socket has not taken yet (asyncio's
+    /// `get_write_buffer_size`). Inside a callback, this includes what the
+    /// callback wrote so far.
+    #[doc(alias = "get_write_buffer_size")]
+    pub fn write_buffer_size(&self) -> usize {
+        self.lock().buffer.len()
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Transport")
+            .field("peer_addr", &self.shared.info.peer_addr)
+            .field("buffered", &state.buffer.len())
+            .field("closing", &state.closing)
+            .field("open", &state.socket.is_some())
+            .finish()
+    }
+}
+
+/// Runs `protocol` over `socket` in the calling task until the connection
+/// ends, and gives the protocol back (asyncio's `connect_accepted_socket`,
+/// awaited).
+///
+/// This is the connection task of every server and client in this module:
+/// use it directly to serve a socket you accepted or connected yourself, or
+/// an in-memory [`MemoryStream`](crate::testing::MemoryStream) in tests.
+/// [`Protocol::connection_made`] is called first, [`Protocol::connection_lost`]
+/// last, as the [module documentation](super#you-call--we-call-back)
+/// describes.
+///
+/// # Examples
+///
+/// See [`Protocol`].
+///
+/// # Errors
+///
+/// [`ProtocolError::Panicked`] if a callback panicked (after
+/// `connection_lost` was called with the panic's message). I/O errors are
+/// not errors of this function: they end the connection and reach
+/// `connection_lost`.
+///
+/// # Cancel safety
+///
+/// Dropping the future closes the socket at once, discarding buffered
+/// writes, and calls [`Protocol::connection_lost`] with an error of kind
+/// `ConnectionAborted`; the protocol is then dropped.
+#[doc(alias = "connect_accepted_socket")]
+pub async fn run_connection<P: Protocol>(
+    protocol: P,
+    socket: impl Socket,
+) -> Result<P, ProtocolError> {
+    let (_transport, driver) = Driver::new(protocol, Arc::new(socket));
+    driver.run().await
+}
+
+/// The connection's task: see the module header.
+pub(super) struct Driver<P: Protocol> {
+    protocol: Option<P>,
+    transport: Transport,
+    socket: Arc<dyn Socket>,
+    read_buffer: Vec<u8>,
+    /// What the protocol was last told: paused or not.
+    told_paused: bool,
+    eof_received: bool,
+    eof_sent: bool,
+}
+
+impl<P: Protocol> Driver<P> {
+    pub(super) fn new(protocol: P, socket: Arc<dyn Socket>) -> (Transport, Driver<P>) {
+        let info = socket.extra_info();
+        let state = State {
+            socket: Some(Arc::clone(&socket)),
+            buffer: BytesMut::new(),
+            high: DEFAULT_HIGH,
+            low: DEFAULT_HIGH / 4,
+            writing_paused: false,
+            flow_toggles: 0,
+            reading: true,
+            closing: false,
+            aborted: false,
+            eof_requested: false,
+            error: None,
+        };
+        let transport = Transport {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                waker: AtomicWaker::new(),
+                corked: AtomicBool::new(false),
+                info,
+            }),
+        };
+        let driver = Driver {
+            protocol: Some(protocol),
+            transport: transport.clone(),
+            socket,
+            read_buffer: Vec::new(),
+            told_paused: false,
+            eof_received: false,
+            eof_sent: false,
+        };
+        (transport, driver)
+    }
+
+    pub(super) async fn run(mut self) -> Result<P, ProtocolError> {
+        let transport = self.transport.clone();
+        if let Err(error) = self.call("connection_made", |p| p.connection_made(transport)) {
+            return Err(self.fail(error));
+        }
+        poll_fn(|cx| self.poll(cx)).await
+    }
+
+    /// Runs one callback, corked, catching a panic.
+    fn call<R>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut P) -> R,
+    ) -> Result<R, ProtocolError> {
+        let Some(protocol) = self.protocol.as_mut() else {
+            return Err(ProtocolError::Cancelled);
+        };
+        let corked = &self.transport.shared.corked;
+        corked.store(true, Ordering::Release);
+        let result = catch_unwind(AssertUnwindSafe(|| f(protocol)));
+        corked.store(false, Ordering::Release);
+        result.map_err(|panic| ProtocolError::Panicked {
+            callback: name,
+            message: panic_message(&*panic),
+        })
+    }
+
+    /// Ends the connection after a panic: abort, tell the protocol.
+    fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        tracing::error!(%error, peer = ?self.transport.shared.info.peer_addr, "protocol failed; connection aborted");
+        self.close_socket();
+        let lost = io::Error::other(error.to_string());
+        if let Some(mut protocol) = self.protocol.take() {
+            // A second panic, in `connection_lost`, is only logged.
+            if catch_unwind(AssertUnwindSafe(|| protocol.connection_lost(Some(lost)))).is_err() {
+                tracing::error!("protocol panicked again in connection_lost");
+            }
+        }
+        error
+    }
+
+    /// Ends the connection normally (`None`) or after an I/O error.
+    fn finish(&mut self, error: Option<io::Error>) -> Poll<Result<P, ProtocolError>> {
+        self.close_socket();
+        if let Err(error) = self.call("connection_lost", |p| p.connection_lost(error)) {
+            self.protocol = None;
+            tracing::error!(%error, "protocol panicked in connection_lost");
+            return Poll::Ready(Err(error));
+        }
+        match self.protocol.take() {
+            Some(protocol) => Poll::Ready(Ok(protocol)),
+            None => Poll::Ready(Err(ProtocolError::Cancelled)),
+        }
+    }
+
+    /// Drops the socket (invariant 3) and the buffer.
+    fn close_socket(&mut self) {
+        let mut state = self.transport.lock();
+        state.socket = None;
+        state.closing = true;
+        state.buffer = BytesMut::new();
+        drop(state);
+        self.socket = Arc::new(Closed);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<P, ProtocolError>> {
+        self.transport.shared.waker.register(cx.waker());
+        let mut reads = 0;
+        loop {
+            // Commands and flow-control changes.
+            let mut state = self.transport.lock();
+            let toggles = mem::take(&mut state.flow_toggles);
+            let error = state.error.take();
+            let (aborted, closing, eof_requested, reading) = (
+                state.aborted,
+                state.closing,
+                state.eof_requested,
+                state.reading,
+            );
+            drop(state);
+            if let Some(error) = error {
+                return self.finish(Some(error));
+            }
+            if aborted {
+                return self.finish(None);
+            }
+            for _ in 0..toggles {
+                self.told_paused = !self.told_paused;
+                let result = if self.told_paused {
+                    self.call("pause_writing", P::pause_writing)
+                } else {
+                    self.call("resume_writing", P::resume_writing)
+                };
+                if let Err(error) = result {
+                    return Poll::Ready(Err(self.fail(error)));
+                }
+            }
+
+            // Writes.
+            match self.flush(cx) {
+                Err(error) => return self.finish(Some(error)),
+                Ok(false) => {}
+                Ok(true) => {
+                    if eof_requested && !self.eof_sent {
+                        self.eof_sent = true;
+                        if let Err(error) = self.socket.shutdown_write() {
+                            return self.finish(Some(error));
+                        }
+                    }
+                    if closing {
+                        if !self.eof_sent {
+                            // Best effort: the socket closes next anyway.
+                            let _ = self.socket.shutdown_write();
+                        }
+                        return self.finish(None);
+                    }
+                }
+            }
+
+            // Reads.
+            if !reading || closing || self.eof_received {
+                return Poll::Pending;
+            }
+            if reads == READS_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if self.read_buffer.is_empty() {
+                self.read_buffer = vec![0; READ_BUFFER_START];
+            }
+            let read = match self.socket.poll_read(cx, &mut self.read_buffer) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(read) => read,
+            };
+            reads += 1;
+            let result = match read {
+                Err(error) => return self.finish(Some(error)),
+                Ok(0) => {
+                    self.eof_received = true;
+                    self.call("eof_received", P::eof_received).map(|keep_open| {
+                        if !keep_open {
+                            self.transport.close();
+                        }
+                    })
+                }
+                Ok(n) => {
+                    let mut buffer = mem::take(&mut self.read_buffer);
+                    let result = self.call("data_received", |p| p.data_received(&buffer[..n]));
+                    if n == buffer.len() && buffer.len() < READ_BUFFER_MAX {
+                        buffer.resize(buffer.len() * 2, 0);
+                    }
+                    self.read_buffer = buffer;
+                    result
+                }
+            };
+            if let Err(error) = result {
+                return Poll::Ready(Err(self.fail(error)));
+            }
+        }
+    }
+
+    /// Hands the buffer to the socket. `Ok(true)` when it is empty;
+    /// `Ok(false)` when the socket is full (`cx` is registered).
+    fn flush(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let mut state = self.transport.lock();
+        loop {
+            let result = state.write_now();
+            state.update_flow();
+            result?;
+            if state.buffer.is_empty() {
+                // Toggles from this flush are delivered on the next pass.
+                let toggled = state.flow_toggles > 0;
+                drop(state);
+                if toggled {
+                    cx.waker().wake_by_ref();
+                }
+                return Ok(true);
+            }
+            match self.socket.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(error)) => return Err(error),
+                Poll::Pending => {
+                    let toggled = state.flow_toggles > 0;
+                    drop(state);
+                    if toggled {
+                        cx.waker().wake_by_ref();
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+impl<P: Protocol> Drop for Driver<P> {
+    fn drop(&mut self) {
+        if self.protocol.is_some() {
+            // Cancelled: the task was dropped before the connection ended.
+            self.close_socket();
+            let error = io::Error::new(io::ErrorKind::ConnectionAborted, "connection cancelled");
+            if let Err(error) = self.call("connection_lost", |p| p.connection_lost(Some(error))) {
+                tracing::error!(%error, "protocol panicked in connection_lost");
+            }
+        }
+    }
+}
+
+/// The socket of a lost connection: every operation fails.
+struct Closed;
+
+impl Socket for Closed {
+    fn poll_read(&self, _cx: &mut Context<'_>, _buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(not_connected()))
+    }
+    fn try_write(&self, _buf: &[u8]) -> io::Result<usize> {
+        Err(not_connected())
+    }
+    fn poll_write_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(not_connected()))
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        Err(not_connected())
+    }
+}
+
+fn not_connected() -> io::Error {
+    io::ErrorKind::NotConnected.into()
+}
+
+/// The message of a caught panic.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

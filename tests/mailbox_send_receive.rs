@@ -1,0 +1,160 @@
+//! Mailboxes: sending by address, name and pid; receiving with timeouts;
+//! bounded back-pressure; errors that give the message back.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use trellis::mailbox::{self, MailboxError};
+use trellis::process::ExitReason;
+
+#[tokio::test]
+async fn messages_from_one_sender_arrive_in_order() {
+    let mut inbox = mailbox::create::<u32>();
+    let to = inbox.address();
+    for i in 0..100 {
+        to.send(i).await.unwrap();
+    }
+    for i in 0..100 {
+        assert_eq!(inbox.receive().await.unwrap(), i);
+    }
+}
+
+#[tokio::test]
+async fn send_to_an_unknown_name_gives_the_message_back() {
+    let error = mailbox::send("nobody", 7_u32).await.unwrap_err();
+    assert!(
+        matches!(error.error(), MailboxError::NameDoesNotExist { name } if &**name == "nobody")
+    );
+    assert_eq!(error.into_inner(), 7);
+}
+
+#[tokio::test]
+async fn send_to_an_unknown_pid_is_mailbox_does_not_exist() {
+    let gone = mailbox::create::<u32>();
+    let pid = gone.pid();
+    drop(gone);
+    let error = mailbox::send(pid, 1_u32).await.unwrap_err();
+    assert_eq!(error.error(), &MailboxError::MailboxDoesNotExist { pid });
+}
+
+#[tokio::test]
+async fn send_of_the_wrong_type_is_an_error() {
+    let inbox = mailbox::create::<u32>();
+    mailbox::register("typed-mailbox", inbox.pid()).unwrap();
+    let error = mailbox::send("typed-mailbox", "text").await.unwrap_err();
+    assert!(matches!(error.error(), MailboxError::WrongType { .. }));
+    assert_eq!(error.into_inner(), "text");
+}
+
+#[tokio::test]
+async fn an_address_outliving_its_mailbox_reports_the_exit() {
+    let inbox = mailbox::create::<u32>();
+    let to = inbox.address();
+    mailbox::destroy(inbox);
+    assert!(to.is_closed());
+    let error = to.send(1).await.unwrap_err();
+    assert_eq!(
+        error.error(),
+        &MailboxError::Exited {
+            pid: to.pid(),
+            reason: ExitReason::Normal
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bounded_mailbox_applies_back_pressure() {
+    let mut inbox = mailbox::create_bounded::<u32>(2);
+    let to = inbox.address();
+    to.send(1).await.unwrap();
+    to.send(2).await.unwrap();
+    let full = to.try_send(3).unwrap_err();
+    assert_eq!(full.error(), &MailboxError::Full { pid: inbox.pid() });
+    assert_eq!(full.into_inner(), 3);
+
+    // `send` waits for room, and gets it when the receiver takes one.
+    let sender = tokio::spawn(async move {
+        to.send(3).await.unwrap();
+        Instant::now()
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!sender.is_finished());
+    let freed_at = Instant::now();
+    assert_eq!(inbox.receive().await.unwrap(), 1);
+    assert_eq!(sender.await.unwrap(), freed_at);
+    assert_eq!(inbox.receive().await.unwrap(), 2);
+    assert_eq!(inbox.receive().await.unwrap(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn receive_timeout_gives_up_after_the_timeout() {
+    let mut inbox = mailbox::create::<u32>();
+    let started = Instant::now();
+    let error = inbox
+        .receive_timeout(Duration::from_millis(20))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        MailboxError::Timeout {
+            timeout: Duration::from_millis(20)
+        }
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(20));
+    inbox.address().send(4).await.unwrap();
+    assert_eq!(
+        inbox
+            .receive_timeout(Duration::from_millis(20))
+            .await
+            .unwrap(),
+        4
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn receive_or_else_returns_the_fallback_on_timeout_only() {
+    let mut inbox = mailbox::create::<&str>();
+    let got = inbox
+        .receive_or_else(Duration::from_millis(5), || async { "fallback" })
+        .await;
+    assert_eq!(got.unwrap(), "fallback");
+    inbox.address().try_send("real").unwrap();
+    let got = inbox
+        .receive_or_else(Duration::from_millis(5), || async { "fallback" })
+        .await;
+    assert_eq!(got.unwrap(), "real");
+}
+
+#[tokio::test]
+async fn receive_is_cancel_safe() {
+    let mut inbox = mailbox::create::<u32>();
+    let to = inbox.address();
+    {
+        let receiving = inbox.receive();
+        tokio::pin!(receiving);
+        assert!(futures_poll_once(receiving.as_mut()).await.is_none());
+    }
+    to.send(9).await.unwrap();
+    assert_eq!(inbox.receive().await.unwrap(), 9);
+}
+
+/// Polls once; `None` if pending.
+async fn futures_poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut fut).poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn open_registers_the_name_for_its_body_only() {
+    let pid = mailbox::open(Some("scoped"), |inbox: mailbox::Mailbox<()>| async move {
+        assert_eq!(trellis::registry::whereis("scoped"), Some(inbox.pid()));
+        inbox.pid()
+    })
+    .await
+    .unwrap();
+    assert_eq!(trellis::registry::whereis("scoped"), None);
+    assert!(!trellis::process::is_alive(pid));
+}
