@@ -23,7 +23,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use trellis::application::{AppSpec, Restart};
+//! use trellis::application::AppSpec;
 //! use trellis::node::{self, NodeError, Options};
 //! use trellis::TaskStatus;
 //!

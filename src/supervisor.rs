@@ -813,7 +813,6 @@ impl Supervisor {
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use std::time::Duration;
 /// use trellis::supervisor::{self, ChildSpec, Options, SupervisorError};
 ///
 /// // A child that always fails: the supervisor gives up after 3 restarts.

@@ -60,16 +60,6 @@ impl Drop for Reporter {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        Arc::from(*s)
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        Arc::from(s.as_str())
-    } else {
-        Arc::from("non-string panic payload")
-    }
-}
-
 /// The body of a child's tokio task. `report` is a parameter, so it is
 /// dropped (and sends) after the child's future, however the task ends.
 async fn run_child(
@@ -83,7 +73,7 @@ async fn run_child(
         Ok(Some(Ok(()))) => ExitReason::Normal,
         Ok(Some(Err(error))) => ExitReason::error(error),
         Ok(None) => ExitReason::Killed,
-        Err(payload) => ExitReason::Panic(panic_message(&*payload)),
+        Err(payload) => ExitReason::Panic(crate::cancel::panic_message(&*payload).into()),
     });
 }
 
@@ -144,14 +134,16 @@ pub(crate) async fn run(
             "max_seconds must not be zero",
         ));
     }
-    for (i, child) in children.iter().enumerate() {
-        if children[..i].iter().any(|c| c.id == child.id) {
+    let mut ids = std::collections::HashSet::with_capacity(children.len());
+    for child in &children {
+        if !ids.insert(&child.id) {
             return Err(SupervisorError::DuplicateChild {
                 supervisor: options.name.to_string(),
                 child: child.id.to_string(),
             });
         }
     }
+    drop(ids);
     let shared = Arc::new(Shared {
         name: options.name.clone(),
         pid: Pid::new(),
@@ -255,8 +247,9 @@ impl Engine {
         self.shared.name.to_string()
     }
 
+    /// Slots stay in key order (keys grow, removals keep the order).
     fn index(&self, key: ChildId) -> Option<usize> {
-        self.slots.iter().position(|s| s.key == key)
+        self.slots.binary_search_by_key(&key, |s| s.key).ok()
     }
 
     fn add_slot(&mut self, spec: ChildSpec) -> ChildId {
@@ -291,8 +284,9 @@ impl Engine {
 
     fn set_row(&self, key: ChildId, update: impl FnOnce(&mut Row)) {
         let mut rows = lock(&self.shared.rows);
-        if let Some(row) = rows.iter_mut().find(|r| r.key == key) {
-            update(row);
+        // Rows stay in key order, as slots do.
+        if let Ok(at) = rows.binary_search_by_key(&key, |r| r.key) {
+            update(&mut rows[at]);
         }
     }
 
