@@ -354,11 +354,12 @@ pub(crate) enum Envelope<S: GenServer> {
     Call(S::Call, ReplySender<S::Reply>),
     Cast(S::Cast),
     Info(S::Info),
-    Down(Down),
-    Exit(Exit),
+    // The rare variants are boxed, to keep the channel's slots small.
+    Down(Box<Down>),
+    Exit(Box<Exit>),
     /// Stop with this reason: a task of the server's context failed, or
     /// [`Server::stop`] was called.
-    Stop(ExitReason),
+    Stop(Box<ExitReason>),
 }
 
 /// A handle to a running gen_server: call it, cast to it, send it plain
@@ -427,26 +428,37 @@ impl<S: GenServer> Server<S> {
         request: S::Call,
         timeout: Duration,
     ) -> Result<S::Reply, GenServerError> {
-        let (tx, rx) = oneshot::channel();
-        let pid = self.pid();
-        let call = async {
-            if let Err(error) = self.address.send(Envelope::Call(request, tx)).await {
-                return Err(GenServerError::from_send(error.into_parts().0, pid));
-            }
-            match rx.await {
-                Ok(Ok(reply)) => Ok(reply),
-                Ok(Err(abandoned)) => Err(self.abandoned(abandoned).await),
-                Err(_) => Err(self.gone()),
-            }
-        };
         if timeout == INFINITY {
             // No timer: the no-hang guarantees for dead, stopping and
             // panicking servers hold without one.
-            return call.await;
+            return self.round_trip(request).await;
         }
-        match tokio::time::timeout(timeout, call).await {
+        match tokio::time::timeout(timeout, self.round_trip(request)).await {
             Ok(result) => result,
-            Err(_) => Err(GenServerError::Timeout { pid, timeout }),
+            Err(_) => Err(GenServerError::Timeout {
+                pid: self.pid(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Sends the request and waits for its reply. Kept small: the rare paths
+    /// (a full bounded mailbox, an abandoned reply) are boxed.
+    async fn round_trip(&self, request: S::Call) -> Result<S::Reply, GenServerError> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(error) = self.address.try_send(Envelope::Call(request, tx)) {
+            let (error, envelope) = error.into_parts();
+            if !matches!(error, MailboxError::Full { .. }) {
+                return Err(GenServerError::from_send(error, self.pid()));
+            }
+            if let Err(error) = Box::pin(self.address.send(envelope)).await {
+                return Err(GenServerError::from_send(error.into_parts().0, self.pid()));
+            }
+        }
+        match rx.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(abandoned)) => Err(Box::pin(self.abandoned(abandoned)).await),
+            Err(_) => Err(self.gone()),
         }
     }
 
@@ -542,7 +554,7 @@ impl<S: GenServer> Server<S> {
     pub async fn stop_with(&self, reason: ExitReason) {
         let mut watch = mailbox::create::<Down>();
         watch.monitor(self.pid());
-        if self.address.send(Envelope::Stop(reason)).await.is_ok() {
+        if self.address.send(Envelope::Stop(Box::new(reason))).await.is_ok() {
             let _ = watch.receive().await;
         }
     }
@@ -903,7 +915,7 @@ impl<S: GenServer> Context<S> {
                 },
                 Err(payload) => ExitReason::Panic(panic_message(&*payload).into()),
             };
-            let _ = to.send(Envelope::Stop(reason)).await;
+            let _ = to.send(Envelope::Stop(Box::new(reason))).await;
         })
     }
 

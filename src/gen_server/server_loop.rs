@@ -45,7 +45,10 @@ pub(super) async fn serve<S: GenServer>(
         let info = server.info_address();
         vec![Box::new(server), Box::new(info)]
     });
-    mailbox.convert_signals(Envelope::Down, Some(Envelope::Exit));
+    mailbox.convert_signals(
+        |down| Envelope::Down(Box::new(down)),
+        Some(|exit| Envelope::Exit(Box::new(exit))),
+    );
     let entry = mailbox.entry().clone();
     let pid = entry.pid();
     if let Some(name) = &options.name {
@@ -236,17 +239,17 @@ impl<S: GenServer> Runner<S> {
                     .await,
             ),
             Envelope::Down(down) => flow(
-                AssertUnwindSafe(server.handle_down(down, ctx))
+                AssertUnwindSafe(server.handle_down(*down, ctx))
                     .catch_unwind()
                     .await,
             ),
             Envelope::Exit(exit) if ctx.trap_exits => flow(
-                AssertUnwindSafe(server.handle_exit(exit, ctx))
+                AssertUnwindSafe(server.handle_exit(*exit, ctx))
                     .catch_unwind()
                     .await,
             ),
             Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
-            Envelope::Stop(reason) => Some(reason),
+            Envelope::Stop(reason) => Some(*reason),
         }
     }
 
