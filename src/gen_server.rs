@@ -839,7 +839,8 @@ fn short_type_name<S>() -> &'static str {
 /// a reply, run concurrent work, set timers, monitor and link.
 pub struct Context<S: GenServer> {
     server: Server<S>,
-    nursery: Nursery,
+    /// The scope the server runs in, where its task group will hang.
+    scope: Option<Arc<crate::cancel::Node>>,
     reply: Option<ReplySender<S::Reply>>,
     trap_exits: bool,
 }
@@ -907,7 +908,7 @@ impl<S: GenServer> Context<S> {
         F::Output: TaskOutput,
     {
         let to = self.server.address.clone();
-        self.nursery.spawn(async move {
+        self.tasks()?.spawn(async move {
             let reason = match AssertUnwindSafe(task).catch_unwind().await {
                 Ok(output) => match output.into_result() {
                     Ok(_) => return,
@@ -960,13 +961,23 @@ impl<S: GenServer> Context<S> {
         })
     }
 
+    /// The server's task group, made on first use (a server that never
+    /// spawns pays nothing for it).
+    fn tasks(&self) -> Result<Nursery, NurseryError> {
+        self.server
+            .address
+            .entry()
+            .tasks(|| server_loop::task_group(self.scope.as_ref()))
+            .ok_or(NurseryError::Closed)
+    }
+
     fn timer(
         &self,
         body: impl Future<Output = ()> + Send + 'static,
     ) -> Result<TimerRef, NurseryError> {
         let scope = CancelScope::new();
         let run = scope.run(body);
-        self.nursery.spawn(async move {
+        self.tasks()?.spawn(async move {
             run.await;
         })?;
         Ok(TimerRef { scope })
