@@ -554,7 +554,12 @@ impl<S: GenServer> Server<S> {
     pub async fn stop_with(&self, reason: ExitReason) {
         let mut watch = mailbox::create::<Down>();
         watch.monitor(self.pid());
-        if self.address.send(Envelope::Stop(Box::new(reason))).await.is_ok() {
+        if self
+            .address
+            .send(Envelope::Stop(Box::new(reason)))
+            .await
+            .is_ok()
+        {
             let _ = watch.receive().await;
         }
     }
@@ -565,7 +570,7 @@ impl<S: GenServer> Server<S> {
     }
 }
 
-fn unwrap_info<S: GenServer>(envelope: Envelope<S>) -> S::Info {
+pub(crate) fn unwrap_info<S: GenServer>(envelope: Envelope<S>) -> S::Info {
     match envelope {
         Envelope::Info(message) => message,
         // A view only ever hands back the envelopes it wrapped.
@@ -782,12 +787,11 @@ pub async fn start<S: GenServer>(
     options: impl Into<StartOptions>,
 ) -> Result<Server<S>, GenServerError> {
     let options = options.into();
-    let spawn = SpawnOptions::new().name(
-        options
-            .name
-            .as_deref()
-            .map_or_else(|| short_type_name::<S>().to_string(), |n| n.to_string()),
-    );
+    // An unnamed server's task is named after its type, without allocating.
+    let spawn = SpawnOptions::new().name(match options.name.as_deref() {
+        Some(name) => std::borrow::Cow::Owned(name.to_string()),
+        None => std::borrow::Cow::Borrowed(short_type_name::<S>()),
+    });
     nursery
         .start_with(spawn, move |status| serve(server, arg, options, status))
         .await

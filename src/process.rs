@@ -239,26 +239,29 @@ pub(crate) struct TaskGroup {
     pub(crate) future: Pin<Box<dyn Future<Output = Result<(), NurseryError>> + Send>>,
 }
 
-/// Typed handles a process offers to lookups (`Address<M>`, a gen_server's
-/// `Server<S>`, …), searched by downcast. Kept in the table and the
-/// registry, never in the [`Entry`], so that addresses (which hold the entry)
-/// do not form a cycle with it.
-pub(crate) type Endpoints = Arc<[Box<dyn Any + Send + Sync>]>;
+/// Builds the typed handle a lookup asks for (`Address<M>`, a gen_server's
+/// `Server<S>`, …) from a process's base handle: `out` is an `&mut Option<T>`
+/// for the requested `T`, left `None` if the process offers no `T`. One
+/// monomorphized function per kind of process, so a process stores one
+/// handle and a pointer instead of one boxed handle per type.
+pub(crate) type Views = fn(base: &(dyn Any + Send + Sync), out: &mut dyn Any);
 
-/// A live process as the table and the registry hold it.
+/// A live process as the table and the registry hold it. The base handle is
+/// kept here, never in the [`Entry`], so that addresses (which hold the
+/// entry) do not form a cycle with it.
 #[derive(Clone)]
 pub(crate) struct Registered {
     pub(crate) entry: Arc<Entry>,
-    pub(crate) endpoints: Endpoints,
+    base: Arc<dyn Any + Send + Sync>,
+    view: Views,
 }
 
 impl Registered {
-    /// The first endpoint of type `T`.
-    pub(crate) fn endpoint<T: Clone + 'static>(&self) -> Option<T> {
-        self.endpoints
-            .iter()
-            .find_map(|e| e.downcast_ref::<T>())
-            .cloned()
+    /// The process's handle of type `T`, if it offers one.
+    pub(crate) fn endpoint<T: 'static>(&self) -> Option<T> {
+        let mut out: Option<T> = None;
+        (self.view)(&*self.base, &mut out);
+        out
     }
 }
 
@@ -288,14 +291,15 @@ impl Entry {
         })
     }
 
-    /// Makes the process visible by pid, offering `endpoints` to lookups.
-    pub(crate) fn publish(self: &Arc<Self>, endpoints: Endpoints) -> Registered {
+    /// Makes the process visible by pid, offering the handles `view` builds
+    /// from `base` to lookups.
+    pub(crate) fn publish(self: &Arc<Self>, base: Arc<dyn Any + Send + Sync>, view: Views) {
         let registered = Registered {
             entry: self.clone(),
-            endpoints,
+            base,
+            view,
         };
-        table().insert(self.pid, registered.clone());
-        registered
+        table().insert(self.pid, registered);
     }
 
     /// The live process with this pid, if any.

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use trellis::gen_server::{self, BoxError, Context, Flow, GenServer, Response};
 use trellis::process::ExitReason;
 use trellis::sync::Event;
-use tokio::time::Instant;
 use trellis::{CancelScope, current_deadline, move_on_after, nursery};
 
 const LONG: Duration = Duration::from_secs(5);

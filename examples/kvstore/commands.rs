@@ -113,7 +113,12 @@ fn now_reply(write: impl FnOnce(&mut BytesMut)) -> Step {
 }
 
 fn wrong_args(name: &str) -> Step {
-    now_reply(|out| resp::error_reply(out, &format!("ERR wrong number of arguments for '{name}' command")))
+    now_reply(|out| {
+        resp::error_reply(
+            out,
+            &format!("ERR wrong number of arguments for '{name}' command"),
+        )
+    })
 }
 
 fn syntax_error() -> Step {
@@ -137,7 +142,9 @@ impl Batch {
     /// Ends the batch with a protocol error reply; the connection closes
     /// after it (as Redis does).
     pub(crate) fn protocol_error(&mut self, message: &str) {
-        self.steps.push(now_reply(|out| resp::error_reply(out, &format!("ERR {message}"))));
+        self.steps.push(now_reply(|out| {
+            resp::error_reply(out, &format!("ERR {message}"))
+        }));
         self.quit = true;
     }
 
@@ -205,10 +212,16 @@ impl Batch {
             ("DECR", 2) => Step::Int(self.op(shards, &args[1], Op::IncrBy(args[1].clone(), -1))),
             ("INCRBY", 3) | ("DECRBY", 3) => match parse_int(&args[2]) {
                 Some(by) => {
-                    let by = if name == "DECRBY" { by.checked_neg().unwrap_or(i64::MAX) } else { by };
+                    let by = if name == "DECRBY" {
+                        by.checked_neg().unwrap_or(i64::MAX)
+                    } else {
+                        by
+                    };
                     Step::Int(self.op(shards, &args[1], Op::IncrBy(args[1].clone(), by)))
                 }
-                None => now_reply(|out| resp::error_reply(out, "ERR value is not an integer or out of range")),
+                None => now_reply(|out| {
+                    resp::error_reply(out, "ERR value is not an integer or out of range")
+                }),
             },
             ("MGET", 2..) => Step::Values(
                 args[1..]
@@ -237,11 +250,19 @@ impl Batch {
             ("CONFIG", 3) if args[1].eq_ignore_ascii_case(b"GET") => config_get(&args[2]),
             ("COMMAND", _) | ("CONFIG", _) => now_reply(|out| resp::array(out, 0)),
             ("SELECT", 2) if &args[1][..] == b"0" => Step::Now(Bytes::from_static(OK)),
-            ("DEBUG", 3) if args[1].eq_ignore_ascii_case(b"PANIC") => Step::Int(self.op(shards, &args[2], Op::Panic)),
-            ("GET" | "SET" | "INCR" | "DECR" | "INCRBY" | "DECRBY" | "MGET" | "MSET" | "DEL" | "UNLINK"
-            | "EXISTS" | "DBSIZE" | "SELECT" | "DEBUG", _) => wrong_args(&name.to_lowercase()),
+            ("DEBUG", 3) if args[1].eq_ignore_ascii_case(b"PANIC") => {
+                Step::Int(self.op(shards, &args[2], Op::Panic))
+            }
+            (
+                "GET" | "SET" | "INCR" | "DECR" | "INCRBY" | "DECRBY" | "MGET" | "MSET" | "DEL"
+                | "UNLINK" | "EXISTS" | "DBSIZE" | "SELECT" | "DEBUG",
+                _,
+            ) => wrong_args(&name.to_lowercase()),
             _ => {
-                let mut message = format!("ERR unknown command '{}', with args beginning with:", printable(&args[0]));
+                let mut message = format!(
+                    "ERR unknown command '{}', with args beginning with:",
+                    printable(&args[0])
+                );
                 for arg in &args[1..] {
                     message.push_str(&format!(" '{}'", printable(arg)));
                 }
@@ -352,7 +373,10 @@ fn value_reply(out: &mut BytesMut, outcome: &Outcome) {
 fn config_get(pattern: &[u8]) -> Step {
     const KNOWN: [(&str, &str); 2] = [("save", ""), ("appendonly", "no")];
     let pattern = String::from_utf8_lossy(pattern).to_ascii_lowercase();
-    let matching: Vec<_> = KNOWN.iter().filter(|(name, _)| pattern == "*" || pattern == *name).collect();
+    let matching: Vec<_> = KNOWN
+        .iter()
+        .filter(|(name, _)| pattern == "*" || pattern == *name)
+        .collect();
     now_reply(|out| {
         resp::array(out, matching.len() * 2);
         for (name, value) in matching {

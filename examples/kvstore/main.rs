@@ -20,15 +20,28 @@ use crate::shard::Shard;
 
 fn main() -> Result<(), BoxError> {
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:6380".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:6380".into());
     trellis::run(async move {
         trellis::nursery(|n| async move {
             for i in 0..shards {
-                gen_server::start(&n, Shard::default(), (), StartOptions::new().name(shard_name(i))).await?;
+                gen_server::start(
+                    &n,
+                    Shard::default(),
+                    (),
+                    StartOptions::new().name(shard_name(i)),
+                )
+                .await?;
             }
             let router = Router::new(shards);
             let limits = Limits::default();
-            let server = create_server(&n, move || RespConnection::new(router.clone(), limits), addr).await?;
+            let server = create_server(
+                &n,
+                move || RespConnection::new(router.clone(), limits),
+                addr,
+            )
+            .await?;
             println!("kvstore listening on {:?}", server.local_addrs());
             tokio::signal::ctrl_c().await?;
             n.shutdown(Duration::from_secs(1));

@@ -46,7 +46,10 @@ fn error<T>(message: impl Into<String>) -> Result<T, ProtocolError> {
 
 /// Takes one complete request off the front of `buf`: its arguments, or
 /// `Ok(None)` if more bytes are needed (nothing is consumed then).
-pub(crate) fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+pub(crate) fn parse_request(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     loop {
         match buf.first() {
             None => return Ok(None),
@@ -64,7 +67,9 @@ pub(crate) fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Optio
 /// The index of the `\r\n` ending the line that starts at `from`.
 fn line_end(buf: &[u8], from: usize) -> Option<usize> {
     let at = memchr::memchr(b'\n', &buf[from..])? + from;
-    (at > from && buf[at - 1] == b'\r').then_some(at - 1).or(Some(usize::MAX))
+    (at > from && buf[at - 1] == b'\r')
+        .then_some(at - 1)
+        .or(Some(usize::MAX))
 }
 
 /// Parses a decimal integer header line (`*3`, `$5`) at `from`; returns the
@@ -81,11 +86,16 @@ fn header(buf: &[u8], from: usize, max_line: usize) -> Result<Option<(i64, usize
     }
     let digits = &buf[from + 1..end];
     let text = std::str::from_utf8(digits).map_err(|_| ProtocolError("invalid length".into()))?;
-    let n: i64 = text.parse().map_err(|_| ProtocolError(format!("invalid length '{text}'")))?;
+    let n: i64 = text
+        .parse()
+        .map_err(|_| ProtocolError(format!("invalid length '{text}'")))?;
     Ok(Some((n, end + 2)))
 }
 
-fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+fn parse_multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     let Some((count, mut at)) = header(buf, 0, 32)? else {
         return Ok(None);
     };
@@ -122,7 +132,12 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Byt
     }
     // Second pass: split the request off and slice the arguments out of it.
     let request = buf.split_to(at).freeze();
-    Ok(Some(spans.into_iter().map(|(start, end)| request.slice(start..end)).collect()))
+    Ok(Some(
+        spans
+            .into_iter()
+            .map(|(start, end)| request.slice(start..end))
+            .collect(),
+    ))
 }
 
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
@@ -134,9 +149,14 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
     };
     let line = buf.split_to(newline + 1).freeze();
     let text = line.slice(..newline);
-    let text = text.strip_suffix(b"\r").map_or(text.clone(), |t| text.slice(..t.len()));
+    let text = text
+        .strip_suffix(b"\r")
+        .map_or(text.clone(), |t| text.slice(..t.len()));
     let mut args = Vec::new();
-    for word in text.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+    for word in text
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+    {
         args.push(text.slice_ref(word));
     }
     Ok(Some(args))
@@ -211,8 +231,12 @@ mod tests {
 
     #[test]
     fn parses_pipelined_multibulk_and_inline_requests() {
-        let requests = parse_all(b"*1\r\n$4\r\nPING\r\nSET a  b\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n").unwrap();
-        assert_eq!(requests, [vec!["PING"], vec!["SET", "a", "b"], vec!["GET", "a"]]);
+        let requests =
+            parse_all(b"*1\r\n$4\r\nPING\r\nSET a  b\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n").unwrap();
+        assert_eq!(
+            requests,
+            [vec!["PING"], vec!["SET", "a", "b"], vec!["GET", "a"]]
+        );
     }
 
     #[test]
@@ -222,7 +246,12 @@ mod tests {
         assert_eq!(parse_request(&mut buf, &Limits::default()).unwrap(), None);
         assert_eq!(buf.len(), partial.len(), "nothing consumed");
         buf.extend_from_slice(b"\r\na\r\n");
-        assert_eq!(parse_request(&mut buf, &Limits::default()).unwrap().unwrap(), ["GET", "a"]);
+        assert_eq!(
+            parse_request(&mut buf, &Limits::default())
+                .unwrap()
+                .unwrap(),
+            ["GET", "a"]
+        );
     }
 
     #[test]

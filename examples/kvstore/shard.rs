@@ -156,14 +156,21 @@ impl Shard {
                 self.data.insert(key, Entry { value, expires });
                 Outcome::Done
             }
-            Op::Del(key) => Outcome::Int(i64::from(self.live(&key, now).is_some() && self.data.remove(&key).is_some())),
+            Op::Del(key) => Outcome::Int(i64::from(
+                self.live(&key, now).is_some() && self.data.remove(&key).is_some(),
+            )),
             Op::Exists(key) => Outcome::Int(i64::from(self.live(&key, now).is_some())),
             Op::IncrBy(key, by) => {
                 let current = match self.live(&key, now) {
                     None => 0,
-                    Some(entry) => match std::str::from_utf8(&entry.value).ok().and_then(|s| s.parse::<i64>().ok()) {
+                    Some(entry) => match std::str::from_utf8(&entry.value)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                    {
                         Some(n) => n,
-                        None => return Outcome::Error("ERR value is not an integer or out of range"),
+                        None => {
+                            return Outcome::Error("ERR value is not an integer or out of range");
+                        }
                     },
                 };
                 let Some(next) = current.checked_add(by) else {
@@ -173,7 +180,13 @@ impl Shard {
                 match self.data.get_mut(&key) {
                     Some(entry) => entry.value = value,
                     None => {
-                        self.data.insert(key, Entry { value, expires: None });
+                        self.data.insert(
+                            key,
+                            Entry {
+                                value,
+                                expires: None,
+                            },
+                        );
                     }
                 }
                 Outcome::Int(next)

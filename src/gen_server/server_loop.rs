@@ -36,7 +36,7 @@ use pin_project_lite::pin_project;
 
 use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
 use crate::cancel::{CURRENT, Node, current, panic_message};
-use crate::mailbox::{self, Mailbox};
+use crate::mailbox::{self, Address, Mailbox};
 use crate::process::{Entry, ExitReason, TaskGroup};
 use crate::registry;
 use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
@@ -47,14 +47,21 @@ pub(super) async fn serve<S: GenServer>(
     options: StartOptions,
     status: TaskStatus<Server<S>>,
 ) -> Result<(), GenServerError> {
+    // Built by a plain function, so that only `Serving` is kept across the
+    // await (the future lives as long as the server).
+    let serving = prepare(server, arg, options, status)?;
+    serving.await
+}
+
+/// Creates the mailbox, registers the name, and builds the server's future.
+fn prepare<S: GenServer>(
+    server: S,
+    arg: S::Arg,
+    options: StartOptions,
+    status: TaskStatus<Server<S>>,
+) -> Result<Serving<impl Future<Output = Result<(), GenServerError>>>, GenServerError> {
     let (tx, rx) = mailbox::channel::<Envelope<S>>(options.capacity);
-    let mut mailbox = Mailbox::with_endpoints(tx, rx, |address| {
-        let server = Server::<S> {
-            address: address.clone(),
-        };
-        let info = server.info_address();
-        vec![Box::new(server), Box::new(info)]
-    });
+    let mut mailbox = Mailbox::with_view(tx, rx, server_view::<S>);
     mailbox.convert_signals(
         |down| Envelope::Down(Box::new(down)),
         Some(|exit| Envelope::Exit(Box::new(exit))),
@@ -79,14 +86,28 @@ pub(super) async fn serve<S: GenServer>(
         terminating: false,
         finished: false,
     };
-    Serving {
+    Ok(Serving {
         entry,
         scope,
         done: false,
         group: None,
         inner: Some(run(runner, mailbox, arg, status)),
+    })
+}
+
+/// The handles a gen_server offers lookups, built from its mailbox's
+/// address: its [`Server`] and the address of its `handle_info`.
+fn server_view<S: GenServer>(base: &(dyn Any + Send + Sync), out: &mut dyn Any) {
+    let Some(address) = base.downcast_ref::<Address<Envelope<S>>>() else {
+        return;
+    };
+    if let Some(out) = out.downcast_mut::<Option<Server<S>>>() {
+        *out = Some(Server {
+            address: address.clone(),
+        });
+    } else if let Some(out) = out.downcast_mut::<Option<Address<S::Info>>>() {
+        *out = Some(address.view(Envelope::Info, super::unwrap_info::<S>));
     }
-    .await
 }
 
 /// Makes the server's task group: a nursery under `scope`, entered at once
@@ -186,7 +207,9 @@ async fn run<S: GenServer>(
     status: TaskStatus<Server<S>>,
 ) -> Result<(), GenServerError> {
     let Runner { server, ctx, .. } = &mut runner;
-    match AssertUnwindSafe(server.init(arg, ctx)).catch_unwind().await {
+    // `init` and `terminate` run once: boxed, their futures do not weigh on
+    // the server's future for its whole life.
+    match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
         Ok(Ok(())) => status.started(ctx.server.clone()),
         Ok(Err(error)) => {
             let message: Arc<str> = error.to_string().into();
@@ -205,21 +228,25 @@ async fn run<S: GenServer>(
     let reason = loop {
         // Messages first; the shutdown signal is only looked at when the
         // mailbox is empty, which keeps its lock off the busy path.
-        let next = poll_fn(|cx| match mailbox.poll_receive_message(cx) {
-            Poll::Ready(received) => Poll::Ready(Some(received)),
-            Poll::Pending => shutdown.as_mut().poll(cx).map(|()| None),
+        let next = poll_fn(|cx| {
+            loop {
+                match mailbox.poll_receive_message(cx) {
+                    Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
+                    // Signals arrive as envelopes (`convert_signals`), so
+                    // `receive` has no error to report.
+                    Poll::Ready(Err(_)) => continue,
+                    Poll::Pending => return shutdown.as_mut().poll(cx).map(|()| None),
+                }
+            }
         })
         .await;
         match next {
             None => break ExitReason::Shutdown,
-            Some(Ok(envelope)) => {
+            Some(envelope) => {
                 if let Some(reason) = runner.handle(envelope).await {
                     break reason;
                 }
             }
-            // Signals arrive as envelopes (`convert_signals`), so `receive`
-            // has no error to report.
-            Some(Err(_)) => {}
         }
     };
     let pid = runner.entry.pid();
@@ -227,9 +254,8 @@ async fn run<S: GenServer>(
     // `terminate` a second time.
     runner.terminating = true;
     let Runner { server, ctx, .. } = &mut runner;
-    if let Err(payload) = AssertUnwindSafe(server.terminate(&reason, ctx))
-        .catch_unwind()
-        .await
+    if let Err(payload) =
+        Box::pin(AssertUnwindSafe(server.terminate(&reason, ctx)).catch_unwind()).await
     {
         tracing::error!(%pid, panic = %panic_message(&*payload), "gen_server terminate panicked");
     }
