@@ -726,6 +726,7 @@ pub fn wait_shutdown() -> WaitShutdown {
     WaitShutdown {
         node: current(),
         key: None,
+        registered: None,
     }
 }
 
@@ -735,22 +736,44 @@ pub fn wait_shutdown() -> WaitShutdown {
 pub struct WaitShutdown {
     node: Option<Arc<Node>>,
     key: Option<usize>,
+    /// The waker stored in the node's slot `key`: while it would wake the
+    /// same task and no request has arrived, a poll touches no lock.
+    registered: Option<std::task::Waker>,
 }
 
 impl Future for WaitShutdown {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(node) = self.node.clone() else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(node) = &this.node else {
             return Poll::Pending;
         };
-        match node.register_shutdown_waiter(self.key, cx.waker()) {
+        // Fast path (a server loop polls this each time its mailbox runs
+        // dry). The request sets the flag under the node's lock and then
+        // wakes every registered waker: if the flag is unset, our waker is
+        // still registered and will be woken.
+        if this.key.is_some()
+            && this
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            && !node.is_shutdown_requested()
+        {
+            return Poll::Pending;
+        }
+        match node.register_shutdown_waiter(this.key, cx.waker()) {
             None => {
-                self.key = None;
+                this.key = None;
+                this.registered = None;
                 Poll::Ready(())
             }
             Some(key) => {
-                self.key = Some(key);
+                this.key = Some(key);
+                match &mut this.registered {
+                    Some(w) => w.clone_from(cx.waker()),
+                    None => this.registered = Some(cx.waker().clone()),
+                }
                 Poll::Pending
             }
         }

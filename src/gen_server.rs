@@ -354,11 +354,12 @@ pub(crate) enum Envelope<S: GenServer> {
     Call(S::Call, ReplySender<S::Reply>),
     Cast(S::Cast),
     Info(S::Info),
-    Down(Down),
-    Exit(Exit),
+    // The rare variants are boxed, to keep the channel's slots small.
+    Down(Box<Down>),
+    Exit(Box<Exit>),
     /// Stop with this reason: a task of the server's context failed, or
     /// [`Server::stop`] was called.
-    Stop(ExitReason),
+    Stop(Box<ExitReason>),
 }
 
 /// A handle to a running gen_server: call it, cast to it, send it plain
@@ -427,26 +428,37 @@ impl<S: GenServer> Server<S> {
         request: S::Call,
         timeout: Duration,
     ) -> Result<S::Reply, GenServerError> {
-        let (tx, rx) = oneshot::channel();
-        let pid = self.pid();
-        let call = async {
-            if let Err(error) = self.address.send(Envelope::Call(request, tx)).await {
-                return Err(GenServerError::from_send(error.into_parts().0, pid));
-            }
-            match rx.await {
-                Ok(Ok(reply)) => Ok(reply),
-                Ok(Err(abandoned)) => Err(self.abandoned(abandoned).await),
-                Err(_) => Err(self.gone()),
-            }
-        };
         if timeout == INFINITY {
             // No timer: the no-hang guarantees for dead, stopping and
             // panicking servers hold without one.
-            return call.await;
+            return self.round_trip(request).await;
         }
-        match tokio::time::timeout(timeout, call).await {
+        match tokio::time::timeout(timeout, self.round_trip(request)).await {
             Ok(result) => result,
-            Err(_) => Err(GenServerError::Timeout { pid, timeout }),
+            Err(_) => Err(GenServerError::Timeout {
+                pid: self.pid(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Sends the request and waits for its reply. Kept small: the rare paths
+    /// (a full bounded mailbox, an abandoned reply) are boxed.
+    async fn round_trip(&self, request: S::Call) -> Result<S::Reply, GenServerError> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(error) = self.address.try_send(Envelope::Call(request, tx)) {
+            let (error, envelope) = error.into_parts();
+            if !matches!(error, MailboxError::Full { .. }) {
+                return Err(GenServerError::from_send(error, self.pid()));
+            }
+            if let Err(error) = Box::pin(self.address.send(envelope)).await {
+                return Err(GenServerError::from_send(error.into_parts().0, self.pid()));
+            }
+        }
+        match rx.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(abandoned)) => Err(Box::pin(self.abandoned(abandoned)).await),
+            Err(_) => Err(self.gone()),
         }
     }
 
@@ -542,7 +554,12 @@ impl<S: GenServer> Server<S> {
     pub async fn stop_with(&self, reason: ExitReason) {
         let mut watch = mailbox::create::<Down>();
         watch.monitor(self.pid());
-        if self.address.send(Envelope::Stop(reason)).await.is_ok() {
+        if self
+            .address
+            .send(Envelope::Stop(Box::new(reason)))
+            .await
+            .is_ok()
+        {
             let _ = watch.receive().await;
         }
     }
@@ -553,7 +570,7 @@ impl<S: GenServer> Server<S> {
     }
 }
 
-fn unwrap_info<S: GenServer>(envelope: Envelope<S>) -> S::Info {
+pub(crate) fn unwrap_info<S: GenServer>(envelope: Envelope<S>) -> S::Info {
     match envelope {
         Envelope::Info(message) => message,
         // A view only ever hands back the envelopes it wrapped.
@@ -770,12 +787,11 @@ pub async fn start<S: GenServer>(
     options: impl Into<StartOptions>,
 ) -> Result<Server<S>, GenServerError> {
     let options = options.into();
-    let spawn = SpawnOptions::new().name(
-        options
-            .name
-            .as_deref()
-            .map_or_else(|| short_type_name::<S>().to_string(), |n| n.to_string()),
-    );
+    // An unnamed server's task is named after its type, without allocating.
+    let spawn = SpawnOptions::new().name(match options.name.as_deref() {
+        Some(name) => std::borrow::Cow::Owned(name.to_string()),
+        None => std::borrow::Cow::Borrowed(short_type_name::<S>()),
+    });
     nursery
         .start_with(spawn, move |status| serve(server, arg, options, status))
         .await
@@ -827,7 +843,8 @@ fn short_type_name<S>() -> &'static str {
 /// a reply, run concurrent work, set timers, monitor and link.
 pub struct Context<S: GenServer> {
     server: Server<S>,
-    nursery: Nursery,
+    /// The scope the server runs in, where its task group will hang.
+    scope: Option<Arc<crate::cancel::Node>>,
     reply: Option<ReplySender<S::Reply>>,
     trap_exits: bool,
 }
@@ -895,7 +912,7 @@ impl<S: GenServer> Context<S> {
         F::Output: TaskOutput,
     {
         let to = self.server.address.clone();
-        self.nursery.spawn(async move {
+        self.tasks()?.spawn(async move {
             let reason = match AssertUnwindSafe(task).catch_unwind().await {
                 Ok(output) => match output.into_result() {
                     Ok(_) => return,
@@ -903,7 +920,7 @@ impl<S: GenServer> Context<S> {
                 },
                 Err(payload) => ExitReason::Panic(panic_message(&*payload).into()),
             };
-            let _ = to.send(Envelope::Stop(reason)).await;
+            let _ = to.send(Envelope::Stop(Box::new(reason))).await;
         })
     }
 
@@ -948,13 +965,23 @@ impl<S: GenServer> Context<S> {
         })
     }
 
+    /// The server's task group, made on first use (a server that never
+    /// spawns pays nothing for it).
+    fn tasks(&self) -> Result<Nursery, NurseryError> {
+        self.server
+            .address
+            .entry()
+            .tasks(|| server_loop::task_group(self.scope.as_ref()))
+            .ok_or(NurseryError::Closed)
+    }
+
     fn timer(
         &self,
         body: impl Future<Output = ()> + Send + 'static,
     ) -> Result<TimerRef, NurseryError> {
         let scope = CancelScope::new();
         let run = scope.run(body);
-        self.nursery.spawn(async move {
+        self.tasks()?.spawn(async move {
             run.await;
         })?;
         Ok(TimerRef { scope })

@@ -41,6 +41,7 @@
 //! # }
 //! ```
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,7 +51,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal};
+use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal, Views};
 use crate::registry::{self, RegistryError};
 
 /// What went wrong with a mailbox operation.
@@ -494,6 +495,13 @@ pub struct Mailbox<M> {
     on_exit: Option<fn(Exit) -> M>,
 }
 
+/// The view of a plain mailbox: its `Address<M>`, nothing else.
+fn address_view<M: Send + 'static>(base: &(dyn Any + Send + Sync), out: &mut dyn Any) {
+    if let Some(out) = out.downcast_mut::<Option<Address<M>>>() {
+        *out = base.downcast_ref::<Address<M>>().cloned();
+    }
+}
+
 impl<M> fmt::Debug for Mailbox<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Mailbox").field(&self.entry.pid()).finish()
@@ -540,16 +548,12 @@ pub fn create_bounded<M: Send + 'static>(capacity: usize) -> Mailbox<M> {
 
 impl<M: Send + 'static> Mailbox<M> {
     fn new(tx: Tx<M>, rx: Rx<M>) -> Self {
-        Self::with_endpoints(tx, rx, |_| Vec::new())
+        Self::with_view(tx, rx, address_view::<M>)
     }
 
-    /// A mailbox whose process also offers `extra` endpoints to lookups
-    /// (a gen_server's handle and its `info` view).
-    pub(crate) fn with_endpoints(
-        tx: Tx<M>,
-        rx: Rx<M>,
-        extra: impl FnOnce(&Address<M>) -> Vec<Box<dyn std::any::Any + Send + Sync>>,
-    ) -> Self {
+    /// A mailbox whose process offers lookups the handles `view` builds
+    /// from its `Address<M>` (a gen_server's handle and its `info` view).
+    pub(crate) fn with_view(tx: Tx<M>, rx: Rx<M>, view: Views) -> Self {
         let entry = Entry::new();
         let address = Address {
             entry: entry.clone(),
@@ -557,9 +561,7 @@ impl<M: Send + 'static> Mailbox<M> {
         };
         let nudge = address.tx.clone();
         entry.set_waker(Box::new(move || nudge.nudge()));
-        let mut endpoints = extra(&address);
-        endpoints.push(Box::new(address.clone()));
-        entry.publish(endpoints.into());
+        entry.publish(Arc::new(address.clone()), view);
         Mailbox {
             entry,
             rx,

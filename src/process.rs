@@ -13,10 +13,14 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use dashmap::DashMap;
+
+use crate::{Nursery, NurseryError};
 
 /// The identifier of a process: cheap to copy, unique, never reused within a
 /// node.
@@ -220,28 +224,44 @@ struct EntryState {
     monitors: Vec<(MonitorRef, Weak<Entry>)>,
     signals: VecDeque<Signal>,
     on_exit: Vec<Box<dyn FnOnce(Pid) + Send>>,
+    tasks: Option<TaskGroup>,
 }
 
-/// Typed handles a process offers to lookups (`Address<M>`, a gen_server's
-/// `Server<S>`, …), searched by downcast. Kept in the table and the
-/// registry, never in the [`Entry`], so that addresses (which hold the entry)
-/// do not form a cycle with it.
-pub(crate) type Endpoints = Arc<[Box<dyn Any + Send + Sync>]>;
+/// A process's own tasks (a gen_server's `Context::spawn` and timers): a
+/// nursery made on first use, whose future the process drives when it ends.
+///
+/// Kept in the entry (not in the process's future) so that the process's
+/// outer future can reach it after dropping its inner one.
+pub(crate) struct TaskGroup {
+    /// Spawns into the group.
+    pub(crate) handle: Nursery,
+    /// The group's nursery future: done once its tasks are.
+    pub(crate) future: Pin<Box<dyn Future<Output = Result<(), NurseryError>> + Send>>,
+}
 
-/// A live process as the table and the registry hold it.
+/// Builds the typed handle a lookup asks for (`Address<M>`, a gen_server's
+/// `Server<S>`, …) from a process's base handle: `out` is an `&mut Option<T>`
+/// for the requested `T`, left `None` if the process offers no `T`. One
+/// monomorphized function per kind of process, so a process stores one
+/// handle and a pointer instead of one boxed handle per type.
+pub(crate) type Views = fn(base: &(dyn Any + Send + Sync), out: &mut dyn Any);
+
+/// A live process as the table and the registry hold it. The base handle is
+/// kept here, never in the [`Entry`], so that addresses (which hold the
+/// entry) do not form a cycle with it.
 #[derive(Clone)]
 pub(crate) struct Registered {
     pub(crate) entry: Arc<Entry>,
-    pub(crate) endpoints: Endpoints,
+    base: Arc<dyn Any + Send + Sync>,
+    view: Views,
 }
 
 impl Registered {
-    /// The first endpoint of type `T`.
-    pub(crate) fn endpoint<T: Clone + 'static>(&self) -> Option<T> {
-        self.endpoints
-            .iter()
-            .find_map(|e| e.downcast_ref::<T>())
-            .cloned()
+    /// The process's handle of type `T`, if it offers one.
+    pub(crate) fn endpoint<T: 'static>(&self) -> Option<T> {
+        let mut out: Option<T> = None;
+        (self.view)(&*self.base, &mut out);
+        out
     }
 }
 
@@ -271,14 +291,15 @@ impl Entry {
         })
     }
 
-    /// Makes the process visible by pid, offering `endpoints` to lookups.
-    pub(crate) fn publish(self: &Arc<Self>, endpoints: Endpoints) -> Registered {
+    /// Makes the process visible by pid, offering the handles `view` builds
+    /// from `base` to lookups.
+    pub(crate) fn publish(self: &Arc<Self>, base: Arc<dyn Any + Send + Sync>, view: Views) {
         let registered = Registered {
             entry: self.clone(),
-            endpoints,
+            base,
+            view,
         };
-        table().insert(self.pid, registered.clone());
-        registered
+        table().insert(self.pid, registered);
     }
 
     /// The live process with this pid, if any.
@@ -318,6 +339,47 @@ impl Entry {
         }
         state.on_exit.push(cleanup);
         true
+    }
+
+    /// The handle of the process's task group, made by `make` on first use;
+    /// `None` once the process has ended (its tasks are being stopped).
+    pub(crate) fn tasks(&self, make: impl FnOnce() -> TaskGroup) -> Option<Nursery> {
+        {
+            let state = self.lock();
+            if state.exit.is_some() {
+                return None;
+            }
+            if let Some(group) = &state.tasks {
+                return Some(group.handle.clone());
+            }
+        }
+        // Made outside the lock: `make` enters the scope tree.
+        let group = make();
+        let mut state = self.lock();
+        if state.exit.is_some() {
+            drop(state);
+            drop(group);
+            return None;
+        }
+        Some(state.tasks.get_or_insert(group).handle.clone())
+    }
+
+    /// Whether the process has a task group.
+    pub(crate) fn has_tasks(&self) -> bool {
+        self.lock().tasks.is_some()
+    }
+
+    /// Cancels the process's tasks, if it has any.
+    pub(crate) fn cancel_tasks(&self) {
+        let handle = self.lock().tasks.as_ref().map(|g| g.handle.clone());
+        if let Some(handle) = handle {
+            handle.cancel();
+        }
+    }
+
+    /// Takes the process's task group, to drive it to its end or drop it.
+    pub(crate) fn take_tasks(&self) -> Option<TaskGroup> {
+        self.lock().tasks.take()
     }
 
     /// Why the process ended, or `None` while it runs.

@@ -13,6 +13,16 @@
 //! When the whole future is dropped instead (cancellation), [`Serving`]
 //! records `Killed` *before* anything inside is dropped, and [`Runner`]'s
 //! `Drop` polls `terminate` once.
+//!
+//! The loop runs bare in the server's task: no nursery of its own until a
+//! callback first spawns ([`Context::spawn`], timers). That first spawn makes
+//! the server's task group ([`task_group`]): a nursery entered under the
+//! scope the server runs in, kept in the process entry. Its tasks therefore
+//! inherit the server's cancellation, shutdown requests and deadlines; the
+//! group holds the task, so a cancellation from outside polls [`Serving`]
+//! again, which then drops the loop and drives the group until its tasks are
+//! done — as a nursery around the loop would. On a normal end, step 4 above
+//! waits for the group before `serve` returns.
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
@@ -25,9 +35,9 @@ use futures_util::FutureExt as _;
 use pin_project_lite::pin_project;
 
 use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
-use crate::cancel::panic_message;
-use crate::mailbox::{self, Mailbox};
-use crate::process::{Entry, ExitReason};
+use crate::cancel::{CURRENT, Node, current, panic_message};
+use crate::mailbox::{self, Address, Mailbox};
+use crate::process::{Entry, ExitReason, TaskGroup};
 use crate::registry;
 use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
 
@@ -37,69 +47,119 @@ pub(super) async fn serve<S: GenServer>(
     options: StartOptions,
     status: TaskStatus<Server<S>>,
 ) -> Result<(), GenServerError> {
+    // Built by a plain function, so that only `Serving` is kept across the
+    // await (the future lives as long as the server).
+    let serving = prepare(server, arg, options, status)?;
+    serving.await
+}
+
+/// Creates the mailbox, registers the name, and builds the server's future.
+fn prepare<S: GenServer>(
+    server: S,
+    arg: S::Arg,
+    options: StartOptions,
+    status: TaskStatus<Server<S>>,
+) -> Result<Serving<impl Future<Output = Result<(), GenServerError>>>, GenServerError> {
     let (tx, rx) = mailbox::channel::<Envelope<S>>(options.capacity);
-    let mut mailbox = Mailbox::with_endpoints(tx, rx, |address| {
-        let server = Server::<S> {
-            address: address.clone(),
-        };
-        let info = server.info_address();
-        vec![Box::new(server), Box::new(info)]
-    });
-    mailbox.convert_signals(Envelope::Down, Some(Envelope::Exit));
+    let mut mailbox = Mailbox::with_view(tx, rx, server_view::<S>);
+    mailbox.convert_signals(
+        |down| Envelope::Down(Box::new(down)),
+        Some(|exit| Envelope::Exit(Box::new(exit))),
+    );
     let entry = mailbox.entry().clone();
-    let pid = entry.pid();
     if let Some(name) = &options.name {
-        registry::register(&**name, pid)?;
+        registry::register(&**name, entry.pid())?;
     }
-    let serving = Serving {
+    // The scope the server runs in: its tasks' group hangs under it.
+    let scope = current();
+    let runner = Runner {
+        server,
+        ctx: Context {
+            server: Server {
+                address: mailbox.address(),
+            },
+            scope: scope.clone(),
+            reply: None,
+            trap_exits: false,
+        },
         entry: entry.clone(),
-        done: false,
-        inner: nursery(move |n| async move {
-            let runner = Runner {
-                server,
-                ctx: Context {
-                    server: Server {
-                        address: mailbox.address(),
-                    },
-                    nursery: n,
-                    reply: None,
-                    trap_exits: false,
-                },
-                entry,
-                terminating: false,
-                finished: false,
-            };
-            Ok::<_, NurseryError>(run(runner, mailbox, arg, status).await)
-        }),
+        terminating: false,
+        finished: false,
     };
-    match serving.await {
-        Ok(result) => result,
-        // The loop never fails its own nursery (tasks report through the
-        // mailbox); should it happen, it is the server's end.
-        Err(error) => Err(GenServerError::Exited {
-            pid,
-            reason: ExitReason::error(error),
-        }),
+    Ok(Serving {
+        entry,
+        scope,
+        done: false,
+        group: None,
+        inner: Some(run(runner, mailbox, arg, status)),
+    })
+}
+
+/// The handles a gen_server offers lookups, built from its mailbox's
+/// address: its [`Server`] and the address of its `handle_info`.
+fn server_view<S: GenServer>(base: &(dyn Any + Send + Sync), out: &mut dyn Any) {
+    let Some(address) = base.downcast_ref::<Address<Envelope<S>>>() else {
+        return;
+    };
+    if let Some(out) = out.downcast_mut::<Option<Server<S>>>() {
+        *out = Some(Server {
+            address: address.clone(),
+        });
+    } else if let Some(out) = out.downcast_mut::<Option<Address<S::Info>>>() {
+        *out = Some(address.view(Envelope::Info, super::unwrap_info::<S>));
+    }
+}
+
+/// Makes the server's task group: a nursery under `scope`, entered at once
+/// (so that it inherits the scope's cancellation and holds the task until
+/// its tasks are done), whose body waits until the group is cancelled.
+pub(super) fn task_group(scope: Option<&Arc<Node>>) -> TaskGroup {
+    let mut handle = None;
+    let mut future: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(nursery(|n| {
+        handle = Some(n);
+        async { std::future::pending::<Result<(), NurseryError>>().await }
+    }));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    // The first poll attaches the group under `scope` and polls the body,
+    // which waits; the server drives the group again when it ends.
+    let _ = match scope {
+        Some(node) => CURRENT.sync_scope(node.clone(), || future.as_mut().poll(&mut cx)),
+        None => future.as_mut().poll(&mut cx),
+    };
+    TaskGroup {
+        handle: handle.expect("nursery calls its body at once"),
+        future,
     }
 }
 
 pin_project! {
-    /// Records `Killed` when the server's future is dropped before it ends,
-    /// before anything inside it (pending reply senders) is dropped.
+    /// The server's future. Records `Killed` when dropped before the loop
+    /// ends, before anything inside it (pending reply senders) is dropped.
+    ///
+    /// Once the server has spawned tasks, their group holds the task: a
+    /// cancellation from outside then polls us again instead of dropping us.
+    /// We drop the loop at once (as a nursery drops its body), and drive the
+    /// group until its tasks are done; then the task's driver drops us.
     struct Serving<F> {
         entry: Arc<Entry>,
+        scope: Option<Arc<Node>>,
         done: bool,
+        group: Option<TaskGroup>,
         #[pin]
-        inner: F,
+        inner: Option<F>,
     }
 
     impl<F> PinnedDrop for Serving<F> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
+            let mut this = this.project();
             if !*this.done {
                 this.entry.mark_killed();
                 this.entry.exit(ExitReason::Killed, registry::release);
             }
+            // The loop first (its `Drop` polls `terminate` once), then the
+            // tasks: dropping their group cancels them.
+            this.inner.set(None);
+            drop(this.entry.take_tasks());
         }
     }
 }
@@ -108,10 +168,25 @@ impl<F: Future> Future for Serving<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let output = std::task::ready!(this.inner.poll(cx));
-        *this.done = true;
-        Poll::Ready(output)
+        let mut this = self.project();
+        if let Some(inner) = this.inner.as_mut().as_pin_mut() {
+            let cancelled = this.scope.as_ref().is_some_and(|s| s.is_cancelled());
+            if !(cancelled && this.entry.has_tasks()) {
+                let output = std::task::ready!(inner.poll(cx));
+                *this.done = true;
+                return Poll::Ready(output);
+            }
+            this.entry.mark_killed();
+            this.entry.exit(ExitReason::Killed, registry::release);
+            this.inner.set(None);
+            *this.group = this.entry.take_tasks();
+        }
+        if let Some(group) = this.group {
+            // Cancelled from outside, the group never completes: its hold is
+            // released once its tasks are done, and we are dropped.
+            let _ = group.future.as_mut().poll(cx);
+        }
+        Poll::Pending
     }
 }
 
@@ -132,7 +207,9 @@ async fn run<S: GenServer>(
     status: TaskStatus<Server<S>>,
 ) -> Result<(), GenServerError> {
     let Runner { server, ctx, .. } = &mut runner;
-    match AssertUnwindSafe(server.init(arg, ctx)).catch_unwind().await {
+    // `init` and `terminate` run once: boxed, their futures do not weigh on
+    // the server's future for its whole life.
+    match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
         Ok(Ok(())) => status.started(ctx.server.clone()),
         Ok(Err(error)) => {
             let message: Arc<str> = error.to_string().into();
@@ -151,21 +228,25 @@ async fn run<S: GenServer>(
     let reason = loop {
         // Messages first; the shutdown signal is only looked at when the
         // mailbox is empty, which keeps its lock off the busy path.
-        let next = poll_fn(|cx| match mailbox.poll_receive_message(cx) {
-            Poll::Ready(received) => Poll::Ready(Some(received)),
-            Poll::Pending => shutdown.as_mut().poll(cx).map(|()| None),
+        let next = poll_fn(|cx| {
+            loop {
+                match mailbox.poll_receive_message(cx) {
+                    Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
+                    // Signals arrive as envelopes (`convert_signals`), so
+                    // `receive` has no error to report.
+                    Poll::Ready(Err(_)) => continue,
+                    Poll::Pending => return shutdown.as_mut().poll(cx).map(|()| None),
+                }
+            }
         })
         .await;
         match next {
             None => break ExitReason::Shutdown,
-            Some(Ok(envelope)) => {
+            Some(envelope) => {
                 if let Some(reason) = runner.handle(envelope).await {
                     break reason;
                 }
             }
-            // Signals arrive as envelopes (`convert_signals`), so `receive`
-            // has no error to report.
-            Some(Err(_)) => {}
         }
     };
     let pid = runner.entry.pid();
@@ -173,17 +254,21 @@ async fn run<S: GenServer>(
     // `terminate` a second time.
     runner.terminating = true;
     let Runner { server, ctx, .. } = &mut runner;
-    if let Err(payload) = AssertUnwindSafe(server.terminate(&reason, ctx))
-        .catch_unwind()
-        .await
+    if let Err(payload) =
+        Box::pin(AssertUnwindSafe(server.terminate(&reason, ctx)).catch_unwind()).await
     {
         tracing::error!(%pid, panic = %panic_message(&*payload), "gen_server terminate panicked");
     }
     runner.finish(reason.clone());
     // The reason is recorded: dropping the state, the pending reply and
     // the queued calls now tells every caller why.
+    let entry = runner.entry.clone();
     drop(runner);
     drop(mailbox);
+    // Then wait for the server's tasks (cancelled by `finish`).
+    if let Some(group) = entry.take_tasks() {
+        let _ = group.future.await;
+    }
     if reason.is_abnormal() {
         Err(GenServerError::Exited { pid, reason })
     } else {
@@ -236,17 +321,17 @@ impl<S: GenServer> Runner<S> {
                     .await,
             ),
             Envelope::Down(down) => flow(
-                AssertUnwindSafe(server.handle_down(down, ctx))
+                AssertUnwindSafe(server.handle_down(*down, ctx))
                     .catch_unwind()
                     .await,
             ),
             Envelope::Exit(exit) if ctx.trap_exits => flow(
-                AssertUnwindSafe(server.handle_exit(exit, ctx))
+                AssertUnwindSafe(server.handle_exit(*exit, ctx))
                     .catch_unwind()
                     .await,
             ),
             Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
-            Envelope::Stop(reason) => Some(reason),
+            Envelope::Stop(reason) => Some(*reason),
         }
     }
 
@@ -254,7 +339,7 @@ impl<S: GenServer> Runner<S> {
     fn finish(&mut self, reason: ExitReason) {
         self.finished = true;
         self.entry.exit(reason, registry::release);
-        self.ctx.nursery.cancel();
+        self.entry.cancel_tasks();
     }
 }
 
@@ -272,8 +357,7 @@ impl<S: GenServer> Drop for Runner<S> {
             let terminate = pin!(terminate);
             let _ = terminate.poll(&mut TaskContext::from_waker(Waker::noop()));
         }
-        // The nursery is being cancelled from outside already: cancelling
-        // it ourselves would turn that into its own failure.
+        // The tasks are stopped by whoever drops us (`Serving`).
         self.finished = true;
         self.entry.exit(reason, registry::release);
     }

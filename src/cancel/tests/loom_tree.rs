@@ -72,18 +72,27 @@ fn assert_children(parent: &Arc<Node>, expected: &[&Arc<Node>]) {
 }
 
 /// The protocol of `WaitShutdown::poll`: register (again, by key) until the
-/// request is seen.
+/// request is seen; skip the lock while the registered waker would wake the
+/// same task and the flag is unset.
 fn wait_shutdown(node: &Node) -> impl Future<Output = ()> + '_ {
     let mut key = None;
-    poll_fn(
-        move |cx| match node.register_shutdown_waiter(key, cx.waker()) {
+    let mut registered: Option<Waker> = None;
+    poll_fn(move |cx| {
+        if key.is_some()
+            && registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            && !node.is_shutdown_requested()
+        {
+            return Poll::Pending;
+        }
+        match node.register_shutdown_waiter(key, cx.waker()) {
             None => Poll::Ready(()),
             Some(k) => {
                 key = Some(k);
+                registered = Some(cx.waker().clone());
                 Poll::Pending
             }
-        },
-    )
+        }
+    })
 }
 
 /// The protocol of a driver: register its waker, then read the verdict;
