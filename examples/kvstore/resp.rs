@@ -152,14 +152,100 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
     let text = text
         .strip_suffix(b"\r")
         .map_or(text.clone(), |t| text.slice(..t.len()));
-    let mut args = Vec::new();
-    for word in text
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-    {
-        args.push(text.slice_ref(word));
+    if !text.contains(&b'"') && !text.contains(&b'\'') {
+        // The common case: words split on whitespace, no copy.
+        let args = text
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .map(|word| text.slice_ref(word))
+            .collect();
+        return Ok(Some(args));
     }
-    Ok(Some(args))
+    match split_quoted(&text) {
+        Some(args) => Ok(Some(args.into_iter().map(Bytes::from).collect())),
+        None => error("unbalanced quotes in request"),
+    }
+}
+
+/// Splits an inline command line with quoting as `redis-cli` writes it:
+/// `"…"` with backslash escapes (`\n`, `\r`, `\t`, `\b`, `\a`, `\\`,
+/// `\"`, `\xHH`), `'…'` with only `\'`. A closing quote must end the
+/// word. `None` if the quotes do not balance.
+fn split_quoted(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let Some(&first) = line.get(i) else {
+            return Some(args);
+        };
+        let mut word = Vec::new();
+        match first {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *line.get(i)? {
+                        b'"' => break,
+                        b'\\' => {
+                            let escaped = *line.get(i + 1)?;
+                            let hex = |at: usize| char::from(*line.get(at)?).to_digit(16);
+                            if escaped == b'x' {
+                                if let (Some(high), Some(low)) = (hex(i + 2), hex(i + 3)) {
+                                    word.push((high * 16 + low) as u8);
+                                    i += 4;
+                                    continue;
+                                }
+                            }
+                            word.push(match escaped {
+                                b'n' => b'\n',
+                                b'r' => b'\r',
+                                b't' => b'\t',
+                                b'b' => 0x08,
+                                b'a' => 0x07,
+                                other => other,
+                            });
+                            i += 2;
+                        }
+                        byte => {
+                            word.push(byte);
+                            i += 1;
+                        }
+                    }
+                }
+                i += 1;
+            }
+            b'\'' => {
+                i += 1;
+                loop {
+                    match *line.get(i)? {
+                        b'\'' => break,
+                        b'\\' if line.get(i + 1) == Some(&b'\'') => {
+                            word.push(b'\'');
+                            i += 2;
+                        }
+                        byte => {
+                            word.push(byte);
+                            i += 1;
+                        }
+                    }
+                }
+                i += 1;
+            }
+            _ => {
+                while let Some(&byte) = line.get(i).filter(|b| !b.is_ascii_whitespace()) {
+                    word.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        // A closing quote must be followed by a space or the end.
+        if line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+            return None;
+        }
+        args.push(word);
+    }
 }
 
 /// Appends a simple string reply (`+OK`).
@@ -237,6 +323,18 @@ mod tests {
             requests,
             [vec!["PING"], vec!["SET", "a", "b"], vec!["GET", "a"]]
         );
+    }
+
+    #[test]
+    fn inline_requests_unquote_as_redis_cli_quotes() {
+        let requests =
+            parse_all(b"SET \"two words\" 'it\\'s'\r\nECHO \"a\\x41\\n\\\"\"\r\n").unwrap();
+        assert_eq!(
+            requests,
+            [vec!["SET", "two words", "it's"], vec!["ECHO", "aA\n\""]]
+        );
+        assert!(parse_all(b"GET \"open\r\n").is_err());
+        assert!(parse_all(b"GET \"a\"b\r\n").is_err());
     }
 
     #[test]
