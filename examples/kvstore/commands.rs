@@ -176,9 +176,19 @@ impl Batch {
         let Some(name) = args.first() else {
             return;
         };
-        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+        // Command names are matched upper-cased, in a stack buffer: no
+        // allocation per request. Longer names are no command we know.
+        let mut upper = [0u8; 16];
+        let name = match upper.get_mut(..name.len()) {
+            Some(buf) => {
+                buf.copy_from_slice(name);
+                buf.make_ascii_uppercase();
+                std::str::from_utf8(buf).unwrap_or("")
+            }
+            None => "",
+        };
         let argc = args.len();
-        let step = match (name.as_str(), argc) {
+        let step = match (name, argc) {
             ("PING", 1) => now_reply(|out| resp::simple(out, "PONG")),
             ("PING", 2) | ("ECHO", 2) => now_reply(|out| resp::bulk(out, Some(&args[1]))),
             ("PING" | "ECHO", _) => wrong_args(&name.to_lowercase()),
