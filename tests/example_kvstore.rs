@@ -45,17 +45,21 @@ where
         max_connections: 1000,
     };
     let seen = bound.clone();
-    nursery(|n| async move {
+    let run = nursery(|n| async move {
         n.start(|status: TaskStatus<()>| kvstore_app(config, status, Some(seen)))
             .await
             .unwrap();
         let addr = bound.lock().unwrap().expect("bound before started");
         body(addr).await;
-        n.shutdown(Duration::from_secs(5));
+        // Every part of the server honours a graceful stop: an hour of grace
+        // is never waited for.
+        n.shutdown(Duration::from_secs(3600));
         Ok::<_, NurseryError>(())
-    })
-    .await
-    .unwrap();
+    });
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the server did not stop on shutdown")
+        .unwrap();
 }
 
 /// `redis-cli -p PORT args…`, its stdout (replies, one per line; an error
@@ -350,6 +354,28 @@ async fn inline_commands_and_quit_end_the_connection_after_answering() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_closes_its_open_connections() {
+    let idle = Arc::new(Mutex::new(None));
+    let kept = idle.clone();
+    with_server(
+        "a_stopping_server_closes_its_open_connections",
+        1,
+        Limits::default(),
+        |addr| async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            assert_eq!(raw(&mut stream, b"PING\r\n", 7).await, b"+PONG\r\n");
+            *kept.lock().unwrap() = Some(stream);
+        },
+    )
+    .await;
+    // The server has stopped with the client still connected: it sees EOF.
+    let mut stream = idle.lock().unwrap().take().unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

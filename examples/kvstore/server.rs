@@ -126,7 +126,13 @@ async fn front(
         status.started(local);
         tracing::info!(%local, shards = config.shards, "kvstore listening");
         loop {
-            let (stream, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                // A graceful stop: no new connections; the connection
+                // supervisor stops the open ones.
+                () = trellis::wait_shutdown() => return Ok(()),
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 // One bad connection (reset before accept, …) is not the
                 // listener's failure.
@@ -144,9 +150,14 @@ async fn front(
                     // A temporary child runs once: the stream is always there.
                     if let Some(stream) = stream {
                         // A connection's own nursery holds its executor task.
-                        nursery(
-                            |_| async move { run_connection(protocol, stream).await.map(drop) },
-                        )
+                        // A graceful stop closes the connection; replies not
+                        // yet written are lost with it.
+                        nursery(|_| async move {
+                            tokio::select! {
+                                served = run_connection(protocol, stream) => served.map(drop),
+                                () = trellis::wait_shutdown() => Ok(()),
+                            }
+                        })
                         .await
                         .map_err(io::Error::other)?;
                     }
@@ -159,8 +170,6 @@ async fn front(
                 tracing::warn!(%peer, %error, "connection refused");
             }
         }
-        #[allow(unreachable_code)]
-        Ok::<_, io::Error>(())
     })
     .await
     .map_err(io::Error::other)
