@@ -27,6 +27,10 @@
 //! [`Pid`](crate::process::Pid); a name or pid that leads to no running
 //! supervisor gives [`SupervisorError::NoSuchSupervisor`].
 //!
+//! Its children's starts, normal exits and stops are logged at `DEBUG` (a
+//! busy server starts one per connection); restarts, failures and intensity
+//! trips at the levels of [`supervisor`](crate::supervisor#logging).
+//!
 //! | option | default |
 //! |---|---|
 //! | [`max_children`](Options::max_children) | unlimited |

@@ -82,6 +82,22 @@
 //! Every start, restart, exit and intensity trip is a `tracing` event carrying
 //! the `supervisor` name and the `child` id (and the child's `pid`).
 //!
+//! | event | level |
+//! |---|---|
+//! | a child started, exited normally, was stopped | `INFO`; `DEBUG` under a [dynamic supervisor](crate::dynamic_supervisor), where children come and go (one per connection) |
+//! | a child restarted | `INFO` |
+//! | a child failed | `WARN` |
+//! | a child failed to start, restart intensity exceeded | `ERROR` |
+//!
+//! # Names and pids
+//!
+//! A running supervisor is a process of the node: its [`Supervisor::pid`] is
+//! alive ([`process::is_alive`](crate::process::is_alive)) and
+//! [`registry::lookup_pid::<Supervisor>`](crate::registry::lookup_pid) gives
+//! its handle. Its [name](Options::name) is a label unless it
+//! [registers](Options::register) it (dynamic supervisors always do); a
+//! [`SupervisorRef`] reaches a supervisor by handle, name or pid.
+//!
 //! # Cheat sheet
 //!
 //! | if you want… | write |
@@ -760,7 +776,9 @@ impl Supervisor {
         &self.shared.name
     }
 
-    /// The supervisor's process id.
+    /// The supervisor's process id: alive in the process table while the
+    /// supervisor runs (its handle is found with
+    /// [`registry::lookup_pid`]).
     pub fn pid(&self) -> Pid {
         self.shared.pid
     }

@@ -309,3 +309,45 @@ async fn static_supervisors_register_only_when_asked() {
     .await
     .unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_dynamic_supervisor_takes_its_name_back() {
+    trellis::nursery(|n| async move {
+        let jobs = ChildSpec::new("jobs", |status: TaskStatus<Supervisor>| {
+            dynamic_supervisor::start(Options::new().max_restarts(0), "names-nested", status)
+        })
+        .shutdown(supervisor::Shutdown::Infinity);
+        let parent = n
+            .start(|status| {
+                supervisor::start(
+                    vec![jobs],
+                    supervisor::Options::new().name("names-parent"),
+                    status,
+                )
+            })
+            .await?;
+        let first = registry::whereis("names-nested").expect("registered");
+        // A child that fails once started trips the dynamic supervisor
+        // (max_restarts 0); its parent restarts it.
+        let crasher = ChildSpec::new("crasher", |status: TaskStatus<()>| async move {
+            status.started(());
+            Err::<(), _>("crash")
+        });
+        dynamic_supervisor::start_child("names-nested", crasher).await?;
+        // The paused clock moves only once every task is idle: by then the
+        // restart is done.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let second = registry::whereis("names-nested").expect("registered again");
+        assert_ne!(second, first);
+        assert_eq!(parent.which_children()[0].restarts, 1);
+        assert_eq!(
+            dynamic_supervisor::count_children("names-nested")?.active,
+            0
+        );
+        parent.stop().await?;
+        assert_eq!(registry::whereis("names-nested"), None);
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}
