@@ -61,6 +61,7 @@
 //! | option | default |
 //! |---|---|
 //! | [`name`](Options::name) | `"supervisor"` |
+//! | [`register`](Options::register) | `false`: the name is a label for logs and the tree |
 //! | [`strategy`](Options::strategy) | `OneForOne` |
 //! | [`max_restarts`](Options::max_restarts) | 3 |
 //! | [`max_seconds`](Options::max_seconds) | 5 s |
@@ -81,6 +82,22 @@
 //! Every start, restart, exit and intensity trip is a `tracing` event carrying
 //! the `supervisor` name and the `child` id (and the child's `pid`).
 //!
+//! | event | level |
+//! |---|---|
+//! | a child started, exited normally, was stopped | `INFO`; `DEBUG` under a [dynamic supervisor](crate::dynamic_supervisor), where children come and go (one per connection) |
+//! | a child restarted | `INFO` |
+//! | a child failed | `WARN` |
+//! | a child failed to start, restart intensity exceeded | `ERROR` |
+//!
+//! # Names and pids
+//!
+//! A running supervisor is a process of the node: its [`Supervisor::pid`] is
+//! alive ([`process::is_alive`](crate::process::is_alive)) and
+//! [`registry::lookup_pid::<Supervisor>`](crate::registry::lookup_pid) gives
+//! its handle. Its [name](Options::name) is a label unless it
+//! [registers](Options::register) it (dynamic supervisors always do); a
+//! [`SupervisorRef`] reaches a supervisor by handle, name or pid.
+//!
 //! # Cheat sheet
 //!
 //! | if you want… | write |
@@ -91,6 +108,7 @@
 //! | to add or remove children at run time | [`Supervisor::start_child`], [`Supervisor::terminate_child`], or a [`dynamic_supervisor`](crate::dynamic_supervisor) |
 //! | to slow down a child that keeps crashing | [`Options::backoff`] |
 //! | to see the tree | [`tree`], [`Supervisor::info`] |
+//! | to reach a supervisor by its name | [`Options::register`], then [`SupervisorRef`] or [`registry::lookup::<Supervisor>`](crate::registry::lookup) |
 //!
 //! # Examples
 //!
@@ -139,8 +157,10 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::mailbox::Destination;
 use crate::nursery::{TaskOutput, TaskStatus};
 use crate::process::{ExitReason, Pid};
+use crate::registry;
 
 pub use tree::{ChildInfo, ChildState, SupervisorInfo, Tree, tree};
 
@@ -272,6 +292,7 @@ pub struct Options {
     pub(crate) max_seconds: Duration,
     pub(crate) backoff: Option<Backoff>,
     pub(crate) max_children: Option<usize>,
+    pub(crate) register: bool,
 }
 
 impl Default for Options {
@@ -283,6 +304,7 @@ impl Default for Options {
             max_seconds: Duration::from_secs(5),
             backoff: None,
             max_children: None,
+            register: false,
         }
     }
 }
@@ -296,6 +318,47 @@ impl Options {
     /// Names the supervisor, in logs, errors and the tree.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Registers the [name](Self::name) in the node's
+    /// [registry] while the supervisor runs (off by
+    /// default; [dynamic supervisors](crate::dynamic_supervisor) always
+    /// register).
+    ///
+    /// A registered supervisor is found with
+    /// [`registry::lookup::<Supervisor>(name)`](crate::registry::lookup) and
+    /// reached by name through a [`SupervisorRef`]. The name is registered
+    /// before the first child starts and released when the supervisor ends,
+    /// however it ends (returning, failing, panicking or being cancelled), so
+    /// a restarted supervisor finds it free. A name already taken makes
+    /// [`start`] fail with [`SupervisorError::NameTaken`] before any child
+    /// starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::registry;
+    /// use trellis::supervisor::{self, ChildSpec, Options, Supervisor};
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let children = vec![ChildSpec::task("worker", || trellis::wait_shutdown())];
+    ///     let options = Options::new().name("registered-demo").register(true);
+    ///     let sup = n.start(|status| supervisor::start(children, options, status)).await?;
+    ///     let found = registry::lookup::<Supervisor>("registered-demo")?;
+    ///     assert_eq!(found.pid(), sup.pid());
+    ///     sup.stop().await?;
+    ///     assert_eq!(registry::whereis("registered-demo"), None);
+    ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn register(mut self, register: bool) -> Self {
+        self.register = register;
         self
     }
 
@@ -621,6 +684,21 @@ pub enum SupervisorError {
     /// The options are unusable (the reason says which).
     #[error("invalid supervisor options: {0}")]
     InvalidOptions(&'static str),
+    /// The supervisor's name is registered to another process already
+    /// (see [`Options::register`]); nothing was started.
+    #[error("supervisor {name}: name is already registered")]
+    #[doc(alias = "already_started")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// A [`SupervisorRef`] name or pid leads to no running supervisor:
+    /// nothing is registered under it, or what is is not a supervisor.
+    #[error("no supervisor {name}")]
+    NoSuchSupervisor {
+        /// The name (quoted) or pid that was looked up.
+        name: String,
+    },
 }
 
 /// A child started at run time: its key and the value it reported with
@@ -672,7 +750,10 @@ pub(crate) enum Command {
 
 /// A handle to a running supervisor: cheap to clone, usable from any task.
 ///
-/// It is what [`start`] reports through its [`TaskStatus`]. Requests made
+/// It is what [`start`] reports through its [`TaskStatus`], and what
+/// [`registry::lookup`] and
+/// [`registry::lookup_pid`] find for a running
+/// supervisor (by name if it [registers](Options::register)). Requests made
 /// after the supervisor ended fail with [`SupervisorError::NotRunning`].
 #[derive(Clone)]
 pub struct Supervisor {
@@ -695,7 +776,9 @@ impl Supervisor {
         &self.shared.name
     }
 
-    /// The supervisor's process id.
+    /// The supervisor's process id: alive in the process table while the
+    /// supervisor runs (its handle is found with
+    /// [`registry::lookup_pid`]).
     pub fn pid(&self) -> Pid {
         self.shared.pid
     }
@@ -800,6 +883,109 @@ impl Supervisor {
     }
 }
 
+/// Which supervisor a request goes to: a [`Supervisor`] handle, a registered
+/// name or a pid (OTP's `SupRef`; the supervisor counterpart of
+/// [`gen_server::ServerRef`](crate::gen_server::ServerRef)).
+///
+/// Functions such as
+/// [`dynamic_supervisor::start_child`](crate::dynamic_supervisor::start_child)
+/// take `impl Into<SupervisorRef>`, so `&sup`, `sup`, `"jobs"` and a `Pid`
+/// all work. A name or pid is looked up on each use, so it reaches the
+/// current incarnation of a supervisor that was restarted. Names exist only
+/// for supervisors that register (every dynamic supervisor, a static one with
+/// [`Options::register`]); any supervisor can be reached by its pid while it
+/// runs.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::supervisor::{SupervisorError, SupervisorRef};
+///
+/// let err = SupervisorRef::from("nobody-here").resolve().unwrap_err();
+/// assert!(matches!(err, SupervisorError::NoSuchSupervisor { .. }));
+/// assert_eq!(err.to_string(), "no supervisor \"nobody-here\"");
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SupervisorRef {
+    /// A handle (no lookup).
+    Supervisor(Supervisor),
+    /// A name or pid, looked up on each use.
+    Destination(Destination),
+}
+
+impl SupervisorRef {
+    /// The handle this refers to, looking up a name or pid.
+    ///
+    /// # Errors
+    ///
+    /// [`SupervisorError::NoSuchSupervisor`] if the name or pid leads to no
+    /// running supervisor. A handle always resolves (to a supervisor that
+    /// may have ended: its requests then fail with
+    /// [`SupervisorError::NotRunning`]).
+    pub fn resolve(self) -> Result<Supervisor, SupervisorError> {
+        let destination = match self {
+            SupervisorRef::Supervisor(supervisor) => return Ok(supervisor),
+            SupervisorRef::Destination(destination) => destination,
+        };
+        let found = match &destination {
+            Destination::Name(name) => registry::lookup::<Supervisor>(&**name),
+            Destination::Pid(pid) => registry::lookup_pid::<Supervisor>(*pid),
+        };
+        found.map_err(|_| SupervisorError::NoSuchSupervisor {
+            name: destination.to_string(),
+        })
+    }
+}
+
+impl From<Supervisor> for SupervisorRef {
+    fn from(supervisor: Supervisor) -> Self {
+        SupervisorRef::Supervisor(supervisor)
+    }
+}
+
+impl From<&Supervisor> for SupervisorRef {
+    fn from(supervisor: &Supervisor) -> Self {
+        SupervisorRef::Supervisor(supervisor.clone())
+    }
+}
+
+impl From<&str> for SupervisorRef {
+    fn from(name: &str) -> Self {
+        SupervisorRef::Destination(name.into())
+    }
+}
+
+impl From<String> for SupervisorRef {
+    fn from(name: String) -> Self {
+        SupervisorRef::Destination(name.into())
+    }
+}
+
+impl From<&String> for SupervisorRef {
+    fn from(name: &String) -> Self {
+        SupervisorRef::Destination(name.as_str().into())
+    }
+}
+
+impl From<Arc<str>> for SupervisorRef {
+    fn from(name: Arc<str>) -> Self {
+        SupervisorRef::Destination(name.into())
+    }
+}
+
+impl From<Pid> for SupervisorRef {
+    fn from(pid: Pid) -> Self {
+        SupervisorRef::Destination(pid.into())
+    }
+}
+
+impl From<Destination> for SupervisorRef {
+    fn from(destination: Destination) -> Self {
+        SupervisorRef::Destination(destination)
+    }
+}
+
 /// Runs a supervisor of `children` (triotp's `supervisor.start`).
 ///
 /// Starts the children in order, each after the previous one reported
@@ -829,7 +1015,9 @@ impl Supervisor {
 /// [`SupervisorError::StartFailed`] if a child failed to start,
 /// [`SupervisorError::IntensityExceeded`] if children ended too often,
 /// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`,
-/// [`SupervisorError::DuplicateChild`] for two children with one id.
+/// [`SupervisorError::DuplicateChild`] for two children with one id,
+/// [`SupervisorError::NameTaken`] if it [registers](Options::register) a
+/// name that is taken.
 ///
 /// # Cancel safety
 ///

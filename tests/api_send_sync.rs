@@ -222,3 +222,14 @@ fn supervision_types_and_futures_are_send() {
     ));
     send(&trellis::node::run(vec![], trellis::node::Options::new()));
 }
+
+#[test]
+fn supervisor_refs_and_by_name_futures_are_send() {
+    fn is<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    is::<trellis::supervisor::SupervisorRef>();
+    send(&trellis::dynamic_supervisor::start_child(
+        "d",
+        trellis::supervisor::ChildSpec::task("t", || async {}),
+    ));
+}

@@ -29,7 +29,7 @@ async fn start_child_returns_its_id_and_started_value() {
         let b = dynamic_supervisor::start_child(&sup, job("b", 2)).await?;
         assert_ne!(a.id, b.id);
         assert_eq!(b.downcast::<u32>().unwrap(), 2);
-        let ids: Vec<String> = dynamic_supervisor::which_children(&sup)
+        let ids: Vec<String> = dynamic_supervisor::which_children(&sup)?
             .into_iter()
             .map(|c| c.id)
             .collect();
@@ -60,7 +60,7 @@ async fn max_children_is_a_clear_error_and_frees_up_on_terminate() {
             "supervisor dyn-max: max_children (2) reached"
         );
         dynamic_supervisor::terminate_child(&sup, first.id).await?;
-        assert_eq!(dynamic_supervisor::count_children(&sup).active, 1);
+        assert_eq!(dynamic_supervisor::count_children(&sup)?.active, 1);
         dynamic_supervisor::start_child(&sup, job("c", 3)).await?;
         let missing = dynamic_supervisor::terminate_child(&sup, first.id).await;
         assert!(matches!(
@@ -88,7 +88,7 @@ async fn dynamic_supervisor_with_no_children_keeps_running() {
         let _ = once;
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         assert!(sup.is_running());
-        assert_eq!(dynamic_supervisor::count_children(&sup).specs, 0);
+        assert_eq!(dynamic_supervisor::count_children(&sup)?.specs, 0);
         sup.stop().await?;
         assert!(matches!(
             sup.stop().await,
@@ -122,7 +122,7 @@ async fn permanent_dynamic_child_is_restarted_and_keeps_its_id() {
         let child = dynamic_supervisor::start_child(&sup, spec).await?;
         assert_eq!(rx.recv().await, Some(0));
         assert_eq!(rx.recv().await, Some(1));
-        let children = dynamic_supervisor::which_children(&sup);
+        let children = dynamic_supervisor::which_children(&sup)?;
         assert_eq!(children[0].key, child.id);
         assert_eq!(children[0].restarts, 1);
         sup.stop().await?;
@@ -143,7 +143,7 @@ async fn child_failing_to_start_is_reported_and_not_kept() {
             .await
             .unwrap_err();
         assert!(matches!(err, SupervisorError::StartFailed { ref child, .. } if child == "bad"));
-        assert_eq!(dynamic_supervisor::count_children(&sup).specs, 0);
+        assert_eq!(dynamic_supervisor::count_children(&sup)?.specs, 0);
         sup.stop().await?;
         Ok::<_, BoxError>(())
     })

@@ -6,7 +6,7 @@
 //! │   ├── kvstore-shard-0 (gen_server, permanent)
 //! │   └── …
 //! └── front (listener + dynamic supervisor of connections, permanent)
-//!     └── connections (dynamic supervisor)
+//!     └── <name>-connections (dynamic supervisor, registered)
 //!         ├── connection 127.0.0.1:50112 (temporary)
 //!         └── …
 //! ```
@@ -114,7 +114,7 @@ async fn front(
             .start(|status| {
                 dynamic_supervisor::start(
                     dynamic_supervisor::Options::new().max_children(config.max_connections),
-                    "connections",
+                    format!("{}-connections", config.name),
                     status,
                 )
             })

@@ -8,7 +8,17 @@
 //! While the loop waits for one particular child (to start, or to stop) it
 //! sets other children's reports aside and handles them afterwards, in
 //! order.
+//!
+//! The supervisor itself is a process of the node: it is published in the
+//! process table under its pid (offering its [`Supervisor`] handle to
+//! lookups) and, if it registers, under its name, from before its first
+//! child starts until it ends; a guard records its end however it ends.
+//!
+//! Logging: children of a dynamic supervisor (one per connection, per job)
+//! start, exit and stop at `DEBUG`; a static supervisor's at `INFO`.
+//! Restarts are `INFO`, failures `WARN`, intensity trips `ERROR` for both.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +39,20 @@ use super::{
 };
 use crate::cancel::{CancelScope, wait_shutdown};
 use crate::nursery::TaskStatus;
-use crate::process::{ExitReason, Pid};
+use crate::process::{Entry, ExitReason, Pid};
+use crate::registry::{self, RegistryError};
+
+/// Logs a child's start, exit or stop: `DEBUG` under a dynamic supervisor,
+/// where children come and go all the time, `INFO` under a static one.
+macro_rules! lifecycle {
+    ($dynamic:expr, $($event:tt)*) => {
+        if $dynamic {
+            tracing::debug!($($event)*)
+        } else {
+            tracing::info!($($event)*)
+        }
+    };
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -123,6 +146,37 @@ struct Engine {
     next_incarnation: u64,
 }
 
+/// Records the supervisor's end in the process table (releasing its name)
+/// when it is dropped: `Killed` if it was cancelled, `Panic` while
+/// unwinding, else the reason [`run`] set.
+struct ProcessGuard {
+    entry: Arc<Entry>,
+    reason: Option<ExitReason>,
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        let reason = self.reason.take().unwrap_or_else(|| {
+            if std::thread::panicking() {
+                ExitReason::Panic("supervisor panicked".into())
+            } else {
+                ExitReason::Killed
+            }
+        });
+        self.entry.exit(reason, registry::release);
+    }
+}
+
+/// The handle a running supervisor offers lookups: its [`Supervisor`].
+fn supervisor_view(base: &(dyn Any + Send + Sync), out: &mut dyn Any) {
+    if let (Some(handle), Some(out)) = (
+        base.downcast_ref::<Supervisor>(),
+        out.downcast_mut::<Option<Supervisor>>(),
+    ) {
+        *out = Some(handle.clone());
+    }
+}
+
 pub(crate) async fn run(
     children: Vec<ChildSpec>,
     options: Options,
@@ -144,15 +198,54 @@ pub(crate) async fn run(
         }
     }
     drop(ids);
+    let entry = Entry::new();
     let shared = Arc::new(Shared {
         name: options.name.clone(),
-        pid: Pid::new(),
+        pid: entry.pid(),
         strategy: options.strategy,
         rows: Mutex::new(Vec::with_capacity(children.len())),
     });
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let handle = Supervisor {
+        shared: Arc::clone(&shared),
+        commands: commands_tx,
+    };
+    entry.publish(Arc::new(handle.clone()), supervisor_view);
+    let mut guard = ProcessGuard {
+        entry,
+        reason: None,
+    };
+    if options.register {
+        registry::register(&*options.name, shared.pid).map_err(|error| match error {
+            RegistryError::NameAlreadyExists { .. } => SupervisorError::NameTaken {
+                name: options.name.to_string(),
+            },
+            // Unreachable: the entry was published above and has not ended.
+            _ => SupervisorError::NotRunning {
+                supervisor: options.name.to_string(),
+            },
+        })?;
+    }
     shared.link();
+    let result = supervise(children, options, dynamic, shared, handle, commands, status).await;
+    guard.reason = Some(match &result {
+        Ok(()) => ExitReason::Normal,
+        Err(error) => ExitReason::error(error),
+    });
+    result
+}
+
+/// The body of [`run`], once the supervisor is a process.
+async fn supervise(
+    children: Vec<ChildSpec>,
+    options: Options,
+    dynamic: bool,
+    shared: Arc<Shared>,
+    handle: Supervisor,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    status: TaskStatus<Supervisor>,
+) -> Result<(), SupervisorError> {
     let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-    let (commands_tx, mut commands) = mpsc::unbounded_channel();
     let mut engine = Engine {
         intensity: Intensity::new(options.max_restarts, options.max_seconds),
         shared: Arc::clone(&shared),
@@ -189,10 +282,7 @@ pub(crate) async fn run(
             }
         }
     }
-    status.started(Supervisor {
-        shared,
-        commands: commands_tx,
-    });
+    status.started(handle);
     let mut commands_open = true;
     loop {
         if !engine.dynamic
@@ -342,7 +432,7 @@ impl Engine {
         match outcome {
             Outcome::Started(Some(value)) => {
                 self.set_row(key, |row| row.state = ChildState::Running);
-                tracing::info!(supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
+                lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
                 Ok(value)
             }
             Outcome::Started(None) => {
@@ -426,7 +516,7 @@ impl Engine {
             row.state = ChildState::Stopped;
             row.pid = None;
         });
-        tracing::info!(supervisor = %self.shared.name, child = %id, %reason, "child stopped");
+        lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %reason, "child stopped");
         Some(reason)
     }
 
@@ -470,7 +560,7 @@ impl Engine {
             if reason.is_abnormal() {
                 tracing::warn!(supervisor = %self.shared.name, child = %id, %reason, "child failed");
             } else {
-                tracing::info!(supervisor = %self.shared.name, child = %id, %reason, "child exited");
+                lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %reason, "child exited");
             }
             self.set_row(key, |row| {
                 row.state = ChildState::Stopped;
