@@ -5,7 +5,21 @@
 //!
 //! - `restart/err` and `restart/panic`: a child that fails (by `Err` or by
 //!   panic) right after it starts, restarted `iters` times by one supervisor,
-//!   vs the floor: a hand-written tokio loop that respawns a failing task.
+//!   vs the floor, a hand-written tokio loop that respawns a failing task, and
+//!   the peers:
+//!   - `trellis`: a `ChildSpec::task` whose body fails at once, under
+//!     `supervisor::start` (restart intensity `u32::MAX` per hour).
+//!   - `ractor`: a supervisor actor that starts the child with
+//!     `Actor::spawn_linked` and spawns it again, the same way, on each
+//!     `SupervisionEvent::ActorFailed` (ractor reports panics as failures
+//!     too). The child fails in `post_start`, the first hook run once it is
+//!     started and linked: a `pre_start` failure is returned to the spawner as
+//!     `SpawnErr::StartupFailed` and never reaches the supervisor.
+//!   - `kameo`: the child is spawned with `Spawn::supervise` under an idle
+//!     supervisor actor (kameo's own restart machinery: `RestartPolicy::Permanent`,
+//!     one-for-one, `restart_limit(u32::MAX, 1 h)`, unbounded mailbox) and fails
+//!     in `on_start`, which kameo treats as a failure to restart (it has no
+//!     hook after start-up; failing on a first message would add a send).
 //! - `startup_100k`: a supervisor holding 100k gen_servers (each started with
 //!   the handshake) vs 100k raw tokio tasks waiting on an mpsc receiver. The
 //!   RSS delta of each is printed once, before the timings.
@@ -30,6 +44,38 @@ fn runtime() -> tokio::runtime::Runtime {
 enum Failure {
     Err,
     Panic,
+}
+
+/// What one incarnation of a child does: counts itself and fails, until the
+/// `iters`-th restart, which signals `done` and stays up.
+struct Run {
+    runs: AtomicU64,
+    done: Notify,
+    iters: u64,
+    failure: Failure,
+}
+
+impl Run {
+    fn new(iters: u64, failure: Failure) -> Arc<Self> {
+        Arc::new(Self {
+            runs: AtomicU64::new(0),
+            done: Notify::new(),
+            iters,
+            failure,
+        })
+    }
+
+    /// Fails (by `Err` or panic) unless this incarnation is the last.
+    fn incarnation(&self) -> Result<(), &'static str> {
+        if self.runs.fetch_add(1, Ordering::Relaxed) >= self.iters {
+            self.done.notify_one();
+            return Ok(());
+        }
+        match self.failure {
+            Failure::Err => Err("crash"),
+            Failure::Panic => panic!("crash"),
+        }
+    }
 }
 
 /// Restarts a failing child `iters` times under a supervisor.
@@ -88,6 +134,123 @@ async fn tokio_respawns(iters: u64, failure: Failure) -> Duration {
     .unwrap()
 }
 
+/// The ractor child: fails in `post_start` (see the module docs).
+struct RactorCrasher;
+
+impl ractor::Actor for RactorCrasher {
+    type Msg = ();
+    type State = Arc<Run>;
+    type Arguments = Arc<Run>;
+
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<()>,
+        run: Arc<Run>,
+    ) -> Result<Arc<Run>, ractor::ActorProcessingErr> {
+        Ok(run)
+    }
+
+    async fn post_start(
+        &self,
+        _: ractor::ActorRef<()>,
+        run: &mut Arc<Run>,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(run.incarnation()?)
+    }
+}
+
+/// The ractor supervisor: respawns its linked child on each failure.
+struct RactorSupervisor;
+
+impl ractor::Actor for RactorSupervisor {
+    type Msg = ();
+    type State = Arc<Run>;
+    type Arguments = Arc<Run>;
+
+    async fn pre_start(
+        &self,
+        myself: ractor::ActorRef<()>,
+        run: Arc<Run>,
+    ) -> Result<Arc<Run>, ractor::ActorProcessingErr> {
+        ractor::Actor::spawn_linked(None, RactorCrasher, run.clone(), myself.get_cell()).await?;
+        Ok(run)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ractor::ActorRef<()>,
+        event: ractor::SupervisionEvent,
+        run: &mut Arc<Run>,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        if let ractor::SupervisionEvent::ActorFailed(..) = event {
+            ractor::Actor::spawn_linked(None, RactorCrasher, run.clone(), myself.get_cell())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn ractor_restarts(iters: u64, failure: Failure) -> Duration {
+    let run = Run::new(iters, failure);
+    let start = Instant::now();
+    let (sup, _join) = ractor::Actor::spawn(None, RactorSupervisor, run.clone())
+        .await
+        .expect("spawn ractor supervisor");
+    run.done.notified().await;
+    let elapsed = start.elapsed();
+    sup.stop_children_and_wait(None, None).await;
+    sup.stop_and_wait(None, None)
+        .await
+        .expect("stop ractor supervisor");
+    elapsed
+}
+
+/// The kameo supervisor: idle; kameo's links do the restarting.
+struct KameoSupervisor;
+
+impl kameo::Actor for KameoSupervisor {
+    type Args = ();
+    type Error = kameo::error::Infallible;
+
+    async fn on_start(
+        (): (),
+        _: kameo::actor::ActorRef<Self>,
+    ) -> Result<Self, kameo::error::Infallible> {
+        Ok(Self)
+    }
+}
+
+/// The kameo child: fails in `on_start` (see the module docs).
+struct KameoCrasher;
+
+impl kameo::Actor for KameoCrasher {
+    type Args = Arc<Run>;
+    type Error = &'static str;
+
+    async fn on_start(
+        run: Arc<Run>,
+        _: kameo::actor::ActorRef<Self>,
+    ) -> Result<Self, &'static str> {
+        run.incarnation().map(|()| Self)
+    }
+}
+
+async fn kameo_restarts(iters: u64, failure: Failure) -> Duration {
+    use kameo::actor::Spawn as _;
+    let run = Run::new(iters, failure);
+    let start = Instant::now();
+    let sup = KameoSupervisor::spawn(());
+    let _child = KameoCrasher::supervise(&sup, run.clone())
+        .restart_limit(u32::MAX, Duration::from_secs(3600))
+        .spawn_with_mailbox(kameo::mailbox::unbounded())
+        .await;
+    run.done.notified().await;
+    let elapsed = start.elapsed();
+    let _ = sup.stop_gracefully().await;
+    sup.wait_for_shutdown().await;
+    elapsed
+}
+
 fn restart(c: &mut Criterion) {
     std::panic::set_hook(Box::new(|_| {})); // panics are the workload here
     let rt = runtime();
@@ -99,6 +262,12 @@ fn restart(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("tokio_respawn", name), |b| {
             b.iter_custom(|iters| rt.block_on(tokio_respawns(iters, failure)));
+        });
+        group.bench_function(BenchmarkId::new("ractor", name), |b| {
+            b.iter_custom(|iters| rt.block_on(ractor_restarts(iters, failure)));
+        });
+        group.bench_function(BenchmarkId::new("kameo", name), |b| {
+            b.iter_custom(|iters| rt.block_on(kameo_restarts(iters, failure)));
         });
     }
     group.finish();
