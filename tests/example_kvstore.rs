@@ -56,8 +56,18 @@ fn redis_tools_present() -> bool {
     present
 }
 
-/// Runs `body` against a fresh server with `shards` shards; stops it after.
+/// Runs `body` against a fresh server with `shards` shards and `DEBUG PANIC`
+/// enabled; stops it after.
 async fn with_server<F, Fut>(name: &str, shards: usize, limits: Limits, body: F)
+where
+    F: FnOnce(SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    with_server_debug(name, shards, limits, true, body).await;
+}
+
+/// [`with_server`], choosing whether `DEBUG PANIC` is served.
+async fn with_server_debug<F, Fut>(name: &str, shards: usize, limits: Limits, debug: bool, body: F)
 where
     F: FnOnce(SocketAddr) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
@@ -72,6 +82,7 @@ where
         shards,
         limits,
         max_connections: 1000,
+        debug_command: debug,
     };
     let seen = bound.clone();
     let run = nursery(|n| async move {
@@ -408,6 +419,27 @@ async fn a_stopping_server_closes_its_open_connections() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_panic_is_refused_unless_enabled() {
+    with_server_debug(
+        "debug_panic_is_refused_unless_enabled",
+        1,
+        Limits::default(),
+        false,
+        |addr| async move {
+            assert_eq!(cli(addr, &["SET", "k", "v"]).await, "OK\n");
+            let refused = cli(addr, &["DEBUG", "PANIC", "k"]).await;
+            assert!(
+                refused.starts_with("ERR DEBUG command not allowed"),
+                "{refused}"
+            );
+            // Nothing crashed: the key is still there.
+            assert_eq!(cli(addr, &["GET", "k"]).await, "v\n");
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

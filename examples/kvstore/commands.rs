@@ -24,15 +24,20 @@ pub(crate) struct Router {
     instance: std::sync::Arc<str>,
     count: usize,
     hasher: std::collections::hash_map::RandomState,
+    /// Whether `DEBUG PANIC` is served (off unless asked for, as Redis's
+    /// `enable-debug-command`).
+    debug: bool,
 }
 
 impl Router {
-    /// A router over the `count` shards of server `instance`.
-    pub(crate) fn new(instance: &str, count: usize) -> Self {
+    /// A router over the `count` shards of server `instance`; `debug`
+    /// enables `DEBUG PANIC`.
+    pub(crate) fn new(instance: &str, count: usize, debug: bool) -> Self {
         Router {
             instance: instance.into(),
             count,
             hasher: std::collections::hash_map::RandomState::new(),
+            debug,
         }
     }
 
@@ -263,6 +268,12 @@ impl Batch {
             ("CONFIG", 3) if args[1].eq_ignore_ascii_case(b"GET") => config_get(&args[2]),
             ("COMMAND", _) | ("CONFIG", _) => now_reply(|out| resp::array(out, 0)),
             ("SELECT", 2) if &args[1][..] == b"0" => Step::Now(Bytes::from_static(OK)),
+            ("DEBUG", _) if !shards.debug => now_reply(|out| {
+                resp::error_reply(
+                    out,
+                    "ERR DEBUG command not allowed (start the server with --enable-debug-command)",
+                )
+            }),
             ("DEBUG", 3) if args[1].eq_ignore_ascii_case(b"PANIC") => {
                 Step::Int(self.op(shards, &args[2], Op::Panic))
             }

@@ -12,8 +12,8 @@
 //! It speaks RESP2 (and inline commands): `PING`, `ECHO`, `GET`, `SET` (with
 //! `EX`/`PX`/`NX`/`XX`), `DEL`, `EXISTS`, `INCR`/`INCRBY`/`DECR`/`DECRBY`,
 //! `MGET`, `MSET`, `DBSIZE`, `FLUSHDB`, `COMMAND`, `CONFIG GET`, `QUIT`, and
-//! `DEBUG PANIC <key>` (crashes the shard owning `<key>`: its supervisor
-//! restarts it, empty). The data lives in memory only. SIGINT/SIGTERM stop
+//! with `--enable-debug-command`, `DEBUG PANIC <key>` (crashes the shard
+//! owning `<key>`: its supervisor restarts it, empty). The data lives in memory only. SIGINT/SIGTERM stop
 //! it gracefully.
 //!
 //! Files: `server.rs` (the supervision tree), `connection.rs` (one client),
@@ -45,6 +45,7 @@ OPTIONS:
     --shards N               gen_server shards owning the data [default: the number of cores]
     --max-bulk BYTES         largest bulk string accepted [default: 536870912, as Redis]
     --max-connections N      most clients served at once [default: 10000]
+    --enable-debug-command   serve DEBUG PANIC <key>, which crashes that key's shard
     -h, --help               print this help
 ";
 
@@ -55,11 +56,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
         limits: Limits::default(),
         max_connections: 10_000,
+        debug_command: false,
     };
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
+            "--enable-debug-command" => config.debug_command = true,
             "--addr" => config.addr = value("--addr")?,
             "--shards" => config.shards = number(&value("--shards")?, "--shards")?,
             "--max-bulk" => config.limits.max_bulk = number(&value("--max-bulk")?, "--max-bulk")?,

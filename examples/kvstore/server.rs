@@ -47,6 +47,9 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     /// Most connections served at once.
     pub(crate) max_connections: usize,
+    /// Serve `DEBUG PANIC <key>`, which crashes a shard (for tests and demos
+    /// of supervision; off by default, as any client could use it).
+    pub(crate) debug_command: bool,
 }
 
 /// The application's start function: runs the tree, reports started once
@@ -108,7 +111,7 @@ async fn front(
         .next()
         .ok_or_else(|| io::Error::other("no address to listen on"))?;
     let local = listener.local_addr()?;
-    let router = Router::new(&config.name, config.shards);
+    let router = Router::new(&config.name, config.shards, config.debug_command);
     nursery(|n| async move {
         let connections = n
             .start(|status| {
