@@ -37,7 +37,7 @@ use super::{
     ChildId, ChildSpec, ChildState, Command, Options, Shutdown, StartedChild, StartedValue,
     Strategy, Supervisor, SupervisorError,
 };
-use crate::cancel::{CancelScope, wait_shutdown};
+use crate::cancel::{CancelScope, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
 use crate::process::{Entry, ExitReason, Pid};
 use crate::registry::{self, RegistryError};
@@ -144,6 +144,10 @@ struct Engine {
     intensity: Intensity,
     next_key: u64,
     next_incarnation: u64,
+    /// The supervisor's own shutdown request, awaited by every wait of the
+    /// loop. Kept across waits, so its waker stays registered: re-polling it
+    /// touches no lock.
+    shutdown: WaitShutdown,
 }
 
 /// Records the supervisor's end in the process table (releasing its name)
@@ -257,6 +261,7 @@ async fn supervise(
         pending: VecDeque::new(),
         next_key: 0,
         next_incarnation: 0,
+        shutdown: wait_shutdown(),
     };
     for spec in children {
         engine.add_slot(spec);
@@ -304,7 +309,7 @@ async fn supervise(
         } else {
             tokio::select! {
                 biased;
-                () = wait_shutdown() => Event::Shutdown,
+                () = &mut engine.shutdown => Event::Shutdown,
                 Some(exit) = engine.exits_rx.recv() => Event::Exit(exit),
                 command = commands.recv(), if commands_open => Event::Command(command),
             }
@@ -427,7 +432,7 @@ impl Engine {
         let outcome = tokio::select! {
             biased;
             value = started => Outcome::Started(value),
-            () = wait_shutdown() => Outcome::Shutdown,
+            () = &mut self.shutdown => Outcome::Shutdown,
         };
         match outcome {
             Outcome::Started(Some(value)) => {
@@ -628,7 +633,7 @@ impl Engine {
                 tracing::debug!(supervisor = %self.shared.name, child = %id, ?delay, "restart backoff");
                 tokio::select! {
                     biased;
-                    () = wait_shutdown() => return Ok(Flow::Stop),
+                    () = &mut self.shutdown => return Ok(Flow::Stop),
                     () = tokio::time::sleep(delay) => {}
                 }
             }
