@@ -21,7 +21,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,7 +68,8 @@ struct Reporter {
     tx: mpsc::UnboundedSender<Exit>,
     key: ChildId,
     incarnation: u64,
-    stopping: Arc<AtomicBool>,
+    /// The slot's [`Slot::stopping`].
+    stopping: Arc<AtomicU64>,
     reason: Option<ExitReason>,
 }
 
@@ -92,7 +93,9 @@ async fn run_child(
 ) {
     let out = AssertUnwindSafe(scope.run(task)).catch_unwind().await;
     report.reason = Some(match out {
-        Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) => ExitReason::Shutdown,
+        Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) == report.incarnation => {
+            ExitReason::Shutdown
+        }
         Ok(Some(Ok(()))) => ExitReason::Normal,
         Ok(Some(Err(error))) => ExitReason::error(error),
         Ok(None) => ExitReason::Killed,
@@ -103,15 +106,20 @@ async fn run_child(
 struct Running {
     incarnation: u64,
     scope: CancelScope,
-    stopping: Arc<AtomicBool>,
     handle: AbortOnDropHandle<()>,
-    since: Instant,
+    /// When it started; read only to reset the backoff streak, so taken only
+    /// when the supervisor has a backoff.
+    since: Option<Instant>,
 }
 
 struct Slot {
     key: ChildId,
     spec: ChildSpec,
     running: Option<Running>,
+    /// The incarnation being stopped (`u64::MAX`: none): one that then
+    /// returns `Ok` reports `Shutdown`. One per slot, shared by its
+    /// incarnations' reporters, so a restart allocates no flag.
+    stopping: Arc<AtomicU64>,
     /// A restart is owed: start it when the loop gets to it.
     wanted: bool,
     /// Consecutive restarts, for the backoff.
@@ -363,6 +371,7 @@ impl Engine {
             key,
             spec,
             running: None,
+            stopping: Arc::new(AtomicU64::new(u64::MAX)),
             wanted: true,
             streak: 0,
             restarts: 0,
@@ -398,12 +407,11 @@ impl Engine {
         let started = {
             let inc = (slot.spec.start)();
             let scope = CancelScope::new();
-            let stopping = Arc::new(AtomicBool::new(false));
             let report = Reporter {
                 tx: self.exits_tx.clone(),
                 key,
                 incarnation,
-                stopping: Arc::clone(&stopping),
+                stopping: Arc::clone(&slot.stopping),
                 reason: None,
             };
             let task = PARENT.scope(
@@ -414,9 +422,8 @@ impl Engine {
             slot.running = Some(Running {
                 incarnation,
                 scope,
-                stopping,
                 handle,
-                since: Instant::now(),
+                since: self.options.backoff.map(|_| Instant::now()),
             });
             inc.started
         };
@@ -491,8 +498,8 @@ impl Engine {
         let running = slot.running.take()?;
         let policy = policy.unwrap_or(slot.spec.shutdown);
         let id = slot.spec.id.clone();
+        slot.stopping.store(running.incarnation, Ordering::Release);
         self.set_row(key, |row| row.state = ChildState::Stopping);
-        running.stopping.store(true, Ordering::Release);
         let reason = match policy {
             Shutdown::BrutalKill => {
                 running.handle.abort();
@@ -543,7 +550,7 @@ impl Engine {
             _ => return Ok(Flow::Continue), // a report from an incarnation we stopped
         }
         let running = self.slots[i].running.take();
-        let ran_for = running.map(|r| r.since.elapsed());
+        let ran_for = running.and_then(|r| r.since).map(|since| since.elapsed());
         self.on_down(exit.key, exit.reason, ran_for).await
     }
 
@@ -637,14 +644,17 @@ impl Engine {
                     () = tokio::time::sleep(delay) => {}
                 }
             }
-            // Start every owed child, in start order.
-            let owed: Vec<ChildId> = self
+            // Start every owed child, in start order (keys grow with it;
+            // starting one removes none).
+            let mut after = None;
+            while let Some(owed_key) = self
                 .slots
                 .iter()
-                .filter(|s| s.wanted && s.running.is_none())
+                .filter(|s| after.is_none_or(|a| s.key > a))
+                .find(|s| s.wanted && s.running.is_none())
                 .map(|s| s.key)
-                .collect();
-            for owed_key in owed {
+            {
+                after = Some(owed_key);
                 let restarted = owed_key == key;
                 match self.start_slot(owed_key).await {
                     Ok(_) => {
