@@ -427,6 +427,16 @@ impl Engine {
             });
             inc.started
         };
+        let Some(started) = started else {
+            // No handshake: started once spawned.
+            self.set_row(key, |row| {
+                row.pid = Some(pid);
+                row.state = ChildState::Running;
+                row.nested = None;
+            });
+            lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
+            return Ok(Box::new(()));
+        };
         self.set_row(key, |row| {
             row.pid = Some(pid);
             row.state = ChildState::Starting;
