@@ -207,9 +207,15 @@ impl Restart {
     /// assert!(!Restart::Temporary.restarts_after(&ExitReason::error("boom")));
     /// ```
     pub fn restarts_after(self, reason: &ExitReason) -> bool {
+        self.restarts_if(reason.is_abnormal())
+    }
+
+    /// [`restarts_after`](Self::restarts_after) a reason that is abnormal or
+    /// not.
+    pub(crate) fn restarts_if(self, abnormal: bool) -> bool {
         match self {
             Restart::Permanent => true,
-            Restart::Transient => reason.is_abnormal(),
+            Restart::Transient => abnormal,
             Restart::Temporary => false,
         }
     }

@@ -20,6 +20,7 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,7 +61,42 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Exit {
     key: ChildId,
     incarnation: u64,
-    reason: ExitReason,
+    reason: Ended,
+}
+
+/// Why a child incarnation ended, as its task saw it. An error stays the
+/// error it returned until something needs its text (an error value, an
+/// enabled log line, which formats it as [`ExitReason`] would): a restart
+/// after an `Err` formats nothing.
+enum Ended {
+    Reason(ExitReason),
+    Error(BoxError),
+}
+
+impl Ended {
+    fn is_abnormal(&self) -> bool {
+        match self {
+            Ended::Reason(reason) => reason.is_abnormal(),
+            Ended::Error(_) => true,
+        }
+    }
+
+    fn into_reason(self) -> ExitReason {
+        match self {
+            Ended::Reason(reason) => reason,
+            Ended::Error(error) => ExitReason::error(error),
+        }
+    }
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Reason(reason) => reason.fmt(f),
+            // As `ExitReason::Error`'s text.
+            Ended::Error(error) => write!(f, "error: {error}"),
+        }
+    }
 }
 
 /// Sends the child's exit report when the child task ends, however it ends.
@@ -70,12 +106,15 @@ struct Reporter {
     incarnation: u64,
     /// The slot's [`Slot::stopping`].
     stopping: Arc<AtomicU64>,
-    reason: Option<ExitReason>,
+    reason: Option<Ended>,
 }
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        let reason = self.reason.take().unwrap_or(ExitReason::Killed);
+        let reason = self
+            .reason
+            .take()
+            .unwrap_or(Ended::Reason(ExitReason::Killed));
         let _ = self.tx.send(Exit {
             key: self.key,
             incarnation: self.incarnation,
@@ -94,12 +133,14 @@ async fn run_child(
     let out = AssertUnwindSafe(scope.run(task)).catch_unwind().await;
     report.reason = Some(match out {
         Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) == report.incarnation => {
-            ExitReason::Shutdown
+            Ended::Reason(ExitReason::Shutdown)
         }
-        Ok(Some(Ok(()))) => ExitReason::Normal,
-        Ok(Some(Err(error))) => ExitReason::error(error),
-        Ok(None) => ExitReason::Killed,
-        Err(payload) => ExitReason::Panic(crate::cancel::panic_message(&*payload).into()),
+        Ok(Some(Ok(()))) => Ended::Reason(ExitReason::Normal),
+        Ok(Some(Err(error))) => Ended::Error(error),
+        Ok(None) => Ended::Reason(ExitReason::Killed),
+        Err(payload) => Ended::Reason(ExitReason::Panic(
+            crate::cancel::panic_message(&*payload).into(),
+        )),
     });
 }
 
@@ -487,12 +528,12 @@ impl Engine {
             .position(|e| e.key == key && e.incarnation == incarnation)
         {
             if let Some(exit) = self.pending.remove(pos) {
-                return exit.reason;
+                return exit.reason.into_reason();
             }
         }
         while let Some(exit) = self.exits_rx.recv().await {
             if exit.key == key && exit.incarnation == incarnation {
-                return exit.reason;
+                return exit.reason.into_reason();
             }
             self.pending.push_back(exit);
         }
@@ -568,7 +609,7 @@ impl Engine {
     async fn on_down(
         &mut self,
         key: ChildId,
-        reason: ExitReason,
+        reason: Ended,
         ran_for: Option<Duration>,
     ) -> Result<Flow, SupervisorError> {
         let mut next = Some((key, reason, ran_for));
@@ -584,17 +625,19 @@ impl Engine {
             } else {
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %reason, "child exited");
             }
-            self.set_row(key, |row| {
+            let stopped = |row: &mut Row| {
                 row.state = ChildState::Stopped;
                 row.pid = None;
-            });
-            if !restart.restarts_after(&reason) {
+            };
+            if !restart.restarts_if(reason.is_abnormal()) {
+                self.set_row(key, stopped);
                 if self.dynamic || restart == super::Restart::Temporary {
                     self.remove_slot(key);
                 }
                 continue;
             }
             if !self.intensity.record(Instant::now()) {
+                self.set_row(key, stopped);
                 tracing::error!(
                     supervisor = %self.shared.name,
                     child = %id,
@@ -607,7 +650,7 @@ impl Engine {
                 return Err(SupervisorError::IntensityExceeded {
                     supervisor: self.name(),
                     child: id.to_string(),
-                    reason,
+                    reason: reason.into_reason(),
                     max_restarts: self.options.max_restarts,
                     max_seconds: self.options.max_seconds,
                 });
@@ -625,7 +668,12 @@ impl Engine {
             }
             slot.streak = slot.streak.saturating_add(1);
             let streak = slot.streak;
-            self.set_row(key, |row| row.restarts = restarts);
+            // One update for the exit and the restart count: nothing waits
+            // between them.
+            self.set_row(key, |row| {
+                stopped(row);
+                row.restarts = restarts;
+            });
             // Siblings to take down with it, in reverse start order.
             let siblings: Vec<ChildId> = match self.options.strategy {
                 Strategy::OneForOne => Vec::new(),
@@ -675,7 +723,7 @@ impl Engine {
                     Err(StartFailure::Shutdown) => return Ok(Flow::Stop),
                     Err(StartFailure::Exited(reason)) => {
                         // A failed restart counts as another exit.
-                        next = Some((owed_key, reason, None));
+                        next = Some((owed_key, Ended::Reason(reason), None));
                         break;
                     }
                 }
