@@ -1,8 +1,8 @@
 //! One long run of the supervisor restart workload, for profilers:
-//! `cargo run --release -p trellis-benches --example prof_restart [N] [MODE]`,
-//! where `MODE` is `both` (default), `trellis` or `floor`: one side alone,
-//! e.g. under `perf stat -e instructions:u` to count instructions per
-//! restart.
+//! `cargo run --release -p trellis-benches --example prof_restart [N] [MODE] [FAILURE]`,
+//! where `MODE` is `both` (default), `trellis` or `floor` (one side alone,
+//! e.g. under `perf stat -e task-clock`) and `FAILURE` is `err` (default)
+//! or `panic` (with a silent panic hook).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +11,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use trellis::supervisor::{self, ChildSpec, Options};
 
-/// Restarts a child that fails with `Err` `iters` times under a supervisor.
-async fn trellis_restarts(iters: u64) -> Duration {
+/// Fails by `Err`, or by panic if `panic`.
+fn fail(panic: bool) -> Result<(), &'static str> {
+    if panic {
+        panic!("crash");
+    }
+    Err("crash")
+}
+
+/// Restarts a failing child `iters` times under a supervisor.
+async fn trellis_restarts(iters: u64, panic: bool) -> Duration {
     let runs = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Notify::new());
     let (r, d) = (runs.clone(), done.clone());
@@ -24,7 +32,7 @@ async fn trellis_restarts(iters: u64) -> Duration {
                 trellis::wait_shutdown().await;
                 return Ok(());
             }
-            Err::<(), _>("crash")
+            fail(panic)
         }
     });
     let options = Options::new()
@@ -45,11 +53,11 @@ async fn trellis_restarts(iters: u64) -> Duration {
 }
 
 /// The floor: a hand-written respawn loop in a runtime task.
-async fn tokio_respawns(iters: u64) -> Duration {
+async fn tokio_respawns(iters: u64, panic: bool) -> Duration {
     tokio::spawn(async move {
         let start = Instant::now();
         for _ in 0..iters {
-            let _ = tokio::spawn(async { Err::<(), _>("crash") }).await;
+            let _ = tokio::spawn(async move { fail(panic) }).await;
         }
         start.elapsed()
     })
@@ -63,6 +71,10 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(200_000);
     let mode = std::env::args().nth(2).unwrap_or_else(|| "both".into());
+    let panic = std::env::args().nth(3).is_some_and(|f| f == "panic");
+    if panic {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,15 +84,15 @@ fn main() {
         match mode.as_str() {
             "trellis" => println!(
                 "trellis {:.0}/s",
-                rate(rt.block_on(trellis_restarts(iters)))
+                rate(rt.block_on(trellis_restarts(iters, panic)))
             ),
             "floor" => println!(
                 "tokio respawn {:.0}/s",
-                rate(rt.block_on(tokio_respawns(iters)))
+                rate(rt.block_on(tokio_respawns(iters, panic)))
             ),
             _ => {
-                let elapsed = rt.block_on(trellis_restarts(iters));
-                let floor = rt.block_on(tokio_respawns(iters));
+                let elapsed = rt.block_on(trellis_restarts(iters, panic));
+                let floor = rt.block_on(tokio_respawns(iters, panic));
                 println!(
                     "trellis {:.0}/s, tokio respawn {:.0}/s, ratio {:.2}",
                     rate(elapsed),

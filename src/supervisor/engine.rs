@@ -459,7 +459,10 @@ impl Engine {
                 (Arc::downgrade(&self.shared), key),
                 run_child(inc.task, scope.clone(), report),
             );
-            let handle = AbortOnDropHandle::new(tokio::spawn(task));
+            // Boxed: the child's future (~400 bytes, most of it the scope's
+            // deadline timer) is then moved once, not at every step of
+            // `spawn`; measured cheaper than the allocation it costs.
+            let handle = AbortOnDropHandle::new(tokio::spawn(Box::pin(task)));
             slot.running = Some(Running {
                 incarnation,
                 scope,
