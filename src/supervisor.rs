@@ -16,7 +16,7 @@
 //!
 //! | you call | the supervisor |
 //! |---|---|
-//! | [`start(children, options, status)`](start) | starts children in order, each after the previous reported [`TaskStatus::started`]; then reports its own [`Supervisor`] handle |
+//! | [`start(children, options, status)`](start) | starts children in order, each after the previous reported [`TaskStatus::started`] (a [`ChildSpec::task`] child: once spawned); then reports its own [`Supervisor`] handle |
 //! | a child returns, fails or panics | decides by its [`Restart`] type; restarts it (and siblings, by [`Strategy`]) or lets it go |
 //! | more than [`max_restarts`](Options::max_restarts) restarts within [`max_seconds`](Options::max_seconds) | stops every child in reverse start order and fails with [`SupervisorError::IntensityExceeded`], carrying the last child failure |
 //! | the enclosing scope asks for a graceful shutdown, or [`Supervisor::stop`] | stops children in reverse start order, each by its [`Shutdown`], then returns `Ok(())` |
@@ -170,10 +170,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type StartedValue = Box<dyn Any + Send>;
 
 /// One incarnation of a child, as its start function built it: the task to
-/// run, and the handshake to wait for.
+/// run, and the handshake to wait for (`None`: started once spawned, with
+/// `()`, as [`ChildSpec::task`] children are).
 pub(crate) struct Incarnation {
     pub(crate) task: BoxFuture<'static, Result<(), BoxError>>,
-    pub(crate) started: BoxFuture<'static, Option<StartedValue>>,
+    pub(crate) started: Option<BoxFuture<'static, Option<StartedValue>>>,
 }
 
 type StartFn = Arc<dyn Fn() -> Incarnation + Send + Sync>;
@@ -206,9 +207,15 @@ impl Restart {
     /// assert!(!Restart::Temporary.restarts_after(&ExitReason::error("boom")));
     /// ```
     pub fn restarts_after(self, reason: &ExitReason) -> bool {
+        self.restarts_if(reason.is_abnormal())
+    }
+
+    /// [`restarts_after`](Self::restarts_after) a reason that is abnormal or
+    /// not.
+    pub(crate) fn restarts_if(self, abnormal: bool) -> bool {
         match self {
             Restart::Permanent => true,
-            Restart::Transient => reason.is_abnormal(),
+            Restart::Transient => abnormal,
             Restart::Temporary => false,
         }
     }
@@ -471,12 +478,12 @@ impl ChildSpec {
                     let _hook = hook;
                     start(status).await.into_result().map(drop)
                 }),
-                started: Box::pin(async move {
+                started: Some(Box::pin(async move {
                     match handshake.await {
                         Ok(Ok(value)) => Some(Box::new(value) as StartedValue),
                         _ => None,
                     }
-                }),
+                })),
             }
         });
         ChildSpec {
@@ -488,7 +495,9 @@ impl ChildSpec {
     }
 
     /// A child from a plain async function, started as soon as it is
-    /// spawned (no handshake).
+    /// spawned (no handshake): the supervisor counts it as started, and
+    /// goes on to the next child, once its task is spawned, without waiting
+    /// for its body to run. Its started value is `()`.
     ///
     /// # Examples
     ///
@@ -507,10 +516,21 @@ impl ChildSpec {
         Fut: Future + Send + 'static,
         Fut::Output: TaskOutput,
     {
-        ChildSpec::new(id, move |status: TaskStatus<()>| {
-            status.started(());
-            start()
-        })
+        let start = Arc::new(start);
+        let start: StartFn = Arc::new(move || {
+            let start = Arc::clone(&start);
+            Incarnation {
+                // Called inside the child's task and scope, as in `new`.
+                task: Box::pin(async move { start().await.into_result().map(drop) }),
+                started: None,
+            }
+        });
+        ChildSpec {
+            id: id.into(),
+            start,
+            restart: Restart::default(),
+            shutdown: Shutdown::default(),
+        }
     }
 
     /// A child that is itself a supervisor of `children`, with shutdown

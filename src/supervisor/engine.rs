@@ -20,8 +20,9 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ use super::{
     ChildId, ChildSpec, ChildState, Command, Options, Shutdown, StartedChild, StartedValue,
     Strategy, Supervisor, SupervisorError,
 };
-use crate::cancel::{CancelScope, wait_shutdown};
+use crate::cancel::{CancelScope, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
 use crate::process::{Entry, ExitReason, Pid};
 use crate::registry::{self, RegistryError};
@@ -60,7 +61,42 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct Exit {
     key: ChildId,
     incarnation: u64,
-    reason: ExitReason,
+    reason: Ended,
+}
+
+/// Why a child incarnation ended, as its task saw it. An error stays the
+/// error it returned until something needs its text (an error value, an
+/// enabled log line, which formats it as [`ExitReason`] would): a restart
+/// after an `Err` formats nothing.
+enum Ended {
+    Reason(ExitReason),
+    Error(BoxError),
+}
+
+impl Ended {
+    fn is_abnormal(&self) -> bool {
+        match self {
+            Ended::Reason(reason) => reason.is_abnormal(),
+            Ended::Error(_) => true,
+        }
+    }
+
+    fn into_reason(self) -> ExitReason {
+        match self {
+            Ended::Reason(reason) => reason,
+            Ended::Error(error) => ExitReason::error(error),
+        }
+    }
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Reason(reason) => reason.fmt(f),
+            // As `ExitReason::Error`'s text.
+            Ended::Error(error) => write!(f, "error: {error}"),
+        }
+    }
 }
 
 /// Sends the child's exit report when the child task ends, however it ends.
@@ -68,13 +104,17 @@ struct Reporter {
     tx: mpsc::UnboundedSender<Exit>,
     key: ChildId,
     incarnation: u64,
-    stopping: Arc<AtomicBool>,
-    reason: Option<ExitReason>,
+    /// The slot's [`Slot::stopping`].
+    stopping: Arc<AtomicU64>,
+    reason: Option<Ended>,
 }
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        let reason = self.reason.take().unwrap_or(ExitReason::Killed);
+        let reason = self
+            .reason
+            .take()
+            .unwrap_or(Ended::Reason(ExitReason::Killed));
         let _ = self.tx.send(Exit {
             key: self.key,
             incarnation: self.incarnation,
@@ -92,26 +132,35 @@ async fn run_child(
 ) {
     let out = AssertUnwindSafe(scope.run(task)).catch_unwind().await;
     report.reason = Some(match out {
-        Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) => ExitReason::Shutdown,
-        Ok(Some(Ok(()))) => ExitReason::Normal,
-        Ok(Some(Err(error))) => ExitReason::error(error),
-        Ok(None) => ExitReason::Killed,
-        Err(payload) => ExitReason::Panic(crate::cancel::panic_message(&*payload).into()),
+        Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) == report.incarnation => {
+            Ended::Reason(ExitReason::Shutdown)
+        }
+        Ok(Some(Ok(()))) => Ended::Reason(ExitReason::Normal),
+        Ok(Some(Err(error))) => Ended::Error(error),
+        Ok(None) => Ended::Reason(ExitReason::Killed),
+        Err(payload) => Ended::Reason(ExitReason::Panic(
+            crate::cancel::panic_message(&*payload).into(),
+        )),
     });
 }
 
 struct Running {
     incarnation: u64,
     scope: CancelScope,
-    stopping: Arc<AtomicBool>,
     handle: AbortOnDropHandle<()>,
-    since: Instant,
+    /// When it started; read only to reset the backoff streak, so taken only
+    /// when the supervisor has a backoff.
+    since: Option<Instant>,
 }
 
 struct Slot {
     key: ChildId,
     spec: ChildSpec,
     running: Option<Running>,
+    /// The incarnation being stopped (`u64::MAX`: none): one that then
+    /// returns `Ok` reports `Shutdown`. One per slot, shared by its
+    /// incarnations' reporters, so a restart allocates no flag.
+    stopping: Arc<AtomicU64>,
     /// A restart is owed: start it when the loop gets to it.
     wanted: bool,
     /// Consecutive restarts, for the backoff.
@@ -144,6 +193,10 @@ struct Engine {
     intensity: Intensity,
     next_key: u64,
     next_incarnation: u64,
+    /// The supervisor's own shutdown request, awaited by every wait of the
+    /// loop. Kept across waits, so its waker stays registered: re-polling it
+    /// touches no lock.
+    shutdown: WaitShutdown,
 }
 
 /// Records the supervisor's end in the process table (releasing its name)
@@ -257,6 +310,7 @@ async fn supervise(
         pending: VecDeque::new(),
         next_key: 0,
         next_incarnation: 0,
+        shutdown: wait_shutdown(),
     };
     for spec in children {
         engine.add_slot(spec);
@@ -304,7 +358,7 @@ async fn supervise(
         } else {
             tokio::select! {
                 biased;
-                () = wait_shutdown() => Event::Shutdown,
+                () = &mut engine.shutdown => Event::Shutdown,
                 Some(exit) = engine.exits_rx.recv() => Event::Exit(exit),
                 command = commands.recv(), if commands_open => Event::Command(command),
             }
@@ -358,6 +412,7 @@ impl Engine {
             key,
             spec,
             running: None,
+            stopping: Arc::new(AtomicU64::new(u64::MAX)),
             wanted: true,
             streak: 0,
             restarts: 0,
@@ -393,27 +448,38 @@ impl Engine {
         let started = {
             let inc = (slot.spec.start)();
             let scope = CancelScope::new();
-            let stopping = Arc::new(AtomicBool::new(false));
             let report = Reporter {
                 tx: self.exits_tx.clone(),
                 key,
                 incarnation,
-                stopping: Arc::clone(&stopping),
+                stopping: Arc::clone(&slot.stopping),
                 reason: None,
             };
             let task = PARENT.scope(
                 (Arc::downgrade(&self.shared), key),
                 run_child(inc.task, scope.clone(), report),
             );
-            let handle = AbortOnDropHandle::new(tokio::spawn(task));
+            // Boxed: the child's future (~400 bytes, most of it the scope's
+            // deadline timer) is then moved once, not at every step of
+            // `spawn`; measured cheaper than the allocation it costs.
+            let handle = AbortOnDropHandle::new(tokio::spawn(Box::pin(task)));
             slot.running = Some(Running {
                 incarnation,
                 scope,
-                stopping,
                 handle,
-                since: Instant::now(),
+                since: self.options.backoff.map(|_| Instant::now()),
             });
             inc.started
+        };
+        let Some(started) = started else {
+            // No handshake: started once spawned.
+            self.set_row(key, |row| {
+                row.pid = Some(pid);
+                row.state = ChildState::Running;
+                row.nested = None;
+            });
+            lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
+            return Ok(Box::new(()));
         };
         self.set_row(key, |row| {
             row.pid = Some(pid);
@@ -427,7 +493,7 @@ impl Engine {
         let outcome = tokio::select! {
             biased;
             value = started => Outcome::Started(value),
-            () = wait_shutdown() => Outcome::Shutdown,
+            () = &mut self.shutdown => Outcome::Shutdown,
         };
         match outcome {
             Outcome::Started(Some(value)) => {
@@ -465,12 +531,12 @@ impl Engine {
             .position(|e| e.key == key && e.incarnation == incarnation)
         {
             if let Some(exit) = self.pending.remove(pos) {
-                return exit.reason;
+                return exit.reason.into_reason();
             }
         }
         while let Some(exit) = self.exits_rx.recv().await {
             if exit.key == key && exit.incarnation == incarnation {
-                return exit.reason;
+                return exit.reason.into_reason();
             }
             self.pending.push_back(exit);
         }
@@ -486,8 +552,8 @@ impl Engine {
         let running = slot.running.take()?;
         let policy = policy.unwrap_or(slot.spec.shutdown);
         let id = slot.spec.id.clone();
+        slot.stopping.store(running.incarnation, Ordering::Release);
         self.set_row(key, |row| row.state = ChildState::Stopping);
-        running.stopping.store(true, Ordering::Release);
         let reason = match policy {
             Shutdown::BrutalKill => {
                 running.handle.abort();
@@ -538,7 +604,7 @@ impl Engine {
             _ => return Ok(Flow::Continue), // a report from an incarnation we stopped
         }
         let running = self.slots[i].running.take();
-        let ran_for = running.map(|r| r.since.elapsed());
+        let ran_for = running.and_then(|r| r.since).map(|since| since.elapsed());
         self.on_down(exit.key, exit.reason, ran_for).await
     }
 
@@ -546,7 +612,7 @@ impl Engine {
     async fn on_down(
         &mut self,
         key: ChildId,
-        reason: ExitReason,
+        reason: Ended,
         ran_for: Option<Duration>,
     ) -> Result<Flow, SupervisorError> {
         let mut next = Some((key, reason, ran_for));
@@ -562,17 +628,19 @@ impl Engine {
             } else {
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %reason, "child exited");
             }
-            self.set_row(key, |row| {
+            let stopped = |row: &mut Row| {
                 row.state = ChildState::Stopped;
                 row.pid = None;
-            });
-            if !restart.restarts_after(&reason) {
+            };
+            if !restart.restarts_if(reason.is_abnormal()) {
+                self.set_row(key, stopped);
                 if self.dynamic || restart == super::Restart::Temporary {
                     self.remove_slot(key);
                 }
                 continue;
             }
             if !self.intensity.record(Instant::now()) {
+                self.set_row(key, stopped);
                 tracing::error!(
                     supervisor = %self.shared.name,
                     child = %id,
@@ -585,7 +653,7 @@ impl Engine {
                 return Err(SupervisorError::IntensityExceeded {
                     supervisor: self.name(),
                     child: id.to_string(),
-                    reason,
+                    reason: reason.into_reason(),
                     max_restarts: self.options.max_restarts,
                     max_seconds: self.options.max_seconds,
                 });
@@ -603,7 +671,12 @@ impl Engine {
             }
             slot.streak = slot.streak.saturating_add(1);
             let streak = slot.streak;
-            self.set_row(key, |row| row.restarts = restarts);
+            // One update for the exit and the restart count: nothing waits
+            // between them.
+            self.set_row(key, |row| {
+                stopped(row);
+                row.restarts = restarts;
+            });
             // Siblings to take down with it, in reverse start order.
             let siblings: Vec<ChildId> = match self.options.strategy {
                 Strategy::OneForOne => Vec::new(),
@@ -628,18 +701,21 @@ impl Engine {
                 tracing::debug!(supervisor = %self.shared.name, child = %id, ?delay, "restart backoff");
                 tokio::select! {
                     biased;
-                    () = wait_shutdown() => return Ok(Flow::Stop),
+                    () = &mut self.shutdown => return Ok(Flow::Stop),
                     () = tokio::time::sleep(delay) => {}
                 }
             }
-            // Start every owed child, in start order.
-            let owed: Vec<ChildId> = self
+            // Start every owed child, in start order (keys grow with it;
+            // starting one removes none).
+            let mut after = None;
+            while let Some(owed_key) = self
                 .slots
                 .iter()
-                .filter(|s| s.wanted && s.running.is_none())
+                .filter(|s| after.is_none_or(|a| s.key > a))
+                .find(|s| s.wanted && s.running.is_none())
                 .map(|s| s.key)
-                .collect();
-            for owed_key in owed {
+            {
+                after = Some(owed_key);
                 let restarted = owed_key == key;
                 match self.start_slot(owed_key).await {
                     Ok(_) => {
@@ -650,7 +726,7 @@ impl Engine {
                     Err(StartFailure::Shutdown) => return Ok(Flow::Stop),
                     Err(StartFailure::Exited(reason)) => {
                         // A failed restart counts as another exit.
-                        next = Some((owed_key, reason, None));
+                        next = Some((owed_key, Ended::Reason(reason), None));
                         break;
                     }
                 }
