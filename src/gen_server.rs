@@ -823,13 +823,15 @@ pub async fn start<S: GenServer>(
 /// `Ok(())` for a normal or shutdown stop; otherwise
 /// [`GenServerError::Exited`] with the reason (or the start errors of
 /// [`start`] before `status` was reported).
-pub async fn serve<S: GenServer>(
+pub fn serve<S: GenServer>(
     server: S,
     arg: S::Arg,
     options: impl Into<StartOptions>,
     status: TaskStatus<Server<S>>,
-) -> Result<(), GenServerError> {
-    server_loop::serve(server, arg, options.into(), status).await
+) -> impl Future<Output = Result<(), GenServerError>> + Send {
+    // Not an `async fn`: its future would hold the arguments besides the
+    // server's state, for the server's whole life.
+    server_loop::serve(server, arg, options.into(), status)
 }
 
 /// `S`'s type name without its path, for task names.

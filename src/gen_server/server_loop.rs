@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use pin_project_lite::pin_project;
 
 use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
@@ -41,16 +42,22 @@ use crate::process::{Entry, ExitReason, TaskGroup};
 use crate::registry;
 use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
 
-pub(super) async fn serve<S: GenServer>(
+/// The future of a process's task group, kept once the server is cancelled.
+type GroupFuture = Pin<Box<dyn Future<Output = Result<(), NurseryError>> + Send>>;
+
+/// The server's whole life as one future. A plain function (not `async`),
+/// so that the future holds only [`Serving`] (or the start error), not also
+/// the arguments it was built from: it lives as long as the server.
+pub(super) fn serve<S: GenServer>(
     server: S,
     arg: S::Arg,
     options: StartOptions,
     status: TaskStatus<Server<S>>,
-) -> Result<(), GenServerError> {
-    // Built by a plain function, so that only `Serving` is kept across the
-    // await (the future lives as long as the server).
-    let serving = prepare(server, arg, options, status)?;
-    serving.await
+) -> impl Future<Output = Result<(), GenServerError>> + Send {
+    match prepare(server, arg, options, status) {
+        Ok(serving) => Either::Left(serving),
+        Err(error) => Either::Right(std::future::ready(Err(error))),
+    }
 }
 
 /// Creates the mailbox, registers the name, and builds the server's future.
@@ -144,7 +151,7 @@ pin_project! {
         entry: Arc<Entry>,
         scope: Option<Arc<Node>>,
         done: bool,
-        group: Option<TaskGroup>,
+        group: Option<GroupFuture>,
         #[pin]
         inner: Option<F>,
     }
@@ -179,12 +186,12 @@ impl<F: Future> Future for Serving<F> {
             this.entry.mark_killed();
             this.entry.exit(ExitReason::Killed, registry::release);
             this.inner.set(None);
-            *this.group = this.entry.take_tasks();
+            *this.group = this.entry.take_tasks().map(|group| group.future);
         }
         if let Some(group) = this.group {
             // Cancelled from outside, the group never completes: its hold is
             // released once its tasks are done, and we are dropped.
-            let _ = group.future.as_mut().poll(cx);
+            let _ = group.as_mut().poll(cx);
         }
         Poll::Pending
     }
@@ -200,138 +207,146 @@ struct Runner<S: GenServer> {
     finished: bool,
 }
 
-async fn run<S: GenServer>(
+/// The receive loop. A plain function returning an `async move` block: an
+/// `async fn` would keep a second copy of its by-value arguments in its
+/// state for the server's whole life.
+fn run<S: GenServer>(
     mut runner: Runner<S>,
     mut mailbox: Mailbox<Envelope<S>>,
     arg: S::Arg,
     status: TaskStatus<Server<S>>,
-) -> Result<(), GenServerError> {
-    let Runner { server, ctx, .. } = &mut runner;
-    // `init` and `terminate` run once: boxed, their futures do not weigh on
-    // the server's future for its whole life.
-    match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
-        Ok(Ok(())) => status.started(ctx.server.clone()),
-        Ok(Err(error)) => {
-            let message: Arc<str> = error.to_string().into();
-            runner.finish(ExitReason::Error(message.clone()));
-            return Err(GenServerError::InitFailed { message });
-        }
-        Err(payload) => {
-            let message: Arc<str> = panic_message(&*payload).into();
-            runner.finish(ExitReason::Panic(message.clone()));
-            return Err(GenServerError::InitFailed {
-                message: format!("panicked: {message}").into(),
-            });
-        }
-    }
-    let mut shutdown = pin!(wait_shutdown());
-    let reason = loop {
-        // Messages first; the shutdown signal is only looked at when the
-        // mailbox is empty, which keeps its lock off the busy path.
-        let next = poll_fn(|cx| {
-            loop {
-                match mailbox.poll_receive_message(cx) {
-                    Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
-                    // Signals arrive as envelopes (`convert_signals`), so
-                    // `receive` has no error to report.
-                    Poll::Ready(Err(_)) => continue,
-                    Poll::Pending => return shutdown.as_mut().poll(cx).map(|()| None),
-                }
+) -> impl Future<Output = Result<(), GenServerError>> + Send {
+    async move {
+        let Runner { server, ctx, .. } = &mut runner;
+        // `init` and `terminate` run once: boxed, their futures do not weigh on
+        // the server's future for its whole life.
+        match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
+            Ok(Ok(())) => status.started(ctx.server.clone()),
+            Ok(Err(error)) => {
+                let message: Arc<str> = error.to_string().into();
+                runner.finish(ExitReason::Error(message.clone()));
+                return Err(GenServerError::InitFailed { message });
             }
-        })
-        .await;
-        match next {
-            None => break ExitReason::Shutdown,
-            Some(envelope) => {
-                if let Some(reason) = runner.handle(envelope).await {
-                    break reason;
-                }
+            Err(payload) => {
+                let message: Arc<str> = panic_message(&*payload).into();
+                runner.finish(ExitReason::Panic(message.clone()));
+                return Err(GenServerError::InitFailed {
+                    message: format!("panicked: {message}").into(),
+                });
             }
         }
-    };
-    let pid = runner.entry.pid();
-    // From here on a cancellation (the grace period is over) must not run
-    // `terminate` a second time.
-    runner.terminating = true;
-    let Runner { server, ctx, .. } = &mut runner;
-    if let Err(payload) =
-        Box::pin(AssertUnwindSafe(server.terminate(&reason, ctx)).catch_unwind()).await
-    {
-        tracing::error!(%pid, panic = %panic_message(&*payload), "gen_server terminate panicked");
-    }
-    runner.finish(reason.clone());
-    // The reason is recorded: dropping the state, the pending reply and
-    // the queued calls now tells every caller why.
-    let entry = runner.entry.clone();
-    drop(runner);
-    drop(mailbox);
-    // Then wait for the server's tasks (cancelled by `finish`).
-    if let Some(group) = entry.take_tasks() {
-        let _ = group.future.await;
-    }
-    if reason.is_abnormal() {
-        Err(GenServerError::Exited { pid, reason })
-    } else {
-        Ok(())
+        let mut shutdown = pin!(wait_shutdown());
+        let reason = loop {
+            // Messages first; the shutdown signal is only looked at when the
+            // mailbox is empty, which keeps its lock off the busy path.
+            let next = poll_fn(|cx| {
+                loop {
+                    match mailbox.poll_receive_message(cx) {
+                        Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
+                        // Signals arrive as envelopes (`convert_signals`), so
+                        // `receive` has no error to report.
+                        Poll::Ready(Err(_)) => continue,
+                        Poll::Pending => return shutdown.as_mut().poll(cx).map(|()| None),
+                    }
+                }
+            })
+            .await;
+            match next {
+                None => break ExitReason::Shutdown,
+                Some(envelope) => {
+                    if let Some(reason) = runner.handle(envelope).await {
+                        break reason;
+                    }
+                }
+            }
+        };
+        let pid = runner.entry.pid();
+        // From here on a cancellation (the grace period is over) must not run
+        // `terminate` a second time.
+        runner.terminating = true;
+        let Runner { server, ctx, .. } = &mut runner;
+        if let Err(payload) =
+            Box::pin(AssertUnwindSafe(server.terminate(&reason, ctx)).catch_unwind()).await
+        {
+            tracing::error!(%pid, panic = %panic_message(&*payload), "gen_server terminate panicked");
+        }
+        runner.finish(reason.clone());
+        // The reason is recorded: dropping the state, the pending reply and
+        // the queued calls now tells every caller why.
+        let entry = runner.entry.clone();
+        drop(runner);
+        drop(mailbox);
+        // Then wait for the server's tasks (cancelled by `finish`).
+        if let Some(group) = entry.take_tasks() {
+            let _ = group.future.await;
+        }
+        if reason.is_abnormal() {
+            Err(GenServerError::Exited { pid, reason })
+        } else {
+            Ok(())
+        }
     }
 }
 
 impl<S: GenServer> Runner<S> {
     /// Handles one envelope; `Some(reason)` to stop.
-    async fn handle(&mut self, envelope: Envelope<S>) -> Option<ExitReason> {
+    /// (Not an `async fn`, which would keep `envelope` twice.)
+    fn handle(&mut self, envelope: Envelope<S>) -> impl Future<Output = Option<ExitReason>> + '_ {
         let Runner { server, ctx, .. } = self;
-        match envelope {
-            Envelope::Call(request, sender) => {
-                ctx.reply = Some(sender);
-                match AssertUnwindSafe(server.handle_call(request, ctx))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(Response::Reply(reply)) => {
-                        if let Some(sender) = ctx.reply.take() {
-                            let _ = sender.send(Ok(reply));
+        async move {
+            match envelope {
+                Envelope::Call(request, sender) => {
+                    ctx.reply = Some(sender);
+                    match AssertUnwindSafe(server.handle_call(request, ctx))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(Response::Reply(reply)) => {
+                            if let Some(sender) = ctx.reply.take() {
+                                let _ = sender.send(Ok(reply));
+                            }
+                            None
                         }
-                        None
-                    }
-                    Ok(Response::NoReply) => {
-                        // Not deferred: the caller learns there is no reply.
-                        ctx.reply = None;
-                        None
-                    }
-                    Ok(Response::ReplyAndStop(reply, reason)) => {
-                        if let Some(sender) = ctx.reply.take() {
-                            let _ = sender.send(Ok(reply));
+                        Ok(Response::NoReply) => {
+                            // Not deferred: the caller learns there is no reply.
+                            ctx.reply = None;
+                            None
                         }
-                        Some(reason)
+                        Ok(Response::ReplyAndStop(reply, reason)) => {
+                            if let Some(sender) = ctx.reply.take() {
+                                let _ = sender.send(Ok(reply));
+                            }
+                            Some(reason)
+                        }
+                        // The pending sender stays in the context until the
+                        // reason is recorded.
+                        Ok(Response::Stop(reason)) => Some(reason),
+                        Err(payload) => Some(panicked(payload)),
                     }
-                    // The pending sender stays in the context until the
-                    // reason is recorded.
-                    Ok(Response::Stop(reason)) => Some(reason),
-                    Err(payload) => Some(panicked(payload)),
                 }
+                Envelope::Cast(message) => flow(
+                    AssertUnwindSafe(server.handle_cast(message, ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Info(message) => flow(
+                    AssertUnwindSafe(server.handle_info(message, ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Down(down) => flow(
+                    AssertUnwindSafe(server.handle_down(*down, ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Exit(exit) if ctx.trap_exits => flow(
+                    AssertUnwindSafe(server.handle_exit(*exit, ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
+                Envelope::Stop(reason) => Some(*reason),
             }
-            Envelope::Cast(message) => flow(
-                AssertUnwindSafe(server.handle_cast(message, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Info(message) => flow(
-                AssertUnwindSafe(server.handle_info(message, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Down(down) => flow(
-                AssertUnwindSafe(server.handle_down(*down, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Exit(exit) if ctx.trap_exits => flow(
-                AssertUnwindSafe(server.handle_exit(*exit, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
-            Envelope::Stop(reason) => Some(*reason),
         }
     }
 
