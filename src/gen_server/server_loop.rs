@@ -89,7 +89,6 @@ fn prepare<S: GenServer>(
             reply: None,
             trap_exits: false,
         },
-        entry: entry.clone(),
         terminating: false,
         finished: false,
     };
@@ -202,7 +201,6 @@ impl<F: Future> Future for Serving<F> {
 struct Runner<S: GenServer> {
     server: S,
     ctx: Context<S>,
-    entry: Arc<Entry>,
     terminating: bool,
     finished: bool,
 }
@@ -260,35 +258,51 @@ fn run<S: GenServer>(
                 }
             }
         };
-        let pid = runner.entry.pid();
-        // From here on a cancellation (the grace period is over) must not run
-        // `terminate` a second time.
-        runner.terminating = true;
-        let Runner { server, ctx, .. } = &mut runner;
-        if let Err(payload) =
-            Box::pin(AssertUnwindSafe(server.terminate(&reason, ctx)).catch_unwind()).await
-        {
-            tracing::error!(%pid, panic = %panic_message(&*payload), "gen_server terminate panicked");
-        }
-        runner.finish(reason.clone());
-        // The reason is recorded: dropping the state, the pending reply and
-        // the queued calls now tells every caller why.
-        let entry = runner.entry.clone();
-        drop(runner);
-        drop(mailbox);
-        // Then wait for the server's tasks (cancelled by `finish`).
-        if let Some(group) = entry.take_tasks() {
-            let _ = group.future.await;
-        }
-        if reason.is_abnormal() {
-            Err(GenServerError::Exited { pid, reason })
-        } else {
-            Ok(())
-        }
+        // The stop sequence runs once: boxed, its state does not weigh on
+        // the loop's for the server's whole life.
+        Box::pin(stop(runner, mailbox, reason)).await
+    }
+}
+
+/// Steps 2 to 4 of the stop sequence (see the module docs).
+async fn stop<S: GenServer>(
+    mut runner: Runner<S>,
+    mailbox: Mailbox<Envelope<S>>,
+    reason: ExitReason,
+) -> Result<(), GenServerError> {
+    let pid = runner.entry().pid();
+    // From here on a cancellation (the grace period is over) must not run
+    // `terminate` a second time.
+    runner.terminating = true;
+    let Runner { server, ctx, .. } = &mut runner;
+    if let Err(payload) =
+        Box::pin(AssertUnwindSafe(server.terminate(&reason, ctx)).catch_unwind()).await
+    {
+        tracing::error!(%pid, panic = %panic_message(&*payload), "gen_server terminate panicked");
+    }
+    runner.finish(reason.clone());
+    // The reason is recorded: dropping the state, the pending reply and
+    // the queued calls now tells every caller why.
+    let entry = runner.entry().clone();
+    drop(runner);
+    drop(mailbox);
+    // Then wait for the server's tasks (cancelled by `finish`).
+    if let Some(group) = entry.take_tasks() {
+        let _ = group.future.await;
+    }
+    if reason.is_abnormal() {
+        Err(GenServerError::Exited { pid, reason })
+    } else {
+        Ok(())
     }
 }
 
 impl<S: GenServer> Runner<S> {
+    /// The server's process entry (its address holds it).
+    fn entry(&self) -> &Arc<Entry> {
+        self.ctx.server.address.entry()
+    }
+
     /// Handles one envelope; `Some(reason)` to stop.
     /// (Not an `async fn`, which would keep `envelope` twice.)
     fn handle(&mut self, envelope: Envelope<S>) -> impl Future<Output = Option<ExitReason>> + '_ {
@@ -353,8 +367,8 @@ impl<S: GenServer> Runner<S> {
     /// Ends the process with `reason` and cancels the server's tasks.
     fn finish(&mut self, reason: ExitReason) {
         self.finished = true;
-        self.entry.exit(reason, registry::release);
-        self.entry.cancel_tasks();
+        self.entry().exit(reason, registry::release);
+        self.entry().cancel_tasks();
     }
 }
 
@@ -374,7 +388,7 @@ impl<S: GenServer> Drop for Runner<S> {
         }
         // The tasks are stopped by whoever drops us (`Serving`).
         self.finished = true;
-        self.entry.exit(reason, registry::release);
+        self.entry().exit(reason, registry::release);
     }
 }
 
