@@ -407,6 +407,18 @@ impl Entry {
         self.lock().more_mut().and_then(|m| m.tasks.take())
     }
 
+    /// Polls the process's task group (kept in the entry) once, after the
+    /// process was cancelled: the group is done once its tasks are.
+    pub(crate) fn poll_tasks(&self, cx: &mut std::task::Context<'_>) {
+        let Some(mut group) = self.take_tasks() else {
+            return;
+        };
+        // Polled outside the lock. No new group can appear meanwhile: the
+        // process has ended, and `tasks` makes none for an ended process.
+        let _ = group.future.as_mut().poll(cx);
+        self.lock().more().tasks = Some(group);
+    }
+
     /// Why the process ended, or `None` while it runs.
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
         self.lock().exit.clone()

@@ -42,9 +42,6 @@ use crate::process::{Entry, ExitReason, TaskGroup};
 use crate::registry;
 use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
 
-/// The future of a process's task group, kept once the server is cancelled.
-type GroupFuture = Pin<Box<dyn Future<Output = Result<(), NurseryError>> + Send>>;
-
 /// The server's whole life as one future. A plain function (not `async`),
 /// so that the future holds only [`Serving`] (or the start error), not also
 /// the arguments it was built from: it lives as long as the server.
@@ -95,8 +92,6 @@ fn prepare<S: GenServer>(
     Ok(Serving {
         entry,
         scope,
-        done: false,
-        group: None,
         inner: Some(run(runner, mailbox, arg, status)),
     })
 }
@@ -149,8 +144,7 @@ pin_project! {
     struct Serving<F> {
         entry: Arc<Entry>,
         scope: Option<Arc<Node>>,
-        done: bool,
-        group: Option<GroupFuture>,
+        // `None` once the loop has finished or been dropped.
         #[pin]
         inner: Option<F>,
     }
@@ -158,7 +152,7 @@ pin_project! {
     impl<F> PinnedDrop for Serving<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if !*this.done {
+            if this.inner.is_some() {
                 this.entry.mark_killed();
                 this.entry.exit(ExitReason::Killed, registry::release);
             }
@@ -179,19 +173,16 @@ impl<F: Future> Future for Serving<F> {
             let cancelled = this.scope.as_ref().is_some_and(|s| s.is_cancelled());
             if !(cancelled && this.entry.has_tasks()) {
                 let output = std::task::ready!(inner.poll(cx));
-                *this.done = true;
+                this.inner.set(None);
                 return Poll::Ready(output);
             }
             this.entry.mark_killed();
             this.entry.exit(ExitReason::Killed, registry::release);
             this.inner.set(None);
-            *this.group = this.entry.take_tasks().map(|group| group.future);
         }
-        if let Some(group) = this.group {
-            // Cancelled from outside, the group never completes: its hold is
-            // released once its tasks are done, and we are dropped.
-            let _ = group.as_mut().poll(cx);
-        }
+        // Cancelled from outside, the group never completes: its hold is
+        // released once its tasks are done, and we are dropped.
+        this.entry.poll_tasks(cx);
         Poll::Pending
     }
 }
@@ -233,23 +224,25 @@ fn run<S: GenServer>(
                 });
             }
         }
-        let mut shutdown = pin!(wait_shutdown());
+        // Unpin: polled in place, without a pinned pointer in our state.
+        let mut shutdown = wait_shutdown();
         let reason = loop {
             // Messages first; the shutdown signal is only looked at when the
             // mailbox is empty, which keeps its lock off the busy path.
-            let next = poll_fn(|cx| {
+            // (Matched at once, so that no `Option` of it is kept.)
+            match poll_fn(|cx| {
                 loop {
                     match mailbox.poll_receive_message(cx) {
                         Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
                         // Signals arrive as envelopes (`convert_signals`), so
                         // `receive` has no error to report.
                         Poll::Ready(Err(_)) => continue,
-                        Poll::Pending => return shutdown.as_mut().poll(cx).map(|()| None),
+                        Poll::Pending => return Pin::new(&mut shutdown).poll(cx).map(|()| None),
                     }
                 }
             })
-            .await;
-            match next {
+            .await
+            {
                 None => break ExitReason::Shutdown,
                 Some(envelope) => {
                     if let Some(reason) = runner.handle(envelope).await {
@@ -306,28 +299,28 @@ impl<S: GenServer> Runner<S> {
     /// Handles one envelope; `Some(reason)` to stop.
     /// (Not an `async fn`, which would keep `envelope` twice.)
     fn handle(&mut self, envelope: Envelope<S>) -> impl Future<Output = Option<ExitReason>> + '_ {
-        let Runner { server, ctx, .. } = self;
+        // Fields reached through `self`: the future keeps one reference.
         async move {
             match envelope {
                 Envelope::Call(request, sender) => {
-                    ctx.reply = Some(sender);
-                    match AssertUnwindSafe(server.handle_call(request, ctx))
+                    self.ctx.reply = Some(sender);
+                    match AssertUnwindSafe(self.server.handle_call(request, &mut self.ctx))
                         .catch_unwind()
                         .await
                     {
                         Ok(Response::Reply(reply)) => {
-                            if let Some(sender) = ctx.reply.take() {
+                            if let Some(sender) = self.ctx.reply.take() {
                                 let _ = sender.send(Ok(reply));
                             }
                             None
                         }
                         Ok(Response::NoReply) => {
                             // Not deferred: the caller learns there is no reply.
-                            ctx.reply = None;
+                            self.ctx.reply = None;
                             None
                         }
                         Ok(Response::ReplyAndStop(reply, reason)) => {
-                            if let Some(sender) = ctx.reply.take() {
+                            if let Some(sender) = self.ctx.reply.take() {
                                 let _ = sender.send(Ok(reply));
                             }
                             Some(reason)
@@ -339,22 +332,22 @@ impl<S: GenServer> Runner<S> {
                     }
                 }
                 Envelope::Cast(message) => flow(
-                    AssertUnwindSafe(server.handle_cast(message, ctx))
+                    AssertUnwindSafe(self.server.handle_cast(message, &mut self.ctx))
                         .catch_unwind()
                         .await,
                 ),
                 Envelope::Info(message) => flow(
-                    AssertUnwindSafe(server.handle_info(message, ctx))
+                    AssertUnwindSafe(self.server.handle_info(message, &mut self.ctx))
                         .catch_unwind()
                         .await,
                 ),
                 Envelope::Down(down) => flow(
-                    AssertUnwindSafe(server.handle_down(*down, ctx))
+                    AssertUnwindSafe(self.server.handle_down(*down, &mut self.ctx))
                         .catch_unwind()
                         .await,
                 ),
-                Envelope::Exit(exit) if ctx.trap_exits => flow(
-                    AssertUnwindSafe(server.handle_exit(*exit, ctx))
+                Envelope::Exit(exit) if self.ctx.trap_exits => flow(
+                    AssertUnwindSafe(self.server.handle_exit(*exit, &mut self.ctx))
                         .catch_unwind()
                         .await,
                 ),
