@@ -51,7 +51,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal, Views};
+use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal, Views, Wake};
 use crate::registry::{self, RegistryError};
 
 /// What went wrong with a mailbox operation.
@@ -382,6 +382,12 @@ struct Link<M> {
     tx: Tx<M>,
 }
 
+impl<M: Send + 'static> Wake for Link<M> {
+    fn wake(&self) {
+        self.tx.nudge();
+    }
+}
+
 impl<M> Address<M> {
     fn new(entry: Arc<Entry>, tx: Tx<M>) -> Self {
         Address {
@@ -577,8 +583,8 @@ impl<M: Send + 'static> Mailbox<M> {
     pub(crate) fn with_view(tx: Tx<M>, rx: Rx<M>, view: Views) -> Self {
         let entry = Entry::new();
         let address = Address::new(entry.clone(), tx);
-        let nudge = address.link.tx.clone();
-        entry.set_waker(Box::new(move || nudge.nudge()));
+        let waker: Arc<dyn Wake> = address.link.clone();
+        entry.set_waker(Arc::downgrade(&waker));
         entry.publish(Arc::new(address.clone()), view);
         Mailbox {
             rx,

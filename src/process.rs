@@ -211,8 +211,9 @@ pub(crate) struct Entry {
     /// Set when the owner is cancelled, so its end reads `Killed`.
     killed: AtomicBool,
     /// Wakes the owner when a signal arrives (pushes a marker into its
-    /// mailbox); `None` until the owner installs it.
-    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// mailbox); unset until the owner installs it. Weak: the owner's
+    /// addresses hold the entry, not the reverse.
+    waker: OnceLock<Weak<dyn Wake>>,
     state: Mutex<EntryState>,
 }
 
@@ -257,6 +258,13 @@ pub(crate) struct TaskGroup {
     pub(crate) handle: Nursery,
     /// The group's nursery future: done once its tasks are.
     pub(crate) future: Pin<Box<dyn Future<Output = Result<(), NurseryError>> + Send>>,
+}
+
+/// Wakes a process whose entry has received a signal (a mailbox pushes a
+/// marker into its channel).
+pub(crate) trait Wake: Send + Sync {
+    /// Wakes the owner.
+    fn wake(&self);
 }
 
 /// Builds the typed handle a lookup asks for (`Address<M>`, a gen_server's
@@ -336,8 +344,8 @@ impl Entry {
         self.pid
     }
 
-    /// Installs the function that wakes the owner when a signal arrives.
-    pub(crate) fn set_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+    /// Installs what wakes the owner when a signal arrives.
+    pub(crate) fn set_waker(&self, waker: Weak<dyn Wake>) {
         let _ = self.waker.set(waker);
     }
 
@@ -486,8 +494,8 @@ impl Entry {
             state.more().signals.push_back(signal);
             self.has_signals.store(true, Ordering::Release);
         }
-        if let Some(wake) = self.waker.get() {
-            wake();
+        if let Some(waker) = self.waker.get().and_then(Weak::upgrade) {
+            waker.wake();
         }
     }
 
