@@ -508,10 +508,19 @@ impl<S: GenServer> Server<S> {
     ///
     /// [`GenServerError::Exited`] if the server has exited.
     pub async fn cast(&self, message: S::Cast) -> Result<(), GenServerError> {
-        self.address
-            .send(Envelope::Cast(message))
-            .await
-            .map_err(|e| GenServerError::from_send(e.into_parts().0, self.pid()))
+        // Without waiting first (always, when unbounded): the waiting send
+        // is boxed, so the future stays small.
+        let Err(error) = self.address.try_send(Envelope::Cast(message)) else {
+            return Ok(());
+        };
+        let (error, envelope) = error.into_parts();
+        let result = match error {
+            MailboxError::Full { .. } => Box::pin(self.address.send(envelope))
+                .await
+                .map_err(|e| e.into_parts().0),
+            error => Err(error),
+        };
+        result.map_err(|e| GenServerError::from_send(e, self.pid()))
     }
 
     /// Sends `message` to `handle_cast` without waiting.

@@ -472,10 +472,17 @@ impl Entry {
     }
 
     /// Takes the next pending signal.
+    #[inline]
     pub(crate) fn pop_signal(&self) -> Option<Signal> {
+        // Checked before every message: one load, inlined.
         if !self.has_signals.load(Ordering::Acquire) {
             return None;
         }
+        self.pop_signal_slow()
+    }
+
+    #[cold]
+    fn pop_signal_slow(&self) -> Option<Signal> {
         let mut state = self.lock();
         let signals = &mut state.more().signals;
         let signal = signals.pop_front();
