@@ -199,6 +199,10 @@ struct Runner<S: GenServer> {
 /// The receive loop. A plain function returning an `async move` block: an
 /// `async fn` would keep a second copy of its by-value arguments in its
 /// state for the server's whole life.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in its state"
+)]
 fn run<S: GenServer>(
     mut runner: Runner<S>,
     mut mailbox: Mailbox<Envelope<S>>,
@@ -298,6 +302,10 @@ impl<S: GenServer> Runner<S> {
 
     /// Handles one envelope; `Some(reason)` to stop.
     /// (Not an `async fn`, which would keep `envelope` twice.)
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep `envelope` twice in its state"
+    )]
     fn handle(&mut self, envelope: Envelope<S>) -> impl Future<Output = Option<ExitReason>> + '_ {
         // Fields reached through `self`: the future keeps one reference.
         async move {
