@@ -725,7 +725,6 @@ pub fn current_deadline() -> Option<Instant> {
 pub fn wait_shutdown() -> WaitShutdown {
     WaitShutdown {
         node: current(),
-        key: None,
         registered: None,
     }
 }
@@ -735,10 +734,10 @@ pub fn wait_shutdown() -> WaitShutdown {
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitShutdown {
     node: Option<Arc<Node>>,
-    key: Option<usize>,
-    /// The waker stored in the node's slot `key`: while it would wake the
-    /// same task and no request has arrived, a poll touches no lock.
-    registered: Option<std::task::Waker>,
+    /// Our slot among the node's waiters and the waker stored there: while
+    /// it would wake the same task and no request has arrived, a poll
+    /// touches no lock.
+    registered: Option<(usize, std::task::Waker)>,
 }
 
 impl Future for WaitShutdown {
@@ -753,26 +752,27 @@ impl Future for WaitShutdown {
         // dry). The request sets the flag under the node's lock and then
         // wakes every registered waker: if the flag is unset, our waker is
         // still registered and will be woken.
-        if this.key.is_some()
-            && this
-                .registered
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
+        if this
+            .registered
+            .as_ref()
+            .is_some_and(|(_, w)| w.will_wake(cx.waker()))
             && !node.is_shutdown_requested()
         {
             return Poll::Pending;
         }
-        match node.register_shutdown_waiter(this.key, cx.waker()) {
+        let key = this.registered.as_ref().map(|(key, _)| *key);
+        match node.register_shutdown_waiter(key, cx.waker()) {
             None => {
-                this.key = None;
                 this.registered = None;
                 Poll::Ready(())
             }
             Some(key) => {
-                this.key = Some(key);
                 match &mut this.registered {
-                    Some(w) => w.clone_from(cx.waker()),
-                    None => this.registered = Some(cx.waker().clone()),
+                    Some((slot, w)) => {
+                        *slot = key;
+                        w.clone_from(cx.waker());
+                    }
+                    None => this.registered = Some((key, cx.waker().clone())),
                 }
                 Poll::Pending
             }
@@ -782,8 +782,8 @@ impl Future for WaitShutdown {
 
 impl Drop for WaitShutdown {
     fn drop(&mut self) {
-        if let (Some(node), Some(key)) = (&self.node, self.key) {
-            node.unregister_shutdown_waiter(key);
+        if let (Some(node), Some((key, _))) = (&self.node, &self.registered) {
+            node.unregister_shutdown_waiter(*key);
         }
     }
 }

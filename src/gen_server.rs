@@ -508,10 +508,19 @@ impl<S: GenServer> Server<S> {
     ///
     /// [`GenServerError::Exited`] if the server has exited.
     pub async fn cast(&self, message: S::Cast) -> Result<(), GenServerError> {
-        self.address
-            .send(Envelope::Cast(message))
-            .await
-            .map_err(|e| GenServerError::from_send(e.into_parts().0, self.pid()))
+        // Without waiting first (always, when unbounded): the waiting send
+        // is boxed, so the future stays small.
+        let Err(error) = self.address.try_send(Envelope::Cast(message)) else {
+            return Ok(());
+        };
+        let (error, envelope) = error.into_parts();
+        let result = match error {
+            MailboxError::Full { .. } => Box::pin(self.address.send(envelope))
+                .await
+                .map_err(|e| e.into_parts().0),
+            error => Err(error),
+        };
+        result.map_err(|e| GenServerError::from_send(e, self.pid()))
     }
 
     /// Sends `message` to `handle_cast` without waiting.
@@ -823,13 +832,15 @@ pub async fn start<S: GenServer>(
 /// `Ok(())` for a normal or shutdown stop; otherwise
 /// [`GenServerError::Exited`] with the reason (or the start errors of
 /// [`start`] before `status` was reported).
-pub async fn serve<S: GenServer>(
+pub fn serve<S: GenServer>(
     server: S,
     arg: S::Arg,
     options: impl Into<StartOptions>,
     status: TaskStatus<Server<S>>,
-) -> Result<(), GenServerError> {
-    server_loop::serve(server, arg, options.into(), status).await
+) -> impl Future<Output = Result<(), GenServerError>> + Send {
+    // Not an `async fn`: its future would hold the arguments besides the
+    // server's state, for the server's whole life.
+    server_loop::serve(server, arg, options.into(), status)
 }
 
 /// `S`'s type name without its path, for task names.

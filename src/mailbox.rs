@@ -51,7 +51,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal, Views};
+use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal, Views, Wake};
 use crate::registry::{self, RegistryError};
 
 /// What went wrong with a mailbox operation.
@@ -372,28 +372,49 @@ impl<M> Rx<M> {
 /// An address stays valid after its process ends; sends then fail with
 /// [`MailboxError::Exited`] carrying the exit reason.
 pub struct Address<M> {
+    /// One allocation behind every clone: cloning is one atomic increment.
+    link: Arc<Link<M>>,
+}
+
+/// What an [`Address`] shares with its clones.
+struct Link<M> {
     entry: Arc<Entry>,
     tx: Tx<M>,
+}
+
+impl<M: Send + 'static> Wake for Link<M> {
+    fn wake(&self) {
+        self.tx.nudge();
+    }
+}
+
+impl<M> Address<M> {
+    fn new(entry: Arc<Entry>, tx: Tx<M>) -> Self {
+        Address {
+            link: Arc::new(Link { entry, tx }),
+        }
+    }
 }
 
 impl<M> Clone for Address<M> {
     fn clone(&self) -> Self {
         Address {
-            entry: self.entry.clone(),
-            tx: self.tx.clone(),
+            link: self.link.clone(),
         }
     }
 }
 
 impl<M> fmt::Debug for Address<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Address").field(&self.entry.pid()).finish()
+        f.debug_tuple("Address")
+            .field(&self.link.entry.pid())
+            .finish()
     }
 }
 
 impl<M> PartialEq for Address<M> {
     fn eq(&self, other: &Self) -> bool {
-        self.entry.pid() == other.entry.pid()
+        self.link.entry.pid() == other.link.entry.pid()
     }
 }
 
@@ -402,7 +423,7 @@ impl<M> Eq for Address<M> {}
 impl<M: Send + 'static> Address<M> {
     /// The receiving process.
     pub fn pid(&self) -> Pid {
-        self.entry.pid()
+        self.link.entry.pid()
     }
 
     /// Sends `message`, waiting for room if the mailbox is bounded and full.
@@ -417,7 +438,8 @@ impl<M: Send + 'static> Address<M> {
     /// If the future is dropped while waiting for room, the message is not
     /// sent (and is dropped with the future).
     pub async fn send(&self, message: M) -> Result<(), SendError<M>> {
-        self.tx
+        self.link
+            .tx
             .send(message)
             .await
             .map_err(|message| SendError::new(self.exited(), message))
@@ -432,7 +454,7 @@ impl<M: Send + 'static> Address<M> {
     /// back in the error.
     #[doc(alias = "send_nowait")]
     pub fn try_send(&self, message: M) -> Result<(), SendError<M>> {
-        self.tx.try_send(message).map_err(|(full, message)| {
+        self.link.tx.try_send(message).map_err(|(full, message)| {
             let error = if full {
                 MailboxError::Full { pid: self.pid() }
             } else {
@@ -444,23 +466,27 @@ impl<M: Send + 'static> Address<M> {
 
     /// Whether the process has ended.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed() || self.entry.exit_reason().is_some()
+        self.link.tx.is_closed() || self.link.entry.exit_reason().is_some()
     }
 
     /// The process's exit reason, once it has ended.
     pub fn exit_reason(&self) -> Option<ExitReason> {
-        self.entry.exit_reason()
+        self.link.entry.exit_reason()
     }
 
     pub(crate) fn exited(&self) -> MailboxError {
         MailboxError::Exited {
             pid: self.pid(),
-            reason: self.entry.exit_reason().unwrap_or(ExitReason::NoProcess),
+            reason: self
+                .link
+                .entry
+                .exit_reason()
+                .unwrap_or(ExitReason::NoProcess),
         }
     }
 
     pub(crate) fn entry(&self) -> &Arc<Entry> {
-        &self.entry
+        &self.link.entry
     }
 
     /// An address that sends `N` into this mailbox, wrapped by `wrap`.
@@ -470,14 +496,14 @@ impl<M: Send + 'static> Address<M> {
         wrap: fn(N) -> M,
         unwrap: fn(M) -> N,
     ) -> Address<N> {
-        Address {
-            entry: self.entry.clone(),
-            tx: Tx::View(Arc::new(View {
-                inner: self.tx.clone(),
+        Address::new(
+            self.link.entry.clone(),
+            Tx::View(Arc::new(View {
+                inner: self.link.tx.clone(),
                 wrap,
                 unwrap,
             })),
-        }
+        )
     }
 }
 
@@ -488,7 +514,6 @@ impl<M: Send + 'static> Address<M> {
 /// dropped by a panic, [`ExitReason::Killed`] when an [`open`] scope is
 /// cancelled).
 pub struct Mailbox<M> {
-    entry: Arc<Entry>,
     rx: Rx<M>,
     address: Address<M>,
     on_down: Option<fn(Down) -> M>,
@@ -504,7 +529,9 @@ fn address_view<M: Send + 'static>(base: &(dyn Any + Send + Sync), out: &mut dyn
 
 impl<M> fmt::Debug for Mailbox<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Mailbox").field(&self.entry.pid()).finish()
+        f.debug_tuple("Mailbox")
+            .field(&self.address.link.entry.pid())
+            .finish()
     }
 }
 
@@ -555,15 +582,11 @@ impl<M: Send + 'static> Mailbox<M> {
     /// from its `Address<M>` (a gen_server's handle and its `info` view).
     pub(crate) fn with_view(tx: Tx<M>, rx: Rx<M>, view: Views) -> Self {
         let entry = Entry::new();
-        let address = Address {
-            entry: entry.clone(),
-            tx,
-        };
-        let nudge = address.tx.clone();
-        entry.set_waker(Box::new(move || nudge.nudge()));
+        let address = Address::new(entry.clone(), tx);
+        let waker: Arc<dyn Wake> = address.link.clone();
+        entry.set_waker(Arc::downgrade(&waker));
         entry.publish(Arc::new(address.clone()), view);
         Mailbox {
-            entry,
             rx,
             address,
             on_down: None,
@@ -583,7 +606,7 @@ impl<M: Send + 'static> Mailbox<M> {
     }
 
     pub(crate) fn entry(&self) -> &Arc<Entry> {
-        &self.entry
+        &self.address.link.entry
     }
 
     pub(crate) fn poll_receive_message(
@@ -595,7 +618,7 @@ impl<M: Send + 'static> Mailbox<M> {
 
     /// This process's id.
     pub fn pid(&self) -> Pid {
-        self.entry.pid()
+        self.address.link.entry.pid()
     }
 
     /// An address to send to this mailbox.
@@ -674,7 +697,7 @@ impl<M: Send + 'static> Mailbox<M> {
     /// Takes a message if one is waiting, without waiting.
     pub fn try_receive(&mut self) -> Option<Result<M, MailboxError>> {
         loop {
-            if let Some(signal) = self.entry.pop_signal() {
+            if let Some(signal) = self.address.link.entry.pop_signal() {
                 match self.convert(signal) {
                     Some(result) => return Some(result),
                     None => continue,
@@ -689,7 +712,7 @@ impl<M: Send + 'static> Mailbox<M> {
 
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<M, MailboxError>> {
         loop {
-            if let Some(signal) = self.entry.pop_signal() {
+            if let Some(signal) = self.address.link.entry.pop_signal() {
                 match self.convert(signal) {
                     Some(result) => return Poll::Ready(result),
                     None => continue,
@@ -743,25 +766,25 @@ impl<M: Send + 'static> Mailbox<M> {
         M: From<Down>,
     {
         self.on_down = Some(M::from);
-        self.entry.monitor(pid)
+        self.address.link.entry.monitor(pid)
     }
 
     /// Removes a monitor; its `Down` will not arrive, even if already
     /// queued. Returns whether the monitor was still active.
     pub fn demonitor(&mut self, pid: Pid, monitor: MonitorRef) -> bool {
-        self.entry.demonitor(pid, monitor)
+        self.address.link.entry.demonitor(pid, monitor)
     }
 
     /// Links this process with `pid`: when either ends abnormally, the
     /// other is told — with an [`Exit`] message if it traps exits, else by
     /// [`receive`](Self::receive) returning [`MailboxError::LinkExited`].
     pub fn link(&mut self, pid: Pid) {
-        self.entry.link(pid);
+        self.address.link.entry.link(pid);
     }
 
     /// Removes the link with `pid`.
     pub fn unlink(&mut self, pid: Pid) {
-        self.entry.unlink(pid);
+        self.address.link.entry.unlink(pid);
     }
 
     /// Receives linked processes' exits as [`Exit`] messages (converted to
@@ -779,12 +802,12 @@ impl<M> Drop for Mailbox<M> {
     fn drop(&mut self) {
         let reason = if std::thread::panicking() {
             ExitReason::Panic("panicked".into())
-        } else if self.entry.is_killed() {
+        } else if self.address.link.entry.is_killed() {
             ExitReason::Killed
         } else {
             ExitReason::Normal
         };
-        self.entry.exit(reason, registry::release);
+        self.address.link.entry.exit(reason, registry::release);
     }
 }
 
@@ -905,7 +928,7 @@ where
     if let Some(name) = name {
         register(name, mailbox.pid())?;
     }
-    let entry = mailbox.entry.clone();
+    let entry = mailbox.address.link.entry.clone();
     let body = body(mailbox);
     let mut body = std::pin::pin!(body);
     // Declared after `body`, so dropped before it when the scope is

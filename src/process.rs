@@ -211,20 +211,41 @@ pub(crate) struct Entry {
     /// Set when the owner is cancelled, so its end reads `Killed`.
     killed: AtomicBool,
     /// Wakes the owner when a signal arrives (pushes a marker into its
-    /// mailbox); `None` until the owner installs it.
-    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// mailbox); unset until the owner installs it. Weak: the owner's
+    /// addresses hold the entry, not the reverse.
+    waker: OnceLock<Weak<dyn Wake>>,
     state: Mutex<EntryState>,
 }
 
 #[derive(Default)]
 struct EntryState {
     exit: Option<ExitReason>,
+    /// Boxed on first use: most processes have no name, link, monitor,
+    /// signal or task, and each process pays for the entry while it lives.
+    more: Option<Box<More>>,
+}
+
+/// The parts of an entry's state that many processes never use.
+#[derive(Default)]
+struct More {
     names: Vec<Arc<str>>,
     links: Vec<Pid>,
     monitors: Vec<(MonitorRef, Weak<Entry>)>,
     signals: VecDeque<Signal>,
     on_exit: Vec<Box<dyn FnOnce(Pid) + Send>>,
     tasks: Option<TaskGroup>,
+}
+
+impl EntryState {
+    /// The rare parts, made on first use.
+    fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// The rare parts, if they were ever made.
+    fn more_mut(&mut self) -> Option<&mut More> {
+        self.more.as_deref_mut()
+    }
 }
 
 /// A process's own tasks (a gen_server's `Context::spawn` and timers): a
@@ -237,6 +258,13 @@ pub(crate) struct TaskGroup {
     pub(crate) handle: Nursery,
     /// The group's nursery future: done once its tasks are.
     pub(crate) future: Pin<Box<dyn Future<Output = Result<(), NurseryError>> + Send>>,
+}
+
+/// Wakes a process whose entry has received a signal (a mailbox pushes a
+/// marker into its channel).
+pub(crate) trait Wake: Send + Sync {
+    /// Wakes the owner.
+    fn wake(&self);
 }
 
 /// Builds the typed handle a lookup asks for (`Address<M>`, a gen_server's
@@ -316,8 +344,8 @@ impl Entry {
         self.pid
     }
 
-    /// Installs the function that wakes the owner when a signal arrives.
-    pub(crate) fn set_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+    /// Installs what wakes the owner when a signal arrives.
+    pub(crate) fn set_waker(&self, waker: Weak<dyn Wake>) {
         let _ = self.waker.set(waker);
     }
 
@@ -337,7 +365,7 @@ impl Entry {
         if state.exit.is_some() {
             return false;
         }
-        state.on_exit.push(cleanup);
+        state.more().on_exit.push(cleanup);
         true
     }
 
@@ -349,7 +377,7 @@ impl Entry {
             if state.exit.is_some() {
                 return None;
             }
-            if let Some(group) = &state.tasks {
+            if let Some(group) = state.more.as_ref().and_then(|m| m.tasks.as_ref()) {
                 return Some(group.handle.clone());
             }
         }
@@ -361,17 +389,22 @@ impl Entry {
             drop(group);
             return None;
         }
-        Some(state.tasks.get_or_insert(group).handle.clone())
+        Some(state.more().tasks.get_or_insert(group).handle.clone())
     }
 
     /// Whether the process has a task group.
     pub(crate) fn has_tasks(&self) -> bool {
-        self.lock().tasks.is_some()
+        self.lock().more.as_ref().is_some_and(|m| m.tasks.is_some())
     }
 
     /// Cancels the process's tasks, if it has any.
     pub(crate) fn cancel_tasks(&self) {
-        let handle = self.lock().tasks.as_ref().map(|g| g.handle.clone());
+        let handle = self
+            .lock()
+            .more
+            .as_ref()
+            .and_then(|m| m.tasks.as_ref())
+            .map(|g| g.handle.clone());
         if let Some(handle) = handle {
             handle.cancel();
         }
@@ -379,7 +412,19 @@ impl Entry {
 
     /// Takes the process's task group, to drive it to its end or drop it.
     pub(crate) fn take_tasks(&self) -> Option<TaskGroup> {
-        self.lock().tasks.take()
+        self.lock().more_mut().and_then(|m| m.tasks.take())
+    }
+
+    /// Polls the process's task group (kept in the entry) once, after the
+    /// process was cancelled: the group is done once its tasks are.
+    pub(crate) fn poll_tasks(&self, cx: &mut std::task::Context<'_>) {
+        let Some(mut group) = self.take_tasks() else {
+            return;
+        };
+        // Polled outside the lock. No new group can appear meanwhile: the
+        // process has ended, and `tasks` makes none for an ended process.
+        let _ = group.future.as_mut().poll(cx);
+        self.lock().more().tasks = Some(group);
     }
 
     /// Why the process ended, or `None` while it runs.
@@ -407,28 +452,41 @@ impl Entry {
             return Err(gone());
         }
         insert()?;
-        state.names.push(name);
+        state.more().names.push(name);
         Ok(())
     }
 
     /// Forgets `name` (already removed from the registry).
     pub(crate) fn remove_name(&self, name: &str) {
-        self.lock().names.retain(|n| &**n != name);
+        if let Some(more) = self.lock().more_mut() {
+            more.names.retain(|n| &**n != name);
+        }
     }
 
     /// Takes every name of the process (to release them from the registry).
     pub(crate) fn take_names(&self) -> Vec<Arc<str>> {
-        std::mem::take(&mut self.lock().names)
+        self.lock()
+            .more_mut()
+            .map(|m| std::mem::take(&mut m.names))
+            .unwrap_or_default()
     }
 
     /// Takes the next pending signal.
+    #[inline]
     pub(crate) fn pop_signal(&self) -> Option<Signal> {
+        // Checked before every message: one load, inlined.
         if !self.has_signals.load(Ordering::Acquire) {
             return None;
         }
+        self.pop_signal_slow()
+    }
+
+    #[cold]
+    fn pop_signal_slow(&self) -> Option<Signal> {
         let mut state = self.lock();
-        let signal = state.signals.pop_front();
-        if state.signals.is_empty() {
+        let signals = &mut state.more().signals;
+        let signal = signals.pop_front();
+        if signals.is_empty() {
             self.has_signals.store(false, Ordering::Release);
         }
         signal
@@ -440,11 +498,11 @@ impl Entry {
             if state.exit.is_some() {
                 return;
             }
-            state.signals.push_back(signal);
+            state.more().signals.push_back(signal);
             self.has_signals.store(true, Ordering::Release);
         }
-        if let Some(wake) = self.waker.get() {
-            wake();
+        if let Some(waker) = self.waker.get().and_then(Weak::upgrade) {
+            waker.wake();
         }
     }
 
@@ -457,7 +515,7 @@ impl Entry {
                 let mut state = entry.lock();
                 match &state.exit {
                     None => {
-                        state.monitors.push((monitor, Arc::downgrade(self)));
+                        state.more().monitors.push((monitor, Arc::downgrade(self)));
                         return monitor;
                     }
                     Some(reason) => reason.clone(),
@@ -478,16 +536,20 @@ impl Entry {
     pub(crate) fn demonitor(&self, target: Pid, monitor: MonitorRef) -> bool {
         let removed = Entry::find(target).is_some_and(|entry| {
             let mut state = entry.lock();
-            let before = state.monitors.len();
-            state.monitors.retain(|(m, _)| *m != monitor);
-            state.monitors.len() != before
+            let Some(more) = state.more_mut() else {
+                return false;
+            };
+            let before = more.monitors.len();
+            more.monitors.retain(|(m, _)| *m != monitor);
+            more.monitors.len() != before
         });
         let mut state = self.lock();
-        state
-            .signals
-            .retain(|s| !matches!(s, Signal::Down(d) if d.monitor == monitor));
-        if state.signals.is_empty() {
-            self.has_signals.store(false, Ordering::Release);
+        if let Some(more) = state.more_mut() {
+            more.signals
+                .retain(|s| !matches!(s, Signal::Down(d) if d.monitor == monitor));
+            if more.signals.is_empty() {
+                self.has_signals.store(false, Ordering::Release);
+            }
         }
         removed
     }
@@ -506,8 +568,9 @@ impl Entry {
             if state.exit.is_some() {
                 return;
             }
-            if !state.links.contains(&other) {
-                state.links.push(other);
+            let links = &mut state.more().links;
+            if !links.contains(&other) {
+                links.push(other);
             }
         }
         let linked = Entry::find(other).is_some_and(|entry| {
@@ -515,13 +578,14 @@ impl Entry {
             if state.exit.is_some() {
                 return false;
             }
-            if !state.links.contains(&self.pid) {
-                state.links.push(self.pid);
+            let links = &mut state.more().links;
+            if !links.contains(&self.pid) {
+                links.push(self.pid);
             }
             true
         });
         if !linked {
-            self.lock().links.retain(|p| *p != other);
+            entry_unlink(self, other);
             self.deliver(Signal::Exit(Exit {
                 pid: other,
                 reason: ExitReason::NoProcess,
@@ -531,9 +595,9 @@ impl Entry {
 
     /// Removes the link between this process and `other`, both ways.
     pub(crate) fn unlink(&self, other: Pid) {
-        self.lock().links.retain(|p| *p != other);
+        entry_unlink(self, other);
         if let Some(entry) = Entry::find(other) {
-            entry.lock().links.retain(|p| *p != self.pid);
+            entry_unlink(&entry, self.pid);
         }
     }
 
@@ -547,14 +611,20 @@ impl Entry {
                 return;
             }
             state.exit = Some(reason.clone());
-            state.signals.clear();
             self.has_signals.store(false, Ordering::Release);
-            (
-                std::mem::take(&mut state.names),
-                std::mem::take(&mut state.links),
-                std::mem::take(&mut state.monitors),
-                std::mem::take(&mut state.on_exit),
-            )
+            match state.more_mut() {
+                // The task group stays: the process drives it to its end.
+                Some(more) => {
+                    more.signals.clear();
+                    (
+                        std::mem::take(&mut more.names),
+                        std::mem::take(&mut more.links),
+                        std::mem::take(&mut more.monitors),
+                        std::mem::take(&mut more.on_exit),
+                    )
+                }
+                None => Default::default(),
+            }
         };
         table().remove(&self.pid);
         for cleanup in on_exit {
@@ -574,13 +644,20 @@ impl Entry {
         }
         for pid in links {
             if let Some(entry) = Entry::find(pid) {
-                entry.lock().links.retain(|p| *p != self.pid);
+                entry_unlink(&entry, self.pid);
                 entry.deliver(Signal::Exit(Exit {
                     pid: self.pid,
                     reason: reason.clone(),
                 }));
             }
         }
+    }
+}
+
+/// Removes `other` from `entry`'s links.
+fn entry_unlink(entry: &Entry, other: Pid) {
+    if let Some(more) = entry.lock().more_mut() {
+        more.links.retain(|p| *p != other);
     }
 }
 

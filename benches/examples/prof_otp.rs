@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo build --release -p trellis-benches --example prof_otp` then
 //! `perf record -g target/release/examples/prof_otp call trellis current 2000000`
-//! (workload: call or start; contender: trellis, trellis_with_timeout,
+//! (workload: call, cast or start; contender: trellis, trellis_with_timeout,
 //! tokio, tokio_with_timeout,
 //! ractor, kameo; runtime: current or multi). With `PROF_START_ONLY=1`,
 //! `start` exits right after the starts.
@@ -35,6 +35,33 @@ fn call<C: Contender>(rt: &tokio::runtime::Runtime, calls: u64) {
         "{} call: {:.0} ns/call",
         C::NAME,
         elapsed.as_nanos() as f64 / calls as f64
+    );
+}
+
+fn cast<C: Contender>(rt: &tokio::runtime::Runtime, casts: u64) {
+    let elapsed = rt.block_on(in_nursery(|n| async move {
+        let server = C::start(&n).await;
+        let sender = server.clone();
+        let elapsed = tokio::spawn(async move {
+            let start = Instant::now();
+            for i in 0..casts {
+                C::cast(&sender, i).await;
+                if i % 10_000 == 9_999 {
+                    black_box(C::call(&sender).await);
+                }
+            }
+            black_box(C::call(&sender).await);
+            start.elapsed()
+        })
+        .await
+        .expect("sender panicked");
+        C::stop(server).await;
+        elapsed
+    }));
+    println!(
+        "{} cast: {:.0} ns/cast",
+        C::NAME,
+        elapsed.as_nanos() as f64 / casts as f64
     );
 }
 
@@ -89,6 +116,10 @@ fn main() {
         ("start", "ractor") => start::<Ractor>,
         ("start", "kameo") => start::<Kameo>,
         ("start", _) => start::<Trellis>,
+        ("cast", "tokio") => cast::<Tokio>,
+        ("cast", "ractor") => cast::<Ractor>,
+        ("cast", "kameo") => cast::<Kameo>,
+        ("cast", _) => cast::<Trellis>,
         (_, "tokio") => call::<Tokio>,
         (_, "tokio_with_timeout") => call::<TokioTimeout>,
         (_, "trellis_with_timeout") => call::<TrellisTimeout>,

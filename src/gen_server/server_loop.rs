@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use pin_project_lite::pin_project;
 
 use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
@@ -41,16 +42,19 @@ use crate::process::{Entry, ExitReason, TaskGroup};
 use crate::registry;
 use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
 
-pub(super) async fn serve<S: GenServer>(
+/// The server's whole life as one future. A plain function (not `async`),
+/// so that the future holds only [`Serving`] (or the start error), not also
+/// the arguments it was built from: it lives as long as the server.
+pub(super) fn serve<S: GenServer>(
     server: S,
     arg: S::Arg,
     options: StartOptions,
     status: TaskStatus<Server<S>>,
-) -> Result<(), GenServerError> {
-    // Built by a plain function, so that only `Serving` is kept across the
-    // await (the future lives as long as the server).
-    let serving = prepare(server, arg, options, status)?;
-    serving.await
+) -> impl Future<Output = Result<(), GenServerError>> + Send {
+    match prepare(server, arg, options, status) {
+        Ok(serving) => Either::Left(serving),
+        Err(error) => Either::Right(std::future::ready(Err(error))),
+    }
 }
 
 /// Creates the mailbox, registers the name, and builds the server's future.
@@ -82,15 +86,12 @@ fn prepare<S: GenServer>(
             reply: None,
             trap_exits: false,
         },
-        entry: entry.clone(),
         terminating: false,
         finished: false,
     };
     Ok(Serving {
         entry,
         scope,
-        done: false,
-        group: None,
         inner: Some(run(runner, mailbox, arg, status)),
     })
 }
@@ -143,8 +144,7 @@ pin_project! {
     struct Serving<F> {
         entry: Arc<Entry>,
         scope: Option<Arc<Node>>,
-        done: bool,
-        group: Option<TaskGroup>,
+        // `None` once the loop has finished or been dropped.
         #[pin]
         inner: Option<F>,
     }
@@ -152,7 +152,7 @@ pin_project! {
     impl<F> PinnedDrop for Serving<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if !*this.done {
+            if this.inner.is_some() {
                 this.entry.mark_killed();
                 this.entry.exit(ExitReason::Killed, registry::release);
             }
@@ -173,19 +173,16 @@ impl<F: Future> Future for Serving<F> {
             let cancelled = this.scope.as_ref().is_some_and(|s| s.is_cancelled());
             if !(cancelled && this.entry.has_tasks()) {
                 let output = std::task::ready!(inner.poll(cx));
-                *this.done = true;
+                this.inner.set(None);
                 return Poll::Ready(output);
             }
             this.entry.mark_killed();
             this.entry.exit(ExitReason::Killed, registry::release);
             this.inner.set(None);
-            *this.group = this.entry.take_tasks();
         }
-        if let Some(group) = this.group {
-            // Cancelled from outside, the group never completes: its hold is
-            // released once its tasks are done, and we are dropped.
-            let _ = group.future.as_mut().poll(cx);
-        }
+        // Cancelled from outside, the group never completes: its hold is
+        // released once its tasks are done, and we are dropped.
+        this.entry.poll_tasks(cx);
         Poll::Pending
     }
 }
@@ -195,61 +192,82 @@ impl<F: Future> Future for Serving<F> {
 struct Runner<S: GenServer> {
     server: S,
     ctx: Context<S>,
-    entry: Arc<Entry>,
     terminating: bool,
     finished: bool,
 }
 
-async fn run<S: GenServer>(
+/// The receive loop. A plain function returning an `async move` block: an
+/// `async fn` would keep a second copy of its by-value arguments in its
+/// state for the server's whole life.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in its state"
+)]
+fn run<S: GenServer>(
     mut runner: Runner<S>,
     mut mailbox: Mailbox<Envelope<S>>,
     arg: S::Arg,
     status: TaskStatus<Server<S>>,
-) -> Result<(), GenServerError> {
-    let Runner { server, ctx, .. } = &mut runner;
-    // `init` and `terminate` run once: boxed, their futures do not weigh on
-    // the server's future for its whole life.
-    match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
-        Ok(Ok(())) => status.started(ctx.server.clone()),
-        Ok(Err(error)) => {
-            let message: Arc<str> = error.to_string().into();
-            runner.finish(ExitReason::Error(message.clone()));
-            return Err(GenServerError::InitFailed { message });
+) -> impl Future<Output = Result<(), GenServerError>> + Send {
+    async move {
+        let Runner { server, ctx, .. } = &mut runner;
+        // `init` and `terminate` run once: boxed, their futures do not weigh on
+        // the server's future for its whole life.
+        match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
+            Ok(Ok(())) => status.started(ctx.server.clone()),
+            Ok(Err(error)) => {
+                let message: Arc<str> = error.to_string().into();
+                runner.finish(ExitReason::Error(message.clone()));
+                return Err(GenServerError::InitFailed { message });
+            }
+            Err(payload) => {
+                let message: Arc<str> = panic_message(&*payload).into();
+                runner.finish(ExitReason::Panic(message.clone()));
+                return Err(GenServerError::InitFailed {
+                    message: format!("panicked: {message}").into(),
+                });
+            }
         }
-        Err(payload) => {
-            let message: Arc<str> = panic_message(&*payload).into();
-            runner.finish(ExitReason::Panic(message.clone()));
-            return Err(GenServerError::InitFailed {
-                message: format!("panicked: {message}").into(),
-            });
-        }
+        // Unpin: polled in place, without a pinned pointer in our state.
+        let mut shutdown = wait_shutdown();
+        let reason = loop {
+            // Messages first; the shutdown signal is only looked at when the
+            // mailbox is empty, which keeps its lock off the busy path.
+            // (Matched at once, so that no `Option` of it is kept.)
+            match poll_fn(|cx| {
+                loop {
+                    match mailbox.poll_receive_message(cx) {
+                        Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
+                        // Signals arrive as envelopes (`convert_signals`), so
+                        // `receive` has no error to report.
+                        Poll::Ready(Err(_)) => continue,
+                        Poll::Pending => return Pin::new(&mut shutdown).poll(cx).map(|()| None),
+                    }
+                }
+            })
+            .await
+            {
+                None => break ExitReason::Shutdown,
+                Some(envelope) => {
+                    if let Some(reason) = runner.handle(envelope).await {
+                        break reason;
+                    }
+                }
+            }
+        };
+        // The stop sequence runs once: boxed, its state does not weigh on
+        // the loop's for the server's whole life.
+        Box::pin(stop(runner, mailbox, reason)).await
     }
-    let mut shutdown = pin!(wait_shutdown());
-    let reason = loop {
-        // Messages first; the shutdown signal is only looked at when the
-        // mailbox is empty, which keeps its lock off the busy path.
-        let next = poll_fn(|cx| {
-            loop {
-                match mailbox.poll_receive_message(cx) {
-                    Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
-                    // Signals arrive as envelopes (`convert_signals`), so
-                    // `receive` has no error to report.
-                    Poll::Ready(Err(_)) => continue,
-                    Poll::Pending => return shutdown.as_mut().poll(cx).map(|()| None),
-                }
-            }
-        })
-        .await;
-        match next {
-            None => break ExitReason::Shutdown,
-            Some(envelope) => {
-                if let Some(reason) = runner.handle(envelope).await {
-                    break reason;
-                }
-            }
-        }
-    };
-    let pid = runner.entry.pid();
+}
+
+/// Steps 2 to 4 of the stop sequence (see the module docs).
+async fn stop<S: GenServer>(
+    mut runner: Runner<S>,
+    mailbox: Mailbox<Envelope<S>>,
+    reason: ExitReason,
+) -> Result<(), GenServerError> {
+    let pid = runner.entry().pid();
     // From here on a cancellation (the grace period is over) must not run
     // `terminate` a second time.
     runner.terminating = true;
@@ -262,7 +280,7 @@ async fn run<S: GenServer>(
     runner.finish(reason.clone());
     // The reason is recorded: dropping the state, the pending reply and
     // the queued calls now tells every caller why.
-    let entry = runner.entry.clone();
+    let entry = runner.entry().clone();
     drop(runner);
     drop(mailbox);
     // Then wait for the server's tasks (cancelled by `finish`).
@@ -277,69 +295,81 @@ async fn run<S: GenServer>(
 }
 
 impl<S: GenServer> Runner<S> {
+    /// The server's process entry (its address holds it).
+    fn entry(&self) -> &Arc<Entry> {
+        self.ctx.server.address.entry()
+    }
+
     /// Handles one envelope; `Some(reason)` to stop.
-    async fn handle(&mut self, envelope: Envelope<S>) -> Option<ExitReason> {
-        let Runner { server, ctx, .. } = self;
-        match envelope {
-            Envelope::Call(request, sender) => {
-                ctx.reply = Some(sender);
-                match AssertUnwindSafe(server.handle_call(request, ctx))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(Response::Reply(reply)) => {
-                        if let Some(sender) = ctx.reply.take() {
-                            let _ = sender.send(Ok(reply));
+    /// (Not an `async fn`, which would keep `envelope` twice.)
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep `envelope` twice in its state"
+    )]
+    fn handle(&mut self, envelope: Envelope<S>) -> impl Future<Output = Option<ExitReason>> + '_ {
+        // Fields reached through `self`: the future keeps one reference.
+        async move {
+            match envelope {
+                Envelope::Call(request, sender) => {
+                    self.ctx.reply = Some(sender);
+                    match AssertUnwindSafe(self.server.handle_call(request, &mut self.ctx))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(Response::Reply(reply)) => {
+                            if let Some(sender) = self.ctx.reply.take() {
+                                let _ = sender.send(Ok(reply));
+                            }
+                            None
                         }
-                        None
-                    }
-                    Ok(Response::NoReply) => {
-                        // Not deferred: the caller learns there is no reply.
-                        ctx.reply = None;
-                        None
-                    }
-                    Ok(Response::ReplyAndStop(reply, reason)) => {
-                        if let Some(sender) = ctx.reply.take() {
-                            let _ = sender.send(Ok(reply));
+                        Ok(Response::NoReply) => {
+                            // Not deferred: the caller learns there is no reply.
+                            self.ctx.reply = None;
+                            None
                         }
-                        Some(reason)
+                        Ok(Response::ReplyAndStop(reply, reason)) => {
+                            if let Some(sender) = self.ctx.reply.take() {
+                                let _ = sender.send(Ok(reply));
+                            }
+                            Some(reason)
+                        }
+                        // The pending sender stays in the context until the
+                        // reason is recorded.
+                        Ok(Response::Stop(reason)) => Some(reason),
+                        Err(payload) => Some(panicked(payload)),
                     }
-                    // The pending sender stays in the context until the
-                    // reason is recorded.
-                    Ok(Response::Stop(reason)) => Some(reason),
-                    Err(payload) => Some(panicked(payload)),
                 }
+                Envelope::Cast(message) => flow(
+                    AssertUnwindSafe(self.server.handle_cast(message, &mut self.ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Info(message) => flow(
+                    AssertUnwindSafe(self.server.handle_info(message, &mut self.ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Down(down) => flow(
+                    AssertUnwindSafe(self.server.handle_down(*down, &mut self.ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Exit(exit) if self.ctx.trap_exits => flow(
+                    AssertUnwindSafe(self.server.handle_exit(*exit, &mut self.ctx))
+                        .catch_unwind()
+                        .await,
+                ),
+                Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
+                Envelope::Stop(reason) => Some(*reason),
             }
-            Envelope::Cast(message) => flow(
-                AssertUnwindSafe(server.handle_cast(message, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Info(message) => flow(
-                AssertUnwindSafe(server.handle_info(message, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Down(down) => flow(
-                AssertUnwindSafe(server.handle_down(*down, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Exit(exit) if ctx.trap_exits => flow(
-                AssertUnwindSafe(server.handle_exit(*exit, ctx))
-                    .catch_unwind()
-                    .await,
-            ),
-            Envelope::Exit(exit) => exit.reason.is_abnormal().then_some(exit.reason),
-            Envelope::Stop(reason) => Some(*reason),
         }
     }
 
     /// Ends the process with `reason` and cancels the server's tasks.
     fn finish(&mut self, reason: ExitReason) {
         self.finished = true;
-        self.entry.exit(reason, registry::release);
-        self.entry.cancel_tasks();
+        self.entry().exit(reason, registry::release);
+        self.entry().cancel_tasks();
     }
 }
 
@@ -359,7 +389,7 @@ impl<S: GenServer> Drop for Runner<S> {
         }
         // The tasks are stopped by whoever drops us (`Serving`).
         self.finished = true;
-        self.entry.exit(reason, registry::release);
+        self.entry().exit(reason, registry::release);
     }
 }
 
