@@ -9,7 +9,7 @@
 //! The data lives in memory only: a shard that crashes is restarted empty by
 //! its supervisor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -81,6 +81,14 @@ impl Entry {
     fn live(&self, now: Instant) -> bool {
         self.expires.is_none_or(|at| at > now)
     }
+
+    /// A new counter, as `INCR` finds a missing key: `0`, no expiry.
+    fn counter() -> Self {
+        Entry {
+            value: Bytes::from_static(b"0"),
+            expires: None,
+        }
+    }
 }
 
 /// The state of one shard.
@@ -126,9 +134,13 @@ impl GenServer for Shard {
 }
 
 impl Shard {
+    /// The entry under `key` if it has not expired; an expired one is
+    /// dropped on the way (one lookup when the key is live or absent).
     fn live(&mut self, key: &Bytes, now: Instant) -> Option<&mut Entry> {
-        if self.data.get(key).is_some_and(|e| !e.live(now)) {
+        let expired = !self.data.get(key)?.live(now);
+        if expired {
             self.data.remove(key);
+            return None;
         }
         self.data.get_mut(key)
     }
@@ -142,11 +154,11 @@ impl Shard {
                 ttl,
                 condition,
             } => {
-                let exists = self.live(&key, now).is_some();
+                // A plain SET replaces whatever is there: no lookup first.
                 let allowed = match condition {
                     Condition::Always => true,
-                    Condition::IfAbsent => !exists,
-                    Condition::IfPresent => exists,
+                    Condition::IfAbsent => self.live(&key, now).is_none(),
+                    Condition::IfPresent => self.live(&key, now).is_some(),
                 };
                 if !allowed {
                     return Outcome::NotDone;
@@ -161,34 +173,25 @@ impl Shard {
             )),
             Op::Exists(key) => Outcome::Int(i64::from(self.live(&key, now).is_some())),
             Op::IncrBy(key, by) => {
-                let current = match self.live(&key, now) {
-                    None => 0,
-                    Some(entry) => match std::str::from_utf8(&entry.value)
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                    {
-                        Some(n) => n,
-                        None => {
-                            return Outcome::Error("ERR value is not an integer or out of range");
-                        }
-                    },
+                // One lookup: the entry is updated in place, or made.
+                let entry = match self.data.entry(key) {
+                    hash_map::Entry::Occupied(entry) if entry.get().live(now) => entry.into_mut(),
+                    hash_map::Entry::Occupied(mut entry) => {
+                        *entry.get_mut() = Entry::counter();
+                        entry.into_mut()
+                    }
+                    hash_map::Entry::Vacant(entry) => entry.insert(Entry::counter()),
+                };
+                let Some(current) = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                else {
+                    return Outcome::Error("ERR value is not an integer or out of range");
                 };
                 let Some(next) = current.checked_add(by) else {
                     return Outcome::Error("ERR increment or decrement would overflow");
                 };
-                let value = Bytes::from(next.to_string());
-                match self.data.get_mut(&key) {
-                    Some(entry) => entry.value = value,
-                    None => {
-                        self.data.insert(
-                            key,
-                            Entry {
-                                value,
-                                expires: None,
-                            },
-                        );
-                    }
-                }
+                entry.value = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
                 Outcome::Int(next)
             }
             Op::Size => {
