@@ -22,7 +22,7 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
-pub(crate) use tree::{CURRENT, Cause, Kind, Node, Verdict, current};
+pub(crate) use tree::{CURRENT, Cause, Kind, Node, Verdict, WakerRegistration, current};
 
 /// Cancels everything inside it when told to or when its deadline passes.
 ///
@@ -280,6 +280,7 @@ impl CancelScope {
             timer: DeadlineTimer::new(),
             scope: self.clone(),
             entered: false,
+            registration: WakerRegistration::default(),
         }
     }
 }
@@ -294,6 +295,7 @@ pin_project! {
         timer: DeadlineTimer,
         scope: CancelScope,
         entered: bool,
+        registration: WakerRegistration,
     }
 
     impl<F> PinnedDrop for Scoped<F> {
@@ -348,7 +350,7 @@ impl<F: Future> Future for Scoped<F> {
             this.scope.enter();
         }
         let node = &this.scope.node;
-        node.register_waker(cx.waker());
+        this.registration.update(node, cx.waker());
         this.timer.as_mut().poll_fire(node, cx);
         let outcome = if first_poll {
             // As tokio's `timeout`, and Trio's "cancelled at the next

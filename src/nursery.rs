@@ -27,8 +27,8 @@ use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 
 use crate::cancel::{
-    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, Verdict, current, deadline_after,
-    drop_catching, poll_body_catching,
+    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, Verdict, WakerRegistration, current,
+    deadline_after, drop_catching, poll_body_catching,
 };
 use error::BoxError;
 pub use error::{NurseryError, StartError, TaskFailure};
@@ -346,6 +346,7 @@ where
         shared,
         value: None,
         phase: Phase::Idle,
+        registration: WakerRegistration::default(),
     }
 }
 
@@ -691,6 +692,7 @@ impl Nursery {
             },
             start,
             registered: false,
+            registration: WakerRegistration::default(),
             done: false,
             probe: self
                 .shared
@@ -868,6 +870,8 @@ pin_project! {
         // Whether the node has joined its parent's children (lazily, at the
         // first `Pending`).
         registered: bool,
+        // The waker registered on the node (also at the first `Pending`).
+        registration: WakerRegistration,
         done: bool,
         // `util::TaskStats`, when the nursery is instrumented.
         probe: Option<Box<Probe>>,
@@ -920,7 +924,6 @@ where
 {
     fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        this.node.register_waker(cx.waker());
         // Once registered, the node's own flag covers the parent's.
         let parent_cancelled =
             !*this.registered && this.node.parent().is_some_and(|p| p.is_cancelled());
@@ -930,10 +933,18 @@ where
         } else {
             poll_body_catching(this.node, this.body.as_mut(), cx)
         };
-        if matches!(polled, BodyPoll::Pending) && !*this.registered {
-            *this.registered = true;
-            this.node.register();
-            if this.node.verdict() == Verdict::Drop {
+        if matches!(polled, BodyPoll::Pending | BodyPoll::Parked) {
+            // The node learns how to wake us, and joins the tree, only once
+            // we wait (a task done in one poll needs neither); after that a
+            // poll registers nothing while the task's waker stays the same.
+            // A cancellation that came before is in the verdict.
+            let mut changed = this.registration.update(this.node, cx.waker());
+            if !*this.registered {
+                *this.registered = true;
+                this.node.register();
+                changed = true;
+            }
+            if changed && this.node.verdict() == Verdict::Drop {
                 polled = drop_catching(this.body.as_mut());
             }
         }
@@ -979,6 +990,7 @@ pin_project! {
         shared: Arc<Shared>,
         value: Option<<Fut::Output as TaskOutput>::Value>,
         phase: Phase,
+        registration: WakerRegistration,
     }
 
     impl<Fut> PinnedDrop for NurseryFuture<Fut>
@@ -1037,7 +1049,7 @@ where
             }
             Phase::Running => {}
         }
-        node.register_waker(cx.waker());
+        this.registration.update(node, cx.waker());
         this.timer.as_mut().poll_fire(node, cx);
 
         if this.body.is_some() {

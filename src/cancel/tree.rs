@@ -44,13 +44,12 @@
 // crate and with `CURRENT`. So does `OnceLock` (loom has none): `parent` is set
 // once, when the node is created or entered, and read only by the task that
 // entered it, so it has no interleavings to explore; the models go through the
-// `crate::loom` facade for everything that races (the lock, flags, waker).
+// `crate::loom` facade for everything that races (the lock and the flags; the
+// driver's waker lives under the lock).
 use std::sync::{Arc, OnceLock, PoisonError};
 use std::task::Waker;
 
-use crate::loom::{
-    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, AtomicWaker, Mutex, MutexGuard, Ordering,
-};
+use crate::loom::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use slab::Slab;
 use tokio::time::Instant;
 
@@ -115,6 +114,9 @@ struct State {
     deadline: Option<Instant>,
     grace_deadline: Option<Instant>,
     shutdown_waiters: Slab<Waker>,
+    /// The driver's waker. Woken by reference, never taken: a driver whose
+    /// waker stays the same registers it once (see [`WakerRegistration`]).
+    waker: Option<Waker>,
 }
 
 /// One scope in the tree. See the module docs.
@@ -129,7 +131,6 @@ pub(crate) struct Node {
     holds: AtomicUsize,
     /// Bumped whenever the deadline or grace deadline changes.
     deadline_generation: AtomicU64,
-    waker: AtomicWaker,
     /// Set once a task has been spawned to run this node's timer (forks).
     timer_claimed: AtomicBool,
     state: Mutex<State>,
@@ -147,7 +148,6 @@ impl Node {
             flags: AtomicU8::new(0),
             holds: AtomicUsize::new(0),
             deadline_generation: AtomicU64::new(0),
-            waker: AtomicWaker::new(),
             timer_claimed: AtomicBool::new(false),
             state: Mutex::new(State::default()),
         })
@@ -256,7 +256,7 @@ impl Node {
     /// Cancels this node for `cause` and everything below it. Returns `false`
     /// if the node was already cancelled (its first cause stays).
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
-        let children = {
+        let (children, waker) = {
             let mut state = self.lock();
             let flags = self.flags.load(Ordering::Acquire);
             if flags & OWN != 0 {
@@ -268,13 +268,14 @@ impl Node {
                 // Already cancelled by an ancestor, whose propagation reaches
                 // the subtree. Our own driver may be parked, though, and now
                 // has to drop its body itself: wake it.
+                let waker = state.waker.clone();
                 drop(state);
-                self.waker.wake();
+                wake(waker);
                 return false;
             }
-            Self::snapshot(&state)
+            (Self::snapshot(&state), state.waker.clone())
         };
-        self.waker.wake();
+        wake(waker);
         for child in children.iter().filter(|child| !child.shield) {
             child.cancel_inherited();
         }
@@ -286,14 +287,14 @@ impl Node {
     fn cancel_inherited(self: &Arc<Node>) {
         let mut stack = vec![Arc::clone(self)];
         while let Some(node) = stack.pop() {
-            let children = {
+            let (children, waker) = {
                 let state = node.lock();
                 if node.flags.fetch_or(CANCELLED, Ordering::AcqRel) & CANCELLED != 0 {
                     continue;
                 }
-                Self::snapshot(&state)
+                (Self::snapshot(&state), state.waker.clone())
             };
-            node.waker.wake();
+            wake(waker);
             stack.extend(children.into_iter().filter(|child| !child.shield));
         }
     }
@@ -344,8 +345,21 @@ impl Node {
         self.lock().shutdown_waiters.try_remove(key);
     }
 
+    /// Registers the driver's waker: every cancellation, deadline change
+    /// and grace deadline from now on wakes it. (Drivers read the verdict
+    /// after registering, so nothing set before is missed either.)
     pub(crate) fn register_waker(&self, waker: &Waker) {
-        self.waker.register(waker);
+        let mut state = self.lock();
+        match &mut state.waker {
+            Some(registered) => registered.clone_from(waker),
+            slot @ None => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Wakes the driver, if it has registered.
+    fn wake_driver(&self) {
+        let waker = self.lock().waker.clone();
+        wake(waker);
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -355,7 +369,7 @@ impl Node {
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
         self.lock().deadline = deadline;
         self.deadline_generation.fetch_add(1, Ordering::AcqRel);
-        self.waker.wake();
+        self.wake_driver();
     }
 
     /// Sets the grace deadline of a graceful shutdown; an earlier one stays.
@@ -368,7 +382,7 @@ impl Node {
             state.grace_deadline = Some(at);
         }
         self.deadline_generation.fetch_add(1, Ordering::AcqRel);
-        self.waker.wake();
+        self.wake_driver();
     }
 
     /// Returns `true` the first time it is called: the caller then runs
@@ -452,6 +466,33 @@ impl Node {
             }
             node = n.parent();
         }
+    }
+}
+
+/// Wakes a driver's waker taken out of a node's state (outside its lock).
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// What a driver remembers of the waker it registered on its node. A
+/// runtime gives a task the same waker for its whole life, so after the
+/// first registration a poll compares two pointers and touches no lock.
+#[derive(Debug, Default)]
+pub(crate) struct WakerRegistration(Option<Waker>);
+
+impl WakerRegistration {
+    /// Registers `waker` on `node` unless it is the one registered already.
+    /// Returns `true` if it registered: the driver must then read the
+    /// verdict again before it waits.
+    pub(crate) fn update(&mut self, node: &Node, waker: &Waker) -> bool {
+        if self.0.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return false;
+        }
+        node.register_waker(waker);
+        self.0 = Some(waker.clone());
+        true
     }
 }
 

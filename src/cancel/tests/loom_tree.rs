@@ -318,7 +318,8 @@ fn loom_cancel_races_cancel() {
 
 /// A node cancelling itself while its parent's cancellation reaches it: in
 /// every order it ends up cancelled by itself, with its own cause, and its
-/// driver is woken exactly once.
+/// driver is woken once per change of verdict: once if its own cancellation
+/// came first, twice if the inherited one did (`Park`, then `Drop`).
 #[test]
 fn loom_own_cancel_races_inherited() {
     loom::model(|| {
@@ -337,7 +338,7 @@ fn loom_own_cancel_races_inherited() {
         assert_eq!(parent.own_cause(), Some(Cause::Explicit));
         assert_eq!(child.own_cause(), Some(Cause::Failure));
         assert_eq!(child.verdict(), Verdict::Drop);
-        assert_eq!(counter.wakes(), 1);
+        assert!((1..=2).contains(&counter.wakes()), "{}", counter.wakes());
         child.detach();
     });
 }
