@@ -110,13 +110,6 @@ pub(crate) use tree::{CURRENT, Cause, Kind, Node, Verdict, WakerRegistration, cu
 #[derive(Clone)]
 pub struct CancelScope {
     node: Arc<Node>,
-    shared: Arc<ScopeFlags>,
-}
-
-#[derive(Debug, Default)]
-struct ScopeFlags {
-    entered: std::sync::atomic::AtomicBool,
-    caught: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for CancelScope {
@@ -175,10 +168,7 @@ impl CancelScope {
     }
 
     fn with_node(node: Arc<Node>) -> Self {
-        CancelScope {
-            node,
-            shared: Arc::default(),
-        }
+        CancelScope { node }
     }
 
     /// Sets the deadline (builder form of [`set_deadline`](Self::set_deadline)).
@@ -255,9 +245,7 @@ impl CancelScope {
     /// Whether this scope's run ended because the scope was cancelled (Trio's
     /// `cancelled_caught`): `run` returned `None`.
     pub fn cancelled_caught(&self) -> bool {
-        self.shared
-            .caught
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.node.is_caught()
     }
 
     /// Runs `fut` inside this scope. Returns `Some(output)` if it finished, or
@@ -318,11 +306,10 @@ impl<F> fmt::Debug for Scoped<F> {
 
 impl CancelScope {
     fn enter(&self) {
-        let first = !self
-            .shared
-            .entered
-            .swap(true, std::sync::atomic::Ordering::AcqRel);
-        assert!(first, "a CancelScope can be run only once");
+        assert!(
+            self.node.mark_entered(),
+            "a CancelScope can be run only once"
+        );
         if let Some(parent) = current() {
             self.node.attach(&parent);
         }
@@ -350,15 +337,21 @@ impl<F: Future> Future for Scoped<F> {
             this.scope.enter();
         }
         let node = &this.scope.node;
-        this.registration.update(node, cx.waker());
         this.timer.as_mut().poll_fire(node, cx);
-        let outcome = if first_poll {
+        let mut outcome = if first_poll {
             // As tokio's `timeout`, and Trio's "cancelled at the next
             // checkpoint": a body that completes without yielding completes.
             poll_body_first(node, this.body.as_mut(), cx)
         } else {
             poll_body(node, this.body.as_mut(), cx, |body, cx| body.poll(cx))
         };
+        if matches!(outcome, BodyPoll::Pending | BodyPoll::Parked)
+            && this.registration.update(node, cx.waker())
+        {
+            // First wait with this waker (a body done in one poll registers
+            // none): a cancellation before it woke no one, so look again.
+            outcome = recheck(node, this.body.as_mut(), cx);
+        }
         match outcome {
             BodyPoll::Pending | BodyPoll::Parked => Poll::Pending,
             BodyPoll::Ready(out) => {
@@ -369,10 +362,7 @@ impl<F: Future> Future for Scoped<F> {
             BodyPoll::Dropped => {
                 *this.entered = false;
                 this.scope.leave();
-                this.scope
-                    .shared
-                    .caught
-                    .store(true, std::sync::atomic::Ordering::Release);
+                this.scope.node.mark_caught();
                 Poll::Ready(None)
             }
         }
@@ -423,6 +413,12 @@ pub(crate) fn poll_body<B, T>(
     }
 }
 
+/// Applies the node's verdict to a body that is waiting, without polling
+/// it: for a driver that has just registered its waker.
+fn recheck<B, T>(node: &Node, body: Pin<&mut Option<B>>, cx: &mut Context<'_>) -> BodyPoll<T> {
+    poll_body(node, body, cx, |_, _| Poll::Pending)
+}
+
 /// Polls a body for the first time, whatever the node's state, then applies
 /// the verdict as [`poll_body`] does after a poll.
 fn poll_body_first<B: Future>(
@@ -437,7 +433,7 @@ fn poll_body_first<B: Future>(
         body.set(None);
         return BodyPoll::Ready(out);
     }
-    poll_body(node, body, cx, |_, _| Poll::Pending)
+    recheck(node, body, cx)
 }
 
 /// Like [`poll_body`], but a panic while polling or dropping the body becomes
@@ -491,7 +487,7 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         cause: Cause,
-        generation: Option<u64>,
+        generation: u64,
     }
 }
 
@@ -500,7 +496,9 @@ impl DeadlineTimer {
         DeadlineTimer {
             sleep: None,
             cause: Cause::Deadline,
-            generation: None,
+            // Generation 0: no deadline was ever set (every change bumps
+            // it), so a node without one never takes its lock here.
+            generation: 0,
         }
     }
 
@@ -508,8 +506,8 @@ impl DeadlineTimer {
     pub(crate) fn poll_fire(self: Pin<&mut Self>, node: &Node, cx: &mut Context<'_>) {
         let mut this = self.project();
         let generation = node.deadline_generation();
-        if *this.generation != Some(generation) {
-            *this.generation = Some(generation);
+        if *this.generation != generation {
+            *this.generation = generation;
             match node.timer_target() {
                 Some((at, cause)) => {
                     *this.cause = cause;

@@ -23,8 +23,7 @@ use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
-use tracing::Instrument as _;
-use tracing::instrument::Instrumented;
+use tracing::Span;
 
 use crate::cancel::{
     BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, Verdict, WakerRegistration, current,
@@ -679,9 +678,12 @@ impl Nursery {
             .name
             .unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
         let node = Node::new_task(&self.node);
+        // Kept only if a subscriber wants it: a disabled span would still
+        // take 40 bytes in every task.
         let span = tracing::debug_span!("task", name = %name, nursery = %self.shared.name);
         let driver = TaskDriver {
-            body: Some(CURRENT.scope(Arc::clone(&node), fut.instrument(span))),
+            body: Some(CURRENT.scope(Arc::clone(&node), fut)),
+            span: (!span.is_disabled()).then(|| Box::new(span)),
             node: Arc::clone(&node),
             shared: Arc::clone(&self.shared),
             meta: TaskMeta {
@@ -862,7 +864,10 @@ pin_project! {
     /// and reports how it ended to the nursery.
     struct TaskDriver<F: Future> {
         #[pin]
-        body: Option<TaskLocalFuture<Arc<Node>, Instrumented<F>>>,
+        body: Option<TaskLocalFuture<Arc<Node>, F>>,
+        // The task's `tracing` span, entered around every poll and drop of
+        // the body; `None` when no subscriber is interested.
+        span: Option<Box<Span>>,
         node: Arc<Node>,
         shared: Arc<Shared>,
         meta: TaskMeta,
@@ -883,6 +888,7 @@ pin_project! {
             if !*this.done {
                 // Dropped unfinished (runtime shutdown): drop the body first,
                 // so the nursery never sees a task end before its body.
+                let _entered = this.span.as_deref().map(Span::enter);
                 this.body.set(None);
                 this.node.detach();
                 this.shared.task_done(this.meta, Outcome::Cancelled, this.start.take());
@@ -924,6 +930,7 @@ where
 {
     fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        let _entered = this.span.as_deref().map(Span::enter);
         // Once registered, the node's own flag covers the parent's.
         let parent_cancelled =
             !*this.registered && this.node.parent().is_some_and(|p| p.is_cancelled());

@@ -2,9 +2,9 @@
 //! through `start`, one task per connection, failures that stay with their
 //! connection, and how a server stops.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -149,54 +149,6 @@ async fn a_handler_that_fails_or_panics_loses_only_its_own_connection() {
     })
     .await
     .unwrap();
-}
-
-/// A `tracing` writer that keeps what is written.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn a_failing_connection_is_logged_as_an_error_naming_its_peer() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // The test runs on one thread, so the connection task logs here too.
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let peer = nursery(|n| async move {
-        let addrs = n
-            .start(|s| serve_tcp(fragile_echo, "127.0.0.1:0", s))
-            .await?;
-        let mut doomed = TcpStream::connect(addrs[0]).await?;
-        let peer = doomed.local_addr()?;
-        doomed.write_all(b"e").await?;
-        assert!(closed_by_server(&mut doomed).await);
-        n.cancel();
-        Ok::<_, BoxError>(peer)
-    })
-    .await
-    .unwrap();
-
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let line = log
-        .lines()
-        .find(|line| line.contains("the client asked for an error"))
-        .unwrap_or_else(|| panic!("no log line for the failure in:\n{log}"));
-    assert!(line.contains("ERROR"), "{line}");
-    assert!(line.contains(&format!("tcp connection {peer}")), "{line}");
 }
 
 #[tokio::test]

@@ -2,8 +2,6 @@
 //! the paused clock, which a test moves *inside* a poll or between a wake
 //! and a poll with `tokio::time::advance` polled once in place.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -114,42 +112,4 @@ async fn nested_nurseries_inherit_the_instrument_and_others_are_not_measured() {
     .unwrap();
     assert_eq!(stats.slowest_poll_task().as_deref(), Some("inner"));
     assert_eq!(stats.stats().slowest_poll, Duration::from_millis(5));
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_instrumented_nursery_logs_the_numbers_when_it_ends() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let stats = TaskStats::new();
-    let options = stats.instrument(NurseryOptions::new().name("workers"));
-    nursery_with(options, |n| async move {
-        n.spawn_with(named("slow"), async {
-            block_for(Duration::from_millis(7));
-        })
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("task stats"), "{text}");
-    assert!(text.contains("scope=\"workers\""), "{text}");
-    assert!(text.contains("slowest_poll=7ms"), "{text}");
-    assert!(text.contains("slowest_poll_task=\"slow\""), "{text}");
 }

@@ -66,6 +66,10 @@ pub(crate) fn current() -> Option<Arc<Node>> {
 const CANCELLED: u8 = 1;
 const OWN: u8 = 2;
 const SHUTDOWN: u8 = 4;
+/// A `CancelScope`'s: it has been run (it runs once).
+const ENTERED: u8 = 8;
+/// A `CancelScope`'s: its run ended because it was cancelled.
+const CAUGHT: u8 = 16;
 
 /// Why a node was cancelled by itself (not inherited from a parent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +243,20 @@ impl Node {
     /// Whether this node cancelled itself (as opposed to inheriting it).
     pub(crate) fn is_cancelled_by_itself(&self) -> bool {
         self.flags.load(Ordering::Acquire) & OWN != 0
+    }
+
+    /// Marks a scope's node as run; `false` if it already was.
+    pub(crate) fn mark_entered(&self) -> bool {
+        self.flags.fetch_or(ENTERED, Ordering::AcqRel) & ENTERED == 0
+    }
+
+    /// Records that a scope's run ended because it was cancelled.
+    pub(crate) fn mark_caught(&self) {
+        self.flags.fetch_or(CAUGHT, Ordering::Release);
+    }
+
+    pub(crate) fn is_caught(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & CAUGHT != 0
     }
 
     pub(crate) fn is_shutdown_requested(&self) -> bool {

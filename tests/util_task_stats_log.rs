@@ -1,0 +1,58 @@
+//! `TaskStats` logs its numbers when the instrumented nursery ends.
+//!
+//! Alone in its test binary: `tracing` caches each callsite's interest for
+//! the whole process, computed by whichever thread reaches it first, so a
+//! sibling test without a subscriber could make this one's thread-local
+//! subscriber miss the event.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use trellis::util::TaskStats;
+use trellis::{NurseryOptions, SpawnOptions, nursery_with};
+
+/// Moves the paused clock forward without yielding: the calling poll
+/// "takes" `d`.
+fn block_for(d: Duration) {
+    let _ = tokio::time::advance(d).now_or_never();
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_instrumented_nursery_logs_the_numbers_when_it_ends() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let stats = TaskStats::new();
+    let options = stats.instrument(NurseryOptions::new().name("workers"));
+    nursery_with(options, |n| async move {
+        n.spawn_with(SpawnOptions::new().name("slow"), async {
+            block_for(Duration::from_millis(7));
+        })
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("task stats"), "{text}");
+    assert!(text.contains("scope=\"workers\""), "{text}");
+    assert!(text.contains("slowest_poll=7ms"), "{text}");
+    assert!(text.contains("slowest_poll_task=\"slow\""), "{text}");
+}
