@@ -521,10 +521,21 @@ pub struct Mailbox<M> {
 }
 
 /// The view of a plain mailbox: its `Address<M>`, nothing else.
-fn address_view<M: Send + 'static>(base: &(dyn Any + Send + Sync), out: &mut dyn Any) {
+fn address_view<M: Send + 'static>(base: &Arc<dyn Any + Send + Sync>, out: &mut dyn Any) {
     if let Some(out) = out.downcast_mut::<Option<Address<M>>>() {
-        *out = base.downcast_ref::<Address<M>>().cloned();
+        *out = address_of(base);
     }
+}
+
+/// The address behind a mailbox process's base handle (the address's own
+/// shared part, published as is: no allocation of its own).
+pub(crate) fn address_of<M: Send + 'static>(
+    base: &Arc<dyn Any + Send + Sync>,
+) -> Option<Address<M>> {
+    Arc::clone(base)
+        .downcast::<Link<M>>()
+        .ok()
+        .map(|link| Address { link })
 }
 
 impl<M> fmt::Debug for Mailbox<M> {
@@ -585,7 +596,7 @@ impl<M: Send + 'static> Mailbox<M> {
         let address = Address::new(entry.clone(), tx);
         let waker: Arc<dyn Wake> = address.link.clone();
         entry.set_waker(Arc::downgrade(&waker));
-        entry.publish(Arc::new(address.clone()), view);
+        entry.publish(address.link.clone(), view);
         Mailbox {
             rx,
             address,

@@ -33,7 +33,7 @@ use error::BoxError;
 pub use error::{NurseryError, StartError, TaskFailure};
 use stats::{Probe, Recorder};
 pub use status::TaskStatus;
-use status::{PendingStart, not_started};
+use status::{StartHook, not_started};
 
 /// What a task (or a nursery body) may return: `()` or a `Result` whose error
 /// converts into `Box<dyn Error + Send + Sync>` (any `std::error::Error`,
@@ -418,7 +418,7 @@ impl Shared {
     }
 
     /// Records the end of a task and reacts to it.
-    fn task_done(&self, meta: &TaskMeta, outcome: Outcome, start: Option<Box<dyn PendingStart>>) {
+    fn task_done(&self, meta: &TaskMeta, outcome: Outcome, start: Option<StartHook>) {
         let outcome = match (start, outcome) {
             (Some(hook), Outcome::Failed(failure)) => {
                 match hook.fail(StartError::Failed(failure)) {
@@ -642,7 +642,7 @@ impl Nursery {
     {
         let (status, hook, started) = TaskStatus::new();
         let task = self
-            .spawn_task(options, f(status), Some(Box::new(hook)))
+            .spawn_task(options, f(status), Some(hook))
             .ok_or(StartError::Closed)?;
         /// Cancels a task that has not started when its starter goes away.
         struct CancelUnstarted(Option<Arc<Node>>);
@@ -656,8 +656,7 @@ impl Nursery {
         let mut guard = CancelUnstarted(Some(task));
         let result = started.await;
         guard.0 = None;
-        // The task's driver always answers before dropping its hook.
-        result.unwrap_or(Err(StartError::Closed))
+        result
     }
 
     /// Spawns a task; returns its node, or `None` if the nursery is closed.
@@ -665,7 +664,7 @@ impl Nursery {
         &self,
         options: SpawnOptions,
         fut: F,
-        start: Option<Box<dyn PendingStart>>,
+        start: Option<StartHook>,
     ) -> Option<Arc<Node>>
     where
         F: Future + Send + 'static,
@@ -871,7 +870,7 @@ pin_project! {
         node: Arc<Node>,
         shared: Arc<Shared>,
         meta: TaskMeta,
-        start: Option<Box<dyn PendingStart>>,
+        start: Option<StartHook>,
         // Whether the node has joined its parent's children (lazily, at the
         // first `Pending`).
         registered: bool,

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
 
 use crate::{Nursery, NurseryError};
 
@@ -272,7 +273,7 @@ pub(crate) trait Wake: Send + Sync {
 /// for the requested `T`, left `None` if the process offers no `T`. One
 /// monomorphized function per kind of process, so a process stores one
 /// handle and a pointer instead of one boxed handle per type.
-pub(crate) type Views = fn(base: &(dyn Any + Send + Sync), out: &mut dyn Any);
+pub(crate) type Views = fn(base: &Arc<dyn Any + Send + Sync>, out: &mut dyn Any);
 
 /// A live process as the table and the registry hold it. The base handle is
 /// kept here, never in the [`Entry`], so that addresses (which hold the
@@ -288,7 +289,7 @@ impl Registered {
     /// The process's handle of type `T`, if it offers one.
     pub(crate) fn endpoint<T: 'static>(&self) -> Option<T> {
         let mut out: Option<T> = None;
-        (self.view)(&*self.base, &mut out);
+        (self.view)(&self.base, &mut out);
         out
     }
 }
@@ -301,9 +302,11 @@ impl fmt::Debug for Entry {
     }
 }
 
-/// Every live process of this node, by pid.
-fn table() -> &'static DashMap<Pid, Registered> {
-    static TABLE: OnceLock<DashMap<Pid, Registered>> = OnceLock::new();
+/// Every live process of this node, by pid. Pids are handed out by this
+/// node, never chosen by a peer, so the table hashes them with a fast
+/// non-keyed hash (every start, send by pid and exit hashes one).
+fn table() -> &'static DashMap<Pid, Registered, FxBuildHasher> {
+    static TABLE: OnceLock<DashMap<Pid, Registered, FxBuildHasher>> = OnceLock::new();
     TABLE.get_or_init(DashMap::default)
 }
 

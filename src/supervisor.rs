@@ -161,23 +161,24 @@ use crate::mailbox::Destination;
 use crate::nursery::{TaskOutput, TaskStatus};
 use crate::process::{ExitReason, Pid};
 use crate::registry;
+use engine::Launch;
 
 pub use tree::{ChildInfo, ChildState, SupervisorInfo, Tree, tree};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The value a child reported with [`TaskStatus::started`], type-erased.
 pub(crate) type StartedValue = Box<dyn Any + Send>;
 
-/// One incarnation of a child, as its start function built it: the task to
-/// run, and the handshake to wait for (`None`: started once spawned, with
-/// `()`, as [`ChildSpec::task`] children are).
+/// One incarnation of a child, as its start function built it from the
+/// supervisor's [`Launch`]: the whole task to spawn (the child's future
+/// inside its scope and exit report, in one allocation), and the handshake
+/// to wait for (`None`: started once spawned, with `()`, as
+/// [`ChildSpec::task`] children are).
 pub(crate) struct Incarnation {
-    pub(crate) task: BoxFuture<'static, Result<(), BoxError>>,
+    pub(crate) task: BoxFuture<'static, ()>,
     pub(crate) started: Option<BoxFuture<'static, Option<StartedValue>>>,
 }
 
-type StartFn = Arc<dyn Fn() -> Incarnation + Send + Sync>;
+type StartFn = Arc<dyn Fn(Launch) -> Incarnation + Send + Sync>;
 
 /// When a child that ended is restarted (OTP's `restart` in a child spec).
 ///
@@ -467,21 +468,21 @@ impl ChildSpec {
         Fut::Output: TaskOutput,
     {
         let start = Arc::new(start);
-        let start: StartFn = Arc::new(move || {
+        let start: StartFn = Arc::new(move |launch| {
             let (status, hook, handshake) = TaskStatus::<T>::new();
             let start = Arc::clone(&start);
             Incarnation {
                 // `start` is called inside the child's task and scope, so
                 // what it captures (`wait_shutdown()`…) belongs to the child.
-                task: Box::pin(async move {
+                task: launch.task(async move {
                     // Held until the task ends: the handshake fails only then.
                     let _hook = hook;
                     start(status).await.into_result().map(drop)
                 }),
                 started: Some(Box::pin(async move {
                     match handshake.await {
-                        Ok(Ok(value)) => Some(Box::new(value) as StartedValue),
-                        _ => None,
+                        Ok(value) => Some(Box::new(value) as StartedValue),
+                        Err(_) => None,
                     }
                 })),
             }
@@ -517,11 +518,11 @@ impl ChildSpec {
         Fut::Output: TaskOutput,
     {
         let start = Arc::new(start);
-        let start: StartFn = Arc::new(move || {
+        let start: StartFn = Arc::new(move |launch| {
             let start = Arc::clone(&start);
             Incarnation {
                 // Called inside the child's task and scope, as in `new`.
-                task: Box::pin(async move { start().await.into_result().map(drop) }),
+                task: launch.task(async move { start().await.into_result().map(drop) }),
                 started: None,
             }
         });

@@ -117,7 +117,7 @@ struct State {
     cause: Option<Cause>,
     deadline: Option<Instant>,
     grace_deadline: Option<Instant>,
-    shutdown_waiters: Slab<Waker>,
+    shutdown_waiters: Waiters,
     /// The driver's waker. Woken by reference, never taken: a driver whose
     /// waker stays the same registers it once (see [`WakerRegistration`]).
     waker: Option<Waker>,
@@ -331,10 +331,10 @@ impl Node {
                 if node.flags.fetch_or(SHUTDOWN, Ordering::AcqRel) & SHUTDOWN != 0 {
                     continue;
                 }
-                let waiters: Vec<Waker> = state.shutdown_waiters.drain().collect();
+                let waiters = state.shutdown_waiters.drain();
                 (Self::snapshot(&state), waiters)
             };
-            waiters.into_iter().for_each(Waker::wake);
+            waiters.for_each(Waker::wake);
             stack.extend(children);
         }
     }
@@ -487,6 +487,58 @@ impl Node {
     }
 }
 
+/// The wakers of a node's `wait_shutdown` futures, by key. Most nodes have
+/// at most one (a server loop's, a supervisor's), kept inline: registering
+/// it allocates nothing.
+#[derive(Debug, Default)]
+struct Waiters {
+    /// Key 0.
+    first: Option<Waker>,
+    /// Key `k + 1` is `rest[k]`.
+    rest: Option<Box<Slab<Waker>>>,
+}
+
+impl Waiters {
+    fn insert(&mut self, waker: Waker) -> usize {
+        if self.first.is_none() {
+            self.first = Some(waker);
+            return 0;
+        }
+        self.rest.get_or_insert_default().insert(waker) + 1
+    }
+
+    #[cfg(all(test, trellis_loom))]
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.as_ref().is_none_or(|rest| rest.is_empty())
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut Waker> {
+        match key {
+            0 => self.first.as_mut(),
+            k => self.rest.as_mut()?.get_mut(k - 1),
+        }
+    }
+
+    fn try_remove(&mut self, key: usize) {
+        match key {
+            0 => self.first = None,
+            k => {
+                if let Some(rest) = &mut self.rest {
+                    rest.try_remove(k - 1);
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Waker> + use<> {
+        let rest = self.rest.take().into_iter().flat_map(|rest| *rest);
+        self.first
+            .take()
+            .into_iter()
+            .chain(rest.map(|(_, waker)| waker))
+    }
+}
+
 /// Wakes a driver's waker taken out of a node's state (outside its lock).
 fn wake(waker: Option<Waker>) {
     if let Some(waker) = waker {
@@ -517,3 +569,45 @@ impl WakerRegistration {
 #[cfg(all(test, trellis_loom))]
 #[path = "tests/loom_tree.rs"]
 mod loom_tree;
+
+#[cfg(all(test, not(trellis_loom)))]
+mod tests {
+    use super::*;
+
+    /// A waker that counts its wakes.
+    fn counting() -> (Waker, Arc<AtomicUsize>) {
+        struct Count(Arc<AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(AtomicUsize::new(0));
+        (Waker::from(Arc::new(Count(Arc::clone(&count)))), count)
+    }
+
+    #[test]
+    fn waiters_keep_their_keys_and_drain_wakes_each_once() {
+        let mut waiters = Waiters::default();
+        let (a, a_wakes) = counting();
+        let (b, b_wakes) = counting();
+        let (c, c_wakes) = counting();
+        let ka = waiters.insert(a);
+        let kb = waiters.insert(b);
+        assert_eq!((ka, kb), (0, 1));
+        waiters.try_remove(ka);
+        // The inline slot is free again; the other key still works.
+        assert_eq!(waiters.insert(c), 0);
+        assert!(waiters.get_mut(kb).is_some());
+        waiters.try_remove(kb);
+        assert!(waiters.get_mut(kb).is_none());
+        waiters.try_remove(kb); // removing twice is harmless
+        waiters.drain().for_each(Waker::wake);
+        let wakes = |n: &Arc<AtomicUsize>| n.load(Ordering::SeqCst);
+        assert_eq!(
+            (wakes(&a_wakes), wakes(&b_wakes), wakes(&c_wakes)),
+            (0, 0, 1)
+        );
+        assert!(waiters.first.is_none() && waiters.rest.is_none());
+    }
+}

@@ -98,14 +98,12 @@ fn prepare<S: GenServer>(
 
 /// The handles a gen_server offers lookups, built from its mailbox's
 /// address: its [`Server`] and the address of its `handle_info`.
-fn server_view<S: GenServer>(base: &(dyn Any + Send + Sync), out: &mut dyn Any) {
-    let Some(address) = base.downcast_ref::<Address<Envelope<S>>>() else {
+fn server_view<S: GenServer>(base: &Arc<dyn Any + Send + Sync>, out: &mut dyn Any) {
+    let Some(address) = mailbox::address_of::<Envelope<S>>(base) else {
         return;
     };
     if let Some(out) = out.downcast_mut::<Option<Server<S>>>() {
-        *out = Some(Server {
-            address: address.clone(),
-        });
+        *out = Some(Server { address });
     } else if let Some(out) = out.downcast_mut::<Option<Address<S::Info>>>() {
         *out = Some(address.view(Envelope::Info, super::unwrap_info::<S>));
     }

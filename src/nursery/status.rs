@@ -2,13 +2,68 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
-
-use tokio::sync::oneshot;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use super::error::StartError;
 
-type Slot<T> = Arc<Mutex<Option<oneshot::Sender<Result<T, StartError>>>>>;
+/// The handshake between a starting task and its starter, in one allocation
+/// shared by the task's [`TaskStatus`], its driver's [`StartHook`] and the
+/// starter's [`Started`].
+struct Handshake<T> {
+    state: Mutex<State<T>>,
+}
+
+enum State<T> {
+    /// No answer yet.
+    Waiting {
+        /// The starter's waker, once it has polled.
+        starter: Option<Waker>,
+        /// The starter went away: an answer is dropped.
+        starter_gone: bool,
+    },
+    /// Answered; the answer until the starter takes it.
+    Answered(Option<Result<T, StartError>>),
+}
+
+impl<T> Handshake<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Handshake {
+            state: Mutex::new(State::Waiting {
+                starter: None,
+                starter_gone: false,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing panics while holding the lock; recover anyway.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives the starter `answer` if nobody answered yet; hands it back
+    /// otherwise.
+    fn answer(&self, answer: Result<T, StartError>) -> Result<(), Result<T, StartError>> {
+        let mut state = self.lock();
+        let State::Waiting {
+            starter,
+            starter_gone,
+        } = &mut *state
+        else {
+            return Err(answer);
+        };
+        let starter = starter.take();
+        let kept = (!*starter_gone).then_some(answer);
+        *state = State::Answered(kept);
+        drop(state);
+        if let Some(waker) = starter {
+            waker.wake();
+        }
+        Ok(())
+    }
+}
 
 /// Handed to a task run by [`Nursery::start`](crate::Nursery::start): call
 /// [`started`](Self::started) once the task is ready, with the value the
@@ -17,7 +72,7 @@ type Slot<T> = Arc<Mutex<Option<oneshot::Sender<Result<T, StartError>>>>>;
 /// Until then a failure of the task goes to the starter, not to the
 /// nursery; after it the task is an ordinary nursery task.
 pub struct TaskStatus<T> {
-    slot: Slot<T>,
+    handshake: Arc<Handshake<T>>,
 }
 
 impl<T> fmt::Debug for TaskStatus<T> {
@@ -28,19 +83,24 @@ impl<T> fmt::Debug for TaskStatus<T> {
     }
 }
 
-impl<T> TaskStatus<T> {
-    pub(crate) fn new() -> (Self, StartHook<T>, oneshot::Receiver<Result<T, StartError>>) {
-        let (tx, rx) = oneshot::channel();
-        let slot = Arc::new(Mutex::new(Some(tx)));
+impl<T: Send + 'static> TaskStatus<T> {
+    /// A new handshake: the task's status, its driver's hook, and the
+    /// starter's future.
+    pub(crate) fn new() -> (Self, StartHook, Started<T>) {
+        let handshake = Handshake::new();
         (
             TaskStatus {
-                slot: Arc::clone(&slot),
+                handshake: Arc::clone(&handshake),
             },
-            StartHook { slot },
-            rx,
+            StartHook {
+                handshake: Some(Arc::clone(&handshake) as Arc<dyn Answer>),
+            },
+            Started { handshake },
         )
     }
+}
 
+impl<T> TaskStatus<T> {
     /// A status nobody waits for (Trio's `TASK_STATUS_IGNORED`): lets a
     /// function written for [`Nursery::start`](crate::Nursery::start) run
     /// with a plain [`spawn`](crate::Nursery::spawn) or `.await`.
@@ -59,7 +119,9 @@ impl<T> TaskStatus<T> {
     /// ```
     pub fn ignored() -> Self {
         TaskStatus {
-            slot: Arc::new(Mutex::new(None)),
+            handshake: Arc::new(Handshake {
+                state: Mutex::new(State::Answered(None)),
+            }),
         }
     }
 
@@ -68,47 +130,94 @@ impl<T> TaskStatus<T> {
     /// Calls after the first do nothing (Trio raises; a value that nobody can
     /// receive is simply dropped here).
     pub fn started(&self, value: T) {
-        if let Some(tx) = take(&self.slot) {
-            // The starter may have gone away (its future dropped): nothing to do.
-            let _ = tx.send(Ok(value));
-        }
+        // Already answered, or nobody waits: the value is dropped.
+        let _ = self.handshake.answer(Ok(value));
     }
 
     /// Whether [`started`](Self::started) has been called.
     pub fn is_started(&self) -> bool {
-        self.slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+        matches!(*self.handshake.lock(), State::Answered(_))
     }
 }
 
-fn take<T>(slot: &Slot<T>) -> Option<oneshot::Sender<Result<T, StartError>>> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+/// The starter's side of the handshake: the task's value once it started,
+/// or why it did not.
+pub(crate) struct Started<T> {
+    handshake: Arc<Handshake<T>>,
 }
 
-/// The task side's view of the handshake: lets the task's driver send the
-/// starter an error if the task ends before it started.
-pub(crate) struct StartHook<T> {
-    slot: Slot<T>,
+impl<T> Future for Started<T> {
+    type Output = Result<T, StartError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.handshake.lock();
+        match &mut *state {
+            State::Waiting { starter, .. } => {
+                match starter {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    None => *starter = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            // Polled again after it was taken: as a closed handshake.
+            State::Answered(answer) => {
+                Poll::Ready(answer.take().unwrap_or(Err(StartError::Closed)))
+            }
+        }
+    }
 }
 
-/// Type-erased [`StartHook`], kept by a task's driver.
-pub(crate) trait PendingStart: Send {
-    /// Ends the handshake with `error` if it is still pending. Returns the
+impl<T> Drop for Started<T> {
+    fn drop(&mut self) {
+        let mut state = self.handshake.lock();
+        match &mut *state {
+            State::Waiting { starter_gone, .. } => *starter_gone = true,
+            // An answer nobody will read: drop it now, not with the task.
+            State::Answered(answer) => drop(answer.take()),
+        }
+    }
+}
+
+/// Type-erased answering side of a [`Handshake`].
+trait Answer: Send + Sync {
+    /// Ends the handshake with `error` if it is still waiting. Returns the
     /// error back if the task had already started (the error is then the
     /// nursery's business).
-    fn fail(self: Box<Self>, error: StartError) -> Option<StartError>;
+    fn fail(&self, error: StartError) -> Option<StartError>;
 }
 
-impl<T: Send> PendingStart for StartHook<T> {
-    fn fail(self: Box<Self>, error: StartError) -> Option<StartError> {
-        match take(&self.slot) {
-            Some(tx) => {
-                let _ = tx.send(Err(error));
-                None
-            }
+impl<T: Send> Answer for Handshake<T> {
+    fn fail(&self, error: StartError) -> Option<StartError> {
+        match self.answer(Err(error)) {
+            // Given back: already answered.
+            Err(Err(error)) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The task side's view of the handshake, kept by the task's driver (or a
+/// supervisor's child): lets it tell the starter why the task ended before
+/// it started. Dropped unused, it tells the starter the handshake closed.
+pub(crate) struct StartHook {
+    handshake: Option<Arc<dyn Answer>>,
+}
+
+impl StartHook {
+    /// Ends the handshake with `error` if it is still waiting. Returns the
+    /// error back if the task had already started.
+    pub(crate) fn fail(mut self, error: StartError) -> Option<StartError> {
+        match self.handshake.take() {
+            Some(handshake) => handshake.fail(error),
             None => Some(error),
+        }
+    }
+}
+
+impl Drop for StartHook {
+    fn drop(&mut self) {
+        if let Some(handshake) = self.handshake.take() {
+            let _ = handshake.fail(StartError::Closed);
         }
     }
 }

@@ -123,13 +123,34 @@ impl Drop for Reporter {
     }
 }
 
+/// What the supervisor gives a child's start function for one incarnation:
+/// what the child's task runs in (its scope, its exit report, and the
+/// supervisor it belongs to).
+pub(crate) struct Launch {
+    scope: CancelScope,
+    report: Reporter,
+    parent: (std::sync::Weak<Shared>, ChildId),
+}
+
+impl Launch {
+    /// The child's whole task: `child` inside its scope, reporting how it
+    /// ended. Boxed once, here: the start function knows the child's type,
+    /// so the child's future needs no box of its own, and the (large) task
+    /// is moved once, not at every step of `spawn`.
+    pub(crate) fn task<F>(self, child: F) -> BoxFuture<'static, ()>
+    where
+        F: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        Box::pin(PARENT.scope(self.parent, run_child(child, self.scope, self.report)))
+    }
+}
+
 /// The body of a child's tokio task. `report` is a parameter, so it is
 /// dropped (and sends) after the child's future, however the task ends.
-async fn run_child(
-    task: BoxFuture<'static, Result<(), BoxError>>,
-    scope: CancelScope,
-    mut report: Reporter,
-) {
+async fn run_child<F>(task: F, scope: CancelScope, mut report: Reporter)
+where
+    F: Future<Output = Result<(), BoxError>>,
+{
     let out = AssertUnwindSafe(scope.run(task)).catch_unwind().await;
     report.reason = Some(match out {
         Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) == report.incarnation => {
@@ -221,7 +242,7 @@ impl Drop for ProcessGuard {
 }
 
 /// The handle a running supervisor offers lookups: its [`Supervisor`].
-fn supervisor_view(base: &(dyn Any + Send + Sync), out: &mut dyn Any) {
+fn supervisor_view(base: &Arc<dyn Any + Send + Sync>, out: &mut dyn Any) {
     if let (Some(handle), Some(out)) = (
         base.downcast_ref::<Supervisor>(),
         out.downcast_mut::<Option<Supervisor>>(),
@@ -446,23 +467,19 @@ impl Engine {
         let slot = &mut self.slots[i];
         slot.wanted = false;
         let started = {
-            let inc = (slot.spec.start)();
             let scope = CancelScope::new();
-            let report = Reporter {
-                tx: self.exits_tx.clone(),
-                key,
-                incarnation,
-                stopping: Arc::clone(&slot.stopping),
-                reason: None,
-            };
-            let task = PARENT.scope(
-                (Arc::downgrade(&self.shared), key),
-                run_child(inc.task, scope.clone(), report),
-            );
-            // Boxed: the child's future (~400 bytes, most of it the scope's
-            // deadline timer) is then moved once, not at every step of
-            // `spawn`; measured cheaper than the allocation it costs.
-            let handle = AbortOnDropHandle::new(tokio::spawn(Box::pin(task)));
+            let inc = (slot.spec.start)(Launch {
+                scope: scope.clone(),
+                report: Reporter {
+                    tx: self.exits_tx.clone(),
+                    key,
+                    incarnation,
+                    stopping: Arc::clone(&slot.stopping),
+                    reason: None,
+                },
+                parent: (Arc::downgrade(&self.shared), key),
+            });
+            let handle = AbortOnDropHandle::new(tokio::spawn(inc.task));
             slot.running = Some(Running {
                 incarnation,
                 scope,
