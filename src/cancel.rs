@@ -8,6 +8,7 @@
 //! ([`Scoped`], and the nursery's futures, which reuse [`poll_body`] and
 //! [`DeadlineTimer`]) decide when a body is polled and when it is dropped.
 
+mod current;
 mod tree;
 
 use std::fmt;
@@ -19,10 +20,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
-pub(crate) use tree::{CURRENT, Cause, Kind, Node, Verdict, WakerRegistration, current};
+pub(crate) use current::{InNode, current, in_node, with_node};
+pub(crate) use tree::{Cause, Kind, Node, Verdict, WakerRegistration};
 
 /// Cancels everything inside it when told to or when its deadline passes.
 ///
@@ -264,7 +265,7 @@ impl CancelScope {
     /// Dropping the returned future drops `fut` at once, shield or not.
     pub fn run<F: Future>(&self, fut: F) -> Scoped<F> {
         Scoped {
-            body: Some(CURRENT.scope(Arc::clone(&self.node), fut)),
+            body: Some(in_node(Arc::clone(&self.node), fut)),
             timer: DeadlineTimer::new(),
             scope: self.clone(),
             entered: false,
@@ -278,7 +279,7 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Scoped<F> {
         #[pin]
-        body: Option<TaskLocalFuture<Arc<Node>, F>>,
+        body: Option<InNode<F>>,
         #[pin]
         timer: DeadlineTimer,
         scope: CancelScope,

@@ -21,13 +21,12 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
-use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tracing::Span;
 
 use crate::cancel::{
-    BodyPoll, CURRENT, Cause, DeadlineTimer, Kind, Node, Verdict, WakerRegistration, current,
-    deadline_after, drop_catching, poll_body_catching,
+    BodyPoll, Cause, DeadlineTimer, InNode, Kind, Node, Verdict, WakerRegistration, current,
+    deadline_after, drop_catching, in_node, poll_body_catching,
 };
 use error::BoxError;
 pub use error::{NurseryError, StartError, TaskFailure};
@@ -338,7 +337,7 @@ where
         node: Arc::clone(&shared.node),
         shared: Arc::clone(&shared),
     };
-    let body = CURRENT.scope(Arc::clone(&shared.node), body(handle));
+    let body = in_node(Arc::clone(&shared.node), body(handle));
     NurseryFuture {
         body: Some(body),
         timer: DeadlineTimer::new(),
@@ -681,7 +680,7 @@ impl Nursery {
         // take 40 bytes in every task.
         let span = tracing::debug_span!("task", name = %name, nursery = %self.shared.name);
         let driver = TaskDriver {
-            body: Some(CURRENT.scope(Arc::clone(&node), fut)),
+            body: Some(in_node(Arc::clone(&node), fut)),
             span: (!span.is_disabled()).then(|| Box::new(span)),
             node: Arc::clone(&node),
             shared: Arc::clone(&self.shared),
@@ -863,7 +862,7 @@ pin_project! {
     /// and reports how it ended to the nursery.
     struct TaskDriver<F: Future> {
         #[pin]
-        body: Option<TaskLocalFuture<Arc<Node>, F>>,
+        body: Option<InNode<F>>,
         // The task's `tracing` span, entered around every poll and drop of
         // the body; `None` when no subscriber is interested.
         span: Option<Box<Span>>,
@@ -990,7 +989,7 @@ pin_project! {
         Fut::Output: TaskOutput,
     {
         #[pin]
-        body: Option<TaskLocalFuture<Arc<Node>, Fut>>,
+        body: Option<InNode<Fut>>,
         #[pin]
         timer: DeadlineTimer,
         shared: Arc<Shared>,

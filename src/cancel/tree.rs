@@ -2,7 +2,7 @@
 //!
 //! Every [`CancelScope`](crate::CancelScope), every nursery (and fork of one) and
 //! every nursery task owns one [`Node`]. A node's parent is the node that was
-//! current (the task-local [`CURRENT`]) when it was entered, so the tree follows
+//! current (see [`current`](super::current::current)) when it was entered, so the tree follows
 //! the program's lexical nesting across tasks: a task's node hangs under its
 //! nursery's node, which hangs under whatever scope opened the nursery.
 //!
@@ -41,7 +41,7 @@
 //!    until then, their driver checks the parent's flag itself.
 
 // `Arc` stays std's even under loom: `Arc<Node>` is shared with the rest of the
-// crate and with `CURRENT`. So does `OnceLock` (loom has none): `parent` is set
+// crate and with the current-node thread-local. So does `OnceLock` (loom has none): `parent` is set
 // once, when the node is created or entered, and read only by the task that
 // entered it, so it has no interleavings to explore; the models go through the
 // `crate::loom` facade for everything that races (the lock and the flags; the
@@ -52,16 +52,6 @@ use std::task::Waker;
 use crate::loom::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use slab::Slab;
 use tokio::time::Instant;
-
-tokio::task_local! {
-    /// The innermost scope node of the running task, if it runs inside Trellis.
-    pub(crate) static CURRENT: Arc<Node>;
-}
-
-/// Returns the current task's innermost node, if any.
-pub(crate) fn current() -> Option<Arc<Node>> {
-    CURRENT.try_with(Arc::clone).ok()
-}
 
 const CANCELLED: u8 = 1;
 const OWN: u8 = 2;

@@ -36,7 +36,7 @@ use futures_util::future::Either;
 use pin_project_lite::pin_project;
 
 use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
-use crate::cancel::{CURRENT, Node, current, panic_message};
+use crate::cancel::{Node, current, panic_message, with_node};
 use crate::mailbox::{self, Address, Mailbox};
 use crate::process::{Entry, ExitReason, TaskGroup};
 use crate::registry;
@@ -122,7 +122,7 @@ pub(super) fn task_group(scope: Option<&Arc<Node>>) -> TaskGroup {
     // The first poll attaches the group under `scope` and polls the body,
     // which waits; the server drives the group again when it ends.
     let _ = match scope {
-        Some(node) => CURRENT.sync_scope(node.clone(), || future.as_mut().poll(&mut cx)),
+        Some(node) => with_node(node.clone(), || future.as_mut().poll(&mut cx)),
         None => future.as_mut().poll(&mut cx),
     };
     TaskGroup {
