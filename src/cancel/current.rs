@@ -81,7 +81,7 @@ pin_project! {
     impl<F> PinnedDrop for InNode<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if this.future.is_some() {
+            if std::mem::needs_drop::<F>() && this.future.is_some() {
                 // Its destructors see the node too.
                 enter(this.node, || this.future.set(None));
             }
@@ -94,10 +94,18 @@ impl<F: Future> Future for InNode<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let future = this.future;
-        enter(this.node, || match future.as_pin_mut() {
-            Some(future) => future.poll(cx),
-            None => panic!("a Trellis scope's body was polled after it completed"),
+        let mut future = this.future;
+        enter(this.node, || {
+            let Some(body) = future.as_mut().as_pin_mut() else {
+                panic!("a Trellis scope's body was polled after it completed");
+            };
+            let polled = body.poll(cx);
+            if polled.is_ready() {
+                // Dropped here, inside the node, rather than by a second
+                // entry when the driver drops us.
+                future.set(None);
+            }
+            polled
         })
     }
 }
