@@ -55,9 +55,16 @@ impl<T> Handshake<T> {
             return Err(answer);
         };
         let starter = starter.take();
-        let kept = (!*starter_gone).then_some(answer);
+        // An answer nobody will read is dropped after the lock (its `Drop`
+        // may look at this handshake).
+        let (kept, unread) = if *starter_gone {
+            (None, Some(answer))
+        } else {
+            (Some(answer), None)
+        };
         *state = State::Answered(kept);
         drop(state);
+        drop(unread);
         if let Some(waker) = starter {
             waker.wake();
         }
@@ -170,11 +177,17 @@ impl<T> Future for Started<T> {
 impl<T> Drop for Started<T> {
     fn drop(&mut self) {
         let mut state = self.handshake.lock();
-        match &mut *state {
-            State::Waiting { starter_gone, .. } => *starter_gone = true,
-            // An answer nobody will read: drop it now, not with the task.
-            State::Answered(answer) => drop(answer.take()),
-        }
+        let unread = match &mut *state {
+            State::Waiting { starter_gone, .. } => {
+                *starter_gone = true;
+                None
+            }
+            // An answer nobody will read: dropped now, not with the task
+            // (and after the lock).
+            State::Answered(answer) => answer.take(),
+        };
+        drop(state);
+        drop(unread);
     }
 }
 
@@ -228,5 +241,103 @@ pub(crate) fn not_started(task: Cow<'static, str>, cancelled: bool) -> StartErro
         StartError::Cancelled { task }
     } else {
         StartError::NotStarted { task }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    fn poll_now<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn the_starter_gets_the_value_and_later_answers_are_ignored() {
+        let (status, hook, mut started) = TaskStatus::<u32>::new();
+        assert!(poll_now(&mut started).is_pending());
+        assert!(!status.is_started());
+        status.started(7);
+        status.started(8); // ignored
+        assert!(status.is_started());
+        // The task ending later hands its error back: it is the nursery's.
+        let error = hook.fail(StartError::Closed);
+        assert!(matches!(error, Some(StartError::Closed)));
+        assert!(matches!(poll_now(&mut started), Poll::Ready(Ok(7))));
+    }
+
+    #[test]
+    fn a_hook_dropped_before_the_task_started_closes_the_handshake() {
+        let (_status, hook, mut started) = TaskStatus::<u32>::new();
+        drop(hook);
+        assert!(matches!(
+            poll_now(&mut started),
+            Poll::Ready(Err(StartError::Closed))
+        ));
+    }
+
+    #[test]
+    fn a_failure_before_started_goes_to_the_starter() {
+        let (status, hook, mut started) = TaskStatus::<u32>::new();
+        let cancelled = StartError::Cancelled {
+            task: Cow::Borrowed("t"),
+        };
+        assert!(hook.fail(cancelled).is_none());
+        status.started(1); // too late: dropped
+        assert!(matches!(
+            poll_now(&mut started),
+            Poll::Ready(Err(StartError::Cancelled { .. }))
+        ));
+    }
+
+    /// Counts its drops, and looks at its own handshake while dropped.
+    struct Probe {
+        drops: Arc<AtomicUsize>,
+        status: Option<TaskStatus<Probe>>,
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            if let Some(status) = &self.status {
+                let _ = status.is_started(); // must not deadlock
+            }
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_value_nobody_waits_for_is_dropped_at_once_outside_the_lock() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (status, _hook, started) = TaskStatus::<Probe>::new();
+        drop(started);
+        let looks_back = TaskStatus {
+            handshake: Arc::clone(&status.handshake),
+        };
+        status.started(Probe {
+            drops: Arc::clone(&drops),
+            status: Some(looks_back),
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(status.is_started());
+    }
+
+    #[test]
+    fn an_answer_left_unread_is_dropped_with_the_starter() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (status, _hook, started) = TaskStatus::<Probe>::new();
+        let looks_back = TaskStatus {
+            handshake: Arc::clone(&status.handshake),
+        };
+        status.started(Probe {
+            drops: Arc::clone(&drops),
+            status: Some(looks_back),
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(started);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }
