@@ -907,7 +907,7 @@ where
             return self.poll_task(cx);
         }
         // Instrumented: time the poll, with a waker that stamps wakes.
-        let Some(probe) = self.as_mut().project().probe.take() else {
+        let Some(mut probe) = self.as_mut().project().probe.take() else {
             return Poll::Pending; // unreachable: checked above
         };
         let started = Instant::now();

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use tokio::time::Instant;
 
 /// The numbers, as [`Recorder::snapshot`] reads them.
@@ -193,12 +192,17 @@ pub(crate) struct Probe {
     recorder: Arc<Recorder>,
     slot: Arc<WakeSlot>,
     waker: Waker,
+    /// The runtime waker last stored in the slot: while the runtime hands
+    /// the task the same one (it does, for the task's life), a poll stores
+    /// nothing.
+    stored: Option<Waker>,
 }
 
 #[derive(Debug)]
 struct WakeSlot {
-    /// The runtime's waker for the task.
-    waker: AtomicWaker,
+    /// The runtime's waker for the task, woken by reference (never taken),
+    /// so it is stored once, not at every poll.
+    waker: Mutex<Option<Waker>>,
     origin: Instant,
     /// When the task was first woken since its last poll (nanoseconds since
     /// `origin`, plus one; zero: not woken).
@@ -217,7 +221,10 @@ impl Wake for WakeSlot {
         let at = POLL_STARTED.get().unwrap_or_else(Instant::now);
         let now = nanos(at.saturating_duration_since(self.origin)) + 1;
         let _ = self.woken_at.compare_exchange(0, now, Relaxed, Relaxed);
-        self.waker.wake();
+        let waker = lock(&self.waker).clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -226,7 +233,7 @@ impl Probe {
     pub(crate) fn new(recorder: Arc<Recorder>) -> Box<Self> {
         let origin = recorder.origin;
         let slot = Arc::new(WakeSlot {
-            waker: AtomicWaker::new(),
+            waker: Mutex::new(None),
             origin,
             woken_at: AtomicU64::new(recorder.since_origin(Instant::now()) + 1),
         });
@@ -234,13 +241,25 @@ impl Probe {
             recorder,
             waker: Waker::from(Arc::clone(&slot)),
             slot,
+            stored: None,
         })
     }
 
     /// Before a poll starting `now`: remembers the runtime's waker, returns
     /// the wrapper to poll with and how long ago (ns) the task was woken.
-    pub(crate) fn before_poll(&self, runtime_waker: &Waker, now: Instant) -> (&Waker, Option<u64>) {
-        self.slot.waker.register(runtime_waker);
+    pub(crate) fn before_poll(
+        &mut self,
+        runtime_waker: &Waker,
+        now: Instant,
+    ) -> (&Waker, Option<u64>) {
+        if !self
+            .stored
+            .as_ref()
+            .is_some_and(|w| w.will_wake(runtime_waker))
+        {
+            *lock(&self.slot.waker) = Some(runtime_waker.clone());
+            self.stored = Some(runtime_waker.clone());
+        }
         let woken_at = self.slot.woken_at.swap(0, Relaxed);
         let latency =
             (woken_at != 0).then(|| self.recorder.since_origin(now).saturating_sub(woken_at - 1));
