@@ -536,9 +536,10 @@ fn wake(waker: Option<Waker>) {
     }
 }
 
-/// What a driver remembers of the waker it registered on its node. A
-/// runtime gives a task the same waker for its whole life, so after the
-/// first registration a poll compares two pointers and touches no lock.
+/// What a driver remembers of the waker it stored where others wake it by
+/// reference (a node's state, a `TaskStats` probe's slot). A runtime gives
+/// a task the same waker for its whole life, so after the first store a
+/// poll compares two pointers and touches no lock.
 #[derive(Debug, Default)]
 pub(crate) struct WakerRegistration(Option<Waker>);
 
@@ -547,10 +548,16 @@ impl WakerRegistration {
     /// Returns `true` if it registered: the driver must then read the
     /// verdict again before it waits.
     pub(crate) fn update(&mut self, node: &Node, waker: &Waker) -> bool {
+        self.update_with(waker, |waker| node.register_waker(waker))
+    }
+
+    /// Calls `store` with `waker` unless it is the one stored already;
+    /// returns whether it did.
+    pub(crate) fn update_with(&mut self, waker: &Waker, store: impl FnOnce(&Waker)) -> bool {
         if self.0.as_ref().is_some_and(|w| w.will_wake(waker)) {
             return false;
         }
-        node.register_waker(waker);
+        store(waker);
         self.0 = Some(waker.clone());
         true
     }

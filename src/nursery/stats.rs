@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::cancel::WakerRegistration;
+
 /// The numbers, as [`Recorder::snapshot`] reads them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Snapshot {
@@ -195,7 +197,7 @@ pub(crate) struct Probe {
     /// The runtime waker last stored in the slot: while the runtime hands
     /// the task the same one (it does, for the task's life), a poll stores
     /// nothing.
-    stored: Option<Waker>,
+    stored: WakerRegistration,
 }
 
 #[derive(Debug)]
@@ -241,7 +243,7 @@ impl Probe {
             recorder,
             waker: Waker::from(Arc::clone(&slot)),
             slot,
-            stored: None,
+            stored: WakerRegistration::default(),
         })
     }
 
@@ -252,14 +254,9 @@ impl Probe {
         runtime_waker: &Waker,
         now: Instant,
     ) -> (&Waker, Option<u64>) {
-        if !self
-            .stored
-            .as_ref()
-            .is_some_and(|w| w.will_wake(runtime_waker))
-        {
-            *lock(&self.slot.waker) = Some(runtime_waker.clone());
-            self.stored = Some(runtime_waker.clone());
-        }
+        let slot = &self.slot;
+        self.stored
+            .update_with(runtime_waker, |w| *lock(&slot.waker) = Some(w.clone()));
         let woken_at = self.slot.woken_at.swap(0, Relaxed);
         let latency =
             (woken_at != 0).then(|| self.recorder.since_origin(now).saturating_sub(woken_at - 1));
