@@ -13,9 +13,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use trellis::gen_server::{
-    self, BoxError, Context, Flow, GenServer, GenServerError, Response, Server,
-};
+use trellis::BoxError;
+use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Response, Server};
 use trellis::process::ExitReason;
 
 /// The name the store registers under.

@@ -53,11 +53,12 @@
 //! # }
 //! ```
 
+use crate::loom::lock;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -69,7 +70,7 @@ use crate::nursery::{Nursery, SpawnOptions, TaskOutput, TaskStatus};
 use crate::process::ExitReason;
 pub use crate::supervisor::Restart;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 type StartFn =
     Arc<dyn Fn(TaskStatus<()>) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
@@ -223,10 +224,6 @@ impl fmt::Debug for Applications {
             .field("running", &self.which_applications())
             .finish()
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Orders `specs` so that each comes after its dependencies; `running` are
@@ -535,7 +532,7 @@ impl Inner {
 static NODE: Mutex<Option<Applications>> = Mutex::new(None);
 
 pub(crate) fn install(apps: &Applications) -> bool {
-    let mut node = NODE.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut node = lock(&NODE);
     if node.is_some() {
         return false;
     }
@@ -544,14 +541,11 @@ pub(crate) fn install(apps: &Applications) -> bool {
 }
 
 pub(crate) fn uninstall() {
-    *NODE.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    *lock(&NODE) = None;
 }
 
 fn node() -> Result<Applications, ApplicationError> {
-    NODE.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-        .ok_or(ApplicationError::NoNode)
+    lock(&NODE).clone().ok_or(ApplicationError::NoNode)
 }
 
 /// Starts `spec` on the running node (triotp's `application.start`);

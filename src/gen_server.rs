@@ -58,7 +58,7 @@
 //!     type Cast = u64;
 //!     type Info = ();
 //!
-//!     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+//!     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
 //!         self.0 = start;
 //!         Ok(())
 //!     }
@@ -101,12 +101,9 @@ use crate::mailbox::{self, Address, Destination, MailboxError};
 use crate::nursery::TaskOutput;
 use crate::process::{Down, Exit, ExitReason, MonitorRef, Pid};
 use crate::registry::{self, RegistryError};
-use crate::{CancelScope, Nursery, NurseryError, SpawnOptions, StartError, TaskStatus};
+use crate::{BoxError, CancelScope, Nursery, NurseryError, SpawnOptions, StartError, TaskStatus};
 
 mod server_loop;
-
-/// A boxed error, as `init` returns.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The callbacks of a generic server.
 ///
@@ -843,11 +840,10 @@ pub fn serve<S: GenServer>(
     server_loop::serve(server, arg, options.into(), status)
 }
 
-/// `S`'s type name without its path, for task names.
+/// `S`'s type name without its path or generics, for task names.
 fn short_type_name<S>() -> &'static str {
-    let name = std::any::type_name::<S>();
-    let base = name.split('<').next().unwrap_or(name);
-    base.rsplit("::").next().unwrap_or(base)
+    let name = crate::nursery::short_type_name::<S>();
+    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// What callbacks can do besides answering: reach their own server, defer

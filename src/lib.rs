@@ -132,7 +132,7 @@ pub use channel::{
     ChannelStats, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, channel,
 };
 pub use nursery::{
-    Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError, TaskFailure,
-    TaskOutput, TaskStatus, nursery, nursery_with,
+    BoxError, Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError,
+    TaskFailure, TaskOutput, TaskStatus, nursery, nursery_with,
 };
 pub use runtime::{RunOptions, run};

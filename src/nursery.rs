@@ -10,12 +10,13 @@ mod error;
 pub(crate) mod stats;
 mod status;
 
+use crate::loom::lock;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -28,8 +29,8 @@ use crate::cancel::{
     BodyPoll, Cause, DeadlineTimer, InNode, Kind, Node, Verdict, WakerRegistration, current,
     deadline_after, drop_catching, in_node, poll_body_catching,
 };
-use error::BoxError;
-pub use error::{NurseryError, StartError, TaskFailure};
+
+pub use error::{BoxError, NurseryError, StartError, TaskFailure};
 use stats::{Probe, Recorder};
 pub use status::TaskStatus;
 use status::{StartHook, not_started};
@@ -377,11 +378,6 @@ pub(crate) struct Shared {
     /// Whether the instrument was given to this nursery (which then logs the
     /// numbers when it ends).
     stats_owner: bool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; recover anyway.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
@@ -822,7 +818,7 @@ impl Nursery {
 /// The type name of `T` without the `::{{closure}}` suffixes of async blocks
 /// and without the generic parameters of the function that made it:
 /// `my_app::serve<my_app::Handler>::{{closure}}` becomes `my_app::serve`.
-fn short_type_name<T>() -> &'static str {
+pub(crate) fn short_type_name<T>() -> &'static str {
     trim_type_name(std::any::type_name::<T>())
 }
 

@@ -436,9 +436,7 @@ impl Entry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, EntryState> {
-        // A panic while holding this lock leaves consistent data: every
-        // critical section is a handful of pushes and takes.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::loom::lock(&self.state)
     }
 
     /// Records `name` for this process, unless it has ended. `insert` runs

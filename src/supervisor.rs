@@ -579,7 +579,7 @@ impl ChildSpec {
     ///     type Reply = String;
     ///     type Cast = ();
     ///     type Info = ();
-    ///     async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+    ///     async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
     ///         Ok(())
     ///     }
     ///     async fn handle_call(&mut self, s: String, _: &mut Context<Self>) -> Response<String> {

@@ -63,7 +63,8 @@ async fn public_types_and_futures_are_send() {
 mod otp {
     use std::time::Duration;
 
-    use trellis::gen_server::{self, BoxError, Context, GenServer, Response};
+    use trellis::BoxError;
+    use trellis::gen_server::{self, Context, GenServer, Response};
     use trellis::mailbox;
     use trellis::process::{Down, Exit, ExitReason, Pid};
 

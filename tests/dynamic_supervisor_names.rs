@@ -9,7 +9,7 @@ use trellis::registry::{self, RegistryError};
 use trellis::supervisor::{self, ChildSpec, Supervisor, SupervisorError};
 use trellis::{StartError, TaskStatus, mailbox};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use trellis::BoxError;
 
 /// A child that reports `value` and waits to be stopped.
 fn job(id: &'static str, value: u32) -> ChildSpec {

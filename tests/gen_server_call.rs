@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use trellis::BoxError;
 use trellis::gen_server::{
-    self, BoxError, Context, Flow, GenServer, GenServerError, ReplyTo, Response, Server,
+    self, Context, Flow, GenServer, GenServerError, ReplyTo, Response, Server,
 };
 use trellis::process::ExitReason;
 use trellis::{NurseryError, fail_after, nursery};

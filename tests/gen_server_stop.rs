@@ -5,9 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use trellis::gen_server::{
-    self, BoxError, Context, Flow, GenServer, GenServerError, Response, Server,
-};
+use trellis::BoxError;
+use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Response, Server};
 use trellis::mailbox;
 use trellis::process::{Down, ExitReason};
 use trellis::{CancelScope, NurseryError, nursery};

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use trellis::gen_server::{self, BoxError, Context, Flow, GenServer, Response};
+use trellis::BoxError;
+use trellis::gen_server::{self, Context, Flow, GenServer, Response};
 use trellis::process::ExitReason;
 use trellis::sync::Event;
 use trellis::{CancelScope, current_deadline, move_on_after, nursery};

@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use trellis::gen_server::{self, BoxError, Context, Flow, GenServer, Response, Server};
+use trellis::BoxError;
+use trellis::gen_server::{self, Context, Flow, GenServer, Response, Server};
 use trellis::mailbox::{self, MailboxError};
 use trellis::process::{Down, Exit, ExitReason, Pid};
 use trellis::{NurseryError, nursery};

@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use trellis::gen_server::{self, BoxError, Context, GenServer, Response};
+use trellis::BoxError;
+use trellis::gen_server::{self, Context, GenServer, Response};
 use trellis::nursery;
 use trellis::process::ExitReason;
 use trellis::supervisor::{self, ChildSpec, Options};

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::Notify;
-use trellis::gen_server::{self, Context, GenServer, Response};
+use trellis::gen_server::{Context, GenServer, Response};
 use trellis::supervisor::{self, ChildSpec, Options};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -283,7 +283,7 @@ impl GenServer for Idle {
     type Cast = ();
     type Info = ();
 
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), gen_server::BoxError> {
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
         Ok(())
     }
 

@@ -69,11 +69,7 @@ impl GenServer for TrellisCounter {
     type Cast = u64;
     type Info = ();
 
-    async fn init(
-        &mut self,
-        start: u64,
-        _: &mut Context<Self>,
-    ) -> Result<(), gen_server::BoxError> {
+    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
         self.0 = start;
         Ok(())
     }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use trellis::gen_server::{BoxError, Context, Flow, GenServer, Response};
+use trellis::BoxError;
+use trellis::gen_server::{Context, Flow, GenServer, Response};
 
 /// One operation on one key (or on the whole shard).
 #[derive(Debug, Clone)]

@@ -6,8 +6,26 @@ use std::fmt;
 
 use tokio::time::Instant;
 
-/// A boxed error that can cross tasks.
-pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+/// A boxed error that can cross tasks: what a failed task, a crashed
+/// process or a refused `init` carries.
+///
+/// Any `std::error::Error + Send + Sync`, a `String` or a `&str` converts
+/// into it with `?` or `.into()`, and the original error is kept: downcast it
+/// with [`downcast_ref`](dyn StdError::downcast_ref), walk its
+/// [`source`](StdError::source) chain.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::BoxError;
+///
+/// fn parse(s: &str) -> Result<u32, BoxError> {
+///     Ok(s.parse::<u32>()?)
+/// }
+/// let err = parse("x").unwrap_err();
+/// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
+/// ```
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// How one task failed: the error it returned, or the panic it raised.
 #[derive(Debug)]

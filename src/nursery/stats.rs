@@ -12,9 +12,10 @@
 //! Times are kept as nanoseconds since the recorder's creation (`origin`),
 //! plus one, so that zero can mean "none".
 
+use crate::loom::lock;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
@@ -55,10 +56,6 @@ pub(crate) struct Recorder {
 struct Names {
     slowest_poll: Option<Cow<'static, str>>,
     longest_wake: Option<Cow<'static, str>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use super::error::StartError;
@@ -39,8 +39,7 @@ impl<T> Handshake<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Nothing panics while holding the lock; recover anyway.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::loom::lock(&self.state)
     }
 
     /// Gives the starter `answer` if nobody answered yet; hands it back

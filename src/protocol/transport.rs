@@ -25,7 +25,7 @@ use std::io;
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
@@ -163,12 +163,7 @@ impl State {
 
 impl Transport {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // No user code runs under the lock, so a poisoned lock only means a
-        // panic in our own bookkeeping; the state is still consistent.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        crate::loom::lock(&self.shared.state)
     }
 
     fn is_corked(&self) -> bool {

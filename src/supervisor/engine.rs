@@ -55,7 +55,7 @@ macro_rules! lifecycle {
     };
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 /// How one child incarnation ended.
 struct Exit {

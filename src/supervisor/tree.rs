@@ -8,9 +8,10 @@
 //! walks the whole tree from the roots; roots are kept in a process-wide list
 //! of weak references, pruned as supervisors end.
 
+pub(crate) use crate::loom::lock;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::process::Pid;
 
@@ -33,11 +34,6 @@ pub(crate) struct Row {
     pub(crate) state: ChildState,
     pub(crate) restarts: u64,
     pub(crate) nested: Option<Weak<Shared>>,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; recover anyway.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Supervisors that are not the child of another supervisor.

@@ -41,7 +41,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
@@ -445,8 +445,7 @@ fn never_closed(result: Result<OwnedSemaphorePermit, AcquireError>) -> OwnedSema
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // No code that can panic runs under the lock; recover anyway.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::loom::lock(&self.state)
     }
 
     async fn acquire_permit(&self) -> OwnedSemaphorePermit {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
@@ -86,8 +86,7 @@ impl<K, V> AsyncDictionary<K, V> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Map<K, V>> {
-        // Nothing panics under this lock but user `Hash`/`Eq`; recover anyway.
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::loom::lock(&self.shared)
     }
 
     /// The number of entries.
@@ -252,7 +251,7 @@ struct Registration<K: Eq + Hash, V> {
 impl<K: Eq + Hash, V> Drop for Registration<K, V> {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
-        let mut map = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = crate::loom::lock(&self.shared);
         if let Entry::Occupied(mut e) = map.waiting.entry(key) {
             e.get_mut().0 -= 1;
             if e.get().0 == 0 {

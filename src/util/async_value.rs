@@ -18,11 +18,12 @@
 //! 3. A waiter entry lives in the slab from its first `Pending` until its
 //!    future completes or is dropped.
 
+use crate::loom::lock;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
@@ -90,11 +91,6 @@ enum Waiter<T> {
         latest: Option<T>,
     },
     Derived(Box<dyn FnMut(&T) + Send>),
-}
-
-fn lock<T>(shared: &Mutex<State<T>>) -> MutexGuard<'_, State<T>> {
-    // A panicking predicate poisons the lock; the state stays consistent.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<T> Clone for AsyncValue<T> {

@@ -16,7 +16,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
@@ -47,8 +47,7 @@ impl Inner {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing panics under this lock; recover anyway.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::loom::lock(&self.state)
     }
 
     fn set(&self) {
