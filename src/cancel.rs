@@ -437,16 +437,22 @@ fn poll_body_first<B: Future>(
     recheck(node, body, cx)
 }
 
-/// Like [`poll_body`], but a panic while polling or dropping the body becomes
-/// `Err(message)` instead of unwinding.
+/// Like [`poll_body`] (or [`poll_body_first`] for the `first` poll), but a
+/// panic while polling or dropping the body becomes `Err(message)` instead of
+/// unwinding.
 pub(crate) fn poll_body_catching<B: Future>(
     node: &Node,
     body: Pin<&mut Option<B>>,
     cx: &mut Context<'_>,
+    first: bool,
 ) -> BodyPoll<Result<B::Output, String>> {
     let mut body = body;
     match std::panic::catch_unwind(AssertUnwindSafe(|| {
-        poll_body(node, body.as_mut(), cx, |b, cx| b.poll(cx))
+        if first {
+            poll_body_first(node, body.as_mut(), cx)
+        } else {
+            poll_body(node, body.as_mut(), cx, |b, cx| b.poll(cx))
+        }
     })) {
         Ok(BodyPoll::Ready(out)) => BodyPoll::Ready(Ok(out)),
         Ok(BodyPoll::Pending) => BodyPoll::Pending,

@@ -919,7 +919,7 @@ impl<S: GenServer> Context<S> {
         F::Output: TaskOutput,
     {
         let to = self.server.address.clone();
-        self.tasks()?.spawn(async move {
+        self.tasks()?.try_spawn(async move {
             let reason = match AssertUnwindSafe(task).catch_unwind().await {
                 Ok(output) => match output.into_result() {
                     Ok(_) => return,
@@ -928,7 +928,8 @@ impl<S: GenServer> Context<S> {
                 Err(payload) => ExitReason::Panic(panic_message(&*payload).into()),
             };
             let _ = to.send(Envelope::Stop(Box::new(reason))).await;
-        })
+        })?;
+        Ok(())
     }
 
     /// Sends `message` to this server's `handle_info` after `delay`
@@ -988,7 +989,7 @@ impl<S: GenServer> Context<S> {
     ) -> Result<TimerRef, NurseryError> {
         let scope = CancelScope::new();
         let run = scope.run(body);
-        self.tasks()?.spawn(async move {
+        self.tasks()?.try_spawn(async move {
             run.await;
         })?;
         Ok(TimerRef { scope })

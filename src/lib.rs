@@ -133,6 +133,6 @@ pub use channel::{
 };
 pub use nursery::{
     BoxError, Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError,
-    TaskFailure, TaskOutput, TaskStatus, nursery, nursery_with,
+    TaskError, TaskFailure, TaskHandle, TaskOutput, TaskStatus, nursery, nursery_with,
 };
 pub use runtime::{RunOptions, run};

@@ -360,8 +360,11 @@ where
         .bubble(false);
     // The handler is called inside the task, so that a panic while creating
     // its future is caught like any other panic of the connection.
-    n.spawn_with(options, async move { handler(stream).await })
-        .map_err(io::Error::other)
+    n.try_spawn_with(options, async move {
+        handler(stream).await.into_result().map(drop)
+    })
+    .map(drop)
+    .map_err(io::Error::other)
 }
 
 /// What the accept loop does about an accept error.

@@ -7,10 +7,12 @@
 //! decide when a nursery is done.
 
 mod error;
+mod handle;
+mod options;
 pub(crate) mod stats;
 mod status;
+mod task;
 
-use crate::loom::lock;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -23,17 +25,20 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
-use tracing::Span;
 
 use crate::cancel::{
-    BodyPoll, Cause, DeadlineTimer, InNode, Kind, Node, Verdict, WakerRegistration, current,
-    deadline_after, drop_catching, in_node, poll_body_catching,
+    BodyPoll, Cause, DeadlineTimer, InNode, Kind, Node, WakerRegistration, current, deadline_after,
+    in_node, poll_body_catching,
 };
+use crate::loom::lock;
 
 pub use error::{BoxError, NurseryError, StartError, TaskFailure};
+pub use handle::{TaskError, TaskHandle};
+pub use options::{NurseryOptions, SpawnOptions};
 use stats::{Probe, Recorder};
 pub use status::TaskStatus;
 use status::{StartHook, not_started};
+use task::{Outcome, TaskDriver, TaskMeta};
 
 /// What a task (or a nursery body) may return: `()` or a `Result` whose error
 /// converts into `Box<dyn Error + Send + Sync>` (any `std::error::Error`,
@@ -71,119 +76,6 @@ impl<T, E: Into<BoxError>> TaskOutput for Result<T, E> {
 
     fn into_result(self) -> Result<T, BoxError> {
         self.map_err(Into::into)
-    }
-}
-
-/// Per-task options (traio's `spawn(bubble=, master=, awaited=)`), for
-/// [`Nursery::spawn_with`] and [`Nursery::start_with`].
-///
-/// | option | default | meaning |
-/// |---|---|---|
-/// | [`name`](Self::name) | the future's type name | shown in errors, logs and the task's `tracing` span |
-/// | [`bubble`](Self::bubble) | `true` | a failure cancels the nursery and is reported; `false`: only logged |
-/// | [`master`](Self::master) | `false` | when this task ends, the nursery is cancelled |
-/// | [`awaited`](Self::awaited) | `true` | the nursery waits for it; `false`: cancelled once the body and all awaited tasks are done |
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct SpawnOptions {
-    name: Option<Cow<'static, str>>,
-    bubble: bool,
-    master: bool,
-    awaited: bool,
-}
-
-impl Default for SpawnOptions {
-    fn default() -> Self {
-        SpawnOptions {
-            name: None,
-            bubble: true,
-            master: false,
-            awaited: true,
-        }
-    }
-}
-
-impl SpawnOptions {
-    /// The default options (see the table above).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Names the task.
-    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Whether a failure of the task propagates to the nursery (default
-    /// `true`). With `false`, the failure is logged as a `tracing` error event
-    /// and the nursery carries on.
-    pub fn bubble(mut self, bubble: bool) -> Self {
-        self.bubble = bubble;
-        self
-    }
-
-    /// Makes the task the nursery's master: when it ends, in any way, the
-    /// nursery is cancelled (default `false`).
-    pub fn master(mut self) -> Self {
-        self.master = true;
-        self
-    }
-
-    /// Whether the nursery waits for this task (default `true`). A task with
-    /// `awaited(false)` is a background task: once the body and every awaited
-    /// task are done, it is cancelled; its cancellation is not a failure.
-    pub fn awaited(mut self, awaited: bool) -> Self {
-        self.awaited = awaited;
-        self
-    }
-}
-
-/// Options of a whole nursery, for [`nursery_with`].
-///
-/// | option | default |
-/// |---|---|
-/// | [`name`](Self::name) | `"nursery"` |
-/// | [`timeout`](Self::timeout) / [`deadline`](Self::deadline) | none |
-#[derive(Clone, Debug, Default)]
-#[must_use]
-pub struct NurseryOptions {
-    name: Option<Cow<'static, str>>,
-    deadline: Option<Instant>,
-    /// Set by `util::TaskStats::instrument`.
-    recorder: Option<Arc<Recorder>>,
-}
-
-impl NurseryOptions {
-    /// No name, no deadline.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Names the nursery (its body's failures are reported under this name).
-    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Cancels the nursery `timeout` from now, reporting
-    /// [`NurseryError::TimedOut`] (traio's `Scope(timeout=…)`).
-    pub fn timeout(self, timeout: Duration) -> Self {
-        Self {
-            deadline: Some(deadline_after(timeout)),
-            ..self
-        }
-    }
-
-    /// Cancels the nursery at `deadline`, reporting [`NurseryError::TimedOut`].
-    pub fn deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
-
-    pub(crate) fn with_recorder(mut self, recorder: Arc<Recorder>) -> Self {
-        self.recorder = Some(recorder);
-        self
     }
 }
 
@@ -277,7 +169,7 @@ fn inherited_recorder() -> Option<Arc<Recorder>> {
 /// Dropping the returned future cancels every task in the nursery; they stop
 /// at their next `.await` without being waited for. Prefer cancelling through
 /// a [`CancelScope`](crate::CancelScope), which does wait.
-pub fn nursery<F, Fut>(body: F) -> NurseryFuture<Fut>
+pub fn nursery<F, Fut>(body: F) -> NurseryFuture<Fut, <Fut::Output as TaskOutput>::Value>
 where
     F: FnOnce(Nursery) -> Fut,
     Fut: Future,
@@ -309,7 +201,10 @@ where
 /// # Errors
 ///
 /// As [`nursery`].
-pub fn nursery_with<F, Fut>(options: NurseryOptions, body: F) -> NurseryFuture<Fut>
+pub fn nursery_with<F, Fut>(
+    options: NurseryOptions,
+    body: F,
+) -> NurseryFuture<Fut, <Fut::Output as TaskOutput>::Value>
 where
     F: FnOnce(Nursery) -> Fut,
     Fut: Future,
@@ -412,8 +307,14 @@ impl Shared {
         }
     }
 
-    /// Records the end of a task and reacts to it.
-    fn task_done(&self, meta: &TaskMeta, outcome: Outcome, start: Option<StartHook>) {
+    /// Records the end of a task and reacts to it. Returns the failure of a
+    /// task that does not bubble: its handle's.
+    fn task_done(
+        &self,
+        meta: &TaskMeta,
+        outcome: Outcome,
+        start: Option<StartHook>,
+    ) -> Option<TaskFailure> {
         let outcome = match (start, outcome) {
             (Some(hook), Outcome::Failed(failure)) => {
                 match hook.fail(StartError::Failed(failure)) {
@@ -429,6 +330,7 @@ impl Shared {
             (None, outcome) => outcome,
         };
         let mut cause = None;
+        let mut unreported = None;
         if let Outcome::Failed(failure) = outcome {
             if meta.bubble {
                 tracing::debug!(nursery = %self.name, %failure, "task failed");
@@ -436,6 +338,7 @@ impl Shared {
                 cause = Some(Cause::Failure);
             } else {
                 tracing::error!(nursery = %self.name, %failure, "task failed (not bubbling)");
+                unreported = Some(failure);
             }
         }
         if meta.master && cause.is_none() {
@@ -450,6 +353,7 @@ impl Shared {
         if finished || cause.is_some() {
             self.wake_nursery();
         }
+        unreported
     }
 }
 
@@ -472,20 +376,6 @@ impl fmt::Debug for Nursery {
             .field("cancelled", &self.node.is_cancelled())
             .finish()
     }
-}
-
-/// Facts about a task that its driver reports when it ends.
-struct TaskMeta {
-    name: Cow<'static, str>,
-    bubble: bool,
-    master: bool,
-    awaited: bool,
-}
-
-enum Outcome {
-    Ok,
-    Failed(TaskFailure),
-    Cancelled,
 }
 
 impl Nursery {
@@ -521,21 +411,49 @@ impl Nursery {
     }
 
     /// Spawns `fut` as a task of this nursery (Trio's `start_soon`), with
-    /// default [`SpawnOptions`].
+    /// default [`SpawnOptions`], and returns its [`TaskHandle`].
     ///
-    /// # Errors
+    /// The task always starts: even in a nursery that is already cancelled,
+    /// it runs until its first `.await` that yields, and is cancelled there
+    /// (as Trio runs a task to its first checkpoint), so what it does first
+    /// — and a failure before its first `.await` — is never lost.
     ///
-    /// [`NurseryError::Closed`] if the nursery has finished.
+    /// The handle may be dropped: the task runs on, and its nursery still
+    /// waits for it and reports its failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::nursery;
+    ///
+    /// let sum = nursery(|n| async move {
+    ///     let a = n.spawn(async { 1 });
+    ///     let b = n.spawn(async { 2 });
+    ///     a.await.unwrap() + b.await.unwrap()
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(sum, 3);
+    /// # }
+    /// ```
     ///
     /// # Panics
     ///
-    /// If the nursery is not running on a tokio runtime (it always is when its
-    /// body or one of its tasks calls this).
+    /// If the nursery has finished (a handle kept past its nursery: a
+    /// programming error, as Trio raises `RuntimeError` and tokio's `spawn`
+    /// panics outside a runtime; inside a task, that panic is a failure like
+    /// any other). [`try_spawn`](Self::try_spawn) returns the error instead.
+    /// Also if the nursery is not running on a tokio runtime (it always is
+    /// when its body or one of its tasks calls this).
     #[doc(alias = "start_soon")]
-    pub fn spawn<F>(&self, fut: F) -> Result<(), NurseryError>
+    #[track_caller]
+    pub fn spawn<F>(&self, fut: F) -> TaskHandle<<F::Output as TaskOutput>::Value>
     where
         F: Future + Send + 'static,
         F::Output: TaskOutput,
+        <F::Output as TaskOutput>::Value: Send + 'static,
     {
         self.spawn_with(SpawnOptions::default(), fut)
     }
@@ -547,11 +465,10 @@ impl Nursery {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use trellis::{nursery, NurseryError, SpawnOptions};
+    /// use trellis::{nursery, SpawnOptions};
     ///
     /// let err = nursery(|n| async move {
-    ///     n.spawn_with(SpawnOptions::new().name("fetcher"), async { Err::<(), _>("404") })?;
-    ///     Ok::<_, NurseryError>(())
+    ///     n.spawn_with(SpawnOptions::new().name("fetcher"), async { Err::<(), _>("404") });
     /// })
     /// .await
     /// .unwrap_err();
@@ -559,20 +476,73 @@ impl Nursery {
     /// # }
     /// ```
     ///
-    /// # Errors
-    ///
-    /// [`NurseryError::Closed`] if the nursery has finished.
-    ///
     /// # Panics
     ///
     /// As [`spawn`](Self::spawn).
-    pub fn spawn_with<F>(&self, options: SpawnOptions, fut: F) -> Result<(), NurseryError>
+    #[track_caller]
+    pub fn spawn_with<F>(
+        &self,
+        options: SpawnOptions,
+        fut: F,
+    ) -> TaskHandle<<F::Output as TaskOutput>::Value>
     where
         F: Future + Send + 'static,
         F::Output: TaskOutput,
+        <F::Output as TaskOutput>::Value: Send + 'static,
+    {
+        match self.spawn_task(options, fut, None) {
+            Some(handle) => handle,
+            None => panic!("spawn into a finished nursery `{}`", self.shared.name),
+        }
+    }
+
+    /// [`spawn`](Self::spawn), returning an error instead of panicking when
+    /// the nursery has finished: for handles that may outlive their nursery.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::{nursery, NurseryError};
+    ///
+    /// let escaped = nursery(|n| async move { n }).await.unwrap();
+    /// assert!(matches!(escaped.try_spawn(async {}), Err(NurseryError::Closed)));
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Closed`] if the nursery has finished.
+    pub fn try_spawn<F>(
+        &self,
+        fut: F,
+    ) -> Result<TaskHandle<<F::Output as TaskOutput>::Value>, NurseryError>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutput,
+        <F::Output as TaskOutput>::Value: Send + 'static,
+    {
+        self.try_spawn_with(SpawnOptions::default(), fut)
+    }
+
+    /// [`spawn_with`](Self::spawn_with), returning an error instead of
+    /// panicking when the nursery has finished.
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Closed`] if the nursery has finished.
+    pub fn try_spawn_with<F>(
+        &self,
+        options: SpawnOptions,
+        fut: F,
+    ) -> Result<TaskHandle<<F::Output as TaskOutput>::Value>, NurseryError>
+    where
+        F: Future + Send + 'static,
+        F::Output: TaskOutput,
+        <F::Output as TaskOutput>::Value: Send + 'static,
     {
         self.spawn_task(options, fut, None)
-            .map(drop)
             .ok_or(NurseryError::Closed)
     }
 
@@ -587,7 +557,7 @@ impl Nursery {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn main() -> Result<(), trellis::BoxError> {
     /// use trellis::nursery;
     ///
     /// nursery(|n| async move {
@@ -597,7 +567,7 @@ impl Nursery {
     ///         })
     ///         .await?;
     ///     assert_eq!(port, 8080);
-    ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    ///     Ok::<_, trellis::BoxError>(())
     /// })
     /// .await?;
     /// # Ok(()) }
@@ -608,7 +578,8 @@ impl Nursery {
     /// [`StartError::Failed`] if the task failed before starting,
     /// [`StartError::NotStarted`] if it returned without starting,
     /// [`StartError::Cancelled`] if it was cancelled first,
-    /// [`StartError::Closed`] if the nursery has finished.
+    /// [`StartError::Closed`] if the nursery has finished (`start` does not
+    /// panic on a finished nursery: it already returns a `Result`).
     ///
     /// # Cancel safety
     ///
@@ -619,6 +590,7 @@ impl Nursery {
         F: FnOnce(TaskStatus<T>) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: TaskOutput,
+        <Fut::Output as TaskOutput>::Value: Send + 'static,
     {
         self.start_with(SpawnOptions::default(), f).await
     }
@@ -628,42 +600,48 @@ impl Nursery {
     /// # Errors
     ///
     /// As [`start`](Self::start).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`start`](Self::start).
     pub async fn start_with<T, F, Fut>(&self, options: SpawnOptions, f: F) -> Result<T, StartError>
     where
         T: Send + 'static,
         F: FnOnce(TaskStatus<T>) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: TaskOutput,
+        <Fut::Output as TaskOutput>::Value: Send + 'static,
     {
         let (status, hook, started) = TaskStatus::new();
         let task = self
             .spawn_task(options, f(status), Some(hook))
             .ok_or(StartError::Closed)?;
         /// Cancels a task that has not started when its starter goes away.
-        struct CancelUnstarted(Option<Arc<Node>>);
-        impl Drop for CancelUnstarted {
+        struct CancelUnstarted<'a, T>(Option<&'a TaskHandle<T>>);
+        impl<T> Drop for CancelUnstarted<'_, T> {
             fn drop(&mut self) {
                 if let Some(task) = self.0.take() {
-                    task.cancel(Cause::Explicit);
+                    task.cancel();
                 }
             }
         }
-        let mut guard = CancelUnstarted(Some(task));
+        let mut guard = CancelUnstarted(Some(&task));
         let result = started.await;
         guard.0 = None;
         result
     }
 
-    /// Spawns a task; returns its node, or `None` if the nursery is closed.
+    /// Spawns a task; returns its handle, or `None` if the nursery is closed.
     fn spawn_task<F>(
         &self,
         options: SpawnOptions,
         fut: F,
         start: Option<StartHook>,
-    ) -> Option<Arc<Node>>
+    ) -> Option<TaskHandle<<F::Output as TaskOutput>::Value>>
     where
         F: Future + Send + 'static,
         F::Output: TaskOutput,
+        <F::Output as TaskOutput>::Value: Send + 'static,
     {
         if !self.shared.enter_task(options.awaited) {
             return None;
@@ -681,12 +659,13 @@ impl Nursery {
             node: Arc::clone(&node),
             shared: Arc::clone(&self.shared),
             meta: TaskMeta {
-                name,
+                name: name.clone(),
                 bubble: options.bubble,
                 master: options.master,
                 awaited: options.awaited,
             },
             start,
+            polled: false,
             registered: false,
             registration: WakerRegistration::default(),
             done: false,
@@ -696,11 +675,11 @@ impl Nursery {
                 .as_ref()
                 .map(|r| Probe::new(Arc::clone(r))),
         };
-        match self.shared.runtime.get() {
-            Some(runtime) => drop(runtime.spawn(driver)),
-            None => drop(tokio::spawn(driver)),
-        }
-        Some(node)
+        let join = match self.shared.runtime.get() {
+            Some(runtime) => runtime.spawn(driver),
+            None => tokio::spawn(driver),
+        };
+        Some(TaskHandle::new(join, node, name))
     }
 
     /// Cancels every task in this nursery (or in this fork only) and, if the
@@ -755,10 +734,10 @@ impl Nursery {
     /// use trellis::{nursery, NurseryError};
     ///
     /// let finished = nursery(|n| async move {
-    ///     let group = n.fork()?;
-    ///     group.spawn(std::future::pending::<()>())?;
+    ///     let group = n.fork();
+    ///     group.spawn(std::future::pending::<()>());
     ///     group.cancel(); // stops the group only
-    ///     Ok::<_, NurseryError>("the body carries on")
+    ///     "the body carries on"
     /// })
     /// .await
     /// .unwrap();
@@ -766,10 +745,25 @@ impl Nursery {
     /// # }
     /// ```
     ///
+    /// # Panics
+    ///
+    /// If the nursery has finished, as [`spawn`](Self::spawn);
+    /// [`try_fork`](Self::try_fork) returns the error instead.
+    #[track_caller]
+    pub fn fork(&self) -> Nursery {
+        match self.try_fork() {
+            Ok(fork) => fork,
+            Err(_) => panic!("fork of a finished nursery `{}`", self.shared.name),
+        }
+    }
+
+    /// [`fork`](Self::fork), returning an error instead of panicking when
+    /// the nursery has finished.
+    ///
     /// # Errors
     ///
     /// [`NurseryError::Closed`] if the nursery has finished.
-    pub fn fork(&self) -> Result<Nursery, NurseryError> {
+    pub fn try_fork(&self) -> Result<Nursery, NurseryError> {
         if self.shared.is_closed() {
             return Err(NurseryError::Closed);
         }
@@ -811,7 +805,7 @@ impl Nursery {
         });
         let options = SpawnOptions::new().name("fork deadline").awaited(false);
         // A closed nursery has no tasks left to cancel.
-        let _ = self.spawn_with(options, run);
+        let _ = self.try_spawn_with(options, run);
     }
 }
 
@@ -853,122 +847,6 @@ fn trim_type_name(mut name: &str) -> &str {
     }
 }
 
-pin_project! {
-    /// Runs one task: polls its future under its node, catches its panics,
-    /// and reports how it ended to the nursery.
-    struct TaskDriver<F: Future> {
-        #[pin]
-        body: Option<InNode<F>>,
-        // The task's `tracing` span, entered around every poll and drop of
-        // the body; `None` when no subscriber is interested.
-        span: Option<Box<Span>>,
-        node: Arc<Node>,
-        shared: Arc<Shared>,
-        meta: TaskMeta,
-        start: Option<StartHook>,
-        // Whether the node has joined its parent's children (lazily, at the
-        // first `Pending`).
-        registered: bool,
-        // The waker registered on the node (also at the first `Pending`).
-        registration: WakerRegistration,
-        done: bool,
-        // `util::TaskStats`, when the nursery is instrumented.
-        probe: Option<Box<Probe>>,
-    }
-
-    impl<F: Future> PinnedDrop for TaskDriver<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            if !*this.done {
-                // Dropped unfinished (runtime shutdown): drop the body first,
-                // so the nursery never sees a task end before its body.
-                let _entered = this.span.as_deref().map(Span::enter);
-                this.body.set(None);
-                this.node.detach();
-                this.shared.task_done(this.meta, Outcome::Cancelled, this.start.take());
-            }
-        }
-    }
-}
-
-impl<F> Future for TaskDriver<F>
-where
-    F: Future,
-    F::Output: TaskOutput,
-{
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.probe.is_none() {
-            return self.poll_task(cx);
-        }
-        // Instrumented: time the poll, with a waker that stamps wakes.
-        let Some(mut probe) = self.as_mut().project().probe.take() else {
-            return Poll::Pending; // unreachable: checked above
-        };
-        let started = Instant::now();
-        let (waker, latency) = probe.before_poll(cx.waker(), started);
-        let in_poll = stats::InPoll::enter(started);
-        let polled = self.as_mut().poll_task(&mut Context::from_waker(waker));
-        drop(in_poll);
-        probe.after_poll(&self.meta.name, latency, started);
-        *self.as_mut().project().probe = Some(probe);
-        polled
-    }
-}
-
-impl<F> TaskDriver<F>
-where
-    F: Future,
-    F::Output: TaskOutput,
-{
-    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        let _entered = this.span.as_deref().map(Span::enter);
-        // Once registered, the node's own flag covers the parent's.
-        let parent_cancelled =
-            !*this.registered && this.node.parent().is_some_and(|p| p.is_cancelled());
-        let mut polled = if parent_cancelled {
-            // Spawned into a cancelled nursery: it never runs.
-            drop_catching(this.body.as_mut())
-        } else {
-            poll_body_catching(this.node, this.body.as_mut(), cx)
-        };
-        if matches!(polled, BodyPoll::Pending | BodyPoll::Parked) {
-            // The node learns how to wake us, and joins the tree, only once
-            // we wait (a task done in one poll needs neither); after that a
-            // poll registers nothing while the task's waker stays the same.
-            // A cancellation that came before is in the verdict.
-            let mut changed = this.registration.update(this.node, cx.waker());
-            if !*this.registered {
-                *this.registered = true;
-                this.node.register();
-                changed = true;
-            }
-            if changed && this.node.verdict() == Verdict::Drop {
-                polled = drop_catching(this.body.as_mut());
-            }
-        }
-        let outcome = match polled {
-            BodyPoll::Pending | BodyPoll::Parked => return Poll::Pending,
-            BodyPoll::Dropped => Outcome::Cancelled,
-            BodyPoll::Ready(Ok(out)) => match out.into_result() {
-                Ok(_) => Outcome::Ok,
-                Err(error) => {
-                    Outcome::Failed(TaskFailure::from_error(this.meta.name.clone(), error))
-                }
-            },
-            BodyPoll::Ready(Err(panic)) => {
-                Outcome::Failed(TaskFailure::from_panic(this.meta.name.clone(), panic))
-            }
-        };
-        *this.done = true;
-        this.node.detach();
-        this.shared.task_done(this.meta, outcome, this.start.take());
-        Poll::Ready(())
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Idle,
@@ -977,28 +855,26 @@ enum Phase {
 }
 
 pin_project! {
-    /// The future returned by [`nursery`] and [`nursery_with`].
+    /// The future returned by [`nursery`] and [`nursery_with`]: `Fut` is
+    /// the body's future, `T` the value of its output (see [`TaskOutput`]).
+    ///
+    /// `T` is a parameter of its own, not a projection of `Fut`'s output, so
+    /// that holding a nursery future across an `.await` never asks the
+    /// compiler to prove a trait bound for every lifetime (which made the
+    /// documented idioms fail to compile inside `tokio::spawn`).
     #[must_use = "a nursery does nothing unless awaited"]
-    pub struct NurseryFuture<Fut>
-    where
-        Fut: Future,
-        Fut::Output: TaskOutput,
-    {
+    pub struct NurseryFuture<Fut, T> {
         #[pin]
         body: Option<InNode<Fut>>,
         #[pin]
         timer: DeadlineTimer,
         shared: Arc<Shared>,
-        value: Option<<Fut::Output as TaskOutput>::Value>,
+        value: Option<T>,
         phase: Phase,
         registration: WakerRegistration,
     }
 
-    impl<Fut> PinnedDrop for NurseryFuture<Fut>
-    where
-        Fut: Future,
-        Fut::Output: TaskOutput,
-    {
+    impl<Fut, T> PinnedDrop for NurseryFuture<Fut, T> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             this.shared.closed.store(true, Ordering::SeqCst);
@@ -1012,11 +888,7 @@ pin_project! {
     }
 }
 
-impl<Fut> fmt::Debug for NurseryFuture<Fut>
-where
-    Fut: Future,
-    Fut::Output: TaskOutput,
-{
+impl<Fut, T> fmt::Debug for NurseryFuture<Fut, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NurseryFuture")
             .field("name", &self.shared.name)
@@ -1025,17 +897,18 @@ where
     }
 }
 
-impl<Fut> Future for NurseryFuture<Fut>
+impl<Fut, T> Future for NurseryFuture<Fut, T>
 where
     Fut: Future,
-    Fut::Output: TaskOutput,
+    Fut::Output: TaskOutput<Value = T>,
 {
-    type Output = Result<<Fut::Output as TaskOutput>::Value, NurseryError>;
+    type Output = Result<T, NurseryError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let shared = &**this.shared;
         let node = &shared.node;
+        let first_poll = *this.phase == Phase::Idle;
         match *this.phase {
             Phase::Finished => return Poll::Pending, // parked, or polled after completion
             Phase::Idle => {
@@ -1054,7 +927,7 @@ where
         this.timer.as_mut().poll_fire(node, cx);
 
         if this.body.is_some() {
-            let body_done = match poll_body_catching(node, this.body.as_mut(), cx) {
+            let body_done = match poll_body_catching(node, this.body.as_mut(), cx, first_poll) {
                 BodyPoll::Pending | BodyPoll::Parked => false,
                 BodyPoll::Dropped => true,
                 BodyPoll::Ready(Ok(out)) => {

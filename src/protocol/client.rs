@@ -72,7 +72,7 @@ pub fn connect_socket<P: Protocol>(
         Some(peer) => format!("protocol connection {peer}"),
         None => "protocol connection".to_owned(),
     };
-    nursery.spawn_with(SpawnOptions::new().name(name), async move {
+    nursery.try_spawn_with(SpawnOptions::new().name(name), async move {
         let _ = tx.send(driver.run().await);
     })?;
     Ok((transport, Connection { done }))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::ProtocolError;
-use crate::{CancelScope, Nursery, SpawnOptions, TaskOutput};
+use crate::{CancelScope, Nursery, SpawnOptions, TaskHandle, TaskOutput};
 
 /// What a protocol reaches for on the asyncio loop — background tasks,
 /// `call_soon`, `call_later`, `time()` — backed by a nursery, so nothing it
@@ -70,7 +70,9 @@ impl Loop {
         &self.nursery
     }
 
-    /// Spawns a background task (asyncio's `create_task`).
+    /// Spawns a background task (asyncio's `create_task`) and returns its
+    /// [`TaskHandle`]: await it for the task's value, cancel it, ask whether
+    /// it finished.
     ///
     /// The task follows the nursery's rules: if it fails, the nursery is
     /// cancelled and the failure reported, as for
@@ -81,12 +83,16 @@ impl Loop {
     ///
     /// [`ProtocolError::Nursery`] if the nursery no longer takes tasks.
     #[doc(alias = "create_task")]
-    pub fn spawn<F>(&self, task: F) -> Result<(), ProtocolError>
+    pub fn spawn<F>(
+        &self,
+        task: F,
+    ) -> Result<TaskHandle<<F::Output as TaskOutput>::Value>, ProtocolError>
     where
         F: Future + Send + 'static,
         F::Output: TaskOutput,
+        <F::Output as TaskOutput>::Value: Send + 'static,
     {
-        Ok(self.nursery.spawn(task)?)
+        Ok(self.nursery.try_spawn(task)?)
     }
 
     /// Calls `callback` as soon as possible, in a task of its own.
@@ -133,7 +139,7 @@ impl Loop {
             callback();
         });
         let options = SpawnOptions::new().name("protocol callback").bubble(false);
-        self.nursery.spawn_with(options, async move {
+        self.nursery.try_spawn_with(options, async move {
             timer.await;
         })?;
         Ok(TimerHandle { scope })

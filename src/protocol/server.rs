@@ -380,10 +380,11 @@ where
                     .name(format!("protocol connection {peer}"))
                     .bubble(false);
                 conns
-                    .spawn_with(options, async move {
+                    .try_spawn_with(options, async move {
                         let (_transport, driver) = Driver::new(factory(), socket);
                         driver.run().await.map(drop)
                     })
+                    .map(drop)
                     .map_err(io::Error::other)?;
             }
             Some(Err(error)) => {
