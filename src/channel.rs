@@ -134,7 +134,7 @@ const MAX_CAPACITY: usize = isize::MAX as usize;
 ///                 tx.send(id * 100 + i).await?;
 ///             }
 ///             Ok::<_, SendError<u32>>(())
-///         })?;
+///         });
 ///     }
 ///     drop(tx); // only the producers' clones keep the channel open
 ///

@@ -73,7 +73,7 @@
 //!             n.spawn(async move {
 //!                 tokio::time::sleep(Duration::from_millis(delay)).await;
 //!                 let _ = tx.send(name).await;
-//!             })?;
+//!             });
 //!         }
 //!         // Take the first answer, then stop the others.
 //!         let first = move_on_after(Duration::from_secs(5), rx.recv()).await.flatten();

@@ -113,7 +113,7 @@ fn inherited_recorder() -> Option<Arc<Recorder>> {
 ///
 /// | if you want to… | write |
 /// |---|---|
-/// | run tasks concurrently and wait for all | `nursery(\|n\| async move { n.spawn(a)?; n.spawn(b)?; Ok::<_, NurseryError>(()) })` |
+/// | run tasks concurrently and wait for all | `nursery(\|n\| async move { n.spawn(a); n.spawn(b); Ok::<_, NurseryError>(()) })` |
 /// | wait until a task is ready, and get a value from it (a bound port…) | [`n.start(\|status\| …)`](Nursery::start), [`TaskStatus::started`] |
 /// | name a task for errors and traces | [`SpawnOptions::name`] with [`Nursery::spawn_with`] |
 /// | a task whose failure is only logged | [`SpawnOptions::bubble(false)`](SpawnOptions::bubble) |
@@ -143,7 +143,7 @@ fn inherited_recorder() -> Option<Arc<Recorder>> {
 ///         let done = done.clone();
 ///         n.spawn(async move {
 ///             done.fetch_add(1, Ordering::SeqCst);
-///         })?;
+///         });
 ///     }
 ///     Ok::<_, NurseryError>(done)
 /// })
@@ -190,8 +190,7 @@ where
 ///
 /// let opts = NurseryOptions::new().timeout(Duration::from_secs(1));
 /// let result = nursery_with(opts, |n| async move {
-///     n.spawn(tokio::time::sleep(Duration::from_secs(60)))?;
-///     Ok::<_, NurseryError>(())
+///     n.spawn(tokio::time::sleep(Duration::from_secs(60)));
 /// })
 /// .await;
 /// assert!(matches!(result, Err(NurseryError::TimedOut { .. })));

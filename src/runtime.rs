@@ -18,7 +18,7 @@ use std::io;
 /// ```
 /// let answer = trellis::run(async {
 ///     trellis::nursery(|n| async move {
-///         n.spawn(async {})?;
+///         n.spawn(async {});
 ///         Ok::<_, trellis::NurseryError>(42)
 ///     })
 ///     .await

@@ -52,7 +52,7 @@
 //!                 log.lock().unwrap().push(name);
 //!             }
 //!             Ok::<_, SequencerError>(())
-//!         })?;
+//!         });
 //!     }
 //!     Ok::<_, NurseryError>(log)
 //! })

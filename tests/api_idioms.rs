@@ -2,7 +2,7 @@ use trellis::{BoxError, NurseryError, nursery};
 
 async fn fetch_both() -> Result<(), BoxError> {
     nursery(|n| async move {
-        n.spawn(async { Ok::<_, BoxError>(()) })?;
+        n.spawn(async { Ok::<_, BoxError>(()) });
         Ok::<_, BoxError>(())
     })
     .await?;

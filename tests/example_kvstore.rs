@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
-use trellis::{NurseryError, TaskStatus, nursery};
+use trellis::{TaskStatus, nursery};
 
 use crate::resp::Limits;
 use crate::server::{Config, kvstore_app};
@@ -94,7 +94,6 @@ where
         // Every part of the server honours a graceful stop: an hour of grace
         // is never waited for.
         n.shutdown(Duration::from_secs(3600));
-        Ok::<_, NurseryError>(())
     });
     tokio::time::timeout(Duration::from_secs(60), run)
         .await

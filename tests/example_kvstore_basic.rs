@@ -5,7 +5,7 @@
 mod kvstore_basic;
 
 use trellis::gen_server::{self, GenServerError};
-use trellis::{NurseryError, nursery};
+use trellis::nursery;
 
 #[tokio::test]
 async fn the_basic_kvstore_gets_sets_and_stops() {
@@ -33,7 +33,6 @@ async fn the_basic_kvstore_gets_sets_and_stops() {
             matches!(error, GenServerError::NameNotFound { .. }),
             "{error:?}"
         );
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();

@@ -118,7 +118,6 @@ where
             .unwrap();
         body(server).await;
         n.cancel();
-        Ok::<_, NurseryError>(())
     })
     .await;
 }
@@ -323,7 +322,6 @@ async fn cast_and_info_reach_their_callbacks() {
         server.info_address().send(3).await.unwrap();
         assert_eq!(server.call(Request::Get, LONG).await.unwrap(), Ok(5));
         n.cancel();
-        Ok::<_, NurseryError>(())
     })
     .await;
     assert_eq!(*log.lock().unwrap(), ["info 1", "info 2", "info 3"]);
@@ -342,7 +340,6 @@ async fn an_init_error_is_returned_to_the_starter_and_frees_the_name() {
         let server = gen_server::start(&n, Probe::default(), 1, "probe-init").await.unwrap();
         assert_eq!(server.call(Request::Get, LONG).await.unwrap(), Ok(1));
         server.stop().await;
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -465,7 +462,6 @@ async fn a_bounded_server_mailbox_reports_fullness() {
         assert_eq!(slow.await.unwrap().unwrap(), Ok(0));
         assert_eq!(server.call(Request::Get, LONG).await.unwrap(), Ok(3));
         n.cancel();
-        Ok::<_, NurseryError>(())
     })
     .await;
 }

@@ -143,7 +143,6 @@ where
     nursery(|n| async move {
         let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
         body(server).await;
-        Ok::<_, NurseryError>(())
     })
     .await
 }
@@ -247,7 +246,6 @@ async fn graceful_shutdown_lets_terminate_await_within_the_grace_period() {
         let mut watch = watch(&server);
         n.shutdown(Duration::from_secs(1));
         assert_eq!(watch.receive().await.unwrap().reason, ExitReason::Shutdown);
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -271,7 +269,6 @@ async fn past_the_grace_period_the_server_is_killed() {
         n.shutdown(Duration::from_millis(50));
         let down = watch.receive().await.unwrap();
         assert_eq!(down.reason, ExitReason::Killed);
-        Ok::<_, NurseryError>(())
     })
     .await;
     assert_eq!(started.elapsed(), Duration::from_millis(50));
@@ -292,7 +289,6 @@ async fn cancellation_polls_terminate_once_and_reports_killed() {
             watch.monitor(server.pid());
             canceller.cancel();
             tokio::task::yield_now().await;
-            Ok::<_, NurseryError>(())
         }))
         .await;
     // `terminate` ran up to its first await: one line, not two.
@@ -370,7 +366,6 @@ async fn cancelling_the_nursery_of_a_running_server_is_not_a_failure() {
         let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
         server.call(Request::Ping, LONG).await.unwrap();
         n.cancel();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();

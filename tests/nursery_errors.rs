@@ -45,9 +45,8 @@ async fn nursery_returns_only_after_every_child_finished() {
                     tokio::task::yield_now().await;
                 }
                 f.fetch_add(1, Ordering::SeqCst);
-            })?;
+            });
         }
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -66,15 +65,14 @@ async fn failure_cancels_siblings_and_body_at_their_next_await() {
             n.spawn(async move {
                 let _guard = guard;
                 std::future::pending::<()>().await;
-            })?;
+            });
         }
         n.spawn_with(SpawnOptions::new().name("failing"), async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             Err::<(), _>("disk on fire")
-        })?;
+        });
         tokio::time::sleep(Duration::from_secs(3600)).await;
         reached.store(true, Ordering::SeqCst);
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap_err();
@@ -103,9 +101,8 @@ async fn every_failure_is_reported_with_its_task_name() {
                     })
                     .await
                     .unwrap()
-            })?;
+            });
         }
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap_err();
@@ -121,8 +118,7 @@ async fn panics_become_failures_with_their_message() {
         n.spawn_with(SpawnOptions::new().name("crasher"), async {
             let v: Vec<u8> = Vec::new();
             let _ = v[7]; // index out of bounds
-        })?;
-        Ok::<_, NurseryError>(())
+        });
     })
     .await
     .unwrap_err();
@@ -146,7 +142,7 @@ async fn a_body_error_cancels_children_and_is_reported() {
         n.spawn(async move {
             let _guard = guard;
             std::future::pending::<()>().await
-        })?;
+        });
         Err::<(), _>(NurseryError::Cancelled) // any error type will do
     })
     .await
@@ -194,7 +190,6 @@ async fn start_errors_when_the_task_never_calls_started() {
             .await
             .unwrap_err();
         assert!(matches!(err, StartError::NotStarted { .. }), "{err:?}");
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -232,7 +227,6 @@ async fn a_failure_after_started_fails_the_nursery() {
         })
         .await
         .unwrap();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap_err();
@@ -255,7 +249,6 @@ async fn dropping_a_start_before_started_cancels_the_task() {
                 .await
                 .is_none()
         );
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -271,8 +264,11 @@ async fn spawning_into_a_finished_nursery_is_an_error() {
     .await
     .unwrap();
     let escaped = rx.await.unwrap();
-    assert!(matches!(escaped.spawn(async {}), Err(NurseryError::Closed)));
-    assert!(matches!(escaped.fork(), Err(NurseryError::Closed)));
+    assert!(matches!(
+        escaped.try_spawn(async {}),
+        Err(NurseryError::Closed)
+    ));
+    assert!(matches!(escaped.try_fork(), Err(NurseryError::Closed)));
     let err = escaped
         .start(|s| async move { s.started(()) })
         .await

@@ -39,12 +39,12 @@ async fn a_task_that_does_not_bubble_only_logs_its_failure() {
     let out = nursery(|n| async move {
         n.spawn_with(SpawnOptions::new().bubble(false), async {
             Err::<(), _>("ignored")
-        })?;
+        });
         let l2 = l.clone();
         n.spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             l2.push("sibling finished");
-        })?;
+        });
         Ok::<_, NurseryError>(7)
     })
     .await;
@@ -62,10 +62,10 @@ async fn when_a_master_task_ends_the_nursery_is_cancelled() {
         n.spawn(async move {
             let _guard = guard;
             std::future::pending::<()>().await;
-        })?;
+        });
         n.spawn_with(SpawnOptions::new().master(), async {
             tokio::time::sleep(Duration::from_secs(2)).await;
-        })?;
+        });
         Ok::<_, NurseryError>("body value")
     })
     .await;
@@ -77,9 +77,8 @@ async fn when_a_master_task_ends_the_nursery_is_cancelled() {
 #[tokio::test(start_paused = true)]
 async fn a_master_ending_before_the_body_returns_cancels_the_body() {
     let out = nursery(|n| async move {
-        n.spawn_with(SpawnOptions::new().master(), async {})?;
+        n.spawn_with(SpawnOptions::new().master(), async {});
         std::future::pending::<()>().await;
-        Ok::<_, NurseryError>(())
     })
     .await;
     assert!(matches!(out, Err(NurseryError::Cancelled)), "{out:?}");
@@ -97,12 +96,11 @@ async fn background_tasks_are_cancelled_once_the_awaited_work_is_done() {
             for _beat in 0.. {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
-        })?;
+        });
         n.spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             l2.push("work done");
-        })?;
-        Ok::<_, NurseryError>(())
+        });
     })
     .await
     .unwrap();
@@ -115,8 +113,7 @@ async fn a_nursery_timeout_cancels_everything_and_reports_it() {
     let start = Instant::now();
     let opts = NurseryOptions::new().timeout(Duration::from_secs(5));
     let out = nursery_with(opts, |n| async move {
-        n.spawn(tokio::time::sleep(Duration::from_secs(60)))?;
-        Ok::<_, NurseryError>(())
+        n.spawn(tokio::time::sleep(Duration::from_secs(60)));
     })
     .await;
     match out {
@@ -132,7 +129,7 @@ async fn a_nursery_timeout_cancels_everything_and_reports_it() {
 async fn a_nursery_finishing_before_its_timeout_is_fine() {
     let opts = NurseryOptions::new().timeout(Duration::from_secs(5));
     let out = nursery_with(opts, |n| async move {
-        n.spawn(tokio::time::sleep(Duration::from_secs(1)))?;
+        n.spawn(tokio::time::sleep(Duration::from_secs(1)));
         Ok::<_, NurseryError>(1)
     })
     .await;
@@ -146,8 +143,8 @@ async fn cancel_from_a_task_stops_the_nursery() {
         n.spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             n2.cancel();
-        })?;
-        n.spawn(std::future::pending::<()>())?;
+        });
+        n.spawn(std::future::pending::<()>());
         Ok::<_, NurseryError>("returned before the cancel")
     })
     .await;
@@ -159,20 +156,19 @@ async fn cancelling_a_fork_stops_only_its_tasks() {
     let log = Log::default();
     let l = log.clone();
     nursery(|n| async move {
-        let group = n.fork()?;
+        let group = n.fork();
         let guard = OnDrop(l.clone(), "forked");
         group.spawn(async move {
             let _guard = guard;
             std::future::pending::<()>().await;
-        })?;
+        });
         let l2 = l.clone();
         n.spawn(async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
             l2.push("outside the fork");
-        })?;
+        });
         tokio::time::sleep(Duration::from_secs(1)).await;
         group.cancel();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -183,19 +179,17 @@ async fn cancelling_a_fork_stops_only_its_tasks() {
 async fn a_fork_deadline_and_failure_behave_like_the_nursery_s() {
     let start = Instant::now();
     nursery(|n| async move {
-        let group = n.fork()?;
+        let group = n.fork();
         group.set_deadline(Some(Instant::now() + Duration::from_secs(3)));
-        group.spawn(std::future::pending::<()>())?;
-        Ok::<_, NurseryError>(())
+        group.spawn(std::future::pending::<()>());
     })
     .await
     .unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(3));
 
     let err = nursery(|n| async move {
-        n.spawn(std::future::pending::<()>())?;
-        n.fork()?.spawn(async { Err::<(), _>("in the fork") })?;
-        Ok::<_, NurseryError>(())
+        n.spawn(std::future::pending::<()>());
+        n.fork().spawn(async { Err::<(), _>("in the fork") });
     })
     .await
     .unwrap_err();
@@ -213,15 +207,13 @@ async fn nursery_current_finds_the_nursery_of_the_running_task() {
             let c3 = c2.clone();
             here.spawn(async move {
                 c3.fetch_add(1, Ordering::SeqCst);
-            })?;
-            Ok::<_, NurseryError>(())
-        })?;
-        let group = n.fork()?;
+            });
+        });
+        let group = n.fork();
         group.spawn(async {
             // Inside a fork, `current` is the fork: cancelling it is local.
             Nursery::current().unwrap().cancel();
-        })?;
-        Ok::<_, NurseryError>(())
+        });
     })
     .await
     .unwrap();
@@ -239,10 +231,9 @@ async fn dropping_the_nursery_future_cancels_its_children() {
         n.spawn(async move {
             let _guard = guard;
             std::future::pending::<()>().await;
-        })?;
+        });
         tx.send(()).unwrap();
         std::future::pending::<()>().await;
-        Ok::<_, NurseryError>(())
     });
     // Dropped from outside Trellis: a lost `select!` branch.
     tokio::select! {
@@ -267,13 +258,12 @@ async fn an_outer_scope_waits_for_the_nursery_to_drain_before_dropping_it() {
             n.spawn(async move {
                 let _guard = OnDrop(l2.clone(), "task");
                 std::future::pending::<()>().await;
-            })?;
+            });
             let l3 = l.clone();
             n.spawn(async move {
                 std::future::pending::<()>().await;
                 drop(l3);
-            })?;
-            Ok::<_, NurseryError>(())
+            });
         })
         .await
         .unwrap();
@@ -295,7 +285,7 @@ async fn a_shielded_cleanup_in_a_task_delays_the_outer_cancellation() {
             n.spawn(async move {
                 let _guard = OnDrop(l, "task");
                 std::future::pending::<()>().await;
-            })?;
+            });
             n.spawn(async move {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 CancelScope::shielded()
@@ -303,8 +293,7 @@ async fn a_shielded_cleanup_in_a_task_delays_the_outer_cancellation() {
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     })
                     .await;
-            })?;
-            Ok::<_, NurseryError>(())
+            });
         })
         .await
     })
@@ -326,13 +315,12 @@ async fn shutdown_gives_tasks_their_grace_period_then_cancels() {
             wait_shutdown().await;
             tokio::time::sleep(Duration::from_secs(1)).await; // async cleanup
             polite.push("polite task said goodbye");
-        })?;
+        });
         n.spawn(async move {
             let _guard = OnDrop(stubborn, "stubborn task");
             std::future::pending::<()>().await;
-        })?;
+        });
         n.shutdown(Duration::from_secs(3));
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -351,8 +339,7 @@ async fn tasks_spawned_into_a_cancelled_nursery_never_run() {
         n.cancel();
         n.spawn(async move {
             r.store(true, Ordering::SeqCst);
-        })?;
-        Ok::<_, NurseryError>(())
+        });
     })
     .await;
     assert!(!ran.load(Ordering::SeqCst));
@@ -362,7 +349,7 @@ async fn tasks_spawned_into_a_cancelled_nursery_never_run() {
 fn run_owns_a_runtime_and_returns_main_s_output() {
     let out = trellis::run(async {
         nursery(|n| async move {
-            n.spawn(async {})?;
+            n.spawn(async {});
             Ok::<_, NurseryError>(tokio::runtime::Handle::current().runtime_flavor())
         })
         .await
@@ -384,9 +371,8 @@ async fn an_unbounded_grace_period_never_cancels() {
             wait_shutdown().await;
             tokio::time::sleep(Duration::from_secs(3600)).await; // a long goodbye
             l.push("cleanup finished");
-        })?;
+        });
         n.shutdown(Duration::MAX);
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();

@@ -152,7 +152,6 @@ async fn a_linked_server_stops_when_its_partner_panics() {
             matches!(down.reason, ExitReason::Panic(ref m) if m.contains("peer crashed")),
             "{down:?}"
         );
-        Ok::<_, NurseryError>(())
     })
     .await;
 }
@@ -178,7 +177,6 @@ async fn a_server_trapping_exits_gets_the_exit_as_a_message_and_goes_on() {
         assert_eq!(trapped.len(), 1);
         assert!(matches!(trapped[0].reason, ExitReason::Panic(_)));
         a.stop().await;
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -197,7 +195,6 @@ async fn a_normal_exit_does_not_stop_a_linked_server() {
         assert_eq!(watch.receive().await.unwrap().reason, ExitReason::Normal);
         a.call("ping", LONG).await.unwrap();
         a.stop().await;
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();

@@ -32,9 +32,8 @@ async fn steps_happen_in_order_whatever_order_their_tasks_were_spawned_in() {
                 let _step = seq.step(step).await?;
                 log.push(format!("step {step}"));
                 Ok::<_, SequencerError>(())
-            })?;
+            });
         }
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -58,9 +57,8 @@ async fn two_tasks_take_turns_through_interleaved_steps_on_a_multi_thread_runtim
                     checkpoint().await; // the step lasts across a yield
                 }
                 Ok::<_, SequencerError>(())
-            })?;
+            });
         }
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -123,9 +121,8 @@ async fn a_waiting_step_cancelled_by_its_nursery_fails_the_later_steps_instead_o
         n.spawn(async move {
             let _step = s.step(1).await?; // step 0 never comes
             Ok::<_, SequencerError>(())
-        })?;
-        n.spawn(async { Err::<(), _>("boom") })?; // fails, and cancels the waiter
-        Ok::<_, NurseryError>(())
+        });
+        n.spawn(async { Err::<(), _>("boom") }); // fails, and cancels the waiter
     })
     .await
     .unwrap_err();
@@ -174,7 +171,7 @@ async fn a_step_whose_task_panics_still_completes() {
             let _step = s.step(0).await.unwrap();
             checkpoint().await;
             explode(); // while holding the step
-        })?;
+        });
         let step1 = seq.step(1).await;
         Ok::<_, NurseryError>(step1.map(|step| step.number()))
     })
@@ -188,14 +185,14 @@ async fn a_step_whose_task_is_cancelled_after_it_began_still_completes() {
     let seq = Sequencer::new();
     let s = seq.clone();
     let reached = nursery(|n| async move {
-        let group = n.fork()?;
+        let group = n.fork();
         let (began_tx, began) = oneshot::channel();
         group.spawn(async move {
             let _step = s.step(0).await?;
             let _ = began_tx.send(());
             pending::<()>().await;
             Ok::<_, SequencerError>(())
-        })?;
+        });
         began.await.unwrap();
         group.cancel(); // drops the task, and its step guard with it
         let step1 = seq.step(1).await;

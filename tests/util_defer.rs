@@ -29,9 +29,8 @@ where
         n.spawn(async move {
             stopper.cancel();
             task_ends()
-        })?;
-        n.spawn(std::future::pending::<()>())?;
-        Ok::<_, NurseryError>(())
+        });
+        n.spawn(std::future::pending::<()>());
     });
     match defer {
         Some(defer) => scope.run(defer_to_cancelled(work, defer)).await,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use trellis::util::TaskStats;
-use trellis::{NurseryError, NurseryOptions, SpawnOptions, nursery, nursery_with};
+use trellis::{NurseryOptions, SpawnOptions, nursery, nursery_with};
 
 /// Moves the paused clock forward without yielding: the calling poll
 /// "takes" `d`.
@@ -27,13 +27,12 @@ async fn the_slowest_poll_and_its_task_are_reported() {
                 block_for(Duration::from_millis(10));
                 tokio::task::yield_now().await;
             }
-        })?;
+        });
         n.spawn_with(named("slow"), async {
             tokio::task::yield_now().await;
             block_for(Duration::from_millis(250)); // one slow step
             tokio::task::yield_now().await;
-        })?;
-        Ok::<_, NurseryError>(())
+        });
     })
     .await
     .unwrap();
@@ -50,11 +49,10 @@ async fn the_longest_wait_between_wake_and_poll_is_reported() {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         n.spawn_with(named("waiter"), async move {
             let _ = rx.await;
-        })?;
+        });
         tokio::task::yield_now().await; // the waiter now waits
         tx.send(()).unwrap(); // wakes it...
         block_for(Duration::from_millis(40)); // ...but this thread is busy
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -77,8 +75,7 @@ async fn the_highest_scheduling_rate_is_the_busiest_window() {
             for _ in 0..3 {
                 tokio::task::yield_now().await; // 4 polls at t = 2 s
             }
-        })?;
-        Ok::<_, NurseryError>(())
+        });
     })
     .await
     .unwrap();
@@ -92,8 +89,7 @@ async fn the_highest_scheduling_rate_is_the_busiest_window() {
 async fn nested_nurseries_inherit_the_instrument_and_others_are_not_measured() {
     let stats = TaskStats::new();
     nursery(|n| async move {
-        n.spawn(async {})?; // not instrumented
-        Ok::<_, NurseryError>(())
+        n.spawn(async {}); // not instrumented
     })
     .await
     .unwrap();
@@ -102,11 +98,10 @@ async fn nested_nurseries_inherit_the_instrument_and_others_are_not_measured() {
             nursery(|inner| async move {
                 inner.spawn_with(named("inner"), async {
                     block_for(Duration::from_millis(5));
-                })
+                });
             })
             .await
-        })?;
-        Ok::<_, NurseryError>(())
+        });
     })
     .await
     .unwrap();

@@ -46,7 +46,7 @@ async fn the_instrumented_nursery_logs_the_numbers_when_it_ends() {
     nursery_with(options, |n| async move {
         n.spawn_with(SpawnOptions::new().name("slow"), async {
             block_for(Duration::from_millis(7));
-        })
+        });
     })
     .await
     .unwrap();

@@ -35,9 +35,8 @@ fn spawn_join(c: &mut Criterion) {
                 for i in 0..TASKS {
                     n.spawn(async move {
                         std::hint::black_box(i);
-                    })?;
+                    });
                 }
-                Ok::<_, NurseryError>(())
             })
             .await
             .expect("nursery failed");

@@ -23,9 +23,8 @@ async fn workload(options: NurseryOptions) {
                     tokio::task::yield_now().await;
                 }
                 std::hint::black_box(i);
-            })?;
+            });
         }
-        Ok::<_, NurseryError>(())
     })
     .await
     .expect("nursery failed");

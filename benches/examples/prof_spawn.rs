@@ -15,7 +15,7 @@ fn main() {
                 for i in 0..100_000u64 {
                     n.spawn(async move {
                         std::hint::black_box(i);
-                    })?;
+                    });
                 }
                 Ok::<_, trellis::NurseryError>(())
             })

@@ -31,9 +31,8 @@ fn main() {
                             tokio::task::yield_now().await;
                         }
                         std::hint::black_box(i);
-                    })?;
+                    });
                 }
-                Ok::<_, NurseryError>(())
             })
             .await
             .unwrap();

@@ -92,7 +92,7 @@ impl Protocol for RespConnection {
         let shards = Shards::new(&self.router);
         let executor = execute(rx, shards, transport.clone(), self.flow.clone());
         match Loop::current().map(|l| l.spawn(executor)) {
-            Some(Ok(())) => {
+            Some(Ok(_)) => {
                 self.batches = Some(tx);
                 self.transport = Some(transport);
             }

@@ -53,7 +53,7 @@ use tokio::sync::watch;
 ///         let _step = s.step(1).await?;
 ///         l.lock().unwrap().push("second");
 ///         Ok::<_, SequencerError>(())
-///     })?;
+///     });
 ///     let step = seq.step(0).await?;
 ///     log.lock().unwrap().push("first");
 ///     drop(step); // step 0 is complete: step 1 may begin

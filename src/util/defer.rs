@@ -72,8 +72,7 @@ use crate::cancel::current;
 ///         // before the cancellation reaches it.
 ///         stopper.cancel();
 ///         Err::<(), _>(Reset)
-///     })?;
-///     Ok::<_, NurseryError>(())
+///     });
 /// });
 /// let out = scope.run(defer_to_cancelled(work, failures_of::<Reset>())).await;
 /// assert!(out.is_none()); // a clean cancellation, not a `Reset` failure

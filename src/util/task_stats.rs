@@ -65,8 +65,7 @@ use crate::nursery::stats::Recorder;
 /// nursery_with(stats.instrument(NurseryOptions::new()), |n| async move {
 ///     n.spawn_with(SpawnOptions::new().name("sleeper"), async {
 ///         tokio::time::sleep(Duration::from_secs(1)).await;
-///     })?;
-///     Ok::<_, NurseryError>(())
+///     });
 /// })
 /// .await
 /// .unwrap();
