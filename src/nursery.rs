@@ -45,7 +45,11 @@ use task::{Outcome, TaskDriver, TaskMeta};
 /// `String`, `&str`, `anyhow::Error`…).
 ///
 /// An `Err` is a failure: it cancels the nursery and is reported in its
-/// [`NurseryError`].
+/// [`NurseryError`]. The `Ok` value is the task's value, which its
+/// [`TaskHandle`] returns (and a body's, which the nursery returns): a task
+/// that computes a plain value returns it as `Ok(value)`. (Rust has no way
+/// to implement a trait for "every type but `Result`", so a bare `u32` is not
+/// a `TaskOutput`.)
 ///
 /// A task that loops forever, `async { loop { … } }`, has the output `!` in
 /// edition 2024, which is not a `TaskOutput`: give the loop an exit
@@ -427,10 +431,12 @@ impl Nursery {
     /// # async fn main() {
     /// use trellis::nursery;
     ///
+    /// use trellis::BoxError;
+    ///
     /// let sum = nursery(|n| async move {
-    ///     let a = n.spawn(async { 1 });
-    ///     let b = n.spawn(async { 2 });
-    ///     a.await.unwrap() + b.await.unwrap()
+    ///     let a = n.spawn(async { Ok::<_, BoxError>(1) });
+    ///     let b = n.spawn(async { Ok::<_, BoxError>(2) });
+    ///     Ok::<_, BoxError>(a.await? + b.await?)
     /// })
     /// .await
     /// .unwrap();

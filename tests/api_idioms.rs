@@ -1,6 +1,36 @@
-use trellis::{BoxError, NurseryError, nursery};
+//! Every documented nursery idiom compiles where users put it: inside
+//! `tokio::spawn`, inside a nursery task (`Nursery::spawn` and
+//! `Nursery::start`) and inside a gen_server handler. The failure this pins
+//! was rustc's higher-ranked `Send` check rejecting a nursery body whose
+//! output is `Result<_, BoxError>` ("implementation of `From` is not general
+//! enough") as soon as the nursery's future was held in a spawned task.
 
-async fn fetch_both() -> Result<(), BoxError> {
+use std::io;
+use std::time::Duration;
+
+use trellis::gen_server::{self, Context, GenServer, Response};
+use trellis::{BoxError, NurseryError, TaskStatus, fail_after, nursery};
+
+async fn load() -> Result<u32, io::Error> {
+    Ok(7)
+}
+
+/// The README's idiom: a body returning `Result<_, BoxError>`, with `?`.
+async fn box_error_with_question_mark() -> Result<u32, BoxError> {
+    let total = nursery(|n| async move {
+        let loaded = n.spawn(async {
+            let v = fail_after(Duration::from_secs(2), load()).await??;
+            Ok::<_, BoxError>(v + 1)
+        });
+        let value = loaded.await?;
+        Ok::<_, BoxError>(value)
+    })
+    .await?;
+    Ok(total)
+}
+
+/// A body returning `Result<_, BoxError>` without `?`.
+async fn box_error_without_question_mark() -> Result<(), BoxError> {
     nursery(|n| async move {
         n.spawn(async { Ok::<_, BoxError>(()) });
         Ok::<_, BoxError>(())
@@ -9,8 +39,82 @@ async fn fetch_both() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// A body returning `Result<_, io::Error>`, with `?`.
+async fn io_error_with_question_mark() -> Result<u32, BoxError> {
+    let value = nursery(|n| async move {
+        n.spawn(async { load().await.map(drop) });
+        let v = load().await?;
+        Ok::<_, io::Error>(v)
+    })
+    .await?;
+    Ok(value)
+}
+
+/// A body returning `()`: no type annotation at all.
+async fn unit_body() -> Result<(), NurseryError> {
+    nursery(|n| async move {
+        n.spawn(async {});
+        n.spawn(async { Err::<(), _>("boom") });
+    })
+    .await
+}
+
+async fn every_idiom() -> u32 {
+    let a = box_error_with_question_mark().await.unwrap();
+    box_error_without_question_mark().await.unwrap();
+    let b = io_error_with_question_mark().await.unwrap();
+    assert!(unit_body().await.is_err());
+    a + b
+}
+
 #[tokio::test]
-async fn spawned() {
-    tokio::spawn(fetch_both()).await.unwrap().unwrap();
-    let _ = NurseryError::Closed;
+async fn idioms_compile_and_run_inside_tokio_spawn() {
+    assert_eq!(tokio::spawn(every_idiom()).await.unwrap(), 15);
+}
+
+#[tokio::test]
+async fn idioms_compile_and_run_inside_nursery_tasks() {
+    let value = nursery(|n| async move {
+        let spawned = n.spawn(async { Ok::<_, BoxError>(every_idiom().await) });
+        let started = n
+            .start(|status: TaskStatus<u32>| async move {
+                status.started(every_idiom().await);
+            })
+            .await?;
+        Ok::<_, BoxError>(spawned.await? + started)
+    })
+    .await
+    .unwrap();
+    assert_eq!(value, 30);
+}
+
+struct Idioms;
+
+impl GenServer for Idioms {
+    type Arg = ();
+    type Call = ();
+    type Reply = u32;
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn handle_call(&mut self, _: (), _: &mut Context<Self>) -> Response<u32> {
+        Response::Reply(every_idiom().await)
+    }
+}
+
+#[tokio::test]
+async fn idioms_compile_and_run_inside_a_gen_server_handler() {
+    let reply = nursery(|n| async move {
+        let server = gen_server::start(&n, Idioms, (), ()).await?;
+        let reply = server.call((), Duration::from_secs(5)).await?;
+        server.stop().await;
+        Ok::<_, BoxError>(reply)
+    })
+    .await
+    .unwrap();
+    assert_eq!(reply, 15);
 }

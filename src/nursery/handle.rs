@@ -40,7 +40,7 @@ use crate::cancel::{Cause, Node};
 /// use trellis::{nursery, SpawnOptions, TaskError};
 ///
 /// nursery(|n| async move {
-///     let answer = n.spawn(async { 6 * 7 });
+///     let answer = n.spawn(async { Ok::<_, std::io::Error>(6 * 7) });
 ///     assert_eq!(answer.await.unwrap(), 42);
 ///
 ///     // Handle an error here instead of failing the nursery:
