@@ -63,10 +63,12 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use trellis::{move_on_after, nursery, NurseryError};
+//! use trellis::{channel, move_on_after, nursery};
 //!
 //! let fastest = trellis::run(async {
-//!     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+//!     let (tx, rx) = channel(2);
+//!     let mut first = None;
+//!     let slot = &mut first;
 //!     nursery(|n| async move {
 //!         for (name, delay) in [("slow", 50), ("fast", 10)] {
 //!             let tx = tx.clone();
@@ -76,13 +78,14 @@
 //!             });
 //!         }
 //!         // Take the first answer, then stop the others.
-//!         let first = move_on_after(Duration::from_secs(5), rx.recv()).await.flatten();
+//!         *slot = move_on_after(Duration::from_secs(5), rx.recv()).await.and_then(Result::ok);
 //!         n.cancel();
-//!         Ok::<_, NurseryError>(first)
 //!     })
 //!     .await
+//!     .unwrap();
+//!     first
 //! });
-//! assert_eq!(fastest.unwrap(), Some("fast"));
+//! assert_eq!(fastest, Some("fast"));
 //! ```
 #![doc(test(attr(deny(warnings))))]
 

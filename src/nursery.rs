@@ -395,7 +395,8 @@ impl Nursery {
     ///
     /// async fn helper() -> Result<(), NurseryError> {
     ///     let n = Nursery::current().expect("called inside a nursery");
-    ///     n.spawn(async {})
+    ///     n.spawn(async {});
+    ///     Ok(())
     /// }
     ///
     /// assert!(Nursery::current().is_none());
@@ -511,7 +512,7 @@ impl Nursery {
     /// # async fn main() {
     /// use trellis::{nursery, NurseryError};
     ///
-    /// let escaped = nursery(|n| async move { n }).await.unwrap();
+    /// let escaped = nursery(|n| async move { Ok::<_, NurseryError>(n) }).await.unwrap();
     /// assert!(matches!(escaped.try_spawn(async {}), Err(NurseryError::Closed)));
     /// # }
     /// ```
@@ -736,17 +737,19 @@ impl Nursery {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use trellis::{nursery, NurseryError};
+    /// use trellis::{nursery, TaskError};
     ///
-    /// let finished = nursery(|n| async move {
+    /// nursery(|n| async move {
     ///     let group = n.fork();
-    ///     group.spawn(std::future::pending::<()>());
+    ///     let forever = group.spawn(std::future::pending::<()>());
+    ///     let sibling = n.spawn(async {});
     ///     group.cancel(); // stops the group only
-    ///     "the body carries on"
+    ///     assert!(matches!(forever.await, Err(TaskError::Cancelled { .. })));
+    ///     assert!(sibling.await.is_ok());
+    ///     assert!(!n.is_cancelled());
     /// })
     /// .await
     /// .unwrap();
-    /// assert_eq!(finished, "the body carries on");
     /// # }
     /// ```
     ///

@@ -569,7 +569,7 @@ impl ChildSpec {
     /// # Examples
     ///
     /// ```
-    /// use trellis::gen_server::{self, Context, GenServer, Response};
+    /// use trellis::gen_server::{Context, GenServer, Response};
     /// use trellis::supervisor::ChildSpec;
     ///
     /// struct Echo;

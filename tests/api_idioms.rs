@@ -59,7 +59,32 @@ async fn unit_body() -> Result<(), NurseryError> {
     .await
 }
 
+mod readme {
+    //! The README's first snippet, as it stands there.
+    use std::time::Duration;
+    use trellis::{BoxError, NurseryError, SpawnOptions, fail_after, nursery};
+
+    async fn load_users() -> Result<Vec<String>, std::io::Error> {
+        Ok(vec![])
+    }
+    async fn load_orders() {}
+
+    pub(super) async fn fetch_both() -> Result<(), NurseryError> {
+        nursery(|n| async move {
+            n.spawn_with(SpawnOptions::new().name("users"), async {
+                // A deadline that composes with every scope around it:
+                let users = fail_after(Duration::from_secs(2), load_users()).await??;
+                println!("{} users", users.len());
+                Ok::<_, BoxError>(())
+            });
+            n.spawn_with(SpawnOptions::new().name("orders"), load_orders());
+        })
+        .await
+    }
+}
+
 async fn every_idiom() -> u32 {
+    readme::fetch_both().await.unwrap();
     let a = box_error_with_question_mark().await.unwrap();
     box_error_without_question_mark().await.unwrap();
     let b = io_error_with_question_mark().await.unwrap();

@@ -332,17 +332,24 @@ async fn shutdown_gives_tasks_their_grace_period_then_cancels() {
 }
 
 #[tokio::test]
-async fn tasks_spawned_into_a_cancelled_nursery_never_run() {
-    let ran = Arc::new(AtomicBool::new(false));
-    let r = ran.clone();
+async fn tasks_spawned_into_a_cancelled_nursery_run_to_their_first_checkpoint() {
+    let before = Arc::new(AtomicBool::new(false));
+    let after = Arc::new(AtomicBool::new(false));
+    let (b, a) = (before.clone(), after.clone());
     let _ = nursery(|n| async move {
         n.cancel();
         n.spawn(async move {
-            r.store(true, Ordering::SeqCst);
+            b.store(true, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            a.store(true, Ordering::SeqCst);
         });
     })
     .await;
-    assert!(!ran.load(Ordering::SeqCst));
+    assert!(before.load(Ordering::SeqCst), "the task never started");
+    assert!(
+        !after.load(Ordering::SeqCst),
+        "the task ran past its checkpoint"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::task::JoinSet;
-use trellis::{NurseryError, nursery};
+use trellis::nursery;
 
 const TASKS: u64 = 100_000;
 

@@ -10,7 +10,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use trellis::util::TaskStats;
-use trellis::{NurseryError, NurseryOptions, nursery_with};
+use trellis::{NurseryOptions, nursery_with};
 
 const TASKS: u64 = 10_000;
 const YIELDS: u64 = 10;

@@ -7,7 +7,7 @@
 //! `perf stat -e task-clock,instructions target/release/examples/prof_task_stats enabled`.
 
 use trellis::util::TaskStats;
-use trellis::{NurseryError, NurseryOptions, nursery_with};
+use trellis::{NurseryOptions, nursery_with};
 
 fn main() {
     let enabled = std::env::args().nth(1).as_deref() == Some("enabled");

@@ -57,7 +57,7 @@ use crate::cancel::current;
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use trellis::{nursery, CancelScope, NurseryError};
+/// use trellis::{nursery, CancelScope};
 /// use trellis::util::{defer_to_cancelled, failures_of};
 ///
 /// #[derive(Debug, thiserror::Error)]

@@ -58,7 +58,7 @@ use crate::nursery::stats::Recorder;
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use trellis::{nursery_with, NurseryError, NurseryOptions, SpawnOptions};
+/// use trellis::{nursery_with, NurseryOptions, SpawnOptions};
 /// use trellis::util::TaskStats;
 ///
 /// let stats = TaskStats::new();
