@@ -179,10 +179,49 @@ impl CancelScope {
         self
     }
 
-    /// Sets the deadline to `timeout` from now.
+    /// Sets a relative deadline: `timeout` from the moment the scope is
+    /// entered (first polled), not from now (Trio's `relative_deadline`).
+    /// If the scope also has an absolute deadline, the earlier one wins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::CancelScope;
+    ///
+    /// let scope = CancelScope::new().with_timeout(Duration::from_secs(2));
+    /// assert_eq!(scope.relative_deadline(), Some(Duration::from_secs(2)));
+    /// tokio::time::sleep(Duration::from_secs(10)).await; // the clock has not started
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(scope.run(std::future::pending::<()>()).await, None);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # }
+    /// ```
     #[must_use]
     pub fn with_timeout(self, timeout: Duration) -> Self {
-        self.with_deadline(deadline_after(timeout))
+        self.set_relative_deadline(Some(timeout));
+        self
+    }
+
+    /// The relative deadline (Trio's `relative_deadline`): before the scope
+    /// is entered, the one set with [`with_timeout`](Self::with_timeout) or
+    /// [`set_relative_deadline`](Self::set_relative_deadline); once entered,
+    /// the time left until its deadline (zero once passed). `None` if there
+    /// is none.
+    pub fn relative_deadline(&self) -> Option<Duration> {
+        if let Some(relative) = self.node.relative_deadline() {
+            return Some(relative);
+        }
+        let deadline = self.deadline()?;
+        Some(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Sets the relative deadline: before the scope is entered, counted from
+    /// its entry; once entered, `timeout` from now. `None` removes it.
+    pub fn set_relative_deadline(&self, timeout: Option<Duration>) {
+        self.node.set_relative_deadline(timeout);
     }
 
     /// The scope's own deadline, if it has one.
@@ -194,6 +233,8 @@ impl CancelScope {
     }
 
     /// Moves the deadline (earlier or later), or removes it with `None`.
+    /// Replaces a relative deadline that has not started counting yet (see
+    /// [`with_timeout`](Self::with_timeout)).
     ///
     /// A deadline in the past cancels the scope as soon as it runs.
     pub fn set_deadline(&self, deadline: Option<Instant>) {
@@ -238,9 +279,55 @@ impl CancelScope {
         self.node.set_grace_deadline(deadline_after(grace));
     }
 
-    /// Whether this scope has been cancelled (by itself or by an enclosing one).
+    /// Whether this scope has been cancelled (by itself or by an enclosing
+    /// one), or its deadline has passed (even if it has not run yet: it
+    /// will be cancelled as soon as it does).
     pub fn is_cancelled(&self) -> bool {
-        self.node.is_cancelled()
+        self.node.is_cancelled() || self.deadline().is_some_and(|d| d <= Instant::now())
+    }
+
+    /// Whether the scope is a shield (see [`shielded`](Self::shielded)).
+    pub fn is_shield(&self) -> bool {
+        self.node.is_shield()
+    }
+
+    /// Turns the shield on or off, before or while the scope runs (Trio's
+    /// `cancel_scope.shield = …`).
+    ///
+    /// Turning it on protects the body from cancellations of enclosing
+    /// scopes from now on; turning it off lets them in, and a body inside a
+    /// cancelled enclosing scope is then cancelled at its next `.await`.
+    ///
+    /// Differs from Trio in one case: a cancellation of an enclosing scope
+    /// that has *already* reached this scope is not taken back by turning
+    /// the shield on (the body may have been dropped in part already); the
+    /// scope then catches it, ending its run with `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::{move_on_after, CancelScope};
+    ///
+    /// let cleanup = CancelScope::new();
+    /// let shield = cleanup.clone();
+    /// let out = move_on_after(Duration::from_secs(1), async move {
+    ///     cleanup
+    ///         .run(async move {
+    ///             shield.set_shield(true); // from here on, the outer deadline waits
+    ///             tokio::time::sleep(Duration::from_secs(5)).await;
+    ///             "flushed"
+    ///         })
+    ///         .await
+    /// })
+    /// .await;
+    /// assert_eq!(out, Some(Some("flushed")));
+    /// # }
+    /// ```
+    pub fn set_shield(&self, shield: bool) {
+        self.node.set_shield(shield);
     }
 
     /// Whether this scope's run ended because the scope was cancelled (Trio's
@@ -253,25 +340,69 @@ impl CancelScope {
     /// `None` if the scope was cancelled first.
     ///
     /// If an *enclosing* scope is cancelled, the returned future never
-    /// completes: the enclosing scope drops it.
+    /// completes: the enclosing scope drops it. When this scope and one
+    /// around it in the same task are both cancelled, the outermost catches
+    /// the cancellation (as in Trio): this run never completes either.
+    ///
+    /// A scope runs once: call `run` once per scope (clones share it).
     ///
     /// # Panics
     ///
-    /// When polled, if this scope (or a clone of it) has run before: a scope
-    /// is entered once, as in Trio.
+    /// If this scope (or a clone of it) has been run before: running a
+    /// scope twice, re-entering it, or entering it from a second task is a
+    /// programming error, as in Trio. [`try_run`](Self::try_run) returns an
+    /// error value instead.
     ///
     /// # Cancel safety
     ///
     /// Dropping the returned future drops `fut` at once, shield or not.
+    #[track_caller]
     pub fn run<F: Future>(&self, fut: F) -> Scoped<F> {
-        Scoped {
+        match self.try_run(fut) {
+            Ok(scoped) => scoped,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// [`run`](Self::run), returning an error instead of panicking when the
+    /// scope has been run before.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::{CancelScope, ScopeError};
+    ///
+    /// let scope = CancelScope::new();
+    /// let first = scope.try_run(async {});
+    /// assert!(first.is_ok());
+    /// assert!(matches!(scope.try_run(async {}), Err(ScopeError::AlreadyRun)));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ScopeError::AlreadyRun`] if `run` or `try_run` was called on this
+    /// scope, or a clone of it, before.
+    pub fn try_run<F: Future>(&self, fut: F) -> Result<Scoped<F>, ScopeError> {
+        if !self.node.mark_entered() {
+            return Err(ScopeError::AlreadyRun);
+        }
+        Ok(Scoped {
             body: Some(in_node(Arc::clone(&self.node), fut)),
             timer: DeadlineTimer::new(),
             scope: self.clone(),
             entered: false,
             registration: WakerRegistration::default(),
-        }
+        })
     }
+}
+
+/// A misuse of a [`CancelScope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeError {
+    /// The scope (or a clone of it) was run before: a scope runs once.
+    #[error("a cancel scope can be run only once")]
+    AlreadyRun,
 }
 
 pin_project! {
@@ -307,22 +438,15 @@ impl<F> fmt::Debug for Scoped<F> {
 
 impl CancelScope {
     fn enter(&self) {
-        assert!(
-            self.node.mark_entered(),
-            "a CancelScope can be run only once"
-        );
+        self.node.apply_relative(Instant::now());
         if let Some(parent) = current() {
             self.node.attach(&parent);
         }
-        if self.node.is_shield() {
-            self.node.acquire_hold();
-        }
+        self.node.sync_shield_hold(true);
     }
 
     fn leave(&self) {
-        if self.node.is_shield() {
-            self.node.release_hold();
-        }
+        self.node.sync_shield_hold(false);
         self.node.detach();
     }
 }
@@ -338,6 +462,7 @@ impl<F: Future> Future for Scoped<F> {
             this.scope.enter();
         }
         let node = &this.scope.node;
+        node.sync_shield_hold(true);
         this.timer.as_mut().poll_fire(node, cx);
         let mut outcome = if first_poll {
             // As tokio's `timeout`, and Trio's "cancelled at the next
@@ -354,7 +479,12 @@ impl<F: Future> Future for Scoped<F> {
             outcome = recheck(node, this.body.as_mut(), cx);
         }
         match outcome {
-            BodyPoll::Pending | BodyPoll::Parked => Poll::Pending,
+            BodyPoll::Pending | BodyPoll::Parked => {
+                // The body may have turned the shield on or off: hold (or
+                // release) the path before the scopes around us look at it.
+                node.sync_shield_hold(true);
+                Poll::Pending
+            }
             BodyPoll::Ready(out) => {
                 *this.entered = false;
                 this.scope.leave();
@@ -544,7 +674,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 }
 
 /// About 30 years from now: tokio's own stand-in for "never".
-fn far_future(now: Instant) -> Instant {
+pub(crate) fn far_future(now: Instant) -> Instant {
     now + Duration::from_secs(86400 * 365 * 30)
 }
 
@@ -713,7 +843,12 @@ pub async fn checkpoint() {
 /// # }
 /// ```
 pub fn current_deadline() -> Option<Instant> {
-    current().and_then(|node| node.effective_deadline())
+    let node = current()?;
+    if node.is_cancelled() {
+        // Trio's `-inf`: the time is already up.
+        return Some(Instant::now());
+    }
+    node.effective_deadline()
 }
 
 /// Waits until an enclosing scope or nursery asks for a graceful shutdown

@@ -128,8 +128,8 @@ pub mod protocol;
 pub mod testing;
 
 pub use cancel::{
-    CancelScope, Scoped, TooSlow, WaitShutdown, checkpoint, current_deadline, fail_after, fail_at,
-    move_on_after, move_on_at, wait_shutdown,
+    CancelScope, ScopeError, Scoped, TooSlow, WaitShutdown, checkpoint, current_deadline,
+    fail_after, fail_at, move_on_after, move_on_at, wait_shutdown,
 };
 pub use channel::{
     ChannelStats, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, channel,

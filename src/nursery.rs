@@ -232,6 +232,9 @@ where
     if options.deadline.is_some() {
         shared.node.set_deadline(options.deadline);
     }
+    if options.timeout.is_some() {
+        shared.node.set_relative_deadline(options.timeout);
+    }
     let handle = Nursery {
         node: Arc::clone(&shared.node),
         shared: Arc::clone(&shared),
@@ -921,6 +924,7 @@ where
             Phase::Finished => return Poll::Pending, // parked, or polled after completion
             Phase::Idle => {
                 *this.phase = Phase::Running;
+                node.apply_relative(Instant::now());
                 if let Ok(runtime) = Handle::try_current() {
                     let _ = shared.runtime.set(runtime);
                 }

@@ -244,7 +244,7 @@ async fn checkpoint_makes_a_busy_loop_cancellable() {
 }
 
 #[tokio::test]
-#[should_panic(expected = "a CancelScope can be run only once")]
+#[should_panic(expected = "a cancel scope can be run only once")]
 async fn running_a_scope_twice_panics() {
     let scope = CancelScope::new();
     scope.run(async {}).await;

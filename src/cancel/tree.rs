@@ -107,6 +107,11 @@ struct State {
     cause: Option<Cause>,
     deadline: Option<Instant>,
     grace_deadline: Option<Instant>,
+    /// A relative deadline, applied when the scope is entered (Trio's
+    /// `relative_deadline`); `None` once applied.
+    relative: Option<std::time::Duration>,
+    /// Whether the node has been entered (its relative deadline applied).
+    started: bool,
     shutdown_waiters: Waiters,
     /// The driver's waker. Woken by reference, never taken: a driver whose
     /// waker stays the same registers it once (see [`WakerRegistration`]).
@@ -120,7 +125,12 @@ pub(crate) struct Node {
     /// This node's key in its parent's `children`, once attached.
     key: AtomicUsize,
     kind: Kind,
-    shield: bool,
+    /// Whether the node is a shield: set at creation, changed while a scope
+    /// runs only by [`Node::set_shield`] (Trio's `cancel_scope.shield = …`).
+    shield: AtomicBool,
+    /// Whether this node's driver holds its path for its shield (see
+    /// [`Node::sync_shield_hold`]); read and written only by the driver.
+    shield_hold: AtomicBool,
     flags: AtomicU8,
     holds: AtomicUsize,
     /// Bumped whenever the deadline or grace deadline changes.
@@ -138,7 +148,8 @@ impl Node {
             parent: OnceLock::new(),
             key: AtomicUsize::new(DETACHED),
             kind,
-            shield,
+            shield: AtomicBool::new(shield),
+            shield_hold: AtomicBool::new(false),
             flags: AtomicU8::new(0),
             holds: AtomicUsize::new(0),
             deadline_generation: AtomicU64::new(0),
@@ -175,7 +186,41 @@ impl Node {
     }
 
     pub(crate) fn is_shield(&self) -> bool {
-        self.shield
+        self.shield.load(Ordering::SeqCst)
+    }
+
+    /// Turns the shield on or off. Turning it on stops cancellations of the
+    /// enclosing scopes that come *from now on*; one that has already
+    /// reached this node stays (flags are never cleared, invariant 1).
+    /// Turning it off lets an enclosing cancellation in: if the parent is
+    /// cancelled, this node and its subtree inherit it now. The hold a
+    /// running shield keeps on its path is moved by its driver, at its next
+    /// poll ([`Node::sync_shield_hold`], invariant 4); the driver is woken.
+    pub(crate) fn set_shield(self: &Arc<Node>, shield: bool) {
+        if self.shield.swap(shield, Ordering::SeqCst) == shield {
+            return;
+        }
+        // Either a cancellation of the parent that runs now sees the shield
+        // off, or this load sees the parent's flag (both `SeqCst`).
+        if !shield && self.parent().is_some_and(|p| p.is_cancelled()) {
+            self.cancel_inherited();
+        }
+        self.wake_driver();
+    }
+
+    /// Makes the driver's hold on its path (taken while a shield runs) match
+    /// the shield flag. Called by the driver only, on entry, at each poll and
+    /// on leaving (`running == false` releases it).
+    pub(crate) fn sync_shield_hold(&self, running: bool) {
+        let want = running && self.is_shield();
+        if self.shield_hold.load(Ordering::Relaxed) != want {
+            self.shield_hold.store(want, Ordering::Relaxed);
+            if want {
+                self.acquire_hold();
+            } else {
+                self.release_hold();
+            }
+        }
     }
 
     pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
@@ -209,7 +254,7 @@ impl Node {
         if parent_flags & SHUTDOWN != 0 {
             self.request_shutdown();
         }
-        if parent_flags & CANCELLED != 0 && !self.shield {
+        if parent_flags & CANCELLED != 0 && !self.is_shield() {
             self.cancel_inherited();
         }
     }
@@ -284,7 +329,7 @@ impl Node {
             (Self::snapshot(&state), state.waker.clone())
         };
         wake(waker);
-        for child in children.iter().filter(|child| !child.shield) {
+        for child in children.iter().filter(|child| !child.is_shield()) {
             child.cancel_inherited();
         }
         true
@@ -303,7 +348,7 @@ impl Node {
                 (Self::snapshot(&state), state.waker.clone())
             };
             wake(waker);
-            stack.extend(children.into_iter().filter(|child| !child.shield));
+            stack.extend(children.into_iter().filter(|child| !child.is_shield()));
         }
     }
 
@@ -374,8 +419,49 @@ impl Node {
         self.lock().deadline
     }
 
+    /// The relative deadline waiting to be applied at entry, if any.
+    pub(crate) fn relative_deadline(&self) -> Option<std::time::Duration> {
+        self.lock().relative
+    }
+
+    /// Sets a relative deadline: kept until entry (see
+    /// [`Node::apply_relative`]), or, once entered, counted from now.
+    pub(crate) fn set_relative_deadline(&self, relative: Option<std::time::Duration>) {
+        let mut state = self.lock();
+        if !state.started {
+            state.relative = relative;
+            return;
+        }
+        drop(state);
+        let now = Instant::now();
+        self.set_deadline(
+            relative.map(|r| now.checked_add(r).unwrap_or_else(|| super::far_future(now))),
+        );
+    }
+
+    /// On entry: turns the relative deadline into an absolute one counted
+    /// from `now`; the earlier of it and an absolute deadline wins.
+    pub(crate) fn apply_relative(&self, now: Instant) {
+        let mut state = self.lock();
+        state.started = true;
+        let Some(relative) = state.relative.take() else {
+            return;
+        };
+        let at = now
+            .checked_add(relative)
+            .unwrap_or_else(|| super::far_future(now));
+        state.deadline = Some(state.deadline.map_or(at, |d| d.min(at)));
+        drop(state);
+        self.deadline_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Sets the absolute deadline; a relative one waiting for entry is
+    /// dropped (the last one set wins).
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
-        self.lock().deadline = deadline;
+        let mut state = self.lock();
+        state.deadline = deadline;
+        state.relative = None;
+        drop(state);
         self.deadline_generation.fetch_add(1, Ordering::AcqRel);
         self.wake_driver();
     }
@@ -425,7 +511,7 @@ impl Node {
                 best = Some(best.map_or(d, |b| b.min(d)));
             }
             drop(state);
-            if n.shield {
+            if n.is_shield() {
                 break;
             }
             node = n.parent().map(|p| &**p);
@@ -440,15 +526,31 @@ impl Node {
     }
 
     /// What the driver of this node should do with its body now.
+    ///
+    /// The outermost cancelled scope of a task catches the cancellation (as
+    /// Trio's does): a scope cancelled by itself parks, like one cancelled
+    /// by an ancestor, when the scope around it in the same task is
+    /// cancelled too. A shield never parks: it hides its parent's
+    /// cancellation and holds its parent, which could never drop it; one
+    /// cancelled before it became a shield catches that cancellation.
     pub(crate) fn verdict(&self) -> Verdict {
         let flags = self.flags.load(Ordering::Acquire);
         if flags & CANCELLED == 0 || self.holds.load(Ordering::Acquire) > 0 {
             Verdict::Poll
-        } else if flags & OWN != 0 || self.is_boundary() {
+        } else if self.is_boundary()
+            || self.is_shield()
+            || (flags & OWN != 0 && !self.outer_scope_cancelled())
+        {
             Verdict::Drop
         } else {
             Verdict::Park
         }
+    }
+
+    /// Whether this scope's parent, in the same task, is cancelled too (and
+    /// visible from here: not behind a shield).
+    fn outer_scope_cancelled(&self) -> bool {
+        !self.is_shield() && self.parent().is_some_and(|parent| parent.is_cancelled())
     }
 
     /// Holds every node from this node's parent up to the task's root (see

@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::stats::Recorder;
-use crate::cancel::deadline_after;
 
 /// Per-task options (traio's `spawn(bubble=, master=, awaited=)`), for
 /// [`Nursery::spawn_with`] and [`Nursery::start_with`].
@@ -88,6 +87,7 @@ impl SpawnOptions {
 pub struct NurseryOptions {
     pub(super) name: Option<Cow<'static, str>>,
     pub(super) deadline: Option<Instant>,
+    pub(super) timeout: Option<Duration>,
     /// Set by `util::TaskStats::instrument`.
     pub(super) recorder: Option<Arc<Recorder>>,
 }
@@ -104,13 +104,13 @@ impl NurseryOptions {
         self
     }
 
-    /// Cancels the nursery `timeout` from now, reporting
-    /// [`NurseryError::TimedOut`] (traio's `Scope(timeout=…)`).
-    pub fn timeout(self, timeout: Duration) -> Self {
-        Self {
-            deadline: Some(deadline_after(timeout)),
-            ..self
-        }
+    /// Cancels the nursery `timeout` after it starts (is first polled),
+    /// reporting [`NurseryError::TimedOut`] (traio's `Scope(timeout=…)`).
+    /// Like every relative deadline in Trellis, the clock starts when the
+    /// nursery does, not when the options are built.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Cancels the nursery at `deadline`, reporting [`NurseryError::TimedOut`].

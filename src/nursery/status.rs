@@ -133,9 +133,19 @@ impl<T> TaskStatus<T> {
 
     /// Reports that the task has started, handing `value` to the starter.
     ///
-    /// Calls after the first do nothing (Trio raises; a value that nobody can
-    /// receive is simply dropped here).
-    pub fn started(&self, value: T) {
+    /// Takes the status by value: a task starts once, and a second call does
+    /// not compile (Trio raises `RuntimeError` at run time):
+    ///
+    /// ```compile_fail
+    /// async fn serve(status: trellis::TaskStatus<u16>) {
+    ///     status.started(8080);
+    ///     status.started(8081); // error: use of moved value
+    /// }
+    /// ```
+    ///
+    /// With no starter waiting ([`ignored`](Self::ignored), or a starter
+    /// that gave up), the value is dropped at once.
+    pub fn started(self, value: T) {
         // Already answered, or nobody waits: the value is dropped.
         let _ = self.handshake.answer(Ok(value));
     }
@@ -256,13 +266,15 @@ mod tests {
     }
 
     #[test]
-    fn the_starter_gets_the_value_and_later_answers_are_ignored() {
+    fn the_starter_gets_the_value_and_the_task_end_goes_to_the_nursery() {
         let (status, hook, mut started) = TaskStatus::<u32>::new();
         assert!(poll_now(&mut started).is_pending());
         assert!(!status.is_started());
+        let looks_back = TaskStatus {
+            handshake: Arc::clone(&status.handshake),
+        };
         status.started(7);
-        status.started(8); // ignored
-        assert!(status.is_started());
+        assert!(looks_back.is_started());
         // The task ending later hands its error back: it is the nursery's.
         let error = hook.fail(StartError::Closed);
         assert!(matches!(error, Some(StartError::Closed)));
@@ -316,12 +328,15 @@ mod tests {
         let looks_back = TaskStatus {
             handshake: Arc::clone(&status.handshake),
         };
+        let observer = TaskStatus {
+            handshake: Arc::clone(&status.handshake),
+        };
         status.started(Probe {
             drops: Arc::clone(&drops),
             status: Some(looks_back),
         });
         assert_eq!(drops.load(Ordering::SeqCst), 1);
-        assert!(status.is_started());
+        assert!(observer.is_started());
     }
 
     #[test]
