@@ -136,6 +136,7 @@ pub use channel::{
 };
 pub use nursery::{
     BoxError, Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError,
-    TaskError, TaskFailure, TaskHandle, TaskOutput, TaskStatus, nursery, nursery_with,
+    TaskError, TaskFailure, TaskHandle, TaskInfo, TaskOutput, TaskState, TaskStatus, nursery,
+    nursery_with,
 };
 pub use runtime::{RunOptions, run};

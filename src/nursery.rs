@@ -33,7 +33,7 @@ use crate::cancel::{
 use crate::loom::lock;
 
 pub use error::{BoxError, NurseryError, StartError, TaskFailure};
-pub use handle::{TaskError, TaskHandle};
+pub use handle::{TaskError, TaskHandle, TaskInfo, TaskState};
 pub use options::{NurseryOptions, SpawnOptions};
 use stats::{Probe, Recorder};
 pub use status::TaskStatus;
@@ -317,6 +317,7 @@ impl Shared {
     /// task that does not bubble: its handle's.
     fn task_done(
         &self,
+        node: &Node,
         meta: &TaskMeta,
         outcome: Outcome,
         start: Option<StartHook>,
@@ -330,7 +331,7 @@ impl Shared {
             }
             (Some(hook), outcome) => {
                 let cancelled = matches!(outcome, Outcome::Cancelled);
-                let _ = hook.fail(not_started(meta.name.clone(), cancelled));
+                let _ = hook.fail(not_started(node.task_name().clone(), cancelled));
                 outcome
             }
             (None, outcome) => outcome,
@@ -658,17 +659,17 @@ impl Nursery {
         let name = options
             .name
             .unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
-        let node = Node::new_task(&self.node);
+        let node = Node::new_task(&self.node, name);
         // Kept only if a subscriber wants it: a disabled span would still
         // take 40 bytes in every task.
-        let span = tracing::debug_span!("task", name = %name, nursery = %self.shared.name);
+        let span =
+            tracing::debug_span!("task", name = %node.task_name(), nursery = %self.shared.name);
         let driver = TaskDriver {
             body: Some(in_node(Arc::clone(&node), fut)),
             span: (!span.is_disabled()).then(|| Box::new(span)),
             node: Arc::clone(&node),
             shared: Arc::clone(&self.shared),
             meta: TaskMeta {
-                name: name.clone(),
                 bubble: options.bubble,
                 master: options.master,
                 awaited: options.awaited,
@@ -688,7 +689,7 @@ impl Nursery {
             Some(runtime) => runtime.spawn(driver),
             None => tokio::spawn(driver),
         };
-        Some(TaskHandle::new(join, node, name))
+        Some(TaskHandle::new(join, node))
     }
 
     /// Cancels every task in this nursery (or in this fork only) and, if the
@@ -792,6 +793,56 @@ impl Nursery {
     /// The nursery's name (see [`NurseryOptions::name`]).
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The tasks of this nursery (or of this fork) that are running now,
+    /// with their names and states (Trio's `nursery.child_tasks`). A
+    /// nursery's list includes the tasks of its forks; tasks of nurseries
+    /// opened inside its tasks are theirs, not its.
+    ///
+    /// A task is listed from the first time it waits (a task that finishes
+    /// within its first poll never shows up: listing it would cost every
+    /// spawn a lock) until it ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::{nursery, SpawnOptions, TaskState};
+    ///
+    /// nursery(|n| async move {
+    ///     let sleeper = n.spawn_with(SpawnOptions::new().name("sleeper"), async {
+    ///         tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     });
+    ///     tokio::task::yield_now().await; // let it start
+    ///     let tasks = n.child_tasks();
+    ///     assert_eq!(tasks.len(), 1);
+    ///     assert_eq!((tasks[0].name.as_str(), tasks[0].state), ("sleeper", TaskState::Running));
+    ///     sleeper.await.unwrap();
+    ///     assert!(n.child_tasks().is_empty());
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn child_tasks(&self) -> Vec<TaskInfo> {
+        let mut tasks = Vec::new();
+        let mut groups = vec![Arc::clone(&self.node)];
+        while let Some(group) = groups.pop() {
+            for child in group.children() {
+                match child.kind() {
+                    Kind::Task(_) => tasks.push(TaskInfo::of(&child)),
+                    // A fork of this nursery: its tasks are ours.
+                    Kind::Group(shared) if Weak::ptr_eq(shared, &Arc::downgrade(&self.shared)) => {
+                        groups.push(child);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        tasks
     }
 
     /// Forks have no driver of their own to run their deadline timer: the

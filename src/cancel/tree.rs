@@ -85,8 +85,8 @@ pub(crate) enum Kind {
     Scope,
     /// A nursery or a fork of one; tasks spawned through it hang below.
     Group(std::sync::Weak<crate::nursery::Shared>),
-    /// The root of one nursery task.
-    Task,
+    /// The root of one nursery task, with the task's name.
+    Task(std::borrow::Cow<'static, str>),
 }
 
 /// What a driver should do with its body, as [`Node::verdict`] decides.
@@ -169,8 +169,8 @@ impl Node {
 
     /// Creates the node of a nursery task under `parent` without registering
     /// it in the parent's children yet: see [`Node::register`].
-    pub(crate) fn new_task(parent: &Arc<Node>) -> Arc<Node> {
-        let node = Node::new(Kind::Task, false);
+    pub(crate) fn new_task(parent: &Arc<Node>, name: std::borrow::Cow<'static, str>) -> Arc<Node> {
+        let node = Node::new(Kind::Task(name), false);
         let _ = node.parent.set(Arc::clone(parent));
         node
     }
@@ -183,6 +183,15 @@ impl Node {
 
     pub(crate) fn kind(&self) -> &Kind {
         &self.kind
+    }
+
+    /// The name of a task's node (`""` for other nodes).
+    pub(crate) fn task_name(&self) -> &std::borrow::Cow<'static, str> {
+        const NONE: &std::borrow::Cow<'static, str> = &std::borrow::Cow::Borrowed("");
+        match &self.kind {
+            Kind::Task(name) => name,
+            _ => NONE,
+        }
     }
 
     pub(crate) fn is_shield(&self) -> bool {
@@ -350,6 +359,11 @@ impl Node {
             wake(waker);
             stack.extend(children.into_iter().filter(|child| !child.is_shield()));
         }
+    }
+
+    /// The nodes below this one, now.
+    pub(crate) fn children(&self) -> Vec<Arc<Node>> {
+        Self::snapshot(&self.lock())
     }
 
     fn snapshot(state: &State) -> Vec<Arc<Node>> {
@@ -571,7 +585,7 @@ impl Node {
         let mut node = self.parent();
         while let Some(n) = node {
             f(n);
-            if matches!(n.kind, Kind::Task) {
+            if matches!(n.kind, Kind::Task(_)) {
                 break;
             }
             node = n.parent();

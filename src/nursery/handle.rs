@@ -67,16 +67,11 @@ use crate::cancel::{Cause, Node};
 pub struct TaskHandle<T> {
     join: JoinHandle<Result<T, TaskError>>,
     node: Arc<Node>,
-    name: Cow<'static, str>,
 }
 
 impl<T> TaskHandle<T> {
-    pub(super) fn new(
-        join: JoinHandle<Result<T, TaskError>>,
-        node: Arc<Node>,
-        name: Cow<'static, str>,
-    ) -> Self {
-        TaskHandle { join, node, name }
+    pub(super) fn new(join: JoinHandle<Result<T, TaskError>>, node: Arc<Node>) -> Self {
+        TaskHandle { join, node }
     }
 
     /// Cancels this task, and only this task (traio's `task.cancel()`): it
@@ -95,7 +90,7 @@ impl<T> TaskHandle<T> {
 
     /// The task's name (see [`SpawnOptions::name`](crate::SpawnOptions::name)).
     pub fn name(&self) -> &str {
-        &self.name
+        self.node.task_name()
     }
 
     /// Waits for the task and returns its value; the same as awaiting the
@@ -124,7 +119,7 @@ impl<T> Future for TaskHandle<T> {
                 Ok(result) => result,
                 // The runtime dropped the task (it shut down): as a cancellation.
                 Err(_) => Err(TaskError::Cancelled {
-                    task: self.name.clone(),
+                    task: self.node.task_name().clone(),
                 }),
             })
     }
@@ -133,7 +128,7 @@ impl<T> Future for TaskHandle<T> {
 impl<T> fmt::Debug for TaskHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskHandle")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -172,6 +167,47 @@ impl TaskError {
         match self {
             TaskError::Reported { task } | TaskError::Cancelled { task } => task,
             TaskError::Failed(failure) => failure.task(),
+        }
+    }
+}
+
+/// One task of a nursery, as [`Nursery::child_tasks`](crate::Nursery::child_tasks)
+/// lists it (Trio's `nursery.child_tasks`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// The task's name (see [`SpawnOptions::name`](crate::SpawnOptions::name)).
+    pub name: String,
+    /// Where the task is in its life.
+    pub state: TaskState,
+}
+
+/// Where a listed task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Running (or waiting at an `.await`), not asked to stop.
+    Running,
+    /// Asked to stop gracefully ([`Nursery::shutdown`](crate::Nursery::shutdown),
+    /// a cancel grace): its [`wait_shutdown`](crate::wait_shutdown) has completed.
+    ShuttingDown,
+    /// Cancelled: it ends at its next `.await` that yields (or when the
+    /// shields inside it finish).
+    Cancelled,
+}
+
+impl TaskInfo {
+    pub(super) fn of(node: &Node) -> TaskInfo {
+        let state = if node.is_cancelled() {
+            TaskState::Cancelled
+        } else if node.is_shutdown_requested() {
+            TaskState::ShuttingDown
+        } else {
+            TaskState::Running
+        };
+        TaskInfo {
+            name: node.task_name().to_string(),
+            state,
         }
     }
 }

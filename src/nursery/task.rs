@@ -3,7 +3,6 @@
 //! and leaves the task's value (or why there is none) for its
 //! [`TaskHandle`](super::TaskHandle).
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,7 +21,6 @@ use crate::cancel::{
 
 /// Facts about a task that its driver reports when it ends.
 pub(super) struct TaskMeta {
-    pub(super) name: Cow<'static, str>,
     pub(super) bubble: bool,
     pub(super) master: bool,
     pub(super) awaited: bool,
@@ -72,7 +70,8 @@ pin_project! {
                 let _entered = this.span.as_deref().map(Span::enter);
                 this.body.set(None);
                 this.node.detach();
-                this.shared.task_done(this.meta, Outcome::Cancelled, this.start.take());
+                this.shared
+                    .task_done(this.node, this.meta, Outcome::Cancelled, this.start.take());
             }
         }
     }
@@ -98,7 +97,7 @@ where
         let in_poll = stats::InPoll::enter(started);
         let polled = self.as_mut().poll_task(&mut Context::from_waker(waker));
         drop(in_poll);
-        probe.after_poll(&self.meta.name, latency, started);
+        probe.after_poll(self.node.task_name(), latency, started);
         *self.as_mut().project().probe = Some(probe);
         polled
     }
@@ -133,7 +132,7 @@ where
                 polled = drop_catching(this.body.as_mut());
             }
         }
-        let name = &this.meta.name;
+        let name = this.node.task_name();
         let (outcome, output) = match polled {
             BodyPoll::Pending | BodyPoll::Parked => return Poll::Pending,
             BodyPoll::Dropped => (
@@ -155,7 +154,10 @@ where
         *this.done = true;
         this.node.detach();
         Poll::Ready(
-            match this.shared.task_done(this.meta, outcome, this.start.take()) {
+            match this
+                .shared
+                .task_done(this.node, this.meta, outcome, this.start.take())
+            {
                 // Not bubbling: the failure is the handle's.
                 Some(failure) => Err(TaskError::Failed(failure)),
                 None => output,

@@ -152,7 +152,7 @@ fn loom_attach_races_inherited_cancel() {
     loom::model(|| {
         let root = Node::new(Kind::Scope, false);
         let mid = scope(&root);
-        let leaf = Node::new(Kind::Task, false);
+        let leaf = Node::new(Kind::Task(std::borrow::Cow::Borrowed("task")), false);
 
         let canceller = {
             let root = Arc::clone(&root);
@@ -260,7 +260,7 @@ fn loom_attach_races_shutdown() {
 fn loom_attach_races_cancel_and_shutdown() {
     loom::model(|| {
         let parent = Node::new(Kind::Scope, false);
-        let child = Node::new(Kind::Task, false);
+        let child = Node::new(Kind::Task(std::borrow::Cow::Borrowed("task")), false);
 
         let canceller = {
             let parent = Arc::clone(&parent);
@@ -350,7 +350,7 @@ fn loom_own_cancel_races_inherited() {
 #[test]
 fn loom_hold_defers_verdict() {
     loom::model(|| {
-        let task = Node::new(Kind::Task, false);
+        let task = Node::new(Kind::Task(std::borrow::Cow::Borrowed("task")), false);
         let inner = scope(&task);
         let shield = Node::new_child(Some(&inner), Kind::Scope, true);
         let group = Node::new_child(Some(&task), Kind::Group(Weak::new()), false);
