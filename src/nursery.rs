@@ -64,7 +64,17 @@ pub trait TaskOutput {
     /// # Errors
     ///
     /// The task's error, boxed.
-    fn into_result(self) -> Result<Self::Value, Box<dyn std::error::Error + Send + Sync>>;
+    fn into_result(self) -> Result<Self::Value, BoxError>;
+
+    /// The value a nursery returns when it was cancelled from inside (by
+    /// [`Nursery::cancel`], a master task) before its body produced one:
+    /// `Some(())` for a body returning `()` — "we're done, stop
+    /// everything" ends the nursery with `Ok(())`, as in Trio — and `None`
+    /// (the nursery returns [`NurseryError::Cancelled`]) for a body whose
+    /// value it never got.
+    fn value_if_cancelled() -> Option<Self::Value> {
+        None
+    }
 }
 
 impl TaskOutput for () {
@@ -72,6 +82,10 @@ impl TaskOutput for () {
 
     fn into_result(self) -> Result<(), BoxError> {
         Ok(())
+    }
+
+    fn value_if_cancelled() -> Option<()> {
+        Some(())
     }
 }
 
@@ -556,6 +570,61 @@ impl Nursery {
             .ok_or(NurseryError::Closed)
     }
 
+    /// Runs the blocking function `f` on tokio's blocking thread pool as a
+    /// task of this nursery (Trio's `to_thread.run_sync`), and returns its
+    /// handle.
+    ///
+    /// The nursery waits for the thread: when the nursery returns, `f` has
+    /// returned. A thread cannot be interrupted, so cancelling the nursery
+    /// (or the task's handle) does not stop `f`: the task waits for it to
+    /// return, and then ends with its value — Trio's default
+    /// (`abandon_on_cancel=False`). A nursery cancelled while `f` runs
+    /// therefore returns only once `f` returns; keep blocking work short, or
+    /// have it poll a flag you set on cancellation. A panic in `f` is a
+    /// failure of the task, as any task's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::{nursery, BoxError};
+    ///
+    /// let digest = nursery(|n| async move {
+    ///     let hashing = n.spawn_blocking(|| (0..1_000u64).sum::<u64>());
+    ///     Ok::<_, BoxError>(hashing.await?)
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(digest, 499_500);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Self::spawn).
+    #[track_caller]
+    pub fn spawn_blocking<F, T>(&self, f: F) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let name = Cow::Borrowed(short_type_name::<F>());
+        let options = SpawnOptions::new().name(name);
+        self.spawn_with(options, async move {
+            let thread = tokio::task::spawn_blocking(f);
+            // Shielded: the task waits for the thread even when cancelled.
+            match crate::CancelScope::shielded().run(thread).await {
+                Some(Ok(value)) => Ok(value),
+                // The task's driver catches it: a panic failure, as any task's.
+                Some(Err(error)) if error.is_panic() => {
+                    std::panic::resume_unwind(error.into_panic())
+                }
+                _ => Err(BoxError::from("blocking task lost: the runtime shut down")),
+            }
+        })
+    }
+
     /// Spawns the task `f(status)` and waits until it calls
     /// [`status.started(value)`](TaskStatus::started); returns that value.
     ///
@@ -659,7 +728,7 @@ impl Nursery {
         let name = options
             .name
             .unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
-        let node = Node::new_task(&self.node, name);
+        let node = Node::new_task(&self.node, name, options.cancel_grace);
         // Kept only if a subscriber wants it: a disabled span would still
         // take 40 bytes in every task.
         let span =
@@ -676,6 +745,9 @@ impl Nursery {
             },
             start,
             polled: false,
+            grace: options
+                .cancel_grace
+                .map(|grace| (grace, Box::pin(DeadlineTimer::new()))),
             registered: false,
             registration: WakerRegistration::default(),
             done: false,
@@ -695,10 +767,61 @@ impl Nursery {
     /// Cancels every task in this nursery (or in this fork only) and, if the
     /// body is still running, the body.
     ///
-    /// The nursery then returns its body's value if the body had finished,
-    /// or [`NurseryError::Cancelled`].
+    /// Cancelling your own nursery is not an error (Trio's
+    /// `nursery.cancel_scope.cancel()`): the nursery returns its body's
+    /// value if the body had finished, `Ok(())` for a body returning `()`,
+    /// and [`NurseryError::Cancelled`] only for a body whose value it never
+    /// got. Failures still win.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::{nursery, Nursery};
+    ///
+    /// let done = nursery(|n| async move {
+    ///     n.spawn(std::future::pending::<()>()); // would run forever
+    ///     n.spawn(async {
+    ///         tokio::time::sleep(Duration::from_secs(1)).await;
+    ///         Nursery::current().unwrap().cancel(); // "we're done, stop everything"
+    ///     });
+    ///     std::future::pending::<()>().await;
+    /// })
+    /// .await;
+    /// assert!(done.is_ok());
+    /// # }
+    /// ```
     pub fn cancel(&self) {
         self.node.cancel(Cause::Explicit);
+    }
+
+    /// Cancels this nursery (or fork) with a reason (traio's `cancel(exc)`):
+    /// as [`cancel`](Self::cancel), and the nursery ends with `error` as a
+    /// failure under the nursery's name, in [`NurseryError::Failed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::{nursery, NurseryOptions, nursery_with};
+    ///
+    /// let err = nursery_with(NurseryOptions::new().name("fetch"), |n| async move {
+    ///     n.spawn(std::future::pending::<()>());
+    ///     n.cancel_with("upstream went away");
+    /// })
+    /// .await
+    /// .unwrap_err();
+    /// assert_eq!(err.to_string(), "task `fetch` failed: upstream went away");
+    /// # }
+    /// ```
+    pub fn cancel_with(&self, error: impl Into<BoxError>) {
+        let failure = TaskFailure::from_error(self.shared.name.clone(), error.into());
+        lock(&self.shared.failures).push(failure);
+        self.node.cancel(Cause::Failure);
+        self.shared.wake_nursery();
     }
 
     /// Whether this nursery (or fork) has been cancelled.
@@ -1041,17 +1164,32 @@ where
                 recorder.log(&shared.name);
             }
         }
+        let cause = node.own_cause();
+        if cause == Some(Cause::Deadline) {
+            // The deadline came first: what failed after it failed while
+            // being cancelled, and never hides the timeout.
+            for failure in &failures {
+                tracing::error!(nursery = %shared.name, %failure, "task failed while being cancelled for a timeout");
+            }
+            return Poll::Ready(Err(NurseryError::TimedOut {
+                deadline: node.deadline().unwrap_or_else(Instant::now),
+                cleanup: failures,
+            }));
+        }
         if !failures.is_empty() {
             return Poll::Ready(Err(NurseryError::Failed { failures }));
         }
-        match node.own_cause() {
-            Some(Cause::Deadline) => Poll::Ready(Err(NurseryError::TimedOut {
-                deadline: node.deadline().unwrap_or_else(Instant::now),
-            })),
+        match cause {
             // Cancelled from outside: never return; the scope that was
             // cancelled drops us (see the cancel module).
             None if node.is_cancelled() => Poll::Pending,
-            _ => Poll::Ready(this.value.take().ok_or(NurseryError::Cancelled)),
+            // Finished, or cancelled from inside ("we're done").
+            _ => Poll::Ready(
+                this.value
+                    .take()
+                    .or_else(<Fut::Output as TaskOutput>::value_if_cancelled)
+                    .ok_or(NurseryError::Cancelled),
+            ),
         }
     }
 }

@@ -81,6 +81,13 @@ async fn a_master_ending_before_the_body_returns_cancels_the_body() {
         std::future::pending::<()>().await;
     })
     .await;
+    assert!(matches!(out, Ok(())), "a unit body ends Ok: {out:?}");
+    let out = nursery(|n| async move {
+        n.spawn_with(SpawnOptions::new().master(), async {});
+        std::future::pending::<()>().await;
+        Ok::<_, NurseryError>("never produced")
+    })
+    .await;
     assert!(matches!(out, Err(NurseryError::Cancelled)), "{out:?}");
 }
 
@@ -117,7 +124,8 @@ async fn a_nursery_timeout_cancels_everything_and_reports_it() {
     })
     .await;
     match out {
-        Err(NurseryError::TimedOut { deadline }) => {
+        Err(NurseryError::TimedOut { deadline, cleanup }) => {
+            assert!(cleanup.is_empty());
             assert_eq!(deadline, start + Duration::from_secs(5))
         }
         other => panic!("expected a timeout, got {other:?}"),

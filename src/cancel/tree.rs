@@ -112,6 +112,10 @@ struct State {
     relative: Option<std::time::Duration>,
     /// Whether the node has been entered (its relative deadline applied).
     started: bool,
+    /// A task's cancel grace (traio's `cancel_timeout`): an inherited
+    /// cancellation first asks it to shut down, and cancels it only when
+    /// this has passed.
+    cancel_grace: Option<std::time::Duration>,
     shutdown_waiters: Waiters,
     /// The driver's waker. Woken by reference, never taken: a driver whose
     /// waker stays the same registers it once (see [`WakerRegistration`]).
@@ -169,8 +173,15 @@ impl Node {
 
     /// Creates the node of a nursery task under `parent` without registering
     /// it in the parent's children yet: see [`Node::register`].
-    pub(crate) fn new_task(parent: &Arc<Node>, name: std::borrow::Cow<'static, str>) -> Arc<Node> {
+    pub(crate) fn new_task(
+        parent: &Arc<Node>,
+        name: std::borrow::Cow<'static, str>,
+        cancel_grace: Option<std::time::Duration>,
+    ) -> Arc<Node> {
         let node = Node::new(Kind::Task(name), false);
+        if cancel_grace.is_some() {
+            node.lock().cancel_grace = cancel_grace;
+        }
         let _ = node.parent.set(Arc::clone(parent));
         node
     }
@@ -349,6 +360,9 @@ impl Node {
     fn cancel_inherited(self: &Arc<Node>) {
         let mut stack = vec![Arc::clone(self)];
         while let Some(node) = stack.pop() {
+            if node.shut_down_gracefully() {
+                continue;
+            }
             let (children, waker) = {
                 let state = node.lock();
                 if node.flags.fetch_or(CANCELLED, Ordering::AcqRel) & CANCELLED != 0 {
@@ -368,6 +382,18 @@ impl Node {
 
     fn snapshot(state: &State) -> Vec<Arc<Node>> {
         state.children.iter().map(|(_, c)| Arc::clone(c)).collect()
+    }
+
+    /// For a task with a cancel grace: instead of being cancelled, it is
+    /// asked to shut down, and cancelled (by its driver's timer) once the
+    /// grace has passed. Returns `false` for every other node.
+    pub(crate) fn shut_down_gracefully(self: &Arc<Node>) -> bool {
+        let Some(grace) = self.lock().cancel_grace else {
+            return false;
+        };
+        self.request_shutdown();
+        self.set_grace_deadline(super::deadline_after(grace));
+        true
     }
 
     /// Asks this node and everything below it (shields included: the request

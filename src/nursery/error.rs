@@ -120,13 +120,21 @@ pub enum NurseryError {
         failures: Vec<TaskFailure>,
     },
     /// The nursery's deadline passed; it cancelled everything inside.
-    #[error("nursery timed out")]
+    ///
+    /// A task that failed *while being cancelled* (a panic in a `Drop`, an
+    /// error from a shielded cleanup) does not hide the timeout: its
+    /// failure is kept here, in `cleanup`, and logged.
+    #[error("nursery timed out{}", CleanupNote(.cleanup))]
     TimedOut {
         /// The deadline that passed.
         deadline: Instant,
+        /// Failures of tasks while they were being cancelled, in order.
+        cleanup: Vec<TaskFailure>,
     },
-    /// The nursery was cancelled ([`Nursery::cancel`](crate::Nursery::cancel),
-    /// a master task ending, a shutdown) before its body produced a value.
+    /// The nursery was cancelled from inside
+    /// ([`Nursery::cancel`](crate::Nursery::cancel), a master task ending,
+    /// a shutdown) before its body produced a value, and its body's value
+    /// is not `()` (a body returning `()` ends with `Ok(())`).
     #[error("nursery cancelled before its body finished")]
     Cancelled,
     /// The nursery has finished: it takes no new tasks.
@@ -135,11 +143,25 @@ pub enum NurseryError {
 }
 
 impl NurseryError {
-    /// Every task failure this error carries (empty unless `Failed`).
+    /// Every task failure this error carries: the failures of `Failed`,
+    /// the cleanup failures of `TimedOut`, none otherwise.
     pub fn failures(&self) -> &[TaskFailure] {
         match self {
             NurseryError::Failed { failures } => failures,
+            NurseryError::TimedOut { cleanup, .. } => cleanup,
             _ => &[],
+        }
+    }
+}
+
+struct CleanupNote<'a>(&'a [TaskFailure]);
+
+impl fmt::Display for CleanupNote<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [] => Ok(()),
+            [one] => write!(f, " (and, while cancelling: {one})"),
+            many => write!(f, " (and {} tasks failed while cancelling)", many.len()),
         }
     }
 }

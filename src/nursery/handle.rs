@@ -76,10 +76,14 @@ impl<T> TaskHandle<T> {
 
     /// Cancels this task, and only this task (traio's `task.cancel()`): it
     /// is dropped at its next `.await` that yields, and its handle gets
-    /// [`TaskError::Cancelled`]. A cancelled task is not a failure: its
+    /// [`TaskError::Cancelled`]. A task with a
+    /// [`cancel_grace`](crate::SpawnOptions::cancel_grace) is asked to stop
+    /// first, as when its nursery is cancelled. A cancelled task is not a failure: its
     /// nursery carries on. Does nothing once the task has finished.
     pub fn cancel(&self) {
-        self.node.cancel(Cause::Explicit);
+        if !self.node.shut_down_gracefully() {
+            self.node.cancel(Cause::Explicit);
+        }
     }
 
     /// Whether the task has finished (its value, or why there is none, is

@@ -20,6 +20,7 @@ use super::stats::Recorder;
 /// | [`bubble`](Self::bubble) | `true` | a failure cancels the nursery and is reported; `false`: only logged |
 /// | [`master`](Self::master) | `false` | when this task ends, the nursery is cancelled |
 /// | [`awaited`](Self::awaited) | `true` | the nursery waits for it; `false`: cancelled once the body and all awaited tasks are done |
+/// | [`cancel_grace`](Self::cancel_grace) | none | on cancellation, ask it to shut down first and give it this long |
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct SpawnOptions {
@@ -27,6 +28,7 @@ pub struct SpawnOptions {
     pub(super) bubble: bool,
     pub(super) master: bool,
     pub(super) awaited: bool,
+    pub(super) cancel_grace: Option<Duration>,
 }
 
 impl Default for SpawnOptions {
@@ -36,6 +38,7 @@ impl Default for SpawnOptions {
             bubble: true,
             master: false,
             awaited: true,
+            cancel_grace: None,
         }
     }
 }
@@ -72,6 +75,43 @@ impl SpawnOptions {
     /// task are done, it is cancelled; its cancellation is not a failure.
     pub fn awaited(mut self, awaited: bool) -> Self {
         self.awaited = awaited;
+        self
+    }
+
+    /// Gives the task a grace period when it is cancelled (traio's
+    /// `cancel_timeout`): a cancellation of its nursery (or of its handle)
+    /// first *asks* it to stop — its [`wait_shutdown`](crate::wait_shutdown)
+    /// completes, so it can flush and say goodbye — and cancels it only
+    /// `grace` later. A task that overstays its grace is dropped, and its
+    /// nursery reports the failure "could not cancel task `<name>` within
+    /// `<grace>`": never silently. Default: none (cancelled at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::{nursery, wait_shutdown, SpawnOptions};
+    ///
+    /// let said = nursery(|n| async move {
+    ///     let polite = n.spawn_with(
+    ///         SpawnOptions::new().cancel_grace(Duration::from_secs(5)),
+    ///         async {
+    ///             wait_shutdown().await;
+    ///             Ok::<_, std::io::Error>("goodbye") // async cleanup fits in the grace
+    ///         },
+    ///     );
+    ///     polite.cancel();
+    ///     Ok::<_, trellis::BoxError>(polite.await?)
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(said, "goodbye");
+    /// # }
+    /// ```
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = Some(grace);
         self
     }
 }

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -16,7 +17,8 @@ use super::stats::{self, Probe};
 use super::status::StartHook;
 use super::{Shared, TaskError, TaskFailure, TaskOutput};
 use crate::cancel::{
-    BodyPoll, InNode, Node, Verdict, WakerRegistration, drop_catching, poll_body_catching,
+    BodyPoll, Cause, DeadlineTimer, InNode, Node, Verdict, WakerRegistration, drop_catching,
+    poll_body_catching,
 };
 
 /// Facts about a task that its driver reports when it ends.
@@ -51,6 +53,9 @@ pin_project! {
         // whatever the node's state (Trio: a task runs until its first
         // checkpoint, even in a cancelled nursery).
         pub(super) polled: bool,
+        // A task with a cancel grace runs its node's timer: the grace
+        // deadline of a graceful cancellation, then the cancellation.
+        pub(super) grace: Option<(Duration, Pin<Box<DeadlineTimer>>)>,
         // Whether the node has joined its parent's children (lazily, at the
         // first `Pending`).
         pub(super) registered: bool,
@@ -115,6 +120,9 @@ where
         let mut this = self.project();
         let _entered = this.span.as_deref().map(Span::enter);
         let first = !std::mem::replace(this.polled, true);
+        if let Some((_, timer)) = this.grace {
+            timer.as_mut().poll_fire(this.node, cx);
+        }
         let mut polled = poll_body_catching(this.node, this.body.as_mut(), cx, first);
         if matches!(polled, BodyPoll::Pending | BodyPoll::Parked) {
             // The node learns how to wake us, and joins the tree, only once
@@ -135,10 +143,19 @@ where
         let name = this.node.task_name();
         let (outcome, output) = match polled {
             BodyPoll::Pending | BodyPoll::Parked => return Poll::Pending,
-            BodyPoll::Dropped => (
-                Outcome::Cancelled,
-                Err(TaskError::Cancelled { task: name.clone() }),
-            ),
+            BodyPoll::Dropped => match this.grace {
+                Some((grace, _)) if this.node.own_cause() == Some(Cause::Shutdown) => (
+                    Outcome::Failed(TaskFailure::from_error(
+                        name.clone(),
+                        format!("could not cancel task `{name}` within {grace:?}").into(),
+                    )),
+                    Err(TaskError::Reported { task: name.clone() }),
+                ),
+                _ => (
+                    Outcome::Cancelled,
+                    Err(TaskError::Cancelled { task: name.clone() }),
+                ),
+            },
             BodyPoll::Ready(Ok(out)) => match out.into_result() {
                 Ok(value) => (Outcome::Ok, Ok(value)),
                 Err(error) => (
