@@ -135,8 +135,8 @@ pub use channel::{
     ChannelStats, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, channel,
 };
 pub use nursery::{
-    BoxError, Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions, StartError,
-    TaskError, TaskFailure, TaskHandle, TaskInfo, TaskOutput, TaskState, TaskStatus, nursery,
-    nursery_with,
+    BoxError, ForkOptions, Nursery, NurseryError, NurseryFuture, NurseryOptions, SpawnOptions,
+    StartError, TaskError, TaskFailure, TaskHandle, TaskInfo, TaskOutput, TaskState, TaskStatus,
+    nursery, nursery_with,
 };
 pub use runtime::{RunOptions, run};

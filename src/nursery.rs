@@ -7,6 +7,7 @@
 //! decide when a nursery is done.
 
 mod error;
+mod fork;
 mod handle;
 mod options;
 pub(crate) mod stats;
@@ -33,6 +34,8 @@ use crate::cancel::{
 use crate::loom::lock;
 
 pub use error::{BoxError, NurseryError, StartError, TaskFailure};
+pub use fork::ForkOptions;
+use fork::{ForkState, GroupLink};
 pub use handle::{TaskError, TaskHandle, TaskInfo, TaskState};
 pub use options::{NurseryOptions, SpawnOptions};
 use stats::{Probe, Recorder};
@@ -101,8 +104,8 @@ impl<T, E: Into<BoxError>> TaskOutput for Result<T, E> {
 fn inherited_recorder() -> Option<Arc<Recorder>> {
     let mut node = current();
     while let Some(n) = node {
-        if let Kind::Group(shared) = n.kind() {
-            return shared.upgrade().and_then(|s| s.stats.clone());
+        if let Some(link) = GroupLink::of(&n) {
+            return link.shared.upgrade().and_then(|s| s.stats.clone());
         }
         node = n.parent().cloned();
     }
@@ -231,7 +234,14 @@ where
     let stats_owner = options.recorder.is_some();
     let stats = options.recorder.or_else(inherited_recorder);
     let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
-        node: Node::new(Kind::Group(weak.clone()), false),
+        node: Node::new(
+            Kind::Group(Arc::new(GroupLink {
+                shared: weak.clone(),
+                fork: None,
+            })),
+            false,
+        ),
+        forks: Mutex::new(Vec::new()),
         name,
         runtime: OnceLock::new(),
         awaited: AtomicUsize::new(0),
@@ -252,6 +262,7 @@ where
     let handle = Nursery {
         node: Arc::clone(&shared.node),
         shared: Arc::clone(&shared),
+        fork: None,
     };
     let body = in_node(Arc::clone(&shared.node), body(handle));
     NurseryFuture {
@@ -285,6 +296,8 @@ pub(crate) struct Shared {
     body_done: AtomicBool,
     closed: AtomicBool,
     failures: Mutex<Vec<TaskFailure>>,
+    /// The forks opened in it, whose unjoined failures it reports.
+    forks: Mutex<Vec<Arc<ForkState>>>,
     /// The nursery future's waker, once its body is done.
     waker: Mutex<Option<Waker>>,
     /// `util::TaskStats`: given to this nursery or inherited from the one
@@ -352,8 +365,17 @@ impl Shared {
         };
         let mut cause = None;
         let mut unreported = None;
+        let mut fork_failure = None;
         if let Outcome::Failed(failure) = outcome {
-            if meta.bubble {
+            let fork = meta.fork.as_ref().filter(|fork| !fork.bubble);
+            if let (Some(fork), true) = (fork, meta.bubble) {
+                // A fork that keeps its failures: cancel the fork only.
+                tracing::error!(nursery = %self.name, fork = %fork.name, %failure, "task of a fork failed");
+                if let Some(parent) = node.parent() {
+                    parent.cancel(Cause::Failure);
+                }
+                fork_failure = Some(failure);
+            } else if meta.bubble {
                 tracing::debug!(nursery = %self.name, %failure, "task failed");
                 lock(&self.failures).push(failure);
                 cause = Some(Cause::Failure);
@@ -364,6 +386,9 @@ impl Shared {
         }
         if meta.master && cause.is_none() {
             cause = Some(Cause::Master);
+        }
+        if let Some(fork) = &meta.fork {
+            fork.task_ended(fork_failure);
         }
         let left = self.counter(meta.awaited).fetch_sub(1, Ordering::SeqCst) - 1;
         let last = left == 0 && (meta.awaited || self.awaited.load(Ordering::SeqCst) == 0);
@@ -387,6 +412,8 @@ pub struct Nursery {
     shared: Arc<Shared>,
     /// The group this handle spawns into: the nursery's node, or a fork's.
     node: Arc<Node>,
+    /// The fork's state, for a fork's handle.
+    fork: Option<Arc<ForkState>>,
 }
 
 impl fmt::Debug for Nursery {
@@ -424,8 +451,13 @@ impl Nursery {
     pub fn current() -> Option<Nursery> {
         let mut node = current();
         while let Some(n) = node {
-            if let Kind::Group(shared) = n.kind() {
-                return shared.upgrade().map(|shared| Nursery { shared, node: n });
+            if let Some(link) = GroupLink::of(&n) {
+                let fork = link.fork.clone();
+                return link.shared.upgrade().map(|shared| Nursery {
+                    shared,
+                    node: Arc::clone(&n),
+                    fork,
+                });
             }
             node = n.parent().cloned();
         }
@@ -725,6 +757,9 @@ impl Nursery {
         if !self.shared.enter_task(options.awaited) {
             return None;
         }
+        if let Some(fork) = &self.fork {
+            fork.task_started();
+        }
         let name = options
             .name
             .unwrap_or_else(|| Cow::Borrowed(short_type_name::<F>()));
@@ -739,6 +774,7 @@ impl Nursery {
             node: Arc::clone(&node),
             shared: Arc::clone(&self.shared),
             meta: TaskMeta {
+                fork: self.fork.clone(),
                 bubble: options.bubble,
                 master: options.master,
                 awaited: options.awaited,
@@ -851,13 +887,24 @@ impl Nursery {
         self.ensure_fork_timer();
     }
 
-    /// Opens a fork: a group of tasks inside this nursery with its own
-    /// cancellation (traio's `fork`).
+    /// Opens a fork with default [`ForkOptions`]: a group of tasks inside
+    /// this nursery with its own cancellation (traio's `fork`).
     ///
     /// Tasks spawned through the fork are tasks of this nursery — it waits
-    /// for them, and their failures fail it — but [`cancel`](Self::cancel),
-    /// [`shutdown`](Self::shutdown) and deadlines on the fork reach only
-    /// them. Cancelling the nursery cancels its forks.
+    /// for them, and by default their failures fail it — but
+    /// [`cancel`](Self::cancel), [`shutdown`](Self::shutdown) and deadlines
+    /// on the fork reach only them. Cancelling the nursery cancels its
+    /// forks. [`join`](Self::join) waits for the fork's tasks and returns
+    /// its result.
+    ///
+    /// # Fork or nested nursery?
+    ///
+    /// | | fork | nested [`nursery`] in a task |
+    /// |---|---|---|
+    /// | who waits for its tasks | the enclosing nursery (and [`join`](Self::join), if called) | the nested nursery's `.await`, in one task |
+    /// | spawning into it | from anywhere that holds the handle, as long as the nursery runs | while its body runs |
+    /// | a failure | fails the whole nursery at once, or with [`ForkOptions::bubble(false)`](ForkOptions::bubble) waits for `join` | is returned by its `.await` |
+    /// | its deadline | an error (`join` returns [`NurseryError::TimedOut`]) unless [`ForkOptions::move_on`] | an error ([`NurseryOptions::timeout`]) |
     ///
     /// # Examples
     ///
@@ -899,18 +946,106 @@ impl Nursery {
     ///
     /// [`NurseryError::Closed`] if the nursery has finished.
     pub fn try_fork(&self) -> Result<Nursery, NurseryError> {
+        self.try_fork_with(ForkOptions::default())
+    }
+
+    /// Opens a fork with `options` (see [`fork`](Self::fork)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::{nursery, ForkOptions, NurseryError};
+    ///
+    /// nursery(|n| async move {
+    ///     // A group whose failure the body handles itself:
+    ///     let probes = n.fork_with(ForkOptions::new().name("probes").bubble(false));
+    ///     probes.spawn(async { Err::<(), _>("host unreachable") });
+    ///     probes.spawn(std::future::pending::<()>()); // cancelled by the failure
+    ///     let err = probes.join().await.unwrap_err();
+    ///     assert_eq!(err.failures().len(), 1);
+    ///
+    ///     // A group with a deadline that is an error:
+    ///     let slow = n.fork_with(ForkOptions::new().timeout(Duration::from_secs(1)).bubble(false));
+    ///     slow.spawn(tokio::time::sleep(Duration::from_secs(60)));
+    ///     assert!(matches!(slow.join().await, Err(NurseryError::TimedOut { .. })));
+    /// })
+    /// .await
+    /// .unwrap(); // both failures were handled: the nursery is fine
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the nursery has finished, as [`spawn`](Self::spawn).
+    #[track_caller]
+    pub fn fork_with(&self, options: ForkOptions) -> Nursery {
+        match self.try_fork_with(options) {
+            Ok(fork) => fork,
+            Err(_) => panic!("fork of a finished nursery `{}`", self.shared.name),
+        }
+    }
+
+    /// [`fork_with`](Self::fork_with), returning an error instead of
+    /// panicking when the nursery has finished.
+    ///
+    /// # Errors
+    ///
+    /// [`NurseryError::Closed`] if the nursery has finished.
+    pub fn try_fork_with(&self, options: ForkOptions) -> Result<Nursery, NurseryError> {
         if self.shared.is_closed() {
             return Err(NurseryError::Closed);
         }
-        let node = Node::new_child(
-            Some(&self.node),
-            Kind::Group(Arc::downgrade(&self.shared)),
-            false,
-        );
-        Ok(Nursery {
+        let fork = Arc::new(ForkState::new(&options));
+        let link = GroupLink {
+            shared: Arc::downgrade(&self.shared),
+            fork: Some(Arc::clone(&fork)),
+        };
+        let node = Node::new_child(Some(&self.node), Kind::Group(Arc::new(link)), false);
+        lock(&self.shared.forks).push(Arc::clone(&fork));
+        let handle = Nursery {
             shared: Arc::clone(&self.shared),
             node,
-        })
+            fork: Some(fork),
+        };
+        if options.deadline.is_some() || options.timeout.is_some() {
+            let now = Instant::now();
+            let from_timeout = options.timeout.map(|t| {
+                now.checked_add(t)
+                    .unwrap_or_else(|| crate::cancel::far_future(now))
+            });
+            let deadline = match (options.deadline, from_timeout) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            handle.set_deadline(deadline);
+        }
+        Ok(handle)
+    }
+
+    /// Waits until every task spawned through this fork has ended, and
+    /// returns the fork's result: `Ok(())`, the failures of a fork opened
+    /// with [`ForkOptions::bubble(false)`](ForkOptions::bubble) in
+    /// [`NurseryError::Failed`], or [`NurseryError::TimedOut`] if its
+    /// deadline passed (with the failures of its cancelled tasks). What
+    /// `join` returns is taken: the nursery does not report it again; a
+    /// failure after it (a task spawned later) is the nursery's to report.
+    ///
+    /// # Errors
+    ///
+    /// As above; [`NurseryError::NotAFork`] on a nursery's own handle (a
+    /// nursery cannot wait for itself from inside).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future takes nothing; join again later.
+    pub async fn join(&self) -> Result<(), NurseryError> {
+        match &self.fork {
+            Some(fork) => fork.join().await,
+            None => Err(NurseryError::NotAFork),
+        }
     }
 
     /// The nursery's name (see [`NurseryOptions::name`]).
@@ -958,7 +1093,11 @@ impl Nursery {
                 match child.kind() {
                     Kind::Task(_) => tasks.push(TaskInfo::of(&child)),
                     // A fork of this nursery: its tasks are ours.
-                    Kind::Group(shared) if Weak::ptr_eq(shared, &Arc::downgrade(&self.shared)) => {
+                    Kind::Group(_)
+                        if GroupLink::of(&child).is_some_and(|link| {
+                            link.shared.as_ptr() == Arc::as_ptr(&self.shared)
+                        }) =>
+                    {
                         groups.push(child);
                     }
                     _ => {}
@@ -978,15 +1117,30 @@ impl Nursery {
         if !node.claim_timer() {
             return;
         }
+        let fork = self.fork.clone();
+        let shared = Arc::clone(&self.shared);
         let mut timer = Box::pin(DeadlineTimer::new());
         let run = std::future::poll_fn(move |cx| {
             node.register_waker(cx.waker());
             timer.as_mut().poll_fire(&node, cx);
-            if node.is_cancelled() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
+            if !node.is_cancelled() {
+                return Poll::Pending;
             }
+            // A fork's deadline that passed is an error unless `move_on`.
+            if let (Some(fork), Some(Cause::Deadline)) = (&fork, node.own_cause()) {
+                let deadline = node.deadline().unwrap_or_else(Instant::now);
+                if fork.bubble && !fork.move_on {
+                    let timed_out = NurseryError::TimedOut {
+                        deadline,
+                        cleanup: Vec::new(),
+                    };
+                    let failure = TaskFailure::from_error(fork.name.clone(), Box::new(timed_out));
+                    shared.body_failed(failure);
+                } else if !fork.move_on {
+                    fork.timed_out(deadline);
+                }
+            }
+            Poll::Ready(())
         });
         let options = SpawnOptions::new().name("fork deadline").awaited(false);
         // A closed nursery has no tasks left to cancel.
@@ -1154,7 +1308,9 @@ where
         {
             return Poll::Pending; // a spawn raced with closing; its task will wake us
         }
-        let failures = std::mem::take(&mut *lock(&shared.failures));
+        let mut failures = std::mem::take(&mut *lock(&shared.failures));
+        let forks = std::mem::take(&mut *lock(&shared.forks));
+        failures.extend(forks.iter().filter_map(|fork| fork.unjoined_failure()));
 
         *this.phase = Phase::Finished;
         node.release_hold();

@@ -187,13 +187,23 @@ async fn cancelling_a_fork_stops_only_its_tasks() {
 async fn a_fork_deadline_and_failure_behave_like_the_nursery_s() {
     let start = Instant::now();
     nursery(|n| async move {
-        let group = n.fork();
+        let group = n.fork_with(trellis::ForkOptions::new().move_on());
         group.set_deadline(Some(Instant::now() + Duration::from_secs(3)));
         group.spawn(std::future::pending::<()>());
     })
     .await
     .unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(3));
+    let timed_out = nursery(|n| async move {
+        let group = n.fork();
+        group.set_deadline(Some(Instant::now() + Duration::from_secs(3)));
+        group.spawn(std::future::pending::<()>());
+    })
+    .await;
+    assert!(
+        timed_out.is_err(),
+        "a fork's deadline is an error unless move_on"
+    );
 
     let err = nursery(|n| async move {
         n.spawn(std::future::pending::<()>());

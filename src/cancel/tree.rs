@@ -79,14 +79,38 @@ pub(crate) enum Cause {
 }
 
 /// What a node is the scope of.
-#[derive(Debug)]
 pub(crate) enum Kind {
     /// A `CancelScope` (also behind `move_on_*` and `fail_*`).
     Scope,
     /// A nursery or a fork of one; tasks spawned through it hang below.
-    Group(std::sync::Weak<crate::nursery::Shared>),
+    /// The payload is the nursery module's (type-erased: the tree never
+    /// reads it, and so does not depend on the layer above).
+    Group(Arc<dyn GroupPayload>),
     /// The root of one nursery task, with the task's name.
     Task(std::borrow::Cow<'static, str>),
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Scope => f.write_str("Scope"),
+            Kind::Group(_) => f.write_str("Group"),
+            Kind::Task(name) => f.debug_tuple("Task").field(name).finish(),
+        }
+    }
+}
+
+/// What a group node carries for the layer above: anything shareable,
+/// read back with [`as_any`](GroupPayload::as_any) and a downcast.
+/// (`RefUnwindSafe`, so that scopes and nurseries stay unwind safe.)
+pub(crate) trait GroupPayload: Send + Sync + std::panic::RefUnwindSafe + 'static {
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: Send + Sync + std::panic::RefUnwindSafe + 'static> GroupPayload for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// What a driver should do with its body, as [`Node::verdict`] decides.

@@ -140,6 +140,10 @@ pub enum NurseryError {
     /// The nursery has finished: it takes no new tasks.
     #[error("nursery is closed")]
     Closed,
+    /// [`Nursery::join`](crate::Nursery::join) on a nursery's own handle:
+    /// only forks can be joined (a nursery cannot wait for itself).
+    #[error("only a fork can be joined")]
+    NotAFork,
 }
 
 impl NurseryError {

@@ -15,7 +15,7 @@ use tracing::Span;
 
 use super::stats::{self, Probe};
 use super::status::StartHook;
-use super::{Shared, TaskError, TaskFailure, TaskOutput};
+use super::{ForkState, Shared, TaskError, TaskFailure, TaskOutput};
 use crate::cancel::{
     BodyPoll, Cause, DeadlineTimer, InNode, Node, Verdict, WakerRegistration, drop_catching,
     poll_body_catching,
@@ -23,6 +23,8 @@ use crate::cancel::{
 
 /// Facts about a task that its driver reports when it ends.
 pub(super) struct TaskMeta {
+    /// The fork the task was spawned through, if any.
+    pub(super) fork: Option<Arc<ForkState>>,
     pub(super) bubble: bool,
     pub(super) master: bool,
     pub(super) awaited: bool,

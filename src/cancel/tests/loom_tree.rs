@@ -12,7 +12,7 @@
 //! that nothing wakes, which loom reports as a deadlock.
 
 use std::future::{Future, poll_fn};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Poll, Wake, Waker};
 
 use loom::future::block_on;
@@ -353,7 +353,7 @@ fn loom_hold_defers_verdict() {
         let task = Node::new(Kind::Task(std::borrow::Cow::Borrowed("task")), false);
         let inner = scope(&task);
         let shield = Node::new_child(Some(&inner), Kind::Scope, true);
-        let group = Node::new_child(Some(&task), Kind::Group(Weak::new()), false);
+        let group = Node::new_child(Some(&task), Kind::Group(Arc::new(())), false);
         shield.acquire_hold();
 
         let canceller = {
