@@ -33,22 +33,38 @@
 //!
 //! # Reference → Trellis
 //!
-//! | Trio | Trellis |
-//! |---|---|
-//! | `trio.run(main)` | [`run(main)`](run), or any `#[tokio::main]` |
-//! | `async with open_nursery() as n` | [`nursery(\|n\| async move { … })`](nursery) |
-//! | `n.start_soon(f)` / `await n.start(f)` + `task_status.started(v)` | [`Nursery::spawn`] / [`Nursery::start`] + [`TaskStatus::started`] |
-//! | traio `spawn(bubble=, master=, awaited=)`, `fork()`, `Scope(timeout=)` | [`SpawnOptions`], [`Nursery::fork`], [`NurseryOptions`] |
-//! | `MultiError` | [`NurseryError::Failed`] with every [`TaskFailure`] |
-//! | `move_on_after`, `move_on_at`, `fail_after`, `fail_at` | [`move_on_after`], [`move_on_at`], [`fail_after`], [`fail_at`] |
-//! | `CancelScope` (`cancel`, `deadline`, `shield`, `cancelled_caught`) | [`CancelScope`] |
-//! | `trio.sleep(0)` / `checkpoint()` | [`checkpoint`] |
-//! | `current_effective_deadline()` | [`current_deadline`] |
-//! | `open_memory_channel(n)` | [`channel(n)`](channel()) |
-//! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] |
-//! | `serve_tcp`, `open_tcp_stream` | [`net`] |
-//! | trio-util: `wait_any`, `AsyncValue`, `periodic`, `azip`, `TaskStats`… | [`util`] |
-//! | trio-protocol / asyncio `Protocol`, `Transport`, `create_server`, `create_connection`, `Loop` | [`protocol`] |
+//! ## Trio → Trellis
+//!
+//! Every Trio API a user reaches for, its Trellis name, and each deliberate
+//! difference with the reason. Where this table is silent, Trellis behaves
+//! as Trio does.
+//!
+//! | Trio | Trellis | deliberate difference, and why |
+//! |---|---|---|
+//! | `trio.run(main)` | [`run(main)`](run), or any `#[tokio::main]` | Trellis runs on tokio; no runtime of its own |
+//! | `async with open_nursery() as n` | [`nursery(\|n\| async move { … })`](nursery) | the body is a closure; its value (`()` or a `Result`'s `Ok`, see [`TaskOutput`]) is the nursery's |
+//! | `n.start_soon(f)` | [`Nursery::spawn`] → [`TaskHandle`] | returns a handle to await the task's value or cancel it (traio's task); spawning into a finished nursery panics, as Trio raises ([`Nursery::try_spawn`] returns the error) |
+//! | `await n.start(f)` + `task_status.started(v)` | [`Nursery::start`] + [`TaskStatus::started`] | `started` takes the status by value: a second call does not compile, instead of raising |
+//! | `task_status=TASK_STATUS_IGNORED` | [`TaskStatus::ignored`] | |
+//! | `nursery.cancel_scope.cancel()` | [`Nursery::cancel`] | the nursery returns `Ok` for a unit body; a body with a value it never produced returns [`NurseryError::Cancelled`] (Rust has no `None` for every type) |
+//! | `nursery.child_tasks` | [`Nursery::child_tasks`] | a task is listed from its first wait on (listing at spawn would cost every spawn a lock) |
+//! | a task runs to its first checkpoint even in a cancelled nursery | the same | |
+//! | `MultiError` / `ExceptionGroup` | [`NurseryError::Failed`] with every [`TaskFailure`] (error or panic, with the task's name) | a panic is a failure value, never an abort of the process |
+//! | `Cancelled` | the future is dropped at its `.await` | Rust's form of an exception that cannot be caught by accident: cleanup runs in `Drop`; async cleanup uses [`wait_shutdown`] and a grace period |
+//! | `CancelScope()`, `cancel()`, `cancelled_caught`, `deadline` | [`CancelScope`], [`CancelScope::run`] | a scope wraps a future (`run`) instead of a `with` block; running it twice panics, as Trio raises ([`CancelScope::try_run`] returns [`ScopeError`]) |
+//! | the outermost cancelled scope catches | the same | |
+//! | `cancel_scope.shield = True/False` | [`CancelScope::shielded`], [`CancelScope::set_shield`] | a cancellation that already reached the scope is not taken back by turning the shield on; a shield cannot outlive a drop from outside Trellis (`select!`, `abort`) — see [`CancelScope`] |
+//! | `relative_deadline` | [`CancelScope::with_timeout`], [`CancelScope::relative_deadline`] | |
+//! | `move_on_after`, `move_on_at`, `fail_after`, `fail_at` | [`move_on_after`], [`move_on_at`], [`fail_after`], [`fail_at`] | wrap a future and return `Option` / `Result`; relative ones count from the first poll |
+//! | `trio.sleep(0)` / `checkpoint()` | [`checkpoint`] | only an `.await` that yields is a cancellation point; every Trellis async operation yields |
+//! | `current_effective_deadline()` | [`current_deadline`] | `None` for "no deadline" instead of `+inf`; an instant already passed inside a cancelled scope (Trio's `-inf`) |
+//! | `open_memory_channel(n)` | [`channel(n)`](channel()) | |
+//! | `Event`, `Lock`, `Semaphore`, `CapacityLimiter`, `Condition` | [`sync`] | tokio's `Mutex` and `Semaphore` where the semantics match |
+//! | `serve_tcp`, `open_tcp_stream` | [`net`] | |
+//! | `trio.testing` (`Sequencer`, `wait_all_tasks_blocked`, `assert_checkpoints`, autojump clock) | [`testing`] | tokio's paused clock is the autojump clock |
+//! | trio-util: `wait_any`, `AsyncValue`, `periodic`, `azip`, `TaskStats`… | [`util`] | |
+//! | traio: `Scope(timeout=)`, `spawn(bubble=, master=, awaited=, cancel_timeout=)`, `fork()`, `cancel(exc)` | [`NurseryOptions`], [`SpawnOptions`], [`Nursery::fork`] / [`ForkOptions`] / [`Nursery::join`], [`Nursery::cancel_with`] | see [`nursery`]'s traio table |
+//! | trio-protocol / asyncio `Protocol`, `Transport`, `create_server`, `create_connection`, `Loop` | [`protocol`] | |
 //!
 //! | Erlang/OTP, triotp | Trellis |
 //! |---|---|

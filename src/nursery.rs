@@ -134,15 +134,36 @@ fn inherited_recorder() -> Option<Arc<Recorder>> {
 ///
 /// | if you want to… | write |
 /// |---|---|
-/// | run tasks concurrently and wait for all | `nursery(\|n\| async move { n.spawn(a); n.spawn(b); Ok::<_, NurseryError>(()) })` |
+/// | run tasks concurrently and wait for all | `nursery(\|n\| async move { n.spawn(a); n.spawn(b); })` |
+/// | get one task's value, or cancel that one task | the [`TaskHandle`] that [`Nursery::spawn`] returns |
+/// | handle a task's error yourself | [`SpawnOptions::bubble(false)`](SpawnOptions::bubble), then await its [`TaskHandle`] |
 /// | wait until a task is ready, and get a value from it (a bound port…) | [`n.start(\|status\| …)`](Nursery::start), [`TaskStatus::started`] |
+/// | give a task time to clean up when cancelled | [`SpawnOptions::cancel_grace`] and [`wait_shutdown`](crate::wait_shutdown) |
+/// | run blocking code as a child | [`Nursery::spawn_blocking`] |
+/// | stop everything because the work is done | [`Nursery::cancel`] (the nursery still returns `Ok`) |
+/// | stop everything because of an error | [`Nursery::cancel_with`] |
+/// | see what is running | [`Nursery::child_tasks`] |
 /// | name a task for errors and traces | [`SpawnOptions::name`] with [`Nursery::spawn_with`] |
 /// | a task whose failure is only logged | [`SpawnOptions::bubble(false)`](SpawnOptions::bubble) |
 /// | stop everything when one task ends | [`SpawnOptions::master`] |
 /// | a helper that runs only as long as the real work | [`SpawnOptions::awaited(false)`](SpawnOptions::awaited) |
 /// | a deadline for all of it | [`NurseryOptions::timeout`] with [`nursery_with`] |
 /// | stop a group of tasks without stopping the rest | [`Nursery::fork`], then [`Nursery::cancel`] on the fork |
+/// | wait for a group of tasks and handle its failure | [`Nursery::fork_with`] with [`ForkOptions::bubble(false)`](ForkOptions::bubble), then [`Nursery::join`] |
 /// | spawn from deep inside a task | [`Nursery::current`] |
+///
+/// # traio → Trellis
+///
+/// | traio | Trellis | notes |
+/// |---|---|---|
+/// | `Scope(timeout=…)` | [`nursery_with`] + [`NurseryOptions::timeout`] | the clock starts when the nursery does |
+/// | `scope.spawn(coro, bubble=, master=, awaited=, cancel_timeout=)` | [`Nursery::spawn_with`] + [`SpawnOptions`] (`bubble`, `master`, `awaited`, `cancel_grace`) | |
+/// | the returned task: `await task`, `task.cancel()`, `task.done()` | [`TaskHandle`]: `.await`, [`cancel`](TaskHandle::cancel), [`is_finished`](TaskHandle::is_finished) | an error of a bubbling task goes to the nursery, and the handle says so ([`TaskError::Reported`]): reported once |
+/// | `scope.cancel()` / `scope.cancel(exc)` | [`Nursery::cancel`] / [`Nursery::cancel_with`] | cancelling your own nursery is not an error |
+/// | `scope.fork(timeout=)` | [`Nursery::fork`], [`Nursery::fork_with`] + [`ForkOptions`], [`Nursery::join`] | a fork's failures fail the nursery at once unless `bubble(false)`; its deadline is an error unless `move_on` |
+/// | `Scope.get_current()` | [`Nursery::current`] | |
+/// | named tasks, the scope's logger | [`SpawnOptions::name`], `tracing` spans | |
+/// | `loop.run_in_executor` in a scope | [`Nursery::spawn_blocking`] | cancellation waits for the thread |
 ///
 /// # The body
 ///

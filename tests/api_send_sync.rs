@@ -24,6 +24,12 @@ fn assert_types() {
     is::<TaskStatus<String>>();
     is::<TooSlow>();
     is::<trellis::RunOptions>();
+    is::<trellis::TaskHandle<String>>();
+    is::<trellis::TaskError>();
+    is::<trellis::TaskInfo>();
+    is::<trellis::TaskState>();
+    is::<trellis::ForkOptions>();
+    is::<trellis::ScopeError>();
 }
 
 /// A future that is `Send` stays `Send` inside every Trellis wrapper, so a
@@ -39,6 +45,8 @@ fn assert_futures(n: &Nursery) {
         n.spawn(async {});
     }));
     send(&n.start(|status: TaskStatus<u8>| async move { status.started(1) }));
+    send(&n.join());
+    send(&n.spawn(async {}));
 }
 
 fn spawn_nursery_inside_a_task(n: &Nursery) -> impl Future<Output = ()> + Send + 'static {

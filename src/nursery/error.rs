@@ -11,7 +11,7 @@ use tokio::time::Instant;
 ///
 /// Any `std::error::Error + Send + Sync`, a `String` or a `&str` converts
 /// into it with `?` or `.into()`, and the original error is kept: downcast it
-/// with [`downcast_ref`](dyn StdError::downcast_ref), walk its
+/// with `downcast_ref`, walk its
 /// [`source`](StdError::source) chain.
 ///
 /// # Examples

@@ -1,6 +1,6 @@
 //! The options of nurseries and of the tasks spawned in them:
 //! [`NurseryOptions`] for [`nursery_with`](crate::nursery_with),
-//! [`SpawnOptions`] for [`Nursery::spawn_with`](crate::Nursery::spawn_with)
+//! [`SpawnOptions`] for [`Nursery::spawn_with`](crate::Nursery::spawn_with)(crate::Nursery::spawn_with)
 //! and [`Nursery::start_with`](crate::Nursery::start_with).
 
 use std::borrow::Cow;
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::stats::Recorder;
 
 /// Per-task options (traio's `spawn(bubble=, master=, awaited=)`), for
-/// [`Nursery::spawn_with`] and [`Nursery::start_with`].
+/// [`Nursery::spawn_with`](crate::Nursery::spawn_with) and [`Nursery::start_with`](crate::Nursery::start_with).
 ///
 /// | option | default | meaning |
 /// |---|---|---|
@@ -116,7 +116,7 @@ impl SpawnOptions {
     }
 }
 
-/// Options of a whole nursery, for [`nursery_with`].
+/// Options of a whole nursery, for [`nursery_with`](crate::nursery_with).
 ///
 /// | option | default |
 /// |---|---|
@@ -145,7 +145,7 @@ impl NurseryOptions {
     }
 
     /// Cancels the nursery `timeout` after it starts (is first polled),
-    /// reporting [`NurseryError::TimedOut`] (traio's `Scope(timeout=…)`).
+    /// reporting [`NurseryError::TimedOut`](crate::NurseryError::TimedOut) (traio's `Scope(timeout=…)`).
     /// Like every relative deadline in Trellis, the clock starts when the
     /// nursery does, not when the options are built.
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -153,7 +153,7 @@ impl NurseryOptions {
         self
     }
 
-    /// Cancels the nursery at `deadline`, reporting [`NurseryError::TimedOut`].
+    /// Cancels the nursery at `deadline`, reporting [`NurseryError::TimedOut`](crate::NurseryError::TimedOut).
     pub fn deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
