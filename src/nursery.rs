@@ -177,21 +177,21 @@ fn inherited_recorder() -> Option<Arc<Recorder>> {
 /// # async fn main() {
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// use trellis::{nursery, NurseryError};
+/// use trellis::nursery;
 ///
 /// let done = Arc::new(AtomicUsize::new(0));
-/// let seen = nursery(|n| async move {
+/// let counter = done.clone();
+/// nursery(|n| async move {
 ///     for _ in 0..10 {
-///         let done = done.clone();
+///         let counter = counter.clone();
 ///         n.spawn(async move {
-///             done.fetch_add(1, Ordering::SeqCst);
+///             counter.fetch_add(1, Ordering::SeqCst);
 ///         });
 ///     }
-///     Ok::<_, NurseryError>(done)
 /// })
 /// .await
 /// .unwrap();
-/// assert_eq!(seen.load(Ordering::SeqCst), 10); // every task finished first
+/// assert_eq!(done.load(Ordering::SeqCst), 10); // every task finished first
 /// # }
 /// ```
 ///
