@@ -674,7 +674,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 }
 
 /// About 30 years from now: tokio's own stand-in for "never".
-pub(crate) fn far_future(now: Instant) -> Instant {
+fn far_future(now: Instant) -> Instant {
     now + Duration::from_secs(86400 * 365 * 30)
 }
 

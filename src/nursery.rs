@@ -1032,16 +1032,12 @@ impl Nursery {
             fork: Some(fork),
         };
         if options.deadline.is_some() || options.timeout.is_some() {
-            let now = Instant::now();
-            let from_timeout = options.timeout.map(|t| {
-                now.checked_add(t)
-                    .unwrap_or_else(|| crate::cancel::far_future(now))
-            });
-            let deadline = match (options.deadline, from_timeout) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            handle.set_deadline(deadline);
+            // A fork is entered when opened: its timeout counts from now,
+            // and the earlier of the two deadlines wins.
+            handle.node.set_deadline(options.deadline);
+            handle.node.set_relative_deadline(options.timeout);
+            handle.node.apply_relative(Instant::now());
+            handle.ensure_fork_timer();
         }
         Ok(handle)
     }

@@ -497,10 +497,7 @@ impl Node {
             return;
         }
         drop(state);
-        let now = Instant::now();
-        self.set_deadline(
-            relative.map(|r| now.checked_add(r).unwrap_or_else(|| super::far_future(now))),
-        );
+        self.set_deadline(relative.map(super::deadline_after));
     }
 
     /// On entry: turns the relative deadline into an absolute one counted
