@@ -755,7 +755,10 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let stream = self.stream.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let stream = self
+            .stream
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
         self.chan.cancel_recv(stream);
         self.close();
     }
@@ -776,7 +779,10 @@ impl<T: Send + 'static> Stream for Receiver<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
         let budget = ready!(coop::poll_proceed(cx));
-        let stream = this.stream.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let stream = this
+            .stream
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
         let received = ready!(this.chan.poll_recv(&this.handle, stream, cx));
         budget.made_progress();
         *stream = RecvOp::Start;

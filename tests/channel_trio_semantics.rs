@@ -292,8 +292,7 @@ async fn run_cancelled_by_another_task<F: Future>(body: F) -> Option<F::Output> 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_loop_of_buffered_sends_and_receives_that_never_wait_still_yields_and_can_be_cancelled()
-{
+async fn a_loop_of_buffered_sends_and_receives_that_never_wait_still_yields_and_can_be_cancelled() {
     let (tx, rx) = channel::<u32>(1);
     // Bounded, so that operations that never yield fail the test instead of
     // hanging it: the loop would then end before the canceller ran.

@@ -73,7 +73,10 @@ async fn a_loop_waiting_on_a_set_event_can_be_cancelled() {
             }
         })
         .await;
-    assert!(outcome.is_none(), "cancelled at a wait, before the loop ended");
+    assert!(
+        outcome.is_none(),
+        "cancelled at a wait, before the loop ended"
+    );
     canceller.await.unwrap();
 }
 
@@ -95,7 +98,11 @@ async fn stats_count_the_waiting_tasks_until_the_event_is_set() {
     assert_eq!(event.stats().tasks_waiting, 4);
 
     event.set();
-    assert_eq!(event.stats(), EventStats::default(), "nobody waits once set");
+    assert_eq!(
+        event.stats(),
+        EventStats::default(),
+        "nobody waits once set"
+    );
     for waiter in waiters {
         waiter.await.unwrap();
     }

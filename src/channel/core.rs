@@ -460,9 +460,10 @@ impl<T> Chan<T> {
                         Poll::Ready(Ok(()))
                     }
                     Err(TrySendError::Full(value)) => {
-                        let key = state
-                            .senders
-                            .push_back(handle.id, cx.waker().clone(), Some(value));
+                        let key =
+                            state
+                                .senders
+                                .push_back(handle.id, cx.waker().clone(), Some(value));
                         *op = SendOp::Waiting(key);
                         Poll::Pending
                     }

@@ -142,13 +142,13 @@ fn loom_channel_last_receiver_closing_refuses_a_blocked_sender() {
             let shared = Arc::clone(&shared);
             move || shared.0.close_receiver(&shared.2)
         });
-        assert_eq!(
-            block_on(send(&shared, 2)),
-            Err(SendError::Disconnected(2))
-        );
+        assert_eq!(block_on(send(&shared, 2)), Err(SendError::Disconnected(2)));
         closer.join().unwrap();
         let stats = shared.0.stats();
-        assert_eq!((stats.current_buffer_used, stats.tasks_waiting_send), (0, 0));
+        assert_eq!(
+            (stats.current_buffer_used, stats.tasks_waiting_send),
+            (0, 0)
+        );
     });
 }
 
