@@ -877,7 +877,7 @@ impl<T> SendError<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let (mut tx, _rx) = trellis::channel(1);
+    /// let (tx, _rx) = trellis::channel(1);
     /// tx.close();
     /// assert_eq!(tx.send(42).await.unwrap_err().into_inner(), 42);
     /// # }
