@@ -1,5 +1,5 @@
 //! Loom models of the channel core (STYLE rule 11): each explores every
-//! interleaving of two threads driving [`Chan`] operations directly (no
+//! interleaving of two or three threads driving [`Chan`] operations directly (no
 //! tokio runtime, no cooperative budget) and checks one of the module's
 //! invariants. Run with
 //!
