@@ -10,36 +10,62 @@
 //!
 //! # How it is built
 //!
-//! On `flume`'s bounded channel (`bounded(0)` is a rendezvous there too),
-//! which does the queueing, waiting and waking. This module adds Trio's
-//! per-handle `close`: every open handle of one side shares one flume handle
-//! through an `Arc`, and closing a handle drops its `Arc`, so flume ends the
-//! channel exactly when the last open handle of a side goes. The weak
-//! references kept in `Shared` let even a closed handle read the buffer for
-//! `stats()`, and the open-handle counts are kept here.
+//! Trellis's own code, because Trio's rules need a channel that can hand a
+//! value to one particular waiting task, which the crates of the field
+//! (flume, async-channel, tokio's mpsc) do not do: they put every value in a
+//! shared queue and wake a receiver that then races every other receiver
+//! for it. Here one mutex guards a buffer (`VecDeque`) and two FIFO queues of
+//! waiting tasks, receivers and senders (`core.rs`, whose header lists the
+//! invariants and the lock order). A send to a channel with receivers
+//! waiting stores the value *in the longest-waiting receiver's queue entry*
+//! and wakes it, so the value cannot be stolen and fan-out is round-robin in
+//! wait order; a receive that makes room in the buffer moves the
+//! longest-waiting sender's value in at once. Queue entries live in a slab
+//! linked as a list: a wait allocates nothing once the slab has grown, and a
+//! dropped future leaves the queue in O(1). Wakers are woken and unsent
+//! values dropped after the lock is released. Loom models
+//! (`channel/tests/loom_channel.rs`) check hand-off, cancellation and
+//! closing under every interleaving.
 //!
-//! Trio's statistics also count the tasks waiting to send and to receive.
-//! flume does not expose its waiting lists, and counting waits here costs two
-//! atomic read-modify-writes per wait, which a consumer that keeps up with
-//! its producer pays on nearly every value: it made the one-to-one
-//! throughput benchmark up to twice as slow. [`ChannelStats`] leaves them
-//! out.
+//! Every `send`/`recv` is a checkpoint in Trio's sense, but cheaply: on a
+//! rendezvous channel each one yields at least once; on a buffered channel
+//! each one spends one unit of tokio's cooperative budget
+//! ([`tokio::task::coop`]), so a loop that never has to wait still yields
+//! every so often (every 128 operations on tokio's scheduler) and can be
+//! cancelled there, with no cost on the operations in between.
+//!
+//! # Trio → Trellis
+//!
+//! | Trio | Trellis | notes |
+//! |---|---|---|
+//! | `open_memory_channel(n)` | [`channel(n)`](channel()) | `n` a `usize`; huge = unbounded |
+//! | `MemorySendChannel`, `MemoryReceiveChannel` | [`Sender`], [`Receiver`] | `clone()` as in Trio |
+//! | `send`, `receive` | [`Sender::send`], [`Receiver::recv`] | a checkpoint each (see above) |
+//! | `send_nowait`, `receive_nowait` | [`Sender::try_send`], [`Receiver::try_recv`] | |
+//! | `close`, `aclose` | [`Sender::close`], [`Receiver::close`], dropping | takes `&self`: a task blocked on the same handle wakes with the closed error |
+//! | `async for` | [`Receiver`] is a `Stream`; [`Sender`] a `Sink` | |
+//! | `statistics()` | [`Sender::stats`], [`Receiver::stats`] → [`ChannelStats`] | same fields, Rust case |
+//! | `WouldBlock`, `EndOfChannel`, `BrokenResourceError`, `ClosedResourceError` | [`TrySendError::Full`]/[`TryRecvError::Empty`], [`RecvError::EndOfChannel`], [`SendError::Disconnected`], `Closed` variants | values come back in send errors |
+//!
+//! Deliberate differences are listed on [`channel()`].
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
 
-use flume::r#async::{RecvFut, SendFut};
 use futures_core::Stream;
 use futures_core::stream::FusedStream;
 use futures_sink::Sink;
+use tokio::task::coop;
+
+mod core;
+
+use self::core::{Chan, Handle, RecvOp, SendOp};
 
 /// Capacities above this are clamped to it; no memory is reserved up front,
-/// so such a channel is effectively unbounded. (flume computes `capacity + 1`
-/// internally, which must not overflow.)
+/// so such a channel is effectively unbounded.
 const MAX_CAPACITY: usize = isize::MAX as usize;
 
 /// Opens a channel with room for `capacity` buffered values; `0` makes every
@@ -50,6 +76,13 @@ const MAX_CAPACITY: usize = isize::MAX as usize;
 /// receivers, in the order the sends completed. A send waits while the
 /// buffer is full; with `capacity == 0` there is no buffer, so a send waits
 /// until a receiver is there to take the value (see [`Sender::send`]).
+///
+/// Waiting tasks are served in the order they started waiting, as in Trio: a
+/// value sent while receivers wait goes straight to the one that waited
+/// longest (it is not put in the buffer, and no other receiver, not even a
+/// [`try_recv`](Receiver::try_recv), can take it first), so values spread
+/// round-robin over a pool of waiting workers; and when the buffer has room
+/// again, the sender that waited longest gets it.
 ///
 /// When a task is done with a handle it [closes](Sender::close) or drops it,
 /// and the channel *ends* on each side when the other side's last handle
@@ -70,7 +103,7 @@ const MAX_CAPACITY: usize = isize::MAX as usize;
 ///
 /// | if you want… | use |
 /// |---|---|
-/// | Trio's memory channel: many producers, many consumers, close per handle, a rendezvous for `n = 0` | [`channel(n)`](channel()) |
+/// | Trio's memory channel: many producers, many consumers served in order, close per handle, a rendezvous for `n = 0` | [`channel(n)`](channel()) |
 /// | one consumer, with `reserve`/permits to send without losing a value to cancellation | [`tokio::sync::mpsc`] |
 /// | every receiver sees every value | [`tokio::sync::broadcast`] |
 /// | only the latest value matters | [`tokio::sync::watch`] |
@@ -80,10 +113,13 @@ const MAX_CAPACITY: usize = isize::MAX as usize;
 ///
 /// | what happened | [`Sender::send`] | [`Receiver::recv`] |
 /// |---|---|---|
-/// | this handle was closed | [`SendError::Closed`] (value back) | [`RecvError::Closed`] |
+/// | this handle was closed (even while the call waited) | [`SendError::Closed`] (value back) | [`RecvError::Closed`] |
 /// | every receiver closed or dropped | [`SendError::Disconnected`] (value back) | — |
 /// | every sender closed or dropped | — | buffered values, then [`RecvError::EndOfChannel`] |
 /// | another clone of the same side was closed | unaffected | unaffected |
+///
+/// When the last receiver goes, the values still in the buffer are dropped
+/// at once, as in Trio.
 ///
 /// # Differences from Trio
 ///
@@ -92,13 +128,22 @@ const MAX_CAPACITY: usize = isize::MAX as usize;
 ///   waits has either already handed its value over (a receiver will get it)
 ///   or drops the value; see [`Sender::send`]'s "Cancel safety". Use
 ///   [`Sender::try_send`] to keep a value that cannot be sent at once.
-/// - **Values left in the buffer when the last receiver goes** are dropped
-///   when the last sender goes too, not at once.
+/// - **A cancelled receive gives its value back**, possibly past the
+///   capacity: a receiver that was handed a value but is dropped before it
+///   returns it passes the value to the next waiting receiver, or puts it
+///   back at the *front* of the buffer, even if that makes the buffer hold
+///   more than its capacity (one value, on a rendezvous channel) until it is
+///   received. (Trio cannot cancel a task once it has been handed a value;
+///   dropping a future in Rust can always happen, and losing the value would
+///   be worse.)
+/// - **Buffered operations are checkpoints through tokio's budget**: a
+///   `send`/`recv` on a buffered channel that can finish at once yields only
+///   when the task's cooperative budget is spent, not every time (Trio
+///   yields every time). It costs nothing measurable and still lets a busy
+///   loop be cancelled and let other tasks run. Rendezvous operations yield
+///   every time.
 /// - **Cloning a closed handle** gives another closed handle, instead of
 ///   raising `ClosedResourceError` (`Clone` cannot fail in Rust).
-/// - **Statistics leave out the waiting tasks** (Trio's
-///   `tasks_waiting_send`/`tasks_waiting_receive`): counting them would slow
-///   down every wait; see [`ChannelStats`].
 ///
 /// # Examples
 ///
@@ -151,67 +196,20 @@ const MAX_CAPACITY: usize = isize::MAX as usize;
 /// ```
 #[doc(alias = "open_memory_channel")]
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    let capacity = capacity.min(MAX_CAPACITY);
-    let (tx, rx) = flume::bounded(capacity);
-    let tx = Arc::new(tx);
-    let rx = Arc::new(rx);
-    let shared = Arc::new(Shared {
-        capacity,
-        tx: Arc::downgrade(&tx),
-        rx: Arc::downgrade(&rx),
-        open_senders: AtomicUsize::new(1),
-        open_receivers: AtomicUsize::new(1),
-    });
+    let (chan, sender, receiver) = Chan::new(capacity.min(MAX_CAPACITY));
+    let chan = Arc::new(chan);
     let sender = Sender {
-        shared: Arc::clone(&shared),
-        tx: Some(tx),
+        chan: Arc::clone(&chan),
+        handle: sender,
         sink: Mutex::new(None),
     };
     let receiver = Receiver {
-        shared,
-        rx: Some(rx),
-        stream: Mutex::new(None),
+        chan,
+        handle: receiver,
+        stream: Mutex::new(RecvOp::Start),
     };
     (sender, receiver)
 }
-
-/// State shared by every handle of one channel: what [`ChannelStats`]
-/// reports beyond the buffer.
-///
-/// All open handles of one side share one flume handle (an `Arc`); the weak
-/// references let any handle, even a closed one, read the buffer length while
-/// the channel lives. Dropping the last `Arc` of a side drops the flume handle,
-/// and flume then ends the channel for the other side.
-struct Shared<T> {
-    capacity: usize,
-    tx: Weak<flume::Sender<T>>,
-    rx: Weak<flume::Receiver<T>>,
-    open_senders: AtomicUsize,
-    open_receivers: AtomicUsize,
-}
-
-impl<T> Shared<T> {
-    fn stats(&self) -> ChannelStats {
-        // Either side sees the same buffer; a side whose handles are all gone
-        // cannot be read, and when both are gone nothing can use the buffer.
-        let current_buffer_used = match self.tx.upgrade() {
-            Some(tx) => tx.len(),
-            None => self.rx.upgrade().map_or(0, |rx| rx.len()),
-        };
-        ChannelStats {
-            current_buffer_used,
-            max_buffer_size: self.capacity,
-            open_send_channels: self.open_senders.load(Ordering::Relaxed),
-            open_receive_channels: self.open_receivers.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// flume's `SendSink`, type-erased (see `Sender::sink`).
-type FlumeSink<T> = Box<dyn Sink<T, Error = flume::SendError<T>> + Send + Unpin>;
-
-/// flume's `RecvStream`, type-erased (see `Sender::sink`).
-type FlumeStream<T> = Box<dyn Stream<Item = T> + Send + Unpin>;
 
 /// The sending side of a [`channel`]: clone it for every producer, close or
 /// drop it when done.
@@ -223,11 +221,13 @@ type FlumeStream<T> = Box<dyn Stream<Item = T> + Send + Unpin>;
 ///
 /// For `T: Send + 'static`, `Sender` also implements
 /// [`futures_sink::Sink`], so it works with `SinkExt::send`,
-/// `StreamExt::forward` and friends. The sink holds at most one value between
-/// `start_send` and the next `poll_ready`/`poll_flush`; closing the sink
-/// (`SinkExt::close`) flushes that value and then [closes](Self::close) the
-/// handle. Flush the sink before mixing it with [`send`](Self::send) on the
-/// same handle, or values may overtake each other.
+/// `StreamExt::forward` and friends. `start_send` sends at once when it can;
+/// otherwise the sink holds the value, already in line behind the senders
+/// waiting before it, until the next `poll_ready`/`poll_flush` sees it
+/// through. Closing the sink (`SinkExt::close`) flushes that value and then
+/// [closes](Self::close) the handle. Flush the sink before mixing it with
+/// [`send`](Self::send) on the same handle, or values may overtake each
+/// other.
 ///
 /// # Examples
 ///
@@ -248,28 +248,29 @@ type FlumeStream<T> = Box<dyn Stream<Item = T> + Send + Unpin>;
 /// ```
 #[doc(alias = "MemorySendChannel")]
 pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
-    /// `None` once this handle is closed.
-    tx: Option<Arc<flume::Sender<T>>>,
-    /// The `Sink` state (flume's `SendSink`), made on first use. Boxed as a
-    /// trait object so that only the `Sink` impl needs `T: 'static`. The
-    /// mutex is never locked (only `get_mut` is used): it makes `Sender<T>:
-    /// Sync` for every `T: Send`, since flume's sink holds an unsent `T` and
-    /// is `Sync` only for `T: Sync`.
-    sink: Mutex<Option<FlumeSink<T>>>,
+    chan: Arc<Chan<T>>,
+    handle: Handle,
+    /// The `Sink`'s send in flight, if any. The mutex is never locked (only
+    /// `get_mut` is used): it makes `Sender<T>: Sync` for every `T: Send`,
+    /// since the state may hold an unsent `T`.
+    sink: Mutex<Option<SendOp<T>>>,
 }
 
 impl<T> Sender<T> {
     /// Sends a value, waiting while the buffer is full (or, for a rendezvous
     /// channel, until a receiver takes it).
     ///
-    /// With `capacity > 0` the send completes once the value is in the
-    /// buffer. With `capacity == 0` it completes only once a receiver has
-    /// taken the value, or is already waiting and has been handed it: a send
-    /// with nobody receiving waits.
+    /// If receivers are waiting, the value goes straight to the one that
+    /// waited longest. Otherwise, with `capacity > 0`, the send completes once
+    /// the value is in the buffer; with `capacity == 0` it completes only
+    /// once a receiver has taken the value: a send with nobody receiving
+    /// waits. Senders that wait are served in order: when room appears, the
+    /// value that waited longest enters the buffer first.
     ///
-    /// Senders that wait are served in order: when room appears, the value
-    /// that waited longest enters the buffer first.
+    /// It is a checkpoint: on a rendezvous channel it always yields at least
+    /// once (after handing the value over, when a receiver was waiting); on
+    /// a buffered channel it spends one unit of tokio's cooperative budget and
+    /// yields when the budget is spent.
     ///
     /// # Examples
     ///
@@ -290,7 +291,8 @@ impl<T> Sender<T> {
     ///
     /// The value comes back inside the error ([`SendError::into_inner`]):
     ///
-    /// - [`SendError::Closed`] if this handle was [closed](Self::close);
+    /// - [`SendError::Closed`] if this handle was [closed](Self::close),
+    ///   including by another task while this send waits;
     /// - [`SendError::Disconnected`] if every receiver is closed or dropped,
     ///   including while this send waits.
     ///
@@ -298,26 +300,25 @@ impl<T> Sender<T> {
     ///
     /// Not cancel safe for the value. If the future is dropped before it
     /// completes, the value either has already been handed over — it entered
-    /// the buffer, or a rendezvous receiver took it, while the future waited;
-    /// it will be received as if the send had completed — or it is dropped
+    /// the buffer or went to a receiver while the future waited, or the
+    /// future was dropped at the yield that follows a rendezvous hand-off; it
+    /// will be received as if the send had completed — or it is dropped
     /// with the future. It is never duplicated, and no other value is
     /// affected, but the caller cannot tell which happened. (Trio's `send` is
     /// atomic with respect to cancellation; this one is not.) To keep a value
     /// that cannot go at once, use [`try_send`](Self::try_send), which gives
     /// it back.
-    // A hand-written future rather than an `async fn`: one state machine
-    // less on every send, about 5% of the single-thread throughput.
     pub fn send(&self, value: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
-        SendFuture(match &self.tx {
-            Some(tx) => SendState::Sending(tx.send_async(value)),
-            None => SendState::Closed(value),
-        })
+        SendFuture {
+            sender: self,
+            op: SendOp::Start(value),
+        }
     }
 
     /// Sends a value if that is possible without waiting.
     ///
-    /// Succeeds if the buffer has room or, for a rendezvous channel, if a
-    /// receiver is already waiting (it is handed the value).
+    /// Succeeds if a receiver is waiting (the longest-waiting one is handed
+    /// the value) or the buffer has room. Not a checkpoint: it never yields.
     ///
     /// # Examples
     ///
@@ -345,13 +346,7 @@ impl<T> Sender<T> {
     /// handle was closed.
     #[doc(alias = "send_nowait")]
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let Some(tx) = &self.tx else {
-            return Err(TrySendError::Closed(value));
-        };
-        tx.try_send(value).map_err(|err| match err {
-            flume::TrySendError::Full(value) => TrySendError::Full(value),
-            flume::TrySendError::Disconnected(value) => TrySendError::Disconnected(value),
-        })
+        self.chan.try_send(&self.handle, value)
     }
 
     /// Closes this handle: it can no longer send, and it no longer keeps the
@@ -360,9 +355,11 @@ impl<T> Sender<T> {
     /// Closing a clone is the same as dropping it (Trio's `close` on one
     /// clone): other sender clones go on working, and the receivers get
     /// [`RecvError::EndOfChannel`] once every sender is closed or dropped and
-    /// the buffer is drained. Closing twice does nothing. A value held by the
-    /// [`Sink`] and not yet flushed is dropped; flush or close the sink instead
-    /// to send it first.
+    /// the buffer is drained. Closing twice does nothing. It takes `&self`,
+    /// so one task can close a handle that another task is blocked on:
+    /// that task's [`send`](Self::send) wakes and gives its value back in
+    /// [`SendError::Closed`]. A value held by the [`Sink`] and not yet sent
+    /// stays unsent: the sink's next flush gives it back in the same error.
     ///
     /// # Examples
     ///
@@ -371,7 +368,7 @@ impl<T> Sender<T> {
     /// # async fn main() {
     /// use trellis::{RecvError, SendError};
     ///
-    /// let (mut tx, rx) = trellis::channel(4);
+    /// let (tx, rx) = trellis::channel(4);
     /// let other = tx.clone();
     /// tx.send(1).await.unwrap();
     /// tx.close();
@@ -386,16 +383,12 @@ impl<T> Sender<T> {
     /// # }
     /// ```
     #[doc(alias = "aclose")]
-    pub fn close(&mut self) {
-        *self.sink.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
-        if let Some(tx) = self.tx.take() {
-            self.shared.open_senders.fetch_sub(1, Ordering::Relaxed);
-            drop(tx);
-        }
+    pub fn close(&self) {
+        self.chan.close_sender(&self.handle);
     }
 
-    /// Reports the channel's buffer use and open handles (Trio's
-    /// `statistics()`).
+    /// Reports the channel's buffer use, open handles and waiting tasks
+    /// (Trio's `statistics()`).
     ///
     /// Works on closed handles too. See [`ChannelStats`] for what each field
     /// counts.
@@ -413,36 +406,33 @@ impl<T> Sender<T> {
     /// assert_eq!(stats.max_buffer_size, 8);
     /// assert_eq!(stats.open_send_channels, 2);
     /// assert_eq!(stats.open_receive_channels, 1);
+    /// assert_eq!(stats.tasks_waiting_send, 0);
     /// # }
     /// ```
     #[doc(alias = "statistics")]
     pub fn stats(&self) -> ChannelStats {
-        self.shared.stats()
+        self.chan.stats()
     }
 
-    /// Polls the `Sink`'s value in flight, if any.
+    /// Polls the `Sink`'s send in flight, if any, to its end.
     fn poll_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
         let sink = self.sink.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let Some(sink) = sink.as_mut() else {
+        let Some(op) = sink.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        Pin::new(sink)
-            .poll_flush(cx)
-            .map_err(|flume::SendError(value)| SendError::Disconnected(value))
+        let sent = ready!(self.chan.poll_send(&self.handle, op, cx));
+        *sink = None;
+        Poll::Ready(sent)
     }
 }
 
 /// The future of [`Sender::send`].
-struct SendFuture<'a, T>(SendState<'a, T>);
-
-enum SendState<'a, T> {
-    Sending(SendFut<'a, T>),
-    /// The handle was closed: the value goes back at the first poll.
-    Closed(T),
-    Done,
+struct SendFuture<'a, T> {
+    sender: &'a Sender<T>,
+    op: SendOp<T>,
 }
 
-// The value is never pinned: it is only moved into flume or back out.
+// The value is never pinned: it is only moved into the channel or back out.
 impl<T> Unpin for SendFuture<'_, T> {}
 
 impl<T> Future for SendFuture<'_, T> {
@@ -450,31 +440,35 @@ impl<T> Future for SendFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let SendState::Sending(fut) = &mut this.0 {
-            let sent = std::task::ready!(Pin::new(fut).poll(cx));
-            this.0 = SendState::Done;
-            return Poll::Ready(
-                sent.map_err(|flume::SendError(value)| SendError::Disconnected(value)),
-            );
+        let budget = ready!(coop::poll_proceed(cx));
+        let sent = this
+            .sender
+            .chan
+            .poll_send(&this.sender.handle, &mut this.op, cx);
+        if sent.is_ready() {
+            budget.made_progress();
         }
-        match std::mem::replace(&mut this.0, SendState::Done) {
-            SendState::Closed(value) => Poll::Ready(Err(SendError::Closed(value))),
-            _ => panic!("`Sender::send` future polled after it completed"),
-        }
+        sent
     }
 }
+
+impl<T> Drop for SendFuture<'_, T> {
+    fn drop(&mut self) {
+        self.sender.chan.cancel_send(&mut self.op);
+    }
+}
+
+// A handle is never pinned structurally: the `Sink`'s unsent value is only
+// moved into the channel or back out.
+impl<T> Unpin for Sender<T> {}
 
 impl<T> Clone for Sender<T> {
     /// Returns another handle on the same channel; cloning a closed handle
     /// gives a closed handle.
     fn clone(&self) -> Self {
-        let tx = self.tx.as_ref().map(|tx| {
-            self.shared.open_senders.fetch_add(1, Ordering::Relaxed);
-            Arc::clone(tx)
-        });
         Self {
-            shared: Arc::clone(&self.shared),
-            tx,
+            chan: Arc::clone(&self.chan),
+            handle: self.chan.clone_handle(&self.handle, true),
             sink: Mutex::new(None),
         }
     }
@@ -482,6 +476,10 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        let sink = self.sink.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(op) = sink.as_mut() {
+            self.chan.cancel_send(op);
+        }
         self.close();
     }
 }
@@ -489,7 +487,7 @@ impl<T> Drop for Sender<T> {
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sender")
-            .field("closed", &self.tx.is_none())
+            .field("closed", &self.handle.is_closed())
             .field("stats", &self.stats())
             .finish()
     }
@@ -505,14 +503,17 @@ impl<T: Send + 'static> Sink<T> for Sender<T> {
 
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
         let this = self.get_mut();
-        let Some(tx) = &this.tx else {
-            return Err(SendError::Closed(item));
-        };
-        let sink = this.sink.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let sink = sink.get_or_insert_with(|| Box::new(flume::Sender::clone(tx).into_sink()));
-        Pin::new(sink)
-            .start_send(item)
-            .map_err(|flume::SendError(value)| SendError::Disconnected(value))
+        match this.chan.try_send(&this.handle, item) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(item)) => Err(SendError::Closed(item)),
+            Err(TrySendError::Disconnected(item)) => Err(SendError::Disconnected(item)),
+            // Joins the queue at the next `poll_ready`/`poll_flush`.
+            Err(TrySendError::Full(item)) => {
+                *this.sink.get_mut().unwrap_or_else(PoisonError::into_inner) =
+                    Some(SendOp::Start(item));
+                Ok(())
+            }
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -521,7 +522,7 @@ impl<T: Send + 'static> Sink<T> for Sender<T> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = self.get_mut();
-        let flushed = std::task::ready!(this.poll_sink(cx));
+        let flushed = ready!(this.poll_sink(cx));
         this.close();
         Poll::Ready(flushed)
     }
@@ -558,12 +559,11 @@ impl<T: Send + 'static> Sink<T> for Sender<T> {
 /// ```
 #[doc(alias = "MemoryReceiveChannel")]
 pub struct Receiver<T> {
-    shared: Arc<Shared<T>>,
-    /// `None` once this handle is closed.
-    rx: Option<Arc<flume::Receiver<T>>>,
-    /// The `Stream` state (flume's `RecvStream`), made on first use; boxed and
-    /// behind a never-locked mutex for the reasons given on `Sender::sink`.
-    stream: Mutex<Option<FlumeStream<T>>>,
+    chan: Arc<Chan<T>>,
+    handle: Handle,
+    /// The `Stream`'s receive in progress (`Start` when none). Behind a
+    /// never-locked mutex for the reason given on `Sender::sink`.
+    stream: Mutex<RecvOp<T>>,
 }
 
 impl<T> Receiver<T> {
@@ -571,9 +571,14 @@ impl<T> Receiver<T> {
     /// ends.
     ///
     /// Values come in the order their sends completed. Receivers that wait
-    /// are served in order: the one that waited longest gets the next value.
-    /// Values still buffered when the last sender goes are received first;
-    /// only then does the channel end.
+    /// are served in order: the one that waited longest is handed the next
+    /// value sent, and no other receiver can take it. Values still buffered
+    /// when the last sender goes are received first; only then does the
+    /// channel end.
+    ///
+    /// It is a checkpoint: on a rendezvous channel it always yields at least
+    /// once; on a buffered channel it spends one unit of tokio's cooperative
+    /// budget and yields when the budget is spent.
     ///
     /// # Examples
     ///
@@ -594,26 +599,30 @@ impl<T> Receiver<T> {
     ///
     /// - [`RecvError::EndOfChannel`] once every sender is closed or dropped
     ///   and the buffer is empty;
-    /// - [`RecvError::Closed`] if this handle was [closed](Self::close).
+    /// - [`RecvError::Closed`] if this handle was [closed](Self::close),
+    ///   including by another task while this receive waits.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future loses no value. A value that was
-    /// already handed to this waiting receiver, but not yet taken, stays in
-    /// the channel and goes to the next receiver.
+    /// already handed to this waiting receiver, but not yet returned, goes to
+    /// the next waiting receiver or, if none waits, back to the front of the
+    /// buffer — even past the channel's capacity — so it is the next value
+    /// received. It is dropped only if no receiver handle is open any more.
     #[doc(alias = "receive")]
-    // A hand-written future for the same reason as `Sender::send`.
     pub fn recv(&self) -> impl Future<Output = Result<T, RecvError>> + '_ {
-        RecvFuture(match &self.rx {
-            Some(rx) => RecvState::Receiving(rx.recv_async()),
-            None => RecvState::Closed,
-        })
+        RecvFuture {
+            receiver: self,
+            op: RecvOp::Start,
+        }
     }
 
     /// Receives a value if one is there, without waiting.
     ///
     /// For a rendezvous channel, a value is "there" when a sender is waiting
-    /// with it.
+    /// with it. A value already handed to a waiting receiver is not there
+    /// any more: it belongs to that receiver. Not a checkpoint: it never
+    /// yields.
     ///
     /// # Examples
     ///
@@ -639,22 +648,19 @@ impl<T> Receiver<T> {
     /// closed.
     #[doc(alias = "receive_nowait")]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let Some(rx) = &self.rx else {
-            return Err(TryRecvError::Closed);
-        };
-        rx.try_recv().map_err(|err| match err {
-            flume::TryRecvError::Empty => TryRecvError::Empty,
-            flume::TryRecvError::Disconnected => TryRecvError::EndOfChannel,
-        })
+        self.chan.try_recv(&self.handle)
     }
 
     /// Closes this handle: it can no longer receive, and it no longer keeps
     /// the channel open for the senders.
     ///
     /// Closing a clone is the same as dropping it: other receiver clones go on
-    /// receiving. Once every receiver is closed or dropped, every send —
-    /// including those waiting — fails with [`SendError::Disconnected`] and
-    /// gives its value back. Closing twice does nothing.
+    /// receiving. Once every receiver is closed or dropped, the buffered
+    /// values are dropped and every send — including those waiting — fails
+    /// with [`SendError::Disconnected`] and gives its value back. Closing
+    /// twice does nothing. It takes `&self`, so one task can close a handle
+    /// that another task is blocked on: that task's [`recv`](Self::recv)
+    /// wakes with [`RecvError::Closed`].
     ///
     /// # Examples
     ///
@@ -663,26 +669,19 @@ impl<T> Receiver<T> {
     /// # async fn main() {
     /// use trellis::{RecvError, SendError};
     ///
-    /// let (tx, mut rx) = trellis::channel(4);
+    /// let (tx, rx) = trellis::channel(4);
     /// rx.close();
     /// assert_eq!(rx.recv().await, Err(RecvError::Closed));
     /// assert_eq!(tx.send(1).await, Err(SendError::Disconnected(1)));
     /// # }
     /// ```
     #[doc(alias = "aclose")]
-    pub fn close(&mut self) {
-        *self
-            .stream
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-        if let Some(rx) = self.rx.take() {
-            self.shared.open_receivers.fetch_sub(1, Ordering::Relaxed);
-            drop(rx);
-        }
+    pub fn close(&self) {
+        self.chan.close_receiver(&self.handle);
     }
 
-    /// Reports the channel's buffer use and open handles (Trio's
-    /// `statistics()`).
+    /// Reports the channel's buffer use, open handles and waiting tasks
+    /// (Trio's `statistics()`).
     ///
     /// Works on closed handles too. See [`ChannelStats`] for what each field
     /// counts.
@@ -692,7 +691,7 @@ impl<T> Receiver<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let (tx, mut rx) = trellis::channel::<u8>(0);
+    /// let (tx, rx) = trellis::channel::<u8>(0);
     /// let rx2 = rx.clone();
     /// rx.close();
     /// let stats = rx.stats(); // a closed handle still reports
@@ -703,54 +702,64 @@ impl<T> Receiver<T> {
     /// ```
     #[doc(alias = "statistics")]
     pub fn stats(&self) -> ChannelStats {
-        self.shared.stats()
+        self.chan.stats()
     }
 }
 
-/// The future of [`Receiver::recv`]. Fused by hand: polling flume's future
-/// again after it completed would take another value.
-struct RecvFuture<'a, T>(RecvState<'a, T>);
-
-enum RecvState<'a, T> {
-    Receiving(RecvFut<'a, T>),
-    Closed,
-    Done,
+/// The future of [`Receiver::recv`].
+struct RecvFuture<'a, T> {
+    receiver: &'a Receiver<T>,
+    op: RecvOp<T>,
 }
+
+// The value is never pinned: it is only moved out of the channel.
+impl<T> Unpin for RecvFuture<'_, T> {}
 
 impl<T> Future for RecvFuture<'_, T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let received = match &mut this.0 {
-            RecvState::Receiving(fut) => std::task::ready!(Pin::new(fut).poll(cx))
-                .map_err(|flume::RecvError::Disconnected| RecvError::EndOfChannel),
-            RecvState::Closed => Err(RecvError::Closed),
-            RecvState::Done => panic!("`Receiver::recv` future polled after it completed"),
-        };
-        this.0 = RecvState::Done;
-        Poll::Ready(received)
+        let budget = ready!(coop::poll_proceed(cx));
+        let received = this
+            .receiver
+            .chan
+            .poll_recv(&this.receiver.handle, &mut this.op, cx);
+        if received.is_ready() {
+            budget.made_progress();
+        }
+        received
     }
 }
+
+impl<T> Drop for RecvFuture<'_, T> {
+    fn drop(&mut self) {
+        self.receiver.chan.cancel_recv(&mut self.op);
+    }
+}
+
+// Never pinned structurally: the `Stream`'s value is only moved out.
+impl<T> Unpin for Receiver<T> {}
 
 impl<T> Clone for Receiver<T> {
     /// Returns another handle on the same channel; cloning a closed handle
     /// gives a closed handle.
     fn clone(&self) -> Self {
-        let rx = self.rx.as_ref().map(|rx| {
-            self.shared.open_receivers.fetch_add(1, Ordering::Relaxed);
-            Arc::clone(rx)
-        });
         Self {
-            shared: Arc::clone(&self.shared),
-            rx,
-            stream: Mutex::new(None),
+            chan: Arc::clone(&self.chan),
+            handle: self.chan.clone_handle(&self.handle, false),
+            stream: Mutex::new(RecvOp::Start),
         }
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        let stream = self
+            .stream
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.chan.cancel_recv(stream);
         self.close();
     }
 }
@@ -758,7 +767,7 @@ impl<T> Drop for Receiver<T> {
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
-            .field("closed", &self.rx.is_none())
+            .field("closed", &self.handle.is_closed())
             .field("stats", &self.stats())
             .finish()
     }
@@ -769,58 +778,50 @@ impl<T: Send + 'static> Stream for Receiver<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        let Some(rx) = &this.rx else {
-            return Poll::Ready(None);
-        };
+        let budget = ready!(coop::poll_proceed(cx));
         let stream = this
             .stream
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        let stream =
-            stream.get_or_insert_with(|| Box::new(flume::Receiver::clone(rx).into_stream()));
-        Pin::new(stream).poll_next(cx)
+        let received = ready!(this.chan.poll_recv(&this.handle, stream, cx));
+        budget.made_progress();
+        *stream = RecvOp::Start;
+        Poll::Ready(received.ok())
     }
 }
 
 impl<T: Send + 'static> FusedStream for Receiver<T> {
     fn is_terminated(&self) -> bool {
-        self.rx
-            .as_ref()
-            .is_none_or(|rx| rx.is_disconnected() && rx.is_empty())
+        let stream = crate::loom::lock(&self.stream);
+        self.chan.recv_terminated(&self.handle, &stream)
     }
 }
 
 /// A snapshot of a channel's state, as Trio's `statistics()` reports it.
 ///
-/// Returned by [`Sender::stats`] and [`Receiver::stats`]. The fields are read
-/// one after the other while other tasks may be using the channel, so under
-/// concurrent use they are each accurate but not necessarily all from the same
-/// instant.
-///
-/// Trio's `tasks_waiting_send` and `tasks_waiting_receive` are not reported:
-/// the underlying queue does not expose its waiters, and counting every wait
-/// in this wrapper cost up to half the throughput of a producer/consumer pair
-/// (a consumer that keeps up waits for nearly every value). The struct is
-/// `#[non_exhaustive]`, so they can be added later without breaking anyone.
+/// Returned by [`Sender::stats`] and [`Receiver::stats`]; all fields are read
+/// under the channel's lock, so they come from one instant.
 ///
 /// # Examples
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// let (mut tx, rx) = trellis::channel::<()>(3);
+/// let (tx, rx) = trellis::channel::<()>(3);
 /// tx.close();
 /// let stats = rx.stats();
 /// assert_eq!(stats.max_buffer_size, 3);
 /// assert_eq!(stats.open_send_channels, 0);
 /// assert_eq!(stats.open_receive_channels, 1);
+/// assert_eq!(stats.tasks_waiting_receive, 0);
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub struct ChannelStats {
-    /// Values in the buffer. A value handed to a waiting receiver that has not
-    /// run yet still counts, so a rendezvous channel can briefly report 1.
+    /// Values in the buffer. A value handed straight to a waiting receiver
+    /// is not in the buffer; a value given back by a cancelled receiver is,
+    /// so this can briefly exceed `max_buffer_size` (see [`channel()`]).
     pub current_buffer_used: usize,
     /// The capacity the channel was opened with (`0` for a rendezvous).
     pub max_buffer_size: usize,
@@ -828,6 +829,12 @@ pub struct ChannelStats {
     pub open_send_channels: usize,
     /// Receiver handles neither closed nor dropped.
     pub open_receive_channels: usize,
+    /// Tasks waiting in [`Sender::send`] (or a `Sink` flush) for room or a
+    /// receiver.
+    pub tasks_waiting_send: usize,
+    /// Tasks waiting in [`Receiver::recv`] (or a `Stream`) for a value; a
+    /// receiver that has been handed a value no longer counts.
+    pub tasks_waiting_receive: usize,
 }
 
 /// Why [`Sender::send`] (or the `Sink`) could not send a value; gives the
@@ -870,7 +877,7 @@ impl<T> SendError<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// let (mut tx, _rx) = trellis::channel(1);
+    /// let (tx, _rx) = trellis::channel(1);
     /// tx.close();
     /// assert_eq!(tx.send(42).await.unwrap_err().into_inner(), 42);
     /// # }

@@ -4,9 +4,10 @@
 //! Where tokio already has the primitive with Trio's semantics, this module
 //! re-exports it under its tokio name (one public path per type, and the name
 //! Rust users already know); the Trio names are search aliases. What tokio
-//! lacks — a set-once [`Event`], a [`CapacityLimiter`] whose size can change
-//! and which knows its borrowers, a [`Condition`] tied to its lock — is built
-//! here from tokio's primitives, with no hand-written waiter lists.
+//! lacks — a set-once [`Event`] that counts its waiters, a [`CapacityLimiter`]
+//! whose size can change and which knows its borrowers, a [`Condition`] tied
+//! to its lock — is built here: the `Event` as a flag and a slab of wakers
+//! under one mutex (checked with loom), the others from tokio's primitives.
 //!
 //! These are the lowest layer: [`channel`](crate::channel()) passes values
 //! between tasks, nurseries run the tasks, and the OTP layer's servers
@@ -18,7 +19,7 @@
 //!
 //! | Trio | Trellis | notes |
 //! |---|---|---|
-//! | `Event` | [`Event`] | set once, never reset; clones share the event |
+//! | `Event` | [`Event`] | set once, never reset; clones share the event; `wait` on a set event still yields once; `statistics()` is [`Event::stats`] |
 //! | `Lock`, `StrictFIFOLock` | [`Mutex`] | tokio's mutex is FIFO-fair and guards the data it protects: `lock()` returns a [`MutexGuard`] |
 //! | `Semaphore(initial_value)` | [`Semaphore`] | no `max_value`; `release()` is dropping a [`SemaphorePermit`] or [`Semaphore::add_permits`] |
 //! | `CapacityLimiter` | [`CapacityLimiter`] | tokens are RAII [`CapacityToken`]s; resizable; borrowers via [`CapacityLimiter::acquire_on_behalf_of`] |
@@ -67,7 +68,7 @@ mod event;
 mod limiter;
 
 pub use condition::Condition;
-pub use event::Event;
+pub use event::{Event, EventStats};
 pub use limiter::{
     Borrower, CapacityLimiter, CapacityLimiterError, CapacityLimiterStats, CapacityToken,
 };

@@ -37,8 +37,8 @@ async fn receivers_drain_the_buffer_before_end_of_channel_once_all_senders_drop(
 
 #[tokio::test(start_paused = true)]
 async fn closing_every_sender_clone_ends_the_channel_like_dropping() {
-    let (mut a, rx) = channel::<u8>(1);
-    let mut b = a.clone();
+    let (a, rx) = channel::<u8>(1);
+    let b = a.clone();
     a.close();
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     b.close();
@@ -48,7 +48,7 @@ async fn closing_every_sender_clone_ends_the_channel_like_dropping() {
 
 #[tokio::test(start_paused = true)]
 async fn a_waiting_receiver_sees_end_of_channel_when_the_last_sender_closes() {
-    let (mut tx, rx) = channel::<u8>(0);
+    let (tx, rx) = channel::<u8>(0);
     let receiver = tokio::spawn(async move { rx.recv().await });
     settle().await;
     tx.close();
@@ -57,7 +57,7 @@ async fn a_waiting_receiver_sees_end_of_channel_when_the_last_sender_closes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_closed_sender_gives_the_value_back_and_leaves_its_clones_working() {
-    let (mut tx, rx) = channel(2);
+    let (tx, rx) = channel(2);
     let other = tx.clone();
     tx.close();
     assert_eq!(tx.send("mine").await, Err(SendError::Closed("mine")));
@@ -86,7 +86,7 @@ async fn send_gives_the_value_back_once_every_receiver_is_dropped() {
 #[tokio::test(start_paused = true)]
 async fn a_waiting_send_gets_its_value_back_when_the_last_receiver_closes() {
     for capacity in [0, 1] {
-        let (tx, mut rx) = channel::<String>(capacity);
+        let (tx, rx) = channel::<String>(capacity);
         if capacity == 1 {
             tx.send("fills the buffer".into()).await.unwrap();
         }
@@ -103,7 +103,7 @@ async fn a_waiting_send_gets_its_value_back_when_the_last_receiver_closes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_waiting_send_in_another_task_is_woken_by_the_last_receiver_closing() {
-    let (tx, mut rx) = channel::<u32>(0);
+    let (tx, rx) = channel::<u32>(0);
     let sender = tokio::spawn(async move { tx.send(9).await });
     settle().await;
     rx.close();
@@ -112,7 +112,7 @@ async fn a_waiting_send_in_another_task_is_woken_by_the_last_receiver_closing() 
 
 #[tokio::test(start_paused = true)]
 async fn a_closed_receiver_reports_closed_while_its_clones_still_receive() {
-    let (tx, mut rx) = channel(2);
+    let (tx, rx) = channel(2);
     let other = rx.clone();
     rx.close();
     tx.send(1).await.unwrap();
@@ -123,8 +123,8 @@ async fn a_closed_receiver_reports_closed_while_its_clones_still_receive() {
 
 #[tokio::test(start_paused = true)]
 async fn closing_every_receiver_clone_disconnects_the_senders() {
-    let (tx, mut a) = channel::<u8>(2);
-    let mut b = a.clone();
+    let (tx, a) = channel::<u8>(2);
+    let b = a.clone();
     a.close();
     assert!(tx.try_send(1).is_ok(), "one receiver is still open");
     b.close();
@@ -133,7 +133,7 @@ async fn closing_every_receiver_clone_disconnects_the_senders() {
 
 #[tokio::test(start_paused = true)]
 async fn closing_twice_is_harmless() {
-    let (mut tx, mut rx) = channel::<u8>(1);
+    let (tx, rx) = channel::<u8>(1);
     let _keep_tx = tx.clone();
     let _keep_rx = rx.clone();
     tx.close();
@@ -147,7 +147,7 @@ async fn closing_twice_is_harmless() {
 
 #[tokio::test(start_paused = true)]
 async fn cloning_a_closed_handle_gives_a_closed_handle() {
-    let (mut tx, mut rx) = channel::<u8>(1);
+    let (tx, rx) = channel::<u8>(1);
     let _open_tx = tx.clone();
     let _open_rx = rx.clone();
     tx.close();
@@ -162,7 +162,7 @@ async fn cloning_a_closed_handle_gives_a_closed_handle() {
 
 #[tokio::test(start_paused = true)]
 async fn a_closed_handle_does_not_keep_the_channel_open() {
-    let (mut tx, rx) = channel::<u8>(1);
+    let (tx, rx) = channel::<u8>(1);
     tx.close();
     // `tx` still exists, but closed: the receiver sees the end at once.
     assert_eq!(rx.recv().await, Err(RecvError::EndOfChannel));

@@ -29,7 +29,7 @@ fn try_recv_reports_empty_then_values_in_order_then_end_of_channel() {
 
 #[test]
 fn try_send_reports_disconnected_and_closed_with_the_value() {
-    let (mut tx, rx) = channel(1);
+    let (tx, rx) = channel(1);
     let open = tx.clone();
     tx.close();
     assert_eq!(tx.try_send(1).unwrap_err().into_inner(), 1);
@@ -43,7 +43,7 @@ fn try_send_reports_disconnected_and_closed_with_the_value() {
 
 #[test]
 fn try_recv_on_a_closed_receiver_reports_closed() {
-    let (tx, mut rx) = channel::<u8>(1);
+    let (tx, rx) = channel::<u8>(1);
     tx.try_send(1).unwrap();
     rx.close();
     assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));

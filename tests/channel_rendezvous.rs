@@ -48,12 +48,17 @@ async fn rendezvous_send_in_another_task_completes_only_after_recv() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn rendezvous_send_completes_at_once_when_a_receiver_is_waiting() {
+async fn rendezvous_send_to_a_waiting_receiver_hands_over_at_once_then_yields_once() {
     let (tx, rx) = channel::<u32>(0);
     let receiver = tokio::spawn(async move { rx.recv().await });
     settle().await; // the receiver is waiting now
 
     let mut send = pin!(tx.send(1));
+    assert!(
+        poll_once(send.as_mut()).await.is_pending(),
+        "a checkpoint, even with a receiver waiting"
+    );
+    assert_eq!(tx.stats().tasks_waiting_receive, 0, "already handed over");
     assert_eq!(poll_once(send.as_mut()).await, Poll::Ready(Ok(())));
     assert_eq!(receiver.await.unwrap(), Ok(1));
 }

@@ -60,7 +60,7 @@ async fn a_waiting_sender_is_not_counted_in_the_buffer_until_there_is_room() {
 
 #[test]
 fn stats_work_on_closed_handles_and_after_one_side_is_gone() {
-    let (mut tx, mut rx) = channel::<u8>(3);
+    let (tx, rx) = channel::<u8>(3);
     let keep_rx = rx.clone();
     tx.try_send(1).unwrap();
     tx.close();

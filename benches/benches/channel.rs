@@ -1,10 +1,15 @@
-//! Channel throughput and round-trip latency: `trellis::channel` against
-//! tokio's `mpsc`, `flume` (which `trellis::channel` wraps, so this group
-//! measures the wrapper's cost) and `async-channel`, on a 2-worker
-//! multi-thread runtime.
+//! Channel throughput and round-trip latency: `trellis::channel` (its own
+//! mutex-and-FIFO-queues channel, with Trio's hand-off to waiting receivers)
+//! against tokio's `mpsc`, `flume` and `async-channel`, on a 2-worker
+//! multi-thread runtime, all in one run.
 //!
 //! - `channel_throughput`: one producer task sends 100k `u64`s to one
 //!   consumer task through a channel of capacity 1024.
+//! - `channel_throughput_4_to_1`: four producers send 25k each to one
+//!   consumer (capacity 1024).
+//! - `channel_throughput_4_to_4`: four producers, four consumers sharing the
+//!   receiving side (capacity 1024). tokio's `mpsc` has one consumer only and
+//!   sits this one out.
 //! - `channel_ping_pong`: two tasks bounce a value 10k times over two
 //!   channels of capacity 1.
 //!
@@ -27,6 +32,9 @@ trait Contender {
     type Tx: Send + Sync + 'static;
     type Rx: Send + 'static;
     fn open(capacity: usize) -> (Self::Tx, Self::Rx);
+    /// Another handle on the receiving side, if the channel has several
+    /// consumers.
+    fn clone_rx(rx: &Self::Rx) -> Option<Self::Rx>;
     fn send(tx: &Self::Tx, value: u64) -> impl Future<Output = bool> + Send;
     fn recv(rx: &mut Self::Rx) -> impl Future<Output = Option<u64>> + Send;
 }
@@ -39,6 +47,9 @@ impl Contender for Trellis {
     type Rx = trellis::Receiver<u64>;
     fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
         trellis::channel(capacity)
+    }
+    fn clone_rx(rx: &Self::Rx) -> Option<Self::Rx> {
+        Some(rx.clone())
     }
     async fn send(tx: &Self::Tx, value: u64) -> bool {
         tx.send(value).await.is_ok()
@@ -57,6 +68,10 @@ impl Contender for TokioMpsc {
     fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
         tokio::sync::mpsc::channel(capacity)
     }
+    fn clone_rx(rx: &Self::Rx) -> Option<Self::Rx> {
+        let _ = rx;
+        None
+    }
     async fn send(tx: &Self::Tx, value: u64) -> bool {
         tx.send(value).await.is_ok()
     }
@@ -74,6 +89,9 @@ impl Contender for Flume {
     fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
         flume::bounded(capacity)
     }
+    fn clone_rx(rx: &Self::Rx) -> Option<Self::Rx> {
+        Some(rx.clone())
+    }
     async fn send(tx: &Self::Tx, value: u64) -> bool {
         tx.send_async(value).await.is_ok()
     }
@@ -90,6 +108,9 @@ impl Contender for AsyncChannel {
     type Rx = async_channel::Receiver<u64>;
     fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
         async_channel::bounded(capacity)
+    }
+    fn clone_rx(rx: &Self::Rx) -> Option<Self::Rx> {
+        Some(rx.clone())
     }
     async fn send(tx: &Self::Tx, value: u64) -> bool {
         tx.send(value).await.is_ok()
@@ -117,6 +138,49 @@ async fn throughput<C: Contender>() {
     producer.await.expect("producer panicked");
     let sum = consumer.await.expect("consumer panicked");
     assert_eq!(sum, MESSAGES * (MESSAGES - 1) / 2);
+}
+
+/// `producers` tasks send `MESSAGES` values in all to `consumers` tasks.
+async fn fan_in_out<C: Contender>(producers: u64, consumers: usize) {
+    let (tx, rx) = C::open(CAPACITY);
+    let tx = std::sync::Arc::new(tx);
+    let per_producer = MESSAGES / producers;
+    let producer_tasks: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = std::sync::Arc::clone(&tx);
+            tokio::spawn(async move {
+                for i in 0..per_producer {
+                    assert!(C::send(&tx, p * per_producer + i).await, "consumers gone");
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut receivers: Vec<C::Rx> = (1..consumers)
+        .map(|_| C::clone_rx(&rx).expect("several consumers"))
+        .collect();
+    receivers.push(rx);
+    let consumer_tasks: Vec<_> = receivers
+        .into_iter()
+        .map(|mut rx| {
+            tokio::spawn(async move {
+                let mut sum = 0u64;
+                while let Some(v) = C::recv(&mut rx).await {
+                    sum += v;
+                }
+                sum
+            })
+        })
+        .collect();
+    for p in producer_tasks {
+        p.await.expect("producer panicked");
+    }
+    let mut sum = 0;
+    for c in consumer_tasks {
+        sum += c.await.expect("consumer panicked");
+    }
+    let total = per_producer * producers;
+    assert_eq!(sum, total * (total - 1) / 2);
 }
 
 /// Two tasks bounce a counter `ROUNDS` times over two capacity-1 channels.
@@ -165,6 +229,31 @@ fn channel_throughput(c: &mut Criterion) {
     group.finish();
 }
 
+fn channel_throughput_4_to_1(c: &mut Criterion) {
+    let rt = trellis_benches::runtime();
+    let mut group = c.benchmark_group("channel_throughput_4_to_1");
+    group.throughput(Throughput::Elements(MESSAGES));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(5));
+    bench_one::<Trellis, _>(&mut group, &rt, || fan_in_out::<Trellis>(4, 1));
+    bench_one::<TokioMpsc, _>(&mut group, &rt, || fan_in_out::<TokioMpsc>(4, 1));
+    bench_one::<Flume, _>(&mut group, &rt, || fan_in_out::<Flume>(4, 1));
+    bench_one::<AsyncChannel, _>(&mut group, &rt, || fan_in_out::<AsyncChannel>(4, 1));
+    group.finish();
+}
+
+fn channel_throughput_4_to_4(c: &mut Criterion) {
+    let rt = trellis_benches::runtime();
+    let mut group = c.benchmark_group("channel_throughput_4_to_4");
+    group.throughput(Throughput::Elements(MESSAGES));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(5));
+    bench_one::<Trellis, _>(&mut group, &rt, || fan_in_out::<Trellis>(4, 4));
+    bench_one::<Flume, _>(&mut group, &rt, || fan_in_out::<Flume>(4, 4));
+    bench_one::<AsyncChannel, _>(&mut group, &rt, || fan_in_out::<AsyncChannel>(4, 4));
+    group.finish();
+}
+
 fn channel_ping_pong(c: &mut Criterion) {
     let rt = trellis_benches::runtime();
     let mut group = c.benchmark_group("channel_ping_pong");
@@ -178,5 +267,11 @@ fn channel_ping_pong(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, channel_throughput, channel_ping_pong);
+criterion_group!(
+    benches,
+    channel_throughput,
+    channel_throughput_4_to_1,
+    channel_throughput_4_to_4,
+    channel_ping_pong
+);
 criterion_main!(benches);
