@@ -77,7 +77,8 @@ mod wait;
 
 pub use async_dictionary::AsyncDictionary;
 pub use async_value::{
-    AsyncBool, AsyncValue, EventualValues, Transform, WaitTransition, WaitValue,
+    AsyncBool, AsyncValue, EventualValues, EventualValuesHeld, Transform, Transitions,
+    WaitTransition, WaitValue,
 };
 pub use azip::{Azip, AzipLongest, azip, azip_longest};
 pub use defer::{DeferToCancelled, defer_to_cancelled, failures_of};
