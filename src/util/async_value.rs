@@ -393,18 +393,18 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     /// let start = Instant::now();
     /// let setter = load.clone();
     /// tokio::spawn(async move {
-    ///     tokio::time::sleep(Duration::from_secs(2)).await;
-    ///     setter.set(95); // still high: the hold goes on
-    ///     tokio::time::sleep(Duration::from_secs(2)).await;
-    ///     setter.set(10); // breaks it at 4 s
     ///     tokio::time::sleep(Duration::from_secs(1)).await;
-    ///     setter.set(99); // high again at 5 s
+    ///     setter.set(95); // still high: the hold goes on
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     setter.set(10); // breaks it at 2 s
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     setter.set(99); // high again at 3 s
     /// });
     /// let high = load
     ///     .wait_value_held(|l| *l > 80, Duration::from_secs(3))
     ///     .await;
     /// assert_eq!(high, 99);
-    /// assert_eq!(start.elapsed(), Duration::from_secs(8)); // 5 s + a 3 s hold
+    /// assert_eq!(start.elapsed(), Duration::from_secs(6)); // 3 s + a 3 s hold
     /// # }
     /// ```
     ///
