@@ -92,10 +92,10 @@ pub use wait::{TryWaitAll, WaitAll, WaitAny, WaitAnyFuture, try_wait_all, wait_a
 #[non_exhaustive]
 pub enum UtilError {
     /// [`wait_any`] was given no future: nothing could ever finish first.
-    #[error("wait_any needs at least one future")]
+    #[error("wait_any needs at least one future, got none")]
     NoFutures,
     /// A repeated event already has a listener iterating its events; only
     /// one may listen at a time.
-    #[error("repeated event already has a listener")]
+    #[error("repeated event can only have one listener, and one is already listening")]
     AlreadyListening,
 }
