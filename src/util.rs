@@ -69,7 +69,10 @@
 mod async_dictionary;
 mod async_value;
 mod azip;
+mod cancel_scopes;
+mod compose;
 mod defer;
+mod iterators;
 mod periodic;
 mod repeated_event;
 mod task_stats;
@@ -81,7 +84,10 @@ pub use async_value::{
     WaitTransition, WaitValue,
 };
 pub use azip::{Azip, AzipLongest, azip, azip_longest};
+pub use cancel_scopes::{move_on_when, run_and_cancelling};
+pub use compose::{ComposeSources, Composed, Updater, compose_values};
 pub use defer::{DeferToCancelled, defer_to_cancelled, failures_of};
+pub use iterators::{IterFailAfter, IterMoveOnAfter, iter_fail_after, iter_move_on_after};
 pub use periodic::{Periodic, periodic};
 pub use repeated_event::{MailboxRepeatedEvent, RepeatedEvents, UnqueuedRepeatedEvent};
 pub use task_stats::{TaskStats, TaskStatsReport};

@@ -586,6 +586,34 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     }
 }
 
+impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
+    /// Runs `update` on the current value now and then at every change
+    /// (under this value's lock), until the returned guard is dropped: the
+    /// hook under [`compose_values`](super::compose_values).
+    pub(super) fn follow(&self, mut update: impl FnMut(&T) + Send + 'static) -> Follow<T> {
+        let mut state = lock(&self.shared);
+        update(&state.value);
+        let key = state.waiters.insert(Waiter::Derived(Box::new(update)));
+        drop(state);
+        Follow {
+            shared: Arc::clone(&self.shared),
+            key,
+        }
+    }
+}
+
+/// Unregisters a [`AsyncValue::follow`] hook when dropped.
+pub(super) struct Follow<T> {
+    shared: Arc<Mutex<State<T>>>,
+    key: usize,
+}
+
+impl<T> Drop for Follow<T> {
+    fn drop(&mut self) {
+        lock(&self.shared).waiters.try_remove(self.key);
+    }
+}
+
 /// The future returned by [`AsyncValue::wait_value`].
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitValue<T> {
