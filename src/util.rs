@@ -86,7 +86,10 @@ pub use async_value::{
 pub use azip::{Azip, AzipLongest, azip, azip_longest};
 pub use cancel_scopes::{move_on_when, run_and_cancelling};
 pub use compose::{ComposeSources, Composed, Updater, compose_values};
-pub use defer::{DeferToCancelled, defer_to_cancelled, failures_of};
+pub use defer::{
+    DeferTo, DeferToCancelled, DeferToError, MultiErrorDeferTo, defer_to_cancelled, failures_of,
+    multi_error_defer_to,
+};
 pub use iterators::{IterFailAfter, IterMoveOnAfter, iter_fail_after, iter_move_on_after};
 pub use periodic::{Periodic, periodic};
 pub use repeated_event::{MailboxRepeatedEvent, RepeatedEvents, UnqueuedRepeatedEvent};
