@@ -124,7 +124,7 @@ pub use defer::{
 pub use iterators::{IterFailAfter, IterMoveOnAfter, iter_fail_after, iter_move_on_after};
 pub use periodic::{Periodic, periodic};
 pub use repeated_event::{MailboxRepeatedEvent, RepeatedEvents, UnqueuedRepeatedEvent};
-pub use task_stats::{TaskStats, TaskStatsReport};
+pub use task_stats::{BusyWindow, TaskReport, TaskStats, TaskStatsOptions, TaskStatsReport};
 pub use wait::{TryWaitAll, WaitAll, WaitAny, WaitAnyFuture, try_wait_all, wait_all, wait_any};
 
 /// Why a helper of this module could not do what was asked.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::NurseryOptions;
-use crate::nursery::stats::Recorder;
+use crate::nursery::stats::{Recorder, Thresholds};
 
 /// An instrument for the tasks of a nursery: the slowest single poll and
 /// which task made it, the longest wait between a task being woken and
@@ -94,16 +94,48 @@ impl Default for TaskStats {
 }
 
 impl TaskStats {
-    /// An instrument with a rate window of one second.
+    /// An instrument with the default [`TaskStatsOptions`]: a rate window of
+    /// one second, slow steps above 10 ms, busy windows at 100 polls per
+    /// second or more.
     pub fn new() -> Self {
-        Self::with_rate_window(Duration::from_secs(1))
+        Self::with_options(TaskStatsOptions::new())
     }
 
     /// An instrument that counts polls in windows of `window` (at least one
-    /// millisecond; a shorter one is raised to that).
+    /// millisecond; a shorter one is raised to that), with the other
+    /// defaults of [`TaskStatsOptions`].
     pub fn with_rate_window(window: Duration) -> Self {
+        Self::with_options(TaskStatsOptions::new().rate_window(window))
+    }
+
+    /// An instrument with these thresholds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trellis::util::{TaskStats, TaskStatsOptions};
+    ///
+    /// let stats = TaskStats::with_options(
+    ///     TaskStatsOptions::new()
+    ///         .slow_step(Duration::from_millis(50))
+    ///         .high_rate(1_000.0),
+    /// );
+    /// assert!(stats.task_reports().is_empty());
+    /// ```
+    pub fn with_options(options: TaskStatsOptions) -> Self {
+        let window = options.rate_window.max(Duration::from_millis(1));
+        let per_window = (options.high_rate * window.as_secs_f64()).ceil();
         TaskStats {
-            recorder: Arc::new(Recorder::new(window.max(Duration::from_millis(1)))),
+            recorder: Arc::new(Recorder::new(Thresholds {
+                window,
+                slow_step: options.slow_step,
+                busy_polls: if per_window.is_finite() && per_window >= 1.0 {
+                    per_window as u64
+                } else {
+                    1
+                },
+            })),
         }
     }
 
@@ -124,8 +156,71 @@ impl TaskStats {
             slowest_poll: s.slowest_poll,
             longest_wake_to_poll: s.longest_wake,
             highest_polls_per_window: s.busiest_window_polls,
-            window: self.recorder.window,
+            window: self.recorder.thresholds.window,
         }
+    }
+
+    /// Per task name, the slow steps and the busy rate windows recorded so
+    /// far (trio-util's "slow task step events" and "high task schedule
+    /// rates"); tasks with neither are left out.
+    ///
+    /// A task's numbers are added when it ends (and its windows as they
+    /// close), so read this after the instrumented nursery: that is when
+    /// they are complete. Tasks of the same name share one entry. The
+    /// instrumented nursery logs the same lists when it ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use futures_util::FutureExt as _;
+    /// use trellis::{nursery_with, NurseryError, NurseryOptions, SpawnOptions};
+    /// use trellis::util::{TaskStats, TaskStatsOptions};
+    ///
+    /// let stats = TaskStats::with_options(TaskStatsOptions::new().slow_step(Duration::from_millis(10)));
+    /// nursery_with(stats.instrument(NurseryOptions::new()), |n| async move {
+    ///     n.spawn_with(SpawnOptions::new().name("blocking"), async {
+    ///         // A poll that holds the thread for 30 ms (the paused clock
+    ///         // moves inside the poll).
+    ///         let _ = tokio::time::advance(Duration::from_millis(30)).now_or_never();
+    ///     })?;
+    ///     Ok::<_, NurseryError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// let reports = stats.task_reports();
+    /// assert_eq!(reports.len(), 1);
+    /// assert_eq!(reports[0].task, "blocking");
+    /// assert_eq!(reports[0].slow_steps, [Duration::from_millis(30)]);
+    /// # }
+    /// ```
+    pub fn task_reports(&self) -> Vec<TaskReport> {
+        let window = self.recorder.thresholds.window;
+        self.recorder
+            .flagged()
+            .into_iter()
+            .map(|(task, flagged)| {
+                let mut slow_steps = flagged.slow_steps;
+                slow_steps.sort_unstable_by(|a, b| b.cmp(a));
+                let mut busy_windows: Vec<BusyWindow> = flagged
+                    .busy_windows
+                    .into_iter()
+                    .map(|(start, polls)| BusyWindow {
+                        start,
+                        polls,
+                        rate: polls as f64 / window.as_secs_f64(),
+                    })
+                    .collect();
+                busy_windows.sort_by_key(|w| w.start);
+                TaskReport {
+                    task,
+                    slow_steps,
+                    busy_windows,
+                }
+            })
+            .collect()
     }
 
     /// The name of the task that made the slowest poll.
@@ -168,4 +263,84 @@ impl TaskStatsReport {
     pub fn highest_rate(&self) -> f64 {
         self.highest_polls_per_window as f64 / self.window.as_secs_f64()
     }
+}
+
+/// The thresholds of a [`TaskStats`], after trio-util's
+/// `TaskStats(slow_task_threshold=…, high_rate_task_threshold=…)`.
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | [`slow_step`](Self::slow_step) | 10 ms | a poll longer than this is a slow step, listed per task |
+/// | [`high_rate`](Self::high_rate) | 100 polls/s | a task polled at this rate or more within a rate window has that window listed |
+/// | [`rate_window`](Self::rate_window) | 1 s | the windows in which rates are counted (trio-util: 0.25 s) |
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskStatsOptions {
+    slow_step: Duration,
+    high_rate: f64,
+    rate_window: Duration,
+}
+
+impl Default for TaskStatsOptions {
+    fn default() -> Self {
+        TaskStatsOptions {
+            slow_step: Duration::from_millis(10),
+            high_rate: 100.0,
+            rate_window: Duration::from_secs(1),
+        }
+    }
+}
+
+impl TaskStatsOptions {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Polls longer than `threshold` are slow steps.
+    #[must_use]
+    pub fn slow_step(mut self, threshold: Duration) -> Self {
+        self.slow_step = threshold;
+        self
+    }
+
+    /// A task's window is busy when the task is polled `polls_per_second`
+    /// times a second or more in it (at least once per window).
+    #[must_use]
+    pub fn high_rate(mut self, polls_per_second: f64) -> Self {
+        self.high_rate = polls_per_second;
+        self
+    }
+
+    /// Rates are counted in windows of `window` (at least one millisecond).
+    #[must_use]
+    pub fn rate_window(mut self, window: Duration) -> Self {
+        self.rate_window = window;
+        self
+    }
+}
+
+/// One task name's slow steps and busy windows; see
+/// [`TaskStats::task_reports`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct TaskReport {
+    /// The task name (tasks of the same name share a report).
+    pub task: String,
+    /// Every poll longer than the slow-step threshold, longest first.
+    pub slow_steps: Vec<Duration>,
+    /// Every rate window in which the task reached the high-rate threshold,
+    /// in time order.
+    pub busy_windows: Vec<BusyWindow>,
+}
+
+/// A rate window in which one task was polled at a high rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BusyWindow {
+    /// When the window started, measured from the instrument's creation.
+    pub start: Duration,
+    /// The task's polls in the window.
+    pub polls: u64,
+    /// The same, per second.
+    pub rate: f64,
 }
