@@ -56,7 +56,10 @@ async fn wait_transition_is_a_checkpoint() {
         let v = v.clone();
         async move { v.set(1) }
     });
-    assert_eq!(assert_checkpoint(v.wait_transition(|_, _| true)).await, (1, 0));
+    assert_eq!(
+        assert_checkpoint(v.wait_transition(|_, _| true)).await,
+        (1, 0)
+    );
     setter.await.unwrap();
 }
 

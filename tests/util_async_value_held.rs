@@ -74,8 +74,5 @@ async fn eventual_values_held_yields_values_that_held_and_skips_flickers() {
     assert_eq!(start.elapsed(), 2 * SEC);
     setter.await.unwrap();
     // Unchanged: nothing more, however long we look.
-    assert_eq!(
-        trellis::move_on_after(10 * SEC, settled.next()).await,
-        None
-    );
+    assert_eq!(trellis::move_on_after(10 * SEC, settled.next()).await, None);
 }

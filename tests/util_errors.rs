@@ -28,5 +28,8 @@ async fn a_second_listener_is_told_there_can_only_be_one() {
 async fn wait_any_with_nothing_to_wait_on_says_so() {
     let none: Vec<std::future::Ready<()>> = Vec::new();
     let err = wait_any(none).await.unwrap_err();
-    assert_eq!(err.to_string(), "wait_any needs at least one future, got none");
+    assert_eq!(
+        err.to_string(),
+        "wait_any needs at least one future, got none"
+    );
 }

@@ -57,6 +57,8 @@ async fn iter_fail_after_yields_too_slow_then_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn iter_fail_after_ends_cleanly_with_its_stream() {
-    let got: Vec<_> = iter_fail_after(2 * SEC, spaced(vec![SEC, SEC])).collect().await;
+    let got: Vec<_> = iter_fail_after(2 * SEC, spaced(vec![SEC, SEC]))
+        .collect()
+        .await;
     assert_eq!(got, [Ok(0), Ok(1)]);
 }

@@ -46,7 +46,10 @@ async fn together(outcomes: Vec<Outcome>) -> Result<(), NurseryError> {
 
 async fn failed(outcomes: Vec<Outcome>) -> NurseryError {
     let err = together(outcomes).await.unwrap_err();
-    assert!(err.failures().len() > 1, "the helper must produce a multi-error");
+    assert!(
+        err.failures().len() > 1,
+        "the helper must produce a multi-error"
+    );
     err
 }
 
@@ -62,7 +65,11 @@ fn only_error(err: &NurseryError) -> &(dyn std::error::Error + Send + Sync + 'st
 #[tokio::test(start_paused = true)]
 async fn a_cancellation_listed_first_outranks_a_routine_error() {
     let err = failed(vec![fail(Obstacle("a")), fail(NurseryError::Cancelled)]).await;
-    let out = DeferTo::new().cancelled().error::<Obstacle>().defer(err).unwrap();
+    let out = DeferTo::new()
+        .cancelled()
+        .error::<Obstacle>()
+        .defer(err)
+        .unwrap();
     assert!(matches!(out, NurseryError::Cancelled));
 }
 
@@ -80,7 +87,11 @@ async fn timeouts_and_too_slow_count_as_cancellations() {
         .await
         .unwrap_err();
     let err = failed(vec![fail(too_slow), fail(Obstacle("a"))]).await;
-    let out = DeferTo::new().cancelled().error::<Obstacle>().defer(err).unwrap();
+    let out = DeferTo::new()
+        .cancelled()
+        .error::<Obstacle>()
+        .defer(err)
+        .unwrap();
     assert!(only_error(&out).is::<trellis::TooSlow>());
 }
 
@@ -101,7 +112,12 @@ async fn different_errors_at_the_top_are_ambiguous_when_strict() {
 
 #[tokio::test(start_paused = true)]
 async fn not_strict_the_first_of_the_top_errors_wins() {
-    let err = failed(vec![fail(Obstacle("x")), fail(Obstacle("y")), fail(NurseryError::Cancelled)]).await;
+    let err = failed(vec![
+        fail(Obstacle("x")),
+        fail(Obstacle("y")),
+        fail(NurseryError::Cancelled),
+    ])
+    .await;
     // "First" is in the order the failures happened.
     let first = err
         .failures()
@@ -116,7 +132,13 @@ async fn not_strict_the_first_of_the_top_errors_wins() {
         .defer(err)
         .unwrap();
     assert_eq!(only_error(&out).to_string().len(), "obstacle x".len());
-    assert_eq!((out.failures()[0].task().to_owned(), out.failures()[0].to_string()), first);
+    assert_eq!(
+        (
+            out.failures()[0].task().to_owned(),
+            out.failures()[0].to_string()
+        ),
+        first
+    );
 }
 
 #[tokio::test(start_paused = true)]

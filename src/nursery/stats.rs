@@ -20,7 +20,9 @@
 use crate::loom::lock;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Wake, Waker};
 use std::time::Duration;
@@ -94,7 +96,7 @@ struct Names {
 
 #[derive(Debug, Default)]
 struct FlaggedTasks {
-    /// In order of first appearance.
+    /// In the order the names were first flushed (as their tasks ended).
     order: Vec<Cow<'static, str>>,
     by_name: HashMap<Cow<'static, str>, Flagged>,
 }
@@ -135,7 +137,7 @@ impl Recorder {
         }
     }
 
-    /// The flagged tasks, in order of first appearance.
+    /// The flagged task names, in the order they were first flushed.
     pub(crate) fn flagged(&self) -> Vec<(String, Flagged)> {
         let flagged = lock(&self.flagged);
         flagged
@@ -273,7 +275,13 @@ impl Recorder {
             for (name, windows) in busy {
                 let windows: Vec<String> = windows
                     .iter()
-                    .map(|(start, polls)| format!("{:.0} Hz at {start:?}", *polls as f64 / secs))
+                    .map(|(start, polls)| {
+                        format!(
+                            "{:.0} Hz at +{:.2}s",
+                            *polls as f64 / secs,
+                            start.as_secs_f64()
+                        )
+                    })
                     .collect();
                 text.push_str(&format!("\n  {name}: {}", windows.join(", ")));
             }
@@ -446,7 +454,9 @@ impl Probe {
         if let Some(latency) = latency {
             if latency >= *longest_wake {
                 *longest_wake = latency;
-                recorder.beat(&recorder.longest_wake, latency, task, |n| &mut n.longest_wake);
+                recorder.beat(&recorder.longest_wake, latency, task, |n| {
+                    &mut n.longest_wake
+                });
             }
         }
         // Polls are counted in windows of a fixed grid from `origin`; a poll

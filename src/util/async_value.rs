@@ -469,18 +469,19 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     {
         let predicate: SharedPredicate<T> = Arc::new(predicate);
         let state = (self.clone(), predicate, None::<T>);
-        let stream = futures_util::stream::unfold(state, move |(value, predicate, last)| async move {
-            loop {
-                let current = hold(&value, &predicate, held_for).await;
-                if last.as_ref() == Some(&current) {
-                    // Already yielded: wait for a change first.
-                    let seen = current.clone();
-                    value.wait_value(move |v| *v != seen).await;
-                    continue;
+        let stream =
+            futures_util::stream::unfold(state, move |(value, predicate, last)| async move {
+                loop {
+                    let current = hold(&value, &predicate, held_for).await;
+                    if last.as_ref() == Some(&current) {
+                        // Already yielded: wait for a change first.
+                        let seen = current.clone();
+                        value.wait_value(move |v| *v != seen).await;
+                        continue;
+                    }
+                    return Some((current.clone(), (value, predicate, Some(current))));
                 }
-                return Some((current.clone(), (value, predicate, Some(current))));
-            }
-        });
+            });
         EventualValuesHeld {
             inner: Box::pin(stream),
         }

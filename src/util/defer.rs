@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::{NurseryError, TaskFailure};
 use crate::cancel::current;
+use crate::{NurseryError, TaskFailure};
 
 /// Runs `future`; if it returns an `Err` for which `routine` holds while the
 /// enclosing scope is cancelled, the error yields to the cancellation.
@@ -398,14 +398,19 @@ fn is_cancellation(error: &(dyn StdError + Send + Sync + 'static)) -> bool {
 
 fn is_nested_failure(failure: &TaskFailure) -> bool {
     matches!(
-        failure.error().and_then(|e| e.downcast_ref::<NurseryError>()),
+        failure
+            .error()
+            .and_then(|e| e.downcast_ref::<NurseryError>()),
         Some(NurseryError::Failed { .. })
     )
 }
 
 fn collect_leaves<'a>(failures: &'a [TaskFailure], out: &mut Vec<&'a TaskFailure>) {
     for failure in failures {
-        match failure.error().and_then(|e| e.downcast_ref::<NurseryError>()) {
+        match failure
+            .error()
+            .and_then(|e| e.downcast_ref::<NurseryError>())
+        {
             Some(nested @ NurseryError::Failed { .. }) => collect_leaves(nested.failures(), out),
             _ => out.push(failure),
         }

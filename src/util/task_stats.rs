@@ -166,8 +166,9 @@ impl TaskStats {
     ///
     /// A task's numbers are added when it ends (and its windows as they
     /// close), so read this after the instrumented nursery: that is when
-    /// they are complete. Tasks of the same name share one entry. The
-    /// instrumented nursery logs the same lists when it ends.
+    /// they are complete. Tasks of the same name share one entry; entries
+    /// come in the order their first task ended. The instrumented nursery
+    /// logs the same lists when it ends.
     ///
     /// # Examples
     ///
