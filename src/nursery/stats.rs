@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::cancel::WakerRegistration;
 
 /// The numbers, as [`Recorder::snapshot`] reads them.
 #[derive(Clone, Debug, Default)]
@@ -72,17 +71,25 @@ pub(crate) struct Recorder {
     window_nanos: u64,
     slow_nanos: u64,
     origin: Instant,
-    polls: AtomicU64,
     /// Slowest poll in nanoseconds, plus one (zero: no poll yet).
     slowest: AtomicU64,
     /// Longest wake-to-poll in nanoseconds, plus one (zero: none yet).
     longest_wake: AtomicU64,
-    window_id: AtomicU64,
-    window_polls: AtomicU64,
+    /// What tasks write as they flush, on a cache line of its own so that
+    /// the fields every poll reads above stay shared between the workers.
+    counts: Counts,
     /// The names of the record holders, and the closed windows.
     names: Mutex<Names>,
     /// Slow steps and busy windows, per task name.
     flagged: Mutex<FlaggedTasks>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Counts {
+    polls: AtomicU64,
+    window_id: AtomicU64,
+    window_polls: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -112,11 +119,9 @@ impl Recorder {
             slow_nanos: nanos(thresholds.slow_step),
             thresholds,
             origin: Instant::now(),
-            polls: AtomicU64::new(0),
             slowest: AtomicU64::new(0),
             longest_wake: AtomicU64::new(0),
-            window_id: AtomicU64::new(0),
-            window_polls: AtomicU64::new(0),
+            counts: Counts::default(),
             names: Mutex::default(),
             flagged: Mutex::default(),
         }
@@ -128,12 +133,12 @@ impl Recorder {
         let names = lock(&self.names);
         let stored = |a: &AtomicU64| Duration::from_nanos(a.load(Relaxed).saturating_sub(1));
         Snapshot {
-            polls: self.polls.load(Relaxed),
+            polls: self.counts.polls.load(Relaxed),
             slowest_poll: stored(&self.slowest),
             slowest_poll_task: names.slowest_poll.clone(),
             longest_wake: stored(&self.longest_wake),
             longest_wake_task: names.longest_wake.clone(),
-            busiest_window_polls: names.busiest_closed.max(self.window_polls.load(Relaxed)),
+            busiest_window_polls: names.busiest_closed.max(self.counts.window_polls.load(Relaxed)),
         }
     }
 
@@ -176,23 +181,23 @@ impl Recorder {
         if polls == 0 {
             return;
         }
-        self.polls.fetch_add(polls, Relaxed);
-        if id == self.window_id.load(Relaxed) {
-            self.window_polls.fetch_add(polls, Relaxed);
+        self.counts.polls.fetch_add(polls, Relaxed);
+        if id == self.counts.window_id.load(Relaxed) {
+            self.counts.window_polls.fetch_add(polls, Relaxed);
             return;
         }
         let mut names = lock(&self.names);
-        let current = self.window_id.load(Relaxed);
+        let current = self.counts.window_id.load(Relaxed);
         if id > current {
-            let closed = self.window_polls.swap(polls, Relaxed);
-            self.window_id.store(id, Relaxed);
+            let closed = self.counts.window_polls.swap(polls, Relaxed);
+            self.counts.window_id.store(id, Relaxed);
             names.busiest_closed = names.busiest_closed.max(closed);
             if names.recent.len() == RECENT_WINDOWS {
                 names.recent.pop_front();
             }
             names.recent.push_back((current, closed));
         } else if id == current {
-            self.window_polls.fetch_add(polls, Relaxed);
+            self.counts.window_polls.fetch_add(polls, Relaxed);
         } else {
             // A late flush for a closed window.
             let total = match names.recent.iter_mut().find(|(w, _)| *w == id) {
@@ -312,15 +317,16 @@ impl Drop for InPoll {
 
 /// One task's instrument: the waker wrapper and the task's own counts,
 /// flushed to the recorder when it is dropped.
+///
+/// Laid out so that a poll touches one cache line of it (the fields every
+/// poll uses come first, and the allocation is line-aligned) and one of the
+/// [`WakeSlot`].
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct Probe {
     recorder: Arc<Recorder>,
     slot: Arc<WakeSlot>,
     waker: Waker,
-    /// The runtime waker last stored in the slot: while the runtime hands
-    /// the task the same one (it does, for the task's life), a poll stores
-    /// nothing.
-    stored: WakerRegistration,
     /// This task's slowest poll and longest wake so far (ns): the shared
     /// records are looked at only when these are beaten.
     slowest: u64,
@@ -328,25 +334,31 @@ pub(crate) struct Probe {
     /// The rate window this task's polls are being counted in.
     window_id: u64,
     window_polls: u64,
-    /// Slow steps and busy windows not yet flushed, and the task's name
-    /// (kept once one is seen).
+    /// Slow steps, busy windows and the task's name: rarely there.
+    cold: Option<Box<Cold>>,
+}
+
+#[derive(Debug, Default)]
+struct Cold {
     flagged: Flagged,
     name: Option<Cow<'static, str>>,
 }
 
+/// What a wake touches: one cache line (with the `Arc` counts in front).
 #[derive(Debug)]
+#[repr(C)]
 struct WakeSlot {
+    /// When the task was first woken since its last poll (nanoseconds since
+    /// `origin`, plus one; zero: not woken).
+    woken_at: AtomicU64,
     /// The runtime's waker for the task, set at the first poll and woken by
     /// reference: a wake takes no lock and clones nothing.
     first: OnceLock<Waker>,
     /// Set if the runtime ever hands the task another waker (never, for a
     /// tokio task): then `other` is the one to wake.
     moved: AtomicBool,
-    other: Mutex<Option<Waker>>,
     origin: Instant,
-    /// When the task was first woken since its last poll (nanoseconds since
-    /// `origin`, plus one; zero: not woken).
-    woken_at: AtomicU64,
+    other: Mutex<Option<Waker>>,
 }
 
 impl Wake for WakeSlot {
@@ -393,12 +405,10 @@ impl Probe {
             recorder,
             waker: Waker::from(Arc::clone(&slot)),
             slot,
-            stored: WakerRegistration::default(),
             slowest: 0,
             longest_wake: 0,
             window_polls: 0,
-            flagged: Flagged::default(),
-            name: None,
+            cold: None,
         })
     }
 
@@ -409,14 +419,23 @@ impl Probe {
         runtime_waker: &Waker,
         now: Instant,
     ) -> (&Waker, Option<u64>) {
-        let slot = &self.slot;
-        self.stored.update_with(runtime_waker, |w| {
-            if slot.first.set(w.clone()).is_err() {
-                *lock(&slot.other) = Some(w.clone());
-                slot.moved.store(true, Release);
-            }
-        });
-        let woken_at = self.slot.woken_at.swap(0, Relaxed);
+        let slot = &*self.slot;
+        let same = if slot.moved.load(Relaxed) {
+            lock(&slot.other)
+                .as_ref()
+                .is_some_and(|w| w.will_wake(runtime_waker))
+        } else {
+            slot.first.get().is_some_and(|w| w.will_wake(runtime_waker))
+        };
+        if !same && slot.first.set(runtime_waker.clone()).is_err() {
+            *lock(&slot.other) = Some(runtime_waker.clone());
+            slot.moved.store(true, Release);
+        }
+        // Most polls follow a wake; the swap is skipped when none came.
+        let woken_at = match slot.woken_at.load(Relaxed) {
+            0 => 0,
+            _ => slot.woken_at.swap(0, Relaxed),
+        };
         let latency =
             (woken_at != 0).then(|| self.recorder.since_origin(now).saturating_sub(woken_at - 1));
         (&self.waker, latency)
@@ -436,8 +455,7 @@ impl Probe {
             longest_wake,
             window_id,
             window_polls,
-            flagged,
-            name,
+            cold,
             ..
         } = self;
         let recorder = &**recorder;
@@ -448,8 +466,9 @@ impl Probe {
             recorder.beat(&recorder.slowest, took, task, |n| &mut n.slowest_poll);
         }
         if took > recorder.slow_nanos {
-            flagged.slow_steps.push(Duration::from_nanos(took));
-            keep_name(name, task);
+            let cold = cold.get_or_insert_with(Box::default);
+            cold.flagged.slow_steps.push(Duration::from_nanos(took));
+            keep_name(&mut cold.name, task);
         }
         if let Some(latency) = latency {
             if latency >= *longest_wake {
@@ -463,12 +482,13 @@ impl Probe {
         // in a later window closes this task's current one.
         let id = start / recorder.window_nanos;
         if id != *window_id {
-            close_window(recorder, *window_id, window_polls, flagged);
+            close_window(recorder, *window_id, window_polls, cold);
             *window_id = id;
         }
         *window_polls += 1;
         if *window_polls == recorder.thresholds.busy_polls {
-            keep_name(name, task); // this window will be flagged
+            // This window will be flagged.
+            keep_name(&mut cold.get_or_insert_with(Box::default).name, task);
         }
     }
 }
@@ -482,11 +502,12 @@ fn keep_name(name: &mut Option<Cow<'static, str>>, task: &Cow<'static, str>) {
 
 /// Flushes a task's count for window `id` and flags the window if it was
 /// busy.
-fn close_window(recorder: &Recorder, id: u64, polls: &mut u64, flagged: &mut Flagged) {
+fn close_window(recorder: &Recorder, id: u64, polls: &mut u64, cold: &mut Option<Box<Cold>>) {
     let polls = std::mem::take(polls);
     if polls > 0 && polls >= recorder.thresholds.busy_polls {
         let start = Duration::from_nanos(id.saturating_mul(recorder.window_nanos));
-        flagged.busy_windows.push((start, polls));
+        let cold = cold.get_or_insert_with(Box::default);
+        cold.flagged.busy_windows.push((start, polls));
     }
     recorder.add_window(id, polls);
 }
@@ -500,12 +521,14 @@ impl Drop for Probe {
             &self.recorder,
             self.window_id,
             &mut self.window_polls,
-            &mut self.flagged,
+            &mut self.cold,
         );
-        let flagged = std::mem::take(&mut self.flagged);
-        if !(flagged.slow_steps.is_empty() && flagged.busy_windows.is_empty()) {
-            let name = self.name.take().unwrap_or(Cow::Borrowed("task"));
-            self.recorder.add_flagged(&name, flagged);
+        if let Some(cold) = self.cold.take() {
+            let Cold { flagged, name } = *cold;
+            if !(flagged.slow_steps.is_empty() && flagged.busy_windows.is_empty()) {
+                let name = name.unwrap_or(Cow::Borrowed("task"));
+                self.recorder.add_flagged(&name, flagged);
+            }
         }
     }
 }

@@ -20,20 +20,32 @@ use crate::nursery::stats::{Recorder, Thresholds};
 
 /// An instrument for the tasks of a nursery: the slowest single poll and
 /// which task made it, the longest wait between a task being woken and
-/// being polled, and the highest rate of task polls.
+/// being polled, the highest rate of task polls, and per task the slow
+/// steps and busy windows above the [`TaskStatsOptions`] thresholds.
 ///
 /// Enable it with [`instrument`](Self::instrument) on the
 /// [`NurseryOptions`] of a nursery: every task spawned in that nursery, and
 /// in nurseries opened inside it, is measured. When that nursery ends, the
 /// numbers are logged through `tracing` (event `"task stats"` at `INFO`,
-/// target `trellis::task_stats`); [`stats`](Self::stats) reads them at any
-/// time. The nursery's body itself is not a task and is not measured.
+/// target `trellis::task_stats`), followed, when there are any, by the
+/// lists trio-util prints: "slow task steps (> 10ms):" with each task's
+/// slow steps, longest first, and "high task schedule rates" with each
+/// task's busy windows. The nursery's body itself is not a task and is not
+/// measured.
+///
+/// Each task counts on its own and adds its numbers to the shared ones
+/// when it ends (and when its rate window changes), so
+/// [`stats`](Self::stats) and [`task_reports`](Self::task_reports) are
+/// complete once the instrumented nursery has ended; read while it runs,
+/// they leave out what running tasks have not flushed yet.
 ///
 /// | number | meaning |
 /// |---|---|
 /// | [`slowest_poll`](TaskStatsReport::slowest_poll) | the longest time one `poll` of a task took: code that blocks the thread between two `.await`s |
 /// | [`longest_wake_to_poll`](TaskStatsReport::longest_wake_to_poll) | the longest time from a wake (or the spawn) to the poll: how far behind the runtime is |
 /// | [`highest_polls_per_window`](TaskStatsReport::highest_polls_per_window) | the most task polls in one window (1 s by default): a scheduling storm |
+/// | [`TaskReport::slow_steps`] | per task name, every poll longer than the slow-step threshold (10 ms by default) |
+/// | [`TaskReport::busy_windows`] | per task name, every window in which it was polled at the high-rate threshold or more (100 polls/s by default) |
 ///
 /// # Cost
 ///
