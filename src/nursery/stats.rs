@@ -7,12 +7,11 @@
 //! wake since its last poll) and reads the clock twice per poll.
 //!
 //! Counting is batched per task: each task's [`Probe`] (owned by its driver,
-//! so touched by one thread at a time) keeps its own poll count, records,
-//! slow steps and rate window, and writes the shared [`Recorder`] only when
-//! it beats a shared record (a relaxed load otherwise), when its rate window
-//! changes, and when it ends (the probe is dropped with the task, before
-//! its nursery can end). So a poll touches no cache line that another
-//! worker writes.
+//! so touched by one thread at a time) keeps its own poll count, slow steps
+//! and rate window, and writes the shared [`Recorder`] only when it beats a
+//! shared record (a relaxed load otherwise), when its rate window changes,
+//! and when it ends (the probe is dropped with the task, right after its
+//! last poll). So a poll writes no cache line that another worker writes.
 //!
 //! Times are kept as nanoseconds since the recorder's creation (`origin`),
 //! plus one, so that zero can mean "none".
@@ -318,19 +317,14 @@ impl Drop for InPoll {
 /// One task's instrument: the waker wrapper and the task's own counts,
 /// flushed to the recorder when it is dropped.
 ///
-/// Laid out so that a poll touches one cache line of it (the fields every
-/// poll uses come first, and the allocation is line-aligned) and one of the
-/// [`WakeSlot`].
+/// Kept small (56 bytes: a poll touches about one cache line of it, and
+/// one of the [`WakeSlot`]); an over-aligned allocation was tried and cost
+/// more in `malloc` than it saved.
 #[derive(Debug)]
-#[repr(C, align(64))]
 pub(crate) struct Probe {
     recorder: Arc<Recorder>,
     slot: Arc<WakeSlot>,
     waker: Waker,
-    /// This task's slowest poll and longest wake so far (ns): the shared
-    /// records are looked at only when these are beaten.
-    slowest: u64,
-    longest_wake: u64,
     /// The rate window this task's polls are being counted in.
     window_id: u64,
     window_polls: u64,
@@ -405,8 +399,6 @@ impl Probe {
             recorder,
             waker: Waker::from(Arc::clone(&slot)),
             slot,
-            slowest: 0,
-            longest_wake: 0,
             window_polls: 0,
             cold: None,
         })
@@ -451,8 +443,6 @@ impl Probe {
     ) {
         let Probe {
             recorder,
-            slowest,
-            longest_wake,
             window_id,
             window_polls,
             cold,
@@ -461,22 +451,18 @@ impl Probe {
         let recorder = &**recorder;
         let start = recorder.since_origin(started);
         let took = recorder.since_origin(Instant::now()).saturating_sub(start);
-        if took >= *slowest {
-            *slowest = took;
-            recorder.beat(&recorder.slowest, took, task, |n| &mut n.slowest_poll);
-        }
+        // The shared records are read (a relaxed load of a line that is
+        // rarely written) and written only when beaten.
+        recorder.beat(&recorder.slowest, took, task, |n| &mut n.slowest_poll);
         if took > recorder.slow_nanos {
             let cold = cold.get_or_insert_with(Box::default);
             cold.flagged.slow_steps.push(Duration::from_nanos(took));
             keep_name(&mut cold.name, task);
         }
         if let Some(latency) = latency {
-            if latency >= *longest_wake {
-                *longest_wake = latency;
-                recorder.beat(&recorder.longest_wake, latency, task, |n| {
-                    &mut n.longest_wake
-                });
-            }
+            recorder.beat(&recorder.longest_wake, latency, task, |n| {
+                &mut n.longest_wake
+            });
         }
         // Polls are counted in windows of a fixed grid from `origin`; a poll
         // in a later window closes this task's current one.
