@@ -50,14 +50,15 @@ use crate::nursery::stats::{Recorder, Thresholds};
 /// # Cost
 ///
 /// Disabled (the default), a task driver pays one predictable branch per
-/// poll: the `spawn` benchmark shows no difference. Enabled: one boxed probe
-/// and one waker wrapper per task, two clock reads per poll (one more for a
-/// wake from outside an instrumented poll), and a few relaxed atomics on the
-/// shared recorder, whose lock is taken only when a record is beaten or a
-/// window closes. That is about 150 ns per task poll on the reference VM,
-/// where reading the clock is slow: noticeable for tasks that do nothing
-/// but yield (the `task_stats` benchmark, 2–2.7× there), small for tasks
-/// that do work between `.await`s. See `BENCHMARKS.md`.
+/// poll: the `spawn` benchmark shows no difference. Enabled: two small
+/// allocations per task (the probe and its waker wrapper), two clock reads
+/// per poll (one more for a wake from outside an instrumented poll, such as
+/// tokio's deferred `yield_now` wakes), and no shared write per poll: each
+/// task counts on its own and flushes when it ends. On the reference VM
+/// that is about 150 ns of CPU per task poll, most of it the clock reads
+/// and the probe's cold cache lines: about 2× for tasks that do nothing but
+/// yield (the `task_stats` benchmark), small for tasks that do work between
+/// `.await`s. See `BENCHMARKS.md`.
 ///
 /// A wake made from inside an instrumented poll on the same thread is
 /// stamped with that poll's start rather than the exact moment (one clock
