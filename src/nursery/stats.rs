@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-
 /// The numbers, as [`Recorder::snapshot`] reads them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Snapshot {
@@ -137,7 +136,9 @@ impl Recorder {
             slowest_poll_task: names.slowest_poll.clone(),
             longest_wake: stored(&self.longest_wake),
             longest_wake_task: names.longest_wake.clone(),
-            busiest_window_polls: names.busiest_closed.max(self.counts.window_polls.load(Relaxed)),
+            busiest_window_polls: names
+                .busiest_closed
+                .max(self.counts.window_polls.load(Relaxed)),
         }
     }
 
