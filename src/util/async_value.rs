@@ -944,7 +944,7 @@ fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
 /// tokio::task::yield_now().await;
 /// connected.set(true);
 /// assert_eq!(watcher.await.unwrap(), (true, false));
-/// connected.wait_value(true).await; // already true: returns at once
+/// connected.wait_value(true).await; // already true: returns after one yield
 /// # }
 /// ```
 #[derive(Clone, Default)]
@@ -976,7 +976,8 @@ impl AsyncBool {
         self.value.set(value)
     }
 
-    /// Waits until the flag equals `value` (at once if it already does).
+    /// Waits until the flag equals `value` (after one yield if it already
+    /// does: a checkpoint, like [`AsyncValue::wait_value`]).
     ///
     /// # Cancel safety
     ///

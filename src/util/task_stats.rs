@@ -287,6 +287,18 @@ impl TaskStatsReport {
 /// | [`slow_step`](Self::slow_step) | 10 ms | a poll longer than this is a slow step, listed per task |
 /// | [`high_rate`](Self::high_rate) | 100 polls/s | a task polled at this rate or more within a rate window has that window listed |
 /// | [`rate_window`](Self::rate_window) | 1 s | the windows in which rates are counted (trio-util: 0.25 s) |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::util::{TaskStats, TaskStatsOptions};
+///
+/// // trio-util's defaults, with its quarter-second windows.
+/// let options = TaskStatsOptions::new().rate_window(Duration::from_millis(250));
+/// let stats = TaskStats::with_options(options);
+/// assert_eq!(stats.stats().window, Duration::from_millis(250));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TaskStatsOptions {
     slow_step: Duration,
