@@ -143,10 +143,12 @@ impl TaskStats {
             recorder: Arc::new(Recorder::new(Thresholds {
                 window,
                 slow_step: options.slow_step,
-                busy_polls: if per_window.is_finite() && per_window >= 1.0 {
-                    per_window as u64
+                // NaN or infinite: never busy; zero or less: every window
+                // with a poll (`as` saturates).
+                busy_polls: if per_window.is_nan() {
+                    u64::MAX
                 } else {
-                    1
+                    (per_window as u64).max(1)
                 },
             })),
         }
