@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
@@ -318,14 +318,17 @@ impl Drop for InPoll {
 /// One task's instrument: the waker wrapper and the task's own counts,
 /// flushed to the recorder when it is dropped.
 ///
-/// Kept small (56 bytes: a poll touches about one cache line of it, and
+/// Kept small (64 bytes: a poll touches about one cache line of it, and
 /// one of the [`WakeSlot`]); an over-aligned allocation was tried and cost
 /// more in `malloc` than it saved.
 #[derive(Debug)]
 pub(crate) struct Probe {
     recorder: Arc<Recorder>,
-    slot: Arc<WakeSlot>,
-    waker: Waker,
+    /// The wake slot and the waker wrapping it, made at the first poll.
+    wake: Option<(Arc<WakeSlot>, Waker)>,
+    /// When the task was spawned (ns since `origin`, plus one; zero once
+    /// polled): the spawn counts as its first wake.
+    spawned_at: u64,
     /// The rate window this task's polls are being counted in.
     window_id: u64,
     window_polls: u64,
@@ -346,9 +349,9 @@ struct WakeSlot {
     /// When the task was first woken since its last poll (nanoseconds since
     /// `origin`, plus one; zero: not woken).
     woken_at: AtomicU64,
-    /// The runtime's waker for the task, set at the first poll and woken by
+    /// The runtime's waker for the task, from its first poll, woken by
     /// reference: a wake takes no lock and clones nothing.
-    first: OnceLock<Waker>,
+    first: Waker,
     /// Set if the runtime ever hands the task another waker (never, for a
     /// tokio task): then `other` is the one to wake.
     moved: AtomicBool,
@@ -377,8 +380,8 @@ impl Wake for WakeSlot {
             if let Some(waker) = lock(&self.other).as_ref() {
                 waker.wake_by_ref();
             }
-        } else if let Some(waker) = self.first.get() {
-            waker.wake_by_ref();
+        } else {
+            self.first.wake_by_ref();
         }
     }
 }
@@ -386,20 +389,12 @@ impl Wake for WakeSlot {
 impl Probe {
     /// A probe for a task spawned now: the spawn counts as its first wake.
     pub(crate) fn new(recorder: Arc<Recorder>) -> Box<Self> {
-        let origin = recorder.origin;
         let now = recorder.since_origin(Instant::now());
-        let slot = Arc::new(WakeSlot {
-            first: OnceLock::new(),
-            moved: AtomicBool::new(false),
-            other: Mutex::new(None),
-            origin,
-            woken_at: AtomicU64::new(now + 1),
-        });
         Box::new(Probe {
             window_id: now / recorder.window_nanos,
             recorder,
-            waker: Waker::from(Arc::clone(&slot)),
-            slot,
+            wake: None,
+            spawned_at: now + 1,
             window_polls: 0,
             cold: None,
         })
@@ -412,15 +407,38 @@ impl Probe {
         runtime_waker: &Waker,
         now: Instant,
     ) -> (&Waker, Option<u64>) {
-        let slot = &*self.slot;
+        let recorder = &*self.recorder;
+        let since_origin = recorder.since_origin(now);
+        if self.wake.is_none() {
+            // The first poll: the wake slot is made here, on the thread that
+            // polls, rather than at the spawn (a cross-thread allocation and
+            // free cost more than the rest of the probe).
+            let slot = Arc::new(WakeSlot {
+                woken_at: AtomicU64::new(0),
+                first: runtime_waker.clone(),
+                moved: AtomicBool::new(false),
+                origin: recorder.origin,
+                other: Mutex::new(None),
+            });
+            let waker = Waker::from(Arc::clone(&slot));
+            // The spawn counts as the first wake.
+            let spawned = std::mem::take(&mut self.spawned_at);
+            let latency = since_origin.saturating_sub(spawned.saturating_sub(1));
+            let (_, waker) = self.wake.insert((slot, waker));
+            return (&*waker, Some(latency));
+        }
+        let Some((slot, waker)) = &self.wake else {
+            unreachable!("made above");
+        };
+        let slot = &**slot;
         let same = if slot.moved.load(Relaxed) {
             lock(&slot.other)
                 .as_ref()
                 .is_some_and(|w| w.will_wake(runtime_waker))
         } else {
-            slot.first.get().is_some_and(|w| w.will_wake(runtime_waker))
+            slot.first.will_wake(runtime_waker)
         };
-        if !same && slot.first.set(runtime_waker.clone()).is_err() {
+        if !same {
             *lock(&slot.other) = Some(runtime_waker.clone());
             slot.moved.store(true, Release);
         }
@@ -429,9 +447,8 @@ impl Probe {
             0 => 0,
             _ => slot.woken_at.swap(0, Relaxed),
         };
-        let latency =
-            (woken_at != 0).then(|| self.recorder.since_origin(now).saturating_sub(woken_at - 1));
-        (&self.waker, latency)
+        let latency = (woken_at != 0).then(|| since_origin.saturating_sub(woken_at - 1));
+        (waker, latency)
     }
 
     /// After a poll that started at `started`.
