@@ -34,9 +34,13 @@
 //! | let routine errors that race with a cancellation give way to it | [`defer_to_cancelled`] |
 //! | reduce a nursery's several failures to the one that matters | [`multi_error_defer_to`], [`DeferTo`] |
 //!
-//! Every `async` operation and every `wait_*` here is a checkpoint: it
-//! yields at least once, even when it could return at once, so a loop over
-//! it lets other tasks run and can be cancelled (as in Trio).
+//! Every `wait_*` method here ([`AsyncValue::wait_value`],
+//! [`AsyncValue::wait_value_held`], [`AsyncValue::wait_transition`],
+//! [`AsyncBool`]'s, [`AsyncDictionary::get_wait`],
+//! [`AsyncDictionary::pop_wait`]) is a checkpoint: it yields at least once,
+//! even when it could return at once, so a loop over it lets other tasks run
+//! and can be cancelled (as in Trio). The combinators ([`wait_any`],
+//! [`move_on_when`], …) are as much a checkpoint as the futures they run.
 //!
 //! # trio-util → Trellis
 //!
