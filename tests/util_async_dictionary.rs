@@ -1,6 +1,7 @@
 //! `AsyncDictionary`: waiting reads, pops and the plain map operations.
 
 use futures_util::FutureExt as _;
+use trellis::testing::assert_checkpoint;
 use trellis::util::AsyncDictionary;
 
 #[tokio::test]
@@ -21,13 +22,23 @@ async fn get_wait_then_insert_returns_the_value_and_leaves_it() {
     assert!(d.contains_key("k"));
 }
 
-#[tokio::test]
-async fn get_wait_of_a_present_key_does_not_wait() {
+#[tokio::test(start_paused = true)]
+async fn get_wait_and_pop_wait_of_a_present_key_yield_once_then_return_it() {
     let d = AsyncDictionary::new();
     d.insert(1, "one");
-    assert_eq!(d.get_wait(&1).now_or_never(), Some("one"));
-    assert_eq!(d.pop_wait(&1).now_or_never(), Some("one"));
+    assert_eq!(assert_checkpoint(d.get_wait(&1)).await, "one");
+    assert_eq!(d.len(), 1);
+    assert_eq!(assert_checkpoint(d.pop_wait(&1)).await, "one");
     assert!(d.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn pop_wait_dropped_at_its_checkpoint_leaves_the_value() {
+    let d = AsyncDictionary::new();
+    d.insert(1, "one");
+    assert!(d.pop_wait(&1).now_or_never().is_none()); // dropped after the yield
+    assert_eq!(d.remove(&1), Some("one"));
+    assert!(!d.is_waiting(&1));
 }
 
 #[tokio::test]

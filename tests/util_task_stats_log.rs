@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use trellis::util::TaskStats;
+use trellis::util::{TaskStats, TaskStatsOptions};
 use trellis::{NurseryOptions, SpawnOptions, nursery_with};
 
 /// Moves the paused clock forward without yielding: the calling poll
@@ -41,11 +41,20 @@ async fn the_instrumented_nursery_logs_the_numbers_when_it_ends() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let stats = TaskStats::new();
+    let stats = TaskStats::with_options(
+        TaskStatsOptions::new()
+            .slow_step(Duration::from_millis(5))
+            .high_rate(3.0),
+    );
     let options = stats.instrument(NurseryOptions::new().name("workers"));
     nursery_with(options, |n| async move {
         n.spawn_with(SpawnOptions::new().name("slow"), async {
             block_for(Duration::from_millis(7));
+        });
+        n.spawn_with(SpawnOptions::new().name("spinner"), async {
+            for _ in 0..4 {
+                tokio::task::yield_now().await; // 5 polls in one second
+            }
         });
     })
     .await
@@ -55,4 +64,13 @@ async fn the_instrumented_nursery_logs_the_numbers_when_it_ends() {
     assert!(text.contains("scope=\"workers\""), "{text}");
     assert!(text.contains("slowest_poll=7ms"), "{text}");
     assert!(text.contains("slowest_poll_task=\"slow\""), "{text}");
+    // trio-util's lists: slow steps per task, then high schedule rates.
+    assert!(
+        text.contains("slow task steps (> 5ms):\n  slow: 7ms"),
+        "{text}"
+    );
+    assert!(
+        text.contains("high task schedule rates (>= 3 Hz, 1s windows):\n  spinner: 5 Hz at +0.00s"),
+        "{text}"
+    );
 }

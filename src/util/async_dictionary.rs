@@ -153,6 +153,9 @@ impl<K: Eq + Hash + Clone, V> AsyncDictionary<K, V> {
     /// Waits until `key` is present, then returns its value (a clone),
     /// leaving it in the map.
     ///
+    /// A checkpoint every time: when the key is already present, it yields
+    /// once before returning.
+    ///
     /// # Examples
     ///
     /// ```
@@ -162,7 +165,7 @@ impl<K: Eq + Hash + Clone, V> AsyncDictionary<K, V> {
     ///
     /// let d = AsyncDictionary::new();
     /// d.insert("a", 1);
-    /// assert_eq!(d.get_wait(&"a").await, 1); // present: no wait
+    /// assert_eq!(d.get_wait(&"a").await, 1); // present: one yield, no wait
     /// # }
     /// ```
     ///
@@ -182,7 +185,8 @@ impl<K: Eq + Hash + Clone, V> AsyncDictionary<K, V> {
     /// Waits until `key` is present, then removes it and returns its value.
     ///
     /// When several tasks pop the same key, each insertion goes to one of
-    /// them; the others keep waiting.
+    /// them; the others keep waiting. A checkpoint every time, like
+    /// [`get_wait`](Self::get_wait).
     ///
     /// # Cancel safety
     ///
@@ -204,11 +208,18 @@ impl<K: Eq + Hash + Clone, V> AsyncDictionary<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let registration = {
-            let mut map = self.lock();
-            if let Some(value) = take(&mut map.entries, key) {
+        // Every call is a checkpoint: when the key is already there, yield
+        // once before taking it (nothing is taken before the yield, so the
+        // wait stays cancel safe).
+        let present = self.lock().entries.contains_key(key);
+        if present {
+            crate::checkpoint().await;
+            if let Some(value) = take(&mut self.lock().entries, key) {
                 return value;
             }
+        }
+        let registration = {
+            let mut map = self.lock();
             let owned = key.to_owned();
             let notify = match map.waiting.entry(owned.clone()) {
                 Entry::Occupied(mut e) => {
@@ -223,20 +234,29 @@ impl<K: Eq + Hash + Clone, V> AsyncDictionary<K, V> {
                 notify,
             }
         };
+        let mut yielded = present;
         loop {
             // Enable the notification before looking, so that an insertion
             // between the look and the `.await` is not missed.
             let notified = registration.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let found = {
-                let mut map = self.lock();
-                take(&mut map.entries, key)
+            let found = if yielded {
+                take(&mut self.lock().entries, key)
+            } else {
+                None
             };
             if let Some(value) = found {
                 return value;
             }
-            notified.await;
+            if !yielded && self.lock().entries.contains_key(key) {
+                // Inserted between the first look and the registration:
+                // still yield once first.
+                crate::checkpoint().await;
+            } else {
+                notified.await;
+            }
+            yielded = true;
         }
     }
 }

@@ -25,12 +25,14 @@ use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use futures_core::Stream;
 use slab::Slab;
 
 type Predicate<T> = Box<dyn FnMut(&T) -> bool + Send>;
 type TransitionPredicate<T> = Box<dyn FnMut(&T, &T) -> bool + Send>;
+type SharedPredicate<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
 
 /// A value that tasks can wait on (trio-util's `AsyncValue`).
 ///
@@ -89,6 +91,13 @@ enum Waiter<T> {
         predicate: Predicate<T>,
         waker: Option<Waker>,
         latest: Option<T>,
+    },
+    Transitions {
+        predicate: TransitionPredicate<T>,
+        waker: Option<Waker>,
+        hit: Option<(T, T)>,
+        /// The consumer waits in `poll_next`: changes count only then.
+        waiting: bool,
     },
     Derived(Box<dyn FnMut(&T) + Send>),
 }
@@ -180,7 +189,9 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
                         waker,
                         hit,
                     } => {
-                        if hit.is_none() && predicate(new) {
+                        // Latest match wins, as in trio-util: a waiter that
+                        // has not run yet gets the last value that matched.
+                        if predicate(new) {
                             *hit = Some(new.clone());
                             wake.extend(waker.take());
                         }
@@ -190,7 +201,7 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
                         waker,
                         hit,
                     } => {
-                        if hit.is_none() && predicate(new, &old) {
+                        if predicate(new, &old) {
                             *hit = Some((new.clone(), old.clone()));
                             wake.extend(waker.take());
                         }
@@ -202,6 +213,17 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
                     } => {
                         if predicate(new) {
                             *latest = Some(new.clone());
+                            wake.extend(waker.take());
+                        }
+                    }
+                    Waiter::Transitions {
+                        predicate,
+                        waker,
+                        hit,
+                        waiting,
+                    } => {
+                        if *waiting && predicate(new, &old) {
+                            *hit = Some((new.clone(), old.clone()));
                             wake.extend(waker.take());
                         }
                     }
@@ -218,9 +240,12 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     /// Waits until the value satisfies `predicate`; returns the value that
     /// did.
     ///
-    /// The predicate is tested at once (a value that already matches returns
-    /// without waiting), then by [`set`](Self::set) at every change. The
-    /// value returned is the one that matched, even if it has changed since.
+    /// The predicate is tested at once, then by [`set`](Self::set) at every
+    /// change. The value returned is one that matched, even if the value
+    /// has changed since: the latest matching one set before the waiter ran
+    /// (as in trio-util). It is a checkpoint every time: a value that
+    /// already matches is returned after one yield to the scheduler, so a
+    /// loop over `wait_value` lets other tasks run and can be cancelled.
     ///
     /// # Examples
     ///
@@ -230,7 +255,7 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     /// use trellis::util::AsyncValue;
     ///
     /// let v = AsyncValue::new(5);
-    /// assert_eq!(v.wait_value(|x| *x > 3).await, 5); // already true
+    /// assert_eq!(v.wait_value(|x| *x > 3).await, 5); // already true: one yield
     /// # }
     /// ```
     ///
@@ -246,6 +271,7 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
             shared: Arc::clone(&self.shared),
             predicate: Some(Box::new(predicate)),
             key: None,
+            ready: None,
         }
     }
 
@@ -254,7 +280,9 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     ///
     /// Only changes made after the first poll count: the current value is
     /// not a transition, and transitions that happened while nobody waited
-    /// are gone.
+    /// are gone. When several matching changes happen before the waiter
+    /// runs, it gets the latest one (as in trio-util). It always waits, so
+    /// it is a checkpoint.
     ///
     /// # Examples
     ///
@@ -293,8 +321,10 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     /// does, then each new one that does (trio-util's `eventual_values`).
     ///
     /// A consumer that is slower than the changes sees the latest matching
-    /// value, not every one: at most one value waits in the stream. The
-    /// stream never ends by itself.
+    /// value, not every one: at most one value waits in the stream. A value
+    /// is never yielded twice in a row: if the value goes `0 → 1 → 0` while
+    /// the consumer is busy after `0`, nothing new is yielded. The stream
+    /// never ends by itself.
     ///
     /// # Examples
     ///
@@ -332,6 +362,183 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
         });
         drop(state);
         EventualValues {
+            shared: Arc::clone(&self.shared),
+            key,
+            last: None,
+        }
+    }
+
+    /// Waits until the value has satisfied `predicate` for `held_for`
+    /// without a break; returns the value then (trio-util's
+    /// `wait_value(predicate, held_for=…)`).
+    ///
+    /// The hold starts when the predicate holds (at once, if it already
+    /// does); a change that breaks the predicate during the hold restarts
+    /// the wait, while changes between matching values do not. The value
+    /// returned is the current one when the hold completes (trio-util
+    /// returns the one that started the hold). With a zero `held_for` it is
+    /// [`wait_value`](Self::wait_value). The predicate is `Fn + Sync`
+    /// because it is registered twice (as itself and negated).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use trellis::util::AsyncValue;
+    ///
+    /// let load = AsyncValue::new(90);
+    /// let start = Instant::now();
+    /// let setter = load.clone();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     setter.set(95); // still high: the hold goes on
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     setter.set(10); // breaks it at 2 s
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     setter.set(99); // high again at 3 s
+    /// });
+    /// let high = load
+    ///     .wait_value_held(|l| *l > 80, Duration::from_secs(3))
+    ///     .await;
+    /// assert_eq!(high, 99);
+    /// assert_eq!(start.elapsed(), Duration::from_secs(6)); // 3 s + a 3 s hold
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future unregisters both predicates; nothing else is
+    /// lost.
+    pub fn wait_value_held<P>(
+        &self,
+        predicate: P,
+        held_for: Duration,
+    ) -> impl Future<Output = T> + Send + 'static
+    where
+        P: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        let value = self.clone();
+        let predicate = Arc::new(predicate);
+        async move { hold(&value, &predicate, held_for).await }
+    }
+
+    /// [`eventual_values`](Self::eventual_values) for values that satisfied
+    /// `predicate` for `held_for` without a break (trio-util's
+    /// `eventual_values(predicate, held_for=…)`).
+    ///
+    /// Each value is yielded once it has held for `held_for` (a break
+    /// restarts the hold, as in [`wait_value_held`](Self::wait_value_held)),
+    /// and, as with `eventual_values`, never twice in a row. Unlike
+    /// `eventual_values` the stream does its waiting inside `next()`, so a
+    /// value that comes and goes while the consumer is busy is not seen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use futures_util::StreamExt as _;
+    /// use trellis::util::AsyncValue;
+    ///
+    /// let temperature = AsyncValue::new(35);
+    /// let mut hot = temperature.eventual_values_held(|t| *t > 30, Duration::from_secs(1));
+    /// let start = tokio::time::Instant::now();
+    /// assert_eq!(hot.next().await, Some(35)); // after 1 s above 30
+    /// let setter = temperature.clone();
+    /// tokio::spawn(async move {
+    ///     setter.set(20); // breaks the next hold at once
+    ///     tokio::time::sleep(Duration::from_millis(500)).await;
+    ///     setter.set(40);
+    /// });
+    /// assert_eq!(hot.next().await, Some(40));
+    /// assert_eq!(start.elapsed(), Duration::from_millis(2500)); // 40 held from 1.5 s to 2.5 s
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped `next()` loses the hold in progress (the next `next()`
+    /// starts a new one) but never a value already yielded.
+    pub fn eventual_values_held<P>(&self, predicate: P, held_for: Duration) -> EventualValuesHeld<T>
+    where
+        P: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        let predicate: SharedPredicate<T> = Arc::new(predicate);
+        let state = (self.clone(), predicate, None::<T>);
+        let stream =
+            futures_util::stream::unfold(state, move |(value, predicate, last)| async move {
+                loop {
+                    let current = hold(&value, &predicate, held_for).await;
+                    if last.as_ref() == Some(&current) {
+                        // Already yielded: wait for a change first.
+                        let seen = current.clone();
+                        value.wait_value(move |v| *v != seen).await;
+                        continue;
+                    }
+                    return Some((current.clone(), (value, predicate, Some(current))));
+                }
+            });
+        EventualValuesHeld {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// A stream of `(new, old)` for the changes that satisfy `predicate`
+    /// while the consumer waits in `next()` (trio-util's `transitions`).
+    ///
+    /// It is `loop { wait_transition(predicate).await }` with one
+    /// registration for the whole loop: changes that happen while the
+    /// consumer is busy in its loop body (or before its first `next()`) are
+    /// not seen; when several matching changes happen before it runs, it
+    /// gets the latest. Use it to trigger work on edges; for state that
+    /// must be followed, [`eventual_values`](Self::eventual_values) is
+    /// safer.
+    ///
+    /// Every registration is evaluated on its own, even when two streams
+    /// use the same predicate: Rust closures have no identity to compare
+    /// (two `|v| *v > 3` are different types, and `fn` pointer equality is
+    /// not reliable), so trio-util's sharing of equal predicates is not
+    /// done. A `set` costs one call per registered predicate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use futures_util::StreamExt as _;
+    /// use trellis::util::AsyncValue;
+    ///
+    /// let level = AsyncValue::new(0);
+    /// let mut rises = level.transitions(|new, old| new > old);
+    /// let setter = level.clone();
+    /// tokio::spawn(async move {
+    ///     setter.set(3);
+    ///     setter.set(1); // a fall: not a match
+    ///     setter.set(2); // the latest rise before the consumer runs
+    /// });
+    /// assert_eq!(rises.next().await, Some((2, 1)));
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped `next()` keeps a transition it had already received for
+    /// the next `next()`. Dropping the stream unregisters it.
+    pub fn transitions<P>(&self, predicate: P) -> Transitions<T>
+    where
+        P: FnMut(&T, &T) -> bool + Send + 'static,
+    {
+        let key = lock(&self.shared).waiters.insert(Waiter::Transitions {
+            predicate: Box::new(predicate),
+            waker: None,
+            hit: None,
+            waiting: false,
+        });
+        Transitions {
             shared: Arc::clone(&self.shared),
             key,
         }
@@ -380,12 +587,43 @@ impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
     }
 }
 
+impl<T: Clone + PartialEq + Send + 'static> AsyncValue<T> {
+    /// Runs `update` on the current value now and then at every change
+    /// (under this value's lock), until the returned guard is dropped: the
+    /// hook under [`compose_values`](super::compose_values).
+    pub(super) fn follow(&self, mut update: impl FnMut(&T) + Send + 'static) -> Follow<T> {
+        let mut state = lock(&self.shared);
+        update(&state.value);
+        let key = state.waiters.insert(Waiter::Derived(Box::new(update)));
+        drop(state);
+        Follow {
+            shared: Arc::clone(&self.shared),
+            key,
+        }
+    }
+}
+
+/// Unregisters a [`AsyncValue::follow`] hook when dropped.
+pub(super) struct Follow<T> {
+    shared: Arc<Mutex<State<T>>>,
+    key: usize,
+}
+
+impl<T> Drop for Follow<T> {
+    fn drop(&mut self) {
+        lock(&self.shared).waiters.try_remove(self.key);
+    }
+}
+
 /// The future returned by [`AsyncValue::wait_value`].
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitValue<T> {
     shared: Arc<Mutex<State<T>>>,
     predicate: Option<Predicate<T>>,
     key: Option<usize>,
+    /// The value that already matched at the first poll, returned after
+    /// one yield.
+    ready: Option<T>,
 }
 
 impl<T> fmt::Debug for WaitValue<T> {
@@ -396,11 +634,18 @@ impl<T> fmt::Debug for WaitValue<T> {
     }
 }
 
+// Nothing in these is pinned structurally: the held values move freely.
+impl<T> Unpin for WaitValue<T> {}
+impl<T> Unpin for EventualValues<T> {}
+
 impl<T: Clone> Future for WaitValue<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = &mut *self;
+        if let Some(value) = this.ready.take() {
+            return Poll::Ready(value); // after the checkpoint
+        }
         let mut state = lock(&this.shared);
         match this.key {
             None => {
@@ -408,7 +653,12 @@ impl<T: Clone> Future for WaitValue<T> {
                     return Poll::Pending; // polled after completion
                 };
                 if predicate(&state.value) {
-                    return Poll::Ready(state.value.clone());
+                    // Already true: still a checkpoint (yield once), so that
+                    // a loop over `wait_value` can be cancelled and lets
+                    // other tasks run.
+                    this.ready = Some(state.value.clone());
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 this.key = Some(state.waiters.insert(Waiter::Value {
                     predicate,
@@ -502,6 +752,8 @@ impl<T> Drop for WaitTransition<T> {
 pub struct EventualValues<T> {
     shared: Arc<Mutex<State<T>>>,
     key: usize,
+    /// The value yielded last: never yielded twice in a row.
+    last: Option<T>,
 }
 
 impl<T> fmt::Debug for EventualValues<T> {
@@ -510,14 +762,24 @@ impl<T> fmt::Debug for EventualValues<T> {
     }
 }
 
-impl<T> Stream for EventualValues<T> {
+impl<T: Clone + PartialEq> Stream for EventualValues<T> {
     type Item = T;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut state = lock(&self.shared);
-        match state.waiters.get_mut(self.key) {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        let mut state = lock(&this.shared);
+        match state.waiters.get_mut(this.key) {
             Some(Waiter::Stream { waker, latest, .. }) => match latest.take() {
-                Some(value) => Poll::Ready(Some(value)),
+                // The value went away and came back while the consumer was
+                // busy: nothing new to report.
+                Some(value) if this.last.as_ref() == Some(&value) => {
+                    store_waker(waker, cx.waker());
+                    Poll::Pending
+                }
+                Some(value) => {
+                    this.last = Some(value.clone());
+                    Poll::Ready(Some(value))
+                }
                 None => {
                     store_waker(waker, cx.waker());
                     Poll::Pending
@@ -529,6 +791,100 @@ impl<T> Stream for EventualValues<T> {
 }
 
 impl<T> Drop for EventualValues<T> {
+    fn drop(&mut self) {
+        lock(&self.shared).waiters.try_remove(self.key);
+    }
+}
+
+/// Waits until `predicate` has held for `held_for`; returns the value then.
+async fn hold<T, P>(value: &AsyncValue<T>, predicate: &Arc<P>, held_for: Duration) -> T
+where
+    T: Clone + PartialEq + Send + 'static,
+    P: Fn(&T) -> bool + Send + Sync + ?Sized + 'static,
+{
+    loop {
+        let first = {
+            let p = Arc::clone(predicate);
+            value.wait_value(move |v| p(v)).await
+        };
+        if held_for.is_zero() {
+            return first;
+        }
+        let broken = {
+            let p = Arc::clone(predicate);
+            value.wait_value(move |v| !p(v))
+        };
+        if crate::move_on_after(held_for, broken).await.is_some() {
+            continue; // broken during the hold: start again
+        }
+        let current = value.value();
+        if predicate(&current) {
+            return current;
+        }
+    }
+}
+
+/// The stream returned by [`AsyncValue::eventual_values_held`].
+#[must_use = "streams do nothing unless polled"]
+pub struct EventualValuesHeld<T> {
+    inner: Pin<Box<dyn Stream<Item = T> + Send>>,
+}
+
+impl<T> fmt::Debug for EventualValuesHeld<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventualValuesHeld").finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for EventualValuesHeld<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// The stream returned by [`AsyncValue::transitions`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Transitions<T> {
+    shared: Arc<Mutex<State<T>>>,
+    key: usize,
+}
+
+impl<T> fmt::Debug for Transitions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transitions").finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for Transitions<T> {
+    type Item = (T, T);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<(T, T)>> {
+        let mut state = lock(&self.shared);
+        match state.waiters.get_mut(self.key) {
+            Some(Waiter::Transitions {
+                waker,
+                hit,
+                waiting,
+                ..
+            }) => match hit.take() {
+                Some(transition) => {
+                    *waiting = false; // busy in the loop body from now on
+                    Poll::Ready(Some(transition))
+                }
+                None => {
+                    *waiting = true;
+                    store_waker(waker, cx.waker());
+                    Poll::Pending
+                }
+            },
+            _ => Poll::Ready(None), // unreachable: the entry lives as long as we do
+        }
+    }
+}
+
+impl<T> Drop for Transitions<T> {
     fn drop(&mut self) {
         lock(&self.shared).waiters.try_remove(self.key);
     }
@@ -588,7 +944,7 @@ fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
 /// tokio::task::yield_now().await;
 /// connected.set(true);
 /// assert_eq!(watcher.await.unwrap(), (true, false));
-/// connected.wait_value(true).await; // already true: returns at once
+/// connected.wait_value(true).await; // already true: returns after one yield
 /// # }
 /// ```
 #[derive(Clone, Default)]
@@ -620,7 +976,8 @@ impl AsyncBool {
         self.value.set(value)
     }
 
-    /// Waits until the flag equals `value` (at once if it already does).
+    /// Waits until the flag equals `value` (after one yield if it already
+    /// does: a checkpoint, like [`AsyncValue::wait_value`]).
     ///
     /// # Cancel safety
     ///
