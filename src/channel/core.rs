@@ -610,3 +610,73 @@ impl<T> Chan<T> {
 #[cfg(all(test, trellis_loom))]
 #[path = "tests/loom_channel.rs"]
 mod loom_channel;
+
+#[cfg(all(test, not(trellis_loom)))]
+mod tests {
+    use super::*;
+
+    fn list_of(handles: &[u64]) -> (WaitList<u64>, Vec<usize>) {
+        let mut list = WaitList::new();
+        let keys = handles
+            .iter()
+            .map(|&h| list.push_back(h, Waker::noop().clone(), h))
+            .collect();
+        (list, keys)
+    }
+
+    /// Serves the whole list front first; returns the entries in order.
+    fn drain(list: &mut WaitList<u64>) -> Vec<u64> {
+        let mut served = Vec::new();
+        while let Some((_, entry)) = list.pop_front() {
+            served.push(*entry);
+        }
+        served
+    }
+
+    #[test]
+    fn wait_list_serves_in_arrival_order_and_keeps_served_entries_addressable() {
+        let (mut list, keys) = list_of(&[10, 20, 30]);
+        assert_eq!(list.len(), 3);
+        assert_eq!(drain(&mut list), [10, 20, 30]);
+        assert_eq!(list.len(), 0);
+        for (key, expected) in keys.into_iter().zip([10, 20, 30]) {
+            assert!(!list.is_linked(key));
+            assert_eq!(list.remove(key), expected);
+        }
+    }
+
+    #[test]
+    fn wait_list_unlinks_from_the_middle_and_both_ends() {
+        for gone in 0..3 {
+            let (mut list, keys) = list_of(&[1, 2, 3]);
+            assert_eq!(list.remove(keys[gone]), gone as u64 + 1);
+            let rest: Vec<u64> = (1..=3).filter(|&v| v != gone as u64 + 1).collect();
+            assert_eq!(drain(&mut list), rest);
+        }
+    }
+
+    #[test]
+    fn wait_list_unlink_all_takes_one_handles_entries_or_every_entry() {
+        let (mut list, keys) = list_of(&[7, 8, 7, 9, 7]);
+        assert_eq!(list.unlink_all(Some(7)).len(), 3);
+        assert_eq!(list.len(), 2);
+        assert!(!list.is_linked(keys[0]) && !list.is_linked(keys[4]));
+        // A newcomer goes behind the entries still waiting.
+        list.push_back(7, Waker::noop().clone(), 70);
+        assert_eq!(drain(&mut list), [8, 9, 70]);
+        let (mut list, _) = list_of(&[1, 2]);
+        assert_eq!(list.unlink_all(None).len(), 2);
+        assert_eq!(list.len(), 0);
+        assert!(list.pop_front().is_none());
+    }
+
+    #[test]
+    fn a_waker_update_is_kept_only_for_linked_entries() {
+        let (mut list, keys) = list_of(&[1, 2]);
+        list.update_waker(keys[0], Waker::noop());
+        assert!(list.is_linked(keys[0]));
+        list.pop_front();
+        list.update_waker(keys[0], Waker::noop()); // served: nothing to update
+        assert!(!list.is_linked(keys[0]));
+    }
+}

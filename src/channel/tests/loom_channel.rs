@@ -11,8 +11,7 @@
 //! A lost wakeup shows up as a task blocked in `loom::future::block_on`
 //! that nothing wakes, which loom reports as a deadlock.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -170,9 +169,7 @@ fn loom_channel_cancelled_sender_is_delivered_or_leaves_cleanly() {
         {
             let (chan, tx, _) = &*shared;
             let mut op = SendOp::Start(Arc::clone(&value));
-            let mut fut = pin!(poll_fn(|cx| chan.poll_send(tx, &mut op, cx)));
-            let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-            drop(fut);
+            let _ = chan.poll_send(tx, &mut op, &mut Context::from_waker(Waker::noop()));
             chan.cancel_send(&mut op);
         }
         assert!(receiver.join().unwrap());
