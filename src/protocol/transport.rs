@@ -679,7 +679,8 @@ impl std::fmt::Debug for Transport {
 /// an in-memory [`MemoryStream`](crate::testing::MemoryStream) in tests.
 /// [`Protocol::connection_made`] is called first, [`Protocol::connection_lost`]
 /// last, as the [module documentation](super#you-call--we-call-back)
-/// describes.
+/// describes. After a [`Transport::set_protocol`], the protocol handed back
+/// is still the one passed in here (see there).
 ///
 /// # Examples
 ///
