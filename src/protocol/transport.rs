@@ -638,13 +638,14 @@ impl Transport {
             };
             let _ = tx.send(result);
         });
-        let mut state = self.lock();
-        if state.protocol_lost {
-            return Err(ProtocolError::Closing);
+        {
+            let mut state = self.lock();
+            if state.protocol_lost {
+                return Err(ProtocolError::Closing);
+            }
+            state.visits.push(visit);
+            self.shared.pending.store(true, Ordering::Release);
         }
-        state.visits.push(visit);
-        self.shared.pending.store(true, Ordering::Release);
-        drop(state);
         self.shared.waker.wake();
         rx.await.unwrap_or(Err(ProtocolError::Closing))
     }
