@@ -3,25 +3,15 @@
 //! gives way to a data protocol), from a callback or from another task.
 
 use std::io;
-use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trellis::protocol::{Protocol, ProtocolError, Transport, connect_socket, run_connection};
 use trellis::testing::{check_protocol, memory_pair};
 use trellis::{BoxError, nursery};
 
-/// A shared list of what happened, in order.
-#[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<String>>>);
-
-impl Events {
-    fn push(&self, event: impl Into<String>) {
-        self.0.lock().unwrap().push(event.into());
-    }
-    fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
+#[allow(clippy::mod_module_files)]
+mod support;
+use support::Log as Events;
 
 /// Echoes, and logs every callback under its name. Built with its transport:
 /// `connection_made` is never called on a protocol switched to.
@@ -141,7 +131,7 @@ async fn a_handshake_hands_over_to_echo_and_the_rest_of_its_read_goes_with_it() 
     assert_eq!(handshake.line, b"HELLO\n", "the original protocol is handed back");
     assert_eq!(handshake.after_switch, 0);
     assert_eq!(
-        events.all(),
+        events.entries(),
         [
             "handshake made",
             "handshake done",
@@ -196,7 +186,7 @@ async fn a_switch_from_another_task_takes_effect_before_the_next_callback() -> R
     })
     .await?;
     assert_eq!(
-        events.all(),
+        events.entries(),
         [
             "first data one",
             "first dropped", // replaced: dropped at the switch
@@ -245,7 +235,7 @@ async fn set_protocol_inside_connection_lost_drops_the_protocol_and_does_nothing
     let protocol = run_connection(protocol, ours).await?;
     // The late protocol got no callback and was dropped inside set_protocol.
     assert_eq!(
-        events.all(),
+        events.entries(),
         ["lost", "late dropped", "set_protocol returned"]
     );
     let transport = protocol.transport.unwrap();
@@ -280,7 +270,7 @@ async fn connection_lost_and_flow_control_reach_the_new_protocol() -> Result<(),
     })
     .await?;
     assert_eq!(
-        events.all(),
+        events.entries(),
         [
             "new pause_writing",
             "new resume_writing",
