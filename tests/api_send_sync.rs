@@ -44,7 +44,7 @@ fn assert_futures(n: &Nursery) {
 fn spawn_nursery_inside_a_task(n: &Nursery) -> impl Future<Output = ()> + Send + 'static {
     let n = n.clone();
     async move {
-        let _ = n.spawn(async { trellis::nursery(|_inner| async {}).await });
+        drop(n.spawn(async { trellis::nursery(|_inner| async {}).await }));
     }
 }
 

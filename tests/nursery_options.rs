@@ -1,8 +1,8 @@
 //! Nursery and task options: bubble, master, awaited, timeouts, cancel,
 //! forks, `Nursery::current`, dropping the nursery future.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -15,7 +15,6 @@ use trellis::{
 #[allow(clippy::mod_module_files)]
 mod support;
 use support::{Log, OnDrop};
-
 
 #[tokio::test(start_paused = true)]
 async fn a_task_that_does_not_bubble_only_logs_its_failure() {

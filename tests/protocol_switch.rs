@@ -103,8 +103,8 @@ impl Protocol for Handshake {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_handshake_hands_over_to_echo_and_the_rest_of_its_read_goes_with_it() -> Result<(), BoxError>
-{
+async fn a_handshake_hands_over_to_echo_and_the_rest_of_its_read_goes_with_it()
+-> Result<(), BoxError> {
     let events = Events::default();
     let handshake = Handshake {
         events: events.clone(),
@@ -128,7 +128,10 @@ async fn a_handshake_hands_over_to_echo_and_the_rest_of_its_read_goes_with_it() 
     let (handshake, rest) = tokio::join!(run_connection(handshake, ours), peer);
     let handshake = handshake?;
     assert_eq!(rest?, "pong");
-    assert_eq!(handshake.line, b"HELLO\n", "the original protocol is handed back");
+    assert_eq!(
+        handshake.line, b"HELLO\n",
+        "the original protocol is handed back"
+    );
     assert_eq!(handshake.after_switch, 0);
     assert_eq!(
         events.entries(),
@@ -154,7 +157,8 @@ async fn a_switched_connection_passes_the_protocol_conformance_check() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_switch_from_another_task_takes_effect_before_the_next_callback() -> Result<(), BoxError> {
+async fn a_switch_from_another_task_takes_effect_before_the_next_callback() -> Result<(), BoxError>
+{
     let events = Events::default();
     let ours_events = events.clone();
     nursery(|n| async move {
@@ -288,7 +292,9 @@ async fn with_protocol_reaches_the_protocol_now_running_and_names_it_otherwise()
     nursery(|n| async move {
         let (ours, mut theirs) = memory_pair(1024);
         let (transport, connection) = connect_socket(&n, Handshake::default(), ours)?;
-        let line = transport.with_protocol(|h: &mut Handshake| h.line.len()).await?;
+        let line = transport
+            .with_protocol(|h: &mut Handshake| h.line.len())
+            .await?;
         assert_eq!(line, 0, "the original protocol, before any byte");
         theirs.write_all(b"HELLO\n").await?;
         let mut welcome = [0; 8];
@@ -296,7 +302,10 @@ async fn with_protocol_reaches_the_protocol_now_running_and_names_it_otherwise()
 
         let name = transport.with_protocol(|echo: &mut Echo| echo.name).await?;
         assert_eq!(name, "echo");
-        match transport.with_protocol(|h: &mut Handshake| h.line.len()).await {
+        match transport
+            .with_protocol(|h: &mut Handshake| h.line.len())
+            .await
+        {
             Err(ProtocolError::WrongProtocol { expected, found }) => {
                 assert!(expected.ends_with("Handshake"), "{expected}");
                 assert!(found.ends_with("Echo"), "{found}");

@@ -56,7 +56,11 @@ async fn a_chain_of_oneshot_hand_offs_has_reached_its_end() -> Result<(), BoxErr
         let _ = first.send(0);
         wait_all_tasks_blocked().await;
         assert_eq!(r.load(Ordering::Relaxed), LINKS);
-        assert_eq!(rx.try_recv().ok(), Some(LINKS), "the last link handed on too");
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(LINKS),
+            "the last link handed on too"
+        );
     })
     .await?;
     assert_eq!(reached.load(Ordering::Relaxed), LINKS);

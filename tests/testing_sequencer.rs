@@ -12,7 +12,6 @@ use trellis::{CancelScope, NurseryError, SpawnOptions, checkpoint, nursery};
 mod support;
 use support::Log;
 
-
 #[tokio::test]
 async fn steps_happen_in_order_whatever_order_their_tasks_were_spawned_in() {
     let (seq, log) = (Sequencer::new(), Log::default());

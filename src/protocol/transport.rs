@@ -833,7 +833,9 @@ impl<P: Protocol> Driver<P> {
             (Some(protocol), _) => {
                 catch_unwind(AssertUnwindSafe(|| callback.dispatch(&mut **protocol)))
             }
-            (None, Some(protocol)) => catch_unwind(AssertUnwindSafe(|| callback.dispatch(protocol))),
+            (None, Some(protocol)) => {
+                catch_unwind(AssertUnwindSafe(|| callback.dispatch(protocol)))
+            }
             (None, None) => Ok(false),
         };
         corked.store(false, Ordering::Release);
@@ -849,7 +851,10 @@ impl<P: Protocol> Driver<P> {
     /// Installs a pending protocol and runs the queued visits.
     fn apply_pending(&mut self) -> Result<(), ProtocolError> {
         let mut state = self.transport.lock();
-        self.transport.shared.pending.store(false, Ordering::Release);
+        self.transport
+            .shared
+            .pending
+            .store(false, Ordering::Release);
         let next = state.next_protocol.take();
         let visits = mem::take(&mut state.visits);
         drop(state);
