@@ -818,7 +818,6 @@ impl<P: Protocol> Driver<P> {
     /// A pending switch or visit is applied first (invariant 5), except
     /// before `connection_made`, which always reaches the original protocol.
     fn call(&mut self, callback: Callback<'_>) -> Result<bool, ProtocolError> {
-        let name = callback.name();
         if !matches!(callback, Callback::Made(_))
             && self.transport.shared.pending.load(Ordering::Acquire)
         {
@@ -827,21 +826,21 @@ impl<P: Protocol> Driver<P> {
         if matches!(callback, Callback::Lost(_)) {
             self.refuse_pending();
         }
+        let name = callback.name();
         let corked = &self.transport.shared.corked;
-        corked.store(true, Ordering::Release);
-        let result = match (&mut self.switched, &mut self.original) {
-            (Some(protocol), _) => {
-                catch_unwind(AssertUnwindSafe(|| callback.dispatch(&mut **protocol)))
-            }
-            (None, Some(protocol)) => {
-                catch_unwind(AssertUnwindSafe(|| callback.dispatch(protocol)))
-            }
-            (None, None) => Ok(false),
-        };
-        corked.store(false, Ordering::Release);
-        if self.original.is_none() && self.switched.is_none() {
+        let result = if let Some(protocol) = &mut self.switched {
+            corked.store(true, Ordering::Release);
+            let result = catch_unwind(AssertUnwindSafe(|| callback.dispatch(&mut **protocol)));
+            corked.store(false, Ordering::Release);
+            result
+        } else if let Some(protocol) = &mut self.original {
+            corked.store(true, Ordering::Release);
+            let result = catch_unwind(AssertUnwindSafe(|| callback.dispatch(protocol)));
+            corked.store(false, Ordering::Release);
+            result
+        } else {
             return Err(ProtocolError::Cancelled);
-        }
+        };
         result.map_err(|panic| ProtocolError::Panicked {
             callback: name,
             message: panic_message(&*panic),
@@ -849,6 +848,8 @@ impl<P: Protocol> Driver<P> {
     }
 
     /// Installs a pending protocol and runs the queued visits.
+    #[cold]
+    #[inline(never)]
     fn apply_pending(&mut self) -> Result<(), ProtocolError> {
         let mut state = self.transport.lock();
         self.transport
@@ -888,6 +889,8 @@ impl<P: Protocol> Driver<P> {
     }
 
     /// From `connection_lost` on, switches are dropped and visits refused.
+    #[cold]
+    #[inline(never)]
     fn refuse_pending(&mut self) {
         self.lost = true;
         let mut state = self.transport.lock();
