@@ -331,3 +331,40 @@ async fn with_protocol_reaches_the_protocol_now_running_and_names_it_otherwise()
     .await?;
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn of_two_switches_before_the_next_callback_the_last_wins_and_the_other_is_dropped()
+-> Result<(), BoxError> {
+    let events = Events::default();
+    let ours_events = events.clone();
+    nursery(|n| async move {
+        let (ours, mut theirs) = memory_pair(1024);
+        let (transport, connection) = connect_socket(&n, Handshake::default(), ours)?;
+        for name in ["overtaken", "last"] {
+            transport.set_protocol(Echo {
+                name,
+                transport: transport.clone(),
+                events: ours_events.clone(),
+            });
+        }
+        theirs.write_all(b"x").await?;
+        theirs.shutdown().await?;
+        let mut echoed = Vec::new();
+        theirs.read_to_end(&mut echoed).await?;
+        assert_eq!(echoed, b"x");
+        connection.wait_closed().await?;
+        Ok::<_, BoxError>(())
+    })
+    .await?;
+    assert_eq!(
+        events.entries(),
+        [
+            "overtaken dropped", // at the second set_protocol, no callback
+            "last data x",
+            "last eof",
+            "last lost ok",
+            "last dropped",
+        ]
+    );
+    Ok(())
+}
