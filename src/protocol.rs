@@ -29,6 +29,8 @@
 //! | (the buffer drains to the low-water mark) | [`Protocol::resume_writing`] |
 //! | [`Transport::pause_reading`] / [`Transport::resume_reading`] | `data_received` stops / starts again |
 //! | [`Transport::close`] (after the buffer is flushed), [`Transport::abort`], an I/O error, a panic, the nursery cancelled | [`Protocol::connection_lost`], exactly once, last |
+//! | [`Transport::set_protocol`] | nothing at once; every later callback goes to the new protocol (no `connection_made`) |
+//! | [`Transport::with_protocol`] | your closure, on the current protocol, between two callbacks |
 //!
 //! The order is always `connection_made`, any number of `data_received`, at
 //! most one `eof_received` (then no more `data_received`), and
@@ -42,6 +44,17 @@
 //! tasks live in the server's nursery. The [`Transport`] is a cheap, `Clone`,
 //! `Send + Sync` handle: other tasks may keep it and write later (a
 //! shard answering a request, a timer).
+//!
+//! # asyncio → Trellis
+//!
+//! | asyncio | Trellis | difference, and why |
+//! |---|---|---|
+//! | `Protocol` methods | [`Protocol`] methods, same names | synchronous `&mut self` callbacks, in the connection's own task |
+//! | `transport.write`, `writelines`, `write_eof`, `close`, `abort` | the same [`Transport`] methods | errors are values ([`ProtocolError::Closing`]) instead of silently ignored writes |
+//! | `get_extra_info(name)` | [`Transport::extra_info`] | a typed struct instead of string keys |
+//! | `set_protocol(p)` | [`Transport::set_protocol`] | same rule: takes effect for the next callback, no `connection_made` on the new protocol. The protocol the connection started with is handed back by [`run_connection`] / [`Connection::wait_closed`] (asyncio's caller keeps its reference too); protocols replaced later are dropped |
+//! | `get_protocol()` | [`Transport::with_protocol`] `(|p: &mut P| …)` | the protocol is owned by the connection's task, so no reference can be handed out: your closure travels there and runs between callbacks, and a wrong type is an error naming the protocol's actual type |
+//! | `loop.create_server`, `create_connection`, `connect_accepted_socket` | [`create_server`], [`create_connection`], [`connect_socket`] / [`run_connection`] | every connection is a task of a nursery |
 //!
 //! # Performance notes
 //!
@@ -353,6 +366,15 @@ pub enum ProtocolError {
         high: usize,
         /// The low-water mark asked for.
         low: usize,
+    },
+    /// [`Transport::with_protocol`] asked for a protocol type the
+    /// connection is not running.
+    #[error("connection runs protocol {found}, not {expected}")]
+    WrongProtocol {
+        /// The type asked for.
+        expected: &'static str,
+        /// The type of the connection's current protocol.
+        found: &'static str,
     },
     /// A callback of the protocol panicked; the connection was aborted.
     #[error("protocol panicked in {callback}: {message}")]

@@ -10,6 +10,8 @@
 //! | check that an async operation really yields (is a cancellation point) | [`assert_checkpoint`] |
 //! | check that one does not | [`assert_no_checkpoint`] |
 //! | run a test on a paused clock, where sleeps finish at once and exactly | `run_paused` (cargo feature `test-util`; see [the paused clock](#the-paused-clock)), or `#[tokio::test(start_paused = true)]` |
+//! | let background tasks run until they are all blocked, without counting `yield_now()` calls | [`wait_all_tasks_blocked`] (paused clock) |
+//! | … and until they have been blocked for a while | [`wait_all_tasks_blocked_for`] (paused clock) |
 //! | hand one value or signal from one task to another | a [`tokio::sync::oneshot`] channel: no helper needed |
 //!
 //! Everything here is also used by Trellis's own tests.
@@ -29,6 +31,17 @@
 //! though the bytes were about to arrive. Test timeouts against in-memory
 //! streams ([`tokio::io::duplex`]) on the paused clock, or arrange that no
 //! I/O is in flight while a timer is armed.
+//!
+//! # Trio → Trellis
+//!
+//! | `trio.testing` | Trellis | difference, and why |
+//! |---|---|---|
+//! | `Sequencer` | [`Sequencer`] | `step(n)` returns a guard instead of an `async with` block |
+//! | `assert_checkpoints`, `assert_no_checkpoints` | [`assert_checkpoint`], [`assert_no_checkpoint`] | wrap a future instead of a block |
+//! | `wait_all_tasks_blocked(cushion=0)` | [`wait_all_tasks_blocked`], [`wait_all_tasks_blocked_for`] | tokio has no stable idle hook, so it is built on the paused clock, which only moves when no task can run: it requires that clock (and so the current-thread runtime), panics without it, and moves the clock by its cushion, at least 1 ms (tokio's timer resolution) where Trio's default cushion is 0 |
+//! | `MockClock(autojump_threshold=0)` | tokio's paused clock (`run_paused`, `start_paused = true`) | tokio's clock is per runtime and jumps as soon as every task waits |
+//! | `check_two_way_stream` | [`check_socket`], and [`check_protocol`] for protocols | |
+//! | `memory_stream_pair` | [`memory_pair`] | |
 //!
 //! # Examples
 //!
@@ -61,12 +74,14 @@
 //! # Ok(()) }
 //! ```
 
+mod blocked;
 mod checkpoint;
 #[cfg(feature = "test-util")]
 mod clock;
 mod protocol;
 mod sequencer;
 
+pub use blocked::{wait_all_tasks_blocked, wait_all_tasks_blocked_for};
 pub use checkpoint::{
     AssertCheckpoint, AssertNoCheckpoint, assert_checkpoint, assert_no_checkpoint,
 };

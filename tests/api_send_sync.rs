@@ -52,7 +52,7 @@ fn assert_futures(n: &Nursery) {
 fn spawn_nursery_inside_a_task(n: &Nursery) -> impl Future<Output = ()> + Send + 'static {
     let n = n.clone();
     async move {
-        let _ = n.spawn(async { trellis::nursery(|_inner| async {}).await });
+        drop(n.spawn(async { trellis::nursery(|_inner| async {}).await }));
     }
 }
 
@@ -170,6 +170,11 @@ fn protocol_types_and_futures_are_send_and_sync() {
     send(&trellis::protocol::run_connection(Idle, a));
     send(&trellis::protocol::run_server(|| Idle, "127.0.0.1:0"));
     send(&trellis::testing::check_protocol(|| Idle, b""));
+    send(&trellis::testing::wait_all_tasks_blocked());
+    // Compiled, not run: no transport exists outside a connection.
+    fn _with_protocol_is_send(transport: &Transport) {
+        send(&transport.with_protocol(|_: &mut Idle| ()));
+    }
 }
 
 /// The `util` helpers: handles are `Send + Sync + 'static`, and so are their
@@ -240,4 +245,93 @@ fn supervisor_refs_and_by_name_futures_are_send() {
         "d",
         trellis::supervisor::ChildSpec::task("t", || async {}),
     ));
+}
+
+/// Pins the auto traits of the channel handles and futures: a `Sender` or
+/// `Receiver` of any `T: Send` can be shared between threads, and its futures
+/// can be spawned.
+mod channel {
+    use std::cell::Cell;
+    use std::future::Future;
+
+    use trellis::{Receiver, Sender, channel};
+
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    fn spawnable<F: Future + Send + 'static>(_: F) {}
+
+    #[test]
+    fn handles_of_send_but_not_sync_values_are_send_and_sync() {
+        // `Cell` is `Send` but not `Sync`.
+        send_sync::<Sender<Cell<u8>>>();
+        send_sync::<Receiver<Cell<u8>>>();
+        send_sync::<trellis::ChannelStats>();
+        send_sync::<trellis::SendError<u8>>();
+        send_sync::<trellis::TrySendError<u8>>();
+        send_sync::<trellis::RecvError>();
+        send_sync::<trellis::TryRecvError>();
+    }
+
+    #[test]
+    fn send_and_recv_futures_are_send() {
+        let (tx, rx) = channel::<Cell<u8>>(1);
+        send(&tx.send(Cell::new(1)));
+        send(&rx.recv());
+        spawnable(async move {
+            let _ = tx.send(Cell::new(2)).await;
+            let _ = rx.recv().await;
+        });
+    }
+
+    #[test]
+    fn handles_of_non_static_values_work_without_stream_or_sink() {
+        let text = String::from("borrowed");
+        let (tx, rx) = channel::<&str>(1);
+        tx.try_send(&text).unwrap();
+        assert_eq!(rx.try_recv(), Ok("borrowed"));
+    }
+}
+
+/// Pins the auto traits of the `sync` types and futures, so that they can be
+/// shared between tasks on any runtime.
+mod sync {
+    use std::cell::Cell;
+
+    use trellis::sync::{
+        Borrower, CapacityLimiter, CapacityLimiterError, CapacityLimiterStats, CapacityToken,
+        Condition, Event,
+    };
+
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn sync_types_are_send_sync_and_static() {
+        send_sync::<Event>();
+        send_sync::<CapacityLimiter>();
+        send_sync::<CapacityToken>();
+        send_sync::<CapacityLimiterStats>();
+        send_sync::<CapacityLimiterError>();
+        send_sync::<Borrower>();
+        send_sync::<Condition<Vec<u8>>>();
+        // Like tokio's mutex, a condition over `Send` but not `Sync` state is
+        // still `Sync`: the lock serialises all access.
+        send_sync::<Condition<Cell<u8>>>();
+    }
+
+    #[test]
+    fn sync_futures_are_send() {
+        let event = Event::new();
+        send(&event.wait());
+        let limiter = CapacityLimiter::new(1);
+        send(&limiter.acquire());
+        send(&limiter.acquire_on_behalf_of("x"));
+        let cond = Condition::new(Cell::new(0u8));
+        send(&cond.lock());
+        send(&async {
+            let guard = cond.lock().await;
+            let guard = cond.wait(guard).await;
+            guard.set(1);
+        });
+    }
 }

@@ -5,29 +5,18 @@
 //! sibling test without a subscriber could make this one's thread-local
 //! subscriber miss the event.
 
-use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
+use std::io;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use trellis::net::serve_tcp;
 use trellis::nursery;
 
+#[allow(clippy::mod_module_files)]
+mod support;
+use support::capture_logs;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A `tracing` writer that keeps what is written.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Fails as soon as the client has sent one byte.
 async fn refuse(mut stream: TcpStream) -> Result<(), BoxError> {
@@ -38,14 +27,8 @@ async fn refuse(mut stream: TcpStream) -> Result<(), BoxError> {
 
 #[tokio::test]
 async fn a_failing_connection_is_logged_as_an_error_naming_its_peer() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
     // The test runs on one thread, so the connection task logs here too.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let peer = nursery(|n| async move {
         let addrs = n.start(|s| serve_tcp(refuse, "127.0.0.1:0", s)).await?;
@@ -64,7 +47,7 @@ async fn a_failing_connection_is_logged_as_an_error_naming_its_peer() {
     .await
     .unwrap();
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let line = log
         .lines()
         .find(|line| line.contains("the client asked for an error"))

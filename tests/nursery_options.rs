@@ -1,36 +1,20 @@
 //! Nursery and task options: bubble, master, awaited, timeouts, cancel,
 //! forks, `Nursery::current`, dropping the nursery future.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use trellis::testing::wait_all_tasks_blocked;
 use trellis::{
     CancelScope, Nursery, NurseryError, NurseryOptions, SpawnOptions, move_on_after, nursery,
     nursery_with, wait_shutdown,
 };
 
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-/// Logs `dropped <name>` when dropped: marks where a task was cancelled.
-struct OnDrop(Log, &'static str);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        self.0.push(format!("dropped {}", self.1));
-    }
-}
+#[allow(clippy::mod_module_files)]
+mod support;
+use support::{Log, OnDrop};
 
 #[tokio::test(start_paused = true)]
 async fn a_task_that_does_not_bubble_only_logs_its_failure() {
@@ -258,9 +242,7 @@ async fn dropping_the_nursery_future_cancels_its_children() {
         _ = nursery_fut => unreachable!(),
         _ = rx => {}
     }
-    for _ in 0..3 {
-        tokio::task::yield_now().await;
-    }
+    wait_all_tasks_blocked().await;
     assert_eq!(log.entries(), ["dropped child"]);
 }
 

@@ -7,13 +7,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use trellis::BoxError;
 use trellis::protocol::{
     Protocol, ProtocolError, Transport, connect_socket, create_server, run_connection,
 };
 use trellis::testing::memory_pair;
 use trellis::{CancelScope, nursery};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Reports every callback on a channel; echoes data; panics on "boom".
 #[derive(Debug)]

@@ -6,16 +6,14 @@
 //! "socket" takes is known, so the buffer sizes below are too.
 
 use std::io;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use trellis::BoxError;
 use trellis::nursery;
 use trellis::protocol::{Protocol, ProtocolError, Transport, connect_socket, run_connection};
-use trellis::testing::memory_pair;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use trellis::testing::{memory_pair, wait_all_tasks_blocked};
 
 /// Reports its callbacks; pauses reading after each `data_received` when
 /// asked to.
@@ -61,12 +59,6 @@ impl Protocol for Flow {
     }
 }
 
-/// Lets every other task run until all wait (the paused clock only moves
-/// when nothing can run).
-async fn settle() {
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
 #[tokio::test(start_paused = true)]
 async fn write_buffer_limits_fire_pause_and_resume_exactly_at_the_marks() {
     let (protocol, mut events) = flow(false);
@@ -78,7 +70,7 @@ async fn write_buffer_limits_fire_pause_and_resume_exactly_at_the_marks() {
         transport.write(&[b'a'; 25])?; // 10 to the socket, 15 buffered
         assert_eq!(transport.write_buffer_size(), 15);
         transport.write(&[b'b'; 5])?; // 20: at the mark, not above
-        settle().await;
+        wait_all_tasks_blocked().await;
         assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
         transport.write(b"c")?; // 21: above
         assert_eq!(events.recv().await.as_deref(), Some("pause at 21"));
@@ -90,7 +82,7 @@ async fn write_buffer_limits_fire_pause_and_resume_exactly_at_the_marks() {
         assert_eq!(events.try_recv(), Err(TryRecvError::Empty)); // 11 is above the low mark
         // The connection moves 10 more: 1 left, at or below 5.
         assert_eq!(events.recv().await.as_deref(), Some("resume at 1"));
-        settle().await;
+        wait_all_tasks_blocked().await;
         assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
         n.cancel();
         Ok::<_, BoxError>(())
@@ -151,7 +143,7 @@ async fn pause_reading_stops_data_received_and_resume_reading_restarts_it() {
         theirs.write_all(b"a").await?;
         assert_eq!(events.recv().await.as_deref(), Some("data a"));
         theirs.write_all(b"b").await?; // fills the one-byte socket: nobody reads it
-        settle().await;
+        wait_all_tasks_blocked().await;
         assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
         assert!(!transport.is_reading());
 

@@ -15,8 +15,7 @@ use trellis::testing::check_protocol;
 mod example;
 
 use example::{LenPrefixedServer, OK_REPLY, frame, send_strings};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use trellis::BoxError;
 
 #[test]
 fn the_answer_is_ok_framed_the_same_way() {

@@ -8,14 +8,13 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use trellis::BoxError;
 use trellis::nursery;
 use trellis::protocol::{
     Loop, Protocol, ProtocolError, SocketAddress, Transport, connect_socket, create_connection,
     create_server, run_server,
 };
 use trellis::testing::memory_pair;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Echoes; reports `made` and `lost` with the error kind.
 #[derive(Debug)]

@@ -2,24 +2,15 @@
 //! happens when a step is cancelled, reused, or fails.
 
 use std::future::pending;
-use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt as _;
 use tokio::sync::oneshot;
 use trellis::testing::{Sequencer, SequencerError};
 use trellis::{CancelScope, NurseryError, SpawnOptions, checkpoint, nursery};
 
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
+#[allow(clippy::mod_module_files)]
+mod support;
+use support::Log;
 
 #[tokio::test]
 async fn steps_happen_in_order_whatever_order_their_tasks_were_spawned_in() {

@@ -5,13 +5,15 @@
 //! sibling test without a subscriber could make this one's thread-local
 //! subscriber miss the event.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use trellis::util::{TaskStats, TaskStatsOptions};
 use trellis::{NurseryOptions, SpawnOptions, nursery_with};
+
+#[allow(clippy::mod_module_files)]
+mod support;
+use support::capture_logs;
 
 /// Moves the paused clock forward without yielding: the calling poll
 /// "takes" `d`.
@@ -19,28 +21,9 @@ fn block_for(d: Duration) {
     let _ = tokio::time::advance(d).now_or_never();
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_instrumented_nursery_logs_the_numbers_when_it_ends() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
     let stats = TaskStats::with_options(
         TaskStatsOptions::new()
             .slow_step(Duration::from_millis(5))
@@ -59,7 +42,7 @@ async fn the_instrumented_nursery_logs_the_numbers_when_it_ends() {
     })
     .await
     .unwrap();
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("task stats"), "{text}");
     assert!(text.contains("scope=\"workers\""), "{text}");
     assert!(text.contains("slowest_poll=7ms"), "{text}");

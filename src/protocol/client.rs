@@ -28,7 +28,8 @@ impl<P> fmt::Debug for Connection<P> {
 
 impl<P> Connection<P> {
     /// Waits until the connection ends ([`Protocol::connection_lost`] has
-    /// returned), and returns the protocol.
+    /// returned), and returns the protocol the connection was started with
+    /// (also after a [`Transport::set_protocol`]).
     ///
     /// # Errors
     ///

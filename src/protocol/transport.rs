@@ -19,7 +19,14 @@
 //! 4. Flow control changes `writing_paused` under the lock, at the exact
 //!    buffer sizes; the driver delivers each change (`flow_toggles`) to the
 //!    protocol after the current callback, in order.
+//! 5. A protocol switch ([`Transport::set_protocol`]) and queued visits
+//!    ([`Transport::with_protocol`]) wait in `State` with `Shared::pending`
+//!    set; the driver applies them before its next callback (never in the
+//!    middle of one), so the hot path pays one atomic load per callback.
+//!    Once `connection_lost` is called (`State::protocol_lost`), switches are
+//!    dropped and visits refused.
 
+use std::any::{Any, type_name};
 use std::future::poll_fn;
 use std::io;
 use std::mem;
@@ -30,6 +37,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use futures_util::task::AtomicWaker;
+use tokio::sync::oneshot;
 
 use super::{ExtraInfo, Protocol, ProtocolError, Socket};
 
@@ -94,8 +102,30 @@ struct Shared {
     waker: AtomicWaker,
     /// Set while the driver runs a callback (invariant 2).
     corked: AtomicBool,
+    /// Set while a switch or a visit waits in `State` (invariant 5).
+    pending: AtomicBool,
     info: ExtraInfo,
 }
+
+/// A protocol installed by [`Transport::set_protocol`]: a boxed protocol
+/// that can still be downcast for [`Transport::with_protocol`].
+trait Installed: Protocol {
+    fn as_any(&mut self) -> &mut dyn Any;
+    fn name(&self) -> &'static str;
+}
+
+impl<Q: Protocol> Installed for Q {
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn name(&self) -> &'static str {
+        type_name::<Q>()
+    }
+}
+
+/// A closure queued by [`Transport::with_protocol`], given the current
+/// protocol and its type name.
+type Visit = Box<dyn FnOnce(&mut dyn Any, &'static str) + Send>;
 
 struct State {
     socket: Option<Arc<dyn Socket>>,
@@ -111,6 +141,12 @@ struct State {
     /// A write error met by a handle, for the driver to end the connection
     /// with.
     error: Option<io::Error>,
+    /// The protocol that takes over before the next callback.
+    next_protocol: Option<Box<dyn Installed>>,
+    /// Closures to run on the current protocol before the next callback.
+    visits: Vec<Visit>,
+    /// `connection_lost` was called: no more switches or visits.
+    protocol_lost: bool,
 }
 
 impl State {
@@ -412,6 +448,208 @@ impl Transport {
         (state.low, state.high)
     }
 
+    /// Hands the connection over to `protocol` (asyncio's `set_protocol`):
+    /// every callback after the current one goes to it.
+    ///
+    /// The switch takes effect when the running callback returns (or, when
+    /// called from another task, before the connection's next callback):
+    /// later `data_received`, `eof_received`, `pause_writing`,
+    /// `resume_writing` and `connection_lost` reach `protocol`. As in asyncio,
+    /// [`Protocol::connection_made`] is **not** called on it: give it the
+    /// transport when you build it. Flow control carries over: if writing is
+    /// paused, the new protocol gets the next `resume_writing`.
+    ///
+    /// - **The current read** was delivered whole to the protocol whose
+    ///   `data_received` is running: the driver cannot know how much of it
+    ///   that protocol consumed. A protocol that switches in the middle of a
+    ///   read passes the rest on itself, by calling the new protocol's
+    ///   `data_received` before handing it over (as below). Later reads go
+    ///   to the new protocol — asyncio's rule too.
+    /// - **The replaced protocol.** The protocol the connection was started
+    ///   with is parked, receives no more callbacks, and is still what
+    ///   [`run_connection`] and [`Connection::wait_closed`](super::Connection::wait_closed)
+    ///   hand back at the end (asyncio's `create_connection` caller also keeps
+    ///   its object). A protocol installed by an earlier `set_protocol` is
+    ///   dropped when replaced. The last one is dropped after its
+    ///   `connection_lost`.
+    /// - Two calls before the switch takes effect: the last one wins, the
+    ///   other protocol is dropped.
+    /// - Once [`Protocol::connection_lost`] has been called (including from
+    ///   inside it), this does nothing but drop `protocol`.
+    ///
+    /// The switched protocol is called through a `Box<dyn Protocol>`: one
+    /// allocation per switch, none per callback.
+    ///
+    /// # Examples
+    ///
+    /// A handshake protocol that waits for a `HELLO` line, then hands the
+    /// connection to an echo protocol, passing on what followed the line in
+    /// the same read:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// use trellis::protocol::{run_connection, Protocol, Transport};
+    /// use trellis::testing::memory_pair;
+    ///
+    /// struct Echo(Transport); // built with the transport: no connection_made
+    ///
+    /// impl Protocol for Echo {
+    ///     fn data_received(&mut self, data: &[u8]) {
+    ///         let _ = self.0.write(data);
+    ///     }
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Handshake {
+    ///     transport: Option<Transport>,
+    ///     line: Vec<u8>,
+    /// }
+    ///
+    /// impl Protocol for Handshake {
+    ///     fn connection_made(&mut self, transport: Transport) {
+    ///         self.transport = Some(transport);
+    ///     }
+    ///     fn data_received(&mut self, data: &[u8]) {
+    ///         let transport = self.transport.as_ref().unwrap();
+    ///         let end = data.iter().position(|&b| b == b'\n');
+    ///         self.line.extend_from_slice(&data[..end.unwrap_or(data.len())]);
+    ///         if let Some(end) = end {
+    ///             assert_eq!(self.line, b"HELLO");
+    ///             let _ = transport.write(b"WELCOME\n");
+    ///             let mut echo = Echo(transport.clone());
+    ///             echo.data_received(&data[end + 1..]); // the rest of this read
+    ///             transport.set_protocol(echo);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let (ours, mut theirs) = memory_pair(1024);
+    /// theirs.write_all(b"HELLO\nping ").await?;
+    /// theirs.write_all(b"pong").await?;
+    /// theirs.shutdown().await?;
+    /// let (handshake, answer) = tokio::join!(run_connection(Handshake::default(), ours), async {
+    ///     let mut answer = String::new();
+    ///     theirs.read_to_string(&mut answer).await.map(|_| answer)
+    /// });
+    /// assert_eq!(answer?, "WELCOME\nping pong");
+    /// assert_eq!(handshake?.line, b"HELLO"); // the original protocol comes back
+    /// # Ok(()) }
+    /// ```
+    pub fn set_protocol<Q: Protocol>(&self, protocol: Q) {
+        let protocol: Box<dyn Installed> = Box::new(protocol);
+        let mut state = self.lock();
+        if state.protocol_lost {
+            drop(state);
+            drop(protocol);
+            return;
+        }
+        let replaced = state.next_protocol.replace(protocol);
+        self.shared.pending.store(true, Ordering::Release);
+        drop(state);
+        // Dropped outside the lock: a protocol's `Drop` may use the transport.
+        drop(replaced);
+        self.shared.waker.wake();
+    }
+
+    /// Runs `f` on the connection's current protocol, if it is a `Q`, in the
+    /// connection's task between two callbacks, and returns what `f` returns
+    /// (the Rust form of asyncio's `get_protocol`).
+    ///
+    /// asyncio's `get_protocol` returns the protocol object itself; here the
+    /// protocol is owned by the connection's task and called back with
+    /// `&mut self`, so no reference can leave it. Instead `f` travels to that
+    /// task and runs there, exactly like a callback: after any pending
+    /// [`set_protocol`](Transport::set_protocol) took effect, never during
+    /// another callback, and writes it makes are flushed afterwards. A wrong
+    /// `Q` is an error naming the protocol's actual type, which also answers
+    /// "which protocol is this connection running?".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// use trellis::protocol::{connect_socket, Protocol, ProtocolError, Transport};
+    /// use trellis::testing::memory_pair;
+    ///
+    /// /// Echoes, and counts the bytes it echoed.
+    /// #[derive(Default)]
+    /// struct Count(Option<Transport>, usize);
+    /// impl Protocol for Count {
+    ///     fn connection_made(&mut self, transport: Transport) {
+    ///         self.0 = Some(transport);
+    ///     }
+    ///     fn data_received(&mut self, data: &[u8]) {
+    ///         self.1 += data.len();
+    ///         let _ = self.0.as_ref().unwrap().write(data);
+    ///     }
+    /// }
+    /// struct Other;
+    /// impl Protocol for Other {
+    ///     fn data_received(&mut self, _data: &[u8]) {}
+    /// }
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let (ours, mut theirs) = memory_pair(1024);
+    ///     let (transport, _connection) = connect_socket(&n, Count::default(), ours)?;
+    ///     theirs.write_all(b"12345").await?;
+    ///     theirs.read_exact(&mut [0; 5]).await?; // echoed: the bytes were received
+    ///     assert_eq!(transport.with_protocol(|count: &mut Count| count.1).await?, 5);
+    ///     assert!(matches!(
+    ///         transport.with_protocol(|_: &mut Other| ()).await,
+    ///         Err(ProtocolError::WrongProtocol { .. })
+    ///     ));
+    ///     n.cancel();
+    ///     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::WrongProtocol`] if the current protocol is not a
+    /// `Q`; [`ProtocolError::Closing`] if [`Protocol::connection_lost`] was
+    /// called before `f` could run, or if `f` panicked (the panic ends the
+    /// connection, as a panicking callback does).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not take `f` back: it may still run; its
+    /// result is then discarded.
+    #[doc(alias = "get_protocol")]
+    pub async fn with_protocol<Q, R, F>(&self, f: F) -> Result<R, ProtocolError>
+    where
+        Q: Protocol,
+        R: Send + 'static,
+        F: FnOnce(&mut Q) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let visit: Visit = Box::new(move |protocol: &mut dyn Any, found: &'static str| {
+            let result = match protocol.downcast_mut::<Q>() {
+                Some(protocol) => Ok(f(protocol)),
+                None => Err(ProtocolError::WrongProtocol {
+                    expected: type_name::<Q>(),
+                    found,
+                }),
+            };
+            let _ = tx.send(result);
+        });
+        {
+            let mut state = self.lock();
+            if state.protocol_lost {
+                return Err(ProtocolError::Closing);
+            }
+            state.visits.push(visit);
+            self.shared.pending.store(true, Ordering::Release);
+        }
+        self.shared.waker.wake();
+        rx.await.unwrap_or(Err(ProtocolError::Closing))
+    }
+
     /// How many written bytes the socket has not taken yet (asyncio's
     /// `get_write_buffer_size`). Inside a callback, this includes what the
     /// callback wrote so far.
@@ -442,7 +680,8 @@ impl std::fmt::Debug for Transport {
 /// an in-memory [`MemoryStream`](crate::testing::MemoryStream) in tests.
 /// [`Protocol::connection_made`] is called first, [`Protocol::connection_lost`]
 /// last, as the [module documentation](super#you-call--we-call-back)
-/// describes.
+/// describes. After a [`Transport::set_protocol`], the protocol handed back
+/// is still the one passed in here (see there).
 ///
 /// # Examples
 ///
@@ -471,7 +710,11 @@ pub async fn run_connection<P: Protocol>(
 
 /// The connection's task: see the module header.
 pub(super) struct Driver<P: Protocol> {
-    protocol: Option<P>,
+    /// The protocol the connection started with: called back until a
+    /// switch, then parked, and handed back when the connection ends.
+    original: Option<P>,
+    /// The protocol installed by the latest switch, if any.
+    switched: Option<Box<dyn Installed>>,
     transport: Transport,
     socket: Arc<dyn Socket>,
     read_buffer: Vec<u8>,
@@ -479,6 +722,46 @@ pub(super) struct Driver<P: Protocol> {
     told_paused: bool,
     eof_received: bool,
     eof_sent: bool,
+    /// `connection_lost` was called (or the protocol is gone).
+    lost: bool,
+}
+
+/// One callback, so that the driver can call either its original protocol
+/// (statically) or a switched one (through its vtable) with the same code.
+enum Callback<'a> {
+    Made(Transport),
+    Data(&'a [u8]),
+    Eof,
+    Lost(Option<io::Error>),
+    PauseWriting,
+    ResumeWriting,
+}
+
+impl Callback<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Callback::Made(_) => "connection_made",
+            Callback::Data(_) => "data_received",
+            Callback::Eof => "eof_received",
+            Callback::Lost(_) => "connection_lost",
+            Callback::PauseWriting => "pause_writing",
+            Callback::ResumeWriting => "resume_writing",
+        }
+    }
+
+    /// Calls `protocol` back; the result is `eof_received`'s answer (`false`
+    /// for the other callbacks).
+    fn dispatch<Q: Protocol + ?Sized>(self, protocol: &mut Q) -> bool {
+        match self {
+            Callback::Made(transport) => protocol.connection_made(transport),
+            Callback::Data(data) => protocol.data_received(data),
+            Callback::Eof => return protocol.eof_received(),
+            Callback::Lost(error) => protocol.connection_lost(error),
+            Callback::PauseWriting => protocol.pause_writing(),
+            Callback::ResumeWriting => protocol.resume_writing(),
+        }
+        false
+    }
 }
 
 impl<P: Protocol> Driver<P> {
@@ -496,64 +779,150 @@ impl<P: Protocol> Driver<P> {
             aborted: false,
             eof_requested: false,
             error: None,
+            next_protocol: None,
+            visits: Vec::new(),
+            protocol_lost: false,
         };
         let transport = Transport {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 waker: AtomicWaker::new(),
                 corked: AtomicBool::new(false),
+                pending: AtomicBool::new(false),
                 info,
             }),
         };
         let driver = Driver {
-            protocol: Some(protocol),
+            original: Some(protocol),
+            switched: None,
             transport: transport.clone(),
             socket,
             read_buffer: Vec::new(),
             told_paused: false,
             eof_received: false,
             eof_sent: false,
+            lost: false,
         };
         (transport, driver)
     }
 
     pub(super) async fn run(mut self) -> Result<P, ProtocolError> {
         let transport = self.transport.clone();
-        if let Err(error) = self.call("connection_made", |p| p.connection_made(transport)) {
+        if let Err(error) = self.call(Callback::Made(transport)) {
             return Err(self.fail(error));
         }
         poll_fn(|cx| self.poll(cx)).await
     }
 
-    /// Runs one callback, corked, catching a panic.
-    fn call<R>(
-        &mut self,
-        name: &'static str,
-        f: impl FnOnce(&mut P) -> R,
-    ) -> Result<R, ProtocolError> {
-        let Some(protocol) = self.protocol.as_mut() else {
+    /// Runs one callback on the current protocol, corked, catching a panic.
+    /// A pending switch or visit is applied first (invariant 5), except
+    /// before `connection_made`, which always reaches the original protocol.
+    fn call(&mut self, callback: Callback<'_>) -> Result<bool, ProtocolError> {
+        if !matches!(callback, Callback::Made(_))
+            && self.transport.shared.pending.load(Ordering::Acquire)
+        {
+            self.apply_pending()?;
+        }
+        if matches!(callback, Callback::Lost(_)) {
+            self.refuse_pending();
+        }
+        let name = callback.name();
+        let corked = &self.transport.shared.corked;
+        let result = if let Some(protocol) = &mut self.switched {
+            corked.store(true, Ordering::Release);
+            let result = catch_unwind(AssertUnwindSafe(|| callback.dispatch(&mut **protocol)));
+            corked.store(false, Ordering::Release);
+            result
+        } else if let Some(protocol) = &mut self.original {
+            corked.store(true, Ordering::Release);
+            let result = catch_unwind(AssertUnwindSafe(|| callback.dispatch(protocol)));
+            corked.store(false, Ordering::Release);
+            result
+        } else {
             return Err(ProtocolError::Cancelled);
         };
-        let corked = &self.transport.shared.corked;
-        corked.store(true, Ordering::Release);
-        let result = catch_unwind(AssertUnwindSafe(|| f(protocol)));
-        corked.store(false, Ordering::Release);
         result.map_err(|panic| ProtocolError::Panicked {
             callback: name,
             message: panic_message(&*panic),
         })
     }
 
+    /// Installs a pending protocol and runs the queued visits.
+    #[cold]
+    #[inline(never)]
+    fn apply_pending(&mut self) -> Result<(), ProtocolError> {
+        let mut state = self.transport.lock();
+        self.transport
+            .shared
+            .pending
+            .store(false, Ordering::Release);
+        let next = state.next_protocol.take();
+        let visits = mem::take(&mut state.visits);
+        drop(state);
+        if let Some(next) = next {
+            // The replaced protocol is dropped here, outside the lock; the
+            // original one is kept to be handed back.
+            self.switched = Some(next);
+        }
+        for visit in visits {
+            let (protocol, name): (&mut dyn Any, &'static str) =
+                match (&mut self.switched, &mut self.original) {
+                    (Some(protocol), _) => {
+                        let name = protocol.name();
+                        (protocol.as_any(), name)
+                    }
+                    (None, Some(protocol)) => (protocol, type_name::<P>()),
+                    (None, None) => return Err(ProtocolError::Cancelled),
+                };
+            let corked = &self.transport.shared.corked;
+            corked.store(true, Ordering::Release);
+            let result = catch_unwind(AssertUnwindSafe(|| visit(protocol, name)));
+            corked.store(false, Ordering::Release);
+            if let Err(panic) = result {
+                return Err(ProtocolError::Panicked {
+                    callback: "with_protocol",
+                    message: panic_message(&*panic),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// From `connection_lost` on, switches are dropped and visits refused.
+    #[cold]
+    #[inline(never)]
+    fn refuse_pending(&mut self) {
+        self.lost = true;
+        let mut state = self.transport.lock();
+        state.protocol_lost = true;
+        let next = state.next_protocol.take();
+        let visits = mem::take(&mut state.visits);
+        drop(state);
+        // Dropped outside the lock: a protocol's `Drop` may use the transport.
+        drop(next);
+        drop(visits);
+    }
+
     /// Ends the connection after a panic: abort, tell the protocol.
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         tracing::error!(%error, peer = ?self.transport.shared.info.peer_addr, "protocol failed; connection aborted");
         self.close_socket();
+        self.refuse_pending();
         let lost = io::Error::other(error.to_string());
-        if let Some(mut protocol) = self.protocol.take() {
-            // A second panic, in `connection_lost`, is only logged.
-            if catch_unwind(AssertUnwindSafe(|| protocol.connection_lost(Some(lost)))).is_err() {
-                tracing::error!("protocol panicked again in connection_lost");
+        let switched = self.switched.take();
+        let original = self.original.take();
+        // A second panic, in `connection_lost`, is only logged.
+        let result = match (switched, original) {
+            (Some(mut protocol), _) => {
+                catch_unwind(AssertUnwindSafe(|| protocol.connection_lost(Some(lost))))
             }
+            (None, Some(mut protocol)) => {
+                catch_unwind(AssertUnwindSafe(|| protocol.connection_lost(Some(lost))))
+            }
+            (None, None) => Ok(()),
+        };
+        if result.is_err() {
+            tracing::error!("protocol panicked again in connection_lost");
         }
         error
     }
@@ -561,12 +930,14 @@ impl<P: Protocol> Driver<P> {
     /// Ends the connection normally (`None`) or after an I/O error.
     fn finish(&mut self, error: Option<io::Error>) -> Poll<Result<P, ProtocolError>> {
         self.close_socket();
-        if let Err(error) = self.call("connection_lost", |p| p.connection_lost(error)) {
-            self.protocol = None;
+        let result = self.call(Callback::Lost(error));
+        self.switched = None;
+        let original = self.original.take();
+        if let Err(error) = result {
             tracing::error!(%error, "protocol panicked in connection_lost");
             return Poll::Ready(Err(error));
         }
-        match self.protocol.take() {
+        match original {
             Some(protocol) => Poll::Ready(Ok(protocol)),
             None => Poll::Ready(Err(ProtocolError::Cancelled)),
         }
@@ -600,15 +971,21 @@ impl<P: Protocol> Driver<P> {
             if let Some(error) = error {
                 return self.finish(Some(error));
             }
+            if self.transport.shared.pending.load(Ordering::Acquire) {
+                // A switch or a visit from another task, while idle.
+                if let Err(error) = self.apply_pending() {
+                    return Poll::Ready(Err(self.fail(error)));
+                }
+            }
             if aborted {
                 return self.finish(None);
             }
             for _ in 0..toggles {
                 self.told_paused = !self.told_paused;
                 let result = if self.told_paused {
-                    self.call("pause_writing", P::pause_writing)
+                    self.call(Callback::PauseWriting)
                 } else {
-                    self.call("resume_writing", P::resume_writing)
+                    self.call(Callback::ResumeWriting)
                 };
                 if let Err(error) = result {
                     return Poll::Ready(Err(self.fail(error)));
@@ -656,7 +1033,7 @@ impl<P: Protocol> Driver<P> {
                 Err(error) => return self.finish(Some(error)),
                 Ok(0) => {
                     self.eof_received = true;
-                    self.call("eof_received", P::eof_received).map(|keep_open| {
+                    self.call(Callback::Eof).map(|keep_open| {
                         if !keep_open {
                             self.transport.close();
                         }
@@ -664,7 +1041,7 @@ impl<P: Protocol> Driver<P> {
                 }
                 Ok(n) => {
                     let mut buffer = mem::take(&mut self.read_buffer);
-                    let result = self.call("data_received", |p| p.data_received(&buffer[..n]));
+                    let result = self.call(Callback::Data(&buffer[..n])).map(drop);
                     if n == buffer.len() && buffer.len() < READ_BUFFER_MAX {
                         buffer.resize(buffer.len() * 2, 0);
                     }
@@ -713,11 +1090,11 @@ impl<P: Protocol> Driver<P> {
 
 impl<P: Protocol> Drop for Driver<P> {
     fn drop(&mut self) {
-        if self.protocol.is_some() {
+        if !self.lost {
             // Cancelled: the task was dropped before the connection ended.
             self.close_socket();
             let error = io::Error::new(io::ErrorKind::ConnectionAborted, "connection cancelled");
-            if let Err(error) = self.call("connection_lost", |p| p.connection_lost(Some(error))) {
+            if let Err(error) = self.call(Callback::Lost(Some(error))) {
                 tracing::error!(%error, "protocol panicked in connection_lost");
             }
         }
