@@ -863,7 +863,7 @@ impl Nursery {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use trellis::{nursery, NurseryOptions, nursery_with};
+    /// use trellis::{nursery_with, NurseryOptions};
     ///
     /// let err = nursery_with(NurseryOptions::new().name("fetch"), |n| async move {
     ///     n.spawn(std::future::pending::<()>());
