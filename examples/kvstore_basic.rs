@@ -96,8 +96,7 @@ pub async fn print_state() -> Result<(), GenServerError> {
 /// its name is free).
 pub async fn stop() -> Result<(), GenServerError> {
     let store: Server<KvStore> = trellis::registry::lookup(NAME)?;
-    store.stop().await;
-    Ok(())
+    store.stop().await
 }
 
 #[allow(dead_code)] // the test drives the client API without `main`

@@ -99,7 +99,7 @@ use tokio::sync::oneshot;
 use crate::cancel::panic_message;
 use crate::mailbox::{self, Address, Destination, MailboxError};
 use crate::nursery::TaskOutput;
-use crate::process::{Down, Exit, ExitReason, MonitorRef, Pid};
+use crate::process::{self, Down, Exit, ExitReason, MonitorRef, Pid};
 use crate::registry::{self, RegistryError};
 use crate::{BoxError, CancelScope, Nursery, NurseryError, SpawnOptions, StartError, TaskStatus};
 
@@ -306,6 +306,15 @@ pub enum GenServerError {
         /// What the nursery said.
         message: Arc<str>,
     },
+    /// The server called, stopped or waited for itself (from `init`, a
+    /// handler or `terminate`), which could only hang: OTP's `calling_self`.
+    /// Use [`Context::stop`] to stop from inside, or answer directly.
+    #[error("gen_server {pid} called itself")]
+    #[doc(alias = "calling_self")]
+    CallingSelf {
+        /// The server.
+        pid: Pid,
+    },
     /// A bounded mailbox is full ([`Server::try_cast`] only).
     #[error("gen_server {pid}'s mailbox is full")]
     Full {
@@ -425,6 +434,9 @@ impl<S: GenServer> Server<S> {
         request: S::Call,
         timeout: Duration,
     ) -> Result<S::Reply, GenServerError> {
+        if process::is_current(self.pid()) {
+            return Err(GenServerError::CallingSelf { pid: self.pid() });
+        }
         if timeout == INFINITY {
             // No timer: the no-hang guarantees for dead, stopping and
             // panicking servers hold without one.
@@ -512,6 +524,10 @@ impl<S: GenServer> Server<S> {
         };
         let (error, envelope) = error.into_parts();
         let result = match error {
+            // Waiting for room in our own mailbox would wait forever.
+            MailboxError::Full { pid } if process::is_current(pid) => {
+                return Err(GenServerError::CallingSelf { pid });
+            }
             MailboxError::Full { .. } => Box::pin(self.address.send(envelope))
                 .await
                 .map_err(|e| e.into_parts().0),
@@ -538,10 +554,20 @@ impl<S: GenServer> Server<S> {
     ///
     /// [`GenServerError::Exited`] if the server has exited.
     pub async fn send_info(&self, message: S::Info) -> Result<(), GenServerError> {
-        self.address
-            .send(Envelope::Info(message))
-            .await
-            .map_err(|e| GenServerError::from_send(e.into_parts().0, self.pid()))
+        let Err(error) = self.address.try_send(Envelope::Info(message)) else {
+            return Ok(());
+        };
+        let (error, envelope) = error.into_parts();
+        let result = match error {
+            MailboxError::Full { pid } if process::is_current(pid) => {
+                return Err(GenServerError::CallingSelf { pid });
+            }
+            MailboxError::Full { .. } => Box::pin(self.address.send(envelope))
+                .await
+                .map_err(|e| e.into_parts().0),
+            error => Err(error),
+        };
+        result.map_err(|e| GenServerError::from_send(e, self.pid()))
     }
 
     /// An address that sends plain messages to `handle_info` — what
@@ -551,13 +577,26 @@ impl<S: GenServer> Server<S> {
     }
 
     /// Asks the server to stop with [`ExitReason::Normal`] and waits until
-    /// it has (its `terminate` has run).
-    pub async fn stop(&self) {
-        self.stop_with(ExitReason::Normal).await;
+    /// it has (its `terminate` has run). Stopping a server that has already
+    /// ended is not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::CallingSelf`] from inside the server itself (it
+    /// would wait for itself): use [`Context::stop`] there.
+    pub async fn stop(&self) -> Result<(), GenServerError> {
+        self.stop_with(ExitReason::Normal).await
     }
 
     /// Asks the server to stop with `reason` and waits until it has.
-    pub async fn stop_with(&self, reason: ExitReason) {
+    ///
+    /// # Errors
+    ///
+    /// As [`stop`](Self::stop).
+    pub async fn stop_with(&self, reason: ExitReason) -> Result<(), GenServerError> {
+        if process::is_current(self.pid()) {
+            return Err(GenServerError::CallingSelf { pid: self.pid() });
+        }
         let mut watch = mailbox::create::<Down>();
         watch.monitor(self.pid());
         if self
@@ -568,6 +607,7 @@ impl<S: GenServer> Server<S> {
         {
             let _ = watch.receive().await;
         }
+        Ok(())
     }
 
     /// The exit reason, once the server has ended.
@@ -853,6 +893,8 @@ pub struct Context<S: GenServer> {
     /// The scope the server runs in, where its task group will hang.
     scope: Option<Arc<crate::cancel::Node>>,
     reply: Option<ReplySender<S::Reply>>,
+    /// Set by [`Context::stop`]: the server stops once the callback returns.
+    stop: Option<ExitReason>,
     trap_exits: bool,
 }
 
@@ -884,10 +926,20 @@ impl<S: GenServer> Context<S> {
         self.server.pid()
     }
 
-    /// A handle to this server (to give to others; calling yourself from a
-    /// callback would wait for yourself and time out).
+    /// A handle to this server, to give to others. Calling or stopping
+    /// the server through it from its own callbacks fails at once with
+    /// [`GenServerError::CallingSelf`]; use [`stop`](Self::stop) instead.
     pub fn server(&self) -> &Server<S> {
         &self.server
+    }
+
+    /// Stops the server with `reason` once the running callback returns:
+    /// a call being handled still gets the reply its callback returns, then
+    /// `terminate` runs. From `init`, the start is refused with `reason`, as
+    /// if `init` returned [`Init::Stop`]. A later `stop` replaces an earlier
+    /// one; a callback returning a stop of its own wins over both.
+    pub fn stop(&mut self, reason: ExitReason) {
+        self.stop = Some(reason);
     }
 
     /// The address of this server's `handle_info`, for tasks and other

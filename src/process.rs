@@ -662,6 +662,34 @@ fn entry_unlink(entry: &Entry, other: Pid) {
     }
 }
 
+thread_local! {
+    /// The process whose future this thread is polling (a gen_server's),
+    /// so that a wait on itself fails at once instead of hanging.
+    static CURRENT: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks `pid` as the process being polled on this thread until the guard
+/// is dropped (which restores the previous one).
+pub(crate) fn enter(pid: Pid) -> Current {
+    Current(CURRENT.with(|c| c.replace(Some(pid))))
+}
+
+/// Whether this thread is polling the process `pid` (a call to it would
+/// wait for itself).
+#[inline]
+pub(crate) fn is_current(pid: Pid) -> bool {
+    CURRENT.with(|c| c.get() == Some(pid))
+}
+
+/// Restores the previously polled process when dropped.
+pub(crate) struct Current(Option<Pid>);
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
 /// Whether `pid` names a live process of this node.
 ///
 /// ```

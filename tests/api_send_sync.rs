@@ -125,7 +125,7 @@ mod otp {
                 (),
                 trellis::TaskStatus::ignored(),
             ));
-            server.stop().await;
+            server.stop().await.unwrap();
             Ok::<_, trellis::NurseryError>(())
         })
         .await

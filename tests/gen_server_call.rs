@@ -341,7 +341,7 @@ async fn an_init_error_is_returned_to_the_starter_and_frees_the_name() {
         // The name can be used again.
         let server = gen_server::start(&n, Probe::default(), 1, "probe-init").await.unwrap();
         assert_eq!(server.call(Request::Get, LONG).await.unwrap(), Ok(1));
-        server.stop().await;
+        server.stop().await.unwrap();
         Ok::<_, NurseryError>(())
     })
     .await
@@ -418,7 +418,7 @@ async fn stop_answers_queued_callers_with_exited() {
 #[tokio::test(start_paused = true)]
 async fn a_call_to_a_server_that_exited_fails_at_once() {
     with_probe(None, |server| async move {
-        server.stop().await;
+        server.stop().await.unwrap();
         let started = Instant::now();
         let error = server.call(Request::Get, LONG).await.unwrap_err();
         assert_eq!(

@@ -160,7 +160,7 @@ fn watch(server: &Server<Recorder>) -> mailbox::Mailbox<Down> {
 async fn terminate_runs_on_a_normal_stop() {
     let log = Log::default();
     run_recorder(Recorder::new(&log), |server| async move {
-        server.stop().await;
+        server.stop().await.unwrap();
         assert_eq!(server.exit_reason(), Some(ExitReason::Normal));
     })
     .await
@@ -315,7 +315,7 @@ async fn send_after_delivers_one_message_after_the_delay() {
         server.call(Request::Ping, LONG).await.unwrap();
         assert_eq!(lines(&seen).len(), 2, "{:?}", lines(&seen));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        server.stop().await;
+        server.stop().await.unwrap();
     })
     .await
     .unwrap();
@@ -334,7 +334,7 @@ async fn send_interval_ticks_until_cancelled_and_a_cancelled_timer_stays_silent(
         tokio::time::sleep(Duration::from_millis(35)).await;
         server.call(Request::CancelTimer, LONG).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        server.stop().await;
+        server.stop().await.unwrap();
     })
     .await
     .unwrap();
@@ -354,7 +354,7 @@ async fn timers_end_with_their_server() {
             .call(Request::TickEvery(Duration::from_millis(10)), LONG)
             .await
             .unwrap();
-        server.stop().await;
+        server.stop().await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     })
     .await

@@ -79,7 +79,7 @@ impl GenServer for Spawner {
 async fn a_server_that_never_spawns_still_starts_serves_and_stops() {
     nursery(|n| async move {
         let server = gen_server::start(&n, Spawner::new(), (), ()).await?;
-        server.stop().await;
+        server.stop().await.unwrap();
         assert_eq!(server.exit_reason(), Some(ExitReason::Normal));
         Ok::<_, BoxError>(())
     })
@@ -161,7 +161,7 @@ async fn the_servers_tasks_see_the_deadline_of_the_scope_it_runs_in() {
             server.call((), LONG).await?;
             started.wait().await;
             assert_eq!(*task_deadline.lock().unwrap(), outer);
-            server.stop().await;
+            server.stop().await.unwrap();
             Ok::<_, BoxError>(())
         })
         .await

@@ -177,7 +177,7 @@ async fn a_server_trapping_exits_gets_the_exit_as_a_message_and_goes_on() {
         let trapped = trapped.lock().unwrap().clone();
         assert_eq!(trapped.len(), 1);
         assert!(matches!(trapped[0].reason, ExitReason::Panic(_)));
-        a.stop().await;
+        a.stop().await.unwrap();
         Ok::<_, NurseryError>(())
     })
     .await
@@ -196,7 +196,7 @@ async fn a_normal_exit_does_not_stop_a_linked_server() {
         b.call("quit", LONG).await.unwrap();
         assert_eq!(watch.receive().await.unwrap().reason, ExitReason::Normal);
         a.call("ping", LONG).await.unwrap();
-        a.stop().await;
+        a.stop().await.unwrap();
         Ok::<_, NurseryError>(())
     })
     .await

@@ -110,7 +110,7 @@ impl Contender for Trellis {
     }
 
     async fn stop(handle: Self::Handle) {
-        handle.stop().await;
+        handle.stop().await.expect("trellis stop");
     }
 
     async fn start_named(nursery: &Nursery, name: &str) -> Self::Handle {

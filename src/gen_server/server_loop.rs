@@ -38,7 +38,7 @@ use pin_project_lite::pin_project;
 use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
 use crate::cancel::{Node, current, panic_message, with_node};
 use crate::mailbox::{self, Address, Mailbox};
-use crate::process::{Entry, ExitReason, TaskGroup};
+use crate::process::{self, Entry, ExitReason, TaskGroup};
 use crate::registry;
 use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
 
@@ -84,6 +84,7 @@ fn prepare<S: GenServer>(
             },
             scope: scope.clone(),
             reply: None,
+            stop: None,
             trap_exits: false,
         },
         terminating: false,
@@ -150,6 +151,7 @@ pin_project! {
     impl<F> PinnedDrop for Serving<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
+            let _current = process::enter(this.entry.pid());
             if this.inner.is_some() {
                 this.entry.mark_killed();
                 this.entry.exit(ExitReason::Killed, registry::release);
@@ -167,6 +169,8 @@ impl<F: Future> Future for Serving<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let mut this = self.project();
+        // While the server runs, a call or stop aimed at itself fails at once.
+        let _current = process::enter(this.entry.pid());
         if let Some(inner) = this.inner.as_mut().as_pin_mut() {
             let cancelled = this.scope.as_ref().is_some_and(|s| s.is_cancelled());
             if !(cancelled && this.entry.has_tasks()) {
@@ -248,6 +252,10 @@ fn run<S: GenServer>(
                 None => break ExitReason::Shutdown,
                 Some(envelope) => {
                     if let Some(reason) = runner.handle(envelope).await {
+                        break reason;
+                    }
+                    // `Context::stop` from the callback.
+                    if let Some(reason) = runner.ctx.stop.take() {
                         break reason;
                     }
                 }
