@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use trellis::BoxError;
-use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Response, Server};
+use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Init, Response, Server};
 use trellis::process::ExitReason;
 
 /// The name the store registers under.
@@ -50,26 +50,30 @@ impl GenServer for KvStore {
     type Cast = Notice;
     type Info = ();
 
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
-        Ok(())
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+        Ok(Init::Ready)
     }
 
     async fn handle_call(
         &mut self,
         request: Request,
         _: &mut Context<Self>,
-    ) -> Response<Option<String>> {
+    ) -> Result<Response<Option<String>>, BoxError> {
         match request {
-            Request::Get(key) => Response::Reply(self.data.get(&key).cloned()),
-            Request::Set(key, value) => Response::Reply(self.data.insert(key, value)),
+            Request::Get(key) => Ok(Response::Reply(self.data.get(&key).cloned())),
+            Request::Set(key, value) => Ok(Response::Reply(self.data.insert(key, value))),
         }
     }
 
-    async fn handle_cast(&mut self, Notice::PrintState: Notice, _: &mut Context<Self>) -> Flow {
+    async fn handle_cast(
+        &mut self,
+        Notice::PrintState: Notice,
+        _: &mut Context<Self>,
+    ) -> Result<Flow, BoxError> {
         let mut keys: Vec<_> = self.data.iter().collect();
         keys.sort();
         println!("state: {keys:?}");
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _: &mut Context<Self>) {
@@ -103,7 +107,10 @@ pub async fn stop() -> Result<(), GenServerError> {
 fn main() -> Result<(), BoxError> {
     trellis::run(async {
         let outcome = trellis::nursery(|n| async move {
-            gen_server::start(&n, KvStore::default(), (), NAME).await?;
+            gen_server::Builder::new(KvStore::default())
+                .name(NAME)
+                .start(&n)
+                .await?;
             println!("get(foo) = {:?}", get("foo").await?);
             println!("set(foo, bar) = {:?}", set("foo", "bar").await?);
             println!("set(foo, baz) = {:?}", set("foo", "baz").await?);

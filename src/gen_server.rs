@@ -46,7 +46,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use trellis::gen_server::{self, Context, GenServer, Response};
+//! use trellis::BoxError;
+//! use trellis::gen_server::{self, Builder, Context, Flow, GenServer, Init, Response};
 //!
 //! #[derive(Default)]
 //! struct Counter(u64);
@@ -58,29 +59,30 @@
 //!     type Cast = u64;
 //!     type Info = ();
 //!
-//!     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
+//!     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<Init, BoxError> {
 //!         self.0 = start;
-//!         Ok(())
+//!         Ok(Init::Ready)
 //!     }
 //!
-//!     async fn handle_call(&mut self, _: (), _: &mut Context<Self>) -> Response<u64> {
-//!         Response::Reply(self.0)
+//!     async fn handle_call(&mut self, _: (), _: &mut Context<Self>) -> Result<Response<u64>, BoxError> {
+//!         Ok(Response::Reply(self.0))
 //!     }
 //!
-//!     async fn handle_cast(&mut self, add: u64, _: &mut Context<Self>) -> gen_server::Flow {
-//!         self.0 += add;
-//!         gen_server::Flow::Continue
+//!     async fn handle_cast(&mut self, add: u64, _: &mut Context<Self>) -> Result<Flow, BoxError> {
+//!         // `?` crashes the server with the error as its exit reason.
+//!         self.0 = self.0.checked_add(add).ok_or("counter overflow")?;
+//!         Ok(Flow::Continue)
 //!     }
 //! }
 //!
 //! # trellis::run(async {
 //! trellis::nursery(|n| async move {
-//!     let counter = gen_server::start(&n, Counter::default(), 40, "counter").await?;
+//!     let counter = Builder::new(Counter::default()).arg(40).name("counter").start(&n).await?;
 //!     counter.cast(2).await?;
 //!     let by_name = gen_server::call::<Counter>("counter", (), Duration::from_secs(5)).await?;
 //!     assert_eq!(by_name, 42);
-//!     counter.stop().await;
-//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//!     counter.stop().await?;
+//!     Ok::<_, BoxError>(())
 //! })
 //! .await
 //! .unwrap();
@@ -130,77 +132,100 @@ pub trait GenServer: Send + Sized + 'static {
     /// Initialises the server before it serves anything.
     ///
     /// Its name (if any) is already registered; calls that arrive meanwhile
-    /// wait in the mailbox. On `Err`, the server ends with
-    /// [`ExitReason::Error`], `terminate` is *not* called (as in OTP), and
-    /// the starter gets [`GenServerError::InitFailed`].
+    /// wait in the mailbox.
+    ///
+    /// - `Ok(`[`Init::Ready`]`)`: the server serves; the starter gets its
+    ///   [`Server`] handle.
+    /// - `Ok(`[`Init::Stop`]`(reason))`: the start is refused (OTP's
+    ///   `{stop, Reason}`): the server ends with `reason`, the starter gets
+    ///   [`GenServerError::InitFailed`] with it.
+    /// - `Ok(`[`Init::Ignore`]`)`: the server ends normally without
+    ///   serving (OTP's `ignore`): [`start`] returns
+    ///   [`GenServerError::Ignored`]; under [`serve`] the task returns
+    ///   `Ok(())` without reporting started, which a supervisor takes as
+    ///   "ignored".
+    /// - `Err(error)` (a `?`), or a panic: as `Stop` with
+    ///   [`ExitReason::Error`] (the error value) or [`ExitReason::Panic`].
+    ///
+    /// In every case but `Ready`, `terminate` is *not* called (as in OTP).
     fn init(
         &mut self,
         arg: Self::Arg,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+    ) -> impl Future<Output = Result<Init, BoxError>> + Send;
 
     /// Handles a [`call`].
     ///
-    /// - [`Response::Reply`]`(r)`: `r` is sent to the caller.
-    /// - [`Response::NoReply`]: nothing is sent now; answer later through
-    ///   the handle from [`Context::defer`]. If the handle was not taken,
-    ///   the caller gets [`GenServerError::NoReply`].
-    /// - [`Response::Stop`]`(reason)`: the server stops; the caller gets
-    ///   [`GenServerError::Exited`] with `reason`.
-    /// - [`Response::ReplyAndStop`]`(r, reason)`: `r` is sent, then the
-    ///   server stops.
+    /// - `Ok(`[`Response::Reply`]`(r))`: `r` is sent to the caller.
+    /// - `Ok(`[`Response::NoReply`]`)`: nothing is sent now; answer later
+    ///   through the handle from [`Context::defer`]. If the handle was not
+    ///   taken, the caller gets [`GenServerError::NoReply`].
+    /// - `Ok(`[`Response::Stop`]`(reason))`: the server stops; the caller
+    ///   gets [`GenServerError::Exited`] with `reason`.
+    /// - `Ok(`[`Response::ReplyAndStop`]`(r, reason))`: `r` is sent, then
+    ///   the server stops.
+    /// - `Err(error)` (a `?`): the server crashes with
+    ///   [`ExitReason::Error`] carrying `error`; the caller gets
+    ///   [`GenServerError::Exited`] with it. To answer with an error and go
+    ///   on serving, make [`Reply`](GenServer::Reply) a `Result` instead.
     fn handle_call(
         &mut self,
         request: Self::Call,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Response<Self::Reply>> + Send;
+    ) -> impl Future<Output = Result<Response<Self::Reply>, BoxError>> + Send;
 
     /// Handles a [`cast`]. Default: ignores it.
+    ///
+    /// `Ok(`[`Flow::Continue`]`)` serves on, `Ok(`[`Flow::Stop`]`(reason))`
+    /// stops, `Err(error)` crashes the server with [`ExitReason::Error`].
     fn handle_cast(
         &mut self,
         message: Self::Cast,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = (message, ctx);
-        async { Flow::Continue }
+        async { Ok(Flow::Continue) }
     }
 
-    /// Handles a plain message. Default: ignores it.
+    /// Handles a plain message. Default: ignores it. Returns as
+    /// [`handle_cast`](GenServer::handle_cast).
     fn handle_info(
         &mut self,
         message: Self::Info,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = (message, ctx);
-        async { Flow::Continue }
+        async { Ok(Flow::Continue) }
     }
 
     /// Handles the end of a process this server monitors
-    /// ([`Context::monitor`]). Default: ignores it.
+    /// ([`Context::monitor`]). Default: ignores it. Returns as
+    /// [`handle_cast`](GenServer::handle_cast).
     fn handle_down(
         &mut self,
         down: Down,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = (down, ctx);
-        async { Flow::Continue }
+        async { Ok(Flow::Continue) }
     }
 
     /// Handles the end of a linked process while trapping exits
     /// ([`Context::trap_exits`]). Default: stops with the same reason if it
-    /// is abnormal, ignores normal exits.
+    /// is abnormal, ignores normal exits. Returns as
+    /// [`handle_cast`](GenServer::handle_cast).
     fn handle_exit(
         &mut self,
         exit: Exit,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = ctx;
         async move {
-            if exit.reason.is_abnormal() {
+            Ok(if exit.reason.is_abnormal() {
                 Flow::Stop(exit.reason)
             } else {
                 Flow::Continue
-            }
+            })
         }
     }
 
@@ -214,6 +239,22 @@ pub trait GenServer: Send + Sized + 'static {
         let _ = (reason, ctx);
         async {}
     }
+}
+
+/// What [`GenServer::init`] decides (OTP's `{ok, State}`, `{stop, Reason}`,
+/// `ignore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Init {
+    /// Serve: the starter gets the [`Server`] handle.
+    #[doc(alias = "ok")]
+    Ready,
+    /// Refuse to start: the server ends with this reason and the starter
+    /// gets [`GenServerError::InitFailed`] with it.
+    Stop(ExitReason),
+    /// End normally without serving: [`start`] returns
+    /// [`GenServerError::Ignored`]; [`serve`] returns `Ok(())` without
+    /// reporting started.
+    Ignore,
 }
 
 /// What [`GenServer::handle_call`] decides.
@@ -293,12 +334,18 @@ pub enum GenServerError {
         /// The name.
         name: Arc<str>,
     },
-    /// Starting: `init` failed (or panicked); its message.
-    #[error("gen_server init failed: {message}")]
+    /// Starting: `init` returned an error, panicked or returned
+    /// [`Init::Stop`]; the server ended with `reason`.
+    #[error("gen_server init failed ({reason})")]
     InitFailed {
-        /// The error or panic message.
-        message: Arc<str>,
+        /// Why: the error (kept as a value), the panic, or `Init::Stop`'s
+        /// reason.
+        reason: ExitReason,
     },
+    /// Starting: `init` returned [`Init::Ignore`] (OTP's `ignore`); the
+    /// server ended normally without serving.
+    #[error("gen_server init returned ignore")]
+    Ignored,
     /// Starting: the server could not be started (its nursery is closed or
     /// cancelled).
     #[error("gen_server not started: {message}")]
@@ -765,16 +812,29 @@ impl<R> Drop for ReplyTo<R> {
     }
 }
 
-/// Options for [`start`] and [`serve`]: the registered name and the mailbox
-/// bound. `From<&str>` gives a name; `()`/`Default` neither.
+/// How a gen_server is started: its registered name and its mailbox bound.
+/// [`Builder::options`] and [`ChildSpec::gen_server`](crate::supervisor::ChildSpec::gen_server)
+/// take one. `From<&str>` gives a name; `()`/`Default` neither.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::gen_server::GenServerOptions;
+///
+/// let options = GenServerOptions::new().name("cache").bounded(64);
+/// assert_eq!(options.get_name(), Some("cache"));
+/// assert_eq!(options.capacity(), Some(64));
+/// let by_name: GenServerOptions = "cache".into();
+/// assert_eq!(by_name.get_name(), Some("cache"));
+/// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
-pub struct StartOptions {
+pub struct GenServerOptions {
     name: Option<Arc<str>>,
     capacity: Option<usize>,
 }
 
-impl StartOptions {
+impl GenServerOptions {
     /// No name, unbounded mailbox.
     pub fn new() -> Self {
         Self::default()
@@ -792,31 +852,43 @@ impl StartOptions {
         self.capacity = Some(capacity);
         self
     }
+
+    /// The name set with [`name`](Self::name), if any.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The bound set with [`bounded`](Self::bounded), if any.
+    pub fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
 }
 
-impl From<&str> for StartOptions {
+impl From<&str> for GenServerOptions {
     fn from(name: &str) -> Self {
-        StartOptions::new().name(name)
+        GenServerOptions::new().name(name)
     }
 }
 
-impl From<()> for StartOptions {
+impl From<()> for GenServerOptions {
     fn from((): ()) -> Self {
-        StartOptions::new()
+        GenServerOptions::new()
     }
 }
 
-impl From<Option<&str>> for StartOptions {
+impl From<Option<&str>> for GenServerOptions {
     fn from(name: Option<&str>) -> Self {
         match name {
-            Some(name) => StartOptions::new().name(name),
-            None => StartOptions::new(),
+            Some(name) => GenServerOptions::new().name(name),
+            None => GenServerOptions::new(),
         }
     }
 }
 
 /// Starts `server` as a task of `nursery` and returns its handle once
-/// `init` has succeeded (triotp's `gen_server.start`).
+/// `init` has succeeded (triotp's `gen_server.start`), for a server without
+/// an [`Arg`](GenServer::Arg), unnamed, with an unbounded mailbox. For a
+/// name, an argument or a bound, use a [`Builder`].
 ///
 /// The server then lives until it stops or the nursery is cancelled; an
 /// abnormal stop fails the nursery like any task failure (a supervisor is
@@ -824,60 +896,257 @@ impl From<Option<&str>> for StartOptions {
 ///
 /// # Errors
 ///
-/// [`GenServerError::NameAlreadyExists`], [`GenServerError::InitFailed`], or
-/// [`GenServerError::NotStarted`] if the nursery is closed or cancelled.
-pub async fn start<S: GenServer>(
+/// [`GenServerError::InitFailed`] or [`GenServerError::Ignored`] as `init`
+/// decides; [`GenServerError::NotStarted`] if the nursery is closed or
+/// cancelled.
+///
+/// # Cancel safety
+///
+/// If the future is dropped before `init` finished, the server is
+/// cancelled with it (it ends [`Killed`](ExitReason::Killed)).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::gen_server::{self, Context, GenServer, Init, Response};
+///
+/// struct Ping;
+///
+/// impl GenServer for Ping {
+///     type Arg = ();
+///     type Call = ();
+///     type Reply = &'static str;
+///     type Cast = ();
+///     type Info = ();
+///
+///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+///         Ok(Init::Ready)
+///     }
+///
+///     async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Result<Response<&'static str>, trellis::BoxError> {
+///         Ok(Response::Reply("pong"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let ping = gen_server::start(&n, Ping).await?;
+///     assert_eq!(ping.call((), gen_server::DEFAULT_TIMEOUT).await?, "pong");
+///     ping.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+pub async fn start<S: GenServer<Arg = ()>>(
     nursery: &Nursery,
     server: S,
-    arg: S::Arg,
-    options: impl Into<StartOptions>,
 ) -> Result<Server<S>, GenServerError> {
-    let options = options.into();
-    // An unnamed server's task is named after its type, without allocating.
-    let spawn = SpawnOptions::new().name(match options.name.as_deref() {
-        Some(name) => std::borrow::Cow::Owned(name.to_string()),
-        None => std::borrow::Cow::Borrowed(short_type_name::<S>()),
-    });
-    nursery
-        .start_with(spawn, move |status| serve(server, arg, options, status))
-        .await
-        .map_err(|error| match error {
-            StartError::Failed(failure) => match failure.into_error() {
-                Some(error) => match error.downcast::<GenServerError>() {
-                    Ok(error) => *error,
-                    Err(other) => GenServerError::InitFailed {
-                        message: other.to_string().into(),
-                    },
-                },
-                None => GenServerError::InitFailed {
-                    message: "init panicked".into(),
-                },
-            },
-            other => GenServerError::NotStarted {
-                message: other.to_string().into(),
-            },
-        })
+    Builder::new(server).start(nursery).await
 }
 
-/// Runs `server` in the current task: the body to give
-/// [`Nursery::start`](crate::Nursery::start) or a supervisor. Reports the
-/// [`Server`] handle through `status` once `init` has succeeded, and
-/// returns when the server stops.
+/// Runs `server` (without an [`Arg`](GenServer::Arg)) in the current task:
+/// the body to give [`Nursery::start`](crate::Nursery::start) or a
+/// supervisor. Reports the [`Server`] handle through `status` once `init`
+/// has succeeded, and returns when the server stops. For a name, an
+/// argument or a bound, use [`Builder::serve`].
 ///
 /// # Errors
 ///
-/// `Ok(())` for a normal or shutdown stop; otherwise
-/// [`GenServerError::Exited`] with the reason (or the start errors of
-/// [`start`] before `status` was reported).
-pub fn serve<S: GenServer>(
+/// `Ok(())` for a normal or shutdown stop, and when `init` ignored (then
+/// without reporting started); otherwise [`GenServerError::Exited`] with
+/// the reason, or [`GenServerError::InitFailed`] before `status` was
+/// reported.
+///
+/// # Cancel safety
+///
+/// Dropping the future kills the server: its `terminate` is polled once and
+/// it ends [`Killed`](ExitReason::Killed).
+pub fn serve<S: GenServer<Arg = ()>>(
     server: S,
-    arg: S::Arg,
-    options: impl Into<StartOptions>,
     status: TaskStatus<Server<S>>,
 ) -> impl Future<Output = Result<(), GenServerError>> + Send {
-    // Not an `async fn`: its future would hold the arguments besides the
-    // server's state, for the server's whole life.
-    server_loop::serve(server, arg, options.into(), status)
+    Builder::new(server).serve(status)
+}
+
+/// Starts a gen_server with a name, an [`Arg`](GenServer::Arg), a mailbox
+/// bound: [`start`](Builder::start) in a nursery, or
+/// [`serve`](Builder::serve) in the current task.
+///
+/// `A` tracks the argument: a builder made by [`new`](Builder::new) holds
+/// `()`, and [`arg`](Builder::arg) sets `S::Arg`; `start` and `serve` exist
+/// once the builder holds an `S::Arg` (at once for servers whose `Arg` is
+/// `()`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::gen_server::{self, Builder, Context, GenServer, Init, Response};
+///
+/// struct Counter(u64);
+///
+/// impl GenServer for Counter {
+///     type Arg = u64;
+///     type Call = ();
+///     type Reply = u64;
+///     type Cast = ();
+///     type Info = ();
+///
+///     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+///         self.0 = start;
+///         Ok(Init::Ready)
+///     }
+///
+///     async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Result<Response<u64>, trellis::BoxError> {
+///         Ok(Response::Reply(self.0))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let counter = Builder::new(Counter(0))
+///         .arg(41)
+///         .name("builder-counter")
+///         .bounded(64)
+///         .start(&n)
+///         .await?;
+///     let by_name = gen_server::call::<Counter>("builder-counter", (), Duration::from_secs(1)).await?;
+///     assert_eq!(by_name, 41);
+///     counter.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+#[must_use]
+pub struct Builder<S: GenServer, A = ()> {
+    server: S,
+    arg: A,
+    options: GenServerOptions,
+}
+
+impl<S: GenServer, A> fmt::Debug for Builder<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("server", &short_type_name::<S>())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: GenServer> Builder<S, ()> {
+    /// A builder for `server`: unnamed, unbounded, no argument yet.
+    pub fn new(server: S) -> Self {
+        Builder {
+            server,
+            arg: (),
+            options: GenServerOptions::new(),
+        }
+    }
+}
+
+impl<S: GenServer, A> Builder<S, A> {
+    /// The argument `init` gets. Required unless `S::Arg` is `()`.
+    pub fn arg(self, arg: S::Arg) -> Builder<S, S::Arg> {
+        Builder {
+            server: self.server,
+            arg,
+            options: self.options,
+        }
+    }
+
+    /// Registers the server under `name` before `init` runs. Default: none.
+    pub fn name(mut self, name: impl AsRef<str>) -> Self {
+        self.options = self.options.name(name);
+        self
+    }
+
+    /// Bounds the mailbox: casts and calls wait for room past `capacity`
+    /// queued messages. Default: unbounded, as Erlang's.
+    pub fn bounded(mut self, capacity: usize) -> Self {
+        self.options = self.options.bounded(capacity);
+        self
+    }
+
+    /// Replaces the name and bound with `options`.
+    pub fn options(mut self, options: impl Into<GenServerOptions>) -> Self {
+        self.options = options.into();
+        self
+    }
+}
+
+impl<S: GenServer> Builder<S, S::Arg> {
+    /// Starts the server as a task of `nursery` and returns its handle once
+    /// `init` has succeeded. See [`start`](fn@start).
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::NameAlreadyExists`], [`GenServerError::InitFailed`],
+    /// [`GenServerError::Ignored`], or [`GenServerError::NotStarted`] if the
+    /// nursery is closed or cancelled.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before `init` finished, the server is
+    /// cancelled with it.
+    pub async fn start(self, nursery: &Nursery) -> Result<Server<S>, GenServerError> {
+        let Builder {
+            server,
+            arg,
+            options,
+        } = self;
+        // An unnamed server's task is named after its type, without allocating.
+        let spawn = SpawnOptions::new().name(match options.name.as_deref() {
+            Some(name) => std::borrow::Cow::Owned(name.to_string()),
+            None => std::borrow::Cow::Borrowed(short_type_name::<S>()),
+        });
+        nursery
+            .start_with(spawn, move |status| {
+                server_loop::serve(server, arg, options, status)
+            })
+            .await
+            .map_err(|error| match error {
+                StartError::Failed(failure) => match failure.into_error() {
+                    Some(error) => match error.downcast::<GenServerError>() {
+                        Ok(error) => *error,
+                        Err(other) => GenServerError::InitFailed {
+                            reason: ExitReason::error(other),
+                        },
+                    },
+                    None => GenServerError::InitFailed {
+                        reason: ExitReason::Panic("init panicked".into()),
+                    },
+                },
+                // `serve` returns before `started` only when `init` ignored.
+                StartError::NotStarted { .. } => GenServerError::Ignored,
+                other => GenServerError::NotStarted {
+                    message: other.to_string().into(),
+                },
+            })
+    }
+
+    /// Runs the server in the current task: the body to give
+    /// [`Nursery::start`](crate::Nursery::start) or a supervisor. See
+    /// [`serve`](fn@serve).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](fn@serve), plus [`GenServerError::NameAlreadyExists`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future kills the server.
+    pub fn serve(
+        self,
+        status: TaskStatus<Server<S>>,
+    ) -> impl Future<Output = Result<(), GenServerError>> + Send {
+        // Not an `async fn`: its future would hold the builder besides the
+        // server's state, for the server's whole life.
+        server_loop::serve(self.server, self.arg, self.options, status)
+    }
 }
 
 /// `S`'s type name without its path or generics, for task names.

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
-use crate::{Nursery, NurseryError};
+use crate::{BoxError, Nursery, NurseryError};
 
 /// The identifier of a process: cheap to copy, unique, never reused within a
 /// node.
@@ -96,12 +96,27 @@ impl fmt::Debug for Pid {
 /// | [`Normal`](ExitReason::Normal) | the process returned successfully | no |
 /// | [`Shutdown`](ExitReason::Shutdown) | it was asked to stop gracefully (a supervisor, a node) and did | no |
 /// | [`Killed`](ExitReason::Killed) | it was cancelled or dropped without finishing (brutal kill, an outer cancel scope) | yes |
-/// | [`Error`](ExitReason::Error) | it returned an error; carries the message | yes |
+/// | [`Error`](ExitReason::Error) | it returned an error; carries the error value ([`ExitError`]) | yes |
 /// | [`Panic`](ExitReason::Panic) | it panicked; carries the panic message | yes |
 /// | [`NoProcess`](ExitReason::NoProcess) | it was already gone when monitored or linked | yes |
 ///
 /// An *abnormal* exit stops linked processes that do not trap exits and
 /// makes a `Transient` child restart, as in OTP.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::process::ExitReason;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no config");
+/// let reason = ExitReason::error(io);
+/// assert!(reason.is_abnormal());
+/// assert_eq!(reason.to_string(), "error: no config");
+/// // The error value is kept, not only its message.
+/// let ExitReason::Error(error) = &reason else { unreachable!() };
+/// let io = error.downcast_ref::<std::io::Error>().unwrap();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExitReason {
@@ -111,8 +126,8 @@ pub enum ExitReason {
     Shutdown,
     /// The process was cancelled before it finished.
     Killed,
-    /// The process failed with an error; the message is its `Display` form.
-    Error(Arc<str>),
+    /// The process failed with an error, kept as a value.
+    Error(ExitError),
     /// The process panicked; the payload's message.
     Panic(Arc<str>),
     /// The process was not alive when it was monitored or linked (Erlang's
@@ -121,9 +136,17 @@ pub enum ExitReason {
 }
 
 impl ExitReason {
-    /// An [`Error`](ExitReason::Error) reason from any displayable error.
-    pub fn error(error: impl fmt::Display) -> Self {
-        ExitReason::Error(error.to_string().into())
+    /// An [`Error`](ExitReason::Error) reason that keeps `error` as a
+    /// value: any `std::error::Error + Send + Sync`, a [`BoxError`], or a
+    /// `&str`/`String` message.
+    ///
+    /// ```
+    /// use trellis::process::ExitReason;
+    ///
+    /// assert_eq!(ExitReason::error("boom").to_string(), "error: boom");
+    /// ```
+    pub fn error(error: impl Into<BoxError>) -> Self {
+        ExitReason::Error(ExitError::new(error))
     }
 
     /// Whether this exit counts as a failure (anything but `Normal` and
@@ -147,10 +170,120 @@ impl fmt::Display for ExitReason {
             ExitReason::Normal => f.write_str("normal"),
             ExitReason::Shutdown => f.write_str("shutdown"),
             ExitReason::Killed => f.write_str("killed"),
-            ExitReason::Error(message) => write!(f, "error: {message}"),
+            ExitReason::Error(error) => write!(f, "error: {error}"),
             ExitReason::Panic(message) => write!(f, "panic: {message}"),
             ExitReason::NoProcess => f.write_str("no such process"),
         }
+    }
+}
+
+/// The error a process ended with ([`ExitReason::Error`]): the value
+/// itself, shared, so that it can be downcast and its
+/// [`source`](std::error::Error::source) chain walked by every monitor,
+/// link and supervisor that sees the reason.
+///
+/// It displays as the error does, and its `source()` is the error's own
+/// source. Two `ExitError`s compare (and hash) by their message, which is
+/// what an exit reason promises to compare. It derefs to that message (a
+/// `str`), as the reason's former `Arc<str>` did.
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error as _;
+/// use trellis::process::ExitError;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("config unreadable")]
+/// struct ConfigError(#[source] std::io::Error);
+///
+/// let error = ExitError::new(ConfigError(std::io::Error::other("disk gone")));
+/// assert_eq!(error.to_string(), "config unreadable");
+/// assert!(error.downcast_ref::<ConfigError>().is_some());
+/// assert_eq!(error.source().unwrap().to_string(), "disk gone");
+/// assert!(error.contains("unreadable"));
+/// ```
+#[derive(Clone)]
+pub struct ExitError {
+    error: Arc<dyn std::error::Error + Send + Sync>,
+    /// The error's `Display`, made on first use (comparisons, `Deref`).
+    message: Arc<OnceLock<Box<str>>>,
+}
+
+impl ExitError {
+    /// Keeps `error` (any error type, a [`BoxError`], or a message).
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        ExitError {
+            error: Arc::from(error.into()),
+            message: Arc::default(),
+        }
+    }
+
+    /// The error, to inspect or walk its `source()` chain.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.error
+    }
+
+    /// The error as an `E`, if it is one.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.error.downcast_ref::<E>()
+    }
+
+    /// Whether the error is an `E`.
+    pub fn is<E: std::error::Error + 'static>(&self) -> bool {
+        self.error.is::<E>()
+    }
+
+    /// The error's message (its `Display`).
+    pub fn message(&self) -> &str {
+        self.message
+            .get_or_init(|| self.error.to_string().into_boxed_str())
+    }
+}
+
+impl fmt::Display for ExitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.error, f)
+    }
+}
+
+impl fmt::Debug for ExitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.error, f)
+    }
+}
+
+impl std::error::Error for ExitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl PartialEq for ExitError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.error, &other.error) || self.message() == other.message()
+    }
+}
+
+impl Eq for ExitError {}
+
+impl std::hash::Hash for ExitError {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.message().hash(state);
+    }
+}
+
+impl std::ops::Deref for ExitError {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.message()
+    }
+}
+
+impl From<BoxError> for ExitError {
+    fn from(error: BoxError) -> Self {
+        ExitError::new(error)
     }
 }
 

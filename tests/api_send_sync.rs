@@ -64,7 +64,7 @@ mod otp {
     use std::time::Duration;
 
     use trellis::BoxError;
-    use trellis::gen_server::{self, Context, GenServer, Response};
+    use trellis::gen_server::{self, Context, GenServer, Init, Response};
     use trellis::mailbox;
     use trellis::process::{Down, Exit, ExitReason, Pid};
 
@@ -77,12 +77,16 @@ mod otp {
         type Cast = ();
         type Info = ();
 
-        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
-            Ok(())
+        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+            Ok(Init::Ready)
         }
 
-        async fn handle_call(&mut self, n: u8, _: &mut Context<Self>) -> Response<u8> {
-            Response::Reply(n)
+        async fn handle_call(
+            &mut self,
+            n: u8,
+            _: &mut Context<Self>,
+        ) -> Result<Response<u8>, BoxError> {
+            Ok(Response::Reply(n))
         }
     }
 
@@ -114,17 +118,12 @@ mod otp {
         send(&inbox.receive());
         send(&mailbox::send("x", 1_u8));
         trellis::nursery(|n| async move {
-            let start = gen_server::start(&n, Echo, (), ());
+            let start = gen_server::start(&n, Echo);
             send(&start);
             let server = start.await.unwrap();
             send(&server.call(1, Duration::from_secs(1)));
             send(&gen_server::call::<Echo>("x", 1, Duration::from_secs(1)));
-            send(&gen_server::serve(
-                Echo,
-                (),
-                (),
-                trellis::TaskStatus::ignored(),
-            ));
+            send(&gen_server::serve(Echo, trellis::TaskStatus::ignored()));
             server.stop().await.unwrap();
             Ok::<_, trellis::NurseryError>(())
         })

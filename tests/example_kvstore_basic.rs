@@ -10,14 +10,11 @@ use trellis::{NurseryError, nursery};
 #[tokio::test]
 async fn the_basic_kvstore_gets_sets_and_stops() {
     nursery(|n| async move {
-        gen_server::start(
-            &n,
-            kvstore_basic::KvStore::default(),
-            (),
-            kvstore_basic::NAME,
-        )
-        .await
-        .unwrap();
+        gen_server::Builder::new(kvstore_basic::KvStore::default())
+            .options(kvstore_basic::NAME)
+            .start(&n)
+            .await
+            .unwrap();
         assert_eq!(kvstore_basic::get("foo").await.unwrap(), None);
         assert_eq!(kvstore_basic::set("foo", "bar").await.unwrap(), None);
         assert_eq!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis::BoxError;
-use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Response};
+use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Init, Response};
 use trellis::mailbox;
 use trellis::process::{Down, ExitReason};
 use trellis::{NurseryError, nursery};
@@ -52,46 +52,50 @@ impl GenServer for Selfish {
     type Cast = Request;
     type Info = ();
 
-    async fn init(&mut self, (): (), ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    async fn init(&mut self, (): (), ctx: &mut Context<Self>) -> Result<Init, BoxError> {
         if self.call_in_init {
             let result = ctx.server().call(Request::Ping, LONG).await.map(drop);
             self.record(result);
         }
-        Ok(())
+        Ok(Init::Ready)
     }
 
     async fn handle_call(
         &mut self,
         request: Request,
         ctx: &mut Context<Self>,
-    ) -> Response<&'static str> {
+    ) -> Result<Response<&'static str>, BoxError> {
         match request {
             Request::CallSelf => {
                 let result = ctx.server().call(Request::Ping, LONG).await.map(drop);
                 self.record(result);
-                Response::Reply("survived")
+                Ok(Response::Reply("survived"))
             }
             Request::CallSelfByName => {
                 let result = gen_server::call::<Selfish>("selfish", Request::Ping, LONG)
                     .await
                     .map(drop);
                 self.record(result);
-                Response::Reply("survived")
+                Ok(Response::Reply("survived"))
             }
             Request::StopSelf => {
                 let result = ctx.server().stop().await;
                 self.record(result);
-                Response::Reply("survived")
+                Ok(Response::Reply("survived"))
             }
             Request::StopInContext => {
                 ctx.stop(ExitReason::Shutdown);
-                Response::Reply("stopping")
+                Ok(Response::Reply("stopping"))
             }
-            Request::FillOwnMailbox | Request::Ping => Response::Reply("pong"),
+            Request::FillOwnMailbox | Request::Ping => Ok(Response::Reply("pong")),
         }
     }
 
-    async fn handle_cast(&mut self, request: Request, ctx: &mut Context<Self>) -> Flow {
+    async fn handle_cast(
+        &mut self,
+        request: Request,
+        ctx: &mut Context<Self>,
+    ) -> Result<Flow, BoxError> {
         match request {
             Request::FillOwnMailbox => {
                 // The bound is 1: the first cast fills the mailbox, the
@@ -104,7 +108,7 @@ impl GenServer for Selfish {
             Request::StopInContext => ctx.stop(ExitReason::error("asked from a cast")),
             _ => {}
         }
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _: &mut Context<Self>) {
@@ -131,7 +135,7 @@ fn calling_self(result: &Result<(), GenServerError>) -> bool {
 async fn a_call_to_itself_from_a_handler_fails_at_once_with_calling_self() {
     let (server, seen) = selfish(false);
     nursery(|n| async move {
-        let handle = gen_server::start(&n, server, (), ()).await.unwrap();
+        let handle = gen_server::start(&n, server).await.unwrap();
         let before = Instant::now();
         assert_eq!(handle.call(Request::CallSelf, LONG).await, Ok("survived"));
         assert_eq!(Instant::now(), before, "no time passed: nothing waited");
@@ -149,7 +153,11 @@ async fn a_call_to_itself_from_a_handler_fails_at_once_with_calling_self() {
 async fn a_call_to_its_own_name_fails_at_once_with_calling_self() {
     let (server, seen) = selfish(false);
     nursery(|n| async move {
-        let handle = gen_server::start(&n, server, (), "selfish").await.unwrap();
+        let handle = gen_server::Builder::new(server)
+            .name("selfish")
+            .start(&n)
+            .await
+            .unwrap();
         let before = Instant::now();
         assert_eq!(
             handle.call(Request::CallSelfByName, LONG).await,
@@ -168,7 +176,7 @@ async fn a_call_to_its_own_name_fails_at_once_with_calling_self() {
 async fn stopping_itself_through_its_handle_fails_at_once_and_the_server_goes_on() {
     let (server, seen) = selfish(false);
     nursery(|n| async move {
-        let handle = gen_server::start(&n, server, (), ()).await.unwrap();
+        let handle = gen_server::start(&n, server).await.unwrap();
         assert_eq!(handle.call(Request::StopSelf, LONG).await, Ok("survived"));
         assert_eq!(handle.call(Request::Ping, LONG).await, Ok("pong"));
         handle.stop().await.unwrap();
@@ -184,7 +192,7 @@ async fn a_call_to_itself_from_init_fails_at_once_and_the_start_goes_on() {
     let (server, seen) = selfish(true);
     nursery(|n| async move {
         let before = Instant::now();
-        let handle = gen_server::start(&n, server, (), ()).await.unwrap();
+        let handle = gen_server::start(&n, server).await.unwrap();
         assert_eq!(Instant::now(), before);
         handle.stop().await.unwrap();
         Ok::<_, NurseryError>(())
@@ -198,8 +206,12 @@ async fn a_call_to_itself_from_init_fails_at_once_and_the_start_goes_on() {
 async fn a_cast_into_its_own_full_mailbox_fails_at_once_instead_of_waiting_for_room() {
     let (server, seen) = selfish(false);
     nursery(|n| async move {
-        let options = gen_server::StartOptions::new().bounded(1);
-        let handle = gen_server::start(&n, server, (), options).await.unwrap();
+        let options = gen_server::GenServerOptions::new().bounded(1);
+        let handle = gen_server::Builder::new(server)
+            .options(options)
+            .start(&n)
+            .await
+            .unwrap();
         handle.cast(Request::FillOwnMailbox).await.unwrap();
         assert_eq!(handle.call(Request::Ping, LONG).await, Ok("pong"));
         handle.stop().await.unwrap();
@@ -218,7 +230,7 @@ async fn a_cast_into_its_own_full_mailbox_fails_at_once_instead_of_waiting_for_r
 async fn context_stop_sends_the_reply_then_stops_with_the_reason() {
     let (server, seen) = selfish(false);
     nursery(|n| async move {
-        let handle = gen_server::start(&n, server, (), ()).await.unwrap();
+        let handle = gen_server::start(&n, server).await.unwrap();
         let mut watch = mailbox::create::<Down>();
         watch.monitor(handle.pid());
         assert_eq!(
@@ -230,17 +242,14 @@ async fn context_stop_sends_the_reply_then_stops_with_the_reason() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        seen.lock().unwrap().terminated,
-        Some(ExitReason::Shutdown)
-    );
+    assert_eq!(seen.lock().unwrap().terminated, Some(ExitReason::Shutdown));
 }
 
 #[tokio::test(start_paused = true)]
 async fn context_stop_from_a_cast_stops_the_server_with_that_reason() {
     let (server, seen) = selfish(false);
     let outcome = nursery(|n| async move {
-        let handle = gen_server::start(&n, server, (), ()).await.unwrap();
+        let handle = gen_server::start(&n, server).await.unwrap();
         handle.cast(Request::StopInContext).await.unwrap();
         Ok::<_, BoxError>(())
     })

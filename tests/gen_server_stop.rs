@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis::BoxError;
-use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Response, Server};
+use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Init, Response, Server};
 use trellis::mailbox;
 use trellis::process::{Down, ExitReason};
 use trellis::{CancelScope, NurseryError, nursery};
@@ -62,20 +62,24 @@ impl GenServer for Recorder {
     type Cast = ();
     type Info = Info;
 
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
         self.note("init");
-        Ok(())
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, request: Request, ctx: &mut Context<Self>) -> Response<()> {
+    async fn handle_call(
+        &mut self,
+        request: Request,
+        ctx: &mut Context<Self>,
+    ) -> Result<Response<()>, BoxError> {
         match request {
-            Request::Ping => Response::Reply(()),
-            Request::Stop => Response::ReplyAndStop((), ExitReason::Shutdown),
+            Request::Ping => Ok(Response::Reply(())),
+            Request::Stop => Ok(Response::ReplyAndStop((), ExitReason::Shutdown)),
             Request::Panic => panic!("boom"),
             Request::FailInTask => {
                 ctx.spawn(async { Err::<(), _>(std::io::Error::other("job failed")) })
                     .unwrap();
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
             Request::PanicInDeferredTask => {
                 let to = ctx.defer().unwrap();
@@ -86,11 +90,11 @@ impl GenServer for Recorder {
                     assert!(!fail, "job panicked");
                 })
                 .unwrap();
-                Response::NoReply
+                Ok(Response::NoReply)
             }
             Request::Tick(delay) => {
                 self.timer = Some(ctx.send_after(Info::Tick(1), delay).unwrap());
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
             Request::TickEvery(period) => {
                 let mut n = 0;
@@ -101,24 +105,28 @@ impl GenServer for Recorder {
                     })
                     .unwrap(),
                 );
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
             Request::CancelTimer => {
                 if let Some(timer) = self.timer.take() {
                     timer.cancel();
                 }
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
         }
     }
 
-    async fn handle_info(&mut self, Info::Tick(n): Info, _: &mut Context<Self>) -> Flow {
+    async fn handle_info(
+        &mut self,
+        Info::Tick(n): Info,
+        _: &mut Context<Self>,
+    ) -> Result<Flow, BoxError> {
         self.ticks += 1;
         self.note(format!(
             "tick {n} at {:?}",
             tokio::time::Instant::now().elapsed()
         ));
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _: &mut Context<Self>) {
@@ -141,7 +149,7 @@ where
     Fut: Future<Output = ()> + Send,
 {
     nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         body(server).await;
         Ok::<_, NurseryError>(())
     })
@@ -243,7 +251,7 @@ async fn graceful_shutdown_lets_terminate_await_within_the_grace_period() {
     recorder.slow_terminate = Duration::from_millis(100);
     let started = Instant::now();
     nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         let mut watch = watch(&server);
         n.shutdown(Duration::from_secs(1));
         assert_eq!(watch.receive().await.unwrap().reason, ExitReason::Shutdown);
@@ -266,7 +274,7 @@ async fn past_the_grace_period_the_server_is_killed() {
     let started = Instant::now();
     let mut watch = mailbox::create::<Down>();
     let _ = nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         watch.monitor(server.pid());
         n.shutdown(Duration::from_millis(50));
         let down = watch.receive().await.unwrap();
@@ -288,7 +296,7 @@ async fn cancellation_polls_terminate_once_and_reports_killed() {
     let canceller = scope.clone();
     scope
         .run(nursery(|n| async move {
-            let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+            let server = gen_server::start(&n, recorder).await.unwrap();
             watch.monitor(server.pid());
             canceller.cancel();
             tokio::task::yield_now().await;
@@ -367,7 +375,7 @@ async fn cancelling_the_nursery_of_a_running_server_is_not_a_failure() {
     let log = Log::default();
     let recorder = Recorder::new(&log);
     nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         server.call(Request::Ping, LONG).await.unwrap();
         n.cancel();
         Ok::<_, NurseryError>(())
