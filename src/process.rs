@@ -838,6 +838,22 @@ pub fn is_alive(pid: Pid) -> bool {
     table().contains_key(&pid)
 }
 
+/// How many processes are alive on this node: every mailbox, gen_server
+/// and supervisor that has not ended yet. For tests (nothing leaked) and
+/// for a live view of the tree.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let before = trellis::process::count();
+/// let mailbox = trellis::mailbox::create::<u32>();
+/// assert!(trellis::process::count() >= before + 1);
+/// drop(mailbox);
+/// # }
+/// ```
+pub fn count() -> usize {
+    table().len()
+}
+
 impl fmt::Debug for Registered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registered")
