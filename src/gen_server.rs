@@ -99,10 +99,10 @@ use futures_util::FutureExt as _;
 use tokio::sync::oneshot;
 
 use crate::cancel::panic_message;
-use crate::mailbox::{self, Address, Destination, MailboxError};
+use crate::mailbox::{self, Address, MailboxError};
 use crate::nursery::TaskOutput;
 use crate::process::{self, Down, Exit, ExitReason, MonitorRef, Pid};
-use crate::registry::{self, RegistryError};
+use crate::registry::{ProcessRef, RegistryError};
 use crate::{BoxError, CancelScope, Nursery, NurseryError, SpawnOptions, StartError, TaskStatus};
 
 mod server_loop;
@@ -671,58 +671,15 @@ pub(crate) fn unwrap_info<S: GenServer>(envelope: Envelope<S>) -> S::Info {
     }
 }
 
-/// Where [`call`] and [`cast`] go: a [`Server`] handle, a registered name or
-/// a pid.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ServerRef<S: GenServer> {
-    /// A handle (the fast path).
-    Server(Server<S>),
-    /// A name or pid, looked up on each use.
-    Destination(Destination),
-}
-
-impl<S: GenServer> ServerRef<S> {
-    fn resolve(self) -> Result<Server<S>, GenServerError> {
-        match self {
-            ServerRef::Server(server) => Ok(server),
-            ServerRef::Destination(Destination::Name(name)) => {
-                Ok(registry::lookup::<Server<S>>(&*name)?)
-            }
-            ServerRef::Destination(Destination::Pid(pid)) => {
-                Ok(registry::lookup_pid::<Server<S>>(pid)?)
-            }
-        }
-    }
-}
-
-impl<S: GenServer> From<Server<S>> for ServerRef<S> {
+impl<S: GenServer> From<Server<S>> for ProcessRef<Server<S>> {
     fn from(server: Server<S>) -> Self {
-        ServerRef::Server(server)
+        ProcessRef::Handle(server)
     }
 }
 
-impl<S: GenServer> From<&Server<S>> for ServerRef<S> {
+impl<S: GenServer> From<&Server<S>> for ProcessRef<Server<S>> {
     fn from(server: &Server<S>) -> Self {
-        ServerRef::Server(server.clone())
-    }
-}
-
-impl<S: GenServer> From<&str> for ServerRef<S> {
-    fn from(name: &str) -> Self {
-        ServerRef::Destination(name.into())
-    }
-}
-
-impl<S: GenServer> From<String> for ServerRef<S> {
-    fn from(name: String) -> Self {
-        ServerRef::Destination(name.into())
-    }
-}
-
-impl<S: GenServer> From<Pid> for ServerRef<S> {
-    fn from(pid: Pid) -> Self {
-        ServerRef::Destination(pid.into())
+        ProcessRef::Handle(server.clone())
     }
 }
 
@@ -735,7 +692,7 @@ impl<S: GenServer> From<Pid> for ServerRef<S> {
 /// [`GenServerError::ProcessNotFound`] and [`GenServerError::WrongType`] for
 /// a name or pid that does not lead to an `S` server.
 pub async fn call<S: GenServer>(
-    to: impl Into<ServerRef<S>>,
+    to: impl Into<ProcessRef<Server<S>>>,
     request: S::Call,
     timeout: Duration,
 ) -> Result<S::Reply, GenServerError> {
@@ -748,7 +705,7 @@ pub async fn call<S: GenServer>(
 ///
 /// As [`Server::cast`], plus the lookup errors of [`call`].
 pub async fn cast<S: GenServer>(
-    to: impl Into<ServerRef<S>>,
+    to: impl Into<ProcessRef<Server<S>>>,
     message: S::Cast,
 ) -> Result<(), GenServerError> {
     to.into().resolve()?.cast(message).await
