@@ -731,6 +731,8 @@ pub fn reply<R>(to: ReplyTo<R>, reply: R) -> Result<(), R> {
 /// is stopping).
 pub struct ReplyTo<R> {
     sender: Option<ReplySender<R>>,
+    /// The server that took it: only its own panic means it is exiting.
+    pid: Pid,
 }
 
 impl<R> fmt::Debug for ReplyTo<R> {
@@ -762,8 +764,11 @@ impl<R> ReplyTo<R> {
 impl<R> Drop for ReplyTo<R> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
+            // Dropped by a panic of the server itself (or of one of its
+            // own tasks, which stops it): the caller waits for the exit
+            // reason. A panic anywhere else is just an unanswered call.
             let _ = sender.send(Err(Abandoned {
-                panicking: std::thread::panicking(),
+                panicking: std::thread::panicking() && process::is_owned_by(self.pid),
             }));
         }
     }
@@ -1132,6 +1137,29 @@ impl<S: GenServer> fmt::Debug for Context<S> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// Polls a task of the server `pid`: a panic in it stops the server,
+    /// which a reply handle dropped by that panic must know.
+    struct OwnedBy<F> {
+        pid: Pid,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for OwnedBy<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let _owner = process::enter_task(*this.pid);
+        this.inner.poll(cx)
+    }
+}
+
 /// Cancels a timer made by [`Context::send_after`] or
 /// [`Context::send_interval`] when asked; timers also end with the server.
 #[derive(Debug, Clone)]
@@ -1178,8 +1206,10 @@ impl<S: GenServer> Context<S> {
     /// with [`ReplyTo::reply`] (return [`Response::NoReply`]). `None` outside
     /// `handle_call` or if already taken.
     pub fn defer(&mut self) -> Option<ReplyTo<S::Reply>> {
+        let pid = self.pid();
         self.reply.take().map(|sender| ReplyTo {
             sender: Some(sender),
+            pid,
         })
     }
 
@@ -1197,8 +1227,13 @@ impl<S: GenServer> Context<S> {
         F::Output: TaskOutput,
     {
         let to = self.server.address.clone();
+        let owner = self.pid();
         self.tasks()?.spawn(async move {
-            let reason = match AssertUnwindSafe(task).catch_unwind().await {
+            let outcome = OwnedBy {
+                pid: owner,
+                inner: AssertUnwindSafe(task).catch_unwind(),
+            };
+            let reason = match outcome.await {
                 Ok(output) => match output.into_result() {
                     Ok(_) => return,
                     Err(error) => ExitReason::error(error),

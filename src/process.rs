@@ -364,7 +364,11 @@ struct EntryState {
 struct More {
     names: Vec<Arc<str>>,
     links: Vec<Pid>,
+    /// Monitors others hold on this process.
     monitors: Vec<(MonitorRef, Weak<Entry>)>,
+    /// Monitors this process holds on others, removed from them when it
+    /// ends (as Erlang does), so that they do not outlive their watcher.
+    watching: Vec<(MonitorRef, Pid)>,
     signals: VecDeque<Signal>,
     on_exit: Vec<Box<dyn FnOnce(Pid) + Send>>,
     tasks: Option<TaskGroup>,
@@ -646,13 +650,33 @@ impl Entry {
         let monitor = MonitorRef::new();
         let reason = match Entry::find(target) {
             Some(entry) => {
-                let mut state = entry.lock();
-                match &state.exit {
-                    None => {
-                        state.more().monitors.push((monitor, Arc::downgrade(self)));
+                let added = {
+                    let mut state = entry.lock();
+                    match &state.exit {
+                        None => {
+                            state.more().monitors.push((monitor, Arc::downgrade(self)));
+                            Ok(())
+                        }
+                        Some(reason) => Err(reason.clone()),
+                    }
+                };
+                match added {
+                    Ok(()) => {
+                        // Our side, so that our end removes it from theirs.
+                        let recorded = {
+                            let mut state = self.lock();
+                            let alive = state.exit.is_none();
+                            if alive {
+                                state.more().watching.push((monitor, target));
+                            }
+                            alive
+                        };
+                        if !recorded {
+                            entry.remove_monitor(monitor);
+                        }
                         return monitor;
                     }
-                    Some(reason) => reason.clone(),
+                    Err(reason) => reason,
                 }
             }
             None => ExitReason::NoProcess,
@@ -665,20 +689,33 @@ impl Entry {
         monitor
     }
 
+    /// Removes the monitor `monitor` that another process holds on this one.
+    /// Returns whether it was there.
+    fn remove_monitor(&self, monitor: MonitorRef) -> bool {
+        let mut state = self.lock();
+        let Some(more) = state.more_mut() else {
+            return false;
+        };
+        let before = more.monitors.len();
+        more.monitors.retain(|(m, _)| *m != monitor);
+        more.monitors.len() != before
+    }
+
+    /// Forgets a monitor this process held (its `Down` is being delivered,
+    /// or it was removed).
+    fn forget_watching(&self, monitor: MonitorRef) {
+        if let Some(more) = self.lock().more_mut() {
+            more.watching.retain(|(m, _)| *m != monitor);
+        }
+    }
+
     /// Stops the monitor `monitor` on `target` and drops its `Down` if it is
     /// already queued. Returns whether the monitor was still active.
     pub(crate) fn demonitor(&self, target: Pid, monitor: MonitorRef) -> bool {
-        let removed = Entry::find(target).is_some_and(|entry| {
-            let mut state = entry.lock();
-            let Some(more) = state.more_mut() else {
-                return false;
-            };
-            let before = more.monitors.len();
-            more.monitors.retain(|(m, _)| *m != monitor);
-            more.monitors.len() != before
-        });
+        let removed = Entry::find(target).is_some_and(|entry| entry.remove_monitor(monitor));
         let mut state = self.lock();
         if let Some(more) = state.more_mut() {
+            more.watching.retain(|(m, _)| *m != monitor);
             more.signals
                 .retain(|s| !matches!(s, Signal::Down(d) if d.monitor == monitor));
             if more.signals.is_empty() {
@@ -686,6 +723,20 @@ impl Entry {
             }
         }
         removed
+    }
+
+    /// What this process holds: monitors both ways, links, names.
+    fn stats(&self) -> ProcessStats {
+        let state = self.lock();
+        match state.more.as_deref() {
+            Some(more) => ProcessStats {
+                monitors: more.watching.len(),
+                monitored_by: more.monitors.len(),
+                links: more.links.len(),
+                names: more.names.len(),
+            },
+            None => ProcessStats::default(),
+        }
     }
 
     /// Links this process with `other`, both ways. Linking with a process
@@ -739,7 +790,7 @@ impl Entry {
     /// its names through `release_name`, sends `Down` to its monitors and
     /// `Exit` to its links. Only the first call has an effect.
     pub(crate) fn exit(&self, reason: ExitReason, mut release_name: impl FnMut(&Arc<str>, Pid)) {
-        let (names, links, monitors, on_exit) = {
+        let (names, links, monitors, watching, on_exit) = {
             let mut state = self.lock();
             if state.exit.is_some() {
                 return;
@@ -754,6 +805,7 @@ impl Entry {
                         std::mem::take(&mut more.names),
                         std::mem::take(&mut more.links),
                         std::mem::take(&mut more.monitors),
+                        std::mem::take(&mut more.watching),
                         std::mem::take(&mut more.on_exit),
                     )
                 }
@@ -767,8 +819,15 @@ impl Entry {
         for name in &names {
             release_name(name, self.pid);
         }
+        // Our monitors on others end with us.
+        for (monitor, target) in watching {
+            if let Some(entry) = Entry::find(target) {
+                entry.remove_monitor(monitor);
+            }
+        }
         for (monitor, watcher) in monitors {
             if let Some(watcher) = watcher.upgrade() {
+                watcher.forget_watching(monitor);
                 watcher.deliver(Signal::Down(Down {
                     monitor,
                     pid: self.pid,
@@ -799,12 +858,27 @@ thread_local! {
     /// The process whose future this thread is polling (a gen_server's),
     /// so that a wait on itself fails at once instead of hanging.
     static CURRENT: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
+    /// The process that a panic on this thread stops: the one being polled,
+    /// or the owner of the task being polled (a gen_server's own tasks).
+    static OWNER: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
 }
 
 /// Marks `pid` as the process being polled on this thread until the guard
 /// is dropped (which restores the previous one).
 pub(crate) fn enter(pid: Pid) -> Current {
-    Current(CURRENT.with(|c| c.replace(Some(pid))))
+    Current {
+        current: CURRENT.with(|c| c.replace(Some(pid))),
+        owner: OWNER.with(|c| c.replace(Some(pid))),
+    }
+}
+
+/// Marks this thread as polling a task of `pid` (whose panic stops `pid`),
+/// not `pid` itself, until the guard is dropped.
+pub(crate) fn enter_task(pid: Pid) -> Current {
+    Current {
+        current: CURRENT.with(|c| c.replace(None)),
+        owner: OWNER.with(|c| c.replace(Some(pid))),
+    }
 }
 
 /// Whether this thread is polling the process `pid` (a call to it would
@@ -814,12 +888,22 @@ pub(crate) fn is_current(pid: Pid) -> bool {
     CURRENT.with(|c| c.get() == Some(pid))
 }
 
+/// Whether a panic on this thread now stops the process `pid` (it is
+/// polling `pid` or one of its own tasks).
+pub(crate) fn is_owned_by(pid: Pid) -> bool {
+    OWNER.with(|c| c.get() == Some(pid))
+}
+
 /// Restores the previously polled process when dropped.
-pub(crate) struct Current(Option<Pid>);
+pub(crate) struct Current {
+    current: Option<Pid>,
+    owner: Option<Pid>,
+}
 
 impl Drop for Current {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
+        CURRENT.with(|c| c.set(self.current));
+        OWNER.with(|c| c.set(self.owner));
     }
 }
 
@@ -836,6 +920,44 @@ impl Drop for Current {
 /// ```
 pub fn is_alive(pid: Pid) -> bool {
     table().contains_key(&pid)
+}
+
+/// What a live process holds, from [`stats`]: a plain snapshot for tests
+/// and for a live view of the tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessStats {
+    /// Monitors this process holds on others.
+    pub monitors: usize,
+    /// Monitors others hold on this process.
+    pub monitored_by: usize,
+    /// Processes linked with this one.
+    pub links: usize,
+    /// Names registered for this process.
+    pub names: usize,
+}
+
+/// What the live process `pid` holds (monitors both ways, links, names),
+/// or `None` if it is not alive.
+///
+/// As in Erlang, a process's monitors and links go away with it: when a
+/// watcher ends, its monitors disappear from the processes it watched.
+///
+/// ```
+/// use trellis::{mailbox, process};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let target = mailbox::create::<()>();
+/// let mut watcher = mailbox::create::<process::Down>();
+/// watcher.monitor(target.pid());
+/// assert_eq!(process::stats(target.pid()).unwrap().monitored_by, 1);
+/// assert_eq!(process::stats(watcher.pid()).unwrap().monitors, 1);
+/// drop(watcher);
+/// assert_eq!(process::stats(target.pid()).unwrap().monitored_by, 0);
+/// # }
+/// ```
+pub fn stats(pid: Pid) -> Option<ProcessStats> {
+    Entry::find(pid).map(|entry| entry.stats())
 }
 
 /// How many processes are alive on this node: every mailbox, gen_server
