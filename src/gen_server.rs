@@ -418,7 +418,7 @@ pub(crate) enum Envelope<S: GenServer> {
 /// A handle to a running gen_server: call it, cast to it, send it plain
 /// messages. Cheap to clone, `Send + Sync`.
 ///
-/// Look one up by name with [`registry::lookup`]`::<Server<S>>(name)`.
+/// Look one up by name with [`registry::lookup`](crate::registry::lookup)`::<Server<S>>(name)`.
 pub struct Server<S: GenServer> {
     address: Address<Envelope<S>>,
 }

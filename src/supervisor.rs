@@ -912,7 +912,7 @@ impl Supervisor {
 
 /// Which supervisor a request goes to: a [`Supervisor`] handle, a registered
 /// name or a pid (OTP's `SupRef`; the supervisor counterpart of
-/// [`gen_server::ServerRef`](crate::gen_server::ServerRef)).
+/// [`registry::ProcessRef`]).
 ///
 /// Functions such as
 /// [`dynamic_supervisor::start_child`](crate::dynamic_supervisor::start_child)
