@@ -291,7 +291,7 @@ impl GenServer for Idle {
         &mut self,
         (): (),
         _: &mut Context<Self>,
-    ) -> Result<Response<()>, BoxError> {
+    ) -> Result<Response<()>, trellis::BoxError> {
         Ok(Response::Reply(()))
     }
 }

@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use trellis::Nursery;
 use trellis::gen_server::{self, Context, GenServer, Init, Response, Server};
+use trellis::{BoxError, Nursery};
 
 /// One way to run the counter process.
 pub trait Contender: 'static {
