@@ -4,15 +4,20 @@
 //! a time from its mailbox. You write the callbacks; Trellis runs the receive
 //! loop, the reply plumbing, the start handshake and the shutdown.
 //!
-//! | you call | we call back | and then |
-//! |---|---|---|
-//! | [`start`] / [`serve`] | [`GenServer::init`] | the starter gets the [`Server`] handle once `init` succeeded, or `init`'s error |
-//! | [`call`] / [`Server::call`] | [`GenServer::handle_call`] | its [`Response`] is sent back; the caller waits at most its timeout |
-//! | [`cast`] / [`Server::cast`] | [`GenServer::handle_cast`] | nothing is sent back |
-//! | [`Server::send_info`], [`mailbox::send`] to the server | [`GenServer::handle_info`] | — |
-//! | [`Context::monitor`] target ends | [`GenServer::handle_down`] | — |
-//! | linked process ends, trapping exits | [`GenServer::handle_exit`] | — |
-//! | the server stops, for any reason | [`GenServer::terminate`] | the process ends; callers still waiting get [`GenServerError::Exited`] |
+//! | you call | we call back | it returns | and then |
+//! |---|---|---|---|
+//! | [`start`] / [`serve`] / [`Builder`] | [`GenServer::init`] | `Result<`[`Init`]`, BoxError>` | `Ok(Init::Ready)`: the starter gets the [`Server`] handle; `Ok(Init::Stop(reason))`, `Err(e)` or a panic: [`GenServerError::InitFailed`] with the reason; `Ok(Init::Ignore)`: [`GenServerError::Ignored`] (under `serve`: `Ok(())` without reporting started) |
+//! | [`call`] / [`Server::call`] (the timeout is per call: [`DEFAULT_TIMEOUT`] is OTP's 5 s; [`INFINITY`] waits while the server lives) | [`GenServer::handle_call`] (required) | `Result<`[`Response`]`<Reply>, BoxError>` | `Reply(r)` is sent back; `NoReply` waits for [`Context::defer`]'s handle; `Stop`/`ReplyAndStop` stop; `Err(e)` crashes the server with [`ExitReason::Error`]`(e)` and the caller gets [`GenServerError::Exited`] with it |
+//! | [`cast`] / [`Server::cast`] / [`Server::try_cast`] | [`GenServer::handle_cast`] (default: ignores) | `Result<`[`Flow`]`, BoxError>` | nothing is sent back; `Flow::Stop(reason)` stops; `Err(e)` crashes |
+//! | [`Server::send_info`], [`mailbox::send`] to the server, [`Context::send_after`] | [`GenServer::handle_info`] (default: ignores) | `Result<Flow, BoxError>` | as `handle_cast` |
+//! | [`Context::monitor`] target ends | [`GenServer::handle_down`] (default: ignores) | `Result<Flow, BoxError>` | as `handle_cast` |
+//! | a linked process ends while [`Context::trap_exits`] | [`GenServer::handle_exit`] (default: stops on an abnormal exit, ignores normal ones) | `Result<Flow, BoxError>` | as `handle_cast` |
+//! | [`Server::stop`] / [`Server::stop_with`], [`Context::stop`], any stop above | [`GenServer::terminate`] (default: does nothing) | `()` | the process ends; callers still waiting get [`GenServerError::Exited`] |
+//!
+//! Defaults: mailbox unbounded ([`Builder::bounded`] to bound it), no name
+//! ([`Builder::name`]), no argument (`type Arg = ()`, [`Builder::arg`]
+//! otherwise), exits not trapped, graceful shutdown within the grace period
+//! of whoever stops it (a supervisor's child `Shutdown`, 5 s by default).
 //!
 //! # No hangs
 //!
@@ -25,22 +30,41 @@
 //! ([`fail_after`](crate::fail_after), [`move_on_after`](crate::move_on_after))
 //! gives up at that deadline: the scope cancels it.
 //!
+//! A server waiting on itself would hang: as OTP answers a call to self with
+//! `calling_self`, every self-directed wait from `init`, a handler or
+//! `terminate` — [`call`], [`Server::stop`], a cast into its own full
+//! bounded mailbox — returns [`GenServerError::CallingSelf`] at once. To
+//! stop from inside, use [`Context::stop`] or return a stop.
+//!
 //! # When the server stops
 //!
 //! | stop | `terminate` | exit reason |
 //! |---|---|---|
-//! | a callback returns `Stop(reason)` | runs, may await | `reason` |
+//! | a callback returns `Stop(reason)`, or called [`Context::stop`]`(reason)` | runs, may await | `reason` |
+//! | a callback returns `Err(e)` (a `?`) | runs, may await | `Error(e)`, the error value kept ([`process::ExitError`]) |
 //! | every handle gone? | — (servers do not stop when unreferenced, as in OTP) | — |
 //! | a task of its [`Context::spawn`] fails | runs, may await | `Error`/`Panic` of the task |
 //! | a callback panics | runs, may await (the state may be half-updated) | `Panic(message)` |
 //! | graceful shutdown of its scope ([`Nursery::shutdown`](crate::Nursery::shutdown), a supervisor) | runs, may await within the grace period | `Shutdown` |
 //! | a linked process exits abnormally (not trapping exits) | runs, may await | the linked process's reason |
 //! | cancelled or dropped (an outer cancel scope, the grace period over) | polled **once**: what it does before its first yielding `.await` runs | `Killed` |
+//! | `init` refuses or ignores | **not** called (as in OTP) | the refusal's reason; `Normal` for `Ignore` |
 //!
 //! The fate of messages still queued when a server stops: each queued
 //! `call` fails at once with [`GenServerError::Exited`] carrying the exit
 //! reason; queued casts and infos are dropped. The name (if any) is released
-//! after `terminate`, then monitors get their `Down` and links their `Exit`.
+//! after `terminate`, then monitors get their `Down` and links their `Exit`;
+//! the monitors the server itself held are removed from their targets.
+//!
+//! # Where Trellis differs from OTP and triotp
+//!
+//! | OTP / triotp | Trellis | why |
+//! |---|---|---|
+//! | `call/2` defaults to a 5 s timeout | [`call`] takes the timeout explicitly ([`DEFAULT_TIMEOUT`] is OTP's 5 s) | a wait is visible where it is written |
+//! | `{stop, Reason, State}` from any callback, crashes by exception | `Stop(reason)`, [`Context::stop`], or `Err(e)` through `?` | errors are values; `?` is Rust's crash |
+//! | `gen_server:reply(From, R)` | [`Context::defer`] gives a [`ReplyTo`] to answer from anywhere | the caller's identity is a typed handle |
+//! | a call to self exits the caller (`calling_self`) | [`GenServerError::CallingSelf`] as a value | no exits by exception |
+//! | triotp: an exception as the reply is raised in the caller | make `Reply` a `Result`: the error reaches the caller as a value | typed replies |
 //!
 //! # Examples
 //!
@@ -562,7 +586,15 @@ impl<S: GenServer> Server<S> {
     ///
     /// # Errors
     ///
-    /// [`GenServerError::Exited`] if the server has exited.
+    /// [`GenServerError::Exited`] if the server has exited;
+    /// [`GenServerError::CallingSelf`] if the server casts into its own
+    /// full bounded mailbox (it would wait for itself).
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped while waiting for room in a full bounded
+    /// mailbox, the message is dropped unsent. An unbounded mailbox never
+    /// waits: the message is sent on the first poll.
     pub async fn cast(&self, message: S::Cast) -> Result<(), GenServerError> {
         // Without waiting first (always, when unbounded): the waiting send
         // is boxed, so the future stays small.
@@ -599,7 +631,13 @@ impl<S: GenServer> Server<S> {
     ///
     /// # Errors
     ///
-    /// [`GenServerError::Exited`] if the server has exited.
+    /// [`GenServerError::Exited`] if the server has exited;
+    /// [`GenServerError::CallingSelf`] as for [`cast`](Self::cast).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`cast`](Self::cast): dropped while waiting for room, the message
+    /// is dropped unsent.
     pub async fn send_info(&self, message: S::Info) -> Result<(), GenServerError> {
         let Err(error) = self.address.try_send(Envelope::Info(message)) else {
             return Ok(());
@@ -631,6 +669,11 @@ impl<S: GenServer> Server<S> {
     ///
     /// [`GenServerError::CallingSelf`] from inside the server itself (it
     /// would wait for itself): use [`Context::stop`] there.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped after the stop request was sent, the server
+    /// still stops; only the wait for it is abandoned.
     pub async fn stop(&self) -> Result<(), GenServerError> {
         self.stop_with(ExitReason::Normal).await
     }
@@ -638,6 +681,10 @@ impl<S: GenServer> Server<S> {
     /// Asks the server to stop with `reason` and waits until it has.
     ///
     /// # Errors
+    ///
+    /// As [`stop`](Self::stop).
+    ///
+    /// # Cancel safety
     ///
     /// As [`stop`](Self::stop).
     pub async fn stop_with(&self, reason: ExitReason) -> Result<(), GenServerError> {
@@ -691,6 +738,11 @@ impl<S: GenServer> From<&Server<S>> for ProcessRef<Server<S>> {
 /// As [`Server::call`], plus [`GenServerError::NameNotFound`],
 /// [`GenServerError::ProcessNotFound`] and [`GenServerError::WrongType`] for
 /// a name or pid that does not lead to an `S` server.
+///
+/// # Cancel safety
+///
+/// As [`Server::call`]: once sent, the request is handled and its reply
+/// discarded.
 pub async fn call<S: GenServer>(
     to: impl Into<ProcessRef<Server<S>>>,
     request: S::Call,
@@ -704,6 +756,11 @@ pub async fn call<S: GenServer>(
 /// # Errors
 ///
 /// As [`Server::cast`], plus the lookup errors of [`call`].
+///
+/// # Cancel safety
+///
+/// As [`Server::cast`]: dropped while waiting for room, the message is
+/// dropped unsent.
 pub async fn cast<S: GenServer>(
     to: impl Into<ProcessRef<Server<S>>>,
     message: S::Cast,

@@ -740,6 +740,11 @@ impl<M: Send + 'static> Mailbox<M> {
     /// # Errors
     ///
     /// As [`receive`](Self::receive).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe while waiting for a message (none is lost); if dropped
+    /// while `on_timeout`'s future runs, that future is dropped with it.
     pub async fn receive_or_else<F, Fut>(
         &mut self,
         timeout: Duration,
@@ -988,6 +993,11 @@ pub fn try_send<M: Send + 'static>(
 ///
 /// [`MailboxError::NameAlreadyExists`] if the name is taken (`body` does not
 /// run).
+///
+/// # Cancel safety
+///
+/// Dropping the future drops `body` and ends the process with
+/// [`ExitReason::Killed`]; the name is released.
 ///
 /// ```
 /// use trellis::mailbox;
