@@ -374,15 +374,65 @@ impl<S: GenServer> Server<S> {
         self.address.pid()
     }
 
-    /// Sends `request` and waits at most `timeout` for the reply.
+    /// Sends `request` and waits at most `timeout` for the reply (OTP's
+    /// `gen_server:call/3`). There is no default timeout: pass
+    /// [`DEFAULT_TIMEOUT`] (OTP's 5 s) or [`INFINITY`].
     ///
     /// # Errors
     ///
     /// [`GenServerError::Exited`] if the server has exited or stops before
-    /// answering (including by panic); [`GenServerError::NoReply`] if it
-    /// dropped the reply handle; [`GenServerError::Timeout`] after
-    /// `timeout` (never with [`INFINITY`]). An enclosing cancel scope's
-    /// deadline also applies.
+    /// answering (including by panic or a handler's `Err`);
+    /// [`GenServerError::NoReply`] if it dropped the reply handle;
+    /// [`GenServerError::Timeout`] after `timeout` (never with
+    /// [`INFINITY`]); [`GenServerError::CallingSelf`] from the server
+    /// itself. An enclosing cancel scope's deadline also applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use trellis::gen_server::{self, Context, GenServer, GenServerError, Init, Response};
+    ///
+    /// /// Answers `true` at once; leaves `false` unanswered.
+    /// struct Moody;
+    ///
+    /// impl GenServer for Moody {
+    ///     type Arg = ();
+    ///     type Call = bool;
+    ///     type Reply = &'static str;
+    ///     type Cast = ();
+    ///     type Info = ();
+    ///
+    ///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+    ///         Ok(Init::Ready)
+    ///     }
+    ///
+    ///     async fn handle_call(&mut self, answer: bool, ctx: &mut Context<Self>) -> Result<Response<&'static str>, trellis::BoxError> {
+    ///         if answer {
+    ///             return Ok(Response::Reply("yes"));
+    ///         }
+    ///         // Keep the reply handle without answering: the caller times out.
+    ///         std::mem::forget(ctx.defer());
+    ///         Ok(Response::NoReply)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// trellis::nursery(|n| async move {
+    ///     let moody = gen_server::start(&n, Moody).await?;
+    ///     assert_eq!(moody.call(true, Duration::from_secs(1)).await?, "yes");
+    ///     let before = Instant::now();
+    ///     let late = moody.call(false, Duration::from_secs(1)).await.unwrap_err();
+    ///     assert!(matches!(late, GenServerError::Timeout { .. }));
+    ///     assert_eq!(before.elapsed(), Duration::from_secs(1));
+    ///     moody.stop().await?;
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     ///
     /// # Cancel safety
     ///
