@@ -108,6 +108,13 @@ mod otp {
         is::<gen_server::GenServerError>();
         is::<gen_server::ReplyTo<u8>>();
         is::<gen_server::TimerRef>();
+        is::<gen_server::Init>();
+        is::<gen_server::GenServerOptions>();
+        is::<gen_server::Builder<Echo, ()>>();
+        is::<trellis::process::ExitError>();
+        is::<trellis::process::ProcessStats>();
+        is::<trellis::registry::ProcessRef<gen_server::Server<Echo>>>();
+        is::<trellis::registry::ProcessRef<mailbox::Address<String>>>();
         fn send_only<T: Send + 'static>() {}
         send_only::<mailbox::Mailbox<String>>();
     }
