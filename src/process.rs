@@ -854,56 +854,62 @@ fn entry_unlink(entry: &Entry, other: Pid) {
     }
 }
 
+/// What this thread is polling: the process itself (`current`, so that a
+/// wait on itself fails at once instead of hanging) and the process a panic
+/// here stops (`owner`: the one being polled, or the owner of the task being
+/// polled — a gen_server's own tasks). One cell: entering and leaving are
+/// one thread-local access each, on every poll of a server.
+#[derive(Clone, Copy)]
+struct Polling {
+    current: Option<Pid>,
+    owner: Option<Pid>,
+}
+
 thread_local! {
-    /// The process whose future this thread is polling (a gen_server's),
-    /// so that a wait on itself fails at once instead of hanging.
-    static CURRENT: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
-    /// The process that a panic on this thread stops: the one being polled,
-    /// or the owner of the task being polled (a gen_server's own tasks).
-    static OWNER: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
+    static POLLING: std::cell::Cell<Polling> = const {
+        std::cell::Cell::new(Polling { current: None, owner: None })
+    };
 }
 
 /// Marks `pid` as the process being polled on this thread until the guard
 /// is dropped (which restores the previous one).
 pub(crate) fn enter(pid: Pid) -> Current {
-    Current {
-        current: CURRENT.with(|c| c.replace(Some(pid))),
-        owner: OWNER.with(|c| c.replace(Some(pid))),
-    }
+    let now = Polling {
+        current: Some(pid),
+        owner: Some(pid),
+    };
+    Current(POLLING.with(|c| c.replace(now)))
 }
 
 /// Marks this thread as polling a task of `pid` (whose panic stops `pid`),
 /// not `pid` itself, until the guard is dropped.
 pub(crate) fn enter_task(pid: Pid) -> Current {
-    Current {
-        current: CURRENT.with(|c| c.replace(None)),
-        owner: OWNER.with(|c| c.replace(Some(pid))),
-    }
+    let now = Polling {
+        current: None,
+        owner: Some(pid),
+    };
+    Current(POLLING.with(|c| c.replace(now)))
 }
 
 /// Whether this thread is polling the process `pid` (a call to it would
 /// wait for itself).
 #[inline]
 pub(crate) fn is_current(pid: Pid) -> bool {
-    CURRENT.with(|c| c.get() == Some(pid))
+    POLLING.with(|c| c.get().current == Some(pid))
 }
 
 /// Whether a panic on this thread now stops the process `pid` (it is
 /// polling `pid` or one of its own tasks).
 pub(crate) fn is_owned_by(pid: Pid) -> bool {
-    OWNER.with(|c| c.get() == Some(pid))
+    POLLING.with(|c| c.get().owner == Some(pid))
 }
 
 /// Restores the previously polled process when dropped.
-pub(crate) struct Current {
-    current: Option<Pid>,
-    owner: Option<Pid>,
-}
+pub(crate) struct Current(Polling);
 
 impl Drop for Current {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.current));
-        OWNER.with(|c| c.set(self.owner));
+        POLLING.with(|c| c.set(self.0));
     }
 }
 
