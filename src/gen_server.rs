@@ -722,8 +722,56 @@ pub fn reply<R>(to: ReplyTo<R>, reply: R) -> Result<(), R> {
 /// ready.
 ///
 /// Dropping it unanswered makes the caller's `call` return
-/// [`GenServerError::NoReply`] (or [`GenServerError::Exited`] if the server
-/// is stopping).
+/// [`GenServerError::NoReply`] at once — also when a panic in some other
+/// task drops it — or [`GenServerError::Exited`] when the server itself is
+/// stopping (a panic of the server or of one of its own
+/// [`Context::spawn`] tasks).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::gen_server::{self, Context, GenServer, Init, Response};
+///
+/// /// Answers each call from a task, after a delay, while serving others.
+/// struct Slow;
+///
+/// impl GenServer for Slow {
+///     type Arg = ();
+///     type Call = u32;
+///     type Reply = u32;
+///     type Cast = ();
+///     type Info = ();
+///
+///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+///         Ok(Init::Ready)
+///     }
+///
+///     async fn handle_call(&mut self, n: u32, ctx: &mut Context<Self>) -> Result<Response<u32>, trellis::BoxError> {
+///         let reply = ctx.defer().expect("in handle_call");
+///         ctx.spawn(async move {
+///             tokio::time::sleep(Duration::from_secs(1)).await;
+///             let _ = reply.reply(n * 2);
+///         })?;
+///         Ok(Response::NoReply)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let slow = gen_server::start(&n, Slow).await?;
+///     let (a, b) = tokio::join!(
+///         slow.call(1, gen_server::DEFAULT_TIMEOUT),
+///         slow.call(2, gen_server::DEFAULT_TIMEOUT),
+///     );
+///     assert_eq!((a?, b?), (2, 4));
+///     slow.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
 pub struct ReplyTo<R> {
     sender: Option<ReplySender<R>>,
     /// The server that took it: only its own panic means it is exiting.
