@@ -4,15 +4,20 @@
 //! a time from its mailbox. You write the callbacks; Trellis runs the receive
 //! loop, the reply plumbing, the start handshake and the shutdown.
 //!
-//! | you call | we call back | and then |
-//! |---|---|---|
-//! | [`start`] / [`serve`] | [`GenServer::init`] | the starter gets the [`Server`] handle once `init` succeeded, or `init`'s error |
-//! | [`call`] / [`Server::call`] | [`GenServer::handle_call`] | its [`Response`] is sent back; the caller waits at most its timeout |
-//! | [`cast`] / [`Server::cast`] | [`GenServer::handle_cast`] | nothing is sent back |
-//! | [`Server::send_info`], [`mailbox::send`] to the server | [`GenServer::handle_info`] | — |
-//! | [`Context::monitor`] target ends | [`GenServer::handle_down`] | — |
-//! | linked process ends, trapping exits | [`GenServer::handle_exit`] | — |
-//! | the server stops, for any reason | [`GenServer::terminate`] | the process ends; callers still waiting get [`GenServerError::Exited`] |
+//! | you call | we call back | it returns | and then |
+//! |---|---|---|---|
+//! | [`start`] / [`serve`] / [`Builder`] | [`GenServer::init`] | `Result<`[`Init`]`, BoxError>` | `Ok(Init::Ready)`: the starter gets the [`Server`] handle; `Ok(Init::Stop(reason))`, `Err(e)` or a panic: [`GenServerError::InitFailed`] with the reason; `Ok(Init::Ignore)`: [`GenServerError::Ignored`] (under `serve`: `Ok(())` without reporting started) |
+//! | [`call`] / [`Server::call`] (the timeout is per call: [`DEFAULT_TIMEOUT`] is OTP's 5 s; [`INFINITY`] waits while the server lives) | [`GenServer::handle_call`] (required) | `Result<`[`Response`]`<Reply>, BoxError>` | `Reply(r)` is sent back; `NoReply` waits for [`Context::defer`]'s handle; `Stop`/`ReplyAndStop` stop; `Err(e)` crashes the server with [`ExitReason::Error`]`(e)` and the caller gets [`GenServerError::Exited`] with it |
+//! | [`cast`] / [`Server::cast`] / [`Server::try_cast`] | [`GenServer::handle_cast`] (default: ignores) | `Result<`[`Flow`]`, BoxError>` | nothing is sent back; `Flow::Stop(reason)` stops; `Err(e)` crashes |
+//! | [`Server::send_info`], [`mailbox::send`] to the server, [`Context::send_after`] | [`GenServer::handle_info`] (default: ignores) | `Result<Flow, BoxError>` | as `handle_cast` |
+//! | [`Context::monitor`] target ends | [`GenServer::handle_down`] (default: ignores) | `Result<Flow, BoxError>` | as `handle_cast` |
+//! | a linked process ends while [`Context::trap_exits`] | [`GenServer::handle_exit`] (default: stops on an abnormal exit, ignores normal ones) | `Result<Flow, BoxError>` | as `handle_cast` |
+//! | [`Server::stop`] / [`Server::stop_with`], [`Context::stop`], any stop above | [`GenServer::terminate`] (default: does nothing) | `()` | the process ends; callers still waiting get [`GenServerError::Exited`] |
+//!
+//! Defaults: mailbox unbounded ([`Builder::bounded`] to bound it), no name
+//! ([`Builder::name`]), no argument (`type Arg = ()`, [`Builder::arg`]
+//! otherwise), exits not trapped, graceful shutdown within the grace period
+//! of whoever stops it (a supervisor's child `Shutdown`, 5 s by default).
 //!
 //! # No hangs
 //!
@@ -25,28 +30,48 @@
 //! ([`fail_after`](crate::fail_after), [`move_on_after`](crate::move_on_after))
 //! gives up at that deadline: the scope cancels it.
 //!
+//! A server waiting on itself would hang: as OTP answers a call to self with
+//! `calling_self`, every self-directed wait from `init`, a handler or
+//! `terminate` — [`call`], [`Server::stop`], a cast into its own full
+//! bounded mailbox — returns [`GenServerError::CallingSelf`] at once. To
+//! stop from inside, use [`Context::stop`] or return a stop.
+//!
 //! # When the server stops
 //!
 //! | stop | `terminate` | exit reason |
 //! |---|---|---|
-//! | a callback returns `Stop(reason)` | runs, may await | `reason` |
+//! | a callback returns `Stop(reason)`, or called [`Context::stop`]`(reason)` | runs, may await | `reason` |
+//! | a callback returns `Err(e)` (a `?`) | runs, may await | `Error(e)`, the error value kept ([`process::ExitError`]) |
 //! | every handle gone? | — (servers do not stop when unreferenced, as in OTP) | — |
 //! | a task of its [`Context::spawn`] fails | runs, may await | `Error`/`Panic` of the task |
 //! | a callback panics | runs, may await (the state may be half-updated) | `Panic(message)` |
 //! | graceful shutdown of its scope ([`Nursery::shutdown`](crate::Nursery::shutdown), a supervisor) | runs, may await within the grace period | `Shutdown` |
 //! | a linked process exits abnormally (not trapping exits) | runs, may await | the linked process's reason |
 //! | cancelled or dropped (an outer cancel scope, the grace period over) | polled **once**: what it does before its first yielding `.await` runs | `Killed` |
+//! | `init` refuses or ignores | **not** called (as in OTP) | the refusal's reason; `Normal` for `Ignore` |
 //!
 //! The fate of messages still queued when a server stops: each queued
 //! `call` fails at once with [`GenServerError::Exited`] carrying the exit
 //! reason; queued casts and infos are dropped. The name (if any) is released
-//! after `terminate`, then monitors get their `Down` and links their `Exit`.
+//! after `terminate`, then monitors get their `Down` and links their `Exit`;
+//! the monitors the server itself held are removed from their targets.
+//!
+//! # Where Trellis differs from OTP and triotp
+//!
+//! | OTP / triotp | Trellis | why |
+//! |---|---|---|
+//! | `call/2` defaults to a 5 s timeout | [`call`] takes the timeout explicitly ([`DEFAULT_TIMEOUT`] is OTP's 5 s) | a wait is visible where it is written |
+//! | `{stop, Reason, State}` from any callback, crashes by exception | `Stop(reason)`, [`Context::stop`], or `Err(e)` through `?` | errors are values; `?` is Rust's crash |
+//! | `gen_server:reply(From, R)` | [`Context::defer`] gives a [`ReplyTo`] to answer from anywhere | the caller's identity is a typed handle |
+//! | a call to self exits the caller (`calling_self`) | [`GenServerError::CallingSelf`] as a value | no exits by exception |
+//! | triotp: an exception as the reply is raised in the caller | make `Reply` a `Result`: the error reaches the caller as a value | typed replies |
 //!
 //! # Examples
 //!
 //! ```
 //! use std::time::Duration;
-//! use trellis::gen_server::{self, Context, GenServer, Response};
+//! use trellis::BoxError;
+//! use trellis::gen_server::{self, Builder, Context, Flow, GenServer, Init, Response};
 //!
 //! #[derive(Default)]
 //! struct Counter(u64);
@@ -58,29 +83,30 @@
 //!     type Cast = u64;
 //!     type Info = ();
 //!
-//!     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
+//!     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<Init, BoxError> {
 //!         self.0 = start;
-//!         Ok(())
+//!         Ok(Init::Ready)
 //!     }
 //!
-//!     async fn handle_call(&mut self, _: (), _: &mut Context<Self>) -> Response<u64> {
-//!         Response::Reply(self.0)
+//!     async fn handle_call(&mut self, _: (), _: &mut Context<Self>) -> Result<Response<u64>, BoxError> {
+//!         Ok(Response::Reply(self.0))
 //!     }
 //!
-//!     async fn handle_cast(&mut self, add: u64, _: &mut Context<Self>) -> gen_server::Flow {
-//!         self.0 += add;
-//!         gen_server::Flow::Continue
+//!     async fn handle_cast(&mut self, add: u64, _: &mut Context<Self>) -> Result<Flow, BoxError> {
+//!         // `?` crashes the server with the error as its exit reason.
+//!         self.0 = self.0.checked_add(add).ok_or("counter overflow")?;
+//!         Ok(Flow::Continue)
 //!     }
 //! }
 //!
 //! # trellis::run(async {
 //! trellis::nursery(|n| async move {
-//!     let counter = gen_server::start(&n, Counter::default(), 40, "counter").await?;
+//!     let counter = Builder::new(Counter::default()).arg(40).name("counter").start(&n).await?;
 //!     counter.cast(2).await?;
 //!     let by_name = gen_server::call::<Counter>("counter", (), Duration::from_secs(5)).await?;
 //!     assert_eq!(by_name, 42);
-//!     counter.stop().await;
-//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//!     counter.stop().await?;
+//!     Ok::<_, BoxError>(())
 //! })
 //! .await
 //! .unwrap();
@@ -89,21 +115,22 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
 use tokio::sync::oneshot;
 
-use crate::cancel::panic_message;
-use crate::mailbox::{self, Address, Destination, MailboxError};
-use crate::nursery::TaskOutput;
-use crate::process::{Down, Exit, ExitReason, MonitorRef, Pid};
-use crate::registry::{self, RegistryError};
-use crate::{BoxError, CancelScope, Nursery, NurseryError, SpawnOptions, StartError, TaskStatus};
+use crate::mailbox::{self, Address, MailboxError};
+use crate::process::{self, Down, Exit, ExitReason, Pid};
+use crate::registry::ProcessRef;
+use crate::{BoxError, Nursery, SpawnOptions, StartError, TaskStatus};
 
+mod context;
+mod error;
 mod server_loop;
+
+pub use context::{Context, TimerRef};
+pub use error::GenServerError;
 
 /// The callbacks of a generic server.
 ///
@@ -130,77 +157,100 @@ pub trait GenServer: Send + Sized + 'static {
     /// Initialises the server before it serves anything.
     ///
     /// Its name (if any) is already registered; calls that arrive meanwhile
-    /// wait in the mailbox. On `Err`, the server ends with
-    /// [`ExitReason::Error`], `terminate` is *not* called (as in OTP), and
-    /// the starter gets [`GenServerError::InitFailed`].
+    /// wait in the mailbox.
+    ///
+    /// - `Ok(`[`Init::Ready`]`)`: the server serves; the starter gets its
+    ///   [`Server`] handle.
+    /// - `Ok(`[`Init::Stop`]`(reason))`: the start is refused (OTP's
+    ///   `{stop, Reason}`): the server ends with `reason`, the starter gets
+    ///   [`GenServerError::InitFailed`] with it.
+    /// - `Ok(`[`Init::Ignore`]`)`: the server ends normally without
+    ///   serving (OTP's `ignore`): [`start`] returns
+    ///   [`GenServerError::Ignored`]; under [`serve`] the task returns
+    ///   `Ok(())` without reporting started, which a supervisor takes as
+    ///   "ignored".
+    /// - `Err(error)` (a `?`), or a panic: as `Stop` with
+    ///   [`ExitReason::Error`] (the error value) or [`ExitReason::Panic`].
+    ///
+    /// In every case but `Ready`, `terminate` is *not* called (as in OTP).
     fn init(
         &mut self,
         arg: Self::Arg,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+    ) -> impl Future<Output = Result<Init, BoxError>> + Send;
 
     /// Handles a [`call`].
     ///
-    /// - [`Response::Reply`]`(r)`: `r` is sent to the caller.
-    /// - [`Response::NoReply`]: nothing is sent now; answer later through
-    ///   the handle from [`Context::defer`]. If the handle was not taken,
-    ///   the caller gets [`GenServerError::NoReply`].
-    /// - [`Response::Stop`]`(reason)`: the server stops; the caller gets
-    ///   [`GenServerError::Exited`] with `reason`.
-    /// - [`Response::ReplyAndStop`]`(r, reason)`: `r` is sent, then the
-    ///   server stops.
+    /// - `Ok(`[`Response::Reply`]`(r))`: `r` is sent to the caller.
+    /// - `Ok(`[`Response::NoReply`]`)`: nothing is sent now; answer later
+    ///   through the handle from [`Context::defer`]. If the handle was not
+    ///   taken, the caller gets [`GenServerError::NoReply`].
+    /// - `Ok(`[`Response::Stop`]`(reason))`: the server stops; the caller
+    ///   gets [`GenServerError::Exited`] with `reason`.
+    /// - `Ok(`[`Response::ReplyAndStop`]`(r, reason))`: `r` is sent, then
+    ///   the server stops.
+    /// - `Err(error)` (a `?`): the server crashes with
+    ///   [`ExitReason::Error`] carrying `error`; the caller gets
+    ///   [`GenServerError::Exited`] with it. To answer with an error and go
+    ///   on serving, make [`Reply`](GenServer::Reply) a `Result` instead.
     fn handle_call(
         &mut self,
         request: Self::Call,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Response<Self::Reply>> + Send;
+    ) -> impl Future<Output = Result<Response<Self::Reply>, BoxError>> + Send;
 
     /// Handles a [`cast`]. Default: ignores it.
+    ///
+    /// `Ok(`[`Flow::Continue`]`)` serves on, `Ok(`[`Flow::Stop`]`(reason))`
+    /// stops, `Err(error)` crashes the server with [`ExitReason::Error`].
     fn handle_cast(
         &mut self,
         message: Self::Cast,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = (message, ctx);
-        async { Flow::Continue }
+        async { Ok(Flow::Continue) }
     }
 
-    /// Handles a plain message. Default: ignores it.
+    /// Handles a plain message. Default: ignores it. Returns as
+    /// [`handle_cast`](GenServer::handle_cast).
     fn handle_info(
         &mut self,
         message: Self::Info,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = (message, ctx);
-        async { Flow::Continue }
+        async { Ok(Flow::Continue) }
     }
 
     /// Handles the end of a process this server monitors
-    /// ([`Context::monitor`]). Default: ignores it.
+    /// ([`Context::monitor`]). Default: ignores it. Returns as
+    /// [`handle_cast`](GenServer::handle_cast).
     fn handle_down(
         &mut self,
         down: Down,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = (down, ctx);
-        async { Flow::Continue }
+        async { Ok(Flow::Continue) }
     }
 
     /// Handles the end of a linked process while trapping exits
     /// ([`Context::trap_exits`]). Default: stops with the same reason if it
-    /// is abnormal, ignores normal exits.
+    /// is abnormal, ignores normal exits. Returns as
+    /// [`handle_cast`](GenServer::handle_cast).
     fn handle_exit(
         &mut self,
         exit: Exit,
         ctx: &mut Context<Self>,
-    ) -> impl Future<Output = Flow> + Send {
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
         let _ = ctx;
         async move {
-            if exit.reason.is_abnormal() {
+            Ok(if exit.reason.is_abnormal() {
                 Flow::Stop(exit.reason)
             } else {
                 Flow::Continue
-            }
+            })
         }
     }
 
@@ -214,6 +264,22 @@ pub trait GenServer: Send + Sized + 'static {
         let _ = (reason, ctx);
         async {}
     }
+}
+
+/// What [`GenServer::init`] decides (OTP's `{ok, State}`, `{stop, Reason}`,
+/// `ignore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Init {
+    /// Serve: the starter gets the [`Server`] handle.
+    #[doc(alias = "ok")]
+    Ready,
+    /// Refuse to start: the server ends with this reason and the starter
+    /// gets [`GenServerError::InitFailed`] with it.
+    Stop(ExitReason),
+    /// End normally without serving: [`start`] returns
+    /// [`GenServerError::Ignored`]; [`serve`] returns `Ok(())` without
+    /// reporting started.
+    Ignore,
 }
 
 /// What [`GenServer::handle_call`] decides.
@@ -237,104 +303,6 @@ pub enum Flow {
     Continue,
     /// Stop the server with this reason.
     Stop(ExitReason),
-}
-
-/// What went wrong talking to a gen_server.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum GenServerError {
-    /// The server has exited, or stopped before answering.
-    #[error("gen_server {pid} exited ({reason})")]
-    #[doc(alias = "GenServerExited")]
-    Exited {
-        /// The server.
-        pid: Pid,
-        /// Why it ended.
-        reason: ExitReason,
-    },
-    /// The server dropped the reply handle without answering.
-    #[error("gen_server {pid} dropped the reply without answering")]
-    NoReply {
-        /// The server.
-        pid: Pid,
-    },
-    /// No answer within the call's timeout.
-    #[error("call to gen_server {pid} timed out after {timeout:?}")]
-    Timeout {
-        /// The server.
-        pid: Pid,
-        /// The call's timeout.
-        timeout: Duration,
-    },
-    /// Nothing is registered under the name.
-    #[error("no gen_server is registered as {name:?}")]
-    NameNotFound {
-        /// The name.
-        name: Arc<str>,
-    },
-    /// No live process has the pid.
-    #[error("gen_server {pid} does not exist")]
-    ProcessNotFound {
-        /// The pid.
-        pid: Pid,
-    },
-    /// The name or pid belongs to something that is not this kind of
-    /// server.
-    #[error("{subject} is not a {expected}")]
-    WrongType {
-        /// The name or pid used.
-        subject: Arc<str>,
-        /// The handle type asked for.
-        expected: &'static str,
-    },
-    /// Starting: the name is taken.
-    #[error("name {name:?} is already registered")]
-    NameAlreadyExists {
-        /// The name.
-        name: Arc<str>,
-    },
-    /// Starting: `init` failed (or panicked); its message.
-    #[error("gen_server init failed: {message}")]
-    InitFailed {
-        /// The error or panic message.
-        message: Arc<str>,
-    },
-    /// Starting: the server could not be started (its nursery is closed or
-    /// cancelled).
-    #[error("gen_server not started: {message}")]
-    NotStarted {
-        /// What the nursery said.
-        message: Arc<str>,
-    },
-    /// A bounded mailbox is full ([`Server::try_cast`] only).
-    #[error("gen_server {pid}'s mailbox is full")]
-    Full {
-        /// The server.
-        pid: Pid,
-    },
-}
-
-impl From<RegistryError> for GenServerError {
-    fn from(error: RegistryError) -> Self {
-        match error {
-            RegistryError::NameAlreadyExists { name } => GenServerError::NameAlreadyExists { name },
-            RegistryError::NameNotFound { name } => GenServerError::NameNotFound { name },
-            RegistryError::ProcessNotFound { pid } => GenServerError::ProcessNotFound { pid },
-            RegistryError::WrongType { subject, expected } => {
-                GenServerError::WrongType { subject, expected }
-            }
-        }
-    }
-}
-
-impl GenServerError {
-    fn from_send(error: MailboxError, pid: Pid) -> Self {
-        match error {
-            MailboxError::Exited { pid, reason } => GenServerError::Exited { pid, reason },
-            MailboxError::Full { pid } => GenServerError::Full { pid },
-            _ => GenServerError::ProcessNotFound { pid },
-        }
-    }
 }
 
 /// Why a reply handle went away without a reply.
@@ -362,7 +330,7 @@ pub(crate) enum Envelope<S: GenServer> {
 /// A handle to a running gen_server: call it, cast to it, send it plain
 /// messages. Cheap to clone, `Send + Sync`.
 ///
-/// Look one up by name with [`registry::lookup`]`::<Server<S>>(name)`.
+/// Look one up by name with [`registry::lookup`](crate::registry::lookup)`::<Server<S>>(name)`.
 pub struct Server<S: GenServer> {
     address: Address<Envelope<S>>,
 }
@@ -406,15 +374,65 @@ impl<S: GenServer> Server<S> {
         self.address.pid()
     }
 
-    /// Sends `request` and waits at most `timeout` for the reply.
+    /// Sends `request` and waits at most `timeout` for the reply (OTP's
+    /// `gen_server:call/3`). There is no default timeout: pass
+    /// [`DEFAULT_TIMEOUT`] (OTP's 5 s) or [`INFINITY`].
     ///
     /// # Errors
     ///
     /// [`GenServerError::Exited`] if the server has exited or stops before
-    /// answering (including by panic); [`GenServerError::NoReply`] if it
-    /// dropped the reply handle; [`GenServerError::Timeout`] after
-    /// `timeout` (never with [`INFINITY`]). An enclosing cancel scope's
-    /// deadline also applies.
+    /// answering (including by panic or a handler's `Err`);
+    /// [`GenServerError::NoReply`] if it dropped the reply handle;
+    /// [`GenServerError::Timeout`] after `timeout` (never with
+    /// [`INFINITY`]); [`GenServerError::CallingSelf`] from the server
+    /// itself. An enclosing cancel scope's deadline also applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use trellis::gen_server::{self, Context, GenServer, GenServerError, Init, Response};
+    ///
+    /// /// Answers `true` at once; leaves `false` unanswered.
+    /// struct Moody;
+    ///
+    /// impl GenServer for Moody {
+    ///     type Arg = ();
+    ///     type Call = bool;
+    ///     type Reply = &'static str;
+    ///     type Cast = ();
+    ///     type Info = ();
+    ///
+    ///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+    ///         Ok(Init::Ready)
+    ///     }
+    ///
+    ///     async fn handle_call(&mut self, answer: bool, ctx: &mut Context<Self>) -> Result<Response<&'static str>, trellis::BoxError> {
+    ///         if answer {
+    ///             return Ok(Response::Reply("yes"));
+    ///         }
+    ///         // Keep the reply handle without answering: the caller times out.
+    ///         std::mem::forget(ctx.defer());
+    ///         Ok(Response::NoReply)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// trellis::nursery(|n| async move {
+    ///     let moody = gen_server::start(&n, Moody).await?;
+    ///     assert_eq!(moody.call(true, Duration::from_secs(1)).await?, "yes");
+    ///     let before = Instant::now();
+    ///     let late = moody.call(false, Duration::from_secs(1)).await.unwrap_err();
+    ///     assert!(matches!(late, GenServerError::Timeout { .. }));
+    ///     assert_eq!(before.elapsed(), Duration::from_secs(1));
+    ///     moody.stop().await?;
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     ///
     /// # Cancel safety
     ///
@@ -425,6 +443,9 @@ impl<S: GenServer> Server<S> {
         request: S::Call,
         timeout: Duration,
     ) -> Result<S::Reply, GenServerError> {
+        if process::is_current(self.pid()) {
+            return Err(GenServerError::CallingSelf { pid: self.pid() });
+        }
         if timeout == INFINITY {
             // No timer: the no-hang guarantees for dead, stopping and
             // panicking servers hold without one.
@@ -503,7 +524,15 @@ impl<S: GenServer> Server<S> {
     ///
     /// # Errors
     ///
-    /// [`GenServerError::Exited`] if the server has exited.
+    /// [`GenServerError::Exited`] if the server has exited;
+    /// [`GenServerError::CallingSelf`] if the server casts into its own
+    /// full bounded mailbox (it would wait for itself).
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped while waiting for room in a full bounded
+    /// mailbox, the message is dropped unsent. An unbounded mailbox never
+    /// waits: the message is sent on the first poll.
     pub async fn cast(&self, message: S::Cast) -> Result<(), GenServerError> {
         // Without waiting first (always, when unbounded): the waiting send
         // is boxed, so the future stays small.
@@ -512,6 +541,10 @@ impl<S: GenServer> Server<S> {
         };
         let (error, envelope) = error.into_parts();
         let result = match error {
+            // Waiting for room in our own mailbox would wait forever.
+            MailboxError::Full { pid } if process::is_current(pid) => {
+                return Err(GenServerError::CallingSelf { pid });
+            }
             MailboxError::Full { .. } => Box::pin(self.address.send(envelope))
                 .await
                 .map_err(|e| e.into_parts().0),
@@ -536,12 +569,28 @@ impl<S: GenServer> Server<S> {
     ///
     /// # Errors
     ///
-    /// [`GenServerError::Exited`] if the server has exited.
+    /// [`GenServerError::Exited`] if the server has exited;
+    /// [`GenServerError::CallingSelf`] as for [`cast`](Self::cast).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`cast`](Self::cast): dropped while waiting for room, the message
+    /// is dropped unsent.
     pub async fn send_info(&self, message: S::Info) -> Result<(), GenServerError> {
-        self.address
-            .send(Envelope::Info(message))
-            .await
-            .map_err(|e| GenServerError::from_send(e.into_parts().0, self.pid()))
+        let Err(error) = self.address.try_send(Envelope::Info(message)) else {
+            return Ok(());
+        };
+        let (error, envelope) = error.into_parts();
+        let result = match error {
+            MailboxError::Full { pid } if process::is_current(pid) => {
+                return Err(GenServerError::CallingSelf { pid });
+            }
+            MailboxError::Full { .. } => Box::pin(self.address.send(envelope))
+                .await
+                .map_err(|e| e.into_parts().0),
+            error => Err(error),
+        };
+        result.map_err(|e| GenServerError::from_send(e, self.pid()))
     }
 
     /// An address that sends plain messages to `handle_info` — what
@@ -551,13 +600,35 @@ impl<S: GenServer> Server<S> {
     }
 
     /// Asks the server to stop with [`ExitReason::Normal`] and waits until
-    /// it has (its `terminate` has run).
-    pub async fn stop(&self) {
-        self.stop_with(ExitReason::Normal).await;
+    /// it has (its `terminate` has run). Stopping a server that has already
+    /// ended is not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::CallingSelf`] from inside the server itself (it
+    /// would wait for itself): use [`Context::stop`] there.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped after the stop request was sent, the server
+    /// still stops; only the wait for it is abandoned.
+    pub async fn stop(&self) -> Result<(), GenServerError> {
+        self.stop_with(ExitReason::Normal).await
     }
 
     /// Asks the server to stop with `reason` and waits until it has.
-    pub async fn stop_with(&self, reason: ExitReason) {
+    ///
+    /// # Errors
+    ///
+    /// As [`stop`](Self::stop).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`stop`](Self::stop).
+    pub async fn stop_with(&self, reason: ExitReason) -> Result<(), GenServerError> {
+        if process::is_current(self.pid()) {
+            return Err(GenServerError::CallingSelf { pid: self.pid() });
+        }
         let mut watch = mailbox::create::<Down>();
         watch.monitor(self.pid());
         if self
@@ -568,6 +639,7 @@ impl<S: GenServer> Server<S> {
         {
             let _ = watch.receive().await;
         }
+        Ok(())
     }
 
     /// The exit reason, once the server has ended.
@@ -584,58 +656,15 @@ pub(crate) fn unwrap_info<S: GenServer>(envelope: Envelope<S>) -> S::Info {
     }
 }
 
-/// Where [`call`] and [`cast`] go: a [`Server`] handle, a registered name or
-/// a pid.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ServerRef<S: GenServer> {
-    /// A handle (the fast path).
-    Server(Server<S>),
-    /// A name or pid, looked up on each use.
-    Destination(Destination),
-}
-
-impl<S: GenServer> ServerRef<S> {
-    fn resolve(self) -> Result<Server<S>, GenServerError> {
-        match self {
-            ServerRef::Server(server) => Ok(server),
-            ServerRef::Destination(Destination::Name(name)) => {
-                Ok(registry::lookup::<Server<S>>(&*name)?)
-            }
-            ServerRef::Destination(Destination::Pid(pid)) => {
-                Ok(registry::lookup_pid::<Server<S>>(pid)?)
-            }
-        }
-    }
-}
-
-impl<S: GenServer> From<Server<S>> for ServerRef<S> {
+impl<S: GenServer> From<Server<S>> for ProcessRef<Server<S>> {
     fn from(server: Server<S>) -> Self {
-        ServerRef::Server(server)
+        ProcessRef::Handle(server)
     }
 }
 
-impl<S: GenServer> From<&Server<S>> for ServerRef<S> {
+impl<S: GenServer> From<&Server<S>> for ProcessRef<Server<S>> {
     fn from(server: &Server<S>) -> Self {
-        ServerRef::Server(server.clone())
-    }
-}
-
-impl<S: GenServer> From<&str> for ServerRef<S> {
-    fn from(name: &str) -> Self {
-        ServerRef::Destination(name.into())
-    }
-}
-
-impl<S: GenServer> From<String> for ServerRef<S> {
-    fn from(name: String) -> Self {
-        ServerRef::Destination(name.into())
-    }
-}
-
-impl<S: GenServer> From<Pid> for ServerRef<S> {
-    fn from(pid: Pid) -> Self {
-        ServerRef::Destination(pid.into())
+        ProcessRef::Handle(server.clone())
     }
 }
 
@@ -647,8 +676,13 @@ impl<S: GenServer> From<Pid> for ServerRef<S> {
 /// As [`Server::call`], plus [`GenServerError::NameNotFound`],
 /// [`GenServerError::ProcessNotFound`] and [`GenServerError::WrongType`] for
 /// a name or pid that does not lead to an `S` server.
+///
+/// # Cancel safety
+///
+/// As [`Server::call`]: once sent, the request is handled and its reply
+/// discarded.
 pub async fn call<S: GenServer>(
-    to: impl Into<ServerRef<S>>,
+    to: impl Into<ProcessRef<Server<S>>>,
     request: S::Call,
     timeout: Duration,
 ) -> Result<S::Reply, GenServerError> {
@@ -660,8 +694,13 @@ pub async fn call<S: GenServer>(
 /// # Errors
 ///
 /// As [`Server::cast`], plus the lookup errors of [`call`].
+///
+/// # Cancel safety
+///
+/// As [`Server::cast`]: dropped while waiting for room, the message is
+/// dropped unsent.
 pub async fn cast<S: GenServer>(
-    to: impl Into<ServerRef<S>>,
+    to: impl Into<ProcessRef<Server<S>>>,
     message: S::Cast,
 ) -> Result<(), GenServerError> {
     to.into().resolve()?.cast(message).await
@@ -683,10 +722,60 @@ pub fn reply<R>(to: ReplyTo<R>, reply: R) -> Result<(), R> {
 /// ready.
 ///
 /// Dropping it unanswered makes the caller's `call` return
-/// [`GenServerError::NoReply`] (or [`GenServerError::Exited`] if the server
-/// is stopping).
+/// [`GenServerError::NoReply`] at once — also when a panic in some other
+/// task drops it — or [`GenServerError::Exited`] when the server itself is
+/// stopping (a panic of the server or of one of its own
+/// [`Context::spawn`] tasks).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::gen_server::{self, Context, GenServer, Init, Response};
+///
+/// /// Answers each call from a task, after a delay, while serving others.
+/// struct Slow;
+///
+/// impl GenServer for Slow {
+///     type Arg = ();
+///     type Call = u32;
+///     type Reply = u32;
+///     type Cast = ();
+///     type Info = ();
+///
+///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+///         Ok(Init::Ready)
+///     }
+///
+///     async fn handle_call(&mut self, n: u32, ctx: &mut Context<Self>) -> Result<Response<u32>, trellis::BoxError> {
+///         let reply = ctx.defer().expect("in handle_call");
+///         ctx.spawn(async move {
+///             tokio::time::sleep(Duration::from_secs(1)).await;
+///             let _ = reply.reply(n * 2);
+///         })?;
+///         Ok(Response::NoReply)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let slow = gen_server::start(&n, Slow).await?;
+///     let (a, b) = tokio::join!(
+///         slow.call(1, gen_server::DEFAULT_TIMEOUT),
+///         slow.call(2, gen_server::DEFAULT_TIMEOUT),
+///     );
+///     assert_eq!((a?, b?), (2, 4));
+///     slow.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
 pub struct ReplyTo<R> {
     sender: Option<ReplySender<R>>,
+    /// The server that took it: only its own panic means it is exiting.
+    pid: Pid,
 }
 
 impl<R> fmt::Debug for ReplyTo<R> {
@@ -718,23 +807,39 @@ impl<R> ReplyTo<R> {
 impl<R> Drop for ReplyTo<R> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
+            // Dropped by a panic of the server itself (or of one of its
+            // own tasks, which stops it): the caller waits for the exit
+            // reason. A panic anywhere else is just an unanswered call.
             let _ = sender.send(Err(Abandoned {
-                panicking: std::thread::panicking(),
+                panicking: std::thread::panicking() && process::is_owned_by(self.pid),
             }));
         }
     }
 }
 
-/// Options for [`start`] and [`serve`]: the registered name and the mailbox
-/// bound. `From<&str>` gives a name; `()`/`Default` neither.
+/// How a gen_server is started: its registered name and its mailbox bound.
+/// [`Builder::options`] and [`ChildSpec::gen_server`](crate::supervisor::ChildSpec::gen_server)
+/// take one. `From<&str>` gives a name; `()`/`Default` neither.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::gen_server::GenServerOptions;
+///
+/// let options = GenServerOptions::new().name("cache").bounded(64);
+/// assert_eq!(options.get_name(), Some("cache"));
+/// assert_eq!(options.capacity(), Some(64));
+/// let by_name: GenServerOptions = "cache".into();
+/// assert_eq!(by_name.get_name(), Some("cache"));
+/// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
-pub struct StartOptions {
+pub struct GenServerOptions {
     name: Option<Arc<str>>,
     capacity: Option<usize>,
 }
 
-impl StartOptions {
+impl GenServerOptions {
     /// No name, unbounded mailbox.
     pub fn new() -> Self {
         Self::default()
@@ -752,31 +857,43 @@ impl StartOptions {
         self.capacity = Some(capacity);
         self
     }
+
+    /// The name set with [`name`](Self::name), if any.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The bound set with [`bounded`](Self::bounded), if any.
+    pub fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
 }
 
-impl From<&str> for StartOptions {
+impl From<&str> for GenServerOptions {
     fn from(name: &str) -> Self {
-        StartOptions::new().name(name)
+        GenServerOptions::new().name(name)
     }
 }
 
-impl From<()> for StartOptions {
+impl From<()> for GenServerOptions {
     fn from((): ()) -> Self {
-        StartOptions::new()
+        GenServerOptions::new()
     }
 }
 
-impl From<Option<&str>> for StartOptions {
+impl From<Option<&str>> for GenServerOptions {
     fn from(name: Option<&str>) -> Self {
         match name {
-            Some(name) => StartOptions::new().name(name),
-            None => StartOptions::new(),
+            Some(name) => GenServerOptions::new().name(name),
+            None => GenServerOptions::new(),
         }
     }
 }
 
 /// Starts `server` as a task of `nursery` and returns its handle once
-/// `init` has succeeded (triotp's `gen_server.start`).
+/// `init` has succeeded (triotp's `gen_server.start`), for a server without
+/// an [`Arg`](GenServer::Arg), unnamed, with an unbounded mailbox. For a
+/// name, an argument or a bound, use a [`Builder`].
 ///
 /// The server then lives until it stops or the nursery is cancelled; an
 /// abnormal stop fails the nursery like any task failure (a supervisor is
@@ -784,243 +901,261 @@ impl From<Option<&str>> for StartOptions {
 ///
 /// # Errors
 ///
-/// [`GenServerError::NameAlreadyExists`], [`GenServerError::InitFailed`], or
-/// [`GenServerError::NotStarted`] if the nursery is closed or cancelled.
-pub async fn start<S: GenServer>(
+/// [`GenServerError::InitFailed`] or [`GenServerError::Ignored`] as `init`
+/// decides; [`GenServerError::NotStarted`] if the nursery is closed or
+/// cancelled.
+///
+/// # Cancel safety
+///
+/// If the future is dropped before `init` finished, the server is
+/// cancelled with it (it ends [`Killed`](ExitReason::Killed)).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::gen_server::{self, Context, GenServer, Init, Response};
+///
+/// struct Ping;
+///
+/// impl GenServer for Ping {
+///     type Arg = ();
+///     type Call = ();
+///     type Reply = &'static str;
+///     type Cast = ();
+///     type Info = ();
+///
+///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+///         Ok(Init::Ready)
+///     }
+///
+///     async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Result<Response<&'static str>, trellis::BoxError> {
+///         Ok(Response::Reply("pong"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let ping = gen_server::start(&n, Ping).await?;
+///     assert_eq!(ping.call((), gen_server::DEFAULT_TIMEOUT).await?, "pong");
+///     ping.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+pub async fn start<S: GenServer<Arg = ()>>(
     nursery: &Nursery,
     server: S,
-    arg: S::Arg,
-    options: impl Into<StartOptions>,
 ) -> Result<Server<S>, GenServerError> {
-    let options = options.into();
-    // An unnamed server's task is named after its type, without allocating.
-    let spawn = SpawnOptions::new().name(match options.name.as_deref() {
-        Some(name) => std::borrow::Cow::Owned(name.to_string()),
-        None => std::borrow::Cow::Borrowed(short_type_name::<S>()),
-    });
-    nursery
-        .start_with(spawn, move |status| serve(server, arg, options, status))
-        .await
-        .map_err(|error| match error {
-            StartError::Failed(failure) => match failure.into_error() {
-                Some(error) => match error.downcast::<GenServerError>() {
-                    Ok(error) => *error,
-                    Err(other) => GenServerError::InitFailed {
-                        message: other.to_string().into(),
-                    },
-                },
-                None => GenServerError::InitFailed {
-                    message: "init panicked".into(),
-                },
-            },
-            other => GenServerError::NotStarted {
-                message: other.to_string().into(),
-            },
-        })
+    Builder::new(server).start(nursery).await
 }
 
-/// Runs `server` in the current task: the body to give
-/// [`Nursery::start`](crate::Nursery::start) or a supervisor. Reports the
-/// [`Server`] handle through `status` once `init` has succeeded, and
-/// returns when the server stops.
+/// Runs `server` (without an [`Arg`](GenServer::Arg)) in the current task:
+/// the body to give [`Nursery::start`](crate::Nursery::start) or a
+/// supervisor. Reports the [`Server`] handle through `status` once `init`
+/// has succeeded, and returns when the server stops. For a name, an
+/// argument or a bound, use [`Builder::serve`].
 ///
 /// # Errors
 ///
-/// `Ok(())` for a normal or shutdown stop; otherwise
-/// [`GenServerError::Exited`] with the reason (or the start errors of
-/// [`start`] before `status` was reported).
-pub fn serve<S: GenServer>(
+/// `Ok(())` for a normal or shutdown stop, and when `init` ignored (then
+/// without reporting started); otherwise [`GenServerError::Exited`] with
+/// the reason, or [`GenServerError::InitFailed`] before `status` was
+/// reported.
+///
+/// # Cancel safety
+///
+/// Dropping the future kills the server: its `terminate` is polled once and
+/// it ends [`Killed`](ExitReason::Killed).
+pub fn serve<S: GenServer<Arg = ()>>(
     server: S,
-    arg: S::Arg,
-    options: impl Into<StartOptions>,
     status: TaskStatus<Server<S>>,
 ) -> impl Future<Output = Result<(), GenServerError>> + Send {
-    // Not an `async fn`: its future would hold the arguments besides the
-    // server's state, for the server's whole life.
-    server_loop::serve(server, arg, options.into(), status)
+    Builder::new(server).serve(status)
+}
+
+/// Starts a gen_server with a name, an [`Arg`](GenServer::Arg), a mailbox
+/// bound: [`start`](Builder::start) in a nursery, or
+/// [`serve`](Builder::serve) in the current task.
+///
+/// `A` tracks the argument: a builder made by [`new`](Builder::new) holds
+/// `()`, and [`arg`](Builder::arg) sets `S::Arg`; `start` and `serve` exist
+/// once the builder holds an `S::Arg` (at once for servers whose `Arg` is
+/// `()`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::gen_server::{self, Builder, Context, GenServer, Init, Response};
+///
+/// struct Counter(u64);
+///
+/// impl GenServer for Counter {
+///     type Arg = u64;
+///     type Call = ();
+///     type Reply = u64;
+///     type Cast = ();
+///     type Info = ();
+///
+///     async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+///         self.0 = start;
+///         Ok(Init::Ready)
+///     }
+///
+///     async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Result<Response<u64>, trellis::BoxError> {
+///         Ok(Response::Reply(self.0))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let counter = Builder::new(Counter(0))
+///         .arg(41)
+///         .name("builder-counter")
+///         .bounded(64)
+///         .start(&n)
+///         .await?;
+///     let by_name = gen_server::call::<Counter>("builder-counter", (), Duration::from_secs(1)).await?;
+///     assert_eq!(by_name, 41);
+///     counter.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+#[must_use]
+pub struct Builder<S: GenServer, A = ()> {
+    server: S,
+    arg: A,
+    options: GenServerOptions,
+}
+
+impl<S: GenServer, A> fmt::Debug for Builder<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("server", &short_type_name::<S>())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: GenServer> Builder<S, ()> {
+    /// A builder for `server`: unnamed, unbounded, no argument yet.
+    pub fn new(server: S) -> Self {
+        Builder {
+            server,
+            arg: (),
+            options: GenServerOptions::new(),
+        }
+    }
+}
+
+impl<S: GenServer, A> Builder<S, A> {
+    /// The argument `init` gets. Required unless `S::Arg` is `()`.
+    pub fn arg(self, arg: S::Arg) -> Builder<S, S::Arg> {
+        Builder {
+            server: self.server,
+            arg,
+            options: self.options,
+        }
+    }
+
+    /// Registers the server under `name` before `init` runs. Default: none.
+    pub fn name(mut self, name: impl AsRef<str>) -> Self {
+        self.options = self.options.name(name);
+        self
+    }
+
+    /// Bounds the mailbox: casts and calls wait for room past `capacity`
+    /// queued messages. Default: unbounded, as Erlang's.
+    pub fn bounded(mut self, capacity: usize) -> Self {
+        self.options = self.options.bounded(capacity);
+        self
+    }
+
+    /// Replaces the name and bound with `options`.
+    pub fn options(mut self, options: impl Into<GenServerOptions>) -> Self {
+        self.options = options.into();
+        self
+    }
+}
+
+impl<S: GenServer> Builder<S, S::Arg> {
+    /// Starts the server as a task of `nursery` and returns its handle once
+    /// `init` has succeeded. See [`start`](fn@start).
+    ///
+    /// # Errors
+    ///
+    /// [`GenServerError::NameAlreadyExists`], [`GenServerError::InitFailed`],
+    /// [`GenServerError::Ignored`], or [`GenServerError::NotStarted`] if the
+    /// nursery is closed or cancelled.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before `init` finished, the server is
+    /// cancelled with it.
+    pub async fn start(self, nursery: &Nursery) -> Result<Server<S>, GenServerError> {
+        let Builder {
+            server,
+            arg,
+            options,
+        } = self;
+        // An unnamed server's task is named after its type, without allocating.
+        let spawn = SpawnOptions::new().name(match options.name.as_deref() {
+            Some(name) => std::borrow::Cow::Owned(name.to_string()),
+            None => std::borrow::Cow::Borrowed(short_type_name::<S>()),
+        });
+        nursery
+            .start_with(spawn, move |status| {
+                server_loop::serve(server, arg, options, status)
+            })
+            .await
+            .map_err(|error| match error {
+                StartError::Failed(failure) => match failure.into_error() {
+                    Some(error) => match error.downcast::<GenServerError>() {
+                        Ok(error) => *error,
+                        Err(other) => GenServerError::InitFailed {
+                            reason: ExitReason::error(other),
+                        },
+                    },
+                    None => GenServerError::InitFailed {
+                        reason: ExitReason::Panic("init panicked".into()),
+                    },
+                },
+                // `serve` returns before `started` only when `init` ignored.
+                StartError::NotStarted { .. } => GenServerError::Ignored,
+                other => GenServerError::NotStarted {
+                    message: other.to_string().into(),
+                },
+            })
+    }
+
+    /// Runs the server in the current task: the body to give
+    /// [`Nursery::start`](crate::Nursery::start) or a supervisor. See
+    /// [`serve`](fn@serve).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](fn@serve), plus [`GenServerError::NameAlreadyExists`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future kills the server.
+    pub fn serve(
+        self,
+        status: TaskStatus<Server<S>>,
+    ) -> impl Future<Output = Result<(), GenServerError>> + Send {
+        // Not an `async fn`: its future would hold the builder besides the
+        // server's state, for the server's whole life.
+        server_loop::serve(self.server, self.arg, self.options, status)
+    }
 }
 
 /// `S`'s type name without its path or generics, for task names.
 fn short_type_name<S>() -> &'static str {
     let name = crate::nursery::short_type_name::<S>();
     name.rsplit("::").next().unwrap_or(name)
-}
-
-/// What callbacks can do besides answering: reach their own server, defer
-/// a reply, run concurrent work, set timers, monitor and link.
-pub struct Context<S: GenServer> {
-    server: Server<S>,
-    /// The scope the server runs in, where its task group will hang.
-    scope: Option<Arc<crate::cancel::Node>>,
-    reply: Option<ReplySender<S::Reply>>,
-    trap_exits: bool,
-}
-
-impl<S: GenServer> fmt::Debug for Context<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("pid", &self.pid())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Cancels a timer made by [`Context::send_after`] or
-/// [`Context::send_interval`] when asked; timers also end with the server.
-#[derive(Debug, Clone)]
-pub struct TimerRef {
-    scope: CancelScope,
-}
-
-impl TimerRef {
-    /// Cancels the timer; a message not yet sent never will be.
-    pub fn cancel(&self) {
-        self.scope.cancel();
-    }
-}
-
-impl<S: GenServer> Context<S> {
-    /// This server's pid.
-    pub fn pid(&self) -> Pid {
-        self.server.pid()
-    }
-
-    /// A handle to this server (to give to others; calling yourself from a
-    /// callback would wait for yourself and time out).
-    pub fn server(&self) -> &Server<S> {
-        &self.server
-    }
-
-    /// The address of this server's `handle_info`, for tasks and other
-    /// processes to report back.
-    pub fn info(&self) -> Address<S::Info> {
-        self.server.info_address()
-    }
-
-    /// Takes the reply handle of the call being handled, to answer later
-    /// with [`ReplyTo::reply`] (return [`Response::NoReply`]). `None` outside
-    /// `handle_call` or if already taken.
-    pub fn defer(&mut self) -> Option<ReplyTo<S::Reply>> {
-        self.reply.take().map(|sender| ReplyTo {
-            sender: Some(sender),
-        })
-    }
-
-    /// Runs `task` concurrently in the server's own nursery: it cannot
-    /// outlive the server (it is cancelled when the server stops), and if
-    /// it fails or panics the server stops with that reason (its
-    /// `terminate` runs).
-    ///
-    /// # Errors
-    ///
-    /// If the server is stopping.
-    pub fn spawn<F>(&self, task: F) -> Result<(), NurseryError>
-    where
-        F: Future + Send + 'static,
-        F::Output: TaskOutput,
-    {
-        let to = self.server.address.clone();
-        self.tasks()?.try_spawn(async move {
-            let reason = match AssertUnwindSafe(task).catch_unwind().await {
-                Ok(output) => match output.into_result() {
-                    Ok(_) => return,
-                    Err(error) => ExitReason::error(error),
-                },
-                Err(payload) => ExitReason::Panic(panic_message(&*payload).into()),
-            };
-            let _ = to.send(Envelope::Stop(Box::new(reason))).await;
-        })?;
-        Ok(())
-    }
-
-    /// Sends `message` to this server's `handle_info` after `delay`
-    /// (Erlang's `erlang:send_after/3` to self).
-    ///
-    /// # Errors
-    ///
-    /// If the server is stopping.
-    pub fn send_after(&self, message: S::Info, delay: Duration) -> Result<TimerRef, NurseryError> {
-        let to = self.server.address.clone();
-        self.timer(async move {
-            tokio::time::sleep(delay).await;
-            let _ = to.send(Envelope::Info(message)).await;
-        })
-    }
-
-    /// Sends `message()` to this server's `handle_info` every `period`,
-    /// the first time after one period (Erlang's `timer:send_interval/2`).
-    ///
-    /// # Errors
-    ///
-    /// If the server is stopping.
-    pub fn send_interval<F>(
-        &self,
-        period: Duration,
-        mut message: F,
-    ) -> Result<TimerRef, NurseryError>
-    where
-        F: FnMut() -> S::Info + Send + 'static,
-    {
-        let to = self.server.address.clone();
-        self.timer(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if to.send(Envelope::Info(message())).await.is_err() {
-                    return;
-                }
-            }
-        })
-    }
-
-    /// The server's task group, made on first use (a server that never
-    /// spawns pays nothing for it).
-    fn tasks(&self) -> Result<Nursery, NurseryError> {
-        self.server
-            .address
-            .entry()
-            .tasks(|| server_loop::task_group(self.scope.as_ref()))
-            .ok_or(NurseryError::Closed)
-    }
-
-    fn timer(
-        &self,
-        body: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<TimerRef, NurseryError> {
-        let scope = CancelScope::new();
-        let run = scope.run(body);
-        self.tasks()?.try_spawn(async move {
-            run.await;
-        })?;
-        Ok(TimerRef { scope })
-    }
-
-    /// Watches `pid`: [`GenServer::handle_down`] runs once when it ends (at
-    /// once if it already has).
-    pub fn monitor(&mut self, pid: Pid) -> MonitorRef {
-        self.server.address.entry().monitor(pid)
-    }
-
-    /// Removes a monitor; its `Down` will not arrive. Returns whether it
-    /// was still active.
-    pub fn demonitor(&mut self, pid: Pid, monitor: MonitorRef) -> bool {
-        self.server.address.entry().demonitor(pid, monitor)
-    }
-
-    /// Links this server with `pid`: an abnormal exit of either stops the
-    /// other, unless it traps exits.
-    pub fn link(&mut self, pid: Pid) {
-        self.server.address.entry().link(pid);
-    }
-
-    /// Removes the link with `pid`.
-    pub fn unlink(&mut self, pid: Pid) {
-        self.server.address.entry().unlink(pid);
-    }
-
-    /// Receives linked processes' exits in [`GenServer::handle_exit`]
-    /// instead of stopping (Erlang's `process_flag(trap_exit, true)`).
-    pub fn trap_exits(&mut self, trap: bool) {
-        self.trap_exits = trap;
-    }
 }

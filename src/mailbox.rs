@@ -14,7 +14,9 @@
 //! | `register(mid, name)` / `unregister(name)` / `unregister_all(mid)` | [`register`] / [`unregister`] / [`unregister_all`] |
 //! | `await send(name_or_mid, msg)` | [`send`] (or [`Address::send`]), [`try_send`] |
 //! | `await receive(mid, timeout, on_timeout)` | [`Mailbox::receive`], [`Mailbox::receive_timeout`], [`Mailbox::receive_or_else`] |
-//! | `MailboxDoesNotExist`, `NameAlreadyExist`, `NameDoesNotExist` | [`MailboxError`] variants |
+//! | `MailboxDoesNotExist` (an unknown id *or* name) | [`MailboxError::ProcessNotFound`] |
+//! | `NameAlreadyExist`, `NameDoesNotExist` | [`MailboxError::NameAlreadyExists`], [`MailboxError::NameNotFound`] (the crate's one spelling; triotp's kept as doc aliases) |
+//! | `name_or_mid` | [`ProcessRef`]: a name, a pid or an [`Address`] |
 //!
 //! Mailboxes are unbounded by default, as Erlang's; a bounded one
 //! ([`create_bounded`]) applies back-pressure to [`send`] and reports
@@ -44,25 +46,30 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+mod queue;
+
+use queue::{Item, View};
+pub(crate) use queue::{Rx, Tx, channel};
 
 use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal, Views, Wake};
-use crate::registry::{self, RegistryError};
+use crate::registry::{self, ProcessRef, RegistryError};
 
 /// What went wrong with a mailbox operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MailboxError {
-    /// No live process has this pid.
-    #[error("mailbox {pid} does not exist")]
-    MailboxDoesNotExist {
-        /// The pid that was used.
-        pid: Pid,
+    /// Nothing to send to: the name is not registered, or no live process
+    /// has the pid (triotp's `MailboxDoesNotExist`, for names and ids
+    /// alike).
+    #[error("no mailbox at {to}")]
+    #[doc(alias = "MailboxDoesNotExist")]
+    ProcessNotFound {
+        /// The name or pid that was used.
+        to: Destination,
     },
     /// The name is already registered.
     #[error("name {name:?} is already registered")]
@@ -71,9 +78,11 @@ pub enum MailboxError {
         /// The name.
         name: Arc<str>,
     },
-    /// No process is registered under the name.
-    #[error("name {name:?} is not registered")]
-    NameDoesNotExist {
+    /// No process is registered under the name ([`unregister`]; a send to
+    /// an unregistered name is [`ProcessNotFound`](Self::ProcessNotFound)).
+    #[error("no process is registered as {name:?}")]
+    #[doc(alias = "NameDoesNotExist")]
+    NameNotFound {
         /// The name.
         name: Arc<str>,
     },
@@ -116,12 +125,27 @@ pub enum MailboxError {
     },
 }
 
+impl MailboxError {
+    /// A failed lookup of a destination: a name that is not registered is
+    /// the same error as an unknown pid.
+    fn from_lookup(error: RegistryError) -> Self {
+        match error {
+            RegistryError::NameNotFound { name } => MailboxError::ProcessNotFound {
+                to: Destination::Name(name),
+            },
+            other => other.into(),
+        }
+    }
+}
+
 impl From<RegistryError> for MailboxError {
     fn from(error: RegistryError) -> Self {
         match error {
             RegistryError::NameAlreadyExists { name } => MailboxError::NameAlreadyExists { name },
-            RegistryError::NameNotFound { name } => MailboxError::NameDoesNotExist { name },
-            RegistryError::ProcessNotFound { pid } => MailboxError::MailboxDoesNotExist { pid },
+            RegistryError::NameNotFound { name } => MailboxError::NameNotFound { name },
+            RegistryError::ProcessNotFound { pid } => MailboxError::ProcessNotFound {
+                to: Destination::Pid(pid),
+            },
             RegistryError::WrongType { subject, expected } => {
                 MailboxError::WrongType { subject, expected }
             }
@@ -169,9 +193,16 @@ impl<M> fmt::Debug for SendError<M> {
     }
 }
 
-/// Where a message goes: a registered name or a pid (triotp's
-/// `name_or_mid`). Built with `From` from `&str`, `String`, `Arc<str>` or
-/// [`Pid`].
+/// A registered name or a pid (triotp's `name_or_mid`), without a handle:
+/// the subject of [`MailboxError::ProcessNotFound`]. Operations take a
+/// [`ProcessRef`], which a `Destination` converts into. Built with `From`
+/// from `&str`, `String`, `Arc<str>` or [`Pid`].
+///
+/// ```
+/// use trellis::mailbox::Destination;
+///
+/// assert_eq!(Destination::from("logger").to_string(), "\"logger\"");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Destination {
@@ -205,163 +236,32 @@ impl From<Pid> for Destination {
     }
 }
 
+impl<H> From<Destination> for ProcessRef<H> {
+    fn from(destination: Destination) -> Self {
+        match destination {
+            Destination::Name(name) => ProcessRef::Name(name),
+            Destination::Pid(pid) => ProcessRef::Pid(pid),
+        }
+    }
+}
+
+impl<M> From<Address<M>> for ProcessRef<Address<M>> {
+    fn from(address: Address<M>) -> Self {
+        ProcessRef::Handle(address)
+    }
+}
+
+impl<M> From<&Address<M>> for ProcessRef<Address<M>> {
+    fn from(address: &Address<M>) -> Self {
+        ProcessRef::Handle(address.clone())
+    }
+}
+
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Destination::Name(name) => write!(f, "{name:?}"),
             Destination::Pid(pid) => write!(f, "{pid}"),
-        }
-    }
-}
-
-/// What travels through a mailbox's channel: a message, or a nudge that a
-/// signal (link exit, monitor down) is waiting in the process entry.
-pub(crate) enum Item<M> {
-    Message(M),
-    Signal,
-}
-
-/// The sending half, bounded or unbounded, or a view that wraps messages
-/// into another mailbox's type (a gen_server's `info`).
-pub(crate) enum Tx<M> {
-    Bounded(mpsc::Sender<Item<M>>),
-    Unbounded(mpsc::UnboundedSender<Item<M>>),
-    View(Arc<dyn Forward<M>>),
-}
-
-impl<M> Clone for Tx<M> {
-    fn clone(&self) -> Self {
-        match self {
-            Tx::Bounded(tx) => Tx::Bounded(tx.clone()),
-            Tx::Unbounded(tx) => Tx::Unbounded(tx.clone()),
-            Tx::View(view) => Tx::View(view.clone()),
-        }
-    }
-}
-
-/// Sends `M` into a mailbox of another type.
-pub(crate) trait Forward<M>: Send + Sync {
-    fn try_send(&self, message: M) -> Result<(), (bool, M)>;
-    fn send(&self, message: M) -> Pin<Box<dyn Future<Output = Result<(), M>> + Send + '_>>;
-}
-
-struct View<M, N> {
-    inner: Tx<N>,
-    wrap: fn(M) -> N,
-    unwrap: fn(N) -> M,
-}
-
-impl<M: Send + 'static, N: Send + 'static> Forward<M> for View<M, N> {
-    /// `Err((full, message))`.
-    fn try_send(&self, message: M) -> Result<(), (bool, M)> {
-        self.inner
-            .try_send((self.wrap)(message))
-            .map_err(|(full, n)| (full, (self.unwrap)(n)))
-    }
-
-    fn send(&self, message: M) -> Pin<Box<dyn Future<Output = Result<(), M>> + Send + '_>> {
-        Box::pin(async move {
-            self.inner
-                .send((self.wrap)(message))
-                .await
-                .map_err(self.unwrap)
-        })
-    }
-}
-
-impl<M: Send + 'static> Tx<M> {
-    /// `Err((full, message))`.
-    fn try_send(&self, message: M) -> Result<(), (bool, M)> {
-        match self {
-            Tx::Bounded(tx) => tx.try_send(Item::Message(message)).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(item) => (true, item.into_message()),
-                mpsc::error::TrySendError::Closed(item) => (false, item.into_message()),
-            }),
-            Tx::Unbounded(tx) => tx
-                .send(Item::Message(message))
-                .map_err(|e| (false, e.0.into_message())),
-            Tx::View(view) => view.try_send(message),
-        }
-    }
-
-    async fn send(&self, message: M) -> Result<(), M> {
-        match self {
-            Tx::Bounded(tx) => tx
-                .send(Item::Message(message))
-                .await
-                .map_err(|e| e.0.into_message()),
-            Tx::Unbounded(tx) => tx
-                .send(Item::Message(message))
-                .map_err(|e| e.0.into_message()),
-            Tx::View(view) => view.send(message).await,
-        }
-    }
-
-    fn nudge(&self) {
-        match self {
-            Tx::Bounded(tx) => {
-                // Full: the receiver is busy and checks signals before its
-                // next message anyway.
-                let _ = tx.try_send(Item::Signal);
-            }
-            Tx::Unbounded(tx) => {
-                let _ = tx.send(Item::Signal);
-            }
-            Tx::View(_) => {}
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        match self {
-            Tx::Bounded(tx) => tx.is_closed(),
-            Tx::Unbounded(tx) => tx.is_closed(),
-            Tx::View(_) => false,
-        }
-    }
-}
-
-impl<M> Item<M> {
-    fn into_message(self) -> M {
-        match self {
-            Item::Message(message) => message,
-            // Only messages are ever handed back by a failed send of a
-            // message.
-            Item::Signal => unreachable!("a failed message send returned a signal"),
-        }
-    }
-}
-
-pub(crate) enum Rx<M> {
-    Bounded(mpsc::Receiver<Item<M>>),
-    Unbounded(mpsc::UnboundedReceiver<Item<M>>),
-}
-
-/// A fresh channel for a mailbox: bounded with `Some(capacity)`.
-pub(crate) fn channel<M>(capacity: Option<usize>) -> (Tx<M>, Rx<M>) {
-    match capacity {
-        Some(capacity) => {
-            let (tx, rx) = mpsc::channel(capacity);
-            (Tx::Bounded(tx), Rx::Bounded(rx))
-        }
-        None => {
-            let (tx, rx) = mpsc::unbounded_channel();
-            (Tx::Unbounded(tx), Rx::Unbounded(rx))
-        }
-    }
-}
-
-impl<M> Rx<M> {
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item<M>>> {
-        match self {
-            Rx::Bounded(rx) => rx.poll_recv(cx),
-            Rx::Unbounded(rx) => rx.poll_recv(cx),
-        }
-    }
-
-    fn try_recv(&mut self) -> Option<Item<M>> {
-        match self {
-            Rx::Bounded(rx) => rx.try_recv().ok(),
-            Rx::Unbounded(rx) => rx.try_recv().ok(),
         }
     }
 }
@@ -690,6 +590,11 @@ impl<M: Send + 'static> Mailbox<M> {
     /// # Errors
     ///
     /// As [`receive`](Self::receive).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe while waiting for a message (none is lost); if dropped
+    /// while `on_timeout`'s future runs, that future is dropped with it.
     pub async fn receive_or_else<F, Fut>(
         &mut self,
         timeout: Duration,
@@ -833,7 +738,7 @@ pub fn destroy<M>(mailbox: Mailbox<M>) {
 /// # Errors
 ///
 /// [`MailboxError::NameAlreadyExists`] if the name is taken;
-/// [`MailboxError::MailboxDoesNotExist`] if `pid` is not alive.
+/// [`MailboxError::ProcessNotFound`] if `pid` is not alive.
 pub fn register(name: impl AsRef<str>, pid: Pid) -> Result<(), MailboxError> {
     Ok(registry::register(name, pid)?)
 }
@@ -842,7 +747,7 @@ pub fn register(name: impl AsRef<str>, pid: Pid) -> Result<(), MailboxError> {
 ///
 /// # Errors
 ///
-/// [`MailboxError::NameDoesNotExist`] if it was not registered.
+/// [`MailboxError::NameNotFound`] if it was not registered.
 pub fn unregister(name: impl AsRef<str>) -> Result<(), MailboxError> {
     registry::unregister(name)?;
     Ok(())
@@ -853,21 +758,33 @@ pub fn unregister_all(pid: Pid) {
     registry::unregister_all(pid);
 }
 
-/// The address of type `M` behind a name or a pid.
+/// The address of type `M` behind a name or a pid (or the address itself).
 ///
 /// # Errors
 ///
-/// [`MailboxError::NameDoesNotExist`], [`MailboxError::MailboxDoesNotExist`],
-/// or [`MailboxError::WrongType`] if the process does not take `M`.
-pub fn address<M: Send + 'static>(to: impl Into<Destination>) -> Result<Address<M>, MailboxError> {
-    Ok(match to.into() {
-        Destination::Name(name) => registry::lookup::<Address<M>>(&*name)?,
-        Destination::Pid(pid) => registry::lookup_pid::<Address<M>>(pid)?,
-    })
+/// [`MailboxError::ProcessNotFound`] for a name not registered or a pid not
+/// alive; [`MailboxError::WrongType`] if the process does not take `M`.
+///
+/// ```
+/// use trellis::mailbox::{self, MailboxError};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let inbox = mailbox::create::<u32>();
+/// assert_eq!(mailbox::address::<u32>(inbox.pid()).unwrap().pid(), inbox.pid());
+/// assert!(matches!(
+///     mailbox::address::<u32>("nobody-here"),
+///     Err(MailboxError::ProcessNotFound { .. })
+/// ));
+/// # }
+/// ```
+pub fn address<M: Send + 'static>(
+    to: impl Into<ProcessRef<Address<M>>>,
+) -> Result<Address<M>, MailboxError> {
+    to.into().resolve().map_err(MailboxError::from_lookup)
 }
 
-/// Sends `message` to a name or pid, waiting for room if its mailbox is
-/// bounded and full.
+/// Sends `message` to a name, a pid or an address, waiting for room if its
+/// mailbox is bounded and full (triotp's `send(name_or_mid, message)`).
 ///
 /// # Errors
 ///
@@ -876,9 +793,21 @@ pub fn address<M: Send + 'static>(to: impl Into<Destination>) -> Result<Address<
 ///
 /// # Cancel safety
 ///
-/// As [`Address::send`].
+/// As [`Address::send`]: if the future is dropped while waiting for room,
+/// the message is dropped unsent.
+///
+/// ```
+/// use trellis::mailbox::{self, MailboxError};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // An unregistered name is the same error as an unknown pid.
+/// let error = mailbox::send("nobody-here", 1_u32).await.unwrap_err();
+/// assert!(matches!(error.error(), MailboxError::ProcessNotFound { .. }));
+/// assert_eq!(error.into_inner(), 1);
+/// # }
+/// ```
 pub async fn send<M: Send + 'static>(
-    to: impl Into<Destination>,
+    to: impl Into<ProcessRef<Address<M>>>,
     message: M,
 ) -> Result<(), SendError<M>> {
     match address::<M>(to) {
@@ -887,14 +816,14 @@ pub async fn send<M: Send + 'static>(
     }
 }
 
-/// Sends `message` to a name or pid without waiting.
+/// Sends `message` to a name, a pid or an address without waiting.
 ///
 /// # Errors
 ///
 /// As [`send`], plus [`MailboxError::Full`].
 #[doc(alias = "send_nowait")]
 pub fn try_send<M: Send + 'static>(
-    to: impl Into<Destination>,
+    to: impl Into<ProcessRef<Address<M>>>,
     message: M,
 ) -> Result<(), SendError<M>> {
     match address::<M>(to) {
@@ -914,6 +843,11 @@ pub fn try_send<M: Send + 'static>(
 ///
 /// [`MailboxError::NameAlreadyExists`] if the name is taken (`body` does not
 /// run).
+///
+/// # Cancel safety
+///
+/// Dropping the future drops `body` and ends the process with
+/// [`ExitReason::Killed`]; the name is released.
 ///
 /// ```
 /// use trellis::mailbox;

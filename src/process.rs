@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
-use crate::{Nursery, NurseryError};
+use crate::{BoxError, Nursery, NurseryError};
 
 /// The identifier of a process: cheap to copy, unique, never reused within a
 /// node.
@@ -96,12 +96,27 @@ impl fmt::Debug for Pid {
 /// | [`Normal`](ExitReason::Normal) | the process returned successfully | no |
 /// | [`Shutdown`](ExitReason::Shutdown) | it was asked to stop gracefully (a supervisor, a node) and did | no |
 /// | [`Killed`](ExitReason::Killed) | it was cancelled or dropped without finishing (brutal kill, an outer cancel scope) | yes |
-/// | [`Error`](ExitReason::Error) | it returned an error; carries the message | yes |
+/// | [`Error`](ExitReason::Error) | it returned an error; carries the error value ([`ExitError`]) | yes |
 /// | [`Panic`](ExitReason::Panic) | it panicked; carries the panic message | yes |
 /// | [`NoProcess`](ExitReason::NoProcess) | it was already gone when monitored or linked | yes |
 ///
 /// An *abnormal* exit stops linked processes that do not trap exits and
 /// makes a `Transient` child restart, as in OTP.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::process::ExitReason;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no config");
+/// let reason = ExitReason::error(io);
+/// assert!(reason.is_abnormal());
+/// assert_eq!(reason.to_string(), "error: no config");
+/// // The error value is kept, not only its message.
+/// let ExitReason::Error(error) = &reason else { unreachable!() };
+/// let io = error.downcast_ref::<std::io::Error>().unwrap();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExitReason {
@@ -111,8 +126,8 @@ pub enum ExitReason {
     Shutdown,
     /// The process was cancelled before it finished.
     Killed,
-    /// The process failed with an error; the message is its `Display` form.
-    Error(Arc<str>),
+    /// The process failed with an error, kept as a value.
+    Error(ExitError),
     /// The process panicked; the payload's message.
     Panic(Arc<str>),
     /// The process was not alive when it was monitored or linked (Erlang's
@@ -121,9 +136,17 @@ pub enum ExitReason {
 }
 
 impl ExitReason {
-    /// An [`Error`](ExitReason::Error) reason from any displayable error.
-    pub fn error(error: impl fmt::Display) -> Self {
-        ExitReason::Error(error.to_string().into())
+    /// An [`Error`](ExitReason::Error) reason that keeps `error` as a
+    /// value: any `std::error::Error + Send + Sync`, a [`BoxError`], or a
+    /// `&str`/`String` message.
+    ///
+    /// ```
+    /// use trellis::process::ExitReason;
+    ///
+    /// assert_eq!(ExitReason::error("boom").to_string(), "error: boom");
+    /// ```
+    pub fn error(error: impl Into<BoxError>) -> Self {
+        ExitReason::Error(ExitError::new(error))
     }
 
     /// Whether this exit counts as a failure (anything but `Normal` and
@@ -147,10 +170,120 @@ impl fmt::Display for ExitReason {
             ExitReason::Normal => f.write_str("normal"),
             ExitReason::Shutdown => f.write_str("shutdown"),
             ExitReason::Killed => f.write_str("killed"),
-            ExitReason::Error(message) => write!(f, "error: {message}"),
+            ExitReason::Error(error) => write!(f, "error: {error}"),
             ExitReason::Panic(message) => write!(f, "panic: {message}"),
             ExitReason::NoProcess => f.write_str("no such process"),
         }
+    }
+}
+
+/// The error a process ended with ([`ExitReason::Error`]): the value
+/// itself, shared, so that it can be downcast and its
+/// [`source`](std::error::Error::source) chain walked by every monitor,
+/// link and supervisor that sees the reason.
+///
+/// It displays as the error does, and its `source()` is the error's own
+/// source. Two `ExitError`s compare (and hash) by their message, which is
+/// what an exit reason promises to compare. It derefs to that message (a
+/// `str`), as the reason's former `Arc<str>` did.
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error as _;
+/// use trellis::process::ExitError;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("config unreadable")]
+/// struct ConfigError(#[source] std::io::Error);
+///
+/// let error = ExitError::new(ConfigError(std::io::Error::other("disk gone")));
+/// assert_eq!(error.to_string(), "config unreadable");
+/// assert!(error.downcast_ref::<ConfigError>().is_some());
+/// assert_eq!(error.source().unwrap().to_string(), "disk gone");
+/// assert!(error.contains("unreadable"));
+/// ```
+#[derive(Clone)]
+pub struct ExitError {
+    error: Arc<dyn std::error::Error + Send + Sync>,
+    /// The error's `Display`, made on first use (comparisons, `Deref`).
+    message: Arc<OnceLock<Box<str>>>,
+}
+
+impl ExitError {
+    /// Keeps `error` (any error type, a [`BoxError`], or a message).
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        ExitError {
+            error: Arc::from(error.into()),
+            message: Arc::default(),
+        }
+    }
+
+    /// The error, to inspect or walk its `source()` chain.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.error
+    }
+
+    /// The error as an `E`, if it is one.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.error.downcast_ref::<E>()
+    }
+
+    /// Whether the error is an `E`.
+    pub fn is<E: std::error::Error + 'static>(&self) -> bool {
+        self.error.is::<E>()
+    }
+
+    /// The error's message (its `Display`).
+    pub fn message(&self) -> &str {
+        self.message
+            .get_or_init(|| self.error.to_string().into_boxed_str())
+    }
+}
+
+impl fmt::Display for ExitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.error, f)
+    }
+}
+
+impl fmt::Debug for ExitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.error, f)
+    }
+}
+
+impl std::error::Error for ExitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl PartialEq for ExitError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.error, &other.error) || self.message() == other.message()
+    }
+}
+
+impl Eq for ExitError {}
+
+impl std::hash::Hash for ExitError {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.message().hash(state);
+    }
+}
+
+impl std::ops::Deref for ExitError {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.message()
+    }
+}
+
+impl From<BoxError> for ExitError {
+    fn from(error: BoxError) -> Self {
+        ExitError::new(error)
     }
 }
 
@@ -231,7 +364,11 @@ struct EntryState {
 struct More {
     names: Vec<Arc<str>>,
     links: Vec<Pid>,
+    /// Monitors others hold on this process.
     monitors: Vec<(MonitorRef, Weak<Entry>)>,
+    /// Monitors this process holds on others, removed from them when it
+    /// ends (as Erlang does), so that they do not outlive their watcher.
+    watching: Vec<(MonitorRef, Pid)>,
     signals: VecDeque<Signal>,
     on_exit: Vec<Box<dyn FnOnce(Pid) + Send>>,
     tasks: Option<TaskGroup>,
@@ -513,13 +650,33 @@ impl Entry {
         let monitor = MonitorRef::new();
         let reason = match Entry::find(target) {
             Some(entry) => {
-                let mut state = entry.lock();
-                match &state.exit {
-                    None => {
-                        state.more().monitors.push((monitor, Arc::downgrade(self)));
+                let added = {
+                    let mut state = entry.lock();
+                    match &state.exit {
+                        None => {
+                            state.more().monitors.push((monitor, Arc::downgrade(self)));
+                            Ok(())
+                        }
+                        Some(reason) => Err(reason.clone()),
+                    }
+                };
+                match added {
+                    Ok(()) => {
+                        // Our side, so that our end removes it from theirs.
+                        let recorded = {
+                            let mut state = self.lock();
+                            let alive = state.exit.is_none();
+                            if alive {
+                                state.more().watching.push((monitor, target));
+                            }
+                            alive
+                        };
+                        if !recorded {
+                            entry.remove_monitor(monitor);
+                        }
                         return monitor;
                     }
-                    Some(reason) => reason.clone(),
+                    Err(reason) => reason,
                 }
             }
             None => ExitReason::NoProcess,
@@ -532,20 +689,33 @@ impl Entry {
         monitor
     }
 
+    /// Removes the monitor `monitor` that another process holds on this one.
+    /// Returns whether it was there.
+    fn remove_monitor(&self, monitor: MonitorRef) -> bool {
+        let mut state = self.lock();
+        let Some(more) = state.more_mut() else {
+            return false;
+        };
+        let before = more.monitors.len();
+        more.monitors.retain(|(m, _)| *m != monitor);
+        more.monitors.len() != before
+    }
+
+    /// Forgets a monitor this process held (its `Down` is being delivered,
+    /// or it was removed).
+    fn forget_watching(&self, monitor: MonitorRef) {
+        if let Some(more) = self.lock().more_mut() {
+            more.watching.retain(|(m, _)| *m != monitor);
+        }
+    }
+
     /// Stops the monitor `monitor` on `target` and drops its `Down` if it is
     /// already queued. Returns whether the monitor was still active.
     pub(crate) fn demonitor(&self, target: Pid, monitor: MonitorRef) -> bool {
-        let removed = Entry::find(target).is_some_and(|entry| {
-            let mut state = entry.lock();
-            let Some(more) = state.more_mut() else {
-                return false;
-            };
-            let before = more.monitors.len();
-            more.monitors.retain(|(m, _)| *m != monitor);
-            more.monitors.len() != before
-        });
+        let removed = Entry::find(target).is_some_and(|entry| entry.remove_monitor(monitor));
         let mut state = self.lock();
         if let Some(more) = state.more_mut() {
+            more.watching.retain(|(m, _)| *m != monitor);
             more.signals
                 .retain(|s| !matches!(s, Signal::Down(d) if d.monitor == monitor));
             if more.signals.is_empty() {
@@ -553,6 +723,20 @@ impl Entry {
             }
         }
         removed
+    }
+
+    /// What this process holds: monitors both ways, links, names.
+    fn stats(&self) -> ProcessStats {
+        let state = self.lock();
+        match state.more.as_deref() {
+            Some(more) => ProcessStats {
+                monitors: more.watching.len(),
+                monitored_by: more.monitors.len(),
+                links: more.links.len(),
+                names: more.names.len(),
+            },
+            None => ProcessStats::default(),
+        }
     }
 
     /// Links this process with `other`, both ways. Linking with a process
@@ -606,7 +790,7 @@ impl Entry {
     /// its names through `release_name`, sends `Down` to its monitors and
     /// `Exit` to its links. Only the first call has an effect.
     pub(crate) fn exit(&self, reason: ExitReason, mut release_name: impl FnMut(&Arc<str>, Pid)) {
-        let (names, links, monitors, on_exit) = {
+        let (names, links, monitors, watching, on_exit) = {
             let mut state = self.lock();
             if state.exit.is_some() {
                 return;
@@ -621,6 +805,7 @@ impl Entry {
                         std::mem::take(&mut more.names),
                         std::mem::take(&mut more.links),
                         std::mem::take(&mut more.monitors),
+                        std::mem::take(&mut more.watching),
                         std::mem::take(&mut more.on_exit),
                     )
                 }
@@ -634,8 +819,15 @@ impl Entry {
         for name in &names {
             release_name(name, self.pid);
         }
+        // Our monitors on others end with us.
+        for (monitor, target) in watching {
+            if let Some(entry) = Entry::find(target) {
+                entry.remove_monitor(monitor);
+            }
+        }
         for (monitor, watcher) in monitors {
             if let Some(watcher) = watcher.upgrade() {
+                watcher.forget_watching(monitor);
                 watcher.deliver(Signal::Down(Down {
                     monitor,
                     pid: self.pid,
@@ -662,6 +854,65 @@ fn entry_unlink(entry: &Entry, other: Pid) {
     }
 }
 
+/// What this thread is polling: the process itself (`current`, so that a
+/// wait on itself fails at once instead of hanging) and the process a panic
+/// here stops (`owner`: the one being polled, or the owner of the task being
+/// polled — a gen_server's own tasks). One cell: entering and leaving are
+/// one thread-local access each, on every poll of a server.
+#[derive(Clone, Copy)]
+struct Polling {
+    current: Option<Pid>,
+    owner: Option<Pid>,
+}
+
+thread_local! {
+    static POLLING: std::cell::Cell<Polling> = const {
+        std::cell::Cell::new(Polling { current: None, owner: None })
+    };
+}
+
+/// Marks `pid` as the process being polled on this thread until the guard
+/// is dropped (which restores the previous one).
+pub(crate) fn enter(pid: Pid) -> Current {
+    let now = Polling {
+        current: Some(pid),
+        owner: Some(pid),
+    };
+    Current(POLLING.with(|c| c.replace(now)))
+}
+
+/// Marks this thread as polling a task of `pid` (whose panic stops `pid`),
+/// not `pid` itself, until the guard is dropped.
+pub(crate) fn enter_task(pid: Pid) -> Current {
+    let now = Polling {
+        current: None,
+        owner: Some(pid),
+    };
+    Current(POLLING.with(|c| c.replace(now)))
+}
+
+/// Whether this thread is polling the process `pid` (a call to it would
+/// wait for itself).
+#[inline]
+pub(crate) fn is_current(pid: Pid) -> bool {
+    POLLING.with(|c| c.get().current == Some(pid))
+}
+
+/// Whether a panic on this thread now stops the process `pid` (it is
+/// polling `pid` or one of its own tasks).
+pub(crate) fn is_owned_by(pid: Pid) -> bool {
+    POLLING.with(|c| c.get().owner == Some(pid))
+}
+
+/// Restores the previously polled process when dropped.
+pub(crate) struct Current(Polling);
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        POLLING.with(|c| c.set(self.0));
+    }
+}
+
 /// Whether `pid` names a live process of this node.
 ///
 /// ```
@@ -675,6 +926,60 @@ fn entry_unlink(entry: &Entry, other: Pid) {
 /// ```
 pub fn is_alive(pid: Pid) -> bool {
     table().contains_key(&pid)
+}
+
+/// What a live process holds, from [`stats`]: a plain snapshot for tests
+/// and for a live view of the tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessStats {
+    /// Monitors this process holds on others.
+    pub monitors: usize,
+    /// Monitors others hold on this process.
+    pub monitored_by: usize,
+    /// Processes linked with this one.
+    pub links: usize,
+    /// Names registered for this process.
+    pub names: usize,
+}
+
+/// What the live process `pid` holds (monitors both ways, links, names),
+/// or `None` if it is not alive.
+///
+/// As in Erlang, a process's monitors and links go away with it: when a
+/// watcher ends, its monitors disappear from the processes it watched.
+///
+/// ```
+/// use trellis::{mailbox, process};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let target = mailbox::create::<()>();
+/// let mut watcher = mailbox::create::<process::Down>();
+/// watcher.monitor(target.pid());
+/// assert_eq!(process::stats(target.pid()).unwrap().monitored_by, 1);
+/// assert_eq!(process::stats(watcher.pid()).unwrap().monitors, 1);
+/// drop(watcher);
+/// assert_eq!(process::stats(target.pid()).unwrap().monitored_by, 0);
+/// # }
+/// ```
+pub fn stats(pid: Pid) -> Option<ProcessStats> {
+    Entry::find(pid).map(|entry| entry.stats())
+}
+
+/// How many processes are alive on this node: every mailbox, gen_server
+/// and supervisor that has not ended yet. For tests (nothing leaked) and
+/// for a live view of the tree.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let before = trellis::process::count();
+/// let mailbox = trellis::mailbox::create::<u32>();
+/// assert!(trellis::process::count() >= before + 1);
+/// drop(mailbox);
+/// # }
+/// ```
+pub fn count() -> usize {
+    table().len()
 }
 
 impl fmt::Debug for Registered {

@@ -96,6 +96,105 @@ pub enum RegistryError {
     },
 }
 
+/// A process to reach: a handle of type `H` (the fast path), a registered
+/// name, or a pid — what every `call`, `cast` and `send` accepts, whatever
+/// the kind of process.
+///
+/// `H` is the typed handle the operation needs: an
+/// [`Address<M>`](crate::mailbox::Address) for [`mailbox::send`](crate::mailbox::send),
+/// a [`Server<S>`](crate::gen_server::Server) for
+/// [`gen_server::call`](crate::gen_server::call), a
+/// [`Supervisor`](crate::supervisor::Supervisor) for supervisor requests.
+/// It is built with `From` from `&str`, `String`, `&String`, `Arc<str>`
+/// (names), [`Pid`], and from the handle itself (`H` or `&H`, for each
+/// handle type); [`resolve`](ProcessRef::resolve) turns a name or pid into
+/// the handle by looking it up.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::mailbox::{self, Address};
+/// use trellis::registry::{self, ProcessRef};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let inbox = mailbox::create::<u32>();
+/// registry::register("counter-inbox", inbox.pid()).unwrap();
+///
+/// let by_name: ProcessRef<Address<u32>> = "counter-inbox".into();
+/// let by_pid: ProcessRef<Address<u32>> = inbox.pid().into();
+/// let by_handle: ProcessRef<Address<u32>> = inbox.address().into();
+/// for to in [by_name, by_pid, by_handle] {
+///     assert_eq!(to.resolve().unwrap().pid(), inbox.pid());
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProcessRef<H> {
+    /// A handle: used as is, no lookup.
+    Handle(H),
+    /// A name in the node's registry, looked up on each use.
+    Name(Arc<str>),
+    /// A process id, looked up on each use.
+    Pid(Pid),
+}
+
+impl<H: Clone + 'static> ProcessRef<H> {
+    /// The handle: itself, or the one the registry has for the name or pid.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NameNotFound`], [`RegistryError::ProcessNotFound`],
+    /// or [`RegistryError::WrongType`] if the process offers no `H`.
+    pub fn resolve(self) -> Result<H, RegistryError> {
+        match self {
+            ProcessRef::Handle(handle) => Ok(handle),
+            ProcessRef::Name(name) => lookup::<H>(&*name),
+            ProcessRef::Pid(pid) => lookup_pid::<H>(pid),
+        }
+    }
+}
+
+impl<H> ProcessRef<H> {
+    /// The name, if this refers to one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            ProcessRef::Name(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl<H> From<&str> for ProcessRef<H> {
+    fn from(name: &str) -> Self {
+        ProcessRef::Name(name.into())
+    }
+}
+
+impl<H> From<String> for ProcessRef<H> {
+    fn from(name: String) -> Self {
+        ProcessRef::Name(name.into())
+    }
+}
+
+impl<H> From<&String> for ProcessRef<H> {
+    fn from(name: &String) -> Self {
+        ProcessRef::Name(name.as_str().into())
+    }
+}
+
+impl<H> From<Arc<str>> for ProcessRef<H> {
+    fn from(name: Arc<str>) -> Self {
+        ProcessRef::Name(name)
+    }
+}
+
+impl<H> From<Pid> for ProcessRef<H> {
+    fn from(pid: Pid) -> Self {
+        ProcessRef::Pid(pid)
+    }
+}
+
 /// Every registered name.
 fn names() -> &'static DashMap<Arc<str>, Registered> {
     static NAMES: OnceLock<DashMap<Arc<str>, Registered>> = OnceLock::new();

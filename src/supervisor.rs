@@ -560,8 +560,10 @@ impl ChildSpec {
     }
 
     /// A child that is a [`GenServer`](crate::gen_server::GenServer):
-    /// every (re)start builds a fresh server with `server()` and runs
-    /// [`gen_server::serve`](crate::gen_server::serve) with a clone of `arg`.
+    /// every (re)start builds a fresh server with `server()` and serves it
+    /// ([`gen_server::Builder::serve`](crate::gen_server::Builder::serve))
+    /// with a clone of `arg`. An `init` that returns `Init::Ignore` ends the
+    /// child normally without reporting started.
     /// The started value is its [`Server`](crate::gen_server::Server)
     /// handle; a name in `options` is registered by each incarnation, so
     /// callers by name reach the current one.
@@ -569,7 +571,8 @@ impl ChildSpec {
     /// # Examples
     ///
     /// ```
-    /// use trellis::gen_server::{Context, GenServer, Response};
+    /// use trellis::BoxError;
+    /// use trellis::gen_server::{Context, GenServer, Init, Response};
     /// use trellis::supervisor::ChildSpec;
     ///
     /// struct Echo;
@@ -579,11 +582,11 @@ impl ChildSpec {
     ///     type Reply = String;
     ///     type Cast = ();
     ///     type Info = ();
-    ///     async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
-    ///         Ok(())
+    ///     async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+    ///         Ok(Init::Ready)
     ///     }
-    ///     async fn handle_call(&mut self, s: String, _: &mut Context<Self>) -> Response<String> {
-    ///         Response::Reply(s)
+    ///     async fn handle_call(&mut self, s: String, _: &mut Context<Self>) -> Result<Response<String>, BoxError> {
+    ///         Ok(Response::Reply(s))
     ///     }
     /// }
     ///
@@ -594,7 +597,7 @@ impl ChildSpec {
         id: impl Into<Cow<'static, str>>,
         server: F,
         arg: S::Arg,
-        options: impl Into<crate::gen_server::StartOptions>,
+        options: impl Into<crate::gen_server::GenServerOptions>,
     ) -> Self
     where
         S: crate::gen_server::GenServer,
@@ -605,7 +608,10 @@ impl ChildSpec {
         ChildSpec::new(
             id,
             move |status: TaskStatus<crate::gen_server::Server<S>>| {
-                crate::gen_server::serve(server(), arg.clone(), options.clone(), status)
+                crate::gen_server::Builder::new(server())
+                    .arg(arg.clone())
+                    .options(options.clone())
+                    .serve(status)
             },
         )
     }
@@ -906,7 +912,7 @@ impl Supervisor {
 
 /// Which supervisor a request goes to: a [`Supervisor`] handle, a registered
 /// name or a pid (OTP's `SupRef`; the supervisor counterpart of
-/// [`gen_server::ServerRef`](crate::gen_server::ServerRef)).
+/// [`registry::ProcessRef`]).
 ///
 /// Functions such as
 /// [`dynamic_supervisor::start_child`](crate::dynamic_supervisor::start_child)

@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use trellis::gen_server::{self, Context, GenServer, Response};
+use trellis::gen_server::{self, Context, GenServer, Init, Response};
 use trellis::{BoxError, NurseryError, TaskStatus, fail_after, nursery};
 
 async fn load() -> Result<u32, io::Error> {
@@ -122,21 +122,25 @@ impl GenServer for Idioms {
     type Cast = ();
     type Info = ();
 
-    async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<(), BoxError> {
-        Ok(())
+    async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, _: (), _: &mut Context<Self>) -> Response<u32> {
-        Response::Reply(every_idiom().await)
+    async fn handle_call(
+        &mut self,
+        _: (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<u32>, BoxError> {
+        Ok(Response::Reply(every_idiom().await))
     }
 }
 
 #[tokio::test]
 async fn idioms_compile_and_run_inside_a_gen_server_handler() {
     let reply = nursery(|n| async move {
-        let server = gen_server::start(&n, Idioms, (), ()).await?;
+        let server = gen_server::start(&n, Idioms).await?;
         let reply = server.call((), Duration::from_secs(5)).await?;
-        server.stop().await;
+        server.stop().await?;
         Ok::<_, BoxError>(reply)
     })
     .await

@@ -71,7 +71,7 @@ mod otp {
     use std::time::Duration;
 
     use trellis::BoxError;
-    use trellis::gen_server::{self, Context, GenServer, Response};
+    use trellis::gen_server::{self, Context, GenServer, Init, Response};
     use trellis::mailbox;
     use trellis::process::{Down, Exit, ExitReason, Pid};
 
@@ -84,12 +84,16 @@ mod otp {
         type Cast = ();
         type Info = ();
 
-        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
-            Ok(())
+        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+            Ok(Init::Ready)
         }
 
-        async fn handle_call(&mut self, n: u8, _: &mut Context<Self>) -> Response<u8> {
-            Response::Reply(n)
+        async fn handle_call(
+            &mut self,
+            n: u8,
+            _: &mut Context<Self>,
+        ) -> Result<Response<u8>, BoxError> {
+            Ok(Response::Reply(n))
         }
     }
 
@@ -111,6 +115,13 @@ mod otp {
         is::<gen_server::GenServerError>();
         is::<gen_server::ReplyTo<u8>>();
         is::<gen_server::TimerRef>();
+        is::<gen_server::Init>();
+        is::<gen_server::GenServerOptions>();
+        is::<gen_server::Builder<Echo, ()>>();
+        is::<trellis::process::ExitError>();
+        is::<trellis::process::ProcessStats>();
+        is::<trellis::registry::ProcessRef<gen_server::Server<Echo>>>();
+        is::<trellis::registry::ProcessRef<mailbox::Address<String>>>();
         fn send_only<T: Send + 'static>() {}
         send_only::<mailbox::Mailbox<String>>();
     }
@@ -121,18 +132,13 @@ mod otp {
         send(&inbox.receive());
         send(&mailbox::send("x", 1_u8));
         trellis::nursery(|n| async move {
-            let start = gen_server::start(&n, Echo, (), ());
+            let start = gen_server::start(&n, Echo);
             send(&start);
             let server = start.await.unwrap();
             send(&server.call(1, Duration::from_secs(1)));
             send(&gen_server::call::<Echo>("x", 1, Duration::from_secs(1)));
-            send(&gen_server::serve(
-                Echo,
-                (),
-                (),
-                trellis::TaskStatus::ignored(),
-            ));
-            server.stop().await;
+            send(&gen_server::serve(Echo, trellis::TaskStatus::ignored()));
+            server.stop().await.unwrap();
             Ok::<_, trellis::NurseryError>(())
         })
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use trellis::BoxError;
 use trellis::gen_server::{
-    self, Context, Flow, GenServer, GenServerError, ReplyTo, Response, Server,
+    self, Context, Flow, GenServer, GenServerError, Init, ReplyTo, Response, Server,
 };
 use trellis::process::ExitReason;
 use trellis::{NurseryError, fail_after, nursery};
@@ -43,38 +43,38 @@ impl GenServer for Probe {
     type Cast = u64;
     type Info = u64;
 
-    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), BoxError> {
+    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<Init, BoxError> {
         if start == 666 {
             return Err("refusing 666".into());
         }
         self.value = start;
-        Ok(())
+        Ok(Init::Ready)
     }
 
     async fn handle_call(
         &mut self,
         request: Request,
         ctx: &mut Context<Self>,
-    ) -> Response<Self::Reply> {
+    ) -> Result<Response<Self::Reply>, BoxError> {
         match request {
-            Request::Get => Response::Reply(Ok(self.value)),
+            Request::Get => Ok(Response::Reply(Ok(self.value))),
             Request::Add(n) => {
                 self.value += n;
-                Response::Reply(Ok(self.value))
+                Ok(Response::Reply(Ok(self.value)))
             }
-            Request::Fail(why) => Response::Reply(Err(why)),
+            Request::Fail(why) => Ok(Response::Reply(Err(why))),
             Request::Panic => panic!("probe panicked on request"),
             Request::DropReply => {
                 drop(ctx.defer());
-                Response::NoReply
+                Ok(Response::NoReply)
             }
             Request::Defer => {
                 self.deferred = ctx.defer();
-                Response::NoReply
+                Ok(Response::NoReply)
             }
             Request::AnswerDeferred(n) => {
                 let answered = self.deferred.take().map(|to| to.reply(Ok(n)).is_ok());
-                Response::Reply(Ok(u64::from(answered == Some(true))))
+                Ok(Response::Reply(Ok(u64::from(answered == Some(true)))))
             }
             Request::DeferToTask(delay) => {
                 let to = ctx.defer().unwrap();
@@ -84,24 +84,24 @@ impl GenServer for Probe {
                     let _ = to.reply(Ok(value * 10));
                 })
                 .unwrap();
-                Response::NoReply
+                Ok(Response::NoReply)
             }
-            Request::Stop => Response::Stop(ExitReason::error("asked to stop")),
+            Request::Stop => Ok(Response::Stop(ExitReason::error("asked to stop"))),
             Request::Slow(delay) => {
                 tokio::time::sleep(delay).await;
-                Response::Reply(Ok(self.value))
+                Ok(Response::Reply(Ok(self.value)))
             }
         }
     }
 
-    async fn handle_cast(&mut self, n: u64, _: &mut Context<Self>) -> Flow {
+    async fn handle_cast(&mut self, n: u64, _: &mut Context<Self>) -> Result<Flow, BoxError> {
         self.value += n;
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 
-    async fn handle_info(&mut self, n: u64, _: &mut Context<Self>) -> Flow {
+    async fn handle_info(&mut self, n: u64, _: &mut Context<Self>) -> Result<Flow, BoxError> {
         self.log.lock().unwrap().push(format!("info {n}"));
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 }
 
@@ -113,7 +113,10 @@ where
     Fut: Future<Output = ()> + Send,
 {
     let _ = nursery(|n| async move {
-        let server = gen_server::start(&n, Probe::default(), 1, name)
+        let server = gen_server::Builder::new(Probe::default())
+            .arg(1)
+            .options(name)
+            .start(&n)
             .await
             .unwrap();
         body(server).await;
@@ -162,11 +165,15 @@ async fn call_with_the_wrong_server_type_is_an_error() {
         type Reply = ();
         type Cast = ();
         type Info = ();
-        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
-            Ok(())
+        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+            Ok(Init::Ready)
         }
-        async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Response<()> {
-            Response::Reply(())
+        async fn handle_call(
+            &mut self,
+            (): (),
+            _: &mut Context<Self>,
+        ) -> Result<Response<()>, BoxError> {
+            Ok(Response::Reply(()))
         }
     }
     with_probe(Some("probe-typed"), |_| async move {
@@ -315,7 +322,12 @@ async fn cast_and_info_reach_their_callbacks() {
         ..Probe::default()
     };
     let _ = nursery(|n| async move {
-        let server = gen_server::start(&n, probe, 0, "probe-info").await.unwrap();
+        let server = gen_server::Builder::new(probe)
+            .arg(0)
+            .name("probe-info")
+            .start(&n)
+            .await
+            .unwrap();
         server.cast(5).await.unwrap();
         server.send_info(1).await.unwrap();
         trellis::mailbox::send("probe-info", 2_u64).await.unwrap();
@@ -330,16 +342,16 @@ async fn cast_and_info_reach_their_callbacks() {
 #[tokio::test(start_paused = true)]
 async fn an_init_error_is_returned_to_the_starter_and_frees_the_name() {
     nursery(|n| async move {
-        let error = gen_server::start(&n, Probe::default(), 666, "probe-init").await.unwrap_err();
+        let error = gen_server::Builder::new(Probe::default()).arg(666).name("probe-init").start(&n).await.unwrap_err();
         assert!(
-            matches!(error, GenServerError::InitFailed { ref message } if message.contains("refusing 666")),
+            matches!(error, GenServerError::InitFailed { ref reason } if reason.to_string().contains("refusing 666")),
             "{error:?}"
         );
         assert_eq!(trellis::registry::whereis("probe-init"), None);
         // The name can be used again.
-        let server = gen_server::start(&n, Probe::default(), 1, "probe-init").await.unwrap();
+        let server = gen_server::Builder::new(Probe::default()).arg(1).name("probe-init").start(&n).await.unwrap();
         assert_eq!(server.call(Request::Get, LONG).await.unwrap(), Ok(1));
-        server.stop().await;
+        server.stop().await.unwrap();
     })
     .await
     .unwrap();
@@ -349,7 +361,13 @@ async fn an_init_error_is_returned_to_the_starter_and_frees_the_name() {
 async fn starting_under_a_taken_name_is_an_error() {
     with_probe(Some("probe-taken"), |_| async move {
         let error = nursery(|n| async move {
-            Ok::<_, NurseryError>(gen_server::start(&n, Probe::default(), 1, "probe-taken").await)
+            Ok::<_, NurseryError>(
+                gen_server::Builder::new(Probe::default())
+                    .arg(1)
+                    .name("probe-taken")
+                    .start(&n)
+                    .await,
+            )
         })
         .await
         .unwrap()
@@ -415,7 +433,7 @@ async fn stop_answers_queued_callers_with_exited() {
 #[tokio::test(start_paused = true)]
 async fn a_call_to_a_server_that_exited_fails_at_once() {
     with_probe(None, |server| async move {
-        server.stop().await;
+        server.stop().await.unwrap();
         let started = Instant::now();
         let error = server.call(Request::Get, LONG).await.unwrap_err();
         assert_eq!(
@@ -437,8 +455,11 @@ async fn a_call_to_a_server_that_exited_fails_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_bounded_server_mailbox_reports_fullness() {
     let _ = nursery(|n| async move {
-        let options = gen_server::StartOptions::new().bounded(1);
-        let server = gen_server::start(&n, Probe::default(), 0, options)
+        let options = gen_server::GenServerOptions::new().bounded(1);
+        let server = gen_server::Builder::new(Probe::default())
+            .arg(0)
+            .options(options)
+            .start(&n)
             .await
             .unwrap();
         // Hold the loop in a slow call, then fill the mailbox.

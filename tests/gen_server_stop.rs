@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis::BoxError;
-use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Response, Server};
+use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Init, Response, Server};
 use trellis::mailbox;
 use trellis::process::{Down, ExitReason};
 use trellis::{CancelScope, NurseryError, nursery};
@@ -62,20 +62,24 @@ impl GenServer for Recorder {
     type Cast = ();
     type Info = Info;
 
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
         self.note("init");
-        Ok(())
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, request: Request, ctx: &mut Context<Self>) -> Response<()> {
+    async fn handle_call(
+        &mut self,
+        request: Request,
+        ctx: &mut Context<Self>,
+    ) -> Result<Response<()>, BoxError> {
         match request {
-            Request::Ping => Response::Reply(()),
-            Request::Stop => Response::ReplyAndStop((), ExitReason::Shutdown),
+            Request::Ping => Ok(Response::Reply(())),
+            Request::Stop => Ok(Response::ReplyAndStop((), ExitReason::Shutdown)),
             Request::Panic => panic!("boom"),
             Request::FailInTask => {
                 ctx.spawn(async { Err::<(), _>(std::io::Error::other("job failed")) })
                     .unwrap();
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
             Request::PanicInDeferredTask => {
                 let to = ctx.defer().unwrap();
@@ -86,11 +90,11 @@ impl GenServer for Recorder {
                     assert!(!fail, "job panicked");
                 })
                 .unwrap();
-                Response::NoReply
+                Ok(Response::NoReply)
             }
             Request::Tick(delay) => {
                 self.timer = Some(ctx.send_after(Info::Tick(1), delay).unwrap());
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
             Request::TickEvery(period) => {
                 let mut n = 0;
@@ -101,24 +105,28 @@ impl GenServer for Recorder {
                     })
                     .unwrap(),
                 );
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
             Request::CancelTimer => {
                 if let Some(timer) = self.timer.take() {
                     timer.cancel();
                 }
-                Response::Reply(())
+                Ok(Response::Reply(()))
             }
         }
     }
 
-    async fn handle_info(&mut self, Info::Tick(n): Info, _: &mut Context<Self>) -> Flow {
+    async fn handle_info(
+        &mut self,
+        Info::Tick(n): Info,
+        _: &mut Context<Self>,
+    ) -> Result<Flow, BoxError> {
         self.ticks += 1;
         self.note(format!(
             "tick {n} at {:?}",
             tokio::time::Instant::now().elapsed()
         ));
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _: &mut Context<Self>) {
@@ -141,7 +149,7 @@ where
     Fut: Future<Output = ()> + Send,
 {
     nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         body(server).await;
     })
     .await
@@ -159,7 +167,7 @@ fn watch(server: &Server<Recorder>) -> mailbox::Mailbox<Down> {
 async fn terminate_runs_on_a_normal_stop() {
     let log = Log::default();
     run_recorder(Recorder::new(&log), |server| async move {
-        server.stop().await;
+        server.stop().await.unwrap();
         assert_eq!(server.exit_reason(), Some(ExitReason::Normal));
     })
     .await
@@ -242,7 +250,7 @@ async fn graceful_shutdown_lets_terminate_await_within_the_grace_period() {
     recorder.slow_terminate = Duration::from_millis(100);
     let started = Instant::now();
     nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         let mut watch = watch(&server);
         n.shutdown(Duration::from_secs(1));
         assert_eq!(watch.receive().await.unwrap().reason, ExitReason::Shutdown);
@@ -264,7 +272,7 @@ async fn past_the_grace_period_the_server_is_killed() {
     let started = Instant::now();
     let mut watch = mailbox::create::<Down>();
     let _ = nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         watch.monitor(server.pid());
         n.shutdown(Duration::from_millis(50));
         let down = watch.receive().await.unwrap();
@@ -285,7 +293,7 @@ async fn cancellation_polls_terminate_once_and_reports_killed() {
     let canceller = scope.clone();
     scope
         .run(nursery(|n| async move {
-            let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+            let server = gen_server::start(&n, recorder).await.unwrap();
             watch.monitor(server.pid());
             canceller.cancel();
             tokio::task::yield_now().await;
@@ -311,7 +319,7 @@ async fn send_after_delivers_one_message_after_the_delay() {
         server.call(Request::Ping, LONG).await.unwrap();
         assert_eq!(lines(&seen).len(), 2, "{:?}", lines(&seen));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        server.stop().await;
+        server.stop().await.unwrap();
     })
     .await
     .unwrap();
@@ -330,7 +338,7 @@ async fn send_interval_ticks_until_cancelled_and_a_cancelled_timer_stays_silent(
         tokio::time::sleep(Duration::from_millis(35)).await;
         server.call(Request::CancelTimer, LONG).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        server.stop().await;
+        server.stop().await.unwrap();
     })
     .await
     .unwrap();
@@ -350,7 +358,7 @@ async fn timers_end_with_their_server() {
             .call(Request::TickEvery(Duration::from_millis(10)), LONG)
             .await
             .unwrap();
-        server.stop().await;
+        server.stop().await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     })
     .await
@@ -363,7 +371,7 @@ async fn cancelling_the_nursery_of_a_running_server_is_not_a_failure() {
     let log = Log::default();
     let recorder = Recorder::new(&log);
     nursery(|n| async move {
-        let server = gen_server::start(&n, recorder, (), ()).await.unwrap();
+        let server = gen_server::start(&n, recorder).await.unwrap();
         server.call(Request::Ping, LONG).await.unwrap();
         n.cancel();
     })

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis::BoxError;
-use trellis::gen_server::{self, Context, Flow, GenServer, Response};
+use trellis::gen_server::{self, Context, Flow, GenServer, Init, Response};
 use trellis::process::ExitReason;
 use trellis::sync::Event;
 use trellis::{CancelScope, current_deadline, move_on_after, nursery};
@@ -52,11 +52,15 @@ impl GenServer for Spawner {
     type Cast = ();
     type Info = ();
 
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
-        Ok(())
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, (): (), ctx: &mut Context<Self>) -> Response<()> {
+    async fn handle_call(
+        &mut self,
+        (): (),
+        ctx: &mut Context<Self>,
+    ) -> Result<Response<()>, BoxError> {
         let flag = DropFlag(self.dropped.clone());
         let started = self.started.clone();
         let deadline = self.deadline.clone();
@@ -67,19 +71,19 @@ impl GenServer for Spawner {
             std::future::pending::<()>().await;
         })
         .unwrap();
-        Response::Reply(())
+        Ok(Response::Reply(()))
     }
 
-    async fn handle_cast(&mut self, (): (), _: &mut Context<Self>) -> Flow {
-        Flow::Stop(ExitReason::Normal)
+    async fn handle_cast(&mut self, (): (), _: &mut Context<Self>) -> Result<Flow, BoxError> {
+        Ok(Flow::Stop(ExitReason::Normal))
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_server_that_never_spawns_still_starts_serves_and_stops() {
     nursery(|n| async move {
-        let server = gen_server::start(&n, Spawner::new(), (), ()).await?;
-        server.stop().await;
+        let server = gen_server::start(&n, Spawner::new()).await?;
+        server.stop().await.unwrap();
         assert_eq!(server.exit_reason(), Some(ExitReason::Normal));
         Ok::<_, BoxError>(())
     })
@@ -95,7 +99,7 @@ async fn serve_returns_only_after_the_tasks_of_its_server_have_ended() {
     nursery(|n| async move {
         let server = n
             .start(|status| async move {
-                let result = gen_server::serve(spawner, (), (), status).await;
+                let result = gen_server::serve(spawner, status).await;
                 // The task was cancelled and dropped before `serve` returned.
                 assert!(dropped.load(Ordering::SeqCst));
                 result
@@ -116,7 +120,7 @@ async fn a_cancelled_nursery_returns_only_after_its_servers_tasks_have_ended() {
     let dropped = spawner.dropped.clone();
     let started = spawner.started.clone();
     nursery(|n| async move {
-        let server = gen_server::start(&n, spawner, (), ()).await?;
+        let server = gen_server::start(&n, spawner).await?;
         server.call((), LONG).await?;
         started.wait().await;
         n.cancel();
@@ -136,7 +140,7 @@ async fn an_outer_cancel_scope_reaches_the_servers_tasks_and_waits_for_them() {
     let canceller = scope.clone();
     let outcome = scope
         .run(nursery(|n| async move {
-            let server = gen_server::start(&n, spawner, (), ()).await?;
+            let server = gen_server::start(&n, spawner).await?;
             server.call((), LONG).await?;
             started.wait().await;
             canceller.cancel();
@@ -157,11 +161,11 @@ async fn the_servers_tasks_see_the_deadline_of_the_scope_it_runs_in() {
         let outer = current_deadline();
         assert!(outer.is_some());
         nursery(|n| async move {
-            let server = gen_server::start(&n, spawner, (), ()).await?;
+            let server = gen_server::start(&n, spawner).await?;
             server.call((), LONG).await?;
             started.wait().await;
             assert_eq!(*task_deadline.lock().unwrap(), outer);
-            server.stop().await;
+            server.stop().await.unwrap();
             Ok::<_, BoxError>(())
         })
         .await
@@ -182,12 +186,16 @@ async fn spawning_from_terminate_while_the_server_is_killed_is_refused() {
         type Cast = ();
         type Info = ();
 
-        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), BoxError> {
-            Ok(())
+        async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+            Ok(Init::Ready)
         }
 
-        async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Response<()> {
-            Response::Reply(())
+        async fn handle_call(
+            &mut self,
+            (): (),
+            _: &mut Context<Self>,
+        ) -> Result<Response<()>, BoxError> {
+            Ok(Response::Reply(()))
         }
 
         async fn terminate(&mut self, _: &ExitReason, ctx: &mut Context<Self>) {
@@ -199,7 +207,7 @@ async fn spawning_from_terminate_while_the_server_is_killed_is_refused() {
     let refused = Arc::new(AtomicBool::new(false));
     let server = SpawnsInTerminate(refused.clone());
     nursery(|n| async move {
-        gen_server::start(&n, server, (), ()).await?;
+        gen_server::start(&n, server).await?;
         n.cancel();
         Ok::<_, BoxError>(())
     })

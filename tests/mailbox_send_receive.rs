@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use trellis::mailbox::{self, MailboxError};
+use trellis::mailbox::{self, Destination, MailboxError};
 use trellis::process::ExitReason;
 
 #[tokio::test]
@@ -20,21 +20,60 @@ async fn messages_from_one_sender_arrive_in_order() {
 }
 
 #[tokio::test]
-async fn send_to_an_unknown_name_gives_the_message_back() {
+async fn send_to_an_unknown_name_is_process_not_found_and_gives_the_message_back() {
     let error = mailbox::send("nobody", 7_u32).await.unwrap_err();
-    assert!(
-        matches!(error.error(), MailboxError::NameDoesNotExist { name } if &**name == "nobody")
+    assert_eq!(
+        error.error(),
+        &MailboxError::ProcessNotFound {
+            to: Destination::Name("nobody".into())
+        }
     );
     assert_eq!(error.into_inner(), 7);
 }
 
 #[tokio::test]
-async fn send_to_an_unknown_pid_is_mailbox_does_not_exist() {
+async fn send_to_an_unknown_pid_is_the_same_error_as_to_an_unknown_name() {
     let gone = mailbox::create::<u32>();
     let pid = gone.pid();
     drop(gone);
     let error = mailbox::send(pid, 1_u32).await.unwrap_err();
-    assert_eq!(error.error(), &MailboxError::MailboxDoesNotExist { pid });
+    assert_eq!(
+        error.error(),
+        &MailboxError::ProcessNotFound {
+            to: Destination::Pid(pid)
+        }
+    );
+    let by_try = mailbox::try_send("nobody", 1_u32).unwrap_err();
+    assert!(matches!(
+        by_try.error(),
+        MailboxError::ProcessNotFound { .. }
+    ));
+}
+
+#[tokio::test]
+async fn unregistering_a_name_never_registered_is_name_not_found() {
+    assert_eq!(
+        mailbox::unregister("never-registered"),
+        Err(MailboxError::NameNotFound {
+            name: "never-registered".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn send_accepts_an_address_a_pid_a_name_or_a_string() {
+    let mut inbox = mailbox::create::<u32>();
+    mailbox::register("refs-inbox", inbox.pid()).unwrap();
+    let name = String::from("refs-inbox");
+    mailbox::send(inbox.address(), 1_u32).await.unwrap();
+    mailbox::send(&inbox.address(), 2_u32).await.unwrap();
+    mailbox::send(inbox.pid(), 3_u32).await.unwrap();
+    mailbox::send("refs-inbox", 4_u32).await.unwrap();
+    mailbox::send(&name, 5_u32).await.unwrap();
+    mailbox::send(name, 6_u32).await.unwrap();
+    for expected in 1..=6 {
+        assert_eq!(inbox.receive().await.unwrap(), expected);
+    }
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use trellis::BoxError;
-use trellis::gen_server::{self, Context, Flow, GenServer, Response, Server};
+use trellis::gen_server::{self, Context, Flow, GenServer, Init, Response, Server};
 use trellis::mailbox::{self, MailboxError};
 use trellis::process::{Down, Exit, ExitReason, Pid};
 use trellis::{NurseryError, nursery};
@@ -104,25 +104,29 @@ impl GenServer for Peer {
         &mut self,
         link_to: Option<Pid>,
         ctx: &mut Context<Self>,
-    ) -> Result<(), BoxError> {
+    ) -> Result<Init, BoxError> {
         ctx.trap_exits(self.trap);
         if let Some(pid) = link_to {
             ctx.link(pid);
         }
-        Ok(())
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, request: &'static str, _: &mut Context<Self>) -> Response<()> {
+    async fn handle_call(
+        &mut self,
+        request: &'static str,
+        _: &mut Context<Self>,
+    ) -> Result<Response<()>, BoxError> {
         match request {
             "crash" => panic!("peer crashed"),
-            "quit" => Response::ReplyAndStop((), ExitReason::Normal),
-            _ => Response::Reply(()),
+            "quit" => Ok(Response::ReplyAndStop((), ExitReason::Normal)),
+            _ => Ok(Response::Reply(())),
         }
     }
 
-    async fn handle_exit(&mut self, exit: Exit, _: &mut Context<Self>) -> Flow {
+    async fn handle_exit(&mut self, exit: Exit, _: &mut Context<Self>) -> Result<Flow, BoxError> {
         self.trapped.lock().unwrap().push(exit);
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 }
 
@@ -141,9 +145,17 @@ fn peer(trap: bool) -> (Peer, Arc<Mutex<Vec<Exit>>>) {
 async fn a_linked_server_stops_when_its_partner_panics() {
     let _ = nursery(|n| async move {
         let (a, _) = peer(false);
-        let a: Server<Peer> = gen_server::start(&n, a, None, ()).await.unwrap();
+        let a: Server<Peer> = gen_server::Builder::new(a)
+            .arg(None)
+            .start(&n)
+            .await
+            .unwrap();
         let (b, _) = peer(false);
-        let b: Server<Peer> = gen_server::start(&n, b, Some(a.pid()), ()).await.unwrap();
+        let b: Server<Peer> = gen_server::Builder::new(b)
+            .arg(Some(a.pid()))
+            .start(&n)
+            .await
+            .unwrap();
         let mut watch = mailbox::create::<Down>();
         watch.monitor(a.pid());
         let _ = b.call("crash", LONG).await;
@@ -160,13 +172,21 @@ async fn a_linked_server_stops_when_its_partner_panics() {
 async fn a_server_trapping_exits_gets_the_exit_as_a_message_and_goes_on() {
     nursery(|n| async move {
         let (a, trapped) = peer(true);
-        let a: Server<Peer> = gen_server::start(&n, a, None, ()).await.unwrap();
+        let a: Server<Peer> = gen_server::Builder::new(a)
+            .arg(None)
+            .start(&n)
+            .await
+            .unwrap();
         // The crash is supervised by this inner nursery, so the outer one
         // only sees `a`.
         let a_pid = a.pid();
         let b_pid = nursery(|inner| async move {
             let (b, _) = peer(false);
-            let b: Server<Peer> = gen_server::start(&inner, b, Some(a_pid), ()).await.unwrap();
+            let b: Server<Peer> = gen_server::Builder::new(b)
+                .arg(Some(a_pid))
+                .start(&inner)
+                .await
+                .unwrap();
             let _ = b.call("crash", LONG).await;
             Ok::<_, NurseryError>(b.pid())
         })
@@ -176,7 +196,7 @@ async fn a_server_trapping_exits_gets_the_exit_as_a_message_and_goes_on() {
         let trapped = trapped.lock().unwrap().clone();
         assert_eq!(trapped.len(), 1);
         assert!(matches!(trapped[0].reason, ExitReason::Panic(_)));
-        a.stop().await;
+        a.stop().await.unwrap();
     })
     .await
     .unwrap();
@@ -186,15 +206,23 @@ async fn a_server_trapping_exits_gets_the_exit_as_a_message_and_goes_on() {
 async fn a_normal_exit_does_not_stop_a_linked_server() {
     nursery(|n| async move {
         let (a, _) = peer(false);
-        let a: Server<Peer> = gen_server::start(&n, a, None, ()).await.unwrap();
+        let a: Server<Peer> = gen_server::Builder::new(a)
+            .arg(None)
+            .start(&n)
+            .await
+            .unwrap();
         let (b, _) = peer(false);
-        let b: Server<Peer> = gen_server::start(&n, b, Some(a.pid()), ()).await.unwrap();
+        let b: Server<Peer> = gen_server::Builder::new(b)
+            .arg(Some(a.pid()))
+            .start(&n)
+            .await
+            .unwrap();
         let mut watch = mailbox::create::<Down>();
         watch.monitor(b.pid());
         b.call("quit", LONG).await.unwrap();
         assert_eq!(watch.receive().await.unwrap().reason, ExitReason::Normal);
         a.call("ping", LONG).await.unwrap();
-        a.stop().await;
+        a.stop().await.unwrap();
     })
     .await
     .unwrap();

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use trellis::BoxError;
-use trellis::gen_server::{self, Context, GenServer, Response};
+use trellis::gen_server::{self, Context, GenServer, Init, Response};
 use trellis::nursery;
 use trellis::process::ExitReason;
 use trellis::supervisor::{self, ChildSpec, Options};
@@ -30,17 +30,21 @@ impl GenServer for Counter {
     type Cast = ();
     type Info = ();
 
-    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), BoxError> {
+    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<Init, BoxError> {
         self.count = start;
         self.log.lock().unwrap().push(format!("init {}", self.name));
-        Ok(())
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, request: Request, _: &mut Context<Self>) -> Response<u64> {
+    async fn handle_call(
+        &mut self,
+        request: Request,
+        _: &mut Context<Self>,
+    ) -> Result<Response<u64>, BoxError> {
         match request {
             Request::Get => {
                 self.count += 1;
-                Response::Reply(self.count)
+                Ok(Response::Reply(self.count))
             }
             Request::Crash => panic!("asked to crash"),
         }

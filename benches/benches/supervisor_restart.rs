@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::Notify;
-use trellis::gen_server::{Context, GenServer, Response};
+use trellis::gen_server::{Context, GenServer, Init, Response};
 use trellis::supervisor::{self, ChildSpec, Options};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -283,12 +283,16 @@ impl GenServer for Idle {
     type Cast = ();
     type Info = ();
 
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
-        Ok(())
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Response<()> {
-        Response::Reply(())
+    async fn handle_call(
+        &mut self,
+        (): (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<()>, trellis::BoxError> {
+        Ok(Response::Reply(()))
     }
 }
 

@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use trellis::Nursery;
-use trellis::gen_server::{self, Context, GenServer, Response, Server};
+use trellis::gen_server::{self, Context, GenServer, Init, Response, Server};
+use trellis::{BoxError, Nursery};
 
 /// One way to run the counter process.
 pub trait Contender: 'static {
@@ -69,18 +69,26 @@ impl GenServer for TrellisCounter {
     type Cast = u64;
     type Info = ();
 
-    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<(), trellis::BoxError> {
+    async fn init(&mut self, start: u64, _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
         self.0 = start;
-        Ok(())
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, (): (), _: &mut Context<Self>) -> Response<u64> {
-        Response::Reply(self.0)
+    async fn handle_call(
+        &mut self,
+        (): (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<u64>, BoxError> {
+        Ok(Response::Reply(self.0))
     }
 
-    async fn handle_cast(&mut self, add: u64, _: &mut Context<Self>) -> gen_server::Flow {
+    async fn handle_cast(
+        &mut self,
+        add: u64,
+        _: &mut Context<Self>,
+    ) -> Result<gen_server::Flow, BoxError> {
         self.0 += add;
-        gen_server::Flow::Continue
+        Ok(gen_server::Flow::Continue)
     }
 }
 
@@ -93,7 +101,9 @@ impl Contender for Trellis {
     type Handle = Server<TrellisCounter>;
 
     async fn start(nursery: &Nursery) -> Self::Handle {
-        gen_server::start(nursery, TrellisCounter::default(), 0, ())
+        gen_server::Builder::new(TrellisCounter::default())
+            .arg(0)
+            .start(nursery)
             .await
             .expect("start trellis server")
     }
@@ -110,11 +120,14 @@ impl Contender for Trellis {
     }
 
     async fn stop(handle: Self::Handle) {
-        handle.stop().await;
+        handle.stop().await.expect("trellis stop");
     }
 
     async fn start_named(nursery: &Nursery, name: &str) -> Self::Handle {
-        gen_server::start(nursery, TrellisCounter::default(), 0, name)
+        gen_server::Builder::new(TrellisCounter::default())
+            .arg(0)
+            .options(name)
+            .start(nursery)
             .await
             .expect("start named trellis server")
     }

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use trellis::gen_server::StartOptions;
+use trellis::gen_server::GenServerOptions;
 use trellis::protocol::run_connection;
 use trellis::supervisor::{self, ChildSpec, Options, Restart, Strategy};
 use trellis::{TaskStatus, dynamic_supervisor, nursery};
@@ -79,7 +79,7 @@ fn tree(config: Config, bound: Option<Arc<Mutex<Option<SocketAddr>>>>) -> Vec<Ch
                 name.clone(),
                 Shard::default,
                 (),
-                StartOptions::new().name(name),
+                GenServerOptions::new().name(name),
             )
         })
         .collect();

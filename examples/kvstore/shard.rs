@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 use trellis::BoxError;
-use trellis::gen_server::{Context, Flow, GenServer, Response};
+use trellis::gen_server::{Context, Flow, GenServer, Init, Response};
 
 /// One operation on one key (or on the whole shard).
 #[derive(Debug, Clone)]
@@ -114,23 +114,33 @@ impl GenServer for Shard {
     type Cast = ();
     type Info = Tick;
 
-    async fn init(&mut self, (): (), ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    async fn init(&mut self, (): (), ctx: &mut Context<Self>) -> Result<Init, BoxError> {
         ctx.send_interval(Duration::from_millis(100), || Tick::Sweep)?;
-        Ok(())
+        Ok(Init::Ready)
     }
 
-    async fn handle_call(&mut self, ops: Vec<Op>, _: &mut Context<Self>) -> Response<Vec<Outcome>> {
+    async fn handle_call(
+        &mut self,
+        ops: Vec<Op>,
+        _: &mut Context<Self>,
+    ) -> Result<Response<Vec<Outcome>>, BoxError> {
         let now = Instant::now();
-        Response::Reply(ops.into_iter().map(|op| self.apply(op, now)).collect())
+        Ok(Response::Reply(
+            ops.into_iter().map(|op| self.apply(op, now)).collect(),
+        ))
     }
 
-    async fn handle_info(&mut self, Tick::Sweep: Tick, _: &mut Context<Self>) -> Flow {
+    async fn handle_info(
+        &mut self,
+        Tick::Sweep: Tick,
+        _: &mut Context<Self>,
+    ) -> Result<Flow, BoxError> {
         if self.expiring > 0 {
             let now = Instant::now();
             self.data.retain(|_, entry| entry.live(now));
             self.expiring = self.data.values().filter(|e| e.expires.is_some()).count();
         }
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 }
 

@@ -35,12 +35,14 @@ use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use pin_project_lite::pin_project;
 
-use super::{Context, Envelope, Flow, GenServer, GenServerError, Response, Server, StartOptions};
+use super::{
+    Context, Envelope, Flow, GenServer, GenServerError, GenServerOptions, Init, Response, Server,
+};
 use crate::cancel::{Node, current, panic_message, with_node};
 use crate::mailbox::{self, Address, Mailbox};
-use crate::process::{Entry, ExitReason, TaskGroup};
+use crate::process::{self, Entry, ExitReason, TaskGroup};
 use crate::registry;
-use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
+use crate::{BoxError, NurseryError, TaskStatus, nursery, wait_shutdown};
 
 /// The server's whole life as one future. A plain function (not `async`),
 /// so that the future holds only [`Serving`] (or the start error), not also
@@ -48,7 +50,7 @@ use crate::{NurseryError, TaskStatus, nursery, wait_shutdown};
 pub(super) fn serve<S: GenServer>(
     server: S,
     arg: S::Arg,
-    options: StartOptions,
+    options: GenServerOptions,
     status: TaskStatus<Server<S>>,
 ) -> impl Future<Output = Result<(), GenServerError>> + Send {
     match prepare(server, arg, options, status) {
@@ -61,7 +63,7 @@ pub(super) fn serve<S: GenServer>(
 fn prepare<S: GenServer>(
     server: S,
     arg: S::Arg,
-    options: StartOptions,
+    options: GenServerOptions,
     status: TaskStatus<Server<S>>,
 ) -> Result<Serving<impl Future<Output = Result<(), GenServerError>>>, GenServerError> {
     let (tx, rx) = mailbox::channel::<Envelope<S>>(options.capacity);
@@ -84,6 +86,7 @@ fn prepare<S: GenServer>(
             },
             scope: scope.clone(),
             reply: None,
+            stop: None,
             trap_exits: false,
         },
         terminating: false,
@@ -150,6 +153,7 @@ pin_project! {
     impl<F> PinnedDrop for Serving<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
+            let _current = process::enter(this.entry.pid());
             if this.inner.is_some() {
                 this.entry.mark_killed();
                 this.entry.exit(ExitReason::Killed, registry::release);
@@ -167,6 +171,8 @@ impl<F: Future> Future for Serving<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let mut this = self.project();
+        // While the server runs, a call or stop aimed at itself fails at once.
+        let _current = process::enter(this.entry.pid());
         if let Some(inner) = this.inner.as_mut().as_pin_mut() {
             let cancelled = this.scope.as_ref().is_some_and(|s| s.is_cancelled());
             if !(cancelled && this.entry.has_tasks()) {
@@ -211,19 +217,24 @@ fn run<S: GenServer>(
         let Runner { server, ctx, .. } = &mut runner;
         // `init` and `terminate` run once: boxed, their futures do not weigh on
         // the server's future for its whole life.
-        match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
-            Ok(Ok(())) => status.started(ctx.server.clone()),
-            Ok(Err(error)) => {
-                let message: Arc<str> = error.to_string().into();
-                runner.finish(ExitReason::Error(message.clone()));
-                return Err(GenServerError::InitFailed { message });
+        let refused = match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
+            // `Context::stop` during `init` refuses the start too.
+            Ok(Ok(Init::Ready)) => ctx.stop.take().map(Some),
+            Ok(Ok(Init::Stop(reason))) => Some(Some(reason)),
+            Ok(Ok(Init::Ignore)) => Some(None),
+            Ok(Err(error)) => Some(Some(ExitReason::error(error))),
+            Err(payload) => Some(Some(panicked(payload))),
+        };
+        match refused {
+            None => status.started(ctx.server.clone()),
+            // Ignored: a normal end without `started`.
+            Some(None) => {
+                runner.finish(ExitReason::Normal);
+                return Ok(());
             }
-            Err(payload) => {
-                let message: Arc<str> = panic_message(&*payload).into();
-                runner.finish(ExitReason::Panic(message.clone()));
-                return Err(GenServerError::InitFailed {
-                    message: format!("panicked: {message}").into(),
-                });
+            Some(Some(reason)) => {
+                runner.finish(reason.clone());
+                return Err(GenServerError::InitFailed { reason });
             }
         }
         // Unpin: polled in place, without a pinned pointer in our state.
@@ -248,6 +259,10 @@ fn run<S: GenServer>(
                 None => break ExitReason::Shutdown,
                 Some(envelope) => {
                     if let Some(reason) = runner.handle(envelope).await {
+                        break reason;
+                    }
+                    // `Context::stop` from the callback.
+                    if let Some(reason) = runner.ctx.stop.take() {
                         break reason;
                     }
                 }
@@ -314,18 +329,18 @@ impl<S: GenServer> Runner<S> {
                         .catch_unwind()
                         .await
                     {
-                        Ok(Response::Reply(reply)) => {
+                        Ok(Ok(Response::Reply(reply))) => {
                             if let Some(sender) = self.ctx.reply.take() {
                                 let _ = sender.send(Ok(reply));
                             }
                             None
                         }
-                        Ok(Response::NoReply) => {
+                        Ok(Ok(Response::NoReply)) => {
                             // Not deferred: the caller learns there is no reply.
                             self.ctx.reply = None;
                             None
                         }
-                        Ok(Response::ReplyAndStop(reply, reason)) => {
+                        Ok(Ok(Response::ReplyAndStop(reply, reason))) => {
                             if let Some(sender) = self.ctx.reply.take() {
                                 let _ = sender.send(Ok(reply));
                             }
@@ -333,7 +348,9 @@ impl<S: GenServer> Runner<S> {
                         }
                         // The pending sender stays in the context until the
                         // reason is recorded.
-                        Ok(Response::Stop(reason)) => Some(reason),
+                        Ok(Ok(Response::Stop(reason))) => Some(reason),
+                        // A crash (`?`): as a stop, with the error kept.
+                        Ok(Err(error)) => Some(ExitReason::error(error)),
                         Err(payload) => Some(panicked(payload)),
                     }
                 }
@@ -391,10 +408,11 @@ impl<S: GenServer> Drop for Runner<S> {
     }
 }
 
-fn flow(outcome: Result<Flow, Box<dyn Any + Send>>) -> Option<ExitReason> {
+fn flow(outcome: Result<Result<Flow, BoxError>, Box<dyn Any + Send>>) -> Option<ExitReason> {
     match outcome {
-        Ok(Flow::Continue) => None,
-        Ok(Flow::Stop(reason)) => Some(reason),
+        Ok(Ok(Flow::Continue)) => None,
+        Ok(Ok(Flow::Stop(reason))) => Some(reason),
+        Ok(Err(error)) => Some(ExitReason::error(error)),
         Err(payload) => Some(panicked(payload)),
     }
 }

@@ -304,7 +304,7 @@ pub(crate) async fn run(
     let result = supervise(children, options, dynamic, shared, handle, commands, status).await;
     guard.reason = Some(match &result {
         Ok(()) => ExitReason::Normal,
-        Err(error) => ExitReason::error(error),
+        Err(error) => ExitReason::error(error.to_string()),
     });
     result
 }
