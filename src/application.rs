@@ -20,7 +20,7 @@
 //! |---|---|
 //! | [`restart`](AppSpec::restart) | `Permanent` (triotp's `permanent=True`) |
 //! | [`depends_on`](AppSpec::depends_on) | none |
-//! | [`shutdown`](AppSpec::shutdown) | wait as long as it takes |
+//! | [`shutdown`](AppSpec::shutdown) | 30 s grace, then killed (logged at `ERROR`) |
 //!
 //! # Examples
 //!
@@ -68,9 +68,13 @@ use tokio::sync::watch;
 use crate::cancel::CancelScope;
 use crate::nursery::{Nursery, SpawnOptions, TaskOutput, TaskStatus};
 use crate::process::ExitReason;
-pub use crate::supervisor::Restart;
+pub use crate::supervisor::{Restart, Shutdown};
 
 use crate::BoxError;
+
+/// An application's default [`Shutdown`]: a 30 s grace period, then a kill.
+const DEFAULT_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(30));
+
 type StartFn =
     Arc<dyn Fn(TaskStatus<()>) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
@@ -83,7 +87,7 @@ pub struct AppSpec {
     start: StartFn,
     restart: Restart,
     dependencies: Vec<Arc<str>>,
-    shutdown: Option<Duration>,
+    shutdown: Shutdown,
 }
 
 impl fmt::Debug for AppSpec {
@@ -115,7 +119,7 @@ impl AppSpec {
             start,
             restart: Restart::Permanent,
             dependencies: Vec::new(),
-            shutdown: None,
+            shutdown: DEFAULT_SHUTDOWN,
         }
     }
 
@@ -133,11 +137,24 @@ impl AppSpec {
         self
     }
 
-    /// Drops the application if it has not stopped `grace` after being asked.
+    /// How the application is stopped (default: [`Shutdown::Timeout`] of
+    /// 30 s): asked to shut down, then killed — its task dropped at its next
+    /// `.await`, logged at `ERROR` — if it has not ended within the grace
+    /// period. [`Shutdown::Infinity`] waits as long as it takes;
+    /// [`Shutdown::BrutalKill`] drops it at once.
+    ///
+    /// The default is longer than a worker's 5 s because an application's
+    /// top supervisor stops its children one after the other, each within
+    /// its own bounded shutdown.
     #[must_use]
-    pub fn shutdown(mut self, grace: Duration) -> Self {
-        self.shutdown = Some(grace);
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
         self
+    }
+
+    /// The application's shutdown policy (see [`shutdown`](Self::shutdown)).
+    pub fn shutdown_policy(&self) -> Shutdown {
+        self.shutdown
     }
 
     /// The application's name.
@@ -195,7 +212,7 @@ pub struct NodeStop {
 struct Running {
     name: Arc<str>,
     scope: CancelScope,
-    shutdown: Option<Duration>,
+    shutdown: Shutdown,
     done: watch::Receiver<bool>,
 }
 
@@ -442,7 +459,11 @@ impl Applications {
             };
             let app = state.running.remove(at);
             state.stopping.push(app.name.clone());
-            app.scope.shutdown(app.shutdown.unwrap_or(Duration::MAX));
+            match app.shutdown {
+                Shutdown::Timeout(grace) => app.scope.shutdown(grace),
+                Shutdown::Infinity => app.scope.shutdown(Duration::MAX),
+                Shutdown::BrutalKill => app.scope.cancel(),
+            }
             app.done
         };
         let _ = done.wait_for(|done| *done).await;
@@ -491,6 +512,9 @@ impl Inner {
         let mut state = lock(&self.state);
         if let Some(at) = state.stopping.iter().position(|n| n == name) {
             state.stopping.remove(at);
+            if reason == ExitReason::Killed {
+                tracing::error!(application = %name, %reason, "application did not stop within its shutdown time; killed");
+            }
             return;
         }
         if let Some(at) = state.running.iter().position(|r| &r.name == name) {

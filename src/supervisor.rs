@@ -56,6 +56,15 @@
 //! A child supervisor that is asked to shut down stops its own children the
 //! same way, so stopping a tree is graceful and recursive.
 //!
+//! No default waits forever. A worker's default is OTP's: 5 s, then it is
+//! killed — its task dropped at its next `.await`, so a gen_server's
+//! `terminate` or a task's cleanup is cut short — and the kill is logged at
+//! `ERROR`. A [`ChildSpec::supervisor`] defaults to `Infinity`, as in OTP,
+//! yet its stop is bounded too: it only stops its own children, each within
+//! its own bounded shutdown, so the stop of a whole tree of default children
+//! is bounded by the sum of its workers' shutdown times. Only a child given
+//! `Infinity` explicitly can make a stop wait forever.
+//!
 //! # Options
 //!
 //! | option | default |

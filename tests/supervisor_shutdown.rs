@@ -235,3 +235,21 @@ async fn tree_shows_nested_supervisors_and_restart_counts() {
     .await
     .unwrap();
 }
+
+/// A worker that never looks at the shutdown request.
+fn deaf(id: &'static str) -> ChildSpec {
+    ChildSpec::task(id, || std::future::pending::<()>())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_ignores_shutdown_is_killed_after_the_default_five_seconds() {
+    assert_eq!(stop_time(deaf("deaf")).await, Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_a_tree_of_deaf_workers_is_bounded_by_their_shutdown_times() {
+    // The nested supervisor's own shutdown is `Infinity` (OTP's default for
+    // a supervisor child), but it stops its two workers within 5 s each.
+    let pool = ChildSpec::supervisor("pool", vec![deaf("a"), deaf("b")], Options::new());
+    assert_eq!(stop_time(pool).await, Duration::from_secs(10));
+}

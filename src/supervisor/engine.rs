@@ -584,14 +584,26 @@ impl Engine {
                 running.scope.shutdown(grace);
                 let deadline = Instant::now() + grace;
                 let incarnation = running.incarnation;
-                match tokio::time::timeout_at(deadline, self.wait_exit(key, incarnation)).await {
+                let reason = match tokio::time::timeout_at(deadline, self.wait_exit(key, incarnation)).await {
                     Ok(reason) => reason,
                     Err(_) => {
                         // Shields or a busy loop kept it alive: no more waiting.
                         running.handle.abort();
                         self.wait_exit(key, incarnation).await
                     }
+                };
+                if reason == ExitReason::Killed {
+                    // Its scope's grace ran out, or the abort above: as
+                    // OTP's `shutdown_error` report, with reason `killed`.
+                    tracing::error!(
+                        supervisor = %self.shared.name,
+                        child = %id,
+                        shutdown = ?grace,
+                        %reason,
+                        "child did not stop within its shutdown time; killed"
+                    );
                 }
+                reason
             }
         };
         drop(running);
