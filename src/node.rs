@@ -3,11 +3,20 @@
 //! [`run`] installs logging, starts the applications in dependency order on
 //! an [`Applications`] controller reachable from every task through
 //! [`application::start`](crate::application::start) & co., and then waits.
-//! SIGINT or SIGTERM stops the applications gracefully in reverse start
-//! order, and `run` returns `Ok(())`. When an application whose end stops the
-//! node ends (a `Permanent` one, or a `Transient` one that failed), the other
-//! applications are stopped the same way and `run` returns — with
-//! [`NodeError::ApplicationFailed`] if that end was a failure.
+//! It returns:
+//!
+//! | when | `run` returns |
+//! |---|---|
+//! | SIGINT or SIGTERM | `Ok(())`, after stopping the applications gracefully in reverse start order |
+//! | every application has ended (by itself or by [`application::stop`](crate::application::stop)) and none of those ends stops the node | `Ok(())` (triotp's `node.run` runs to completion) |
+//! | an application whose end stops the node ended: a `Permanent` one, normally or not, or a `Transient` one that failed (past its [restart limit](AppSpec::max_restarts), if any) | [`NodeError::ApplicationTerminated`] naming it, after stopping the others (OTP: "application terminated") |
+//! | an application failed to start | [`NodeError::Start`], nothing left running |
+//!
+//! An application stopped explicitly ([`application::stop`](crate::application::stop))
+//! did not terminate: its end never stops the node.
+//!
+//! Every stop is bounded: each application gets its
+//! [`AppSpec::shutdown`] (30 s by default) and is then killed.
 //!
 //! One node runs per process, as in Erlang.
 //!
@@ -27,13 +36,13 @@
 //! use trellis::node::{self, NodeError, Options};
 //! use trellis::TaskStatus;
 //!
-//! // A permanent application that gives up: the node stops and reports it.
+//! // A permanent application that gives up: the node stops and names it.
 //! let app = AppSpec::new("worker", |(), status: TaskStatus<()>| async move {
 //!     status.started(());
 //!     Err::<(), _>("out of work")
 //! }, ());
 //! let err = node::run(vec![app], Options::new().logging(false)).await.unwrap_err();
-//! assert!(matches!(err, NodeError::ApplicationFailed { ref app, .. } if app == "worker"));
+//! assert!(matches!(err, NodeError::ApplicationTerminated { ref app, .. } if app == "worker"));
 //! # }
 //! ```
 
@@ -105,9 +114,13 @@ pub enum NodeError {
     /// The applications could not be started (nothing is left running).
     #[error("starting applications: {0}")]
     Start(#[from] ApplicationError),
-    /// An application whose failure stops the node failed.
-    #[error("application {app} failed: {reason}")]
-    ApplicationFailed {
+    /// An application whose end stops the node ended (OTP's "application
+    /// terminated"): a `Permanent` one, however it ended, or a `Transient`
+    /// one that failed — past its [restart limit](AppSpec::max_restarts),
+    /// if it has one. An application stopped with
+    /// [`application::stop`](crate::application::stop) did not terminate.
+    #[error("application {app} terminated: {reason}")]
+    ApplicationTerminated {
         /// The application.
         app: String,
         /// How it ended.
@@ -131,6 +144,7 @@ impl Drop for Installed {
 enum Stop {
     Signal(&'static str),
     App(NodeStop),
+    AllEnded,
 }
 
 /// Installs the handlers now (so a signal that arrives while applications
@@ -163,7 +177,7 @@ fn signals() -> Result<impl std::future::Future<Output = &'static str>, NodeErro
 ///
 /// [`NodeError::AlreadyRunning`], [`NodeError::Start`] (a missing or
 /// circular dependency, an application that failed to start),
-/// [`NodeError::ApplicationFailed`], [`NodeError::Signals`].
+/// [`NodeError::ApplicationTerminated`], [`NodeError::Signals`].
 ///
 /// # Cancel safety
 ///
@@ -195,20 +209,22 @@ pub async fn run(apps: Vec<AppSpec>, options: Options) -> Result<(), NodeError> 
         let stop = tokio::select! {
             signal = signal => Stop::Signal(signal),
             stop = controller.wait_node_stop() => Stop::App(stop),
+            () = controller.wait_all_ended() => Stop::AllEnded,
         };
         match &stop {
             Stop::Signal(signal) => tracing::info!(%signal, "node stopping"),
             Stop::App(s) => {
-                tracing::info!(application = %s.app, reason = %s.reason, "node stopping")
+                tracing::error!(application = %s.app, reason = %s.reason, "application terminated, node stopping")
             }
+            Stop::AllEnded => tracing::info!("every application has ended, node stopping"),
         }
         controller.stop_all().await;
         n.cancel(); // anything left (nothing, normally)
         match stop {
-            Stop::App(NodeStop { app, reason }) if reason.is_abnormal() => {
-                Err(NodeError::ApplicationFailed { app, reason })
+            Stop::App(NodeStop { app, reason }) => {
+                Err(NodeError::ApplicationTerminated { app, reason })
             }
-            _ => Ok(()),
+            Stop::Signal(_) | Stop::AllEnded => Ok(()),
         }
     })
     .await;
@@ -220,18 +236,18 @@ pub async fn run(apps: Vec<AppSpec>, options: Options) -> Result<(), NodeError> 
             match failures.next().and_then(|f| f.into_error()) {
                 Some(error) => match error.downcast::<NodeError>() {
                     Ok(error) => Err(*error),
-                    Err(other) => Err(NodeError::ApplicationFailed {
+                    Err(other) => Err(NodeError::ApplicationTerminated {
                         app: "node".into(),
                         reason: ExitReason::error(other),
                     }),
                 },
-                None => Err(NodeError::ApplicationFailed {
+                None => Err(NodeError::ApplicationTerminated {
                     app: "node".into(),
                     reason: ExitReason::error("node body panicked"),
                 }),
             }
         }
-        Err(other) => Err(NodeError::ApplicationFailed {
+        Err(other) => Err(NodeError::ApplicationTerminated {
             app: "node".into(),
             reason: ExitReason::error(other),
         }),

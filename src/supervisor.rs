@@ -153,7 +153,7 @@
 //! ```
 
 mod engine;
-mod intensity;
+pub(crate) mod intensity;
 mod tree;
 
 use std::any::Any;
