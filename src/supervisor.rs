@@ -18,6 +18,8 @@
 //! |---|---|
 //! | [`start(children, options, status)`](start) | starts children in order, each after the previous reported [`TaskStatus::started`] (a [`ChildSpec::task`] child: once spawned); then reports its own [`Supervisor`] handle |
 //! | a child returns, fails or panics | decides by its [`Restart`] type; restarts it (and siblings, by [`Strategy`]) or lets it go |
+//! | a [`ChildSpec::new`] child returns `Ok` without reporting `started` | records it as [ignored](ChildState::Ignored) (OTP's `ignore`): not running, no pid, never restarted; not a start failure |
+//! | a child fails (error, panic) before reporting `started` | a start failure: [`SupervisorError::StartFailed`] (a restart that fails this way counts as another exit) |
 //! | more than [`max_restarts`](Options::max_restarts) restarts within [`max_seconds`](Options::max_seconds) | stops every child in reverse start order and fails with [`SupervisorError::IntensityExceeded`], carrying the last child failure |
 //! | the enclosing scope asks for a graceful shutdown, or [`Supervisor::stop`] | stops children in reverse start order, each by its [`Shutdown`], then returns `Ok(())` |
 //! | every child has ended and none is to be restarted | returns `Ok(())` (as triotp) |
@@ -653,8 +655,10 @@ impl ChildSpec {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SupervisorError {
-    /// A child failed to start (it failed, or returned, before reporting
-    /// `started`); the children started before it were stopped.
+    /// A child failed to start (it returned an error, panicked or was
+    /// killed before reporting `started`); the children started before it
+    /// were stopped. A child that returned `Ok` before reporting `started`
+    /// did not fail: it [ignored](StartedChild::is_ignored) its start.
     #[error("supervisor {supervisor}: child {child} failed to start: {reason}")]
     StartFailed {
         /// The supervisor's name.
@@ -732,25 +736,45 @@ pub enum SupervisorError {
 }
 
 /// A child started at run time: its key and the value it reported with
-/// [`TaskStatus::started`].
+/// [`TaskStatus::started`] — or nothing, if it ignored its start.
+///
+/// A [`ChildSpec::new`] child whose task returns `Ok` without having called
+/// `started` *ignored* its start (OTP's `ignore`; a gen_server whose `init`
+/// declines): that is not a failure. A static supervisor keeps it, shown as
+/// [`ChildState::Ignored`] with no pid and never restarted; a dynamic
+/// supervisor forgets it. [`is_ignored`](Self::is_ignored) tells.
 #[derive(Debug)]
 pub struct StartedChild {
     /// The child's key, for [`Supervisor::terminate_child`].
     pub id: ChildId,
-    /// The started value (`()` for [`ChildSpec::task`]).
-    pub value: Box<dyn Any + Send>,
+    value: Option<Box<dyn Any + Send>>,
 }
 
 impl StartedChild {
-    /// The started value as a `T`, if that is its type.
+    /// Whether the child ignored its start (it returned `Ok` without
+    /// reporting `started`): nothing runs, there is no value.
+    pub fn is_ignored(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// The started value as a `T`, if that is its type (`()` for a
+    /// [`ChildSpec::task`]).
     ///
     /// # Errors
     ///
-    /// Gives `self` back when the value is not a `T`.
+    /// Gives `self` back when the value is not a `T`, or the child ignored
+    /// its start.
     pub fn downcast<T: 'static>(self) -> Result<T, Self> {
-        match self.value.downcast::<T>() {
-            Ok(value) => Ok(*value),
-            Err(value) => Err(StartedChild { id: self.id, value }),
+        match self.value.map(|value| value.downcast::<T>()) {
+            Some(Ok(value)) => Ok(*value),
+            Some(Err(value)) => Err(StartedChild {
+                id: self.id,
+                value: Some(value),
+            }),
+            None => Err(StartedChild {
+                id: self.id,
+                value: None,
+            }),
         }
     }
 }
@@ -843,6 +867,7 @@ impl Supervisor {
         };
         for child in &info.children {
             if matches!(child.state, ChildState::Starting | ChildState::Running) {
+                // Not `Ignored`, `Stopped` nor `Stopping`.
                 count.active += 1;
             }
             if child.supervisor.is_some() {

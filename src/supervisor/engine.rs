@@ -456,8 +456,10 @@ impl Engine {
         }
     }
 
-    /// Spawns a new incarnation of the child and waits for its handshake.
-    async fn start_slot(&mut self, key: ChildId) -> Result<StartedValue, StartFailure> {
+    /// Spawns a new incarnation of the child and waits for its handshake;
+    /// `None`: the child ignored its start (it returned `Ok` without
+    /// reporting `started`, OTP's `ignore`) and is recorded as ignored.
+    async fn start_slot(&mut self, key: ChildId) -> Result<Option<StartedValue>, StartFailure> {
         let Some(i) = self.index(key) else {
             return Err(StartFailure::Exited(ExitReason::Killed));
         };
@@ -496,7 +498,7 @@ impl Engine {
                 row.nested = None;
             });
             lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
-            return Ok(Box::new(()));
+            return Ok(Some(Box::new(())));
         };
         self.set_row(key, |row| {
             row.pid = Some(pid);
@@ -516,20 +518,27 @@ impl Engine {
             Outcome::Started(Some(value)) => {
                 self.set_row(key, |row| row.state = ChildState::Running);
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
-                Ok(value)
+                Ok(Some(value))
             }
             Outcome::Started(None) => {
                 // The handshake fails only once the task has ended.
                 let reason = self.wait_exit(key, incarnation).await;
                 self.slots[i].running = None;
+                if reason == ExitReason::Normal {
+                    // OTP's `ignore`: kept, not running, not restarted.
+                    self.set_row(key, |row| {
+                        row.state = ChildState::Ignored;
+                        row.pid = None;
+                    });
+                    lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, "child ignored its start");
+                    return Ok(None);
+                }
                 self.set_row(key, |row| {
                     row.state = ChildState::Stopped;
                     row.pid = None;
                 });
                 Err(StartFailure::Exited(match reason {
-                    ExitReason::Normal | ExitReason::Shutdown => {
-                        ExitReason::error("returned before it reported started")
-                    }
+                    ExitReason::Shutdown => ExitReason::error("returned before it reported started"),
                     other => other,
                 }))
             }
@@ -747,7 +756,8 @@ impl Engine {
                 after = Some(owed_key);
                 let restarted = owed_key == key;
                 match self.start_slot(owed_key).await {
-                    Ok(_) => {
+                    Ok(None) => {} // ignored: recorded, not restarted again
+                    Ok(Some(_)) => {
                         if restarted {
                             tracing::info!(supervisor = %self.shared.name, child = %id, restarts, "child restarted");
                         }
@@ -805,6 +815,11 @@ impl Engine {
                 let key = self.add_slot(spec);
                 match self.start_slot(key).await {
                     Ok(value) => {
+                        if value.is_none() && self.dynamic {
+                            // A dynamic supervisor keeps no ignored child
+                            // (as Elixir's `DynamicSupervisor`).
+                            self.remove_slot(key);
+                        }
                         let _ = reply.send(Ok(StartedChild { id: key, value }));
                         Flow::Continue
                     }

@@ -189,6 +189,10 @@ pub enum ChildState {
     /// Not running (it ended and is not to be restarted), or waiting to be
     /// restarted.
     Stopped,
+    /// Its start function returned `Ok` without reporting
+    /// [`started`](crate::TaskStatus::started) (OTP's `ignore`): not
+    /// running, no pid, never restarted.
+    Ignored,
 }
 
 impl fmt::Display for ChildState {
@@ -198,6 +202,7 @@ impl fmt::Display for ChildState {
             ChildState::Running => "running",
             ChildState::Stopping => "stopping",
             ChildState::Stopped => "stopped",
+            ChildState::Ignored => "ignored",
         })
     }
 }
