@@ -90,15 +90,29 @@
 //!
 //! # Logging
 //!
-//! Every start, restart, exit and intensity trip is a `tracing` event carrying
-//! the `supervisor` name and the `child` id (and the child's `pid`).
+//! Every start, exit, restart, kill and intensity trip is a `tracing` event
+//! (OTP's supervisor, crash and progress reports). Log pipelines can filter
+//! on these fields, which every child event carries:
 //!
-//! | event | level |
+//! | field | value |
 //! |---|---|
-//! | a child started, exited normally, was stopped | `INFO`; `DEBUG` under a [dynamic supervisor](crate::dynamic_supervisor), where children come and go (one per connection) |
-//! | a child restarted | `INFO` |
-//! | a child failed | `WARN` |
-//! | a child failed to start, restart intensity exceeded | `ERROR` |
+//! | `supervisor` | the supervisor's [name](Options::name) |
+//! | `child` | the child's id ([`ChildSpec::id`]) |
+//! | `pid` | the child's own pid (see [`ChildInfo::pid`]), or `undefined` when it has none (OTP's word) |
+//! | `reason` | how it ended ([`ExitReason`]'s text: `normal`, `shutdown`, `killed`, `error: …`, `panic: …`), on exits, stops and failures |
+//!
+//! plus `restart` (its [`Restart`] type) on abnormal exits, `restarts` (its
+//! restart count) on restarts, `shutdown` on kills, and `max_restarts` /
+//! `max_seconds` on intensity trips.
+//!
+//! | event (message) | level |
+//! |---|---|
+//! | `child started`, `child exited` (normally), `child stopped` (by its supervisor), `child ignored its start` | `INFO`; `DEBUG` under a [dynamic supervisor](crate::dynamic_supervisor), where children come and go (one per connection) |
+//! | `child restarted` (after a normal exit) | `INFO` |
+//! | `child terminated abnormally` (error, panic, killed — a temporary child's too) | `ERROR` |
+//! | `child restarted after an abnormal exit` | `ERROR` |
+//! | `child did not stop within its shutdown time; killed` | `ERROR` |
+//! | `child failed to start`, `restart intensity exceeded, shutting down` | `ERROR` |
 //!
 //! # Names and pids
 //!

@@ -13,7 +13,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::process::Pid;
+use std::sync::atomic::AtomicU64;
+
+use crate::process::{Pid, claimed_pid};
 
 use super::{ChildId, Restart, Strategy};
 
@@ -29,7 +31,9 @@ pub(crate) struct Shared {
 pub(crate) struct Row {
     pub(crate) key: ChildId,
     pub(crate) id: Cow<'static, str>,
-    pub(crate) pid: Option<Pid>,
+    /// While an incarnation runs: the cell its own process's pid lands in
+    /// (see [`CHILD_PID`](crate::process::CHILD_PID)).
+    pub(crate) own: Option<Arc<AtomicU64>>,
     pub(crate) restart: Restart,
     pub(crate) state: ChildState,
     pub(crate) restarts: u64,
@@ -70,7 +74,7 @@ impl Shared {
             .map(|row| ChildInfo {
                 key: row.key,
                 id: row.id.to_string(),
-                pid: row.pid,
+                pid: row.own.as_deref().and_then(claimed_pid),
                 restart: row.restart,
                 state: row.state,
                 restarts: row.restarts,
@@ -164,7 +168,19 @@ pub struct ChildInfo {
     pub key: ChildId,
     /// The id from its [`ChildSpec`](super::ChildSpec).
     pub id: String,
-    /// The pid of the current incarnation, if one is running or starting.
+    /// The child's own pid, as OTP's `which_children` gives it: the pid
+    /// of the process the current incarnation runs as — a gen_server's, a
+    /// supervisor's, or the first process (mailbox) a [`ChildSpec::new`](super::ChildSpec::new)
+    /// or [`ChildSpec::task`](super::ChildSpec::task) child creates in its
+    /// own task — so [`process::is_alive`](crate::process::is_alive) and
+    /// [`registry::lookup_pid`](crate::registry::lookup_pid) work on it.
+    ///
+    /// `None` when no incarnation runs (stopped, waiting for a restart,
+    /// [ignored](ChildState::Ignored)), before the child has created its
+    /// process, and for a plain task that creates none: such a task is not
+    /// a process (nothing can send to it or look it up), so Trellis shows
+    /// no pid rather than invent one that no lookup could find; its
+    /// [`key`](Self::key) names it instead.
     pub pid: Option<Pid>,
     /// Its restart type.
     pub restart: Restart,
