@@ -41,11 +41,13 @@
 //! | [`Strategy`] | when one child must be restarted |
 //! |---|---|
 //! | `OneForOne` (default) | only that child is restarted |
-//! | `OneForAll` | every other running child is stopped in reverse start order, then all are started again in start order |
-//! | `RestForOne` | the children started after it are stopped in reverse order, then it and they are started again in order |
+//! | `OneForAll` | every other running child is stopped in reverse start order, then every non-temporary child is started again in start order |
+//! | `RestForOne` | the children started after it are stopped in reverse order, then it and the non-temporary ones after it are started again in order |
 //!
-//! Children stopped by their supervisor as part of a restart are started
-//! again except `Temporary` ones, which are removed (as in OTP).
+//! A group restart starts every non-temporary child of the group, as OTP
+//! does — also one that was not running: a `Transient` child that had
+//! exited normally, an [ignored](ChildState::Ignored) one. `Temporary`
+//! children that the restart stopped are removed.
 //!
 //! # Shutdown
 //!

@@ -752,17 +752,18 @@ impl Engine {
                 Strategy::OneForAll => self.slots.iter().rev().map(|s| s.key).collect(),
                 Strategy::RestForOne => self.slots[i + 1..].iter().rev().map(|s| s.key).collect(),
             };
+            // Every non-temporary child of the group is started again, as in
+            // OTP: also one that was not running (a transient child that had
+            // exited normally, an ignored one).
             for sibling in siblings {
-                if self.stop_slot(sibling, None).await.is_none() {
-                    continue; // not running
-                }
+                let was_running = self.stop_slot(sibling, None).await.is_some();
                 let Some(j) = self.index(sibling) else {
                     continue;
                 };
-                if self.slots[j].spec.restart == super::Restart::Temporary {
-                    self.remove_slot(sibling);
-                } else {
+                if self.slots[j].spec.restart != super::Restart::Temporary {
                     self.slots[j].wanted = true;
+                } else if was_running {
+                    self.remove_slot(sibling);
                 }
             }
             if let Some(backoff) = self.options.backoff {
