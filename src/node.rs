@@ -22,10 +22,10 @@
 //!
 //! | option | default |
 //! |---|---|
-//! | [`log_level`](Options::log_level) | [`LogLevel::Info`] |
-//! | [`log_format`](Options::log_format) | [`LogFormat::Text`] |
-//! | [`logging`](Options::logging) | `true`: install a subscriber unless one exists |
-//! | [`signals`](Options::signals) | `true`: stop on SIGINT/SIGTERM |
+//! | [`log_level`](NodeOptions::log_level) | [`LogLevel::Info`] |
+//! | [`log_format`](NodeOptions::log_format) | [`LogFormat::Text`] |
+//! | [`logging`](NodeOptions::logging) | `true`: install a subscriber unless one exists |
+//! | [`signals`](NodeOptions::signals) | `true`: stop on SIGINT/SIGTERM |
 //!
 //! # Examples
 //!
@@ -33,7 +33,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use trellis::application::AppSpec;
-//! use trellis::node::{self, NodeError, Options};
+//! use trellis::node::{self, NodeError, NodeOptions};
 //! use trellis::TaskStatus;
 //!
 //! // A permanent application that gives up: the node stops and names it.
@@ -41,7 +41,7 @@
 //!     status.started(());
 //!     Err::<(), _>("out of work")
 //! }, ());
-//! let err = node::run(vec![app], Options::new().logging(false)).await.unwrap_err();
+//! let err = node::run(vec![app], NodeOptions::new().logging(false)).await.unwrap_err();
 //! assert!(matches!(err, NodeError::ApplicationTerminated { ref app, .. } if app == "worker"));
 //! # }
 //! ```
@@ -54,16 +54,16 @@ use crate::process::ExitReason;
 /// Options of [`run`] (see the module table).
 #[derive(Clone, Debug)]
 #[must_use]
-pub struct Options {
+pub struct NodeOptions {
     log_level: LogLevel,
     log_format: LogFormat,
     logging: bool,
     signals: bool,
 }
 
-impl Default for Options {
+impl Default for NodeOptions {
     fn default() -> Self {
-        Options {
+        NodeOptions {
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             logging: true,
@@ -72,7 +72,7 @@ impl Default for Options {
     }
 }
 
-impl Options {
+impl NodeOptions {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
@@ -182,7 +182,7 @@ fn signals() -> Result<impl std::future::Future<Output = &'static str>, NodeErro
 /// # Cancel safety
 ///
 /// Dropping the future cancels every application without waiting for them.
-pub async fn run(apps: Vec<AppSpec>, options: Options) -> Result<(), NodeError> {
+pub async fn run(apps: Vec<AppSpec>, options: NodeOptions) -> Result<(), NodeError> {
     if options.logging {
         // A subscriber installed by the program (or a test) stays.
         let _ = logging::init(options.log_level, options.log_format);

@@ -20,7 +20,7 @@
 //! | a child returns, fails or panics | decides by its [`Restart`] type; restarts it (and siblings, by [`Strategy`]) or lets it go |
 //! | a [`ChildSpec::new`] child returns `Ok` without reporting `started` | records it as [ignored](ChildState::Ignored) (OTP's `ignore`): not running, no pid, never restarted; not a start failure |
 //! | a child fails (error, panic) before reporting `started` | a start failure: [`SupervisorError::StartFailed`] (a restart that fails this way counts as another exit) |
-//! | more than [`max_restarts`](Options::max_restarts) restarts within [`max_seconds`](Options::max_seconds) | stops every child in reverse start order and fails with [`SupervisorError::IntensityExceeded`], carrying the last child failure |
+//! | more than [`max_restarts`](SupervisorOptions::max_restarts) restarts within [`max_seconds`](SupervisorOptions::max_seconds) | stops every child in reverse start order and fails with [`SupervisorError::IntensityExceeded`], carrying the last child failure |
 //! | the enclosing scope asks for a graceful shutdown, or [`Supervisor::stop`] | stops children in reverse start order, each by its [`Shutdown`], then returns `Ok(())` |
 //! | every child has ended and none is to be restarted | returns `Ok(())` (as triotp) |
 //! | [`tree`] from any task | a snapshot of every live supervision tree |
@@ -73,12 +73,12 @@
 //!
 //! | option | default |
 //! |---|---|
-//! | [`name`](Options::name) | `"supervisor"` |
-//! | [`register`](Options::register) | `false`: the name is a label for logs and the tree |
-//! | [`strategy`](Options::strategy) | `OneForOne` |
-//! | [`max_restarts`](Options::max_restarts) | 3 |
-//! | [`max_seconds`](Options::max_seconds) | 5 s |
-//! | [`backoff`](Options::backoff) | none: restart at once, as OTP |
+//! | [`name`](SupervisorOptions::name) | `"supervisor"` |
+//! | [`register`](SupervisorOptions::register) | `false`: the name is a label for logs and the tree |
+//! | [`strategy`](SupervisorOptions::strategy) | `OneForOne` |
+//! | [`max_restarts`](SupervisorOptions::max_restarts) | 3 |
+//! | [`max_seconds`](SupervisorOptions::max_seconds) | 5 s |
+//! | [`backoff`](SupervisorOptions::backoff) | none: restart at once, as OTP |
 //!
 //! # Where children run
 //!
@@ -98,7 +98,7 @@
 //!
 //! | field | value |
 //! |---|---|
-//! | `supervisor` | the supervisor's [name](Options::name) |
+//! | `supervisor` | the supervisor's [name](SupervisorOptions::name) |
 //! | `child` | the child's id ([`ChildSpec::id`]) |
 //! | `pid` | the child's own pid (see [`ChildInfo::pid`]), or `undefined` when it has none (OTP's word) |
 //! | `reason` | how it ended ([`ExitReason`]'s text: `normal`, `shutdown`, `killed`, `error: …`, `panic: …`), on exits, stops and failures |
@@ -121,8 +121,8 @@
 //! A running supervisor is a process of the node: its [`Supervisor::pid`] is
 //! alive ([`process::is_alive`](crate::process::is_alive)) and
 //! [`registry::lookup_pid::<Supervisor>`](crate::registry::lookup_pid) gives
-//! its handle. Its [name](Options::name) is a label unless it
-//! [registers](Options::register) it (dynamic supervisors always do); a
+//! its handle. Its [name](SupervisorOptions::name) is a label unless it
+//! [registers](SupervisorOptions::register) it (dynamic supervisors always do); a
 //! [`SupervisorRef`] reaches a supervisor by handle, name or pid.
 //!
 //! A child's pid, in [`Supervisor::which_children`], [`tree`] and the log
@@ -143,9 +143,9 @@
 //! | a child that reports readiness (and a value) | [`ChildSpec::new`] with a `TaskStatus` |
 //! | a supervisor under a supervisor | [`ChildSpec::supervisor`] |
 //! | to add or remove children at run time | [`Supervisor::start_child`], [`Supervisor::terminate_child`], or a [`dynamic_supervisor`](crate::dynamic_supervisor) |
-//! | to slow down a child that keeps crashing | [`Options::backoff`] |
+//! | to slow down a child that keeps crashing | [`SupervisorOptions::backoff`] |
 //! | to see the tree | [`tree`], [`Supervisor::info`] |
-//! | to reach a supervisor by its name | [`Options::register`], then [`SupervisorRef`] or [`registry::lookup::<Supervisor>`](crate::registry::lookup) |
+//! | to reach a supervisor by its name | [`SupervisorOptions::register`], then [`SupervisorRef`] or [`registry::lookup::<Supervisor>`](crate::registry::lookup) |
 //!
 //! # Examples
 //!
@@ -154,7 +154,7 @@
 //! # async fn main() {
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicU32, Ordering};
-//! use trellis::supervisor::{self, ChildSpec, Options};
+//! use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 //!
 //! let runs = Arc::new(AtomicU32::new(0));
 //! let counter = runs.clone();
@@ -171,7 +171,7 @@
 //! .restart(supervisor::Restart::Transient);
 //!
 //! trellis::nursery(|n| async move {
-//!     n.start(|status| supervisor::start(vec![flaky], Options::new(), status)).await?;
+//!     supervisor::start(&n, vec![flaky], SupervisorOptions::new()).await?;
 //!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
 //! })
 //! .await
@@ -329,8 +329,8 @@ impl Backoff {
 /// The options of a supervisor (see the [module table](self#options)).
 #[derive(Clone, Debug)]
 #[must_use]
-#[doc(alias = "SupervisorOptions")]
-pub struct Options {
+#[doc(alias = "options")]
+pub struct SupervisorOptions {
     pub(crate) name: Cow<'static, str>,
     pub(crate) strategy: Strategy,
     pub(crate) max_restarts: u32,
@@ -340,9 +340,9 @@ pub struct Options {
     pub(crate) register: bool,
 }
 
-impl Default for Options {
+impl Default for SupervisorOptions {
     fn default() -> Self {
-        Options {
+        SupervisorOptions {
             name: Cow::Borrowed("supervisor"),
             strategy: Strategy::OneForOne,
             max_restarts: 3,
@@ -354,7 +354,7 @@ impl Default for Options {
     }
 }
 
-impl Options {
+impl SupervisorOptions {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
@@ -386,12 +386,12 @@ impl Options {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use trellis::registry;
-    /// use trellis::supervisor::{self, ChildSpec, Options, Supervisor};
+    /// use trellis::supervisor::{self, ChildSpec, SupervisorOptions, Supervisor};
     ///
     /// trellis::nursery(|n| async move {
     ///     let children = vec![ChildSpec::task("worker", || trellis::wait_shutdown())];
-    ///     let options = Options::new().name("registered-demo").register(true);
-    ///     let sup = n.start(|status| supervisor::start(children, options, status)).await?;
+    ///     let options = SupervisorOptions::new().name("registered-demo").register(true);
+    ///     let sup = supervisor::start(&n, children, options).await?;
     ///     let found = registry::lookup::<Supervisor>("registered-demo")?;
     ///     assert_eq!(found.pid(), sup.pid());
     ///     sup.stop().await?;
@@ -579,19 +579,19 @@ impl ChildSpec {
     /// # Examples
     ///
     /// ```
-    /// use trellis::supervisor::{ChildSpec, Options, Shutdown};
+    /// use trellis::supervisor::{ChildSpec, SupervisorOptions, Shutdown};
     ///
     /// let workers = vec![ChildSpec::task("w", || trellis::wait_shutdown())];
-    /// let spec = ChildSpec::supervisor("pool", workers, Options::new().name("pool"));
+    /// let spec = ChildSpec::supervisor("pool", workers, SupervisorOptions::new().name("pool"));
     /// assert_eq!(spec.shutdown_policy(), Shutdown::Infinity);
     /// ```
     pub fn supervisor(
         id: impl Into<Cow<'static, str>>,
         children: Vec<ChildSpec>,
-        options: Options,
+        options: SupervisorOptions,
     ) -> Self {
         ChildSpec::new(id, move |status: TaskStatus<Supervisor>| {
-            start(children.clone(), options.clone(), status)
+            serve(children.clone(), options.clone(), status)
         })
         .shutdown(Shutdown::Infinity)
     }
@@ -606,7 +606,7 @@ impl ChildSpec {
     /// # Examples
     ///
     /// ```
-    /// use trellis::gen_server::{self, Context, GenServer, Response};
+    /// use trellis::gen_server::{Context, GenServer, Response};
     /// use trellis::supervisor::ChildSpec;
     ///
     /// struct Echo;
@@ -745,7 +745,7 @@ pub enum SupervisorError {
     #[error("invalid supervisor options: {0}")]
     InvalidOptions(&'static str),
     /// The supervisor's name is registered to another process already
-    /// (see [`Options::register`]); nothing was started.
+    /// (see [`SupervisorOptions::register`]); nothing was started.
     #[error("supervisor {name}: name is already registered")]
     #[doc(alias = "already_started")]
     NameTaken {
@@ -833,7 +833,7 @@ pub(crate) enum Command {
 /// It is what [`start`] reports through its [`TaskStatus`], and what
 /// [`registry::lookup`] and
 /// [`registry::lookup_pid`] find for a running
-/// supervisor (by name if it [registers](Options::register)). Requests made
+/// supervisor (by name if it [registers](SupervisorOptions::register)). Requests made
 /// after the supervisor ended fail with [`SupervisorError::NotRunning`].
 #[derive(Clone)]
 pub struct Supervisor {
@@ -974,7 +974,7 @@ impl Supervisor {
 /// all work. A name or pid is looked up on each use, so it reaches the
 /// current incarnation of a supervisor that was restarted. Names exist only
 /// for supervisors that register (every dynamic supervisor, a static one with
-/// [`Options::register`]); any supervisor can be reached by its pid while it
+/// [`SupervisorOptions::register`]); any supervisor can be reached by its pid while it
 /// runs.
 ///
 /// # Examples
@@ -1067,7 +1067,82 @@ impl From<Destination> for SupervisorRef {
     }
 }
 
-/// Runs a supervisor of `children` (triotp's `supervisor.start`).
+/// Starts a supervisor of `children` as a task of `nursery` and returns its
+/// handle once every child has started (triotp's `supervisor.start`; the
+/// [`gen_server::start`](crate::gen_server::start) of supervisors).
+///
+/// The supervisor runs [`serve`] in the nursery (its task named after
+/// [`SupervisorOptions::name`]) until it is stopped, gives up, or has no
+/// child left to run; once started, its end is the nursery's business like
+/// any task's (a [`SupervisorError`] then fails the nursery).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
+///
+/// trellis::nursery(|n| async move {
+///     let children = vec![ChildSpec::task("worker", trellis::wait_shutdown)];
+///     let sup = supervisor::start(&n, children, SupervisorOptions::new().name("app")).await?;
+///     assert_eq!(sup.name(), "app");
+///     assert_eq!(sup.count_children().active, 1);
+///     sup.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`SupervisorError::StartFailed`] if a child failed to start,
+/// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`,
+/// [`SupervisorError::DuplicateChild`] for two children with one id,
+/// [`SupervisorError::NameTaken`] if it [registers](SupervisorOptions::register) a
+/// name that is taken, [`SupervisorError::NotRunning`] if the nursery is
+/// closed or the supervisor ended (panicked, was cancelled) before it started.
+///
+/// # Cancel safety
+///
+/// Dropping the future before the supervisor has started cancels it (and
+/// the children started so far); after that, nothing is lost.
+pub async fn start(
+    nursery: &crate::Nursery,
+    children: Vec<ChildSpec>,
+    options: SupervisorOptions,
+) -> Result<Supervisor, SupervisorError> {
+    let name = options.name.clone();
+    let spawn = crate::SpawnOptions::new().name(name.clone());
+    nursery
+        .start_with(spawn, move |status| serve(children, options, status))
+        .await
+        .map_err(|error| start_error(error, &name))
+}
+
+/// The supervisor's own error out of a failed start handshake.
+pub(crate) fn start_error(error: crate::StartError, name: &str) -> SupervisorError {
+    let not_running = || SupervisorError::NotRunning {
+        supervisor: name.to_owned(),
+    };
+    match error {
+        crate::StartError::Failed(failure) => match failure.into_error() {
+            Some(error) => match error.downcast::<SupervisorError>() {
+                Ok(error) => *error,
+                Err(_) => not_running(),
+            },
+            None => not_running(),
+        },
+        _ => not_running(),
+    }
+}
+
+/// Runs a supervisor of `children` in the current task, reporting its
+/// handle through `status` once every child has started: the body of
+/// [`start`], for [`Nursery::start`](crate::Nursery::start) (triotp's
+/// `supervisor.start(children, opts, task_status)`).
 ///
 /// Starts the children in order, each after the previous one reported
 /// `started`, then reports a [`Supervisor`] handle through `status` and
@@ -1080,11 +1155,11 @@ impl From<Destination> for SupervisorRef {
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use trellis::supervisor::{self, ChildSpec, Options, SupervisorError};
+/// use trellis::supervisor::{self, ChildSpec, SupervisorOptions, SupervisorError};
 ///
 /// // A child that always fails: the supervisor gives up after 3 restarts.
 /// let crasher = ChildSpec::task("crasher", || async { Err::<(), _>("crash") });
-/// let err = supervisor::start(vec![crasher], Options::new(), trellis::TaskStatus::ignored())
+/// let err = supervisor::serve(vec![crasher], SupervisorOptions::new(), trellis::TaskStatus::ignored())
 ///     .await
 ///     .unwrap_err();
 /// assert!(matches!(err, SupervisorError::IntensityExceeded { ref child, .. } if child == "crasher"));
@@ -1097,7 +1172,7 @@ impl From<Destination> for SupervisorRef {
 /// [`SupervisorError::IntensityExceeded`] if children ended too often,
 /// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`,
 /// [`SupervisorError::DuplicateChild`] for two children with one id,
-/// [`SupervisorError::NameTaken`] if it [registers](Options::register) a
+/// [`SupervisorError::NameTaken`] if it [registers](SupervisorOptions::register) a
 /// name that is taken.
 ///
 /// # Cancel safety
@@ -1105,9 +1180,9 @@ impl From<Destination> for SupervisorRef {
 /// Dropping the future aborts every child at its next `.await`. To stop the
 /// tree gracefully, ask the enclosing scope or nursery for a shutdown, or call
 /// [`Supervisor::stop`].
-pub async fn start(
+pub async fn serve(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {
     engine::run(children, options, false, status).await
@@ -1115,7 +1190,7 @@ pub async fn start(
 
 pub(crate) async fn engine_run(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {

@@ -80,7 +80,10 @@ async fn a_permanent_application_is_restarted_after_normal_ends_up_to_its_limit(
         })
         .await
         .unwrap();
-        assert_eq!((stop.app.as_str(), stop.reason), ("perm", ExitReason::Normal));
+        assert_eq!(
+            (stop.app.as_str(), stop.reason),
+            ("perm", ExitReason::Normal)
+        );
         // triotp: max_restarts + 1 runs.
         assert_eq!(runs.load(Ordering::SeqCst), max_restarts + 1);
     }

@@ -32,9 +32,11 @@ fn app_with_deaf_worker(name: &'static str) -> AppSpec {
         name,
         |(), status: TaskStatus<()>| async move {
             let worker = ChildSpec::task("deaf", || std::future::pending::<()>());
-            let options = supervisor::Options::new().name("deaf-sup");
+            let options = supervisor::SupervisorOptions::new().name("deaf-sup");
             nursery(move |n| async move {
-                let started = n.start(|s| supervisor::start(vec![worker], options, s)).await;
+                let started = n
+                    .start(|s| supervisor::serve(vec![worker], options, s))
+                    .await;
                 status.started(());
                 started.map(drop).map_err(|error| error.to_string())
             })
@@ -72,10 +74,7 @@ async fn a_worker_that_ignores_shutdown_is_killed_after_five_seconds_when_its_ap
 
 #[tokio::test(start_paused = true)]
 async fn an_application_that_ignores_shutdown_is_killed_after_the_default_shutdown_time() {
-    assert_eq!(
-        stop_time(deaf_app("deaf")).await,
-        Duration::from_secs(30)
-    );
+    assert_eq!(stop_time(deaf_app("deaf")).await, Duration::from_secs(30));
 }
 
 #[tokio::test(start_paused = true)]

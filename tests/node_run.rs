@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use trellis::TaskStatus;
 use trellis::application::{self, AppSpec, ApplicationError, Restart};
-use trellis::node::{self, NodeError, Options};
+use trellis::node::{self, NodeError, NodeOptions};
 use trellis::process::ExitReason;
 
 static ONE_NODE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -21,7 +21,7 @@ const HANG: Duration = Duration::from_secs(3600);
 
 async fn run(apps: Vec<AppSpec>) -> Result<(), NodeError> {
     let _turn = ONE_NODE_AT_A_TIME.lock().await;
-    let options = Options::new().logging(false).signals(false);
+    let options = NodeOptions::new().logging(false).signals(false);
     tokio::time::timeout(HANG, node::run(apps, options))
         .await
         .expect("node::run never returned")

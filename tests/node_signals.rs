@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use trellis::TaskStatus;
 use trellis::application::AppSpec;
-use trellis::node::{self, Options};
+use trellis::node::{self, NodeOptions};
 
 const MODE: &str = "TRELLIS_NODE_SIGNAL_CHILD";
 const DEAF_MODE: &str = "TRELLIS_NODE_SIGNAL_DEAF_CHILD";
@@ -45,7 +45,7 @@ fn node_child_process() {
         )
         .depends_on("second");
         let apps = vec![up, app("second").depends_on("first"), app("first")];
-        node::run(apps, Options::new().logging(false)).await
+        node::run(apps, NodeOptions::new().logging(false)).await
     });
     println!(
         "node returned {}",
@@ -77,7 +77,7 @@ fn deaf_node_child_process() {
             (),
         );
         let before = tokio::time::Instant::now();
-        let result = node::run(vec![deaf], Options::new().logging(false)).await;
+        let result = node::run(vec![deaf], NodeOptions::new().logging(false)).await;
         // Paused clock: the only time that passed is the shutdown wait.
         println!("stop waited {:?}", before.elapsed());
         result
@@ -138,11 +138,7 @@ fn sigterm_stop_kills_an_application_that_ignores_it_after_its_shutdown_time() {
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_applications_in_reverse_order_then_returns() {
-    let rest = signal_child(
-        "node_child_process",
-        MODE,
-        &["stopped", "node returned"],
-    );
+    let rest = signal_child("node_child_process", MODE, &["stopped", "node returned"]);
     assert_eq!(
         rest,
         ["stopped second", "stopped first", "node returned ok"]

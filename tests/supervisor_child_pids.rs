@@ -8,7 +8,7 @@ use std::time::Duration;
 use trellis::gen_server::{self, Context, GenServer, Response, Server};
 use trellis::process;
 use trellis::registry;
-use trellis::supervisor::{self, ChildSpec, Options, Supervisor};
+use trellis::supervisor::{self, ChildSpec, Supervisor, SupervisorOptions};
 use trellis::{BoxError, TaskStatus, nursery};
 
 struct Echo;
@@ -34,13 +34,13 @@ async fn which_children_reports_the_pids_the_children_run_as() {
         ChildSpec::supervisor(
             "pool",
             vec![ChildSpec::task("w", trellis::wait_shutdown)],
-            Options::new().name("pool"),
+            SupervisorOptions::new().name("pool"),
         ),
         ChildSpec::task("plain", trellis::wait_shutdown),
     ];
     nursery(|n| async move {
         let sup = n
-            .start(|s| supervisor::start(children, Options::new().name("pids"), s))
+            .start(|s| supervisor::serve(children, SupervisorOptions::new().name("pids"), s))
             .await?;
         tokio::task::yield_now().await;
         let listed = sup.which_children();
@@ -88,7 +88,7 @@ async fn a_child_that_makes_a_process_in_its_task_reports_that_process() {
     });
     nursery(|n| async move {
         let sup = n
-            .start(|s| supervisor::start(vec![child], Options::new(), s))
+            .start(|s| supervisor::serve(vec![child], SupervisorOptions::new(), s))
             .await?;
         let pid = sup.which_children()[0].pid;
         assert!(pid.is_some_and(process::is_alive));

@@ -15,7 +15,7 @@ use tracing::Level;
 use trellis::TaskStatus;
 use trellis::mailbox;
 use trellis::process::Pid;
-use trellis::supervisor::{self, ChildSpec, Options, Restart, Shutdown};
+use trellis::supervisor::{self, ChildSpec, Restart, Shutdown, SupervisorOptions};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -92,9 +92,9 @@ async fn failures_are_error_events_with_supervisor_child_pid_and_reason() {
         .shutdown(Shutdown::Timeout(Duration::from_secs(1)));
 
     trellis::nursery(|n| async move {
-        let options = Options::new().name("crash-logs");
+        let options = SupervisorOptions::new().name("crash-logs");
         let sup = n
-            .start(|s| supervisor::start(vec![crasher, temp, done, deaf], options, s))
+            .start(|s| supervisor::serve(vec![crasher, temp, done, deaf], options, s))
             .await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         sup.stop().await?;
@@ -128,9 +128,16 @@ async fn failures_are_error_events_with_supervisor_child_pid_and_reason() {
     let temp = find("child terminated abnormally", "temp");
     assert_eq!(temp.level, Level::ERROR);
     assert_eq!(temp.field("reason"), "error: temp boom");
-    assert_eq!(temp.field("pid"), "undefined", "a plain task is not a process");
+    assert_eq!(
+        temp.field("pid"),
+        "undefined",
+        "a plain task is not a process"
+    );
 
-    let killed = find("child did not stop within its shutdown time; killed", "deaf");
+    let killed = find(
+        "child did not stop within its shutdown time; killed",
+        "deaf",
+    );
     assert_eq!(killed.level, Level::ERROR);
     assert_eq!(killed.field("reason"), "killed");
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use trellis::supervisor::{self, ChildSpec, Options, Restart, Strategy};
+use trellis::supervisor::{self, ChildSpec, Restart, Strategy, SupervisorOptions};
 use trellis::{BoxError, nursery};
 
 /// A transient child that finishes its work at once, counting its runs.
@@ -49,7 +49,7 @@ async fn runs_after_group_restart(strategy: Strategy) -> (u32, u32) {
     ];
     nursery(|n| async move {
         let sup = n
-            .start(|s| supervisor::start(children, Options::new().strategy(strategy), s))
+            .start(|s| supervisor::serve(children, SupervisorOptions::new().strategy(strategy), s))
             .await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(sup.which_children()[1].restarts, 1);

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use trellis::dynamic_supervisor;
 use trellis::process::ExitReason;
-use trellis::supervisor::{self, ChildSpec, ChildState, Options, Restart, SupervisorError};
+use trellis::supervisor::{
+    self, ChildSpec, ChildState, Restart, SupervisorError, SupervisorOptions,
+};
 use trellis::{TaskStatus, nursery};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -41,7 +43,7 @@ async fn an_ignored_child_is_kept_without_a_pid_and_never_restarted() {
         let children = vec![declining("shy", &runs, restart), waiting("after")];
         nursery(|n| async move {
             let sup = n
-                .start(|s| supervisor::start(children, Options::new(), s))
+                .start(|s| supervisor::serve(children, SupervisorOptions::new(), s))
                 .await?;
             tokio::time::sleep(Duration::from_secs(10)).await;
             let children = sup.which_children();
@@ -67,9 +69,13 @@ async fn a_child_that_fails_before_starting_is_still_a_start_failure() {
     let failing = ChildSpec::new("broken", |_status: TaskStatus<u32>| async {
         Err::<(), _>("no config")
     });
-    let err = supervisor::start(vec![failing], Options::new(), TaskStatus::ignored())
-        .await
-        .unwrap_err();
+    let err = supervisor::serve(
+        vec![failing],
+        SupervisorOptions::new(),
+        TaskStatus::ignored(),
+    )
+    .await
+    .unwrap_err();
     match err {
         SupervisorError::StartFailed { child, reason, .. } => {
             assert_eq!(child, "broken");
@@ -86,7 +92,10 @@ async fn start_child_of_a_dynamic_supervisor_returns_an_ignore_outcome_and_keeps
     nursery(|n| async move {
         let sup = n
             .start(|s| {
-                dynamic_supervisor::start(dynamic_supervisor::Options::new(), "ignore-dyn", s)
+                dynamic_supervisor::serve(
+                    dynamic_supervisor::DynamicSupervisorOptions::new().name("ignore-dyn"),
+                    s,
+                )
             })
             .await?;
         let outcome = dynamic_supervisor::start_child(&sup, shy).await?;
@@ -111,7 +120,7 @@ async fn start_child_of_a_static_supervisor_keeps_an_ignored_child_listed() {
     let shy = declining("shy", &runs, Restart::Permanent);
     nursery(|n| async move {
         let sup = n
-            .start(|s| supervisor::start(vec![waiting("first")], Options::new(), s))
+            .start(|s| supervisor::serve(vec![waiting("first")], SupervisorOptions::new(), s))
             .await?;
         let outcome = sup.start_child(shy).await?;
         assert!(outcome.is_ignored());

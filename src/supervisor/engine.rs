@@ -37,8 +37,8 @@ use tokio_util::task::AbortOnDropHandle;
 use super::intensity::Intensity;
 use super::tree::{PARENT, Row, Shared, lock};
 use super::{
-    ChildId, ChildSpec, ChildState, Command, Options, Shutdown, StartedChild, StartedValue,
-    Strategy, Supervisor, SupervisorError,
+    ChildId, ChildSpec, ChildState, Command, Shutdown, StartedChild, StartedValue, Strategy,
+    Supervisor, SupervisorError, SupervisorOptions,
 };
 use crate::cancel::{CancelScope, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
@@ -225,7 +225,7 @@ enum Flow {
 
 struct Engine {
     shared: Arc<Shared>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     slots: Vec<Slot>,
     exits_tx: mpsc::UnboundedSender<Exit>,
@@ -273,7 +273,7 @@ fn supervisor_view(base: &Arc<dyn Any + Send + Sync>, out: &mut dyn Any) {
 
 pub(crate) async fn run(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {
@@ -332,7 +332,7 @@ pub(crate) async fn run(
 /// The body of [`run`], once the supervisor is a process.
 async fn supervise(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     shared: Arc<Shared>,
     handle: Supervisor,
@@ -563,7 +563,9 @@ impl Engine {
                     row.own = None;
                 });
                 Err(StartFailure::Exited(match reason {
-                    ExitReason::Shutdown => ExitReason::error("returned before it reported started"),
+                    ExitReason::Shutdown => {
+                        ExitReason::error("returned before it reported started")
+                    }
                     other => other,
                 }))
             }
@@ -619,14 +621,16 @@ impl Engine {
                 running.scope.shutdown(grace);
                 let deadline = Instant::now() + grace;
                 let incarnation = running.incarnation;
-                let reason = match tokio::time::timeout_at(deadline, self.wait_exit(key, incarnation)).await {
-                    Ok(reason) => reason,
-                    Err(_) => {
-                        // Shields or a busy loop kept it alive: no more waiting.
-                        running.handle.abort();
-                        self.wait_exit(key, incarnation).await
-                    }
-                };
+                let reason =
+                    match tokio::time::timeout_at(deadline, self.wait_exit(key, incarnation)).await
+                    {
+                        Ok(reason) => reason,
+                        Err(_) => {
+                            // Shields or a busy loop kept it alive: no more waiting.
+                            running.handle.abort();
+                            self.wait_exit(key, incarnation).await
+                        }
+                    };
                 if reason == ExitReason::Killed {
                     // Its scope's grace ran out, or the abort above: as
                     // OTP's `shutdown_error` report, with reason `killed`.

@@ -105,15 +105,11 @@ impl Shared {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use trellis::supervisor::{self, ChildSpec, Options};
+/// use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 ///
 /// trellis::nursery(|n| async move {
-///     let sup = n
-///         .start(|status| {
-///             let children = vec![ChildSpec::task("worker", || std::future::pending::<()>())];
-///             supervisor::start(children, Options::new().name("tree-demo"), status)
-///         })
-///         .await?;
+///     let children = vec![ChildSpec::task("worker", || std::future::pending::<()>())];
+///     let sup = supervisor::start(&n, children, SupervisorOptions::new().name("tree-demo")).await?;
 ///     let trees = supervisor::tree();
 ///     assert!(trees.iter().any(|t| t.name == "tree-demo" && t.children.len() == 1));
 ///     assert!(supervisor::tree().to_string().contains("worker"));
@@ -150,7 +146,7 @@ pub fn tree() -> Tree {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SupervisorInfo {
-    /// The supervisor's name ([`Options::name`](super::Options::name)).
+    /// The supervisor's name ([`SupervisorOptions::name`](super::SupervisorOptions::name)).
     pub name: String,
     /// The supervisor's own process id.
     pub pid: Pid,
