@@ -795,14 +795,17 @@ impl Engine {
                     Ok(None) => {} // ignored: recorded, not restarted again
                     Ok(Some(_)) => {
                         if restarted {
-                            let pid = self
-                                .index(owed_key)
-                                .and_then(|j| claimed_pid(&self.slots[j].own));
-                            let pid = ShowPid(pid);
+                            // Field values are computed only if the event is enabled.
+                            let pid = || {
+                                ShowPid(
+                                    self.index(owed_key)
+                                        .and_then(|j| claimed_pid(&self.slots[j].own)),
+                                )
+                            };
                             if abnormal {
-                                tracing::error!(supervisor = %self.shared.name, child = %id, %pid, restarts, "child restarted after an abnormal exit");
+                                tracing::error!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted after an abnormal exit");
                             } else {
-                                tracing::info!(supervisor = %self.shared.name, child = %id, %pid, restarts, "child restarted");
+                                tracing::info!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted");
                             }
                         }
                     }
