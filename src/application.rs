@@ -117,6 +117,42 @@ impl fmt::Debug for AppSpec {
 impl AppSpec {
     /// An application named `name` that runs `start(arg.clone(), status)`;
     /// it counts as started when it calls [`TaskStatus::started`].
+    ///
+    /// The start function usually starts the application's top
+    /// [supervisor](crate::supervisor), reports `started`, and returns when
+    /// the supervisor does. Its output is `()` or a `Result`: an `Err` or a
+    /// panic is a failure; returning before `started` is a start failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::application::{AppSpec, Applications, Restart, Shutdown};
+    /// use trellis::TaskStatus;
+    ///
+    /// let spec = AppSpec::new("greeter", |greeting: &'static str, status: TaskStatus<()>| async move {
+    ///     assert_eq!(greeting, "hello");
+    ///     status.started(());
+    ///     trellis::wait_shutdown().await;
+    /// }, "hello")
+    /// .restart(Restart::Transient)
+    /// .shutdown(Shutdown::Timeout(Duration::from_secs(1)));
+    /// assert_eq!(spec.name(), "greeter");
+    /// assert_eq!(spec.shutdown_policy(), Shutdown::Timeout(Duration::from_secs(1)));
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let apps = Applications::new(&n);
+    ///     apps.start(spec).await?;
+    ///     assert_eq!(apps.which_applications(), ["greeter"]);
+    ///     apps.stop("greeter").await?;
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     pub fn new<A, F, Fut>(name: impl AsRef<str>, start: F, arg: A) -> Self
     where
         A: Clone + Send + Sync + 'static,
@@ -448,11 +484,16 @@ impl Applications {
     }
 
     /// Starts `spec` (its dependencies must be running); does nothing if it
-    /// is already running.
+    /// is already running. Returns once the application reported `started`.
     ///
     /// # Errors
     ///
     /// As [`start_all`](Self::start_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before the application has started cancels its
+    /// start; after that, it runs on.
     pub async fn start(&self, spec: AppSpec) -> Result<(), ApplicationError> {
         self.start_all(vec![spec]).await
     }
@@ -722,19 +763,64 @@ fn node() -> Result<Applications, ApplicationError> {
 /// Starts `spec` on the running node (triotp's `application.start`);
 /// nothing happens if it is already running.
 ///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use trellis::application::{self, AppSpec, ApplicationError, Restart};
+/// use trellis::node::{self, NodeOptions};
+/// use trellis::TaskStatus;
+///
+/// let helper = AppSpec::new("helper", |(), status: TaskStatus<()>| async move {
+///     status.started(());
+///     trellis::wait_shutdown().await;
+/// }, ());
+/// // An application that starts another, then stops it, and ends.
+/// let boss = AppSpec::new("boss", move |(), status: TaskStatus<()>| {
+///     let helper = helper.clone();
+///     async move {
+///         status.started(());
+///         application::start(helper).await?;
+///         assert_eq!(application::which_applications(), ["boss", "helper"]);
+///         application::stop("helper").await?;
+///         Ok::<_, ApplicationError>(())
+///     }
+/// }, ())
+/// .restart(Restart::Temporary);
+/// // Both ended, neither terminated the node: it returns `Ok`.
+/// node::run(vec![boss], NodeOptions::new().logging(false).signals(false)).await.unwrap();
+/// // Outside a node there is no controller.
+/// assert!(matches!(application::stop("boss").await, Err(ApplicationError::NoNode)));
+/// # }
+/// ```
+///
 /// # Errors
 ///
 /// [`ApplicationError::NoNode`] outside [`node::run`](crate::node::run);
 /// otherwise as [`Applications::start`].
+///
+/// # Cancel safety
+///
+/// As [`Applications::start`].
 pub async fn start(spec: AppSpec) -> Result<(), ApplicationError> {
     node()?.start(spec).await
 }
 
-/// Stops the application `name` on the running node.
+/// Stops the application `name` on the running node (triotp's
+/// `application.stop`): gracefully, within its [`AppSpec::shutdown`]. An
+/// application stopped this way did not terminate: its end never stops the
+/// node (see [`start`] for an example).
 ///
 /// # Errors
 ///
-/// [`ApplicationError::NoNode`], [`ApplicationError::NotStarted`].
+/// [`ApplicationError::NoNode`] outside a node;
+/// [`ApplicationError::NotStarted`] if no application of that name runs
+/// (nothing else happens).
+///
+/// # Cancel safety
+///
+/// As [`Applications::stop`].
 pub async fn stop(name: &str) -> Result<(), ApplicationError> {
     node()?.stop(name).await
 }

@@ -51,7 +51,20 @@ use crate::logging::{self, LogFormat, LogLevel};
 use crate::nursery::nursery;
 use crate::process::ExitReason;
 
-/// Options of [`run`] (see the module table).
+/// Options of [`run`] (see the [module table](self) for the defaults).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::logging::{LogFormat, LogLevel};
+/// use trellis::node::NodeOptions;
+///
+/// let options = NodeOptions::new()
+///     .log_level(LogLevel::Debug)
+///     .log_format(LogFormat::Json)
+///     .signals(false);
+/// assert!(format!("{options:?}").contains("Debug"));
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct NodeOptions {
@@ -170,8 +183,32 @@ fn signals() -> Result<impl std::future::Future<Output = &'static str>, NodeErro
     })
 }
 
-/// Runs a node: starts `apps`, waits for a signal or for an application whose
-/// end stops the node, then stops the applications in reverse order.
+/// Runs a node: starts `apps`, waits for a signal, for an application whose
+/// end stops the node, or for every application to end; then stops the
+/// applications in reverse order (see the [module table](self)).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::application::{AppSpec, Restart};
+/// use trellis::node::{self, NodeOptions};
+/// use trellis::TaskStatus;
+///
+/// // A batch job: a transient application that finishes its work.
+/// let job = AppSpec::new("job", |(), status: TaskStatus<()>| async move {
+///     status.started(());
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+/// }, ())
+/// .restart(Restart::Transient);
+/// // Every application ended, none terminated: the node returns Ok.
+/// node::run(vec![job], NodeOptions::new().logging(false).signals(false))
+///     .await
+///     .unwrap();
+/// # }
+/// ```
 ///
 /// # Errors
 ///
@@ -181,7 +218,8 @@ fn signals() -> Result<impl std::future::Future<Output = &'static str>, NodeErro
 ///
 /// # Cancel safety
 ///
-/// Dropping the future cancels every application without waiting for them.
+/// Dropping the future cancels every application without waiting for them
+/// (no graceful stop): let a signal or the applications end it instead.
 pub async fn run(apps: Vec<AppSpec>, options: NodeOptions) -> Result<(), NodeError> {
     if options.logging {
         // A subscriber installed by the program (or a test) stays.

@@ -1,9 +1,10 @@
 //! Supervisors: processes that start children, watch them and restart them
 //! when they end, within a restart intensity (Erlang/OTP's `supervisor`).
 //!
-//! A supervisor is a task like any other: run [`start`] in a nursery with
-//! [`Nursery::start`](crate::Nursery::start) and you get a [`Supervisor`]
-//! handle once every child has started. Each child is described by a
+//! A supervisor is a task like any other: [`start`] runs one in a nursery
+//! and returns its [`Supervisor`] handle once every child has started
+//! ([`serve`] is the same body for [`Nursery::start`](crate::Nursery::start)
+//! or a [`ChildSpec`]). Each child is described by a
 //! [`ChildSpec`]: an id, a *start function* that builds a fresh task for
 //! every (re)start (a gen_server, another supervisor, any async function), a
 //! [`Restart`] type and a [`Shutdown`] policy. Below the supervisor sit
@@ -16,7 +17,7 @@
 //!
 //! | you call | the supervisor |
 //! |---|---|
-//! | [`start(children, options, status)`](start) | starts children in order, each after the previous reported [`TaskStatus::started`] (a [`ChildSpec::task`] child: once spawned); then reports its own [`Supervisor`] handle |
+//! | [`start(&n, children, options)`](start) / [`serve(children, options, status)`](serve) | starts children in order, each after the previous reported [`TaskStatus::started`] (a [`ChildSpec::task`] child: once spawned); then returns (reports) its own [`Supervisor`] handle |
 //! | a child returns, fails or panics | decides by its [`Restart`] type; restarts it (and siblings, by [`Strategy`]) or lets it go |
 //! | a [`ChildSpec::new`] child returns `Ok` without reporting `started` | records it as [ignored](ChildState::Ignored) (OTP's `ignore`): not running, no pid, never restarted; not a start failure |
 //! | a child fails (error, panic) before reporting `started` | a start failure: [`SupervisorError::StartFailed`] (a restart that fails this way counts as another exit) |
@@ -24,6 +25,37 @@
 //! | the enclosing scope asks for a graceful shutdown, or [`Supervisor::stop`] | stops children in reverse start order, each by its [`Shutdown`], then returns `Ok(())` |
 //! | every child has ended and none is to be restarted | returns `Ok(())` (as triotp) |
 //! | [`tree`] from any task | a snapshot of every live supervision tree |
+//!
+//! # OTP call → Trellis
+//!
+//! A Trellis supervisor has no callback module: OTP's `init/1` result (the
+//! supervisor flags and child specs) is the value you pass to [`start`].
+//!
+//! | OTP | Trellis |
+//! |---|---|
+//! | `supervisor:start_link(Mod, Args)`, then `Mod:init(Args)` → `{ok, {SupFlags, ChildSpecs}}` | [`start(&n, children, options)`](start): `options` are the flags, `children` the specs |
+//! | `Mod:init/1` → `ignore` | don't start the supervisor (nothing to call) |
+//! | child `start := {M, F, A}` → `{ok, Pid}` | the [`ChildSpec`] start function, called for every (re)start; its [`TaskStatus::started`] is `{ok, Pid}` |
+//! | child start → `ignore` | the start function returns `Ok` without `started`: [`ChildState::Ignored`], [`StartedChild::is_ignored`] |
+//! | child start → `{error, E}` | the start function fails (error, panic) before `started`: [`SupervisorError::StartFailed`] |
+//! | `supervisor:start_child(Sup, Spec)` | [`Supervisor::start_child`] |
+//! | `terminate_child` + `delete_child` | [`Supervisor::terminate_child`] |
+//! | `which_children(Sup)` (`undefined` pid when not running) | [`Supervisor::which_children`] (`pid: None`; see [`ChildInfo::pid`]) |
+//! | `count_children(Sup)` | [`Supervisor::count_children`] |
+//! | `exit(Sup, shutdown)` | [`Supervisor::stop`], or a shutdown of the enclosing scope |
+//!
+//! Every default, OTP's and Trellis's:
+//!
+//! | setting | OTP default | Trellis default |
+//! |---|---|---|
+//! | strategy | `one_for_one` | [`Strategy::OneForOne`] |
+//! | intensity / period | 1 restart in 5 s | 3 restarts in 5 s ([`max_restarts`](SupervisorOptions::max_restarts), [`max_seconds`](SupervisorOptions::max_seconds)): triotp's default, on purpose |
+//! | restart | `permanent` | [`Restart::Permanent`] |
+//! | shutdown of a worker | 5000 ms, then `kill` | [`Shutdown::Timeout`] of 5 s, then killed (logged at `ERROR`) |
+//! | shutdown of a supervisor child | `infinity` | [`Shutdown::Infinity`] ([`ChildSpec::supervisor`]); bounded all the same, see [Shutdown](#shutdown) |
+//! | `auto_shutdown` | `never`: a supervisor with no children runs on | a static supervisor returns `Ok(())` once no child is left to run (triotp's behaviour); a [dynamic supervisor](crate::dynamic_supervisor) runs on |
+//! | registered name | none | none ([`register`](SupervisorOptions::register) `false`); the [name](SupervisorOptions::name) `"supervisor"` labels logs and the tree |
+//! | backoff between restarts | none | none ([`backoff`](SupervisorOptions::backoff)) |
 //!
 //! # Restart types
 //!
@@ -326,7 +358,22 @@ impl Backoff {
     }
 }
 
-/// The options of a supervisor (see the [module table](self#options)).
+/// The options of a supervisor (see the [module table](self#options) for
+/// the defaults: `OneForOne`, 3 restarts in 5 s, no backoff, a label name).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::supervisor::{Strategy, SupervisorOptions};
+///
+/// let options = SupervisorOptions::new()
+///     .name("db")
+///     .strategy(Strategy::RestForOne)
+///     .max_restarts(10)
+///     .max_seconds(Duration::from_secs(60));
+/// assert!(format!("{options:?}").contains("RestForOne"));
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 #[doc(alias = "options")]
@@ -879,12 +926,19 @@ impl Supervisor {
         self.shared.snapshot()
     }
 
-    /// The children, in start order (OTP's `which_children`).
+    /// The children, in start order (OTP's `which_children`): each one's
+    /// id, key, own pid ([`ChildInfo::pid`]: `None` when it has none, as
+    /// OTP's `undefined`), state and restart count. Ignored children and
+    /// stopped ones waiting for a restart are listed; temporary children
+    /// that ended are not. See [`start_child`](Self::start_child) for an
+    /// example.
     pub fn which_children(&self) -> Vec<ChildInfo> {
         self.info().children
     }
 
-    /// Counts the children (OTP's `count_children`).
+    /// Counts the children (OTP's `count_children`): `specs` lists every
+    /// child the supervisor knows, `active` those starting or running (not
+    /// ignored, stopped or being stopped).
     pub fn count_children(&self) -> ChildCount {
         let info = self.info();
         let mut count = ChildCount {
@@ -906,7 +960,38 @@ impl Supervisor {
     }
 
     /// Adds a child and starts it, after the children already there; returns
-    /// its key and started value once its handshake is done.
+    /// its key and started value once its handshake is done (or that it
+    /// [ignored](StartedChild::is_ignored) its start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use trellis::supervisor::{self, ChildSpec, ChildState, SupervisorOptions};
+    /// use trellis::TaskStatus;
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let worker = ChildSpec::task("worker", trellis::wait_shutdown);
+    ///     let sup = supervisor::start(&n, vec![worker], SupervisorOptions::new()).await?;
+    ///     let port = ChildSpec::new("listener", |status: TaskStatus<u16>| async move {
+    ///         status.started(8080);
+    ///         trellis::wait_shutdown().await;
+    ///     });
+    ///     let started = sup.start_child(port).await?;
+    ///     let key = started.id;
+    ///     assert_eq!(started.downcast::<u16>().unwrap(), 8080);
+    ///     let children = sup.which_children();
+    ///     assert_eq!((children[1].id.as_str(), children[1].state), ("listener", ChildState::Running));
+    ///     sup.terminate_child(key).await?;
+    ///     assert_eq!(sup.which_children().len(), 1);
+    ///     sup.stop().await?;
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -946,7 +1031,28 @@ impl Supervisor {
     }
 
     /// Stops the supervisor gracefully: its children in reverse start order,
-    /// then itself; returns once they have all ended.
+    /// each by its [`Shutdown`] (bounded by default), then itself; returns
+    /// once they have all ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use trellis::supervisor::{self, ChildSpec, SupervisorError, SupervisorOptions};
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let children = vec![ChildSpec::task("worker", trellis::wait_shutdown)];
+    ///     let sup = supervisor::start(&n, children, SupervisorOptions::new()).await?;
+    ///     sup.stop().await?;
+    ///     assert!(!sup.is_running());
+    ///     assert!(matches!(sup.stop().await, Err(SupervisorError::NotRunning { .. })));
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
