@@ -563,9 +563,9 @@ impl Applications {
                 let mut state = lock(&self.inner.state);
                 // It may already have ended, between `started` and now.
                 if let Some(reason) = state.last_exit.remove(&name) {
-                    self.inner.count_changed(&state);
                     drop(state);
                     self.inner.ended(&name, restart, reason);
+                    self.inner.count_changed(&lock(&self.inner.state));
                 } else {
                     state.running.push(Running {
                         name,
@@ -706,9 +706,11 @@ impl Inner {
         }
         if let Some(at) = state.running.iter().position(|r| &r.name == name) {
             state.running.remove(at);
-            self.count_changed(&state);
             drop(state);
+            // The node learns whether this end stops it before it can see
+            // that nothing runs any more.
             self.ended(name, restart, reason);
+            self.count_changed(&lock(&self.state));
         } else {
             // Not started yet (or between `started` and being listed).
             state.last_exit.insert(name.clone(), reason);

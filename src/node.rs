@@ -245,8 +245,11 @@ pub async fn run(apps: Vec<AppSpec>, options: NodeOptions) -> Result<(), NodeErr
         controller.start_all(apps).await?;
         tracing::info!(applications = ?controller.which_applications(), "node started");
         let stop = tokio::select! {
-            signal = signal => Stop::Signal(signal),
+            // An application's termination wins over "all ended": both
+            // are seen when the last application terminates.
+            biased;
             stop = controller.wait_node_stop() => Stop::App(stop),
+            signal = signal => Stop::Signal(signal),
             () = controller.wait_all_ended() => Stop::AllEnded,
         };
         match &stop {

@@ -161,7 +161,7 @@
 //! events, is the child's own, as OTP's `which_children` gives it: the pid
 //! of the first process created in the child's task — a gen_server's, a
 //! nested supervisor's, or a mailbox a [`ChildSpec::new`] child opens — so
-//! it is alive and [`registry::lookup_pid`](crate::registry::lookup_pid)
+//! it is alive and [`registry::lookup_pid`]
 //! finds the child by it. A plain task that creates no process has no pid
 //! (`None`, `undefined` in logs): it is not a process, nothing can send to
 //! it, and Trellis does not invent a pid that no lookup could resolve (see

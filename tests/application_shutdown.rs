@@ -31,7 +31,7 @@ fn app_with_deaf_worker(name: &'static str) -> AppSpec {
     AppSpec::new(
         name,
         |(), status: TaskStatus<()>| async move {
-            let worker = ChildSpec::task("deaf", || std::future::pending::<()>());
+            let worker = ChildSpec::task("deaf", std::future::pending::<()>);
             let options = supervisor::SupervisorOptions::new().name("deaf-sup");
             nursery(move |n| async move {
                 let started = n

@@ -88,7 +88,7 @@ async fn failures_are_error_events_with_supervisor_child_pid_and_reason() {
     })
     .restart(Restart::Temporary);
     let done = ChildSpec::task("done", || async {}).restart(Restart::Transient);
-    let deaf = ChildSpec::task("deaf", || std::future::pending::<()>())
+    let deaf = ChildSpec::task("deaf", std::future::pending::<()>)
         .shutdown(Shutdown::Timeout(Duration::from_secs(1)));
 
     trellis::nursery(|n| async move {

@@ -250,7 +250,7 @@ async fn tree_shows_nested_supervisors_and_restart_counts() {
 
 /// A worker that never looks at the shutdown request.
 fn deaf(id: &'static str) -> ChildSpec {
-    ChildSpec::task(id, || std::future::pending::<()>())
+    ChildSpec::task(id, std::future::pending::<()>)
 }
 
 #[tokio::test(start_paused = true)]
