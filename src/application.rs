@@ -784,7 +784,7 @@ fn node() -> Result<Applications, ApplicationError> {
 ///     async move {
 ///         status.started(());
 ///         application::start(helper).await?;
-///         assert_eq!(application::which_applications(), ["boss", "helper"]);
+///         assert!(application::which_applications().contains(&"helper".to_owned()));
 ///         application::stop("helper").await?;
 ///         Ok::<_, ApplicationError>(())
 ///     }
