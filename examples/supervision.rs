@@ -9,10 +9,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use trellis::application::AppSpec;
+use trellis::application::{AppSpec, Restart};
 use trellis::logging::{LogFormat, LogLevel};
-use trellis::node::{self, Options as NodeOptions};
-use trellis::supervisor::{self, ChildSpec, Options, Strategy};
+use trellis::node::{self, NodeOptions};
+use trellis::supervisor::{self, ChildSpec, Strategy, SupervisorOptions};
 use trellis::{TaskStatus, nursery};
 
 /// A tiny xorshift generator: enough randomness for a demo, no dependency.
@@ -52,16 +52,15 @@ async fn demo_app((): (), status: TaskStatus<()>) -> Result<(), String> {
             ChildSpec::supervisor(
                 "workers",
                 vec![ChildSpec::task("quiet", trellis::wait_shutdown)],
-                Options::new().name("workers"),
+                SupervisorOptions::new().name("workers"),
             ),
         ];
-        let options = Options::new()
+        let options = SupervisorOptions::new()
             .name("demo")
             .strategy(Strategy::OneForOne)
             .max_restarts(100)
             .max_seconds(Duration::from_secs(5));
-        let sup = n
-            .start(|s| supervisor::start(children, options, s))
+        let sup = supervisor::start(&n, children, options)
             .await
             .map_err(|e| e.to_string())?;
         status.started(());
@@ -76,11 +75,12 @@ async fn demo_app((): (), status: TaskStatus<()>) -> Result<(), String> {
 }
 
 fn main() -> Result<(), node::NodeError> {
-    let app = AppSpec::new("demo", demo_app, ());
+    // Temporary: its end is not a termination that fails the node.
+    let app = AppSpec::new("demo", demo_app, ()).restart(Restart::Temporary);
     let options = NodeOptions::new()
         .log_level(LogLevel::Info)
         .log_format(LogFormat::Compact);
-    // The app is permanent: when it returns after its five seconds, the node
-    // stops.
+    // When the app returns after its five seconds, no application is left
+    // running and the node returns `Ok`.
     trellis::run(node::run(vec![app], options))
 }

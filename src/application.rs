@@ -12,15 +12,25 @@
 //! | you call | we do |
 //! |---|---|
 //! | [`Applications::start_all`] / [`start`] | check every dependency exists and none is circular (before starting anything), then start each application after its dependencies, each after the previous reported `started`; running ones are skipped |
-//! | [`Applications::stop`] / [`stop`] | ask the application to shut down gracefully, wait for it |
+//! | [`Applications::stop`] / [`stop`] | ask the application to shut down gracefully, wait for it (killed after its [`shutdown`](AppSpec::shutdown) time); an unknown name gives [`ApplicationError::NotStarted`] and changes nothing |
 //! | [`Applications::stop_all`] | stop every application in reverse start order |
-//! | an application ends on its own | by its [`Restart`] type: `Permanent` asks the node to stop; `Transient` only if it failed; `Temporary` is only logged |
+//! | an application ends on its own | it leaves the running set (it can be started again); by its [`Restart`] type: `Permanent` is restarted within its [limit](AppSpec::max_restarts), then asks the node to stop; `Transient` likewise, only if it failed; `Temporary` is only logged |
+//!
+//! A name listed twice in one [`start_all`](Applications::start_all) is
+//! started once, as its first listing says.
 //!
 //! | [`AppSpec`] option | default |
 //! |---|---|
 //! | [`restart`](AppSpec::restart) | `Permanent` (triotp's `permanent=True`) |
 //! | [`depends_on`](AppSpec::depends_on) | none |
-//! | [`shutdown`](AppSpec::shutdown) | wait as long as it takes |
+//! | [`shutdown`](AppSpec::shutdown) | 30 s grace, then killed (logged at `ERROR`) |
+//! | [`max_restarts`](AppSpec::max_restarts) / [`max_seconds`](AppSpec::max_seconds) | 0 in 5 s: not restarted (OTP); triotp's default is its supervisor's 3 in 5 s |
+//!
+//! | triotp / OTP | Trellis | why it differs |
+//! |---|---|---|
+//! | triotp `app_spec(permanent=False)` restarts a crashed app up to `opts.max_restarts` (default 3) | `Restart::Transient` with [`max_restarts`](AppSpec::max_restarts), default 0 | OTP's application controller never restarts an application; restarts belong to its supervisor, so the default follows OTP |
+//! | OTP `application:stop(App)` of an unknown app: `{error, {not_started, App}}` | `Err(ApplicationError::NotStarted { app })` | same |
+//! | triotp `application.stop` of an unknown app does nothing | returns the error value above, nothing else happens | the caller learns it |
 //!
 //! # Examples
 //!
@@ -68,9 +78,15 @@ use tokio::sync::watch;
 use crate::cancel::CancelScope;
 use crate::nursery::{Nursery, SpawnOptions, TaskOutput, TaskStatus};
 use crate::process::ExitReason;
-pub use crate::supervisor::Restart;
+use crate::supervisor::intensity::Intensity;
+pub use crate::supervisor::{Restart, Shutdown};
+use tokio::time::Instant;
 
 use crate::BoxError;
+
+/// An application's default [`Shutdown`]: a 30 s grace period, then a kill.
+const DEFAULT_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(30));
+
 type StartFn =
     Arc<dyn Fn(TaskStatus<()>) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
@@ -83,7 +99,9 @@ pub struct AppSpec {
     start: StartFn,
     restart: Restart,
     dependencies: Vec<Arc<str>>,
-    shutdown: Option<Duration>,
+    shutdown: Shutdown,
+    max_restarts: u32,
+    max_seconds: Duration,
 }
 
 impl fmt::Debug for AppSpec {
@@ -99,6 +117,42 @@ impl fmt::Debug for AppSpec {
 impl AppSpec {
     /// An application named `name` that runs `start(arg.clone(), status)`;
     /// it counts as started when it calls [`TaskStatus::started`].
+    ///
+    /// The start function usually starts the application's top
+    /// [supervisor](crate::supervisor), reports `started`, and returns when
+    /// the supervisor does. Its output is `()` or a `Result`: an `Err` or a
+    /// panic is a failure; returning before `started` is a start failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use trellis::application::{AppSpec, Applications, Restart, Shutdown};
+    /// use trellis::TaskStatus;
+    ///
+    /// let spec = AppSpec::new("greeter", |greeting: &'static str, status: TaskStatus<()>| async move {
+    ///     assert_eq!(greeting, "hello");
+    ///     status.started(());
+    ///     trellis::wait_shutdown().await;
+    /// }, "hello")
+    /// .restart(Restart::Transient)
+    /// .shutdown(Shutdown::Timeout(Duration::from_secs(1)));
+    /// assert_eq!(spec.name(), "greeter");
+    /// assert_eq!(spec.shutdown_policy(), Shutdown::Timeout(Duration::from_secs(1)));
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let apps = Applications::new(&n);
+    ///     apps.start(spec).await?;
+    ///     assert_eq!(apps.which_applications(), ["greeter"]);
+    ///     apps.stop("greeter").await?;
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     pub fn new<A, F, Fut>(name: impl AsRef<str>, start: F, arg: A) -> Self
     where
         A: Clone + Send + Sync + 'static,
@@ -115,7 +169,9 @@ impl AppSpec {
             start,
             restart: Restart::Permanent,
             dependencies: Vec::new(),
-            shutdown: None,
+            shutdown: DEFAULT_SHUTDOWN,
+            max_restarts: 0,
+            max_seconds: Duration::from_secs(5),
         }
     }
 
@@ -133,10 +189,47 @@ impl AppSpec {
         self
     }
 
-    /// Drops the application if it has not stopped `grace` after being asked.
+    /// How the application is stopped (default: [`Shutdown::Timeout`] of
+    /// 30 s): asked to shut down, then killed — its task dropped at its next
+    /// `.await`, logged at `ERROR` — if it has not ended within the grace
+    /// period. [`Shutdown::Infinity`] waits as long as it takes;
+    /// [`Shutdown::BrutalKill`] drops it at once.
+    ///
+    /// The default is longer than a worker's 5 s because an application's
+    /// top supervisor stops its children one after the other, each within
+    /// its own bounded shutdown.
     #[must_use]
-    pub fn shutdown(mut self, grace: Duration) -> Self {
-        self.shutdown = Some(grace);
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The application's shutdown policy (see [`shutdown`](Self::shutdown)).
+    pub fn shutdown_policy(&self) -> Shutdown {
+        self.shutdown
+    }
+
+    /// Restarts the application, when its [`Restart`] type says it ends
+    /// with a restart (a `Permanent` one always, a `Transient` one after a
+    /// failure), up to `max_restarts` times within
+    /// [`max_seconds`](Self::max_seconds) (triotp's app `opts`); one end more
+    /// and its end stops the node. Default: 0, no restart (OTP's application
+    /// controller restarts nothing).
+    ///
+    /// A restart runs the start function again; the first start's handshake
+    /// is the one [`Applications::start`] waits for, later ones are not
+    /// waited for. An application stopped with [`Applications::stop`] is
+    /// never restarted.
+    #[must_use]
+    pub fn max_restarts(mut self, max_restarts: u32) -> Self {
+        self.max_restarts = max_restarts;
+        self
+    }
+
+    /// The window of [`max_restarts`](Self::max_restarts) (default: 5 s).
+    #[must_use]
+    pub fn max_seconds(mut self, window: Duration) -> Self {
+        self.max_seconds = window;
         self
     }
 
@@ -161,9 +254,6 @@ pub enum ApplicationError {
     /// Dependencies form a cycle through these applications.
     #[error("circular dependencies between applications {0:?}")]
     Cycle(Vec<String>),
-    /// Two specs with one name were given together.
-    #[error("application {0} given twice")]
-    Duplicate(String),
     /// The application failed, or returned, before it reported `started`.
     #[error("application {app} failed to start: {reason}")]
     StartFailed {
@@ -172,9 +262,15 @@ pub enum ApplicationError {
         /// How it ended.
         reason: ExitReason,
     },
-    /// No running application has this name.
-    #[error("application {0} is not running")]
-    NotRunning(String),
+    /// No running application has this name (OTP's
+    /// `{error, {not_started, App}}`): [`Applications::stop`] of it did
+    /// nothing.
+    #[error("application {app} is not started")]
+    #[doc(alias = "not_started")]
+    NotStarted {
+        /// The name asked for.
+        app: String,
+    },
     /// The controller's nursery has finished.
     #[error("the application controller is closed")]
     Closed,
@@ -195,7 +291,7 @@ pub struct NodeStop {
 struct Running {
     name: Arc<str>,
     scope: CancelScope,
-    shutdown: Option<Duration>,
+    shutdown: Shutdown,
     done: watch::Receiver<bool>,
 }
 
@@ -209,6 +305,9 @@ struct Inner {
     nursery: Nursery,
     state: Mutex<State>,
     node_stop: watch::Sender<Option<NodeStop>>,
+    /// How many applications are running or stopping; `None` until one
+    /// has started.
+    count: watch::Sender<Option<usize>>,
 }
 
 /// An application controller: starts applications as tasks of a nursery and
@@ -236,7 +335,7 @@ fn start_order(
     let mut names = Vec::new();
     for spec in specs {
         if by_name.contains_key(&spec.name) {
-            return Err(ApplicationError::Duplicate(spec.name.to_string()));
+            continue; // listed twice: started once, as the first listing says
         }
         names.push(spec.name.clone());
         by_name.insert(spec.name.clone(), spec);
@@ -284,6 +383,79 @@ fn start_order(
         .collect())
 }
 
+/// How an application's start function ended, as an exit reason.
+fn reason_of(out: Result<Result<(), BoxError>, Box<dyn std::any::Any + Send>>) -> ExitReason {
+    match out {
+        Ok(Ok(())) => ExitReason::Normal,
+        Ok(Err(error)) => ExitReason::error(error),
+        Err(payload) => ExitReason::Panic(crate::cancel::panic_message(&*payload).into()),
+    }
+}
+
+/// Runs an application's start function, again after each end its
+/// [`Restart`] type and limits allow (see [`AppSpec::max_restarts`]);
+/// returns how the last incarnation ended. The first incarnation's
+/// handshake is forwarded to `status`.
+async fn incarnations(
+    inner: Arc<Inner>,
+    spec: AppSpec,
+    (max_restarts, max_seconds): (u32, Duration),
+    status: TaskStatus<()>,
+) -> ExitReason {
+    let mut intensity = Intensity::new(max_restarts, max_seconds);
+    let mut first = Some(status);
+    loop {
+        let (own, hook, handshake) = TaskStatus::<()>::new();
+        let run = AssertUnwindSafe((spec.start)(own)).catch_unwind();
+        tokio::pin!(run, handshake);
+        let out = match first.take() {
+            // A restart: nobody waits for its handshake.
+            None => run.await,
+            Some(status) => tokio::select! {
+                biased;
+                out = &mut run => {
+                    // The handshake is settled once the incarnation ended.
+                    drop(hook);
+                    if handshake.await.is_err() {
+                        // Never started: a start failure, which the
+                        // starter learns from the dropped `status`.
+                        return reason_of(out);
+                    }
+                    status.started(());
+                    out
+                }
+                answer = &mut handshake => {
+                    if answer.is_ok() {
+                        status.started(());
+                    }
+                    run.await
+                }
+            },
+        };
+        let reason = reason_of(out);
+        if !spec.restart.restarts_after(&reason) || inner.is_stopping(&spec.name) {
+            return reason;
+        }
+        if !intensity.record(Instant::now()) {
+            if max_restarts > 0 {
+                tracing::error!(
+                    application = %spec.name,
+                    %reason,
+                    max_restarts,
+                    max_seconds = ?max_seconds,
+                    "application restart limit reached"
+                );
+            }
+            return reason;
+        }
+        if reason.is_abnormal() {
+            tracing::error!(application = %spec.name, %reason, "application failed, restarting");
+        } else {
+            tracing::info!(application = %spec.name, %reason, "application ended, restarting");
+        }
+    }
+}
+
 impl Applications {
     /// A controller whose applications run as tasks of `nursery`.
     pub fn new(nursery: &Nursery) -> Self {
@@ -296,6 +468,7 @@ impl Applications {
                     last_exit: HashMap::new(),
                 }),
                 node_stop: watch::channel(None).0,
+                count: watch::channel(None).0,
             }),
         }
     }
@@ -311,11 +484,16 @@ impl Applications {
     }
 
     /// Starts `spec` (its dependencies must be running); does nothing if it
-    /// is already running.
+    /// is already running. Returns once the application reported `started`.
     ///
     /// # Errors
     ///
     /// As [`start_all`](Self::start_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before the application has started cancels its
+    /// start; after that, it runs on.
     pub async fn start(&self, spec: AppSpec) -> Result<(), ApplicationError> {
         self.start_all(vec![spec]).await
     }
@@ -328,7 +506,7 @@ impl Applications {
     /// # Errors
     ///
     /// [`ApplicationError::MissingDependency`], [`ApplicationError::Cycle`],
-    /// [`ApplicationError::Duplicate`] before anything starts;
+    /// before anything starts;
     /// [`ApplicationError::StartFailed`], [`ApplicationError::Closed`].
     ///
     /// # Cancel safety
@@ -366,23 +544,15 @@ impl Applications {
         let (restart, shutdown) = (spec.restart, spec.shutdown);
         let task_scope = scope.clone();
         let options = SpawnOptions::new().name(name.to_string()).bubble(false);
+        let limits = (spec.max_restarts, spec.max_seconds);
         let result = self
             .inner
             .nursery
             .start_with(options, move |status: TaskStatus<()>| async move {
                 // Built inside the scope, so that what it captures
                 // (`wait_shutdown()`…) belongs to the application.
-                let start = Arc::clone(&spec.start);
-                let fut = async move { start(status).await };
-                let out = AssertUnwindSafe(task_scope.run(fut)).catch_unwind().await;
-                let reason = match out {
-                    Ok(Some(Ok(()))) => ExitReason::Normal,
-                    Ok(Some(Err(error))) => ExitReason::error(error),
-                    Ok(None) => ExitReason::Killed,
-                    Err(payload) => {
-                        ExitReason::Panic(crate::cancel::panic_message(&*payload).into())
-                    }
-                };
+                let body = incarnations(Arc::clone(&inner), spec.clone(), limits, status);
+                let reason = task_scope.run(body).await.unwrap_or(ExitReason::Killed);
                 inner.exited(&spec.name, restart, reason);
                 let _ = done_tx.send(true);
             })
@@ -395,6 +565,7 @@ impl Applications {
                 if let Some(reason) = state.last_exit.remove(&name) {
                     drop(state);
                     self.inner.ended(&name, restart, reason);
+                    self.inner.count_changed(&lock(&self.inner.state));
                 } else {
                     state.running.push(Running {
                         name,
@@ -402,6 +573,7 @@ impl Applications {
                         shutdown,
                         done,
                     });
+                    self.inner.count_changed(&state);
                 }
                 Ok(())
             }
@@ -429,7 +601,8 @@ impl Applications {
     ///
     /// # Errors
     ///
-    /// [`ApplicationError::NotRunning`].
+    /// [`ApplicationError::NotStarted`] if no application of that name
+    /// runs: nothing happens (as OTP's `{error, {not_started, App}}`).
     ///
     /// # Cancel safety
     ///
@@ -438,11 +611,18 @@ impl Applications {
         let mut done = {
             let mut state = lock(&self.inner.state);
             let Some(at) = state.running.iter().position(|r| &*r.name == name) else {
-                return Err(ApplicationError::NotRunning(name.to_owned()));
+                return Err(ApplicationError::NotStarted {
+                    app: name.to_owned(),
+                });
             };
             let app = state.running.remove(at);
             state.stopping.push(app.name.clone());
-            app.scope.shutdown(app.shutdown.unwrap_or(Duration::MAX));
+            self.inner.count_changed(&state);
+            match app.shutdown {
+                Shutdown::Timeout(grace) => app.scope.shutdown(grace),
+                Shutdown::Infinity => app.scope.shutdown(Duration::MAX),
+                Shutdown::BrutalKill => app.scope.cancel(),
+            }
             app.done
         };
         let _ = done.wait_for(|done| *done).await;
@@ -466,6 +646,21 @@ impl Applications {
         }
     }
 
+    /// Waits until no application is running or stopping — every one
+    /// ended, by itself or by [`stop`](Self::stop) — and at least one had
+    /// started.
+    ///
+    /// [`node::run`](crate::node::run) returns then (triotp's node runs to
+    /// completion).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_all_ended(&self) {
+        let mut count = self.inner.count.subscribe();
+        let _ = count.wait_for(|&n| n == Some(0)).await;
+    }
+
     /// Waits until an application whose end stops the node has ended
     /// (see the module table), and says which and how.
     ///
@@ -486,17 +681,36 @@ impl Applications {
 }
 
 impl Inner {
+    /// Publishes how many applications run or stop, for
+    /// [`Applications::wait_all_ended`].
+    fn count_changed(&self, state: &State) {
+        self.count
+            .send_replace(Some(state.running.len() + state.stopping.len()));
+    }
+
+    /// Whether `name` is being stopped by [`Applications::stop`].
+    fn is_stopping(&self, name: &Arc<str>) -> bool {
+        lock(&self.state).stopping.contains(name)
+    }
+
     /// Called by an application's task when it ends.
     fn exited(&self, name: &Arc<str>, restart: Restart, reason: ExitReason) {
         let mut state = lock(&self.state);
         if let Some(at) = state.stopping.iter().position(|n| n == name) {
             state.stopping.remove(at);
+            self.count_changed(&state);
+            if reason == ExitReason::Killed {
+                tracing::error!(application = %name, %reason, "application did not stop within its shutdown time; killed");
+            }
             return;
         }
         if let Some(at) = state.running.iter().position(|r| &r.name == name) {
             state.running.remove(at);
             drop(state);
+            // The node learns whether this end stops it before it can see
+            // that nothing runs any more.
             self.ended(name, restart, reason);
+            self.count_changed(&lock(&self.state));
         } else {
             // Not started yet (or between `started` and being listed).
             state.last_exit.insert(name.clone(), reason);
@@ -551,19 +765,64 @@ fn node() -> Result<Applications, ApplicationError> {
 /// Starts `spec` on the running node (triotp's `application.start`);
 /// nothing happens if it is already running.
 ///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use trellis::application::{self, AppSpec, ApplicationError, Restart};
+/// use trellis::node::{self, NodeOptions};
+/// use trellis::TaskStatus;
+///
+/// let helper = AppSpec::new("helper", |(), status: TaskStatus<()>| async move {
+///     status.started(());
+///     trellis::wait_shutdown().await;
+/// }, ());
+/// // An application that starts another, then stops it, and ends.
+/// let boss = AppSpec::new("boss", move |(), status: TaskStatus<()>| {
+///     let helper = helper.clone();
+///     async move {
+///         status.started(());
+///         application::start(helper).await?;
+///         assert!(application::which_applications().contains(&"helper".to_owned()));
+///         application::stop("helper").await?;
+///         Ok::<_, ApplicationError>(())
+///     }
+/// }, ())
+/// .restart(Restart::Temporary);
+/// // Both ended, neither terminated the node: it returns `Ok`.
+/// node::run(vec![boss], NodeOptions::new().logging(false).signals(false)).await.unwrap();
+/// // Outside a node there is no controller.
+/// assert!(matches!(application::stop("boss").await, Err(ApplicationError::NoNode)));
+/// # }
+/// ```
+///
 /// # Errors
 ///
 /// [`ApplicationError::NoNode`] outside [`node::run`](crate::node::run);
 /// otherwise as [`Applications::start`].
+///
+/// # Cancel safety
+///
+/// As [`Applications::start`].
 pub async fn start(spec: AppSpec) -> Result<(), ApplicationError> {
     node()?.start(spec).await
 }
 
-/// Stops the application `name` on the running node.
+/// Stops the application `name` on the running node (triotp's
+/// `application.stop`): gracefully, within its [`AppSpec::shutdown`]. An
+/// application stopped this way did not terminate: its end never stops the
+/// node (see [`start`] for an example).
 ///
 /// # Errors
 ///
-/// [`ApplicationError::NoNode`], [`ApplicationError::NotRunning`].
+/// [`ApplicationError::NoNode`] outside a node;
+/// [`ApplicationError::NotStarted`] if no application of that name runs
+/// (nothing else happens).
+///
+/// # Cancel safety
+///
+/// As [`Applications::stop`].
 pub async fn stop(name: &str) -> Result<(), ApplicationError> {
     node()?.stop(name).await
 }

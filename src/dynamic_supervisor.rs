@@ -6,19 +6,23 @@
 //! connection, per job, per session. It does not return when it has no
 //! children; it runs until it is stopped (or its restart intensity trips).
 //! Children that end and are not restarted are forgotten, so `which_children`
-//! lists only live ones.
+//! lists only live ones; a child that [ignores its start](crate::supervisor::StartedChild::is_ignored)
+//! is not kept either.
 //!
-//! A dynamic supervisor registers its name in the node's
-//! [registry](crate::registry) while it runs, so it can be reached from
-//! anywhere by that name — or by the [`Supervisor`] handle its start reports,
-//! or by its pid: every function below takes any of them (a
-//! [`SupervisorRef`]). The name is released when the supervisor ends, however
-//! it ends; two dynamic supervisors cannot run under one name at once.
+//! A dynamic supervisor given a [name](DynamicSupervisorOptions::name)
+//! registers it in the node's [registry](crate::registry) while it runs, so
+//! it can be reached from anywhere by that name — or by the [`Supervisor`]
+//! handle its start returns, or by its pid: every function below takes any
+//! of them (a [`SupervisorRef`]). The name is released when the supervisor
+//! ends, however it ends; two dynamic supervisors cannot run under one name
+//! at once. An unnamed one (label `"dynamic_supervisor"` in logs) is reached
+//! by handle or pid.
 //!
 //! | you call | we do |
 //! |---|---|
-//! | [`start(options, name, status)`](start) | register `name`, report a [`Supervisor`] handle at once |
-//! | [`start_child(sup, spec)`](start_child) | start the child, wait for its handshake, return its key and started value |
+//! | [`start(&n, options)`](start) | run the supervisor in nursery `n`, register its name (if any), return its [`Supervisor`] handle |
+//! | [`serve(options, status)`](serve) | the same, in the current task, for [`Nursery::start`](crate::Nursery::start) or a [`ChildSpec`] |
+//! | [`start_child(sup, spec)`](start_child) | start the child, wait for its handshake, return its key and started value (or that it [ignored](crate::supervisor::StartedChild::is_ignored) its start) |
 //! | [`terminate_child(sup, id)`](terminate_child) | stop it by its shutdown policy and forget it |
 //! | [`which_children(sup)`](which_children), [`count_children(sup)`](count_children) | a snapshot |
 //! | [`registry::lookup::<Supervisor>(name)`](crate::registry::lookup) | its handle |
@@ -28,28 +32,32 @@
 //! supervisor gives [`SupervisorError::NoSuchSupervisor`].
 //!
 //! Its children's starts, normal exits and stops are logged at `DEBUG` (a
-//! busy server starts one per connection); restarts, failures and intensity
-//! trips at the levels of [`supervisor`](crate::supervisor#logging).
+//! busy server starts one per connection); failures, restarts after them and
+//! intensity trips at `ERROR`, with the fields of
+//! [`supervisor`](crate::supervisor#logging).
 //!
 //! | option | default |
 //! |---|---|
-//! | [`max_children`](Options::max_children) | unlimited |
-//! | [`max_restarts`](Options::max_restarts) / [`max_seconds`](Options::max_seconds) | 3 in 5 s |
-//! | [`backoff`](Options::backoff) | none |
+//! | [`name`](DynamicSupervisorOptions::name) | none: not registered, `"dynamic_supervisor"` in logs |
+//! | [`max_children`](DynamicSupervisorOptions::max_children) | unlimited |
+//! | [`max_restarts`](DynamicSupervisorOptions::max_restarts) / [`max_seconds`](DynamicSupervisorOptions::max_seconds) | 3 in 5 s |
+//! | [`backoff`](DynamicSupervisorOptions::backoff) | none |
+//!
+//! Children's shutdowns default as in [`supervisor`](crate::supervisor#shutdown):
+//! 5 s for workers, then a kill.
 //!
 //! # Examples
 //!
 //! ```
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
-//! use trellis::dynamic_supervisor::{self, Options};
+//! use trellis::dynamic_supervisor::{self, DynamicSupervisorOptions};
 //! use trellis::supervisor::{ChildSpec, SupervisorError};
 //! use trellis::TaskStatus;
 //!
 //! trellis::nursery(|n| async move {
-//!     let sup = n
-//!         .start(|status| dynamic_supervisor::start(Options::new().max_children(1), "jobs", status))
-//!         .await?;
+//!     let options = DynamicSupervisorOptions::new().name("jobs").max_children(1);
+//!     let sup = dynamic_supervisor::start(&n, options).await?;
 //!     let job = ChildSpec::new("job", |status: TaskStatus<&'static str>| async move {
 //!         status.started("ready");
 //!         trellis::wait_shutdown().await;
@@ -69,7 +77,7 @@
 //!         dynamic_supervisor::count_children("jobs"),
 //!         Err(SupervisorError::NoSuchSupervisor { .. })
 //!     ));
-//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//!     Ok::<_, trellis::BoxError>(())
 //! })
 //! .await
 //! .unwrap();
@@ -82,20 +90,39 @@ use std::time::Duration;
 use crate::nursery::TaskStatus;
 use crate::supervisor::{
     self, Backoff, ChildCount, ChildId, ChildInfo, ChildSpec, StartedChild, Strategy, Supervisor,
-    SupervisorError, SupervisorRef,
+    SupervisorError, SupervisorOptions, SupervisorRef,
 };
 
 /// The options of a dynamic supervisor (see the [module table](self)).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[must_use]
-pub struct Options {
-    inner: supervisor::Options,
+pub struct DynamicSupervisorOptions {
+    inner: SupervisorOptions,
+    named: bool,
 }
 
-impl Options {
+impl Default for DynamicSupervisorOptions {
+    fn default() -> Self {
+        DynamicSupervisorOptions {
+            inner: SupervisorOptions::new().name("dynamic_supervisor"),
+            named: false,
+        }
+    }
+}
+
+impl DynamicSupervisorOptions {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Names the supervisor and registers the name while it runs (see the
+    /// [module docs](self)); [`start`] fails with
+    /// [`SupervisorError::NameTaken`] if the name is taken.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.inner = self.inner.name(name);
+        self.named = true;
+        self
     }
 
     /// At most this many children at a time; [`start_child`] past it fails
@@ -105,52 +132,127 @@ impl Options {
         self
     }
 
-    /// See [`supervisor::Options::max_restarts`].
+    /// See [`SupervisorOptions::max_restarts`].
     pub fn max_restarts(mut self, max_restarts: u32) -> Self {
         self.inner = self.inner.max_restarts(max_restarts);
         self
     }
 
-    /// See [`supervisor::Options::max_seconds`].
+    /// See [`SupervisorOptions::max_seconds`].
     pub fn max_seconds(mut self, window: Duration) -> Self {
         self.inner = self.inner.max_seconds(window);
         self
     }
 
-    /// See [`supervisor::Options::backoff`].
+    /// See [`SupervisorOptions::backoff`].
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.inner = self.inner.backoff(backoff);
         self
     }
+
+    fn into_supervisor_options(self) -> SupervisorOptions {
+        self.inner
+            .strategy(Strategy::OneForOne)
+            .register(self.named)
+    }
 }
 
-/// Runs a dynamic supervisor registered as `name`; reports its handle at
-/// once.
+/// Starts a dynamic supervisor as a task of `nursery` and returns its
+/// handle (the [`gen_server::start`](crate::gen_server::start) of dynamic
+/// supervisors).
 ///
-/// The name is registered before the handle is reported and released when
-/// the supervisor ends (returning, failing, panicking or cancelled).
+/// A [name](DynamicSupervisorOptions::name) is registered before the
+/// handle is returned and released when the supervisor ends (returning,
+/// failing, panicking or cancelled).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use trellis::dynamic_supervisor::{self, DynamicSupervisorOptions};
+///
+/// trellis::nursery(|n| async move {
+///     let sup = dynamic_supervisor::start(&n, DynamicSupervisorOptions::new()).await?;
+///     assert_eq!(sup.name(), "dynamic_supervisor");
+///     assert!(sup.which_children().is_empty());
+///     sup.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
 ///
 /// # Errors
 ///
-/// [`SupervisorError::NameTaken`] if `name` is registered already (reported
-/// through the start handshake; nothing runs),
-/// [`SupervisorError::IntensityExceeded`] if its children ended too often,
-/// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`.
+/// [`SupervisorError::NameTaken`] if the name is registered already
+/// (nothing runs), [`SupervisorError::InvalidOptions`] for a zero
+/// `max_seconds`, [`SupervisorError::NotRunning`] if the nursery is closed.
 ///
 /// # Cancel safety
 ///
 /// As [`supervisor::start`].
 pub async fn start(
-    options: Options,
-    name: impl Into<Cow<'static, str>>,
+    nursery: &crate::Nursery,
+    options: DynamicSupervisorOptions,
+) -> Result<Supervisor, SupervisorError> {
+    let options = options.into_supervisor_options();
+    let name = options.name.clone();
+    let spawn = crate::SpawnOptions::new().name(name.clone());
+    nursery
+        .start_with(spawn, move |status| {
+            supervisor::engine_run(Vec::new(), options, true, status)
+        })
+        .await
+        .map_err(|error| supervisor::start_error(error, &name))
+}
+
+/// Runs a dynamic supervisor in the current task and reports its handle
+/// through `status` at once: the body of [`start`], for
+/// [`Nursery::start`](crate::Nursery::start) or a
+/// [`ChildSpec::new`] (triotp's `dynamic_supervisor.start(opts, name,
+/// task_status)`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use trellis::dynamic_supervisor::{self, DynamicSupervisorOptions};
+/// use trellis::supervisor::{ChildSpec, Supervisor, SupervisorOptions};
+/// use trellis::TaskStatus;
+///
+/// // A dynamic supervisor as the child of a static one.
+/// let pool = ChildSpec::new("pool", |status: TaskStatus<Supervisor>| {
+///     dynamic_supervisor::serve(DynamicSupervisorOptions::new().name("serve-pool"), status)
+/// });
+/// trellis::nursery(|n| async move {
+///     let top = trellis::supervisor::start(&n, vec![pool], SupervisorOptions::new()).await?;
+///     assert_eq!(dynamic_supervisor::count_children("serve-pool")?.active, 0);
+///     top.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`SupervisorError::NameTaken`] if the name is registered already
+/// (reported through the start handshake; nothing runs),
+/// [`SupervisorError::IntensityExceeded`] if its children ended too often,
+/// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`.
+///
+/// # Cancel safety
+///
+/// As [`supervisor::serve`].
+pub async fn serve(
+    options: DynamicSupervisorOptions,
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {
-    let options = options
-        .inner
-        .name(name)
-        .strategy(Strategy::OneForOne)
-        .register(true);
-    supervisor::engine_run(Vec::new(), options, true, status).await
+    supervisor::engine_run(Vec::new(), options.into_supervisor_options(), true, status).await
 }
 
 /// Starts a child under `supervisor` (a handle, a name or a pid; see

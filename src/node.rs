@@ -3,20 +3,29 @@
 //! [`run`] installs logging, starts the applications in dependency order on
 //! an [`Applications`] controller reachable from every task through
 //! [`application::start`](crate::application::start) & co., and then waits.
-//! SIGINT or SIGTERM stops the applications gracefully in reverse start
-//! order, and `run` returns `Ok(())`. When an application whose end stops the
-//! node ends (a `Permanent` one, or a `Transient` one that failed), the other
-//! applications are stopped the same way and `run` returns — with
-//! [`NodeError::ApplicationFailed`] if that end was a failure.
+//! It returns:
+//!
+//! | when | `run` returns |
+//! |---|---|
+//! | SIGINT or SIGTERM | `Ok(())`, after stopping the applications gracefully in reverse start order |
+//! | every application has ended (by itself or by [`application::stop`](crate::application::stop)) and none of those ends stops the node | `Ok(())` (triotp's `node.run` runs to completion) |
+//! | an application whose end stops the node ended: a `Permanent` one, normally or not, or a `Transient` one that failed (past its [restart limit](AppSpec::max_restarts), if any) | [`NodeError::ApplicationTerminated`] naming it, after stopping the others (OTP: "application terminated") |
+//! | an application failed to start | [`NodeError::Start`], nothing left running |
+//!
+//! An application stopped explicitly ([`application::stop`](crate::application::stop))
+//! did not terminate: its end never stops the node.
+//!
+//! Every stop is bounded: each application gets its
+//! [`AppSpec::shutdown`] (30 s by default) and is then killed.
 //!
 //! One node runs per process, as in Erlang.
 //!
 //! | option | default |
 //! |---|---|
-//! | [`log_level`](Options::log_level) | [`LogLevel::Info`] |
-//! | [`log_format`](Options::log_format) | [`LogFormat::Text`] |
-//! | [`logging`](Options::logging) | `true`: install a subscriber unless one exists |
-//! | [`signals`](Options::signals) | `true`: stop on SIGINT/SIGTERM |
+//! | [`log_level`](NodeOptions::log_level) | [`LogLevel::Info`] |
+//! | [`log_format`](NodeOptions::log_format) | [`LogFormat::Text`] |
+//! | [`logging`](NodeOptions::logging) | `true`: install a subscriber unless one exists |
+//! | [`signals`](NodeOptions::signals) | `true`: stop on SIGINT/SIGTERM |
 //!
 //! # Examples
 //!
@@ -24,16 +33,16 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use trellis::application::AppSpec;
-//! use trellis::node::{self, NodeError, Options};
+//! use trellis::node::{self, NodeError, NodeOptions};
 //! use trellis::TaskStatus;
 //!
-//! // A permanent application that gives up: the node stops and reports it.
+//! // A permanent application that gives up: the node stops and names it.
 //! let app = AppSpec::new("worker", |(), status: TaskStatus<()>| async move {
 //!     status.started(());
 //!     Err::<(), _>("out of work")
 //! }, ());
-//! let err = node::run(vec![app], Options::new().logging(false)).await.unwrap_err();
-//! assert!(matches!(err, NodeError::ApplicationFailed { ref app, .. } if app == "worker"));
+//! let err = node::run(vec![app], NodeOptions::new().logging(false)).await.unwrap_err();
+//! assert!(matches!(err, NodeError::ApplicationTerminated { ref app, .. } if app == "worker"));
 //! # }
 //! ```
 
@@ -42,19 +51,32 @@ use crate::logging::{self, LogFormat, LogLevel};
 use crate::nursery::nursery;
 use crate::process::ExitReason;
 
-/// Options of [`run`] (see the module table).
+/// Options of [`run`] (see the [module table](self) for the defaults).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::logging::{LogFormat, LogLevel};
+/// use trellis::node::NodeOptions;
+///
+/// let options = NodeOptions::new()
+///     .log_level(LogLevel::Debug)
+///     .log_format(LogFormat::Json)
+///     .signals(false);
+/// assert!(format!("{options:?}").contains("Debug"));
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
-pub struct Options {
+pub struct NodeOptions {
     log_level: LogLevel,
     log_format: LogFormat,
     logging: bool,
     signals: bool,
 }
 
-impl Default for Options {
+impl Default for NodeOptions {
     fn default() -> Self {
-        Options {
+        NodeOptions {
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             logging: true,
@@ -63,7 +85,7 @@ impl Default for Options {
     }
 }
 
-impl Options {
+impl NodeOptions {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
@@ -105,9 +127,13 @@ pub enum NodeError {
     /// The applications could not be started (nothing is left running).
     #[error("starting applications: {0}")]
     Start(#[from] ApplicationError),
-    /// An application whose failure stops the node failed.
-    #[error("application {app} failed: {reason}")]
-    ApplicationFailed {
+    /// An application whose end stops the node ended (OTP's "application
+    /// terminated"): a `Permanent` one, however it ended, or a `Transient`
+    /// one that failed — past its [restart limit](AppSpec::max_restarts),
+    /// if it has one. An application stopped with
+    /// [`application::stop`](crate::application::stop) did not terminate.
+    #[error("application {app} terminated: {reason}")]
+    ApplicationTerminated {
         /// The application.
         app: String,
         /// How it ended.
@@ -131,6 +157,7 @@ impl Drop for Installed {
 enum Stop {
     Signal(&'static str),
     App(NodeStop),
+    AllEnded,
 }
 
 /// Installs the handlers now (so a signal that arrives while applications
@@ -156,19 +183,44 @@ fn signals() -> Result<impl std::future::Future<Output = &'static str>, NodeErro
     })
 }
 
-/// Runs a node: starts `apps`, waits for a signal or for an application whose
-/// end stops the node, then stops the applications in reverse order.
+/// Runs a node: starts `apps`, waits for a signal, for an application whose
+/// end stops the node, or for every application to end; then stops the
+/// applications in reverse order (see the [module table](self)).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use trellis::application::{AppSpec, Restart};
+/// use trellis::node::{self, NodeOptions};
+/// use trellis::TaskStatus;
+///
+/// // A batch job: a transient application that finishes its work.
+/// let job = AppSpec::new("job", |(), status: TaskStatus<()>| async move {
+///     status.started(());
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+/// }, ())
+/// .restart(Restart::Transient);
+/// // Every application ended, none terminated: the node returns Ok.
+/// node::run(vec![job], NodeOptions::new().logging(false).signals(false))
+///     .await
+///     .unwrap();
+/// # }
+/// ```
 ///
 /// # Errors
 ///
 /// [`NodeError::AlreadyRunning`], [`NodeError::Start`] (a missing or
 /// circular dependency, an application that failed to start),
-/// [`NodeError::ApplicationFailed`], [`NodeError::Signals`].
+/// [`NodeError::ApplicationTerminated`], [`NodeError::Signals`].
 ///
 /// # Cancel safety
 ///
-/// Dropping the future cancels every application without waiting for them.
-pub async fn run(apps: Vec<AppSpec>, options: Options) -> Result<(), NodeError> {
+/// Dropping the future cancels every application without waiting for them
+/// (no graceful stop): let a signal or the applications end it instead.
+pub async fn run(apps: Vec<AppSpec>, options: NodeOptions) -> Result<(), NodeError> {
     if options.logging {
         // A subscriber installed by the program (or a test) stays.
         let _ = logging::init(options.log_level, options.log_format);
@@ -193,22 +245,27 @@ pub async fn run(apps: Vec<AppSpec>, options: Options) -> Result<(), NodeError> 
         controller.start_all(apps).await?;
         tracing::info!(applications = ?controller.which_applications(), "node started");
         let stop = tokio::select! {
-            signal = signal => Stop::Signal(signal),
+            // An application's termination wins over "all ended": both
+            // are seen when the last application terminates.
+            biased;
             stop = controller.wait_node_stop() => Stop::App(stop),
+            signal = signal => Stop::Signal(signal),
+            () = controller.wait_all_ended() => Stop::AllEnded,
         };
         match &stop {
             Stop::Signal(signal) => tracing::info!(%signal, "node stopping"),
             Stop::App(s) => {
-                tracing::info!(application = %s.app, reason = %s.reason, "node stopping")
+                tracing::error!(application = %s.app, reason = %s.reason, "application terminated, node stopping")
             }
+            Stop::AllEnded => tracing::info!("every application has ended, node stopping"),
         }
         controller.stop_all().await;
         n.cancel(); // anything left (nothing, normally)
         match stop {
-            Stop::App(NodeStop { app, reason }) if reason.is_abnormal() => {
-                Err(NodeError::ApplicationFailed { app, reason })
+            Stop::App(NodeStop { app, reason }) => {
+                Err(NodeError::ApplicationTerminated { app, reason })
             }
-            _ => Ok(()),
+            Stop::Signal(_) | Stop::AllEnded => Ok(()),
         }
     })
     .await;
@@ -220,18 +277,18 @@ pub async fn run(apps: Vec<AppSpec>, options: Options) -> Result<(), NodeError> 
             match failures.next().and_then(|f| f.into_error()) {
                 Some(error) => match error.downcast::<NodeError>() {
                     Ok(error) => Err(*error),
-                    Err(other) => Err(NodeError::ApplicationFailed {
+                    Err(other) => Err(NodeError::ApplicationTerminated {
                         app: "node".into(),
                         reason: ExitReason::error(other),
                     }),
                 },
-                None => Err(NodeError::ApplicationFailed {
+                None => Err(NodeError::ApplicationTerminated {
                     app: "node".into(),
                     reason: ExitReason::error("node body panicked"),
                 }),
             }
         }
-        Err(other) => Err(NodeError::ApplicationFailed {
+        Err(other) => Err(NodeError::ApplicationTerminated {
             app: "node".into(),
             reason: ExitReason::error(other),
         }),

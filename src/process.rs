@@ -47,6 +47,21 @@ pub struct Pid {
     id: u64,
 }
 
+tokio::task_local! {
+    /// Set by a supervisor around each child's task: the first process
+    /// published while that task runs stores its pid number here — it is
+    /// the child's own pid, the one `which_children` reports (0: none yet).
+    pub(crate) static CHILD_PID: Arc<AtomicU64>;
+}
+
+/// The pid a [`CHILD_PID`] cell holds, if a process claimed it.
+pub(crate) fn claimed_pid(cell: &AtomicU64) -> Option<Pid> {
+    match cell.load(Ordering::Acquire) {
+        0 => None,
+        id => Some(Pid { node: 0, id }),
+    }
+}
+
 /// The last local process number handed out; 0 is never used.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -468,6 +483,10 @@ impl Entry {
             view,
         };
         table().insert(self.pid, registered);
+        // Inside a supervised child's task, the first process is the child.
+        let _ = CHILD_PID.try_with(|cell| {
+            let _ = cell.compare_exchange(0, self.pid.id, Ordering::AcqRel, Ordering::Relaxed);
+        });
     }
 
     /// The live process with this pid, if any.

@@ -1,9 +1,10 @@
 //! Supervisors: processes that start children, watch them and restart them
 //! when they end, within a restart intensity (Erlang/OTP's `supervisor`).
 //!
-//! A supervisor is a task like any other: run [`start`] in a nursery with
-//! [`Nursery::start`](crate::Nursery::start) and you get a [`Supervisor`]
-//! handle once every child has started. Each child is described by a
+//! A supervisor is a task like any other: [`start`] runs one in a nursery
+//! and returns its [`Supervisor`] handle once every child has started
+//! ([`serve`] is the same body for [`Nursery::start`](crate::Nursery::start)
+//! or a [`ChildSpec`]). Each child is described by a
 //! [`ChildSpec`]: an id, a *start function* that builds a fresh task for
 //! every (re)start (a gen_server, another supervisor, any async function), a
 //! [`Restart`] type and a [`Shutdown`] policy. Below the supervisor sit
@@ -16,12 +17,45 @@
 //!
 //! | you call | the supervisor |
 //! |---|---|
-//! | [`start(children, options, status)`](start) | starts children in order, each after the previous reported [`TaskStatus::started`] (a [`ChildSpec::task`] child: once spawned); then reports its own [`Supervisor`] handle |
+//! | [`start(&n, children, options)`](start) / [`serve(children, options, status)`](serve) | starts children in order, each after the previous reported [`TaskStatus::started`] (a [`ChildSpec::task`] child: once spawned); then returns (reports) its own [`Supervisor`] handle |
 //! | a child returns, fails or panics | decides by its [`Restart`] type; restarts it (and siblings, by [`Strategy`]) or lets it go |
-//! | more than [`max_restarts`](Options::max_restarts) restarts within [`max_seconds`](Options::max_seconds) | stops every child in reverse start order and fails with [`SupervisorError::IntensityExceeded`], carrying the last child failure |
+//! | a [`ChildSpec::new`] child returns `Ok` without reporting `started` | records it as [ignored](ChildState::Ignored) (OTP's `ignore`): not running, no pid, never restarted; not a start failure |
+//! | a child fails (error, panic) before reporting `started` | a start failure: [`SupervisorError::StartFailed`] (a restart that fails this way counts as another exit) |
+//! | more than [`max_restarts`](SupervisorOptions::max_restarts) restarts within [`max_seconds`](SupervisorOptions::max_seconds) | stops every child in reverse start order and fails with [`SupervisorError::IntensityExceeded`], carrying the last child failure |
 //! | the enclosing scope asks for a graceful shutdown, or [`Supervisor::stop`] | stops children in reverse start order, each by its [`Shutdown`], then returns `Ok(())` |
 //! | every child has ended and none is to be restarted | returns `Ok(())` (as triotp) |
 //! | [`tree`] from any task | a snapshot of every live supervision tree |
+//!
+//! # OTP call → Trellis
+//!
+//! A Trellis supervisor has no callback module: OTP's `init/1` result (the
+//! supervisor flags and child specs) is the value you pass to [`start`].
+//!
+//! | OTP | Trellis |
+//! |---|---|
+//! | `supervisor:start_link(Mod, Args)`, then `Mod:init(Args)` → `{ok, {SupFlags, ChildSpecs}}` | [`start(&n, children, options)`](start): `options` are the flags, `children` the specs |
+//! | `Mod:init/1` → `ignore` | don't start the supervisor (nothing to call) |
+//! | child `start := {M, F, A}` → `{ok, Pid}` | the [`ChildSpec`] start function, called for every (re)start; its [`TaskStatus::started`] is `{ok, Pid}` |
+//! | child start → `ignore` | the start function returns `Ok` without `started`: [`ChildState::Ignored`], [`StartedChild::is_ignored`] |
+//! | child start → `{error, E}` | the start function fails (error, panic) before `started`: [`SupervisorError::StartFailed`] |
+//! | `supervisor:start_child(Sup, Spec)` | [`Supervisor::start_child`] |
+//! | `terminate_child` + `delete_child` | [`Supervisor::terminate_child`] |
+//! | `which_children(Sup)` (`undefined` pid when not running) | [`Supervisor::which_children`] (`pid: None`; see [`ChildInfo::pid`]) |
+//! | `count_children(Sup)` | [`Supervisor::count_children`] |
+//! | `exit(Sup, shutdown)` | [`Supervisor::stop`], or a shutdown of the enclosing scope |
+//!
+//! Every default, OTP's and Trellis's:
+//!
+//! | setting | OTP default | Trellis default |
+//! |---|---|---|
+//! | strategy | `one_for_one` | [`Strategy::OneForOne`] |
+//! | intensity / period | 1 restart in 5 s | 3 restarts in 5 s ([`max_restarts`](SupervisorOptions::max_restarts), [`max_seconds`](SupervisorOptions::max_seconds)): triotp's default, on purpose |
+//! | restart | `permanent` | [`Restart::Permanent`] |
+//! | shutdown of a worker | 5000 ms, then `kill` | [`Shutdown::Timeout`] of 5 s, then killed (logged at `ERROR`) |
+//! | shutdown of a supervisor child | `infinity` | [`Shutdown::Infinity`] ([`ChildSpec::supervisor`]); bounded all the same, see [Shutdown](#shutdown) |
+//! | `auto_shutdown` | `never`: a supervisor with no children runs on | a static supervisor returns `Ok(())` once no child is left to run (triotp's behaviour); a [dynamic supervisor](crate::dynamic_supervisor) runs on |
+//! | registered name | none | none ([`register`](SupervisorOptions::register) `false`); the [name](SupervisorOptions::name) `"supervisor"` labels logs and the tree |
+//! | backoff between restarts | none | none ([`backoff`](SupervisorOptions::backoff)) |
 //!
 //! # Restart types
 //!
@@ -39,11 +73,13 @@
 //! | [`Strategy`] | when one child must be restarted |
 //! |---|---|
 //! | `OneForOne` (default) | only that child is restarted |
-//! | `OneForAll` | every other running child is stopped in reverse start order, then all are started again in start order |
-//! | `RestForOne` | the children started after it are stopped in reverse order, then it and they are started again in order |
+//! | `OneForAll` | every other running child is stopped in reverse start order, then every non-temporary child is started again in start order |
+//! | `RestForOne` | the children started after it are stopped in reverse order, then it and the non-temporary ones after it are started again in order |
 //!
-//! Children stopped by their supervisor as part of a restart are started
-//! again except `Temporary` ones, which are removed (as in OTP).
+//! A group restart starts every non-temporary child of the group, as OTP
+//! does — also one that was not running: a `Transient` child that had
+//! exited normally, an [ignored](ChildState::Ignored) one. `Temporary`
+//! children that the restart stopped are removed.
 //!
 //! # Shutdown
 //!
@@ -56,16 +92,25 @@
 //! A child supervisor that is asked to shut down stops its own children the
 //! same way, so stopping a tree is graceful and recursive.
 //!
+//! No default waits forever. A worker's default is OTP's: 5 s, then it is
+//! killed — its task dropped at its next `.await`, so a gen_server's
+//! `terminate` or a task's cleanup is cut short — and the kill is logged at
+//! `ERROR`. A [`ChildSpec::supervisor`] defaults to `Infinity`, as in OTP,
+//! yet its stop is bounded too: it only stops its own children, each within
+//! its own bounded shutdown, so the stop of a whole tree of default children
+//! is bounded by the sum of its workers' shutdown times. Only a child given
+//! `Infinity` explicitly can make a stop wait forever.
+//!
 //! # Options
 //!
 //! | option | default |
 //! |---|---|
-//! | [`name`](Options::name) | `"supervisor"` |
-//! | [`register`](Options::register) | `false`: the name is a label for logs and the tree |
-//! | [`strategy`](Options::strategy) | `OneForOne` |
-//! | [`max_restarts`](Options::max_restarts) | 3 |
-//! | [`max_seconds`](Options::max_seconds) | 5 s |
-//! | [`backoff`](Options::backoff) | none: restart at once, as OTP |
+//! | [`name`](SupervisorOptions::name) | `"supervisor"` |
+//! | [`register`](SupervisorOptions::register) | `false`: the name is a label for logs and the tree |
+//! | [`strategy`](SupervisorOptions::strategy) | `OneForOne` |
+//! | [`max_restarts`](SupervisorOptions::max_restarts) | 3 |
+//! | [`max_seconds`](SupervisorOptions::max_seconds) | 5 s |
+//! | [`backoff`](SupervisorOptions::backoff) | none: restart at once, as OTP |
 //!
 //! # Where children run
 //!
@@ -79,24 +124,48 @@
 //!
 //! # Logging
 //!
-//! Every start, restart, exit and intensity trip is a `tracing` event carrying
-//! the `supervisor` name and the `child` id (and the child's `pid`).
+//! Every start, exit, restart, kill and intensity trip is a `tracing` event
+//! (OTP's supervisor, crash and progress reports). Log pipelines can filter
+//! on these fields, which every child event carries:
 //!
-//! | event | level |
+//! | field | value |
 //! |---|---|
-//! | a child started, exited normally, was stopped | `INFO`; `DEBUG` under a [dynamic supervisor](crate::dynamic_supervisor), where children come and go (one per connection) |
-//! | a child restarted | `INFO` |
-//! | a child failed | `WARN` |
-//! | a child failed to start, restart intensity exceeded | `ERROR` |
+//! | `supervisor` | the supervisor's [name](SupervisorOptions::name) |
+//! | `child` | the child's id ([`ChildSpec::id`]) |
+//! | `pid` | the child's own pid (see [`ChildInfo::pid`]), or `undefined` when it has none (OTP's word) |
+//! | `reason` | how it ended ([`ExitReason`]'s text: `normal`, `shutdown`, `killed`, `error: …`, `panic: …`), on exits, stops and failures |
+//!
+//! plus `restart` (its [`Restart`] type) on abnormal exits, `restarts` (its
+//! restart count) on restarts, `shutdown` on kills, and `max_restarts` /
+//! `max_seconds` on intensity trips.
+//!
+//! | event (message) | level |
+//! |---|---|
+//! | `child started`, `child exited` (normally), `child stopped` (by its supervisor), `child ignored its start` | `INFO`; `DEBUG` under a [dynamic supervisor](crate::dynamic_supervisor), where children come and go (one per connection) |
+//! | `child restarted` (after a normal exit) | `INFO` |
+//! | `child terminated abnormally` (error, panic, killed — a temporary child's too) | `ERROR` |
+//! | `child restarted after an abnormal exit` | `ERROR` |
+//! | `child did not stop within its shutdown time; killed` | `ERROR` |
+//! | `child failed to start`, `restart intensity exceeded, shutting down` | `ERROR` |
 //!
 //! # Names and pids
 //!
 //! A running supervisor is a process of the node: its [`Supervisor::pid`] is
 //! alive ([`process::is_alive`](crate::process::is_alive)) and
 //! [`registry::lookup_pid::<Supervisor>`](crate::registry::lookup_pid) gives
-//! its handle. Its [name](Options::name) is a label unless it
-//! [registers](Options::register) it (dynamic supervisors always do); a
+//! its handle. Its [name](SupervisorOptions::name) is a label unless it
+//! [registers](SupervisorOptions::register) it (dynamic supervisors always do); a
 //! [`SupervisorRef`] reaches a supervisor by handle, name or pid.
+//!
+//! A child's pid, in [`Supervisor::which_children`], [`tree`] and the log
+//! events, is the child's own, as OTP's `which_children` gives it: the pid
+//! of the first process created in the child's task — a gen_server's, a
+//! nested supervisor's, or a mailbox a [`ChildSpec::new`] child opens — so
+//! it is alive and [`registry::lookup_pid`]
+//! finds the child by it. A plain task that creates no process has no pid
+//! (`None`, `undefined` in logs): it is not a process, nothing can send to
+//! it, and Trellis does not invent a pid that no lookup could resolve (see
+//! [`ChildInfo::pid`]).
 //!
 //! # Cheat sheet
 //!
@@ -106,9 +175,9 @@
 //! | a child that reports readiness (and a value) | [`ChildSpec::new`] with a `TaskStatus` |
 //! | a supervisor under a supervisor | [`ChildSpec::supervisor`] |
 //! | to add or remove children at run time | [`Supervisor::start_child`], [`Supervisor::terminate_child`], or a [`dynamic_supervisor`](crate::dynamic_supervisor) |
-//! | to slow down a child that keeps crashing | [`Options::backoff`] |
+//! | to slow down a child that keeps crashing | [`SupervisorOptions::backoff`] |
 //! | to see the tree | [`tree`], [`Supervisor::info`] |
-//! | to reach a supervisor by its name | [`Options::register`], then [`SupervisorRef`] or [`registry::lookup::<Supervisor>`](crate::registry::lookup) |
+//! | to reach a supervisor by its name | [`SupervisorOptions::register`], then [`SupervisorRef`] or [`registry::lookup::<Supervisor>`](crate::registry::lookup) |
 //!
 //! # Examples
 //!
@@ -117,7 +186,7 @@
 //! # async fn main() {
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicU32, Ordering};
-//! use trellis::supervisor::{self, ChildSpec, Options};
+//! use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 //!
 //! let runs = Arc::new(AtomicU32::new(0));
 //! let counter = runs.clone();
@@ -134,7 +203,7 @@
 //! .restart(supervisor::Restart::Transient);
 //!
 //! trellis::nursery(|n| async move {
-//!     n.start(|status| supervisor::start(vec![flaky], Options::new(), status)).await?;
+//!     supervisor::start(&n, vec![flaky], SupervisorOptions::new()).await?;
 //!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
 //! })
 //! .await
@@ -144,7 +213,7 @@
 //! ```
 
 mod engine;
-mod intensity;
+pub(crate) mod intensity;
 mod tree;
 
 use std::any::Any;
@@ -289,11 +358,26 @@ impl Backoff {
     }
 }
 
-/// The options of a supervisor (see the [module table](self#options)).
+/// The options of a supervisor (see the [module table](self#options) for
+/// the defaults: `OneForOne`, 3 restarts in 5 s, no backoff, a label name).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::supervisor::{Strategy, SupervisorOptions};
+///
+/// let options = SupervisorOptions::new()
+///     .name("db")
+///     .strategy(Strategy::RestForOne)
+///     .max_restarts(10)
+///     .max_seconds(Duration::from_secs(60));
+/// assert!(format!("{options:?}").contains("RestForOne"));
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
-#[doc(alias = "SupervisorOptions")]
-pub struct Options {
+#[doc(alias = "options")]
+pub struct SupervisorOptions {
     pub(crate) name: Cow<'static, str>,
     pub(crate) strategy: Strategy,
     pub(crate) max_restarts: u32,
@@ -303,9 +387,9 @@ pub struct Options {
     pub(crate) register: bool,
 }
 
-impl Default for Options {
+impl Default for SupervisorOptions {
     fn default() -> Self {
-        Options {
+        SupervisorOptions {
             name: Cow::Borrowed("supervisor"),
             strategy: Strategy::OneForOne,
             max_restarts: 3,
@@ -317,7 +401,7 @@ impl Default for Options {
     }
 }
 
-impl Options {
+impl SupervisorOptions {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
@@ -349,12 +433,12 @@ impl Options {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use trellis::registry;
-    /// use trellis::supervisor::{self, ChildSpec, Options, Supervisor};
+    /// use trellis::supervisor::{self, ChildSpec, SupervisorOptions, Supervisor};
     ///
     /// trellis::nursery(|n| async move {
     ///     let children = vec![ChildSpec::task("worker", || trellis::wait_shutdown())];
-    ///     let options = Options::new().name("registered-demo").register(true);
-    ///     let sup = n.start(|status| supervisor::start(children, options, status)).await?;
+    ///     let options = SupervisorOptions::new().name("registered-demo").register(true);
+    ///     let sup = supervisor::start(&n, children, options).await?;
     ///     let found = registry::lookup::<Supervisor>("registered-demo")?;
     ///     assert_eq!(found.pid(), sup.pid());
     ///     sup.stop().await?;
@@ -542,19 +626,19 @@ impl ChildSpec {
     /// # Examples
     ///
     /// ```
-    /// use trellis::supervisor::{ChildSpec, Options, Shutdown};
+    /// use trellis::supervisor::{ChildSpec, SupervisorOptions, Shutdown};
     ///
     /// let workers = vec![ChildSpec::task("w", || trellis::wait_shutdown())];
-    /// let spec = ChildSpec::supervisor("pool", workers, Options::new().name("pool"));
+    /// let spec = ChildSpec::supervisor("pool", workers, SupervisorOptions::new().name("pool"));
     /// assert_eq!(spec.shutdown_policy(), Shutdown::Infinity);
     /// ```
     pub fn supervisor(
         id: impl Into<Cow<'static, str>>,
         children: Vec<ChildSpec>,
-        options: Options,
+        options: SupervisorOptions,
     ) -> Self {
         ChildSpec::new(id, move |status: TaskStatus<Supervisor>| {
-            start(children.clone(), options.clone(), status)
+            serve(children.clone(), options.clone(), status)
         })
         .shutdown(Shutdown::Infinity)
     }
@@ -650,8 +734,10 @@ impl ChildSpec {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SupervisorError {
-    /// A child failed to start (it failed, or returned, before reporting
-    /// `started`); the children started before it were stopped.
+    /// A child failed to start (it returned an error, panicked or was
+    /// killed before reporting `started`); the children started before it
+    /// were stopped. A child that returned `Ok` before reporting `started`
+    /// did not fail: it [ignored](StartedChild::is_ignored) its start.
     #[error("supervisor {supervisor}: child {child} failed to start: {reason}")]
     StartFailed {
         /// The supervisor's name.
@@ -712,7 +798,7 @@ pub enum SupervisorError {
     #[error("invalid supervisor options: {0}")]
     InvalidOptions(&'static str),
     /// The supervisor's name is registered to another process already
-    /// (see [`Options::register`]); nothing was started.
+    /// (see [`SupervisorOptions::register`]); nothing was started.
     #[error("supervisor {name}: name is already registered")]
     #[doc(alias = "already_started")]
     NameTaken {
@@ -729,25 +815,45 @@ pub enum SupervisorError {
 }
 
 /// A child started at run time: its key and the value it reported with
-/// [`TaskStatus::started`].
+/// [`TaskStatus::started`] — or nothing, if it ignored its start.
+///
+/// A [`ChildSpec::new`] child whose task returns `Ok` without having called
+/// `started` *ignored* its start (OTP's `ignore`; a gen_server whose `init`
+/// declines): that is not a failure. A static supervisor keeps it, shown as
+/// [`ChildState::Ignored`] with no pid and never restarted; a dynamic
+/// supervisor forgets it. [`is_ignored`](Self::is_ignored) tells.
 #[derive(Debug)]
 pub struct StartedChild {
     /// The child's key, for [`Supervisor::terminate_child`].
     pub id: ChildId,
-    /// The started value (`()` for [`ChildSpec::task`]).
-    pub value: Box<dyn Any + Send>,
+    value: Option<Box<dyn Any + Send>>,
 }
 
 impl StartedChild {
-    /// The started value as a `T`, if that is its type.
+    /// Whether the child ignored its start (it returned `Ok` without
+    /// reporting `started`): nothing runs, there is no value.
+    pub fn is_ignored(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// The started value as a `T`, if that is its type (`()` for a
+    /// [`ChildSpec::task`]).
     ///
     /// # Errors
     ///
-    /// Gives `self` back when the value is not a `T`.
+    /// Gives `self` back when the value is not a `T`, or the child ignored
+    /// its start.
     pub fn downcast<T: 'static>(self) -> Result<T, Self> {
-        match self.value.downcast::<T>() {
-            Ok(value) => Ok(*value),
-            Err(value) => Err(StartedChild { id: self.id, value }),
+        match self.value.map(|value| value.downcast::<T>()) {
+            Some(Ok(value)) => Ok(*value),
+            Some(Err(value)) => Err(StartedChild {
+                id: self.id,
+                value: Some(value),
+            }),
+            None => Err(StartedChild {
+                id: self.id,
+                value: None,
+            }),
         }
     }
 }
@@ -780,7 +886,7 @@ pub(crate) enum Command {
 /// It is what [`start`] reports through its [`TaskStatus`], and what
 /// [`registry::lookup`] and
 /// [`registry::lookup_pid`] find for a running
-/// supervisor (by name if it [registers](Options::register)). Requests made
+/// supervisor (by name if it [registers](SupervisorOptions::register)). Requests made
 /// after the supervisor ended fail with [`SupervisorError::NotRunning`].
 #[derive(Clone)]
 pub struct Supervisor {
@@ -826,12 +932,19 @@ impl Supervisor {
         self.shared.snapshot()
     }
 
-    /// The children, in start order (OTP's `which_children`).
+    /// The children, in start order (OTP's `which_children`): each one's
+    /// id, key, own pid ([`ChildInfo::pid`]: `None` when it has none, as
+    /// OTP's `undefined`), state and restart count. Ignored children and
+    /// stopped ones waiting for a restart are listed; temporary children
+    /// that ended are not. See [`start_child`](Self::start_child) for an
+    /// example.
     pub fn which_children(&self) -> Vec<ChildInfo> {
         self.info().children
     }
 
-    /// Counts the children (OTP's `count_children`).
+    /// Counts the children (OTP's `count_children`): `specs` lists every
+    /// child the supervisor knows, `active` those starting or running (not
+    /// ignored, stopped or being stopped).
     pub fn count_children(&self) -> ChildCount {
         let info = self.info();
         let mut count = ChildCount {
@@ -840,6 +953,7 @@ impl Supervisor {
         };
         for child in &info.children {
             if matches!(child.state, ChildState::Starting | ChildState::Running) {
+                // Not `Ignored`, `Stopped` nor `Stopping`.
                 count.active += 1;
             }
             if child.supervisor.is_some() {
@@ -852,7 +966,38 @@ impl Supervisor {
     }
 
     /// Adds a child and starts it, after the children already there; returns
-    /// its key and started value once its handshake is done.
+    /// its key and started value once its handshake is done (or that it
+    /// [ignored](StartedChild::is_ignored) its start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use trellis::supervisor::{self, ChildSpec, ChildState, SupervisorOptions};
+    /// use trellis::TaskStatus;
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let worker = ChildSpec::task("worker", trellis::wait_shutdown);
+    ///     let sup = supervisor::start(&n, vec![worker], SupervisorOptions::new()).await?;
+    ///     let port = ChildSpec::new("listener", |status: TaskStatus<u16>| async move {
+    ///         status.started(8080);
+    ///         trellis::wait_shutdown().await;
+    ///     });
+    ///     let started = sup.start_child(port).await?;
+    ///     let key = started.id;
+    ///     assert_eq!(started.downcast::<u16>().unwrap(), 8080);
+    ///     let children = sup.which_children();
+    ///     assert_eq!((children[1].id.as_str(), children[1].state), ("listener", ChildState::Running));
+    ///     sup.terminate_child(key).await?;
+    ///     assert_eq!(sup.which_children().len(), 1);
+    ///     sup.stop().await?;
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -892,7 +1037,28 @@ impl Supervisor {
     }
 
     /// Stops the supervisor gracefully: its children in reverse start order,
-    /// then itself; returns once they have all ended.
+    /// each by its [`Shutdown`] (bounded by default), then itself; returns
+    /// once they have all ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use trellis::supervisor::{self, ChildSpec, SupervisorError, SupervisorOptions};
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     let children = vec![ChildSpec::task("worker", trellis::wait_shutdown)];
+    ///     let sup = supervisor::start(&n, children, SupervisorOptions::new()).await?;
+    ///     sup.stop().await?;
+    ///     assert!(!sup.is_running());
+    ///     assert!(matches!(sup.stop().await, Err(SupervisorError::NotRunning { .. })));
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -920,7 +1086,7 @@ impl Supervisor {
 /// all work. A name or pid is looked up on each use, so it reaches the
 /// current incarnation of a supervisor that was restarted. Names exist only
 /// for supervisors that register (every dynamic supervisor, a static one with
-/// [`Options::register`]); any supervisor can be reached by its pid while it
+/// [`SupervisorOptions::register`]); any supervisor can be reached by its pid while it
 /// runs.
 ///
 /// # Examples
@@ -1013,7 +1179,82 @@ impl From<Destination> for SupervisorRef {
     }
 }
 
-/// Runs a supervisor of `children` (triotp's `supervisor.start`).
+/// Starts a supervisor of `children` as a task of `nursery` and returns its
+/// handle once every child has started (triotp's `supervisor.start`; the
+/// [`gen_server::start`](crate::gen_server::start) of supervisors).
+///
+/// The supervisor runs [`serve`] in the nursery (its task named after
+/// [`SupervisorOptions::name`]) until it is stopped, gives up, or has no
+/// child left to run; once started, its end is the nursery's business like
+/// any task's (a [`SupervisorError`] then fails the nursery).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
+///
+/// trellis::nursery(|n| async move {
+///     let children = vec![ChildSpec::task("worker", trellis::wait_shutdown)];
+///     let sup = supervisor::start(&n, children, SupervisorOptions::new().name("app")).await?;
+///     assert_eq!(sup.name(), "app");
+///     assert_eq!(sup.count_children().active, 1);
+///     sup.stop().await?;
+///     Ok::<_, trellis::BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`SupervisorError::StartFailed`] if a child failed to start,
+/// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`,
+/// [`SupervisorError::DuplicateChild`] for two children with one id,
+/// [`SupervisorError::NameTaken`] if it [registers](SupervisorOptions::register) a
+/// name that is taken, [`SupervisorError::NotRunning`] if the nursery is
+/// closed or the supervisor ended (panicked, was cancelled) before it started.
+///
+/// # Cancel safety
+///
+/// Dropping the future before the supervisor has started cancels it (and
+/// the children started so far); after that, nothing is lost.
+pub async fn start(
+    nursery: &crate::Nursery,
+    children: Vec<ChildSpec>,
+    options: SupervisorOptions,
+) -> Result<Supervisor, SupervisorError> {
+    let name = options.name.clone();
+    let spawn = crate::SpawnOptions::new().name(name.clone());
+    nursery
+        .start_with(spawn, move |status| serve(children, options, status))
+        .await
+        .map_err(|error| start_error(error, &name))
+}
+
+/// The supervisor's own error out of a failed start handshake.
+pub(crate) fn start_error(error: crate::StartError, name: &str) -> SupervisorError {
+    let not_running = || SupervisorError::NotRunning {
+        supervisor: name.to_owned(),
+    };
+    match error {
+        crate::StartError::Failed(failure) => match failure.into_error() {
+            Some(error) => match error.downcast::<SupervisorError>() {
+                Ok(error) => *error,
+                Err(_) => not_running(),
+            },
+            None => not_running(),
+        },
+        _ => not_running(),
+    }
+}
+
+/// Runs a supervisor of `children` in the current task, reporting its
+/// handle through `status` once every child has started: the body of
+/// [`start`], for [`Nursery::start`](crate::Nursery::start) (triotp's
+/// `supervisor.start(children, opts, task_status)`).
 ///
 /// Starts the children in order, each after the previous one reported
 /// `started`, then reports a [`Supervisor`] handle through `status` and
@@ -1026,11 +1267,11 @@ impl From<Destination> for SupervisorRef {
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use trellis::supervisor::{self, ChildSpec, Options, SupervisorError};
+/// use trellis::supervisor::{self, ChildSpec, SupervisorOptions, SupervisorError};
 ///
 /// // A child that always fails: the supervisor gives up after 3 restarts.
 /// let crasher = ChildSpec::task("crasher", || async { Err::<(), _>("crash") });
-/// let err = supervisor::start(vec![crasher], Options::new(), trellis::TaskStatus::ignored())
+/// let err = supervisor::serve(vec![crasher], SupervisorOptions::new(), trellis::TaskStatus::ignored())
 ///     .await
 ///     .unwrap_err();
 /// assert!(matches!(err, SupervisorError::IntensityExceeded { ref child, .. } if child == "crasher"));
@@ -1043,7 +1284,7 @@ impl From<Destination> for SupervisorRef {
 /// [`SupervisorError::IntensityExceeded`] if children ended too often,
 /// [`SupervisorError::InvalidOptions`] for a zero `max_seconds`,
 /// [`SupervisorError::DuplicateChild`] for two children with one id,
-/// [`SupervisorError::NameTaken`] if it [registers](Options::register) a
+/// [`SupervisorError::NameTaken`] if it [registers](SupervisorOptions::register) a
 /// name that is taken.
 ///
 /// # Cancel safety
@@ -1051,9 +1292,9 @@ impl From<Destination> for SupervisorRef {
 /// Dropping the future aborts every child at its next `.await`. To stop the
 /// tree gracefully, ask the enclosing scope or nursery for a shutdown, or call
 /// [`Supervisor::stop`].
-pub async fn start(
+pub async fn serve(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {
     engine::run(children, options, false, status).await
@@ -1061,7 +1302,7 @@ pub async fn start(
 
 pub(crate) async fn engine_run(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {

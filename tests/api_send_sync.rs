@@ -218,7 +218,9 @@ fn util_types_and_futures_are_send() {
 #[test]
 fn supervision_types_and_futures_are_send() {
     use trellis::application::{AppSpec, ApplicationError, Applications};
-    use trellis::supervisor::{self, ChildSpec, Options, Supervisor, SupervisorError, Tree};
+    use trellis::supervisor::{
+        self, ChildSpec, Supervisor, SupervisorError, SupervisorOptions, Tree,
+    };
     fn is<T: Send + Sync + 'static>() {}
     fn send<T: Send>(_: &T) {}
     is::<ChildSpec>();
@@ -229,17 +231,19 @@ fn supervision_types_and_futures_are_send() {
     is::<Applications>();
     is::<ApplicationError>();
     is::<trellis::node::NodeError>();
-    send(&supervisor::start(
+    send(&supervisor::serve(
         vec![],
-        Options::new(),
+        SupervisorOptions::new(),
         TaskStatus::ignored(),
     ));
-    send(&trellis::dynamic_supervisor::start(
-        trellis::dynamic_supervisor::Options::new(),
-        "d",
+    send(&trellis::dynamic_supervisor::serve(
+        trellis::dynamic_supervisor::DynamicSupervisorOptions::new().name("d"),
         TaskStatus::ignored(),
     ));
-    send(&trellis::node::run(vec![], trellis::node::Options::new()));
+    send(&trellis::node::run(
+        vec![],
+        trellis::node::NodeOptions::new(),
+    ));
 }
 
 #[test]

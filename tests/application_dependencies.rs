@@ -126,7 +126,7 @@ async fn starting_a_running_application_does_nothing() {
         apps.stop("db").await?;
         assert!(matches!(
             apps.stop("db").await,
-            Err(ApplicationError::NotRunning(_))
+            Err(ApplicationError::NotStarted { .. })
         ));
         Ok::<_, BoxError>(())
     })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::mpsc;
-use trellis::dynamic_supervisor::{self, Options};
+use trellis::dynamic_supervisor::{self, DynamicSupervisorOptions};
 use trellis::supervisor::{ChildSpec, Restart, SupervisorError};
 use trellis::{TaskStatus, nursery};
 
@@ -23,7 +23,12 @@ fn job(id: &'static str, value: u32) -> ChildSpec {
 async fn start_child_returns_its_id_and_started_value() {
     nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "dyn-values", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("dyn-values"),
+                    status,
+                )
+            })
             .await?;
         let a = dynamic_supervisor::start_child(&sup, job("a", 1)).await?;
         let b = dynamic_supervisor::start_child(&sup, job("b", 2)).await?;
@@ -46,7 +51,12 @@ async fn max_children_is_a_clear_error_and_frees_up_on_terminate() {
     nursery(|n| async move {
         let sup = n
             .start(|status| {
-                dynamic_supervisor::start(Options::new().max_children(2), "dyn-max", status)
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new()
+                        .max_children(2)
+                        .name("dyn-max"),
+                    status,
+                )
             })
             .await?;
         let first = dynamic_supervisor::start_child(&sup, job("a", 1)).await?;
@@ -78,7 +88,9 @@ async fn max_children_is_a_clear_error_and_frees_up_on_terminate() {
 async fn dynamic_supervisor_with_no_children_keeps_running() {
     nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "dyn-idle", status))
+            .start(|status| {
+                dynamic_supervisor::serve(DynamicSupervisorOptions::new().name("dyn-idle"), status)
+            })
             .await?;
         let once = dynamic_supervisor::start_child(
             &sup,
@@ -117,7 +129,12 @@ async fn permanent_dynamic_child_is_restarted_and_keeps_its_id() {
     });
     nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "dyn-restart", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("dyn-restart"),
+                    status,
+                )
+            })
             .await?;
         let child = dynamic_supervisor::start_child(&sup, spec).await?;
         assert_eq!(rx.recv().await, Some(0));
@@ -136,7 +153,9 @@ async fn permanent_dynamic_child_is_restarted_and_keeps_its_id() {
 async fn child_failing_to_start_is_reported_and_not_kept() {
     nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "dyn-fail", status))
+            .start(|status| {
+                dynamic_supervisor::serve(DynamicSupervisorOptions::new().name("dyn-fail"), status)
+            })
             .await?;
         let bad = ChildSpec::new("bad", |_: TaskStatus<()>| async { Err::<(), _>("nope") });
         let err = dynamic_supervisor::start_child(&sup, bad)

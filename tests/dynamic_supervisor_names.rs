@@ -4,7 +4,7 @@
 
 use std::pin::pin;
 
-use trellis::dynamic_supervisor::{self, Options};
+use trellis::dynamic_supervisor::{self, DynamicSupervisorOptions};
 use trellis::registry::{self, RegistryError};
 use trellis::supervisor::{self, ChildSpec, Supervisor, SupervisorError};
 use trellis::{StartError, TaskStatus, mailbox};
@@ -30,7 +30,12 @@ fn no_such(result: Result<impl std::fmt::Debug, SupervisorError>, expected: &str
 async fn start_child_by_name_or_pid_reaches_the_supervisor() {
     trellis::nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-reach", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("names-reach"),
+                    status,
+                )
+            })
             .await?;
         let a = dynamic_supervisor::start_child("names-reach", job("a", 1)).await?;
         assert_eq!(a.downcast::<u32>().unwrap(), 1);
@@ -51,7 +56,12 @@ async fn start_child_by_name_or_pid_reaches_the_supervisor() {
 async fn registry_lookup_finds_the_running_supervisor() {
     trellis::nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-lookup", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("names-lookup"),
+                    status,
+                )
+            })
             .await?;
         assert_eq!(registry::whereis("names-lookup"), Some(sup.pid()));
         let found = registry::lookup::<Supervisor>("names-lookup")?;
@@ -80,8 +90,10 @@ async fn registry_lookup_finds_the_running_supervisor() {
 #[tokio::test(start_paused = true)]
 async fn which_count_and_terminate_work_by_name() {
     trellis::nursery(|n| async move {
-        n.start(|status| dynamic_supervisor::start(Options::new(), "names-ops", status))
-            .await?;
+        n.start(|status| {
+            dynamic_supervisor::serve(DynamicSupervisorOptions::new().name("names-ops"), status)
+        })
+        .await?;
         let a = dynamic_supervisor::start_child("names-ops", job("a", 1)).await?;
         dynamic_supervisor::start_child("names-ops", job("b", 2)).await?;
         let count = dynamic_supervisor::count_children("names-ops")?;
@@ -107,7 +119,12 @@ async fn which_count_and_terminate_work_by_name() {
 async fn the_name_is_released_when_the_supervisor_stops_and_can_be_reused() {
     trellis::nursery(|n| async move {
         let first = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-reuse", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("names-reuse"),
+                    status,
+                )
+            })
             .await?;
         first.stop().await?;
         assert_eq!(registry::whereis("names-reuse"), None);
@@ -116,7 +133,12 @@ async fn the_name_is_released_when_the_supervisor_stops_and_can_be_reused() {
             "\"names-reuse\"",
         );
         let second = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-reuse", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("names-reuse"),
+                    status,
+                )
+            })
             .await?;
         assert_ne!(second.pid(), first.pid());
         assert_eq!(registry::whereis("names-reuse"), Some(second.pid()));
@@ -132,7 +154,12 @@ async fn the_name_is_released_when_the_supervisor_stops_and_can_be_reused() {
 async fn the_name_is_released_when_the_supervisor_is_cancelled() {
     let pid = trellis::nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-cancel", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("names-cancel"),
+                    status,
+                )
+            })
             .await?;
         dynamic_supervisor::start_child("names-cancel", job("a", 1)).await?;
         n.cancel();
@@ -148,10 +175,9 @@ async fn the_name_is_released_when_the_supervisor_is_cancelled() {
 #[tokio::test(start_paused = true)]
 async fn the_name_is_released_when_the_task_running_it_panics() {
     let task = tokio::spawn(async {
-        let mut sup = pin!(dynamic_supervisor::start(
-            Options::new(),
-            "names-panic",
-            TaskStatus::ignored(),
+        let mut sup = pin!(dynamic_supervisor::serve(
+            DynamicSupervisorOptions::new().name("names-panic"),
+            TaskStatus::ignored()
         ));
         // One poll registers the name and leaves the supervisor waiting.
         assert!(futures::poll!(sup.as_mut()).is_pending());
@@ -166,7 +192,12 @@ async fn the_name_is_released_when_the_task_running_it_panics() {
 async fn the_name_is_released_when_the_restart_intensity_trips() {
     let err = trellis::nursery(|n| async move {
         n.start(|status| {
-            dynamic_supervisor::start(Options::new().max_restarts(0), "names-trip", status)
+            dynamic_supervisor::serve(
+                DynamicSupervisorOptions::new()
+                    .max_restarts(0)
+                    .name("names-trip"),
+                status,
+            )
         })
         .await?;
         // Started, then fails: one exit is one too many.
@@ -190,10 +221,14 @@ async fn the_name_is_released_when_the_restart_intensity_trips() {
 async fn a_duplicate_name_is_an_error_reported_by_the_start_handshake() {
     trellis::nursery(|n| async move {
         let first = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-dup", status))
+            .start(|status| {
+                dynamic_supervisor::serve(DynamicSupervisorOptions::new().name("names-dup"), status)
+            })
             .await?;
         let second = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-dup", status))
+            .start(|status| {
+                dynamic_supervisor::serve(DynamicSupervisorOptions::new().name("names-dup"), status)
+            })
             .await;
         let Err(StartError::Failed(failure)) = second else {
             panic!("expected a start failure, got {second:?}");
@@ -212,10 +247,12 @@ async fn a_duplicate_name_is_an_error_reported_by_the_start_handshake() {
         // A name held by another kind of process is taken too.
         let inbox = mailbox::create::<u32>();
         mailbox::register("names-dup-mailbox", inbox.pid())?;
-        let err =
-            dynamic_supervisor::start(Options::new(), "names-dup-mailbox", TaskStatus::ignored())
-                .await
-                .unwrap_err();
+        let err = dynamic_supervisor::serve(
+            DynamicSupervisorOptions::new().name("names-dup-mailbox"),
+            TaskStatus::ignored(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, SupervisorError::NameTaken { .. }), "{err}");
         assert_eq!(
             err.to_string(),
@@ -258,7 +295,9 @@ async fn an_unknown_name_or_pid_is_an_error_value() {
     // terminate_child needs a key from some supervisor.
     let key = trellis::nursery(|n| async move {
         let sup = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-key", status))
+            .start(|status| {
+                dynamic_supervisor::serve(DynamicSupervisorOptions::new().name("names-key"), status)
+            })
             .await?;
         let key = dynamic_supervisor::start_child(&sup, job("a", 1)).await?.id;
         sup.stop().await?;
@@ -278,9 +317,9 @@ async fn static_supervisors_register_only_when_asked() {
         let children = || vec![ChildSpec::task("w", trellis::wait_shutdown)];
         let plain = n
             .start(|status| {
-                supervisor::start(
+                supervisor::serve(
                     children(),
-                    supervisor::Options::new().name("names-static"),
+                    supervisor::SupervisorOptions::new().name("names-static"),
                     status,
                 )
             })
@@ -290,11 +329,11 @@ async fn static_supervisors_register_only_when_asked() {
         let by_pid = dynamic_supervisor::count_children(plain.pid())?;
         assert_eq!(by_pid.active, 1);
 
-        let options = supervisor::Options::new()
+        let options = supervisor::SupervisorOptions::new()
             .name("names-static-registered")
             .register(true);
         let registered = n
-            .start(|status| supervisor::start(children(), options, status))
+            .start(|status| supervisor::serve(children(), options, status))
             .await?;
         assert_eq!(
             registry::lookup::<Supervisor>("names-static-registered")?.pid(),
@@ -314,14 +353,19 @@ async fn static_supervisors_register_only_when_asked() {
 async fn a_restarted_dynamic_supervisor_takes_its_name_back() {
     trellis::nursery(|n| async move {
         let jobs = ChildSpec::new("jobs", |status: TaskStatus<Supervisor>| {
-            dynamic_supervisor::start(Options::new().max_restarts(0), "names-nested", status)
+            dynamic_supervisor::serve(
+                DynamicSupervisorOptions::new()
+                    .max_restarts(0)
+                    .name("names-nested"),
+                status,
+            )
         })
         .shutdown(supervisor::Shutdown::Infinity);
         let parent = n
             .start(|status| {
-                supervisor::start(
+                supervisor::serve(
                     vec![jobs],
-                    supervisor::Options::new().name("names-parent"),
+                    supervisor::SupervisorOptions::new().name("names-parent"),
                     status,
                 )
             })

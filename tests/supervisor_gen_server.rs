@@ -8,7 +8,7 @@ use trellis::BoxError;
 use trellis::gen_server::{self, Context, GenServer, Init, Response};
 use trellis::nursery;
 use trellis::process::ExitReason;
-use trellis::supervisor::{self, ChildSpec, Options};
+use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -79,7 +79,7 @@ async fn gen_server_terminate_runs_when_the_supervisor_stops() {
     let children = vec![counter("sgs-first", &log), counter("sgs-second", &log)];
     nursery(|n| async move {
         let sup = n
-            .start(|status| supervisor::start(children, Options::new(), status))
+            .start(|status| supervisor::serve(children, SupervisorOptions::new(), status))
             .await?;
         sup.stop().await?;
         Ok::<_, BoxError>(())
@@ -104,7 +104,7 @@ async fn a_name_follows_the_child_across_restarts() {
     let timeout = Duration::from_secs(1);
     nursery(|n| async move {
         let sup = n
-            .start(|status| supervisor::start(children, Options::new(), status))
+            .start(|status| supervisor::serve(children, SupervisorOptions::new(), status))
             .await?;
         let first = gen_server::call::<Counter>("sgs-named", Request::Get, timeout).await?;
         assert_eq!(first, 101);

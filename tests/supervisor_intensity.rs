@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use trellis::process::ExitReason;
-use trellis::supervisor::{self, Backoff, ChildSpec, Options, SupervisorError};
+use trellis::supervisor::{self, Backoff, ChildSpec, SupervisorError, SupervisorOptions};
 use trellis::{CancelScope, TaskStatus};
 
 /// A child that fails `failures` times, each after `lifetime`, then waits
@@ -42,10 +42,10 @@ fn failing_watched(
 #[tokio::test(start_paused = true)]
 async fn intensity_trips_at_max_restarts_plus_one_within_the_window() {
     let runs = Arc::new(AtomicU32::new(0));
-    let options = Options::new()
+    let options = SupervisorOptions::new()
         .max_restarts(3)
         .max_seconds(Duration::from_secs(5));
-    let err = supervisor::start(
+    let err = supervisor::serve(
         vec![failing(runs.clone(), u32::MAX, Duration::ZERO)],
         options,
         TaskStatus::ignored(),
@@ -74,9 +74,9 @@ async fn exactly_max_restarts_within_the_window_is_tolerated() {
     let runs = Arc::new(AtomicU32::new(0));
     let (seen_tx, mut seen) = watch::channel(0);
     let scope = CancelScope::new();
-    let sup = scope.run(supervisor::start(
+    let sup = scope.run(supervisor::serve(
         vec![failing_watched(runs.clone(), 3, Duration::ZERO, seen_tx)],
-        Options::new().max_restarts(3),
+        SupervisorOptions::new().max_restarts(3),
         TaskStatus::ignored(),
     ));
     let stopper = async {
@@ -95,14 +95,14 @@ async fn spread_out_restarts_never_trip() {
     let scope = CancelScope::new();
     // Each run fails after 2 s: at most 2 earlier restarts fall in the 5 s
     // before any restart, fewer than the 3 allowed.
-    let sup = scope.run(supervisor::start(
+    let sup = scope.run(supervisor::serve(
         vec![failing_watched(
             runs.clone(),
             20,
             Duration::from_secs(2),
             seen_tx,
         )],
-        Options::new()
+        SupervisorOptions::new()
             .max_restarts(3)
             .max_seconds(Duration::from_secs(5)),
         TaskStatus::ignored(),
@@ -125,9 +125,9 @@ async fn backoff_delays_consecutive_restarts() {
         initial: Duration::from_millis(100),
         max: Duration::from_secs(1),
     };
-    let err = supervisor::start(
+    let err = supervisor::serve(
         vec![failing(runs.clone(), u32::MAX, Duration::ZERO)],
-        Options::new().max_restarts(3).backoff(backoff),
+        SupervisorOptions::new().max_restarts(3).backoff(backoff),
         TaskStatus::ignored(),
     )
     .await
@@ -141,9 +141,9 @@ async fn backoff_delays_consecutive_restarts() {
 async fn restarts_are_immediate_without_backoff() {
     let runs = Arc::new(AtomicU32::new(0));
     let start = tokio::time::Instant::now();
-    let _ = supervisor::start(
+    let _ = supervisor::serve(
         vec![failing(runs, u32::MAX, Duration::ZERO)],
-        Options::new(),
+        SupervisorOptions::new(),
         TaskStatus::ignored(),
     )
     .await;

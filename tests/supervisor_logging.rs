@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 
 use trellis::TaskStatus;
-use trellis::dynamic_supervisor::{self, Options};
+use trellis::dynamic_supervisor::{self, DynamicSupervisorOptions};
 use trellis::supervisor::{self, ChildSpec};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -57,7 +57,12 @@ async fn children_of_a_dynamic_supervisor_log_their_comings_and_goings_at_debug(
     let _default = tracing::subscriber::set_default(subscriber);
     trellis::nursery(|n| async move {
         let dynamic = n
-            .start(|status| dynamic_supervisor::start(Options::new(), "names-logs", status))
+            .start(|status| {
+                dynamic_supervisor::serve(
+                    DynamicSupervisorOptions::new().name("names-logs"),
+                    status,
+                )
+            })
             .await?;
         let child = dynamic_supervisor::start_child("names-logs", job("a", 1)).await?;
         dynamic_supervisor::terminate_child("names-logs", child.id).await?;
@@ -66,9 +71,9 @@ async fn children_of_a_dynamic_supervisor_log_their_comings_and_goings_at_debug(
         dynamic.stop().await?;
         let static_sup = n
             .start(|status| {
-                supervisor::start(
+                supervisor::serve(
                     vec![ChildSpec::task("w", trellis::wait_shutdown)],
-                    supervisor::Options::new().name("names-logs-static"),
+                    supervisor::SupervisorOptions::new().name("names-logs-static"),
                     status,
                 )
             })

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use trellis::supervisor::{self, ChildSpec, Options, Restart};
+use trellis::supervisor::{self, ChildSpec, Restart, SupervisorOptions};
 use trellis::{CancelScope, TaskStatus};
 
 #[derive(Clone, Copy, Debug)]
@@ -43,9 +43,9 @@ fn child(restart: Restart, first: Outcome, runs: mpsc::UnboundedSender<u32>) -> 
 async fn runs_of(restart: Restart, first: Outcome) -> u32 {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let scope = CancelScope::new();
-    let sup = scope.run(supervisor::start(
+    let sup = scope.run(supervisor::serve(
         vec![child(restart, first, tx)],
-        Options::new(),
+        SupervisorOptions::new(),
         TaskStatus::ignored(),
     ));
     let watcher = async {
@@ -113,9 +113,9 @@ async fn temporary_child_is_not_restarted_after_panic() {
 #[tokio::test(start_paused = true)]
 async fn supervisor_returns_when_every_child_finished_normally() {
     let spec = |id| ChildSpec::task(id, || async {}).restart(Restart::Transient);
-    let out = supervisor::start(
+    let out = supervisor::serve(
         vec![spec("a"), spec("b")],
-        Options::new(),
+        SupervisorOptions::new(),
         TaskStatus::ignored(),
     )
     .await;
@@ -128,9 +128,13 @@ async fn child_failing_before_started_fails_the_supervisor_start() {
     let bad = ChildSpec::new("bad", |_status: TaskStatus<()>| async {
         Err::<(), _>("no db")
     });
-    let err = supervisor::start(vec![ok, bad], Options::new(), TaskStatus::ignored())
-        .await
-        .unwrap_err();
+    let err = supervisor::serve(
+        vec![ok, bad],
+        SupervisorOptions::new(),
+        TaskStatus::ignored(),
+    )
+    .await
+    .unwrap_err();
     match err {
         supervisor::SupervisorError::StartFailed { child, reason, .. } => {
             assert_eq!(child, "bad");
@@ -142,9 +146,9 @@ async fn child_failing_before_started_fails_the_supervisor_start() {
 
 #[tokio::test(start_paused = true)]
 async fn zero_window_is_an_options_error() {
-    let err = supervisor::start(
+    let err = supervisor::serve(
         vec![],
-        Options::new().max_seconds(Duration::ZERO),
+        SupervisorOptions::new().max_seconds(Duration::ZERO),
         TaskStatus::ignored(),
     )
     .await
@@ -158,9 +162,13 @@ async fn zero_window_is_an_options_error() {
 #[tokio::test(start_paused = true)]
 async fn duplicate_child_ids_are_an_error() {
     let a = || ChildSpec::task("same", trellis::wait_shutdown);
-    let err = supervisor::start(vec![a(), a()], Options::new(), TaskStatus::ignored())
-        .await
-        .unwrap_err();
+    let err = supervisor::serve(
+        vec![a(), a()],
+        SupervisorOptions::new(),
+        TaskStatus::ignored(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(
         err,
         supervisor::SupervisorError::DuplicateChild { .. }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis::process::ExitReason;
-use trellis::supervisor::{self, ChildSpec, ChildState, Options, Shutdown, SupervisorError};
+use trellis::supervisor::{
+    self, ChildSpec, ChildState, Shutdown, SupervisorError, SupervisorOptions,
+};
 use trellis::{TaskStatus, nursery};
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -38,7 +40,7 @@ fn slow_cleanup(id: &'static str, log: Log, cleanup: Duration, shutdown: Shutdow
 async fn stop_time(spec: ChildSpec) -> Duration {
     nursery(|n| async move {
         let sup = n
-            .start(|status| supervisor::start(vec![spec], Options::new(), status))
+            .start(|status| supervisor::serve(vec![spec], SupervisorOptions::new(), status))
             .await?;
         let start = Instant::now();
         sup.stop().await?;
@@ -111,7 +113,7 @@ async fn stopping_a_tree_stops_every_level_gracefully_in_reverse_order() {
             slow_cleanup("x", log.clone(), ms(10), grace),
             slow_cleanup("y", log.clone(), ms(10), grace),
         ],
-        Options::new().name("inner"),
+        SupervisorOptions::new().name("inner"),
     );
     let children = vec![
         slow_cleanup("a", log.clone(), ms(10), grace),
@@ -119,8 +121,10 @@ async fn stopping_a_tree_stops_every_level_gracefully_in_reverse_order() {
         slow_cleanup("b", log.clone(), ms(10), grace),
     ];
     let elapsed = nursery(|n| async move {
-        n.start(|status| supervisor::start(children, Options::new().name("outer"), status))
-            .await?;
+        n.start(|status| {
+            supervisor::serve(children, SupervisorOptions::new().name("outer"), status)
+        })
+        .await?;
         let start = Instant::now();
         n.shutdown(Duration::from_secs(10)); // as a node would
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(start)
@@ -148,11 +152,11 @@ async fn nested_supervisor_trip_is_handled_by_its_parent() {
     let inner = ChildSpec::supervisor(
         "inner",
         vec![worker],
-        Options::new().name("inner").max_restarts(0),
+        SupervisorOptions::new().name("inner").max_restarts(0),
     );
-    let err = supervisor::start(
+    let err = supervisor::serve(
         vec![inner],
-        Options::new().name("outer").max_restarts(1),
+        SupervisorOptions::new().name("outer").max_restarts(1),
         TaskStatus::ignored(),
     )
     .await
@@ -199,11 +203,19 @@ async fn tree_shows_nested_supervisors_and_restart_counts() {
             Ok(())
         }
     });
-    let inner = ChildSpec::supervisor("pool", vec![flaky], Options::new().name("tree-test-pool"));
+    let inner = ChildSpec::supervisor(
+        "pool",
+        vec![flaky],
+        SupervisorOptions::new().name("tree-test-pool"),
+    );
     nursery(|n| async move {
         let sup = n
             .start(|status| {
-                supervisor::start(vec![inner], Options::new().name("tree-test-root"), status)
+                supervisor::serve(
+                    vec![inner],
+                    SupervisorOptions::new().name("tree-test-root"),
+                    status,
+                )
             })
             .await?;
         rx.recv().await;
@@ -234,4 +246,22 @@ async fn tree_shows_nested_supervisors_and_restart_counts() {
     })
     .await
     .unwrap();
+}
+
+/// A worker that never looks at the shutdown request.
+fn deaf(id: &'static str) -> ChildSpec {
+    ChildSpec::task(id, std::future::pending::<()>)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_ignores_shutdown_is_killed_after_the_default_five_seconds() {
+    assert_eq!(stop_time(deaf("deaf")).await, Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_a_tree_of_deaf_workers_is_bounded_by_their_shutdown_times() {
+    // The nested supervisor's own shutdown is `Infinity` (OTP's default for
+    // a supervisor child), but it stops its two workers within 5 s each.
+    let pool = ChildSpec::supervisor("pool", vec![deaf("a"), deaf("b")], SupervisorOptions::new());
+    assert_eq!(stop_time(pool).await, Duration::from_secs(10));
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use trellis::supervisor::{self, ChildSpec, Options, Restart, Strategy};
+use trellis::supervisor::{self, ChildSpec, Restart, Strategy, SupervisorOptions};
 use trellis::{CancelScope, TaskStatus};
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -49,9 +49,9 @@ async fn run(strategy: Strategy, expected_starts: u32, temporary_c: bool) -> Vec
     ];
     drop(starts);
     let scope = CancelScope::new();
-    let sup = scope.run(supervisor::start(
+    let sup = scope.run(supervisor::serve(
         children,
-        Options::new().strategy(strategy),
+        SupervisorOptions::new().strategy(strategy),
         TaskStatus::ignored(),
     ));
     let stopper = async {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::Notify;
 use trellis::gen_server::{Context, GenServer, Init, Response};
-use trellis::supervisor::{self, ChildSpec, Options};
+use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -97,13 +97,13 @@ async fn trellis_restarts(iters: u64, failure: Failure) -> Duration {
             }
         }
     });
-    let options = Options::new()
+    let options = SupervisorOptions::new()
         .max_restarts(u32::MAX)
         .max_seconds(Duration::from_secs(3600));
     let start = Instant::now();
     trellis::nursery(|n| async move {
         let sup = n
-            .start(|s| supervisor::start(vec![child], options, s))
+            .start(|s| supervisor::serve(vec![child], options, s))
             .await?;
         done.notified().await;
         let elapsed = start.elapsed();
@@ -307,7 +307,7 @@ async fn supervisor_startup(hold: impl FnOnce()) -> Duration {
     let start = Instant::now();
     trellis::nursery(|n| async move {
         let sup = n
-            .start(|s| supervisor::start(children, Options::new(), s))
+            .start(|s| supervisor::serve(children, SupervisorOptions::new(), s))
             .await?;
         let elapsed = start.elapsed();
         hold();

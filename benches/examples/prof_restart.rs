@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use trellis::supervisor::{self, ChildSpec, Options};
+use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 
 /// Fails by `Err`, or by panic if `panic`.
 fn fail(panic: bool) -> Result<(), &'static str> {
@@ -35,13 +35,13 @@ async fn trellis_restarts(iters: u64, panic: bool) -> Duration {
             fail(panic)
         }
     });
-    let options = Options::new()
+    let options = SupervisorOptions::new()
         .max_restarts(u32::MAX)
         .max_seconds(Duration::from_secs(3600));
     let start = Instant::now();
     trellis::nursery(|n| async move {
         let sup = n
-            .start(|s| supervisor::start(vec![child], options, s))
+            .start(|s| supervisor::serve(vec![child], options, s))
             .await?;
         done.notified().await;
         let elapsed = start.elapsed();

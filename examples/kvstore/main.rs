@@ -29,7 +29,7 @@ mod shard;
 use std::process::ExitCode;
 
 use trellis::application::AppSpec;
-use trellis::node::{self, Options as NodeOptions};
+use trellis::node::{self, NodeOptions};
 
 use crate::resp::Limits;
 use crate::server::{Config, kvstore_app};

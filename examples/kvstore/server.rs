@@ -23,10 +23,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use trellis::dynamic_supervisor::{self, DynamicSupervisorOptions};
 use trellis::gen_server::GenServerOptions;
 use trellis::protocol::run_connection;
-use trellis::supervisor::{self, ChildSpec, Options, Restart, Strategy};
-use trellis::{TaskStatus, dynamic_supervisor, nursery};
+use trellis::supervisor::{self, ChildSpec, Restart, Strategy, SupervisorOptions};
+use trellis::{TaskStatus, nursery};
 
 use crate::commands::{Router, shard_name};
 use crate::connection::RespConnection;
@@ -61,7 +62,7 @@ pub(crate) async fn kvstore_app(
 ) -> io::Result<()> {
     nursery(|n| async move {
         let tree = tree(config, bound);
-        n.start(|status| supervisor::start(tree, Options::new().name("kvstore"), status))
+        supervisor::start(&n, tree, SupervisorOptions::new().name("kvstore"))
             .await
             .map_err(io::Error::other)?;
         status.started(());
@@ -86,7 +87,7 @@ fn tree(config: Config, bound: Option<Arc<Mutex<Option<SocketAddr>>>>) -> Vec<Ch
     let shards = ChildSpec::supervisor(
         "shards",
         shards,
-        Options::new()
+        SupervisorOptions::new()
             .name("shards")
             .strategy(Strategy::OneForOne)
             // Generous: a shard crash loses only its own keys.
@@ -113,14 +114,10 @@ async fn front(
     let local = listener.local_addr()?;
     let router = Router::new(&config.name, config.shards, config.debug_command);
     nursery(|n| async move {
-        let connections = n
-            .start(|status| {
-                dynamic_supervisor::start(
-                    dynamic_supervisor::Options::new().max_children(config.max_connections),
-                    format!("{}-connections", config.name),
-                    status,
-                )
-            })
+        let options = DynamicSupervisorOptions::new()
+            .name(format!("{}-connections", config.name))
+            .max_children(config.max_connections);
+        let connections = dynamic_supervisor::start(&n, options)
             .await
             .map_err(io::Error::other)?;
         if let Some(bound) = &bound {

@@ -15,8 +15,10 @@
 //! child starts until it ends; a guard records its end however it ends.
 //!
 //! Logging: children of a dynamic supervisor (one per connection, per job)
-//! start, exit and stop at `DEBUG`; a static supervisor's at `INFO`.
-//! Restarts are `INFO`, failures `WARN`, intensity trips `ERROR` for both.
+//! start, exit normally and stop at `DEBUG`; a static supervisor's at
+//! `INFO`. Abnormal exits, restarts after them, kills after a shutdown
+//! timeout, start failures and intensity trips are `ERROR` for both (the
+//! fields are listed in the module docs of `supervisor`).
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -35,12 +37,12 @@ use tokio_util::task::AbortOnDropHandle;
 use super::intensity::Intensity;
 use super::tree::{PARENT, Row, Shared, lock};
 use super::{
-    ChildId, ChildSpec, ChildState, Command, Options, Shutdown, StartedChild, StartedValue,
-    Strategy, Supervisor, SupervisorError,
+    ChildId, ChildSpec, ChildState, Command, Shutdown, StartedChild, StartedValue, Strategy,
+    Supervisor, SupervisorError, SupervisorOptions,
 };
 use crate::cancel::{CancelScope, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
-use crate::process::{Entry, ExitReason, Pid};
+use crate::process::{CHILD_PID, Entry, ExitReason, Pid, claimed_pid};
 use crate::registry::{self, RegistryError};
 
 /// Logs a child's start, exit or stop: `DEBUG` under a dynamic supervisor,
@@ -56,6 +58,18 @@ macro_rules! lifecycle {
 }
 
 use crate::BoxError;
+
+/// A child's pid in a log event: OTP's `undefined` when it has none.
+struct ShowPid(Option<Pid>);
+
+impl fmt::Display for ShowPid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(pid) => pid.fmt(f),
+            None => f.write_str("undefined"),
+        }
+    }
+}
 
 /// How one child incarnation ended.
 struct Exit {
@@ -130,6 +144,8 @@ pub(crate) struct Launch {
     scope: CancelScope,
     report: Reporter,
     parent: (std::sync::Weak<Shared>, ChildId),
+    /// Where the child's own process records its pid.
+    own: Arc<AtomicU64>,
 }
 
 impl Launch {
@@ -141,7 +157,8 @@ impl Launch {
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        Box::pin(PARENT.scope(self.parent, run_child(child, self.scope, self.report)))
+        let child = run_child(child, self.scope, self.report);
+        Box::pin(PARENT.scope(self.parent, CHILD_PID.scope(self.own, child)))
     }
 }
 
@@ -184,6 +201,9 @@ struct Slot {
     stopping: Arc<AtomicU64>,
     /// A restart is owed: start it when the loop gets to it.
     wanted: bool,
+    /// The running incarnation's own pid (0: none yet), reset at each
+    /// start; shared with its row and its task.
+    own: Arc<AtomicU64>,
     /// Consecutive restarts, for the backoff.
     streak: u32,
     restarts: u64,
@@ -205,7 +225,7 @@ enum Flow {
 
 struct Engine {
     shared: Arc<Shared>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     slots: Vec<Slot>,
     exits_tx: mpsc::UnboundedSender<Exit>,
@@ -253,7 +273,7 @@ fn supervisor_view(base: &Arc<dyn Any + Send + Sync>, out: &mut dyn Any) {
 
 pub(crate) async fn run(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     status: TaskStatus<Supervisor>,
 ) -> Result<(), SupervisorError> {
@@ -312,7 +332,7 @@ pub(crate) async fn run(
 /// The body of [`run`], once the supervisor is a process.
 async fn supervise(
     children: Vec<ChildSpec>,
-    options: Options,
+    options: SupervisorOptions,
     dynamic: bool,
     shared: Arc<Shared>,
     handle: Supervisor,
@@ -347,7 +367,7 @@ async fn supervise(
             }
             Err(StartFailure::Exited(reason)) => {
                 let child = engine.slots[i].spec.id.to_string();
-                tracing::error!(supervisor = %engine.shared.name, child = %child, %reason, "child failed to start");
+                tracing::error!(supervisor = %engine.shared.name, child = %child, pid = %ShowPid(None), %reason, "child failed to start");
                 engine.stop_all().await;
                 return Err(SupervisorError::StartFailed {
                     supervisor: engine.shared.name.to_string(),
@@ -423,7 +443,7 @@ impl Engine {
         lock(&self.shared.rows).push(Row {
             key,
             id: spec.id.clone(),
-            pid: None,
+            own: None,
             restart: spec.restart,
             state: ChildState::Stopped,
             restarts: 0,
@@ -434,6 +454,7 @@ impl Engine {
             spec,
             running: None,
             stopping: Arc::new(AtomicU64::new(u64::MAX)),
+            own: Arc::new(AtomicU64::new(0)),
             wanted: true,
             streak: 0,
             restarts: 0,
@@ -456,16 +477,19 @@ impl Engine {
         }
     }
 
-    /// Spawns a new incarnation of the child and waits for its handshake.
-    async fn start_slot(&mut self, key: ChildId) -> Result<StartedValue, StartFailure> {
+    /// Spawns a new incarnation of the child and waits for its handshake;
+    /// `None`: the child ignored its start (it returned `Ok` without
+    /// reporting `started`, OTP's `ignore`) and is recorded as ignored.
+    async fn start_slot(&mut self, key: ChildId) -> Result<Option<StartedValue>, StartFailure> {
         let Some(i) = self.index(key) else {
             return Err(StartFailure::Exited(ExitReason::Killed));
         };
         let incarnation = self.next_incarnation;
         self.next_incarnation += 1;
-        let pid = Pid::new();
         let slot = &mut self.slots[i];
         slot.wanted = false;
+        slot.own.store(0, Ordering::Release);
+        let own = Arc::clone(&slot.own);
         let started = {
             let scope = CancelScope::new();
             let inc = (slot.spec.start)(Launch {
@@ -478,6 +502,7 @@ impl Engine {
                     reason: None,
                 },
                 parent: (Arc::downgrade(&self.shared), key),
+                own: Arc::clone(&own),
             });
             let handle = AbortOnDropHandle::new(tokio::spawn(inc.task));
             slot.running = Some(Running {
@@ -491,15 +516,17 @@ impl Engine {
         let Some(started) = started else {
             // No handshake: started once spawned.
             self.set_row(key, |row| {
-                row.pid = Some(pid);
+                row.own = Some(own);
                 row.state = ChildState::Running;
                 row.nested = None;
             });
-            lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
-            return Ok(Box::new(()));
+            // Its body has not run yet: its pid, if it makes a process,
+            // comes later.
+            lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(None), "child started");
+            return Ok(Some(Box::new(())));
         };
         self.set_row(key, |row| {
-            row.pid = Some(pid);
+            row.own = Some(Arc::clone(&own));
             row.state = ChildState::Starting;
             row.nested = None;
         });
@@ -515,19 +542,28 @@ impl Engine {
         match outcome {
             Outcome::Started(Some(value)) => {
                 self.set_row(key, |row| row.state = ChildState::Running);
-                lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, %pid, "child started");
-                Ok(value)
+                lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(claimed_pid(&own)), "child started");
+                Ok(Some(value))
             }
             Outcome::Started(None) => {
                 // The handshake fails only once the task has ended.
                 let reason = self.wait_exit(key, incarnation).await;
                 self.slots[i].running = None;
+                if reason == ExitReason::Normal {
+                    // OTP's `ignore`: kept, not running, not restarted.
+                    self.set_row(key, |row| {
+                        row.state = ChildState::Ignored;
+                        row.own = None;
+                    });
+                    lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, "child ignored its start");
+                    return Ok(None);
+                }
                 self.set_row(key, |row| {
                     row.state = ChildState::Stopped;
-                    row.pid = None;
+                    row.own = None;
                 });
                 Err(StartFailure::Exited(match reason {
-                    ExitReason::Normal | ExitReason::Shutdown => {
+                    ExitReason::Shutdown => {
                         ExitReason::error("returned before it reported started")
                     }
                     other => other,
@@ -569,6 +605,7 @@ impl Engine {
         let running = slot.running.take()?;
         let policy = policy.unwrap_or(slot.spec.shutdown);
         let id = slot.spec.id.clone();
+        let pid = ShowPid(claimed_pid(&slot.own));
         slot.stopping.store(running.incarnation, Ordering::Release);
         self.set_row(key, |row| row.state = ChildState::Stopping);
         let reason = match policy {
@@ -584,22 +621,37 @@ impl Engine {
                 running.scope.shutdown(grace);
                 let deadline = Instant::now() + grace;
                 let incarnation = running.incarnation;
-                match tokio::time::timeout_at(deadline, self.wait_exit(key, incarnation)).await {
-                    Ok(reason) => reason,
-                    Err(_) => {
-                        // Shields or a busy loop kept it alive: no more waiting.
-                        running.handle.abort();
-                        self.wait_exit(key, incarnation).await
-                    }
+                let reason =
+                    match tokio::time::timeout_at(deadline, self.wait_exit(key, incarnation)).await
+                    {
+                        Ok(reason) => reason,
+                        Err(_) => {
+                            // Shields or a busy loop kept it alive: no more waiting.
+                            running.handle.abort();
+                            self.wait_exit(key, incarnation).await
+                        }
+                    };
+                if reason == ExitReason::Killed {
+                    // Its scope's grace ran out, or the abort above: as
+                    // OTP's `shutdown_error` report, with reason `killed`.
+                    tracing::error!(
+                        supervisor = %self.shared.name,
+                        child = %id,
+                        %pid,
+                        %reason,
+                        shutdown = ?grace,
+                        "child did not stop within its shutdown time; killed"
+                    );
                 }
+                reason
             }
         };
         drop(running);
         self.set_row(key, |row| {
             row.state = ChildState::Stopped;
-            row.pid = None;
+            row.own = None;
         });
-        lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %reason, "child stopped");
+        lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child stopped");
         Some(reason)
     }
 
@@ -640,14 +692,17 @@ impl Engine {
             let spec = &self.slots[i].spec;
             let id = spec.id.clone();
             let restart = spec.restart;
-            if reason.is_abnormal() {
-                tracing::warn!(supervisor = %self.shared.name, child = %id, %reason, "child failed");
+            let pid = ShowPid(claimed_pid(&self.slots[i].own));
+            let abnormal = reason.is_abnormal();
+            if abnormal {
+                // OTP's crash report and `child_terminated` supervisor report.
+                tracing::error!(supervisor = %self.shared.name, child = %id, %pid, %reason, ?restart, "child terminated abnormally");
             } else {
-                lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %reason, "child exited");
+                lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child exited");
             }
             let stopped = |row: &mut Row| {
                 row.state = ChildState::Stopped;
-                row.pid = None;
+                row.own = None;
             };
             if !restart.restarts_if(reason.is_abnormal()) {
                 self.set_row(key, stopped);
@@ -661,6 +716,7 @@ impl Engine {
                 tracing::error!(
                     supervisor = %self.shared.name,
                     child = %id,
+                    %pid,
                     %reason,
                     max_restarts = self.options.max_restarts,
                     max_seconds = ?self.options.max_seconds,
@@ -700,17 +756,18 @@ impl Engine {
                 Strategy::OneForAll => self.slots.iter().rev().map(|s| s.key).collect(),
                 Strategy::RestForOne => self.slots[i + 1..].iter().rev().map(|s| s.key).collect(),
             };
+            // Every non-temporary child of the group is started again, as in
+            // OTP: also one that was not running (a transient child that had
+            // exited normally, an ignored one).
             for sibling in siblings {
-                if self.stop_slot(sibling, None).await.is_none() {
-                    continue; // not running
-                }
+                let was_running = self.stop_slot(sibling, None).await.is_some();
                 let Some(j) = self.index(sibling) else {
                     continue;
                 };
-                if self.slots[j].spec.restart == super::Restart::Temporary {
-                    self.remove_slot(sibling);
-                } else {
+                if self.slots[j].spec.restart != super::Restart::Temporary {
                     self.slots[j].wanted = true;
+                } else if was_running {
+                    self.remove_slot(sibling);
                 }
             }
             if let Some(backoff) = self.options.backoff {
@@ -735,9 +792,21 @@ impl Engine {
                 after = Some(owed_key);
                 let restarted = owed_key == key;
                 match self.start_slot(owed_key).await {
-                    Ok(_) => {
+                    Ok(None) => {} // ignored: recorded, not restarted again
+                    Ok(Some(_)) => {
                         if restarted {
-                            tracing::info!(supervisor = %self.shared.name, child = %id, restarts, "child restarted");
+                            // Field values are computed only if the event is enabled.
+                            let pid = || {
+                                ShowPid(
+                                    self.index(owed_key)
+                                        .and_then(|j| claimed_pid(&self.slots[j].own)),
+                                )
+                            };
+                            if abnormal {
+                                tracing::error!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted after an abnormal exit");
+                            } else {
+                                tracing::info!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted");
+                            }
                         }
                     }
                     Err(StartFailure::Shutdown) => return Ok(Flow::Stop),
@@ -793,6 +862,11 @@ impl Engine {
                 let key = self.add_slot(spec);
                 match self.start_slot(key).await {
                     Ok(value) => {
+                        if value.is_none() && self.dynamic {
+                            // A dynamic supervisor keeps no ignored child
+                            // (as Elixir's `DynamicSupervisor`).
+                            self.remove_slot(key);
+                        }
                         let _ = reply.send(Ok(StartedChild { id: key, value }));
                         Flow::Continue
                     }
@@ -803,6 +877,9 @@ impl Engine {
                             StartFailure::Shutdown => ExitReason::Shutdown,
                         };
                         let stop = matches!(reason, ExitReason::Shutdown);
+                        if !stop {
+                            tracing::error!(supervisor = %self.shared.name, child = %id, pid = %ShowPid(None), %reason, "child failed to start");
+                        }
                         let _ = reply.send(Err(SupervisorError::StartFailed {
                             supervisor: self.name(),
                             child: id,

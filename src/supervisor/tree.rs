@@ -13,7 +13,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::process::Pid;
+use std::sync::atomic::AtomicU64;
+
+use crate::process::{Pid, claimed_pid};
 
 use super::{ChildId, Restart, Strategy};
 
@@ -29,7 +31,9 @@ pub(crate) struct Shared {
 pub(crate) struct Row {
     pub(crate) key: ChildId,
     pub(crate) id: Cow<'static, str>,
-    pub(crate) pid: Option<Pid>,
+    /// While an incarnation runs: the cell its own process's pid lands in
+    /// (see [`CHILD_PID`](crate::process::CHILD_PID)).
+    pub(crate) own: Option<Arc<AtomicU64>>,
     pub(crate) restart: Restart,
     pub(crate) state: ChildState,
     pub(crate) restarts: u64,
@@ -70,7 +74,7 @@ impl Shared {
             .map(|row| ChildInfo {
                 key: row.key,
                 id: row.id.to_string(),
-                pid: row.pid,
+                pid: row.own.as_deref().and_then(claimed_pid),
                 restart: row.restart,
                 state: row.state,
                 restarts: row.restarts,
@@ -101,15 +105,11 @@ impl Shared {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use trellis::supervisor::{self, ChildSpec, Options};
+/// use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 ///
 /// trellis::nursery(|n| async move {
-///     let sup = n
-///         .start(|status| {
-///             let children = vec![ChildSpec::task("worker", || std::future::pending::<()>())];
-///             supervisor::start(children, Options::new().name("tree-demo"), status)
-///         })
-///         .await?;
+///     let children = vec![ChildSpec::task("worker", || std::future::pending::<()>())];
+///     let sup = supervisor::start(&n, children, SupervisorOptions::new().name("tree-demo")).await?;
 ///     let trees = supervisor::tree();
 ///     assert!(trees.iter().any(|t| t.name == "tree-demo" && t.children.len() == 1));
 ///     assert!(supervisor::tree().to_string().contains("worker"));
@@ -146,7 +146,7 @@ pub fn tree() -> Tree {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SupervisorInfo {
-    /// The supervisor's name ([`Options::name`](super::Options::name)).
+    /// The supervisor's name ([`SupervisorOptions::name`](super::SupervisorOptions::name)).
     pub name: String,
     /// The supervisor's own process id.
     pub pid: Pid,
@@ -164,7 +164,19 @@ pub struct ChildInfo {
     pub key: ChildId,
     /// The id from its [`ChildSpec`](super::ChildSpec).
     pub id: String,
-    /// The pid of the current incarnation, if one is running or starting.
+    /// The child's own pid, as OTP's `which_children` gives it: the pid
+    /// of the process the current incarnation runs as — a gen_server's, a
+    /// supervisor's, or the first process (mailbox) a [`ChildSpec::new`](super::ChildSpec::new)
+    /// or [`ChildSpec::task`](super::ChildSpec::task) child creates in its
+    /// own task — so [`process::is_alive`](crate::process::is_alive) and
+    /// [`registry::lookup_pid`](crate::registry::lookup_pid) work on it.
+    ///
+    /// `None` when no incarnation runs (stopped, waiting for a restart,
+    /// [ignored](ChildState::Ignored)), before the child has created its
+    /// process, and for a plain task that creates none: such a task is not
+    /// a process (nothing can send to it or look it up), so Trellis shows
+    /// no pid rather than invent one that no lookup could find; its
+    /// [`key`](Self::key) names it instead.
     pub pid: Option<Pid>,
     /// Its restart type.
     pub restart: Restart,
@@ -189,6 +201,10 @@ pub enum ChildState {
     /// Not running (it ended and is not to be restarted), or waiting to be
     /// restarted.
     Stopped,
+    /// Its start function returned `Ok` without reporting
+    /// [`started`](crate::TaskStatus::started) (OTP's `ignore`): not
+    /// running, no pid, never restarted.
+    Ignored,
 }
 
 impl fmt::Display for ChildState {
@@ -198,6 +214,7 @@ impl fmt::Display for ChildState {
             ChildState::Running => "running",
             ChildState::Stopping => "stopping",
             ChildState::Stopped => "stopped",
+            ChildState::Ignored => "ignored",
         })
     }
 }
