@@ -9,7 +9,7 @@
 //! headers inserted, ranges deleted or repeated), and the corpus of
 //! `fuzz/corpus/<target>/`.
 //!
-//! Each property runs `TRELLIS_FUZZ_CASES` cases (default 256); a long
+//! Each property runs `TRELLIS_FUZZ_CASES` cases (default 1024); a long
 //! campaign: `TRELLIS_FUZZ_CASES=1000000 cargo test --release --test
 //! fuzz_decoders`. Allocation limits are checked in
 //! `tests/fuzz_allocations.rs`.
@@ -30,12 +30,12 @@ mod resp;
 #[path = "../fuzz/src/checks.rs"]
 mod checks;
 
-/// Cases per property: `TRELLIS_FUZZ_CASES`, or 256.
+/// Cases per property: `TRELLIS_FUZZ_CASES`, or 1024.
 fn config() -> ProptestConfig {
     let cases = std::env::var("TRELLIS_FUZZ_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(1024);
     ProptestConfig {
         cases,
         // A failing case is printed, shrunk; the corpus keeps it for good.
