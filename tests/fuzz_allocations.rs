@@ -104,17 +104,16 @@ fn length_prefixed_frames_allocate_for_what_arrived_not_for_the_length_claimed()
 fn framed_protocol_allocates_at_most_the_codecs_limit_whatever_the_length_claimed() {
     // The first call builds the shared transport; count only the decoding.
     let _ = checks::framed_feed([&b""[..]]);
-    let claims = [
-        checks::MAX_FRAME as u32 + 1,
-        1 << 31,
-        u32::MAX,
-    ];
+    let claims = [checks::MAX_FRAME as u32 + 1, 1 << 31, u32::MAX];
     for claim in claims {
         let mut input = claim.to_be_bytes().to_vec();
         input.extend_from_slice(b"0123456789");
         let mut outcome = None;
         let requested = bytes_requested(|| outcome = Some(checks::framed_feed([&input[..]])));
-        assert!(outcome.is_some_and(|o| o.failed), "a claim of {claim} is an error");
+        assert!(
+            outcome.is_some_and(|o| o.failed),
+            "a claim of {claim} is an error"
+        );
         assert!(
             requested <= SMALL,
             "{requested} bytes allocated for a claim of {claim}"

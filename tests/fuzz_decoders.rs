@@ -204,7 +204,10 @@ fn payloads() -> impl Strategy<Value = Vec<Vec<u8>>> {
 }
 
 fn wire(requests: &[Vec<Vec<u8>>]) -> Vec<u8> {
-    requests.iter().flat_map(|r| checks::resp_encode(r)).collect()
+    requests
+        .iter()
+        .flat_map(|r| checks::resp_encode(r))
+        .collect()
 }
 
 /// Every split of `input` in two, fed by `feed`, decodes as the whole.
@@ -316,7 +319,11 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn resp_corpus_of_malformed_requests_keeps_the_properties() {
     let corpus = corpus("resp");
-    assert!(corpus.len() >= 24, "the RESP corpus has {} files", corpus.len());
+    assert!(
+        corpus.len() >= 24,
+        "the RESP corpus has {} files",
+        corpus.len()
+    );
     for (path, input) in corpus {
         let outcome = std::panic::catch_unwind(|| checks::resp(&input));
         assert!(outcome.is_ok(), "corpus file {}", path.display());

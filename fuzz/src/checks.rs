@@ -70,7 +70,10 @@ pub fn resp_feed<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, limits: &Limits
             let before = buf.len();
             match resp::parse_request(&mut buf, limits) {
                 Ok(Some(args)) => {
-                    assert!(buf.len() < before, "a request taken without consuming bytes");
+                    assert!(
+                        buf.len() < before,
+                        "a request taken without consuming bytes"
+                    );
                     outcome
                         .frames
                         .push(args.iter().map(|arg| arg.to_vec()).collect());
