@@ -17,17 +17,18 @@
 //!
 //! 1. never panics;
 //! 2. never loops without progress: a frame taken consumes bytes, so the
-//!    work is bounded by the input;
+//!    work is bounded by the input (`FramedProtocol` loops inside
+//!    `data_received`: there a step without progress hangs the harness);
 //! 3. decodes the same frames, and fails or not the same way, whether the
 //!    input arrives whole or one byte at a time (TCP may split anywhere).
 //!
-//! Allocations are checked apart, in `tests/fuzz_allocations.rs`, which
-//! counts every allocation and so must run alone in its test binary.
+//! Allocations are checked apart, in `tests/fuzz_allocations.rs`, whose
+//! binary counts the allocations of each test's thread.
 
 use std::io;
 use std::sync::OnceLock;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::LengthDelimitedCodec;
 use trellis::protocol::{
     FrameHandler, FrameWriter, FramedProtocol, Protocol, Transport, run_connection,
@@ -61,7 +62,10 @@ pub struct Outcome {
 /// # Panics
 ///
 /// If the parser panics, or takes a request without consuming bytes.
-pub fn resp_feed<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, limits: &Limits) -> Outcome {
+pub(crate) fn resp_feed<'a>(
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+    limits: &Limits,
+) -> Outcome {
     let mut buf = BytesMut::new();
     let mut outcome = Outcome::default();
     for piece in pieces {
@@ -91,7 +95,7 @@ pub fn resp_feed<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, limits: &Limits
 }
 
 /// Limits small enough that short inputs reach every limit check.
-pub fn tight_resp_limits() -> Limits {
+pub(crate) fn tight_resp_limits() -> Limits {
     Limits {
         max_bulk: 16,
         max_args: 8,
@@ -290,13 +294,4 @@ pub fn be_frame(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(payload);
     out
-}
-
-/// The payloads of `frames`, to compare with what was framed.
-pub fn payloads(outcome: &Outcome) -> Vec<Bytes> {
-    outcome
-        .frames
-        .iter()
-        .map(|parts| Bytes::from(parts.concat()))
-        .collect()
 }
