@@ -64,32 +64,32 @@ pub(crate) fn parse_request(
     }
 }
 
-/// The index of the `\r\n` ending the line that starts at `from`.
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    let at = memchr::memchr(b'\n', &buf[from..])? + from;
-    (at > from && buf[at - 1] == b'\r')
-        .then_some(at - 1)
-        .or(Some(usize::MAX))
-}
-
 /// Parses a decimal integer header line (`*3`, `$5`) at `from`; returns the
 /// number and where the next line starts.
+///
+/// A line longer than `max_line` is refused whether it is complete or not,
+/// so that the answer never depends on how the bytes were split.
 fn header(buf: &[u8], from: usize, max_line: usize) -> Result<Option<(i64, usize)>, ProtocolError> {
-    let Some(end) = line_end(buf, from) else {
+    let Some(newline) = memchr::memchr(b'\n', &buf[from..]) else {
         if buf.len() - from > max_line {
             return error("too big header line");
         }
         return Ok(None);
     };
-    if end == usize::MAX {
+    if newline > max_line {
+        return error("too big header line");
+    }
+    // `buf[from]` is the type byte, so the line has at least one byte.
+    let newline = from + newline;
+    if buf[newline - 1] != b'\r' {
         return error("expected '\\r\\n' line ending");
     }
-    let digits = &buf[from + 1..end];
+    let digits = buf.get(from + 1..newline - 1).unwrap_or_default();
     let text = std::str::from_utf8(digits).map_err(|_| ProtocolError("invalid length".into()))?;
     let n: i64 = text
         .parse()
         .map_err(|_| ProtocolError(format!("invalid length '{text}'")))?;
-    Ok(Some((n, end + 2)))
+    Ok(Some((n, newline + 1)))
 }
 
 fn parse_multibulk(
@@ -106,8 +106,11 @@ fn parse_multibulk(
     if count as u64 > limits.max_args as u64 {
         return error("invalid multibulk length");
     }
-    // First pass: check the request is complete, without copying.
-    let mut spans = Vec::with_capacity(count as usize);
+    // First pass: check the request is complete, without copying. Room is
+    // made for the arguments the buffer can hold (each takes at least
+    // `$0\r\n\r\n`), not for the count claimed: `*1048576\r\n` alone must
+    // not allocate 16 MiB.
+    let mut spans = Vec::with_capacity((count as usize).min((buf.len() - at) / 6));
     for _ in 0..count {
         match buf.get(at) {
             None => return Ok(None),
@@ -120,8 +123,8 @@ fn parse_multibulk(
         if len < 0 || len as u64 > limits.max_bulk as u64 {
             return error("invalid bulk length");
         }
-        let end = start + len as usize;
-        if buf.len() < end + 2 {
+        let end = start.saturating_add(len as usize);
+        if buf.len() < end.saturating_add(2) {
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
@@ -147,6 +150,11 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
         }
         return Ok(None);
     };
+    // The same limit for a line that came whole, or the answer would depend
+    // on how the bytes were split.
+    if newline > limits.max_inline {
+        return error("too big inline request");
+    }
     let line = buf.split_to(newline + 1).freeze();
     let text = line.slice(..newline);
     let text = text
@@ -369,6 +377,61 @@ mod tests {
         };
         let mut buf = BytesMut::from(&b"AAAAAAAAAAAAAAAA"[..]);
         assert!(parse_request(&mut buf, &limits).is_err());
+    }
+
+    /// Feeds `input` one byte at a time, as a slow peer may send it.
+    fn parse_bytewise(input: &[u8], limits: &Limits) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut buf = BytesMut::new();
+        let mut requests = Vec::new();
+        for &byte in input {
+            buf.extend_from_slice(&[byte]);
+            while let Some(request) = parse_request(&mut buf, limits)? {
+                requests.push(request);
+            }
+        }
+        Ok(requests)
+    }
+
+    // Found by fuzzing (tests/fuzz_decoders.rs): a complete header line of
+    // 40 leading zeros was accepted, the same line in pieces refused.
+    #[test]
+    fn a_header_line_over_32_bytes_is_refused_however_it_is_split() {
+        let input = format!("*{}1\r\n$4\r\nPING\r\n", "0".repeat(40));
+        assert!(parse_all(input.as_bytes()).is_err());
+        assert!(parse_bytewise(input.as_bytes(), &Limits::default()).is_err());
+        let input = format!("*1\r\n${}4\r\nPING\r\n", "0".repeat(40));
+        assert!(parse_all(input.as_bytes()).is_err());
+        assert!(parse_bytewise(input.as_bytes(), &Limits::default()).is_err());
+        // 32 bytes before the newline is still a header.
+        let input = format!("*{}1\r\n$4\r\nPING\r\n", "0".repeat(29));
+        assert_eq!(parse_all(input.as_bytes()).unwrap(), [vec!["PING"]]);
+        assert_eq!(
+            parse_bytewise(input.as_bytes(), &Limits::default()).unwrap(),
+            [vec!["PING"]]
+        );
+    }
+
+    // Found by fuzzing: an inline line over `max_inline` was accepted when
+    // it came in one read, refused when it came in pieces.
+    #[test]
+    fn an_inline_line_over_the_limit_is_refused_however_it_is_split() {
+        let limits = Limits {
+            max_inline: 8,
+            ..Limits::default()
+        };
+        let mut whole = BytesMut::from(&b"SET key value\r\n"[..]);
+        assert!(parse_request(&mut whole, &limits).is_err());
+        assert!(parse_bytewise(b"SET key value\r\n", &limits).is_err());
+        // 8 bytes before the newline is still a request.
+        let mut whole = BytesMut::from(&b"GET key\r\n"[..]);
+        assert_eq!(
+            parse_request(&mut whole, &limits).unwrap().unwrap(),
+            ["GET", "key"]
+        );
+        assert_eq!(
+            parse_bytewise(b"GET key\r\n", &limits).unwrap(),
+            [vec!["GET", "key"]]
+        );
     }
 
     proptest! {
