@@ -13,7 +13,7 @@
 //! registers it in the node's [registry](crate::registry) while it runs, so
 //! it can be reached from anywhere by that name — or by the [`Supervisor`]
 //! handle its start returns, or by its pid: every function below takes any
-//! of them (a [`SupervisorRef`]). The name is released when the supervisor
+//! of them (any `impl Into<ProcessRef<Supervisor>>`). The name is released when the supervisor
 //! ends, however it ends; two dynamic supervisors cannot run under one name
 //! at once. An unnamed one (label `"dynamic_supervisor"` in logs) is reached
 //! by handle or pid.
@@ -88,9 +88,10 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::nursery::TaskStatus;
+use crate::registry::ProcessRef;
 use crate::supervisor::{
     self, Backoff, ChildCount, ChildId, ChildInfo, ChildSpec, StartedChild, Strategy, Supervisor,
-    SupervisorError, SupervisorOptions, SupervisorRef,
+    SupervisorError, SupervisorOptions,
 };
 
 /// The options of a dynamic supervisor (see the [module table](self)).
@@ -267,10 +268,10 @@ pub async fn serve(
 ///
 /// As [`Supervisor::start_child`].
 pub async fn start_child(
-    supervisor: impl Into<SupervisorRef>,
+    supervisor: impl Into<ProcessRef<Supervisor>>,
     spec: ChildSpec,
 ) -> Result<StartedChild, SupervisorError> {
-    supervisor.into().resolve()?.start_child(spec).await
+    supervisor::resolve(supervisor)?.start_child(spec).await
 }
 
 /// Stops a child and forgets it (see [`Supervisor::terminate_child`]).
@@ -284,10 +285,10 @@ pub async fn start_child(
 ///
 /// As [`Supervisor::terminate_child`].
 pub async fn terminate_child(
-    supervisor: impl Into<SupervisorRef>,
+    supervisor: impl Into<ProcessRef<Supervisor>>,
     id: ChildId,
 ) -> Result<(), SupervisorError> {
-    supervisor.into().resolve()?.terminate_child(id).await
+    supervisor::resolve(supervisor)?.terminate_child(id).await
 }
 
 /// The live children, in start order (see [`Supervisor::which_children`]).
@@ -298,9 +299,9 @@ pub async fn terminate_child(
 /// running supervisor. A handle always answers (with an ended supervisor's
 /// last state).
 pub fn which_children(
-    supervisor: impl Into<SupervisorRef>,
+    supervisor: impl Into<ProcessRef<Supervisor>>,
 ) -> Result<Vec<ChildInfo>, SupervisorError> {
-    Ok(supervisor.into().resolve()?.which_children())
+    Ok(supervisor::resolve(supervisor)?.which_children())
 }
 
 /// Counts the children (see [`Supervisor::count_children`]).
@@ -308,6 +309,8 @@ pub fn which_children(
 /// # Errors
 ///
 /// As [`which_children`].
-pub fn count_children(supervisor: impl Into<SupervisorRef>) -> Result<ChildCount, SupervisorError> {
-    Ok(supervisor.into().resolve()?.count_children())
+pub fn count_children(
+    supervisor: impl Into<ProcessRef<Supervisor>>,
+) -> Result<ChildCount, SupervisorError> {
+    Ok(supervisor::resolve(supervisor)?.count_children())
 }

@@ -155,7 +155,7 @@
 //! [`registry::lookup_pid::<Supervisor>`](crate::registry::lookup_pid) gives
 //! its handle. Its [name](SupervisorOptions::name) is a label unless it
 //! [registers](SupervisorOptions::register) it (dynamic supervisors always do); a
-//! [`SupervisorRef`] reaches a supervisor by handle, name or pid.
+//! [`registry::ProcessRef<Supervisor>`](crate::registry::ProcessRef) reaches a supervisor by handle, name or pid ([`resolve`]).
 //!
 //! A child's pid, in [`Supervisor::which_children`], [`tree`] and the log
 //! events, is the child's own, as OTP's `which_children` gives it: the pid
@@ -177,7 +177,7 @@
 //! | to add or remove children at run time | [`Supervisor::start_child`], [`Supervisor::terminate_child`], or a [`dynamic_supervisor`](crate::dynamic_supervisor) |
 //! | to slow down a child that keeps crashing | [`SupervisorOptions::backoff`] |
 //! | to see the tree | [`tree`], [`Supervisor::info`] |
-//! | to reach a supervisor by its name | [`SupervisorOptions::register`], then [`SupervisorRef`] or [`registry::lookup::<Supervisor>`](crate::registry::lookup) |
+//! | to reach a supervisor by its name | [`SupervisorOptions::register`], then a name (any `impl Into<ProcessRef<Supervisor>>`) or [`registry::lookup::<Supervisor>`](crate::registry::lookup) |
 //!
 //! # Examples
 //!
@@ -226,10 +226,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::mailbox::Destination;
 use crate::nursery::{TaskOutput, TaskStatus};
 use crate::process::{ExitReason, Pid};
-use crate::registry;
+use crate::registry::ProcessRef;
 use engine::Launch;
 
 pub use tree::{ChildInfo, ChildState, SupervisorInfo, Tree, tree};
@@ -420,7 +419,7 @@ impl SupervisorOptions {
     ///
     /// A registered supervisor is found with
     /// [`registry::lookup::<Supervisor>(name)`](crate::registry::lookup) and
-    /// reached by name through a [`SupervisorRef`]. The name is registered
+    /// reached by name through a [`ProcessRef`](crate::registry::ProcessRef). The name is registered
     /// before the first child starts and released when the supervisor ends,
     /// however it ends (returning, failing, panicking or being cancelled), so
     /// a restarted supervisor finds it free. A name already taken makes
@@ -805,7 +804,7 @@ pub enum SupervisorError {
         /// The name.
         name: String,
     },
-    /// A [`SupervisorRef`] name or pid leads to no running supervisor:
+    /// A name or pid leads to no running supervisor:
     /// nothing is registered under it, or what is is not a supervisor.
     #[error("no supervisor {name}")]
     NoSuchSupervisor {
@@ -1076,107 +1075,47 @@ impl Supervisor {
     }
 }
 
-/// Which supervisor a request goes to: a [`Supervisor`] handle, a registered
-/// name or a pid (OTP's `SupRef`; the supervisor counterpart of
-/// [`registry::ProcessRef`]).
-///
-/// Functions such as
-/// [`dynamic_supervisor::start_child`](crate::dynamic_supervisor::start_child)
-/// take `impl Into<SupervisorRef>`, so `&sup`, `sup`, `"jobs"` and a `Pid`
-/// all work. A name or pid is looked up on each use, so it reaches the
-/// current incarnation of a supervisor that was restarted. Names exist only
-/// for supervisors that register (every dynamic supervisor, a static one with
-/// [`SupervisorOptions::register`]); any supervisor can be reached by its pid while it
-/// runs.
+impl From<Supervisor> for ProcessRef<Supervisor> {
+    fn from(supervisor: Supervisor) -> Self {
+        ProcessRef::Handle(supervisor)
+    }
+}
+
+impl From<&Supervisor> for ProcessRef<Supervisor> {
+    fn from(supervisor: &Supervisor) -> Self {
+        ProcessRef::Handle(supervisor.clone())
+    }
+}
+
+/// The supervisor `target` (a handle, a registered name or a pid: OTP's
+/// `SupRef`) refers to, looking a name or pid up on each use, so it reaches
+/// the current incarnation of a supervisor that was restarted.
 ///
 /// # Examples
 ///
 /// ```
-/// use trellis::supervisor::{SupervisorError, SupervisorRef};
+/// use trellis::supervisor::{self, SupervisorError};
 ///
-/// let err = SupervisorRef::from("nobody-here").resolve().unwrap_err();
+/// let err = supervisor::resolve("nobody-here").unwrap_err();
 /// assert!(matches!(err, SupervisorError::NoSuchSupervisor { .. }));
 /// assert_eq!(err.to_string(), "no supervisor \"nobody-here\"");
 /// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum SupervisorRef {
-    /// A handle (no lookup).
-    Supervisor(Supervisor),
-    /// A name or pid, looked up on each use.
-    Destination(Destination),
-}
-
-impl SupervisorRef {
-    /// The handle this refers to, looking up a name or pid.
-    ///
-    /// # Errors
-    ///
-    /// [`SupervisorError::NoSuchSupervisor`] if the name or pid leads to no
-    /// running supervisor. A handle always resolves (to a supervisor that
-    /// may have ended: its requests then fail with
-    /// [`SupervisorError::NotRunning`]).
-    pub fn resolve(self) -> Result<Supervisor, SupervisorError> {
-        let destination = match self {
-            SupervisorRef::Supervisor(supervisor) => return Ok(supervisor),
-            SupervisorRef::Destination(destination) => destination,
-        };
-        let found = match &destination {
-            Destination::Name(name) => registry::lookup::<Supervisor>(&**name),
-            Destination::Pid(pid) => registry::lookup_pid::<Supervisor>(*pid),
-        };
-        found.map_err(|_| SupervisorError::NoSuchSupervisor {
-            name: destination.to_string(),
-        })
-    }
-}
-
-impl From<Supervisor> for SupervisorRef {
-    fn from(supervisor: Supervisor) -> Self {
-        SupervisorRef::Supervisor(supervisor)
-    }
-}
-
-impl From<&Supervisor> for SupervisorRef {
-    fn from(supervisor: &Supervisor) -> Self {
-        SupervisorRef::Supervisor(supervisor.clone())
-    }
-}
-
-impl From<&str> for SupervisorRef {
-    fn from(name: &str) -> Self {
-        SupervisorRef::Destination(name.into())
-    }
-}
-
-impl From<String> for SupervisorRef {
-    fn from(name: String) -> Self {
-        SupervisorRef::Destination(name.into())
-    }
-}
-
-impl From<&String> for SupervisorRef {
-    fn from(name: &String) -> Self {
-        SupervisorRef::Destination(name.as_str().into())
-    }
-}
-
-impl From<Arc<str>> for SupervisorRef {
-    fn from(name: Arc<str>) -> Self {
-        SupervisorRef::Destination(name.into())
-    }
-}
-
-impl From<Pid> for SupervisorRef {
-    fn from(pid: Pid) -> Self {
-        SupervisorRef::Destination(pid.into())
-    }
-}
-
-impl From<Destination> for SupervisorRef {
-    fn from(destination: Destination) -> Self {
-        SupervisorRef::Destination(destination)
-    }
+///
+/// # Errors
+///
+/// [`SupervisorError::NoSuchSupervisor`] if the name or pid leads to no
+/// running supervisor. A handle always resolves (to a supervisor that may
+/// have ended: its requests then fail with [`SupervisorError::NotRunning`]).
+pub fn resolve(target: impl Into<ProcessRef<Supervisor>>) -> Result<Supervisor, SupervisorError> {
+    let target = target.into();
+    let name = match &target {
+        ProcessRef::Name(name) => format!("{name:?}"),
+        ProcessRef::Pid(pid) => pid.to_string(),
+        _ => String::new(),
+    };
+    target
+        .resolve()
+        .map_err(|_| SupervisorError::NoSuchSupervisor { name })
 }
 
 /// Starts a supervisor of `children` as a task of `nursery` and returns its

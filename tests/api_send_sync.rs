@@ -250,7 +250,7 @@ fn supervision_types_and_futures_are_send() {
 fn supervisor_refs_and_by_name_futures_are_send() {
     fn is<T: Send + Sync + 'static>() {}
     fn send<T: Send>(_: &T) {}
-    is::<trellis::supervisor::SupervisorRef>();
+    is::<trellis::registry::ProcessRef<trellis::supervisor::Supervisor>>();
     send(&trellis::dynamic_supervisor::start_child(
         "d",
         trellis::supervisor::ChildSpec::task("t", || async {}),
