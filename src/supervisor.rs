@@ -161,7 +161,7 @@
 //! events, is the child's own, as OTP's `which_children` gives it: the pid
 //! of the first process created in the child's task — a gen_server's, a
 //! nested supervisor's, or a mailbox a [`ChildSpec::new`] child opens — so
-//! it is alive and [`registry::lookup_pid`]
+//! it is alive and [`registry::lookup_pid`](crate::registry::lookup_pid)
 //! finds the child by it. A plain task that creates no process has no pid
 //! (`None`, `undefined` in logs): it is not a process, nothing can send to
 //! it, and Trellis does not invent a pid that no lookup could resolve (see
@@ -413,13 +413,13 @@ impl SupervisorOptions {
     }
 
     /// Registers the [name](Self::name) in the node's
-    /// [registry] while the supervisor runs (off by
+    /// [registry](crate::registry) while the supervisor runs (off by
     /// default; [dynamic supervisors](crate::dynamic_supervisor) always
     /// register).
     ///
     /// A registered supervisor is found with
     /// [`registry::lookup::<Supervisor>(name)`](crate::registry::lookup) and
-    /// reached by name through a [`ProcessRef`](crate::registry::ProcessRef). The name is registered
+    /// reached by name through a [`ProcessRef`]. The name is registered
     /// before the first child starts and released when the supervisor ends,
     /// however it ends (returning, failing, panicking or being cancelled), so
     /// a restarted supervisor finds it free. A name already taken makes
@@ -883,8 +883,8 @@ pub(crate) enum Command {
 /// A handle to a running supervisor: cheap to clone, usable from any task.
 ///
 /// It is what [`start`] reports through its [`TaskStatus`], and what
-/// [`registry::lookup`] and
-/// [`registry::lookup_pid`] find for a running
+/// [`registry::lookup`](crate::registry::lookup) and
+/// [`registry::lookup_pid`](crate::registry::lookup_pid) find for a running
 /// supervisor (by name if it [registers](SupervisorOptions::register)). Requests made
 /// after the supervisor ended fail with [`SupervisorError::NotRunning`].
 #[derive(Clone)]
@@ -910,7 +910,7 @@ impl Supervisor {
 
     /// The supervisor's process id: alive in the process table while the
     /// supervisor runs (its handle is found with
-    /// [`registry::lookup_pid`]).
+    /// [`registry::lookup_pid`](crate::registry::lookup_pid)).
     pub fn pid(&self) -> Pid {
         self.shared.pid
     }

@@ -83,6 +83,51 @@ mod readme {
     }
 }
 
+mod readme_otp {
+    //! The README's gen_server snippet, as it stands there.
+    use trellis::gen_server::{self, Context, GenServer, Init, Response};
+    use trellis::{BoxError, nursery};
+
+    struct Counter(u64);
+
+    impl GenServer for Counter {
+        type Arg = ();
+        type Call = u64;
+        type Reply = u64;
+        type Cast = ();
+        type Info = ();
+
+        async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+            Ok(Init::Ready)
+        }
+
+        async fn handle_call(
+            &mut self,
+            add: u64,
+            _: &mut Context<Self>,
+        ) -> Result<Response<u64>, BoxError> {
+            self.0 = self.0.checked_add(add).ok_or("counter overflow")?; // a crash, as a value
+            Ok(Response::Reply(self.0))
+        }
+    }
+
+    pub(super) async fn count() -> Result<u64, BoxError> {
+        let total = nursery(|n| async move {
+            let counter = gen_server::start(&n, Counter(0)).await?;
+            let total = counter.call(2, gen_server::DEFAULT_TIMEOUT).await?;
+            counter.stop().await?;
+            Ok::<_, BoxError>(total)
+        })
+        .await?;
+        Ok(total)
+    }
+}
+
+#[tokio::test]
+async fn the_readme_gen_server_snippet_runs_inside_tokio_spawn() {
+    assert_eq!(tokio::spawn(readme_otp::count()).await.unwrap().unwrap(), 2);
+}
+
 async fn every_idiom() -> u32 {
     readme::fetch_both().await.unwrap();
     let a = box_error_with_question_mark().await.unwrap();
