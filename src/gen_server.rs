@@ -534,9 +534,13 @@ impl<S: GenServer> Server<S> {
     /// mailbox, the message is dropped unsent. An unbounded mailbox never
     /// waits: the message is sent on the first poll.
     pub async fn cast(&self, message: S::Cast) -> Result<(), GenServerError> {
-        // Without waiting first (always, when unbounded): the waiting send
-        // is boxed, so the future stays small.
-        let Err(error) = self.address.try_send(Envelope::Cast(message)) else {
+        self.send_envelope(Envelope::Cast(message)).await
+    }
+
+    /// Sends a cast or an info: without waiting first (always, when
+    /// unbounded); the waiting send is boxed, so the future stays small.
+    async fn send_envelope(&self, envelope: Envelope<S>) -> Result<(), GenServerError> {
+        let Err(error) = self.address.try_send(envelope) else {
             return Ok(());
         };
         let (error, envelope) = error.into_parts();
@@ -577,20 +581,7 @@ impl<S: GenServer> Server<S> {
     /// As [`cast`](Self::cast): dropped while waiting for room, the message
     /// is dropped unsent.
     pub async fn send_info(&self, message: S::Info) -> Result<(), GenServerError> {
-        let Err(error) = self.address.try_send(Envelope::Info(message)) else {
-            return Ok(());
-        };
-        let (error, envelope) = error.into_parts();
-        let result = match error {
-            MailboxError::Full { pid } if process::is_current(pid) => {
-                return Err(GenServerError::CallingSelf { pid });
-            }
-            MailboxError::Full { .. } => Box::pin(self.address.send(envelope))
-                .await
-                .map_err(|e| e.into_parts().0),
-            error => Err(error),
-        };
-        result.map_err(|e| GenServerError::from_send(e, self.pid()))
+        self.send_envelope(Envelope::Info(message)).await
     }
 
     /// An address that sends plain messages to `handle_info` — what

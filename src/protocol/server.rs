@@ -239,8 +239,18 @@ where
     P: Protocol,
     F: Fn() -> P + Send + Sync + 'static,
 {
+    serve_until_cancelled(|n| async move { create_server(&n, factory, addr).await }).await
+}
+
+/// Runs the server `create` makes in a nursery of its own until cancelled:
+/// the body of [`run_server`] and [`run_unix_server`].
+async fn serve_until_cancelled<C, Fut>(create: C) -> Result<(), ProtocolError>
+where
+    C: FnOnce(Nursery) -> Fut,
+    Fut: Future<Output = Result<Server, ProtocolError>>,
+{
     let served = nursery(|n| async move {
-        let server = match create_server(&n, factory, addr).await {
+        let server = match create(n).await {
             Ok(server) => server,
             Err(error) => return Ok(Err(error)),
         };
@@ -271,16 +281,7 @@ where
     P: Protocol,
     F: Fn() -> P + Send + Sync + 'static,
 {
-    let served = nursery(|n| async move {
-        let server = match create_unix_server(&n, factory, path).await {
-            Ok(server) => server,
-            Err(error) => return Ok(Err(error)),
-        };
-        server.serve_forever().await;
-        Ok::<_, NurseryError>(Ok(()))
-    })
-    .await;
-    served.unwrap_or_else(|error| Err(ProtocolError::Nursery(error)))
+    serve_until_cancelled(|n| async move { create_unix_server(&n, factory, path).await }).await
 }
 
 async fn start_server<P, F>(

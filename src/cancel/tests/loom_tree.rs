@@ -316,10 +316,11 @@ fn loom_cancel_races_cancel() {
     });
 }
 
-/// A node cancelling itself while its parent's cancellation reaches it: in
-/// every order it ends up cancelled by itself, with its own cause, and its
-/// driver is woken once per change of verdict: once if its own cancellation
-/// came first, twice if the inherited one did (`Park`, then `Drop`).
+/// A scope cancelling itself while its parent's cancellation reaches it: in
+/// every order it ends up cancelled by itself, with its own cause, and
+/// parked — the outermost cancelled scope (the parent) catches, as in Trio —
+/// and its driver is woken once or twice (once per cancellation that found
+/// it not yet cancelled), never left asleep.
 #[test]
 fn loom_own_cancel_races_inherited() {
     loom::model(|| {
@@ -337,7 +338,8 @@ fn loom_own_cancel_races_inherited() {
 
         assert_eq!(parent.own_cause(), Some(Cause::Explicit));
         assert_eq!(child.own_cause(), Some(Cause::Failure));
-        assert_eq!(child.verdict(), Verdict::Drop);
+        assert_eq!(child.verdict(), Verdict::Park);
+        assert_eq!(parent.verdict(), Verdict::Drop);
         assert!((1..=2).contains(&counter.wakes()), "{}", counter.wakes());
         child.detach();
     });
