@@ -220,63 +220,71 @@ impl fmt::Display for ExitReason {
 /// ```
 #[derive(Clone)]
 pub struct ExitError {
-    error: Arc<dyn std::error::Error + Send + Sync>,
+    /// One shared allocation: the error, and its message once needed.
+    inner: Arc<ExitErrorInner>,
+}
+
+struct ExitErrorInner {
+    error: BoxError,
     /// The error's `Display`, made on first use (comparisons, `Deref`).
-    message: Arc<OnceLock<Box<str>>>,
+    message: OnceLock<Box<str>>,
 }
 
 impl ExitError {
     /// Keeps `error` (any error type, a [`BoxError`], or a message).
     pub fn new(error: impl Into<BoxError>) -> Self {
         ExitError {
-            error: Arc::from(error.into()),
-            message: Arc::default(),
+            inner: Arc::new(ExitErrorInner {
+                error: error.into(),
+                message: OnceLock::new(),
+            }),
         }
     }
 
     /// The error, to inspect or walk its `source()` chain.
     pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.error
+        &*self.inner.error
     }
 
     /// The error as an `E`, if it is one.
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        self.error.downcast_ref::<E>()
+        self.inner.error.downcast_ref::<E>()
     }
 
     /// Whether the error is an `E`.
     pub fn is<E: std::error::Error + 'static>(&self) -> bool {
-        self.error.is::<E>()
+        self.inner.error.is::<E>()
     }
 
     /// The error's message (its `Display`).
     pub fn message(&self) -> &str {
-        self.message
-            .get_or_init(|| self.error.to_string().into_boxed_str())
+        self.inner
+            .message
+            .get_or_init(|| self.inner.error.to_string().into_boxed_str())
     }
 }
 
 impl fmt::Display for ExitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.error, f)
+        fmt::Display::fmt(&*self.inner.error, f)
     }
 }
 
 impl fmt::Debug for ExitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.error, f)
+        fmt::Debug::fmt(&*self.inner.error, f)
     }
 }
 
 impl std::error::Error for ExitError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.error.source()
+        self.inner.error.source()
     }
 }
 
 impl PartialEq for ExitError {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.error, &other.error) || self.message() == other.message()
+        Arc::ptr_eq(&self.inner, &other.inner) || self.message() == other.message()
     }
 }
 
