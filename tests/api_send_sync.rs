@@ -139,7 +139,6 @@ mod otp {
             send(&gen_server::call::<Echo>("x", 1, Duration::from_secs(1)));
             send(&gen_server::serve(Echo, trellis::TaskStatus::ignored()));
             server.stop().await.unwrap();
-            Ok::<_, trellis::NurseryError>(())
         })
         .await
         .unwrap();

@@ -174,7 +174,6 @@ async fn under_serve_an_ignoring_init_ends_the_task_normally_without_reporting_s
             matches!(started, Err(StartError::NotStarted { .. })),
             "{started:?}"
         );
-        Ok::<_, NurseryError>(())
     })
     .await;
     assert!(outcome.is_ok(), "{outcome:?}");
@@ -197,7 +196,6 @@ async fn under_serve_a_refusing_init_fails_the_start_with_init_failed() {
             error.downcast_ref::<GenServerError>(),
             Some(GenServerError::InitFailed { .. })
         ));
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();

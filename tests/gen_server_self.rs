@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use trellis::BoxError;
 use trellis::gen_server::{self, Context, Flow, GenServer, GenServerError, Init, Response};
 use trellis::mailbox;
+use trellis::nursery;
 use trellis::process::{Down, ExitReason};
-use trellis::{NurseryError, nursery};
 
 const LONG: Duration = Duration::from_secs(5);
 
@@ -140,7 +140,6 @@ async fn a_call_to_itself_from_a_handler_fails_at_once_with_calling_self() {
         assert_eq!(handle.call(Request::CallSelf, LONG).await, Ok("survived"));
         assert_eq!(Instant::now(), before, "no time passed: nothing waited");
         handle.stop().await.unwrap();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -165,7 +164,6 @@ async fn a_call_to_its_own_name_fails_at_once_with_calling_self() {
         );
         assert_eq!(Instant::now(), before);
         handle.stop().await.unwrap();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -180,7 +178,6 @@ async fn stopping_itself_through_its_handle_fails_at_once_and_the_server_goes_on
         assert_eq!(handle.call(Request::StopSelf, LONG).await, Ok("survived"));
         assert_eq!(handle.call(Request::Ping, LONG).await, Ok("pong"));
         handle.stop().await.unwrap();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -195,7 +192,6 @@ async fn a_call_to_itself_from_init_fails_at_once_and_the_start_goes_on() {
         let handle = gen_server::start(&n, server).await.unwrap();
         assert_eq!(Instant::now(), before);
         handle.stop().await.unwrap();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -215,7 +211,6 @@ async fn a_cast_into_its_own_full_mailbox_fails_at_once_instead_of_waiting_for_r
         handle.cast(Request::FillOwnMailbox).await.unwrap();
         assert_eq!(handle.call(Request::Ping, LONG).await, Ok("pong"));
         handle.stop().await.unwrap();
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -238,7 +233,6 @@ async fn context_stop_sends_the_reply_then_stops_with_the_reason() {
             Ok("stopping")
         );
         assert_eq!(watch.receive().await.unwrap().reason, ExitReason::Shutdown);
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();

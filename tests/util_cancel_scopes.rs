@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
+use trellis::nursery;
 use trellis::util::{AsyncBool, move_on_when, run_and_cancelling};
-use trellis::{NurseryError, nursery};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -49,7 +49,6 @@ async fn move_on_when_cancels_the_body_and_its_tasks_when_the_condition_fires() 
                 let _flag = flag;
                 sleep(60 * SEC).await;
             });
-            Ok::<_, NurseryError>(())
         }),
     )
     .await;

@@ -39,7 +39,6 @@ async fn together(outcomes: Vec<Outcome>) -> Result<(), NurseryError> {
                     .unwrap()
             });
         }
-        Ok::<_, NurseryError>(())
     })
     .await
 }

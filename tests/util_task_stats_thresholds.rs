@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use trellis::util::{TaskStats, TaskStatsOptions};
-use trellis::{NurseryError, NurseryOptions, SpawnOptions, nursery_with};
+use trellis::{NurseryOptions, SpawnOptions, nursery_with};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -37,7 +37,6 @@ async fn slow_steps_above_the_threshold_are_listed_per_task_longest_first() {
         n.spawn_with(named("quick"), async {
             block_for(MS);
         });
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -79,7 +78,6 @@ async fn windows_at_a_high_rate_are_listed_per_task() {
         n.spawn_with(named("calm"), async {
             tokio::task::yield_now().await;
         });
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -110,7 +108,6 @@ async fn tasks_of_the_same_name_share_one_report() {
                 block_for(d * MS);
             });
         }
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();
@@ -131,7 +128,6 @@ async fn the_default_thresholds_are_trio_utils() {
                 tokio::task::yield_now().await; // 100 polls in 1 s: 100 Hz
             }
         });
-        Ok::<_, NurseryError>(())
     })
     .await
     .unwrap();

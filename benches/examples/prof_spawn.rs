@@ -17,7 +17,6 @@ fn main() {
                         std::hint::black_box(i);
                     });
                 }
-                Ok::<_, trellis::NurseryError>(())
             })
             .await
             .unwrap();

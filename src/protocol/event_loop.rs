@@ -42,7 +42,6 @@ use crate::{CancelScope, Nursery, SpawnOptions, TaskHandle, TaskOutput};
 ///     late.cancel();
 ///     tokio::time::sleep(Duration::from_secs(5)).await;
 ///     assert_eq!(event_loop.time() - start, Duration::from_secs(5));
-///     Ok::<_, trellis::NurseryError>(())
 /// })
 /// .await?;
 /// assert_eq!(*seen.lock().unwrap(), ["now", "soon"]);

@@ -513,7 +513,6 @@ impl DeferToError {
 ///             .await
 ///             .unwrap()
 ///     });
-///     Ok::<_, NurseryError>(())
 /// });
 /// // An error listed above the cancellation outranks it.
 /// let defer_to = DeferTo::new().error::<EmergencyStop>().cancelled();

@@ -191,7 +191,7 @@ impl TaskStats {
     /// # async fn main() {
     /// use std::time::Duration;
     /// use futures_util::FutureExt as _;
-    /// use trellis::{nursery_with, NurseryError, NurseryOptions, SpawnOptions};
+    /// use trellis::{nursery_with, NurseryOptions, SpawnOptions};
     /// use trellis::util::{TaskStats, TaskStatsOptions};
     ///
     /// let stats = TaskStats::with_options(TaskStatsOptions::new().slow_step(Duration::from_millis(10)));
@@ -201,7 +201,6 @@ impl TaskStats {
     ///         // moves inside the poll).
     ///         let _ = tokio::time::advance(Duration::from_millis(30)).now_or_never();
     ///     });
-    ///     Ok::<_, NurseryError>(())
     /// })
     /// .await
     /// .unwrap();
