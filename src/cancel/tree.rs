@@ -384,11 +384,13 @@ impl Node {
     fn cancel_inherited(self: &Arc<Node>) {
         let mut stack = vec![Arc::clone(self)];
         while let Some(node) = stack.pop() {
-            if node.shut_down_gracefully() {
-                continue;
-            }
             let (children, waker) = {
                 let state = node.lock();
+                if let Some(grace) = state.cancel_grace {
+                    drop(state);
+                    node.shut_down_within(grace);
+                    continue;
+                }
                 if node.flags.fetch_or(CANCELLED, Ordering::AcqRel) & CANCELLED != 0 {
                     continue;
                 }
@@ -415,9 +417,15 @@ impl Node {
         let Some(grace) = self.lock().cancel_grace else {
             return false;
         };
+        self.shut_down_within(grace);
+        true
+    }
+
+    /// Asks this node to shut down, and cancels it when `grace` has passed
+    /// (its driver's timer fires the cancellation).
+    fn shut_down_within(self: &Arc<Node>, grace: std::time::Duration) {
         self.request_shutdown();
         self.set_grace_deadline(super::deadline_after(grace));
-        true
     }
 
     /// Asks this node and everything below it (shields included: the request
