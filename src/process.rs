@@ -1009,6 +1009,24 @@ pub fn count() -> usize {
     table().len()
 }
 
+/// The pids of every live process of this node, in no particular order
+/// (Erlang's `processes/0`): a snapshot, for checks that nothing lives
+/// that should not, and for a live view of the node.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mailbox = trellis::mailbox::create::<u32>();
+/// assert!(trellis::process::list().contains(&mailbox.pid()));
+/// let pid = mailbox.pid();
+/// drop(mailbox);
+/// assert!(!trellis::process::list().contains(&pid));
+/// # }
+/// ```
+#[doc(alias = "processes")]
+pub fn list() -> Vec<Pid> {
+    table().iter().map(|entry| *entry.key()).collect()
+}
+
 impl fmt::Debug for Registered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registered")

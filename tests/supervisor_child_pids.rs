@@ -103,3 +103,58 @@ async fn a_child_that_makes_a_process_in_its_task_reports_that_process() {
     .await
     .unwrap();
 }
+
+/// A nested supervisor hooks itself into its parent's row as it starts; on
+/// a multi-thread runtime that can happen on another worker before the
+/// parent has finished recording the start, and the parent must not then
+/// erase the hook: every started nested supervisor shows in the tree.
+///
+/// The chaos soak (`examples/soak.rs`) found restarted groups missing from
+/// `info()` with their children; the window needs tokio to hand the new
+/// task to another worker at once, which this test makes possible (a busy
+/// second worker) but cannot force, so the soak's settled-tree check is the
+/// regression test that catches it reliably. This one pins the property.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_started_nested_supervisor_shows_in_the_tree() {
+    nursery(|n| async move {
+        // A static supervisor returns once it has no child: one stays.
+        let keep = vec![ChildSpec::task("keep", trellis::wait_shutdown)];
+        let sup = supervisor::start(&n, keep, SupervisorOptions::new().name("top")).await?;
+        // Keep the other worker awake, so that it takes a new task at once,
+        // as it does in a busy program.
+        let busy = n.spawn(async {
+            for _ in 0u64.. {
+                tokio::task::yield_now().await;
+            }
+        });
+        for round in 0..500 {
+            let spec = ChildSpec::supervisor(
+                format!("nested-{round}"),
+                vec![ChildSpec::task("w", trellis::wait_shutdown)],
+                SupervisorOptions::new().name(format!("nested-{round}")),
+            );
+            let started = sup
+                .start_child(spec)
+                .await
+                .map_err(|e| format!("round {round}: {e}"))?;
+            let row = sup
+                .which_children()
+                .into_iter()
+                .find(|child| child.key == started.id)
+                .expect("the started child is listed");
+            let nested = row.supervisor.unwrap_or_else(|| {
+                panic!("round {round}: the running nested supervisor is missing from the tree")
+            });
+            assert_eq!(nested.name, format!("nested-{round}"));
+            assert_eq!(nested.children.len(), 1);
+            sup.terminate_child(started.id)
+                .await
+                .map_err(|e| format!("round {round} terminate: {e}"))?;
+        }
+        busy.cancel();
+        sup.stop().await?;
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}

@@ -504,6 +504,24 @@ impl Engine {
                 parent: (Arc::downgrade(&self.shared), key),
                 own: Arc::clone(&own),
             });
+            // The row is reset before the task exists: a nested supervisor
+            // hooks itself into it as it starts, which on a multi-thread
+            // runtime can happen on another worker before `spawn` returns.
+            {
+                let mut rows = lock(&self.shared.rows);
+                if let Ok(at) = rows.binary_search_by_key(&key, |r| r.key) {
+                    let row = &mut rows[at];
+                    row.own = Some(Arc::clone(&own));
+                    row.nested = None;
+                    // Without a handshake, a child counts as started once
+                    // spawned.
+                    row.state = if inc.started.is_some() {
+                        ChildState::Starting
+                    } else {
+                        ChildState::Running
+                    };
+                }
+            }
             let handle = AbortOnDropHandle::new(tokio::spawn(inc.task));
             slot.running = Some(Running {
                 incarnation,
@@ -514,22 +532,12 @@ impl Engine {
             inc.started
         };
         let Some(started) = started else {
-            // No handshake: started once spawned.
-            self.set_row(key, |row| {
-                row.own = Some(own);
-                row.state = ChildState::Running;
-                row.nested = None;
-            });
+            // No handshake: started once spawned (its row says so already).
             // Its body has not run yet: its pid, if it makes a process,
             // comes later.
             lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(None), "child started");
             return Ok(Some(Box::new(())));
         };
-        self.set_row(key, |row| {
-            row.own = Some(Arc::clone(&own));
-            row.state = ChildState::Starting;
-            row.nested = None;
-        });
         enum Outcome {
             Started(Option<StartedValue>),
             Shutdown,
