@@ -451,9 +451,10 @@ impl<S: GenServer> Server<S> {
             // panicking servers hold without one.
             return self.round_trip(request).await;
         }
-        match tokio::time::timeout(timeout, self.round_trip(request)).await {
-            Ok(result) => result,
-            Err(_) => Err(GenServerError::Timeout {
+        // A coarse deadline, not a tokio timer per call (see `deadline`).
+        match crate::deadline::timeout(timeout, self.round_trip(request)).await {
+            Some(result) => result,
+            None => Err(GenServerError::Timeout {
                 pid: self.pid(),
                 timeout,
             }),

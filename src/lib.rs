@@ -108,6 +108,7 @@
 // Structured concurrency, flat at the root.
 mod cancel;
 mod channel;
+mod deadline;
 mod loom;
 mod nursery;
 mod runtime;

@@ -1,0 +1,317 @@
+//! (private) Timeouts for hot paths without a tokio timer per wait: what
+//! [`gen_server`](crate::gen_server)'s `call` uses for its default timeout.
+//!
+//! `tokio::time::timeout` registers a timer in the runtime's timer wheel on
+//! its first poll and removes it when dropped, under the driver's lock: on
+//! the 2-core development machine that was ~0.9 µs, about three times a
+//! whole local call round trip. Nearly every call ends long before its
+//! timeout, so that timer is almost always waste.
+//!
+//! Here each thread keeps a small table of pending deadlines. A wait adds its
+//! deadline and waker to the table of the thread it first waits on (one
+//! uncontended lock) and removes them when it ends (another). One watcher
+//! task per table sleeps until the earliest deadline and wakes the waits that
+//! reached it. The watcher is told of a new deadline only when it is earlier
+//! than the one it sleeps until, so a stream of calls with the same timeout
+//! costs it nothing: it wakes about once per timeout period to find the
+//! deadlines it slept for already gone, re-arms for the earliest live one,
+//! and ends once none is left, so an idle program keeps no task for it. The
+//! watcher sleeps on tokio's clock, so paused-clock tests see exact
+//! timeouts, as with `tokio::time::timeout`.
+//!
+//! Compared with `tokio::time::timeout`, the value wins when both are ready
+//! (the future is polled first), and a wait that moves to another worker
+//! stays in its first thread's table (the watcher runs anywhere).
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::loom::lock;
+
+/// Runs `fut` for at most `duration`: `Some(output)`, or `None` if the
+/// deadline came first (the future is then dropped).
+///
+/// # Panics
+///
+/// If it has to wait outside a tokio runtime, as `tokio::time::timeout`
+/// does.
+pub(crate) async fn timeout<F: Future>(duration: Duration, fut: F) -> Option<F::Output> {
+    let Some(deadline) = Instant::now().checked_add(duration) else {
+        // Too far to represent: no deadline at all.
+        return Some(fut.await);
+    };
+    let mut fut = pin!(fut);
+    let mut entry: Option<Entry> = None;
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        match &entry {
+            None => entry = Some(Entry::register(deadline, cx.waker())),
+            Some(entry) => {
+                if entry.expired(cx.waker()) {
+                    return Poll::Ready(None);
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A thread's pending deadlines and the state of its watcher.
+struct Table {
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    /// Whether a watcher task runs for this table.
+    watching: bool,
+    /// The deadline the watcher sleeps until, if it sleeps on one.
+    armed: Option<Instant>,
+}
+
+struct Slot {
+    deadline: Instant,
+    waker: Waker,
+    expired: bool,
+}
+
+struct Wheel {
+    table: Mutex<Table>,
+    /// Wakes the watcher for a deadline earlier than the armed one.
+    earlier: Notify,
+}
+
+thread_local! {
+    static WHEEL: Arc<Wheel> = Arc::new(Wheel {
+        table: Mutex::new(Table { slots: Vec::new(), free: Vec::new(), watching: false, armed: None }),
+        earlier: Notify::new(),
+    });
+}
+
+/// One wait's place in a table; dropping it removes the place.
+struct Entry {
+    wheel: Arc<Wheel>,
+    index: usize,
+}
+
+impl Entry {
+    fn register(deadline: Instant, waker: &Waker) -> Entry {
+        let wheel = WHEEL.with(Arc::clone);
+        let mut table = lock(&wheel.table);
+        let slot = Some(Slot {
+            deadline,
+            waker: waker.clone(),
+            expired: false,
+        });
+        let index = match table.free.pop() {
+            Some(index) => {
+                table.slots[index] = slot;
+                index
+            }
+            None => {
+                table.slots.push(slot);
+                table.slots.len() - 1
+            }
+        };
+        let start_watcher = !table.watching;
+        let wake_watcher = table.watching && table.armed.is_none_or(|armed| deadline < armed);
+        if start_watcher {
+            table.watching = true;
+            table.armed = Some(deadline);
+        }
+        drop(table);
+        if start_watcher {
+            tokio::spawn(watch(Watching {
+                wheel: Arc::clone(&wheel),
+                returned: false,
+            }));
+        } else if wake_watcher {
+            wheel.earlier.notify_one();
+        }
+        Entry { wheel, index }
+    }
+
+    /// Whether the deadline has passed; if not, keeps `waker` as the one to
+    /// wake.
+    fn expired(&self, waker: &Waker) -> bool {
+        let mut table = lock(&self.wheel.table);
+        let Some(slot) = table.slots[self.index].as_mut() else {
+            return false;
+        };
+        if !slot.expired && !slot.waker.will_wake(waker) {
+            slot.waker = waker.clone();
+        }
+        slot.expired
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let mut table = lock(&self.wheel.table);
+        table.slots[self.index] = None;
+        table.free.push(self.index);
+    }
+}
+
+/// The watcher's hold on its table: when the watcher is dropped with its
+/// runtime, the next wait on the thread starts a new one.
+struct Watching {
+    wheel: Arc<Wheel>,
+    /// Set when the watcher returned, having marked the table itself.
+    returned: bool,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if !self.returned {
+            let mut table = lock(&self.wheel.table);
+            table.watching = false;
+            table.armed = None;
+        }
+    }
+}
+
+async fn watch(mut watching: Watching) {
+    let wheel = Arc::clone(&watching.wheel);
+    loop {
+        let next = {
+            let mut table = lock(&wheel.table);
+            let now = Instant::now();
+            let mut earliest: Option<Instant> = None;
+            for slot in table.slots.iter_mut().flatten() {
+                if slot.expired {
+                    continue;
+                }
+                if slot.deadline <= now {
+                    slot.expired = true;
+                    slot.waker.wake_by_ref();
+                } else {
+                    earliest = Some(earliest.map_or(slot.deadline, |e| e.min(slot.deadline)));
+                }
+            }
+            if table.free.len() == table.slots.len() {
+                // Every place is free: give the memory back after a burst.
+                table.slots = Vec::new();
+                table.free = Vec::new();
+            }
+            table.armed = earliest;
+            match earliest {
+                Some(next) => next,
+                // Marked unwatched under this lock, not a later one: a wait
+                // registering in between would find the table still
+                // watched, and its deadline would be missed.
+                None => {
+                    table.watching = false;
+                    watching.returned = true;
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = wheel.earlier.notified() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use super::*;
+
+    fn slots_in_use() -> usize {
+        WHEEL.with(|wheel| {
+            let table = lock(&wheel.table);
+            table.slots.len() - table.free.len()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_value_ready_before_the_deadline_is_returned_and_leaves_nothing() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = tokio::spawn(timeout(Duration::from_secs(5), rx));
+        tokio::task::yield_now().await;
+        tx.send(7).unwrap();
+        assert_eq!(waiter.await.unwrap().map(Result::unwrap), Some(7));
+        assert_eq!(slots_in_use(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_past_its_deadline_gives_up_exactly_at_it() {
+        let start = Instant::now();
+        assert_eq!(
+            timeout(Duration::from_millis(1500), pending::<()>()).await,
+            None
+        );
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+        assert_eq!(slots_in_use(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_deadline_added_later_fires_at_its_own_time() {
+        let start = Instant::now();
+        let late = tokio::spawn(async move {
+            timeout(Duration::from_secs(10), pending::<()>()).await;
+            start.elapsed()
+        });
+        tokio::task::yield_now().await;
+        // The watcher sleeps until the 10 s deadline: it must be woken.
+        assert_eq!(timeout(Duration::from_secs(2), pending::<()>()).await, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(late.await.unwrap(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watcher_ends_when_no_deadline_is_left() {
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert_eq!(timeout(Duration::from_secs(1), async { 1 }).await, Some(1));
+        // Ready at once: no deadline was registered, no watcher started.
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            tasks
+        );
+        assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            tasks
+        );
+    }
+
+    #[test]
+    fn a_watcher_dropped_with_its_runtime_is_replaced_in_the_next_one() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+        };
+        // The first runtime ends while its watcher sleeps on a deadline.
+        runtime().block_on(async {
+            let waiting = tokio::spawn(timeout(Duration::from_secs(60), pending::<()>()));
+            tokio::task::yield_now().await;
+            waiting.abort();
+        });
+        runtime().block_on(async {
+            let start = Instant::now();
+            assert_eq!(timeout(Duration::from_secs(3), pending::<()>()).await, None);
+            assert_eq!(start.elapsed(), Duration::from_secs(3));
+        });
+    }
+}
