@@ -438,7 +438,7 @@ impl<F> fmt::Debug for Scoped<F> {
 
 impl CancelScope {
     fn enter(&self) {
-        self.node.apply_relative(Instant::now());
+        self.node.apply_relative(Instant::now);
         if let Some(parent) = current() {
             self.node.attach(&parent);
         }

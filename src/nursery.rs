@@ -1036,7 +1036,7 @@ impl Nursery {
             // and the earlier of the two deadlines wins.
             handle.node.set_deadline(options.deadline);
             handle.node.set_relative_deadline(options.timeout);
-            handle.node.apply_relative(Instant::now());
+            handle.node.apply_relative(Instant::now);
             handle.ensure_fork_timer();
         }
         Ok(handle)
@@ -1269,7 +1269,7 @@ where
             Phase::Finished => return Poll::Pending, // parked, or polled after completion
             Phase::Idle => {
                 *this.phase = Phase::Running;
-                node.apply_relative(Instant::now());
+                node.apply_relative(Instant::now);
                 if let Ok(runtime) = Handle::try_current() {
                     let _ = shared.runtime.set(runtime);
                 }

@@ -510,12 +510,14 @@ impl Node {
 
     /// On entry: turns the relative deadline into an absolute one counted
     /// from `now`; the earlier of it and an absolute deadline wins.
-    pub(crate) fn apply_relative(&self, now: Instant) {
+    pub(crate) fn apply_relative(&self, now: impl FnOnce() -> Instant) {
         let mut state = self.lock();
         state.started = true;
         let Some(relative) = state.relative.take() else {
+            // Most scopes have no relative deadline: no clock read.
             return;
         };
+        let now = now();
         let at = now
             .checked_add(relative)
             .unwrap_or_else(|| super::far_future(now));
