@@ -24,13 +24,13 @@
 //! stays in its first thread's table (the watcher runs anywhere).
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::loom::lock;
 
@@ -126,15 +126,24 @@ impl Entry {
             table.armed = Some(deadline);
         }
         drop(table);
+        // The guards first: if making the timer panics, the slot is freed
+        // and the table is not left marked as watched.
+        let entry = Entry { wheel, index };
+        let wheel = &entry.wheel;
         if start_watcher {
-            tokio::spawn(watch(Watching {
-                wheel: Arc::clone(&wheel),
+            let watching = Watching {
+                wheel: Arc::clone(wheel),
                 returned: false,
-            }));
+            };
+            // Made here, not in the watcher: in a runtime without a time
+            // driver this panics in the caller, as `tokio::time::timeout`
+            // does, not silently in a detached task.
+            let timer = Box::pin(tokio::time::sleep_until(deadline));
+            tokio::spawn(watch(watching, timer));
         } else if wake_watcher {
             wheel.earlier.notify_one();
         }
-        Entry { wheel, index }
+        entry
     }
 
     /// Whether the deadline has passed; if not, keeps `waker` as the one to
@@ -177,7 +186,7 @@ impl Drop for Watching {
     }
 }
 
-async fn watch(mut watching: Watching) {
+async fn watch(mut watching: Watching, mut timer: Pin<Box<Sleep>>) {
     let wheel = Arc::clone(&watching.wheel);
     loop {
         let next = {
@@ -213,8 +222,11 @@ async fn watch(mut watching: Watching) {
                 }
             }
         };
+        if timer.deadline() != next {
+            timer.as_mut().reset(next);
+        }
         tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
+            () = timer.as_mut() => {}
             () = wheel.earlier.notified() => {}
         }
     }
@@ -291,6 +303,27 @@ mod tests {
                 .num_alive_tasks(),
             tasks
         );
+    }
+
+    #[test]
+    fn without_a_time_driver_a_wait_panics_in_the_caller_and_the_next_runtime_still_times_out() {
+        let no_timers = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let panicked = std::panic::catch_unwind(|| {
+            no_timers.block_on(timeout(Duration::from_secs(1), pending::<()>()))
+        });
+        assert!(panicked.is_err());
+        assert_eq!(slots_in_use(), 0);
+        drop(no_timers);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async {
+                assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
+            });
     }
 
     #[test]
