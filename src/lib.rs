@@ -125,6 +125,8 @@ pub mod mailbox;
 
 pub mod gen_server;
 
+pub mod gen_statem;
+
 pub mod supervisor;
 
 pub mod dynamic_supervisor;
