@@ -187,7 +187,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::gen_server::{self, GenServerError, GenServerOptions, ReplyTo, Server};
+use crate::gen_server::{self, Server};
 use crate::mailbox::Address;
 use crate::process::{Down, Exit, ExitReason, Pid};
 use crate::registry::{self, ProcessRef, RegistryError};
@@ -203,7 +203,9 @@ pub use context::Context;
 pub use error::GenStatemError;
 use machine::{Machine, MachineCast};
 
-pub use crate::gen_server::{DEFAULT_TIMEOUT, INFINITY};
+// What talking to a statem shares with gen_server, re-exported so that a
+// statem's users need only this module.
+pub use crate::gen_server::{DEFAULT_TIMEOUT, GenServerError, GenServerOptions, INFINITY, ReplyTo};
 
 /// The callbacks of a state machine.
 ///
