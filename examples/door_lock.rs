@@ -73,7 +73,11 @@ impl GenStatem for DoorLock {
 
     const STATE_ENTER: bool = true;
 
-    async fn init(&mut self, (): (), _: &mut Context<'_, Self>) -> Result<Init<Door, Typed>, BoxError> {
+    async fn init(
+        &mut self,
+        (): (),
+        _: &mut Context<'_, Self>,
+    ) -> Result<Init<Door, Typed>, BoxError> {
         Ok(Init::Ready(Door::Locked, Typed::default()))
     }
 
@@ -136,7 +140,10 @@ impl DoorLock {
                 Transition::Keep
             }
             Event::Call(Request::Lock, from) => {
-                ctx.reply(from, (Door::Locked, data.buttons.len(), data.history.clone()));
+                ctx.reply(
+                    from,
+                    (Door::Locked, data.buttons.len(), data.history.clone()),
+                );
                 Transition::Keep
             }
             _ => Transition::Keep,
@@ -197,7 +204,9 @@ pub async fn button(lock: &Statem<DoorLock>, digit: u8) -> Result<(), gen_statem
 ///
 /// If the lock has stopped.
 pub async fn status(lock: &Statem<DoorLock>) -> Result<(Door, usize), gen_statem::GenServerError> {
-    let (door, typed, _) = lock.call(Request::Status, gen_statem::DEFAULT_TIMEOUT).await?;
+    let (door, typed, _) = lock
+        .call(Request::Status, gen_statem::DEFAULT_TIMEOUT)
+        .await?;
     Ok((door, typed))
 }
 
@@ -206,8 +215,12 @@ pub async fn status(lock: &Statem<DoorLock>) -> Result<(Door, usize), gen_statem
 /// # Errors
 ///
 /// If the lock has stopped.
-pub async fn history(lock: &Statem<DoorLock>) -> Result<Vec<&'static str>, gen_statem::GenServerError> {
-    let (_, _, history) = lock.call(Request::Status, gen_statem::DEFAULT_TIMEOUT).await?;
+pub async fn history(
+    lock: &Statem<DoorLock>,
+) -> Result<Vec<&'static str>, gen_statem::GenServerError> {
+    let (_, _, history) = lock
+        .call(Request::Status, gen_statem::DEFAULT_TIMEOUT)
+        .await?;
     Ok(history)
 }
 
@@ -217,7 +230,9 @@ pub async fn history(lock: &Statem<DoorLock>) -> Result<Vec<&'static str>, gen_s
 ///
 /// If the lock has stopped.
 pub async fn lock(lock: &Statem<DoorLock>) -> Result<(), gen_statem::GenServerError> {
-    lock.call(Request::Lock, gen_statem::DEFAULT_TIMEOUT).await.map(drop)
+    lock.call(Request::Lock, gen_statem::DEFAULT_TIMEOUT)
+        .await
+        .map(drop)
 }
 
 #[allow(dead_code)] // the test drives the API without `main`

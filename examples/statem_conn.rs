@@ -74,7 +74,11 @@ impl GenStatem for Conn {
     type Info = ();
     type Internal = ();
 
-    async fn init(&mut self, (): (), ctx: &mut Context<'_, Self>) -> Result<Init<Phase, ()>, BoxError> {
+    async fn init(
+        &mut self,
+        (): (),
+        ctx: &mut Context<'_, Self>,
+    ) -> Result<Init<Phase, ()>, BoxError> {
         ctx.state_timeout(LOGIN_WITHIN, ());
         Ok(Init::Ready(Phase::Greeting, ()))
     }
@@ -92,18 +96,20 @@ impl GenStatem for Conn {
                 Transition::Keep
             }
             (_, Event::Cast(Input::Lost)) => Transition::Stop(ExitReason::Normal),
-            (Phase::Greeting, Event::Cast(Input::Line(line))) => match line.strip_prefix("HELLO ") {
-                Some(name) if !name.trim().is_empty() => {
-                    let name = name.trim().to_string();
-                    self.say(&format!("OK hello {name}"));
-                    ctx.event_timeout(IDLE_FOR, ());
-                    Transition::Next(Phase::Ready(name))
+            (Phase::Greeting, Event::Cast(Input::Line(line))) => {
+                match line.strip_prefix("HELLO ") {
+                    Some(name) if !name.trim().is_empty() => {
+                        let name = name.trim().to_string();
+                        self.say(&format!("OK hello {name}"));
+                        ctx.event_timeout(IDLE_FOR, ());
+                        Transition::Next(Phase::Ready(name))
+                    }
+                    _ => {
+                        self.say("ERR say hello");
+                        Transition::Keep
+                    }
                 }
-                _ => {
-                    self.say("ERR say hello");
-                    Transition::Keep
-                }
-            },
+            }
             (Phase::Greeting, Event::StateTimeout(())) => {
                 self.say("ERR login timeout");
                 self.transport.close();

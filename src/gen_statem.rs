@@ -69,28 +69,80 @@
 //! function, where OTP finds a missing one at run time.
 //!
 //! ```
-//! # use trellis::gen_statem::*;
-//! # #[derive(Clone, PartialEq, Debug)] enum State { Idle, Busy }
-//! # struct M;
-//! # impl GenStatem for M {
-//! #     type Arg = (); type State = State; type Data = (); type Call = (); type Reply = ();
-//! #     type Cast = (); type Info = (); type Internal = ();
-//! #     async fn init(&mut self, _: (), _: &mut Context<'_, Self>) -> Result<Init<State, ()>, trellis::BoxError> {
-//! #         Ok(Init::Ready(State::Idle, ()))
-//! #     }
-//! // state_functions: one method per state.
-//! async fn handle_event(&mut self, event: Event<Self>, state: &State, data: &mut (), ctx: &mut Context<'_, Self>)
-//!     -> Result<Transition<State>, trellis::BoxError>
-//! {
-//!     match state {
-//!         State::Idle => self.idle(event, data, ctx).await,
-//!         State::Busy => self.busy(event, data, ctx).await,
+//! use trellis::BoxError;
+//! use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
+//!
+//! #[derive(Clone, Debug, PartialEq)]
+//! enum Job { Idle, Busy }
+//!
+//! struct Worker;
+//!
+//! impl GenStatem for Worker {
+//!     type Arg = ();
+//!     type State = Job;
+//!     type Data = u32; // jobs done
+//!     type Call = ();
+//!     type Reply = (Job, u32);
+//!     type Cast = &'static str; // "start" or "done"
+//!     type Info = ();
+//!     type Internal = ();
+//!
+//!     async fn init(&mut self, (): (), _: &mut Context<'_, Self>) -> Result<Init<Job, u32>, BoxError> {
+//!         Ok(Init::Ready(Job::Idle, 0))
+//!     }
+//!
+//!     // state_functions: one method per state.
+//!     async fn handle_event(&mut self, event: Event<Self>, state: &Job, done: &mut u32, ctx: &mut Context<'_, Self>)
+//!         -> Result<Transition<Job>, BoxError>
+//!     {
+//!         if let Event::Call((), from) = event {
+//!             ctx.reply(from, (state.clone(), *done));
+//!             return Ok(Transition::Keep);
+//!         }
+//!         match state {
+//!             Job::Idle => Ok(self.idle(event)),
+//!             Job::Busy => Ok(self.busy(event, done, ctx)),
+//!         }
 //!     }
 //! }
-//! # }
-//! # impl M {
-//! #   async fn idle(&mut self, _: Event<Self>, _: &mut (), _: &mut Context<'_, Self>) -> Result<Transition<State>, trellis::BoxError> { Ok(Transition::Next(State::Busy)) }
-//! #   async fn busy(&mut self, _: Event<Self>, _: &mut (), _: &mut Context<'_, Self>) -> Result<Transition<State>, trellis::BoxError> { Ok(Transition::Keep) }
+//!
+//! impl Worker {
+//!     fn idle(&mut self, event: Event<Self>) -> Transition<Job> {
+//!         match event {
+//!             Event::Cast("start") => Transition::Next(Job::Busy),
+//!             _ => Transition::Keep,
+//!         }
+//!     }
+//!
+//!     fn busy(&mut self, event: Event<Self>, done: &mut u32, ctx: &mut Context<'_, Self>) -> Transition<Job> {
+//!         match event {
+//!             Event::Cast("done") => {
+//!                 *done += 1;
+//!                 Transition::Next(Job::Idle)
+//!             }
+//!             // A second "start" waits until this job is done.
+//!             start @ Event::Cast("start") => {
+//!                 ctx.postpone(start);
+//!                 Transition::Keep
+//!             }
+//!             _ => Transition::Keep,
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! trellis::nursery(|n| async move {
+//!     let worker = gen_statem::start(&n, Worker).await?;
+//!     for cast in ["start", "start", "done"] {
+//!         worker.cast(cast).await?;
+//!     }
+//!     // The postponed "start" came back once the first job was done.
+//!     assert_eq!(worker.call((), gen_statem::DEFAULT_TIMEOUT).await?, (Job::Busy, 1));
+//!     worker.stop().await?;
+//!     Ok::<_, BoxError>(())
+//! })
+//! .await
+//! .unwrap();
 //! # }
 //! ```
 //!
@@ -413,7 +465,11 @@ impl<M: GenStatem> Statem<M> {
     /// # Cancel safety
     ///
     /// Once sent, the request is handled and its reply discarded.
-    pub async fn call(&self, request: M::Call, timeout: Duration) -> Result<M::Reply, GenServerError> {
+    pub async fn call(
+        &self,
+        request: M::Call,
+        timeout: Duration,
+    ) -> Result<M::Reply, GenServerError> {
         self.server.call(request, timeout).await
     }
 
@@ -696,7 +752,13 @@ impl<M: GenStatem> Builder<M, M::Arg> {
         });
         nursery
             .start_with(spawn, move |status| {
-                gen_server::server_loop::serve(Machine::new(machine), arg, options, status, Statem::wrap)
+                gen_server::server_loop::serve(
+                    Machine::new(machine),
+                    arg,
+                    options,
+                    status,
+                    Statem::wrap,
+                )
             })
             .await
             .map_err(gen_server::start_error)

@@ -82,8 +82,11 @@ async fn an_event_postponed_in_the_transition_that_changes_state_is_retried_at_o
     let log = Log::default();
     trellis::nursery(|n| async move {
         let m = start::<false>(&n, &log).await;
-        m.cast(Cmd::Seq(vec![Cmd::PostponeUnless(S::B, "p"), Cmd::Goto(S::B)]))
-            .await?;
+        m.cast(Cmd::Seq(vec![
+            Cmd::PostponeUnless(S::B, "p"),
+            Cmd::Goto(S::B),
+        ]))
+        .await?;
         m.cast(Cmd::Log("after")).await?;
         sync(&m, &log).await;
         assert_eq!(

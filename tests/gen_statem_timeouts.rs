@@ -43,8 +43,11 @@ async fn any_event_cancels_the_event_timeout() {
         m.cast(Cmd::EventTimeout(100, "e2")).await?;
         sleep_ms(50).await;
         m.send_info("i").await?;
-        m.cast(Cmd::Seq(vec![Cmd::EventTimeout(100, "e3"), Cmd::Insert(vec!["n"])]))
-            .await?;
+        m.cast(Cmd::Seq(vec![
+            Cmd::EventTimeout(100, "e3"),
+            Cmd::Insert(vec!["n"]),
+        ]))
+        .await?;
         sleep_ms(500).await;
         assert!(
             log.entries().iter().all(|e| !e.contains("event-timeout")),

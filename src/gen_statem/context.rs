@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use super::machine::{Machine, TimerAction};
 use super::{Event, GenStatem, Statem};
+use crate::NurseryError;
 use crate::gen_server::{self, ReplyTo};
 use crate::mailbox::Address;
 use crate::nursery::TaskOutput;
 use crate::process::{MonitorRef, Pid};
-use crate::NurseryError;
 
 /// The actions asked for by the callback running now; carried out when it
 /// returns its [`Transition`](super::Transition).

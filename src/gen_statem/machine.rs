@@ -409,10 +409,12 @@ impl<M: GenStatem> GenServer for Machine<M> {
         gctx: &mut gen_server::Context<Self>,
     ) -> Result<Response<M::Reply>, BoxError> {
         let from = gctx.defer().expect("in handle_call");
-        Ok(match self.dispatch(Event::Call(request, from), gctx).await? {
-            Flow::Continue => Response::NoReply,
-            Flow::Stop(reason) => Response::Stop(reason),
-        })
+        Ok(
+            match self.dispatch(Event::Call(request, from), gctx).await? {
+                Flow::Continue => Response::NoReply,
+                Flow::Stop(reason) => Response::Stop(reason),
+            },
+        )
     }
 
     async fn handle_cast(
@@ -475,6 +477,8 @@ impl<M: GenStatem> GenServer for Machine<M> {
             server: gctx,
             actions: &mut self.actions,
         };
-        self.callbacks.terminate(reason, state, data, &mut ctx).await;
+        self.callbacks
+            .terminate(reason, state, data, &mut ctx)
+            .await;
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use trellis::BoxError;
-use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
 use trellis::Nursery;
+use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
 use trellis::process::ExitReason;
 
 /// A shared, ordered list of what the machine handled.
@@ -222,15 +222,18 @@ impl<const ENTER: bool> GenStatem for Probe<ENTER> {
                 Ok(Transition::Keep)
             }
             Event::EventTimeout(tag) => {
-                self.log.push(format!("{state:?} event-timeout {tag} @{at}"));
+                self.log
+                    .push(format!("{state:?} event-timeout {tag} @{at}"));
                 Ok(Transition::Keep)
             }
             Event::StateTimeout(tag) => {
-                self.log.push(format!("{state:?} state-timeout {tag} @{at}"));
+                self.log
+                    .push(format!("{state:?} state-timeout {tag} @{at}"));
                 Ok(Transition::Keep)
             }
             Event::Timeout(name, tag) => {
-                self.log.push(format!("{state:?} timeout {name} {tag} @{at}"));
+                self.log
+                    .push(format!("{state:?} timeout {name} {tag} @{at}"));
                 Ok(Transition::Keep)
             }
             Event::Enter(old) => {
@@ -274,7 +277,9 @@ pub(crate) async fn start<const ENTER: bool>(
     n: &Nursery,
     log: &Log,
 ) -> gen_statem::Statem<Probe<ENTER>> {
-    gen_statem::start(n, Probe::<ENTER>::new(log)).await.unwrap()
+    gen_statem::start(n, Probe::<ENTER>::new(log))
+        .await
+        .unwrap()
 }
 
 /// Waits until the probe has handled everything sent before (a call is
