@@ -40,6 +40,7 @@ pub enum Request {
 }
 
 /// The lock: its code is fixed, the rest is data.
+#[derive(Debug)]
 pub struct DoorLock {
     code: Vec<u8>,
 }

@@ -53,6 +53,7 @@ pub enum Input {
 }
 
 /// One connection's state machine.
+#[derive(Debug)]
 pub struct Conn {
     transport: Transport,
 }
@@ -143,7 +144,7 @@ impl GenStatem for Conn {
 }
 
 /// The protocol of one connection: lines in, to the connection's machine.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct LineProtocol {
     to_machine: Option<mpsc::UnboundedSender<Input>>,
     partial: Vec<u8>,
