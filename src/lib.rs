@@ -127,6 +127,8 @@ pub mod gen_server;
 
 pub mod gen_statem;
 
+pub mod pg;
+
 pub mod supervisor;
 
 pub mod dynamic_supervisor;
