@@ -127,7 +127,7 @@ use crate::{BoxError, Nursery, SpawnOptions, StartError, TaskStatus};
 
 mod context;
 mod error;
-mod server_loop;
+pub(crate) mod server_loop;
 
 pub use context::{Context, TimerRef};
 pub use error::GenServerError;
@@ -1102,27 +1102,10 @@ impl<S: GenServer> Builder<S, S::Arg> {
         });
         nursery
             .start_with(spawn, move |status| {
-                server_loop::serve(server, arg, options, status)
+                server_loop::serve(server, arg, options, status, std::convert::identity)
             })
             .await
-            .map_err(|error| match error {
-                StartError::Failed(failure) => match failure.into_error() {
-                    Some(error) => match error.downcast::<GenServerError>() {
-                        Ok(error) => *error,
-                        Err(other) => GenServerError::InitFailed {
-                            reason: ExitReason::error(other),
-                        },
-                    },
-                    None => GenServerError::InitFailed {
-                        reason: ExitReason::Panic("init panicked".into()),
-                    },
-                },
-                // `serve` returns before `started` only when `init` ignored.
-                StartError::NotStarted { .. } => GenServerError::Ignored,
-                other => GenServerError::NotStarted {
-                    message: other.to_string().into(),
-                },
-            })
+            .map_err(start_error)
     }
 
     /// Runs the server in the current task: the body to give
@@ -1142,12 +1125,41 @@ impl<S: GenServer> Builder<S, S::Arg> {
     ) -> impl Future<Output = Result<(), GenServerError>> + Send {
         // Not an `async fn`: its future would hold the builder besides the
         // server's state, for the server's whole life.
-        server_loop::serve(self.server, self.arg, self.options, status)
+        server_loop::serve(
+            self.server,
+            self.arg,
+            self.options,
+            status,
+            std::convert::identity,
+        )
+    }
+}
+
+/// The [`GenServerError`] for a failed [`Nursery::start_with`] of a server
+/// loop (shared with the behaviours built on gen_server).
+pub(crate) fn start_error(error: StartError) -> GenServerError {
+    match error {
+        StartError::Failed(failure) => match failure.into_error() {
+            Some(error) => match error.downcast::<GenServerError>() {
+                Ok(error) => *error,
+                Err(other) => GenServerError::InitFailed {
+                    reason: ExitReason::error(other),
+                },
+            },
+            None => GenServerError::InitFailed {
+                reason: ExitReason::Panic("init panicked".into()),
+            },
+        },
+        // `serve` returns before `started` only when `init` ignored.
+        StartError::NotStarted { .. } => GenServerError::Ignored,
+        other => GenServerError::NotStarted {
+            message: other.to_string().into(),
+        },
     }
 }
 
 /// `S`'s type name without its path or generics, for task names.
-fn short_type_name<S>() -> &'static str {
+pub(crate) fn short_type_name<S>() -> &'static str {
     let name = crate::nursery::short_type_name::<S>();
     name.rsplit("::").next().unwrap_or(name)
 }

@@ -126,6 +126,10 @@ pub mod mailbox;
 
 pub mod gen_server;
 
+pub mod gen_statem;
+
+pub mod pg;
+
 pub mod supervisor;
 
 pub mod dynamic_supervisor;

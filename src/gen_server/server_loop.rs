@@ -47,24 +47,30 @@ use crate::{BoxError, NurseryError, TaskStatus, nursery, wait_shutdown};
 /// The server's whole life as one future. A plain function (not `async`),
 /// so that the future holds only [`Serving`] (or the start error), not also
 /// the arguments it was built from: it lives as long as the server.
-pub(super) fn serve<S: GenServer>(
+///
+/// `report` makes what `status` reports from the server's handle: the handle
+/// itself for a gen_server, a wrapper of it for a behaviour built on one
+/// (`gen_statem`).
+pub(crate) fn serve<S: GenServer, H: Send + 'static>(
     server: S,
     arg: S::Arg,
     options: GenServerOptions,
-    status: TaskStatus<Server<S>>,
+    status: TaskStatus<H>,
+    report: fn(Server<S>) -> H,
 ) -> impl Future<Output = Result<(), GenServerError>> + Send {
-    match prepare(server, arg, options, status) {
+    match prepare(server, arg, options, status, report) {
         Ok(serving) => Either::Left(serving),
         Err(error) => Either::Right(std::future::ready(Err(error))),
     }
 }
 
 /// Creates the mailbox, registers the name, and builds the server's future.
-fn prepare<S: GenServer>(
+fn prepare<S: GenServer, H: Send + 'static>(
     server: S,
     arg: S::Arg,
     options: GenServerOptions,
-    status: TaskStatus<Server<S>>,
+    status: TaskStatus<H>,
+    report: fn(Server<S>) -> H,
 ) -> Result<Serving<impl Future<Output = Result<(), GenServerError>>>, GenServerError> {
     let (tx, rx) = mailbox::channel::<Envelope<S>>(options.capacity);
     let mut mailbox = Mailbox::with_view(tx, rx, server_view::<S>);
@@ -95,7 +101,7 @@ fn prepare<S: GenServer>(
     Ok(Serving {
         entry,
         scope,
-        inner: Some(run(runner, mailbox, arg, status)),
+        inner: Some(run(runner, mailbox, arg, status, report)),
     })
 }
 
@@ -207,11 +213,12 @@ struct Runner<S: GenServer> {
     clippy::manual_async_fn,
     reason = "an async fn would keep its arguments twice in its state"
 )]
-fn run<S: GenServer>(
+fn run<S: GenServer, H: Send + 'static>(
     mut runner: Runner<S>,
     mut mailbox: Mailbox<Envelope<S>>,
     arg: S::Arg,
-    status: TaskStatus<Server<S>>,
+    status: TaskStatus<H>,
+    report: fn(Server<S>) -> H,
 ) -> impl Future<Output = Result<(), GenServerError>> + Send {
     async move {
         let Runner { server, ctx, .. } = &mut runner;
@@ -226,7 +233,7 @@ fn run<S: GenServer>(
             Err(payload) => Some(Some(panicked(payload))),
         };
         match refused {
-            None => status.started(ctx.server.clone()),
+            None => status.started(report(ctx.server.clone())),
             // Ignored: a normal end without `started`.
             Some(None) => {
                 runner.finish(ExitReason::Normal);
