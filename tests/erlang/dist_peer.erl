@@ -23,13 +23,15 @@ handle_info(_, S) -> {noreply, S}.
 %% One line on stdout, as the tests read it.
 print(Term) -> io:format("~0p~n", [Term]).
 
-%% Monitors Dest and prints the DOWN's reason when it comes.
+%% Monitors Dest, tells it `monitoring` (after the monitor, on the same
+%% connection), and prints the DOWN's reason when it comes.
 watch(Dest) ->
     Ref = erlang:monitor(process, Dest),
-    print(monitoring),
+    Dest ! monitoring,
     receive {'DOWN', Ref, process, _, Reason} -> print({down, Reason}) end.
 
-%% Registered as `fwd`: prints each message it receives.
+%% Registered as `fwd`, trapping exits: prints each message it receives;
+%% `{link, P}` links to P and tells P `linked`.
 forward() ->
     register(fwd, self()),
     process_flag(trap_exit, true),
@@ -37,4 +39,7 @@ forward() ->
     forward_loop().
 
 forward_loop() ->
-    receive Msg -> print(Msg), forward_loop() end.
+    receive
+        {link, P} -> link(P), P ! linked, forward_loop();
+        Msg -> print(Msg), forward_loop()
+    end.
