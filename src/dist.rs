@@ -992,13 +992,20 @@ impl fmt::Debug for DistNode {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), trellis::dist::DistError> {
+/// ```
+/// use std::time::Duration;
 /// use trellis::dist::{self, DistOptions};
 ///
-/// let node = dist::start(DistOptions::short("demo").cookie("secret")).await?;
-/// assert!(node.name().starts_with("demo@"));
-/// node.shutdown();
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), trellis::dist::DistError> {
+/// // Needs EPMD running (`epmd -daemon`), as Erlang nodes do.
+/// let name = format!("doc_{}", std::process::id());
+/// let a = dist::start(DistOptions::short(&name).cookie("secret")).await?;
+/// let b = dist::start(DistOptions::short(format!("{name}_b")).cookie("secret")).await?;
+/// assert!(a.name().starts_with("doc_"));
+/// assert!(b.ping(a.name(), Duration::from_secs(5)).await);
+/// assert_eq!(b.nodes(), vec![a.name().to_string()]);
+/// a.shutdown();
 /// # Ok(()) }
 /// ```
 ///

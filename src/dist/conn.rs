@@ -8,7 +8,7 @@ use std::time::Duration;
 use erl_dist::handshake::{ClientSideHandshake, HandshakeError, HandshakeStatus, ServerSideHandshake};
 use erl_dist::message::Message;
 use erl_dist::node::{LocalNode, NodeName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -151,7 +151,8 @@ pub(crate) async fn read_loop(
 ) -> DistError {
     let mut buf = Vec::new();
     loop {
-        let frame = tokio::time::timeout(silence, read_frame(&mut read, &mut buf, max_frame)).await;
+        let frame =
+            tokio::time::timeout(silence, frame::read(&mut read, &mut buf, max_frame)).await;
         let message = match frame {
             Err(_) => {
                 return DistError::NodeDown {
@@ -159,7 +160,24 @@ pub(crate) async fn read_loop(
                     reason: "net_tick_timeout".into(),
                 };
             }
-            Ok(Err(error)) => return error,
+            Ok(Err(error)) => {
+                return match error.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        tracing::warn!(node = %peer, %error, "oversized distribution frame; closing the connection");
+                        DistError::Malformed {
+                            node: peer.to_string(),
+                            error: FrameError::Length {
+                                len: u64::MAX,
+                                at: 0,
+                            },
+                        }
+                    }
+                    _ => DistError::NodeDown {
+                        node: peer.to_string(),
+                        reason: error.to_string(),
+                    },
+                };
+            }
             Ok(Ok(())) => match frame::decode(&buf) {
                 Ok(Some(message)) => message,
                 Ok(None) => continue,
@@ -174,43 +192,6 @@ pub(crate) async fn read_loop(
         };
         inner.dispatch(&peer, message);
     }
-}
-
-/// Reads one frame's bytes (after its length) into `buf`; grows `buf` only
-/// as bytes arrive, so a lying length field costs nothing.
-async fn read_frame(
-    read: &mut OwnedReadHalf,
-    buf: &mut Vec<u8>,
-    max_frame: usize,
-) -> Result<(), DistError> {
-    let closed = |e: std::io::Error| DistError::NodeDown {
-        node: String::new(),
-        reason: e.to_string(),
-    };
-    let len = read.read_u32().await.map_err(closed)? as usize;
-    buf.clear();
-    if len == 0 {
-        return Ok(());
-    }
-    if len > max_frame {
-        return Err(DistError::Malformed {
-            node: String::new(),
-            error: FrameError::Length {
-                len: len as u64,
-                at: 0,
-            },
-        });
-    }
-    buf.reserve(len.min(64 * 1024));
-    let got = (&mut *read)
-        .take(len as u64)
-        .read_to_end(buf)
-        .await
-        .map_err(closed)?;
-    if got < len {
-        return Err(closed(std::io::ErrorKind::UnexpectedEof.into()));
-    }
-    Ok(())
 }
 
 /// Writes queued frames, many per write, and a tick whenever nothing was

@@ -15,7 +15,9 @@
 //! atom-cache references). Only bytes that pass are decoded, so a malformed
 //! frame costs at most its own size and closes its connection only.
 
-use erl_dist::message::Message;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+pub use erl_dist::message::Message;
 
 /// How deep terms may nest (lists, tuples, maps inside each other).
 pub const MAX_DEPTH: usize = 512;
@@ -100,12 +102,11 @@ pub enum FrameError {
 /// # Examples
 ///
 /// ```
-/// use trellis::dist::frame::{decode, encode};
-/// use erl_dist::message::Message;
-/// use eetf::{Atom, Pid, Term};
+/// use trellis::dist::frame::{Message, decode, encode};
+/// use trellis::dist::{ErlPid, atom};
 ///
-/// let to = Pid::new("a@host", 1, 0, 7);
-/// let frame = encode(Message::send(to.clone(), Term::from(Atom::from("hi")))).unwrap();
+/// let to = ErlPid::new("a@host", 1, 0, 7);
+/// let frame = encode(Message::send(to.clone(), atom("hi"))).unwrap();
 /// // `encode` includes the 4-byte length; `decode` takes what follows it.
 /// let Some(Message::Send(send)) = decode(&frame[4..]).unwrap() else { panic!() };
 /// assert_eq!(send.to_pid, to);
@@ -130,6 +131,62 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Message>, FrameError> {
         return Err(FrameError::Trailing { left: reader.len() });
     }
     Ok(Some(message))
+}
+
+/// Reads one frame from `read` into `buf` (cleared first): its 4-byte
+/// length, then that many bytes; an empty `buf` is a tick.
+///
+/// `buf` grows only as bytes arrive, so a length field that lies costs
+/// nothing; a length over `max_frame` is refused before anything is read.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use trellis::dist::frame::read;
+///
+/// let mut buf = Vec::new();
+/// let mut input: &[u8] = &[0, 0, 0, 2, 112, 131, 0, 0, 0, 0];
+/// read(&mut input, &mut buf, 1024).await.unwrap();
+/// assert_eq!(buf, [112, 131]);
+/// read(&mut input, &mut buf, 1024).await.unwrap();
+/// assert!(buf.is_empty()); // a tick
+/// let mut huge: &[u8] = &[0xff, 0xff, 0xff, 0xff, 112];
+/// assert!(read(&mut huge, &mut buf, 1024).await.is_err());
+/// # });
+/// ```
+///
+/// # Errors
+///
+/// [`std::io::ErrorKind::InvalidData`] for a length over `max_frame`,
+/// [`std::io::ErrorKind::UnexpectedEof`] if the bytes end inside the frame,
+/// and the reader's own errors.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: dropped midway, the stream is left inside a frame.
+pub async fn read<R: AsyncRead + Unpin>(
+    read: &mut R,
+    buf: &mut Vec<u8>,
+    max_frame: usize,
+) -> std::io::Result<()> {
+    let len = read.read_u32().await? as usize;
+    buf.clear();
+    if len == 0 {
+        return Ok(());
+    }
+    if len > max_frame {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the limit of {max_frame}"),
+        ));
+    }
+    buf.reserve(len.min(64 * 1024));
+    let got = (&mut *read).take(len as u64).read_to_end(buf).await?;
+    if got < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
 }
 
 /// Encodes `message` as a whole frame, its 4-byte length included.

@@ -31,10 +31,10 @@ pub use eetf::{Atom, Pid as ErlPid, Reference as ErlRef, Term};
 /// # Examples
 ///
 /// ```
-/// use trellis::dist::{ToTerm, Term, atom, tuple};
+/// use trellis::dist::{ToTerm, atom, tuple};
 ///
 /// let term = ("ok".to_string(), 42u32).to_term();
-/// assert_eq!(term.to_string(), "{<<\"ok\">>,42}");
+/// assert_eq!(term.to_string(), "{<<111,107>>,42}"); // eetf prints binaries as bytes
 /// assert_eq!(tuple(vec![atom("error"), 1.to_term()]).to_string(), "{'error',1}");
 /// ```
 pub trait ToTerm {
