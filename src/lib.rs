@@ -140,6 +140,9 @@ pub mod logging;
 
 pub mod node;
 
+#[cfg(feature = "dist")]
+pub mod dist;
+
 // I/O.
 pub mod net;
 

@@ -1,0 +1,1509 @@
+//! Distribution: a Trellis node joins a real Erlang/Elixir cluster over the
+//! Erlang distribution protocol (EPMD, handshake version 6, the external
+//! term format), and two Trellis nodes talk to each other the same way.
+//!
+//! Behind the cargo feature `dist`. [`start`] makes this program a *hidden*
+//! node (as C nodes and `erl_call` are): it registers its name with EPMD,
+//! listens for peers, connects to others on demand, answers `net_adm:ping`
+//! (a `net_kernel` responder), ticks, and declares a peer down when it
+//! closes, sends a malformed frame, or stays silent for `net_ticktime`.
+//!
+//! Processes on the Erlang side are addressed by [`ErlPid`] or by
+//! `{name, node}` ([`Dest`]); a [`DistMailbox`] is a Trellis process's
+//! address on the cluster: it has its own Erlang pid, may be registered
+//! under a name, receives messages, `DOWN`s and `EXIT`s as [`Incoming`], and
+//! monitors and links to remote processes. [`DistNode::export`] makes a
+//! Trellis [`gen_server`](crate::gen_server) answer `gen_server:call`s from
+//! Erlang; [`DistNode::call`] calls an Erlang gen_server as `gen:call` does.
+//! Terms cross as [`Term`]; typed values through [`ToTerm`] / [`FromTerm`]
+//! (the mapping table is in their module's docs).
+//!
+//! | Erlang/OTP | Trellis | differs |
+//! |---|---|---|
+//! | `erl -sname a -setcookie C -hidden` | [`start`]`(`[`DistOptions::short`]`("a").cookie("C"))` | always hidden: a published node gets `global` and `rex` traffic it would have to serve |
+//! | `node()`, `nodes(hidden)` | [`DistNode::name`], [`DistNode::nodes`] | |
+//! | `net_kernel:monitor_nodes(true)` / `monitor_node/2` | [`DistNode::monitor_nodes`] | events for every peer, as `monitor_nodes` |
+//! | `net_adm:ping/1` | [`DistNode::ping`] | |
+//! | `self()` of a process talking to the cluster, `register/2` | [`DistNode::mailbox`], [`DistNode::register`] | a mailbox is the remote face of a Trellis process, not the process itself |
+//! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
+//! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
+//! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
+//! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] |
+//! | `-proto_dist inet_tls` | not yet | see the crate's issue 14 |
+//!
+//! Security: a peer must know the cookie; one that does not is refused,
+//! logged, and gets nothing. Every frame is checked by [`frame::decode`]
+//! before anything is built from it; a malformed one closes that connection
+//! only.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use erl_dist::DistributionFlags;
+use erl_dist::message::Message;
+use erl_dist::term::PidOrAtom;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::gen_server::{GenServer, Server};
+use crate::loom::lock;
+
+mod conn;
+pub mod frame;
+mod term;
+
+pub use term::{
+    Atom, ErlPid, ErlRef, FromTerm, Term, TermError, ToTerm, as_atom, as_tuple, atom, tagged,
+    tuple,
+};
+
+/// The default `net_ticktime`, as Erlang's.
+pub const DEFAULT_TICKTIME: Duration = Duration::from_secs(60);
+
+/// The default largest frame accepted from a peer (256 MiB).
+pub const DEFAULT_MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// Why a distribution operation failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DistError {
+    /// A node name that is not `name` or `name@host`.
+    #[error("invalid node name {name:?}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// No cookie was given and `$HOME/.erlang.cookie` could not be read.
+    #[error("no cookie: none given and $HOME/.erlang.cookie unreadable")]
+    NoCookie,
+    /// EPMD could not be reached or refused the request (a name in use).
+    #[error("epmd: {reason}")]
+    Epmd {
+        /// What went wrong.
+        reason: String,
+    },
+    /// Listening for peers failed.
+    #[error("listen: {reason}")]
+    Listen {
+        /// What went wrong.
+        reason: String,
+    },
+    /// EPMD on the node's host does not know the node.
+    #[error("node {node} not found")]
+    NodeNotFound {
+        /// The node.
+        node: String,
+    },
+    /// The TCP connection to the node failed.
+    #[error("connect to {node}: {reason}")]
+    Connect {
+        /// The node.
+        node: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The cookies differ: the peer hung up on our challenge reply, or sent
+    /// a wrong digest.
+    #[error("cookie rejected by {node}")]
+    CookieRejected {
+        /// The node.
+        node: String,
+    },
+    /// The handshake failed for another reason.
+    #[error("handshake with {node}: {reason}")]
+    Handshake {
+        /// The node.
+        node: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The connection to the node closed, or the node went silent.
+    #[error("node {node} down: {reason}")]
+    NodeDown {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The peer sent a frame that does not decode; its connection was closed.
+    #[error("malformed frame from {node}: {error}")]
+    Malformed {
+        /// The node.
+        node: String,
+        /// What was wrong.
+        error: frame::FrameError,
+    },
+    /// The name is already registered on this node.
+    #[error("name {name} already registered")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// No process by that pid or name (Erlang's `noproc`).
+    #[error("no process {to}")]
+    NoProcess {
+        /// The destination, printed.
+        to: String,
+    },
+    /// The called process ended before it replied.
+    #[error("{to} exited: {reason}")]
+    Exited {
+        /// The destination, printed.
+        to: String,
+        /// Its exit reason, printed.
+        reason: String,
+    },
+    /// No reply within the timeout.
+    #[error("call to {to} timed out after {timeout:?}")]
+    Timeout {
+        /// The destination, printed.
+        to: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// A reply or message did not have the expected shape.
+    #[error("term: {0}")]
+    Term(#[from] TermError),
+    /// The node was shut down.
+    #[error("distribution stopped")]
+    Stopped,
+}
+
+/// How to start distribution: the node's name, cookie and timings.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::dist::DistOptions;
+///
+/// let options = DistOptions::short("echo").cookie("secret").net_ticktime(Duration::from_secs(8));
+/// assert!(options.node_name().unwrap().starts_with("echo@"));
+/// assert_eq!(DistOptions::long("a@example.org").node_name().unwrap(), "a@example.org");
+/// ```
+#[derive(Clone)]
+pub struct DistOptions {
+    name: String,
+    long: bool,
+    cookie: Option<String>,
+    ticktime: Duration,
+    epmd_port: u16,
+    max_frame: usize,
+}
+
+impl fmt::Debug for DistOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cookie is a secret: never printed.
+        f.debug_struct("DistOptions")
+            .field("name", &self.name)
+            .field("long", &self.long)
+            .field("ticktime", &self.ticktime)
+            .field("epmd_port", &self.epmd_port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DistOptions {
+    /// A short name, as `erl -sname`: `name` alone gets `@` and this host's
+    /// short name appended; `name@host` is kept.
+    pub fn short(name: impl Into<String>) -> Self {
+        DistOptions {
+            name: name.into(),
+            long: false,
+            cookie: None,
+            ticktime: DEFAULT_TICKTIME,
+            epmd_port: 4369,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// A long name, as `erl -name`: `name@host.domain` (`name` alone gets
+    /// this host's full name as the kernel reports it).
+    pub fn long(name: impl Into<String>) -> Self {
+        DistOptions {
+            long: true,
+            ..DistOptions::short(name)
+        }
+    }
+
+    /// The cookie (else `$HOME/.erlang.cookie` is read, as Erlang does).
+    pub fn cookie(mut self, cookie: impl Into<String>) -> Self {
+        self.cookie = Some(cookie.into());
+        self
+    }
+
+    /// `net_ticktime`: a tick is sent after a quarter of it without traffic,
+    /// and a peer silent for all of it is declared down.
+    pub fn net_ticktime(mut self, ticktime: Duration) -> Self {
+        self.ticktime = ticktime.max(Duration::from_millis(40));
+        self
+    }
+
+    /// The EPMD port (default 4369, or `$ERL_EPMD_PORT`'s value).
+    pub fn epmd_port(mut self, port: u16) -> Self {
+        self.epmd_port = port;
+        self
+    }
+
+    /// The largest frame accepted from a peer; a larger one closes its
+    /// connection.
+    pub fn max_frame_len(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// The full node name these options give, `name@host`.
+    ///
+    /// # Errors
+    ///
+    /// [`DistError::InvalidName`] for an empty name or host.
+    pub fn node_name(&self) -> Result<String, DistError> {
+        let full = match self.name.split_once('@') {
+            Some(_) => self.name.clone(),
+            None => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".to_string());
+                let host = if self.long {
+                    host
+                } else {
+                    host.split('.').next().unwrap_or("localhost").to_string()
+                };
+                format!("{}@{}", self.name, host)
+            }
+        };
+        match full.split_once('@') {
+            Some((name, host)) if !name.is_empty() && !host.is_empty() && full.len() < 256 => {
+                Ok(full)
+            }
+            _ => Err(DistError::InvalidName { name: full }),
+        }
+    }
+
+    fn resolve_cookie(&self) -> Result<String, DistError> {
+        if let Some(cookie) = &self.cookie {
+            return Ok(cookie.clone());
+        }
+        let home = std::env::var_os("HOME").ok_or(DistError::NoCookie)?;
+        let path = std::path::Path::new(&home).join(".erlang.cookie");
+        let cookie = std::fs::read_to_string(path).map_err(|_| DistError::NoCookie)?;
+        Ok(cookie.trim().to_string())
+    }
+}
+
+/// What a [`DistMailbox`] receives.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A message (`from` is the sender when the peer said, as with
+    /// `SEND_SENDER` and registered sends).
+    Message {
+        /// The sender, if known.
+        from: Option<ErlPid>,
+        /// The message.
+        term: Term,
+    },
+    /// A monitored process ended: Erlang's `{'DOWN', Ref, process, Pid,
+    /// Reason}`; `reason` is `noproc` if it did not exist and
+    /// `noconnection` if its node went down or silent.
+    Down {
+        /// The monitor, as [`DistMailbox::monitor`] returned it.
+        monitor: ErlRef,
+        /// The process (a pid, or the `{name, node}` tuple monitored).
+        process: Term,
+        /// Why it ended.
+        reason: Term,
+    },
+    /// A linked process ended (or sent an exit signal): `{'EXIT', Pid,
+    /// Reason}`; `noconnection` if its node went down.
+    Exit {
+        /// The linked process.
+        from: ErlPid,
+        /// Why.
+        reason: Term,
+    },
+}
+
+/// A node came up or went down ([`DistNode::monitor_nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A connection to the node was set up (Erlang's `{nodeup, Node}`).
+    Up(String),
+    /// The connection closed (`{nodedown, Node}`), with why.
+    Down {
+        /// The node.
+        node: String,
+        /// Why: `connection_closed`, `net_tick_timeout`, a malformed frame...
+        reason: String,
+    },
+}
+
+/// Where a message or call goes: a pid, or a name on a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dest {
+    /// A process by pid (its node is in the pid).
+    Pid(ErlPid),
+    /// A registered name on a node: Erlang's `{Name, Node}`.
+    Name {
+        /// The registered name.
+        name: String,
+        /// The node, `name@host`.
+        node: String,
+    },
+}
+
+impl Dest {
+    fn node(&self) -> &str {
+        match self {
+            Dest::Pid(pid) => &pid.node.name,
+            Dest::Name { node, .. } => node,
+        }
+    }
+
+    fn as_term(&self) -> Term {
+        match self {
+            Dest::Pid(pid) => pid.to_term(),
+            Dest::Name { name, node } => tuple(vec![atom(name), atom(node)]),
+        }
+    }
+}
+
+impl fmt::Display for Dest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.as_term())
+    }
+}
+
+impl From<ErlPid> for Dest {
+    fn from(pid: ErlPid) -> Self {
+        Dest::Pid(pid)
+    }
+}
+
+impl From<&ErlPid> for Dest {
+    fn from(pid: &ErlPid) -> Self {
+        Dest::Pid(pid.clone())
+    }
+}
+
+impl From<(&str, &str)> for Dest {
+    fn from((name, node): (&str, &str)) -> Self {
+        Dest::Name {
+            name: name.to_string(),
+            node: node.to_string(),
+        }
+    }
+}
+
+/// A connected peer: the queue of its writer.
+#[derive(Clone)]
+struct Conn {
+    id: u64,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+/// A monitor held by one of our mailboxes on a remote process.
+struct Watch {
+    mailbox: u32,
+    node: String,
+    process: Term,
+}
+
+/// A monitor a remote process holds on one of our mailboxes.
+struct Watcher {
+    pid: ErlPid,
+    reference: ErlRef,
+    target: PidOrAtom,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<String, Conn>,
+    connecting: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    mailboxes: HashMap<u32, mpsc::UnboundedSender<Incoming>>,
+    names: HashMap<String, u32>,
+    node_watchers: Vec<mpsc::UnboundedSender<NodeEvent>>,
+    /// Monitors our mailboxes hold on remote processes, by reference ids.
+    watching: HashMap<Vec<u32>, Watch>,
+    /// Monitors remote processes hold on our mailboxes, by mailbox id.
+    watched_by: HashMap<u32, Vec<Watcher>>,
+    /// Remote processes linked to our mailboxes, by mailbox id.
+    links: HashMap<u32, Vec<ErlPid>>,
+    stopped: bool,
+}
+
+pub(crate) struct Inner {
+    name: String,
+    creation: u32,
+    cookie: String,
+    flags: DistributionFlags,
+    ticktime: Duration,
+    epmd_port: u16,
+    max_frame: usize,
+    port: u16,
+    next_id: AtomicU32,
+    next_ref: AtomicU32,
+    next_conn: AtomicU64,
+    state: Mutex<State>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+/// The flags this node advertises: OTP 25's mandatory set, monitors by pid
+/// and by name (without them OTP 25 sends no monitors), exit payloads,
+/// `SEND_SENDER`, and the digest bit as OTP 25's `dist.hrl` defines it.
+fn our_flags() -> DistributionFlags {
+    use DistributionFlags as F;
+    F::EXTENDED_REFERENCES
+        | F::FUN_TAGS
+        | F::NEW_FUN_TAGS
+        | F::EXTENDED_PIDS_PORTS
+        | F::EXPORT_PTR_TAG
+        | F::BIT_BINARIES
+        | F::NEW_FLOATS
+        | F::UTF8_ATOMS
+        | F::MAP_TAGS
+        | F::BIG_CREATION
+        | F::HANDSHAKE_23
+        | F::UNLINK_ID
+        | F::V4_NC
+        | F::DIST_MONITOR
+        | F::DIST_MONITOR_NAME
+        | F::EXIT_PAYLOAD
+        | F::SEND_SENDER
+        | F::from_bits_truncate(1 << 26)
+}
+
+impl Inner {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn atom(&self) -> Atom {
+        Atom::from(self.name.as_str())
+    }
+
+    fn pid(&self, id: u32) -> ErlPid {
+        ErlPid::new(self.name.as_str(), id, 0, self.creation)
+    }
+
+    fn make_ref(&self) -> ErlRef {
+        let n = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        ErlRef {
+            node: self.atom(),
+            id: vec![n, n.rotate_left(13) ^ 0x5bd1_e995, self.creation],
+            creation: self.creation,
+        }
+    }
+
+    fn is_connected(&self, node: &str) -> bool {
+        self.state().conns.contains_key(node)
+    }
+
+    fn is_connecting(&self, node: &str) -> bool {
+        self.state()
+            .connecting
+            .get(node)
+            .is_some_and(|m| m.try_lock().is_err())
+    }
+
+    fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(future).abort_handle();
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    /// Queues `message` to `node`, if connected.
+    fn send_to(&self, node: &str, message: Message) -> bool {
+        let Some(conn) = self.state().conns.get(node).cloned() else {
+            return false;
+        };
+        match conn::encode(message) {
+            Some(frame) => conn.frames.send(frame).is_ok(),
+            None => false,
+        }
+    }
+
+    fn deliver(&self, id: u32, incoming: Incoming) {
+        let tx = self.state().mailboxes.get(&id).cloned();
+        if let Some(tx) = tx {
+            let _ = tx.send(incoming);
+        }
+    }
+
+    /// Finds our mailbox by pid or name; `net_kernel` is always there.
+    fn resolve_local(&self, target: &PidOrAtom) -> Option<u32> {
+        let state = self.state();
+        match target {
+            PidOrAtom::Pid(pid) => state.mailboxes.contains_key(&pid.id).then_some(pid.id),
+            PidOrAtom::Atom(a) if a.name == "net_kernel" => Some(0),
+            PidOrAtom::Atom(a) => state.names.get(&a.name).copied(),
+        }
+    }
+
+    /// Handles one control message from `peer`.
+    fn dispatch(self: &Arc<Self>, peer: &str, message: Message) {
+        match message {
+            Message::Send(m) => self.deliver(
+                m.to_pid.id,
+                Incoming::Message {
+                    from: None,
+                    term: m.message,
+                },
+            ),
+            Message::SendSender(m) => self.deliver(
+                m.to_pid.id,
+                Incoming::Message {
+                    from: Some(m.from_pid),
+                    term: m.message,
+                },
+            ),
+            Message::RegSend(m) => {
+                if m.to_name.name == "net_kernel" {
+                    self.net_kernel(peer, m.message);
+                } else {
+                    let id = self.state().names.get(&m.to_name.name).copied();
+                    if let Some(id) = id {
+                        self.deliver(
+                            id,
+                            Incoming::Message {
+                                from: Some(m.from_pid),
+                                term: m.message,
+                            },
+                        );
+                    }
+                }
+            }
+            Message::MonitorP(m) => match self.resolve_local(&m.to_proc) {
+                Some(0) => {}
+                Some(id) => {
+                    self.state().watched_by.entry(id).or_default().push(Watcher {
+                        pid: m.from_pid,
+                        reference: m.reference,
+                        target: m.to_proc,
+                    });
+                }
+                None => {
+                    self.send_to(
+                        peer,
+                        Message::monitor_p_exit(m.to_proc, m.from_pid, m.reference, atom("noproc")),
+                    );
+                }
+            },
+            Message::DemonitorP(m) => {
+                let mut state = self.state();
+                for watchers in state.watched_by.values_mut() {
+                    watchers.retain(|w| w.reference != m.reference);
+                }
+            }
+            Message::MonitorPExit(m) => self.monitor_fired(m.reference, m.to_pid, m.reason),
+            Message::PayloadMonitorPExit(m) => self.monitor_fired(m.reference, m.to_pid, m.reason),
+            Message::Link(m) => {
+                let linked = {
+                    let mut state = self.state();
+                    if state.mailboxes.contains_key(&m.to_pid.id) {
+                        let links = state.links.entry(m.to_pid.id).or_default();
+                        if !links.contains(&m.from_pid) {
+                            links.push(m.from_pid.clone());
+                        }
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if !linked {
+                    self.send_to(
+                        peer,
+                        Message::payload_exit(m.to_pid, m.from_pid, atom("noproc")),
+                    );
+                }
+            }
+            Message::UnlinkId(m) => {
+                self.unlink_local(m.to_pid.id, &m.from_pid);
+                self.send_to(peer, Message::unlink_id_ack(m.id, m.to_pid, m.from_pid));
+            }
+            Message::Unlink(m) => self.unlink_local(m.to_pid.id, &m.from_pid),
+            Message::Exit(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, true),
+            Message::PayloadExit(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, true),
+            Message::Exit2(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, false),
+            Message::PayloadExit2(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, false),
+            Message::Tick | Message::UnlinkIdAck(_) | Message::NodeLink(_) => {}
+            other => {
+                tracing::debug!(node = peer, message = ?other, "distribution message ignored");
+            }
+        }
+    }
+
+    fn monitor_fired(&self, reference: ErlRef, to: ErlPid, reason: Term) {
+        let watch = self.state().watching.remove(&reference.id);
+        let process = watch.map_or_else(|| atom("undefined"), |w| w.process);
+        self.deliver(
+            to.id,
+            Incoming::Down {
+                monitor: reference,
+                process,
+                reason,
+            },
+        );
+    }
+
+    fn unlink_local(&self, id: u32, remote: &ErlPid) {
+        if let Some(links) = self.state().links.get_mut(&id) {
+            links.retain(|p| p != remote);
+        }
+    }
+
+    fn exit_signal(&self, from: ErlPid, to: ErlPid, reason: Term, linked: bool) {
+        if linked {
+            self.unlink_local(to.id, &from);
+        }
+        self.deliver(to.id, Incoming::Exit { from, reason });
+    }
+
+    /// The `net_kernel` responder: answers `{is_auth, Node}` with `yes`, as
+    /// `net_adm:ping` and Elixir's `Node.ping` expect.
+    fn net_kernel(&self, peer: &str, message: Term) {
+        let Some((caller, tag, request)) = gen_call_parts(message) else {
+            return;
+        };
+        let answer = match as_tuple(&request).and_then(|t| t.first()).and_then(as_atom) {
+            Some("is_auth") => atom("yes"),
+            _ => atom("not_supported"),
+        };
+        self.send_to(
+            peer,
+            Message::send_sender(self.pid(0), caller, tuple(vec![tag, answer])),
+        );
+    }
+
+    /// Sets up a connected peer: its writer and reader, the `nodeup` event.
+    /// Returns false if the peer is already connected (the stream is dropped).
+    fn install(self: &Arc<Self>, peer: String, stream: TcpStream) -> bool {
+        let (read, write) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut state = self.state();
+            if state.stopped || state.conns.contains_key(&peer) {
+                return false;
+            }
+            state.conns.insert(peer.clone(), Conn { id, frames: tx });
+            state
+                .node_watchers
+                .retain(|w| w.send(NodeEvent::Up(peer.clone())).is_ok());
+        }
+        tracing::info!(node = %peer, "distribution connection up");
+        self.spawn(conn::write_loop(write, rx, self.ticktime / 4));
+        let inner = self.clone();
+        let peer: Arc<str> = peer.into();
+        self.spawn(async move {
+            let error = conn::read_loop(
+                inner.clone(),
+                peer.clone(),
+                read,
+                inner.ticktime,
+                inner.max_frame,
+            )
+            .await;
+            inner.connection_lost(&peer, id, &error);
+        });
+        true
+    }
+
+    /// A connection ended: forget it, and tell every local watcher of a
+    /// process on that node `noconnection`.
+    fn connection_lost(&self, peer: &str, id: u64, error: &DistError) {
+        let reason = match error {
+            DistError::NodeDown { reason, .. } if reason == "net_tick_timeout" => reason.clone(),
+            DistError::NodeDown { .. } => "connection_closed".to_string(),
+            other => other.to_string(),
+        };
+        let (downs, exits) = {
+            let mut state = self.state();
+            if state.conns.get(peer).is_none_or(|c| c.id != id) {
+                return;
+            }
+            state.conns.remove(peer);
+            let mut downs = Vec::new();
+            state.watching.retain(|reference, watch| {
+                if watch.node == peer {
+                    downs.push((reference.clone(), watch.mailbox, watch.process.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+            let mut exits = Vec::new();
+            for (mailbox, links) in &mut state.links {
+                links.retain(|pid| {
+                    if pid.node.name == peer {
+                        exits.push((*mailbox, pid.clone()));
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            for watchers in state.watched_by.values_mut() {
+                watchers.retain(|w| w.pid.node.name != peer);
+            }
+            let event = NodeEvent::Down {
+                node: peer.to_string(),
+                reason: reason.clone(),
+            };
+            state.node_watchers.retain(|w| w.send(event.clone()).is_ok());
+            (downs, exits)
+        };
+        tracing::warn!(node = %peer, %reason, "distribution connection down");
+        for (ids, mailbox, process) in downs {
+            self.deliver(
+                mailbox,
+                Incoming::Down {
+                    monitor: ErlRef {
+                        node: self.atom(),
+                        id: ids,
+                        creation: self.creation,
+                    },
+                    process,
+                    reason: atom("noconnection"),
+                },
+            );
+        }
+        for (mailbox, from) in exits {
+            self.deliver(
+                mailbox,
+                Incoming::Exit {
+                    from,
+                    reason: atom("noconnection"),
+                },
+            );
+        }
+    }
+
+    /// Connects to `node` unless connected; one attempt at a time per node.
+    async fn ensure_connected(self: &Arc<Self>, node: &str) -> Result<(), DistError> {
+        if node == self.name {
+            return Ok(());
+        }
+        let gate = {
+            let mut state = self.state();
+            if state.stopped {
+                return Err(DistError::Stopped);
+            }
+            if state.conns.contains_key(node) {
+                return Ok(());
+            }
+            state.connecting.entry(node.to_string()).or_default().clone()
+        };
+        let _attempt = gate.lock().await;
+        if self.is_connected(node) {
+            return Ok(());
+        }
+        let stream = match tokio::time::timeout(conn::SETUP_TIME, conn::connect(self, node)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                if matches!(error, DistError::CookieRejected { .. }) {
+                    tracing::warn!(node, "our cookie was rejected");
+                }
+                // Lost a simultaneous connect: the peer's attempt wins.
+                if self.is_connected(node) {
+                    return Ok(());
+                }
+                return Err(error);
+            }
+            Err(_) => {
+                return Err(DistError::Connect {
+                    node: node.to_string(),
+                    reason: "set-up timed out".into(),
+                });
+            }
+        };
+        self.install(node.to_string(), stream);
+        Ok(())
+    }
+
+    async fn send(self: &Arc<Self>, from: &ErlPid, to: &Dest, term: Term) -> Result<(), DistError> {
+        match to {
+            Dest::Pid(pid) if pid.node.name == self.name => {
+                self.deliver(
+                    pid.id,
+                    Incoming::Message {
+                        from: Some(from.clone()),
+                        term,
+                    },
+                );
+                return Ok(());
+            }
+            Dest::Name { name, node } if *node == self.name => {
+                let id = self.state().names.get(name).copied();
+                if let Some(id) = id {
+                    self.deliver(
+                        id,
+                        Incoming::Message {
+                            from: Some(from.clone()),
+                            term,
+                        },
+                    );
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let node = to.node();
+        self.ensure_connected(node).await?;
+        let message = match to {
+            Dest::Pid(pid) => Message::send_sender(from.clone(), pid.clone(), term),
+            Dest::Name { name, .. } => {
+                Message::reg_send(from.clone(), Atom::from(name.as_str()), term)
+            }
+        };
+        if self.send_to(node, message) {
+            Ok(())
+        } else {
+            Err(DistError::NodeDown {
+                node: node.to_string(),
+                reason: "not connected".into(),
+            })
+        }
+    }
+
+    fn new_mailbox(self: &Arc<Self>) -> Result<DistMailbox, DistError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut state = self.state();
+        if state.stopped {
+            return Err(DistError::Stopped);
+        }
+        state.mailboxes.insert(id, tx);
+        Ok(DistMailbox {
+            inner: self.clone(),
+            id,
+            pid: self.pid(id),
+            rx,
+        })
+    }
+
+    /// Removes mailbox `id`: its monitors on others end, its watchers get
+    /// `DOWN` and its links `EXIT` with `reason`.
+    fn close_mailbox(&self, id: u32, reason: Term) {
+        let (watchers, links, watching) = {
+            let mut state = self.state();
+            state.mailboxes.remove(&id);
+            state.names.retain(|_, v| *v != id);
+            let mut watching = Vec::new();
+            state.watching.retain(|reference, w| {
+                if w.mailbox == id {
+                    watching.push((reference.clone(), w.node.clone(), w.process.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+            (
+                state.watched_by.remove(&id).unwrap_or_default(),
+                state.links.remove(&id).unwrap_or_default(),
+                watching,
+            )
+        };
+        let me = self.pid(id);
+        for w in watchers {
+            let node = w.pid.node.name.clone();
+            self.send_to(
+                &node,
+                Message::monitor_p_exit(w.target, w.pid, w.reference, reason.clone()),
+            );
+        }
+        for pid in links {
+            let node = pid.node.name.clone();
+            self.send_to(&node, Message::payload_exit(me.clone(), pid, reason.clone()));
+        }
+        for (ids, node, process) in watching {
+            let target = match process {
+                Term::Pid(pid) => PidOrAtom::Pid(pid),
+                Term::Tuple(t) => match t.elements.first() {
+                    Some(Term::Atom(a)) => PidOrAtom::Atom(a.clone()),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let reference = ErlRef {
+                node: self.atom(),
+                id: ids,
+                creation: self.creation,
+            };
+            self.send_to(&node, Message::demonitor_p(me.clone(), target, reference));
+        }
+    }
+
+    fn stop(&self) {
+        let conns = {
+            let mut state = self.state();
+            state.stopped = true;
+            std::mem::take(&mut state.conns)
+        };
+        drop(conns);
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// A running distribution node: this program's membership in a cluster.
+///
+/// Cheap to clone; every clone is the same node. The node stops (EPMD
+/// registration dropped, connections closed, its tasks aborted) on
+/// [`DistNode::shutdown`] or when the last clone is dropped.
+#[derive(Clone)]
+pub struct DistNode {
+    inner: Arc<Inner>,
+    _owner: Arc<Owner>,
+}
+
+/// Stops the node when the last [`DistNode`] clone goes.
+struct Owner(Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+impl fmt::Debug for DistNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DistNode")
+            .field("name", &self.inner.name)
+            .field("port", &self.inner.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts distribution: listens on an ephemeral port, registers the name
+/// with EPMD as a hidden node, and serves peers until the returned
+/// [`DistNode`] (every clone) is dropped or shut down.
+///
+/// Must run inside a tokio runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::dist::{self, DistOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), trellis::dist::DistError> {
+/// // Needs EPMD running (`epmd -daemon`), as Erlang nodes do.
+/// let name = format!("doc_{}", std::process::id());
+/// let a = dist::start(DistOptions::short(&name).cookie("secret")).await?;
+/// let b = dist::start(DistOptions::short(format!("{name}_b")).cookie("secret")).await?;
+/// assert!(a.name().starts_with("doc_"));
+/// assert!(b.ping(a.name(), Duration::from_secs(5)).await);
+/// assert_eq!(b.nodes(), vec![a.name().to_string()]);
+/// a.shutdown();
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`DistError::InvalidName`], [`DistError::NoCookie`],
+/// [`DistError::Listen`], and [`DistError::Epmd`] when EPMD is not running
+/// or the name is taken.
+pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
+    let name = options.node_name()?;
+    let cookie = options.resolve_cookie()?;
+    let epmd_port = std::env::var("ERL_EPMD_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(options.epmd_port);
+    let listener = TcpListener::bind(("0.0.0.0", 0))
+        .await
+        .map_err(|e| DistError::Listen {
+            reason: e.to_string(),
+        })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| DistError::Listen {
+            reason: e.to_string(),
+        })?
+        .port();
+    let alive = name.split_once('@').map_or(name.as_str(), |(a, _)| a).to_string();
+    let (registration, creation) = conn::epmd_register(&alive, port, epmd_port).await?;
+    let inner = Arc::new(Inner {
+        name,
+        creation,
+        cookie,
+        flags: our_flags(),
+        ticktime: options.ticktime,
+        epmd_port,
+        max_frame: options.max_frame,
+        port,
+        next_id: AtomicU32::new(1),
+        next_ref: AtomicU32::new(1),
+        next_conn: AtomicU64::new(1),
+        state: Mutex::new(State::default()),
+        tasks: Mutex::new(Vec::new()),
+    });
+    inner.spawn(keep_registered(
+        registration,
+        alive,
+        port,
+        epmd_port,
+    ));
+    let acceptor = inner.clone();
+    inner.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let inner = acceptor.clone();
+            acceptor.spawn(async move {
+                match tokio::time::timeout(conn::SETUP_TIME, conn::accept(&inner, stream)).await {
+                    Ok(Ok((peer, stream))) => {
+                        inner.install(peer, stream);
+                    }
+                    Ok(Err(error @ DistError::CookieRejected { .. })) => {
+                        tracing::warn!(%error, "peer refused: wrong cookie");
+                    }
+                    Ok(Err(error)) => tracing::info!(%error, "incoming handshake failed"),
+                    Err(_) => tracing::info!("incoming handshake timed out"),
+                }
+            });
+        }
+    });
+    tracing::info!(node = %inner.name, port, "distribution started");
+    Ok(DistNode {
+        _owner: Arc::new(Owner(inner.clone())),
+        inner,
+    })
+}
+
+/// Holds the EPMD registration; if EPMD closes it (a restart), registers
+/// again, retrying each second.
+async fn keep_registered(mut registration: TcpStream, alive: String, port: u16, epmd_port: u16) {
+    loop {
+        let mut byte = [0u8; 1];
+        // EPMD never sends on this stream: a read returns only when it closes.
+        let _ = tokio::io::AsyncReadExt::read(&mut registration, &mut byte).await;
+        tracing::warn!("EPMD registration lost; registering again");
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Ok((stream, _)) = conn::epmd_register(&alive, port, epmd_port).await {
+                registration = stream;
+                break;
+            }
+        }
+    }
+}
+
+impl DistNode {
+    /// This node's full name, `name@host`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The port this node listens on for peers.
+    pub fn port(&self) -> u16 {
+        self.inner.port
+    }
+
+    /// The nodes connected now (Erlang's `nodes(connected)`).
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self.inner.state().conns.keys().cloned().collect();
+        nodes.sort();
+        nodes
+    }
+
+    /// Subscribes to node up/down events from now on (Erlang's
+    /// `net_kernel:monitor_nodes(true)`).
+    pub fn monitor_nodes(&self) -> NodeEvents {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner.state().node_watchers.push(tx);
+        NodeEvents { rx }
+    }
+
+    /// Connects to `node` now rather than on the first send.
+    ///
+    /// # Errors
+    ///
+    /// [`DistError::NodeNotFound`], [`DistError::Connect`],
+    /// [`DistError::CookieRejected`], [`DistError::Handshake`],
+    /// [`DistError::Epmd`].
+    pub async fn connect(&self, node: &str) -> Result<(), DistError> {
+        self.inner.ensure_connected(node).await
+    }
+
+    /// Pings `node` as `net_adm:ping` does (a call to its `net_kernel`):
+    /// `true` for `pong`, `false` for `pang`.
+    pub async fn ping(&self, node: &str, timeout: Duration) -> bool {
+        let request = tuple(vec![atom("is_auth"), atom(&self.inner.name)]);
+        matches!(
+            self.call(("net_kernel", node), request, timeout).await,
+            Ok(Term::Atom(a)) if a.name == "yes"
+        )
+    }
+
+    /// A new, unnamed mailbox with its own pid on this node.
+    ///
+    /// # Errors
+    ///
+    /// [`DistError::Stopped`] after shutdown.
+    pub fn mailbox(&self) -> Result<DistMailbox, DistError> {
+        self.inner.new_mailbox()
+    }
+
+    /// A new mailbox registered as `name` (Erlang's `register/2`), so that
+    /// `{name, node}` reaches it.
+    ///
+    /// # Errors
+    ///
+    /// [`DistError::NameTaken`] if the name is in use; [`DistError::Stopped`].
+    pub fn register(&self, name: &str) -> Result<DistMailbox, DistError> {
+        if name == "net_kernel" {
+            return Err(DistError::NameTaken { name: name.into() });
+        }
+        let mailbox = self.inner.new_mailbox()?;
+        let mut state = self.inner.state();
+        if state.names.contains_key(name) {
+            return Err(DistError::NameTaken { name: name.into() });
+        }
+        state.names.insert(name.to_string(), mailbox.id);
+        Ok(mailbox)
+    }
+
+    /// Calls the gen_server `to` as `gen_server:call` does: monitors it,
+    /// sends `{'$gen_call', {Self, Ref}, Request}`, and waits for the reply,
+    /// its `DOWN` or the timeout, whichever comes first.
+    ///
+    /// # Errors
+    ///
+    /// [`DistError::NoProcess`] at once for an unknown name or dead pid,
+    /// [`DistError::NodeDown`] if the node goes down or silent meanwhile,
+    /// [`DistError::Exited`] if the server ends, [`DistError::Timeout`],
+    /// [`DistError::Term`] if the reply does not convert, and the
+    /// connection errors of [`DistNode::connect`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before the reply, the call is abandoned: a late reply is
+    /// discarded with its mailbox.
+    pub async fn call<R: FromTerm>(
+        &self,
+        to: impl Into<Dest>,
+        request: impl ToTerm,
+        timeout: Duration,
+    ) -> Result<R, DistError> {
+        let to = to.into();
+        let mut mailbox = self.mailbox()?;
+        let reply = match tokio::time::timeout(timeout, mailbox.call(&to, request.to_term())).await
+        {
+            Ok(reply) => reply?,
+            Err(_) => {
+                return Err(DistError::Timeout {
+                    to: to.to_string(),
+                    timeout,
+                });
+            }
+        };
+        Ok(R::from_term(reply)?)
+    }
+
+    /// Makes the Trellis gen_server `server` answer `gen_server:call({name,
+    /// Node}, Request)` from the cluster: requests convert with
+    /// [`FromTerm`] into `S::Call`, replies with [`ToTerm`]. A request that
+    /// does not convert is answered `{error, badarg}` and logged.
+    ///
+    /// Runs until the node stops or `server` ends (then the name is
+    /// released and remote monitors get `DOWN`).
+    ///
+    /// # Errors
+    ///
+    /// [`DistError::NameTaken`], [`DistError::Stopped`].
+    pub fn export<S>(&self, name: &str, server: Server<S>) -> Result<(), DistError>
+    where
+        S: GenServer,
+        S::Call: FromTerm,
+        S::Reply: ToTerm,
+    {
+        let mut mailbox = self.register(name)?;
+        let inner = self.inner.clone();
+        self.inner.spawn(async move {
+            while let Some(incoming) = mailbox.recv().await {
+                let Incoming::Message { term, .. } = incoming else {
+                    continue;
+                };
+                let Some((caller, tag, request)) = gen_call_parts(term) else {
+                    continue;
+                };
+                let handle = server.clone();
+                let inner2 = inner.clone();
+                let me = mailbox.pid.clone();
+                inner.spawn(async move {
+                    let reply = match S::Call::from_term(request) {
+                        Ok(request) => match handle.call(request, Duration::from_secs(3600)).await
+                        {
+                            Ok(reply) => reply.to_term(),
+                            Err(error) => {
+                                tracing::warn!(%error, "exported gen_server call failed");
+                                tagged("error", vec![error.to_string().to_term()])
+                            }
+                        },
+                        Err(error) => {
+                            tracing::warn!(%error, "request from the cluster does not convert");
+                            tagged("error", vec![atom("badarg")])
+                        }
+                    };
+                    let _ = inner2
+                        .send(&me, &Dest::Pid(caller), tuple(vec![tag, reply]))
+                        .await;
+                });
+                if server.exit_reason().is_some() {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops the node: unregisters from EPMD, closes every connection,
+    /// ends its tasks. Mailboxes receive nothing more.
+    pub fn shutdown(&self) {
+        self.inner.stop();
+    }
+}
+
+/// The parts of `{'$gen_call', {From, Tag}, Request}`.
+fn gen_call_parts(term: Term) -> Option<(ErlPid, Term, Term)> {
+    let Term::Tuple(t) = term else { return None };
+    let [kind, from, request]: [Term; 3] = t.elements.try_into().ok()?;
+    if as_atom(&kind) != Some("$gen_call") {
+        return None;
+    }
+    let Term::Tuple(from) = from else { return None };
+    let [caller, tag]: [Term; 2] = from.elements.try_into().ok()?;
+    let Term::Pid(caller) = caller else { return None };
+    Some((caller, tag, request))
+}
+
+/// Node up/down events ([`DistNode::monitor_nodes`]).
+#[derive(Debug)]
+pub struct NodeEvents {
+    rx: mpsc::UnboundedReceiver<NodeEvent>,
+}
+
+impl NodeEvents {
+    /// The next event; `None` once the node stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an event is either returned or still queued.
+    pub async fn recv(&mut self) -> Option<NodeEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// A Trellis process's address on the cluster: its own Erlang pid, an
+/// optional registered name, and a queue of [`Incoming`].
+///
+/// Dropped (or [`closed`](DistMailbox::close)), it leaves: its name is
+/// released, remote monitors get `DOWN` and links `EXIT` (reason `normal`
+/// when dropped).
+pub struct DistMailbox {
+    inner: Arc<Inner>,
+    id: u32,
+    pid: ErlPid,
+    rx: mpsc::UnboundedReceiver<Incoming>,
+}
+
+impl fmt::Debug for DistMailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DistMailbox({})", self.pid)
+    }
+}
+
+impl DistMailbox {
+    /// This mailbox's pid, as Erlang processes see it.
+    pub fn pid(&self) -> &ErlPid {
+        &self.pid
+    }
+
+    /// The next message or signal; `None` once the node stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        self.rx.recv().await
+    }
+
+    /// Sends `message` to `to` (a pid or `{name, node}`), connecting to its
+    /// node first if needed. As in Erlang, sending to a process that does
+    /// not exist is not an error.
+    ///
+    /// # Errors
+    ///
+    /// The connection errors of [`DistNode::connect`].
+    pub async fn send(&self, to: impl Into<Dest>, message: impl ToTerm) -> Result<(), DistError> {
+        self.inner
+            .send(&self.pid, &to.into(), message.to_term())
+            .await
+    }
+
+    /// Monitors `to`: an [`Incoming::Down`] arrives when it ends (`noproc`
+    /// at once if it does not exist, `noconnection` if its node goes down
+    /// or silent). Returns the monitor reference.
+    ///
+    /// # Errors
+    ///
+    /// The connection errors of [`DistNode::connect`].
+    pub async fn monitor(&self, to: impl Into<Dest>) -> Result<ErlRef, DistError> {
+        let to = to.into();
+        let reference = self.inner.make_ref();
+        let node = to.node().to_string();
+        if node == self.inner.name {
+            // A local target: only its absence is reported (no DOWN later).
+            let target = match &to {
+                Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
+                Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
+            };
+            if self.inner.resolve_local(&target).is_none() {
+                self.inner.deliver(
+                    self.id,
+                    Incoming::Down {
+                        monitor: reference.clone(),
+                        process: to.as_term(),
+                        reason: atom("noproc"),
+                    },
+                );
+            }
+            return Ok(reference);
+        }
+        self.inner.ensure_connected(&node).await?;
+        let target = match &to {
+            Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
+            Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
+        };
+        self.inner.state().watching.insert(
+            reference.id.clone(),
+            Watch {
+                mailbox: self.id,
+                node: node.clone(),
+                process: to.as_term(),
+            },
+        );
+        if !self.inner.send_to(
+            &node,
+            Message::monitor_p(self.pid.clone(), target, reference.clone()),
+        ) {
+            self.inner.state().watching.remove(&reference.id);
+            self.inner.deliver(
+                self.id,
+                Incoming::Down {
+                    monitor: reference.clone(),
+                    process: to.as_term(),
+                    reason: atom("noconnection"),
+                },
+            );
+        }
+        Ok(reference)
+    }
+
+    /// Removes the monitor `monitor` (its `DOWN` will not arrive unless
+    /// already queued).
+    pub fn demonitor(&self, monitor: &ErlRef) {
+        let watch = self.inner.state().watching.remove(&monitor.id);
+        if let Some(watch) = watch {
+            let target = match watch.process {
+                Term::Pid(pid) => PidOrAtom::Pid(pid),
+                Term::Tuple(t) => match t.elements.into_iter().next() {
+                    Some(Term::Atom(a)) => PidOrAtom::Atom(a),
+                    _ => return,
+                },
+                _ => return,
+            };
+            self.inner.send_to(
+                &watch.node,
+                Message::demonitor_p(self.pid.clone(), target, monitor.clone()),
+            );
+        }
+    }
+
+    /// Links this mailbox with the remote process `to`: when either ends,
+    /// the other gets an exit signal (here an [`Incoming::Exit`], `noproc`
+    /// at once if `to` does not exist, `noconnection` if its node goes down).
+    ///
+    /// # Errors
+    ///
+    /// The connection errors of [`DistNode::connect`].
+    pub async fn link(&self, to: &ErlPid) -> Result<(), DistError> {
+        let node = to.node.name.clone();
+        self.inner.ensure_connected(&node).await?;
+        {
+            let mut state = self.inner.state();
+            let links = state.links.entry(self.id).or_default();
+            if !links.contains(to) {
+                links.push(to.clone());
+            }
+        }
+        self.inner
+            .send_to(&node, Message::link(self.pid.clone(), to.clone()));
+        Ok(())
+    }
+
+    /// Leaves with `reason`: remote monitors get `DOWN` and links `EXIT`
+    /// with it.
+    pub fn close(self, reason: Term) {
+        self.inner.close_mailbox(self.id, reason);
+    }
+
+    /// One `gen:call`: monitor, send, wait for the reply or the `DOWN`.
+    async fn call(&mut self, to: &Dest, request: Term) -> Result<Term, DistError> {
+        let monitor = self.monitor(to.clone()).await?;
+        let tag = monitor.to_term();
+        let call = tuple(vec![
+            atom("$gen_call"),
+            tuple(vec![self.pid.to_term(), tag.clone()]),
+            request,
+        ]);
+        self.send(to.clone(), call).await?;
+        loop {
+            match self.recv().await {
+                None => return Err(DistError::Stopped),
+                Some(Incoming::Message { term: Term::Tuple(t), .. })
+                    if t.elements.len() == 2 && t.elements[0] == tag =>
+                {
+                    self.demonitor(&monitor);
+                    let mut elements = t.elements;
+                    return Ok(elements.pop().unwrap_or_else(|| atom("undefined")));
+                }
+                Some(Incoming::Down {
+                    monitor: m, reason, ..
+                }) if m == monitor => {
+                    return Err(match as_atom(&reason) {
+                        Some("noproc") => DistError::NoProcess { to: to.to_string() },
+                        Some("noconnection") => DistError::NodeDown {
+                            node: to.node().to_string(),
+                            reason: "noconnection".into(),
+                        },
+                        _ => DistError::Exited {
+                            to: to.to_string(),
+                            reason: reason.to_string(),
+                        },
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+impl Drop for DistMailbox {
+    fn drop(&mut self) {
+        self.inner.close_mailbox(self.id, atom("normal"));
+    }
+}

@@ -1,0 +1,263 @@
+//! One distribution connection: EPMD look-up, the handshake both ways, the
+//! reader (frames → dispatch) and the writer (queued frames → coalesced
+//! writes, ticks).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use erl_dist::handshake::{ClientSideHandshake, HandshakeError, HandshakeStatus, ServerSideHandshake};
+use erl_dist::message::Message;
+use erl_dist::node::{LocalNode, NodeName};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use super::frame::{self, FrameError};
+use super::{DistError, Inner};
+
+/// How long a connection set-up may take (OTP's `net_setuptime`, 7 s).
+pub(crate) const SETUP_TIME: Duration = Duration::from_secs(7);
+
+/// The most bytes one write gathers from queued frames.
+const COALESCE: usize = 256 * 1024;
+
+/// The local node as the handshake sees it.
+fn local_node(inner: &Inner) -> Result<LocalNode, DistError> {
+    let name: NodeName = inner.name.parse().map_err(|_| DistError::InvalidName {
+        name: inner.name.clone(),
+    })?;
+    let mut local = LocalNode::new(name, erl_dist::node::Creation::new(inner.creation));
+    local.flags = inner.flags;
+    Ok(local)
+}
+
+/// Connects to `node` (`name@host`): asks EPMD on `host` for its port, then
+/// runs the client side of the handshake.
+pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream, DistError> {
+    let (alive, host) = node.split_once('@').ok_or_else(|| DistError::InvalidName {
+        name: node.to_string(),
+    })?;
+    let epmd = TcpStream::connect((host, inner.epmd_port))
+        .await
+        .map_err(|source| DistError::Epmd {
+            reason: source.to_string(),
+        })?;
+    let entry = erl_dist::epmd::EpmdClient::new(epmd.compat())
+        .get_node(alive)
+        .await
+        .map_err(|e| DistError::Epmd {
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| DistError::NodeNotFound {
+            node: node.to_string(),
+        })?;
+    let stream = TcpStream::connect((host, entry.port))
+        .await
+        .map_err(|source| DistError::Connect {
+            node: node.to_string(),
+            reason: source.to_string(),
+        })?;
+    let _ = stream.set_nodelay(true);
+    let mut handshake = ClientSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
+    let status = handshake
+        .execute_send_name(erl_dist::LOWEST_DISTRIBUTION_PROTOCOL_VERSION)
+        .await
+        .map_err(|e| handshake_error(node, e))?;
+    let (stream, peer) = handshake
+        .execute_rest(status == HandshakeStatus::Alive)
+        .await
+        .map_err(|e| handshake_error(node, e))?;
+    check_peer_flags(node, peer.flags)?;
+    Ok(stream.into_inner())
+}
+
+/// Runs the server side of the handshake on an accepted stream; returns the
+/// peer's name and the stream.
+pub(crate) async fn accept(
+    inner: &Arc<Inner>,
+    stream: TcpStream,
+) -> Result<(String, TcpStream), DistError> {
+    let _ = stream.set_nodelay(true);
+    let mut handshake = ServerSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
+    let peer_name = handshake
+        .execute_recv_name()
+        .await
+        .map_err(|e| handshake_error("?", e))?
+        .ok_or_else(|| DistError::Handshake {
+            node: "?".into(),
+            reason: "dynamic node names are not supported".into(),
+        })?
+        .to_string();
+    // A simultaneous connect: the node with the greater name keeps its own
+    // attempt (OTP's rule).
+    let status = if inner.is_connected(&peer_name) {
+        HandshakeStatus::Alive
+    } else if inner.is_connecting(&peer_name) && inner.name > peer_name {
+        HandshakeStatus::Nok
+    } else {
+        HandshakeStatus::Ok
+    };
+    let (stream, peer) = handshake
+        .execute_rest(status)
+        .await
+        .map_err(|e| handshake_error(&peer_name, e))?;
+    check_peer_flags(&peer_name, peer.flags)?;
+    Ok((peer_name, stream.into_inner()))
+}
+
+/// The peer must monitor and link as OTP 25 does.
+fn check_peer_flags(node: &str, flags: erl_dist::DistributionFlags) -> Result<(), DistError> {
+    use erl_dist::DistributionFlags as F;
+    let needed = F::EXTENDED_REFERENCES | F::EXTENDED_PIDS_PORTS | F::UTF8_ATOMS | F::BIG_CREATION;
+    if flags.contains(needed) {
+        Ok(())
+    } else {
+        Err(DistError::Handshake {
+            node: node.to_string(),
+            reason: format!("peer lacks mandatory flags ({:#x})", flags.bits()),
+        })
+    }
+}
+
+/// A handshake failure as a [`DistError`]: a peer that hangs up during the
+/// challenge rejected our cookie.
+fn handshake_error(node: &str, error: HandshakeError) -> DistError {
+    match error {
+        HandshakeError::CookieMismatch => DistError::CookieRejected {
+            node: node.to_string(),
+        },
+        HandshakeError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DistError::CookieRejected {
+                node: node.to_string(),
+            }
+        }
+        other => DistError::Handshake {
+            node: node.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Reads frames until the peer closes, goes silent for `silence`, or sends
+/// something malformed; dispatches each message.
+pub(crate) async fn read_loop(
+    inner: Arc<Inner>,
+    peer: Arc<str>,
+    mut read: OwnedReadHalf,
+    silence: Duration,
+    max_frame: usize,
+) -> DistError {
+    let mut buf = Vec::new();
+    loop {
+        let frame =
+            tokio::time::timeout(silence, frame::read(&mut read, &mut buf, max_frame)).await;
+        let message = match frame {
+            Err(_) => {
+                return DistError::NodeDown {
+                    node: peer.to_string(),
+                    reason: "net_tick_timeout".into(),
+                };
+            }
+            Ok(Err(error)) => {
+                return match error.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        tracing::warn!(node = %peer, %error, "oversized distribution frame; closing the connection");
+                        DistError::Malformed {
+                            node: peer.to_string(),
+                            error: FrameError::Length {
+                                len: u64::MAX,
+                                at: 0,
+                            },
+                        }
+                    }
+                    _ => DistError::NodeDown {
+                        node: peer.to_string(),
+                        reason: error.to_string(),
+                    },
+                };
+            }
+            Ok(Ok(())) => match frame::decode(&buf) {
+                Ok(Some(message)) => message,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(node = %peer, %error, "malformed distribution frame; closing the connection");
+                    return DistError::Malformed {
+                        node: peer.to_string(),
+                        error,
+                    };
+                }
+            },
+        };
+        inner.dispatch(&peer, message);
+    }
+}
+
+/// Writes queued frames, many per write, and a tick whenever nothing was
+/// written for `tick`.
+pub(crate) async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    tick: Duration,
+) {
+    let mut out = Vec::with_capacity(COALESCE);
+    loop {
+        match tokio::time::timeout(tick, frames.recv()).await {
+            Err(_) => out.extend_from_slice(&[0, 0, 0, 0]),
+            Ok(None) => break,
+            Ok(Some(frame)) => {
+                out.extend_from_slice(&frame);
+                while out.len() < COALESCE {
+                    match frames.try_recv() {
+                        Ok(frame) => out.extend_from_slice(&frame),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        if write.write_all(&out).await.is_err() {
+            break;
+        }
+        out.clear();
+        if out.capacity() > 4 * COALESCE {
+            out = Vec::with_capacity(COALESCE);
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+/// Registers `alive` (the part before `@`) as a hidden node listening on
+/// `port` with the EPMD at `epmd_port`; returns the creation and the stream
+/// that must stay open while the registration holds.
+pub(crate) async fn epmd_register(
+    alive: &str,
+    port: u16,
+    epmd_port: u16,
+) -> Result<(TcpStream, u32), DistError> {
+    let stream = TcpStream::connect(("127.0.0.1", epmd_port))
+        .await
+        .map_err(|e| DistError::Epmd {
+            reason: e.to_string(),
+        })?;
+    let entry = erl_dist::epmd::NodeEntry::new_hidden(alive, port);
+    let (stream, creation) = erl_dist::epmd::EpmdClient::new(stream.compat())
+        .register(entry)
+        .await
+        .map_err(|e| DistError::Epmd {
+            reason: e.to_string(),
+        })?;
+    Ok((stream.into_inner(), creation.get()))
+}
+
+/// Encodes `message` as a frame, or logs why it cannot be.
+pub(crate) fn encode(message: Message) -> Option<Vec<u8>> {
+    match frame::encode(message) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            tracing::warn!(%error, "a term could not be encoded; not sent");
+            None
+        }
+    }
+}
+

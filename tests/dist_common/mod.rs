@@ -1,0 +1,142 @@
+//! Shared by the `dist_*` tests: real Erlang nodes started with `erl`,
+//! killed when their guard drops (even when a test fails), and unique node
+//! names.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// The cookie every test node shares.
+pub(crate) const COOKIE: &str = "trellis-test-cookie";
+
+/// How long any one wait on an Erlang node may take.
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// A node name no other test (or test run) uses.
+pub(crate) fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// This host's short name, as `erl -sname` uses it.
+pub(crate) fn host() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    host.trim().split('.').next().unwrap().to_string()
+}
+
+/// Starts `epmd -daemon` (a no-op if it runs) and compiles the Erlang
+/// helper module once; returns the folder with its `.beam`.
+pub(crate) fn setup() -> std::path::PathBuf {
+    static ONCE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let status = std::process::Command::new("epmd").arg("-daemon").status();
+        assert!(status.is_ok_and(|s| s.success()), "epmd -daemon failed");
+        let out = std::env::temp_dir().join(format!("trellis_dist_{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/erlang/dist_peer.erl");
+        let status = std::process::Command::new("erlc")
+            .arg("-o")
+            .arg(&out)
+            .arg(src)
+            .status()
+            .expect("erlc runs");
+        assert!(status.success(), "erlc failed");
+        out
+    })
+    .clone()
+}
+
+/// A real Erlang node, killed on drop.
+pub(crate) struct ErlNode {
+    pub(crate) name: String,
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl ErlNode {
+    /// Starts `erl -sname <short> -setcookie <cookie>` running `eval`
+    /// (`TRELLIS_NODE` in its environment is `target`).
+    pub(crate) fn start(short: &str, cookie: &str, target: &str, eval: &str) -> ErlNode {
+        Self::start_with(short, cookie, target, eval, &[])
+    }
+
+    /// As [`ErlNode::start`], with more `erl` arguments.
+    pub(crate) fn start_with(
+        short: &str,
+        cookie: &str,
+        target: &str,
+        eval: &str,
+        extra: &[&str],
+    ) -> ErlNode {
+        let beams = setup();
+        let mut child = Command::new("erl")
+            .args(["-sname", short, "-setcookie", cookie, "-noshell", "-hidden", "-pa"])
+            .arg(&beams)
+            .args(extra)
+            .args(["-eval", eval])
+            .env("TRELLIS_NODE", target)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("erl starts");
+        let stdout = child.stdout.take().unwrap();
+        ErlNode {
+            name: format!("{short}@{}", host()),
+            child,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// The next line the node prints, within [`WAIT`].
+    pub(crate) async fn line(&mut self) -> String {
+        match tokio::time::timeout(WAIT, self.lines.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => panic!("no line from {}: {other:?}", self.name),
+        }
+    }
+
+    /// Waits until the node prints `expected` (skipping other lines).
+    pub(crate) async fn expect(&mut self, expected: &str) {
+        loop {
+            let line = self.line().await;
+            if line.trim() == expected {
+                return;
+            }
+        }
+    }
+
+    /// The OS pid of the `erl` process.
+    pub(crate) fn os_pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Sends `signal` (`-9`, `-STOP`, `-CONT`) to the node.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(self.os_pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for ErlNode {
+    fn drop(&mut self) {
+        // A stopped node must be continued to die promptly.
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+        }
+        let _ = self.child.start_kill();
+    }
+}
