@@ -40,7 +40,7 @@ use std::time::Duration;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tokio::time::Instant;
 use trellis::gen_server::{
-    self, Context, GenServer, GenServerError, INFINITY, Init, Response, Server,
+    self, Context, GenServer, GenServerError, GenServerOptions, INFINITY, Init, Response, Server,
 };
 use trellis::process::{self, Down, ExitReason};
 use trellis::supervisor::{
@@ -581,43 +581,69 @@ async fn tripper(config: Arc<Config>, stop: Arc<AtomicBool>, seen: Arc<Observed>
 }
 
 /// Starts workers under the dynamic supervisor and terminates them, at
-/// random, calling them in between.
+/// random, and calls them in between through the pid `which_children`
+/// reports, checking that it leads to the right worker.
 async fn dynamic_churn(config: Arc<Config>, stop: Arc<AtomicBool>, seen: Arc<Observed>) {
     let mut rng = Rng::new(config.seed ^ 0xd1a);
+    // (key, index): dynamic workers get indexes from the top of the range,
+    // apart from the static servers'.
     let mut running = Vec::new();
+    let mut next_index = usize::MAX;
     let cap = config.servers / 10;
     while !stop.load(Relaxed) {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        if running.len() < cap && rng.chance(0.6) {
+        let roll = rng.below(10);
+        if roll < 5 && running.len() < cap {
             let restart =
                 [Restart::Permanent, Restart::Transient, Restart::Temporary][rng.below(3)];
-            let index = usize::MAX - rng.below(1 << 20);
-            let spec = ChildSpec::gen_server(
-                "worker",
-                move || Worker {
-                    index,
-                    link_to: None,
-                },
-                (),
-                gen_server::GenServerOptions::new(),
-            )
-            .restart(restart)
-            .shutdown(if rng.chance(0.5) {
+            let index = next_index;
+            next_index -= 1;
+            let shutdown = if rng.chance(0.5) {
                 Shutdown::BrutalKill
             } else {
                 Shutdown::Timeout(Duration::from_millis(200))
-            });
+            };
+            let worker = move || Worker {
+                index,
+                link_to: None,
+            };
+            let spec = ChildSpec::gen_server("worker", worker, (), GenServerOptions::new())
+                .restart(restart)
+                .shutdown(shutdown);
             match dynamic_supervisor::start_child("dynamic", spec).await {
                 Ok(started) => {
                     seen.dynamic_started.fetch_add(1, Relaxed);
-                    running.push(started.id);
+                    running.push((started.id, index));
                 }
                 Err(error) => seen.violation(format!("dynamic start_child failed: {error}")),
             }
+        } else if roll < 8 && !running.is_empty() {
+            let (key, index) = running[rng.below(running.len())];
+            let Ok(children) = dynamic_supervisor::which_children("dynamic") else {
+                continue;
+            };
+            let Some(pid) = children.iter().find(|c| c.key == key).and_then(|c| c.pid) else {
+                continue;
+            };
+            let x = rng.next();
+            let reply = match registry::lookup_pid::<Server<Worker>>(pid) {
+                Ok(server) => server.call(Call::Echo(x), config.timeout).await,
+                Err(_) => continue,
+            };
+            seen.calls.fetch_add(1, Relaxed);
+            match reply {
+                Ok(reply) if reply == (index, x) => {
+                    seen.ok.fetch_add(1, Relaxed);
+                }
+                Ok(reply) => seen.violation(format!(
+                    "dynamic worker {index} at {pid} answered {reply:?}"
+                )),
+                Err(error) => seen.error(&error),
+            }
         } else if !running.is_empty() {
-            let id = running.swap_remove(rng.below(running.len()));
+            let (key, _) = running.swap_remove(rng.below(running.len()));
             // A temporary child may have ended already: not found is fine.
-            if dynamic_supervisor::terminate_child("dynamic", id)
+            if dynamic_supervisor::terminate_child("dynamic", key)
                 .await
                 .is_ok()
             {
