@@ -373,7 +373,14 @@ pub enum Transition<S> {
 /// One event for [`GenStatem::handle_event`] (OTP's event type and
 /// content together).
 pub enum Event<M: GenStatem> {
-    /// A [`call`]: answer through `from` (OTP's `{call, From}`).
+    /// A [`call`]: answer through `from` (OTP's `{call, From}`), now or
+    /// later; keep `from` in the data, or postpone the whole event.
+    /// Dropping `from` unanswered makes the call fail at once with
+    /// [`GenServerError::NoReply`] — also in a callback that then stops or
+    /// crashes the machine, where the caller may see `NoReply` before the
+    /// exit. A `from` kept (postponed, or in the data) when the machine
+    /// stops gives the caller [`GenServerError::Exited`] with the reason,
+    /// as gen_server's pending calls do.
     Call(M::Call, ReplyTo<M::Reply>),
     /// A [`cast`].
     Cast(M::Cast),

@@ -54,6 +54,81 @@ impl<M: GenStatem> Actions<M> {
 ///
 /// Actions take effect when the callback returns, in OTP's order (see the
 /// module docs); a [`Transition::Stop`](super::Transition::Stop) drops them.
+///
+/// # Examples
+///
+/// A machine that postpones work until it is `Ready`, inserts an internal
+/// event, and times out of `Starting`:
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::BoxError;
+/// use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// enum Phase { Starting, Ready }
+///
+/// struct Service;
+///
+/// impl GenStatem for Service {
+///     type Arg = ();
+///     type State = Phase;
+///     type Data = Vec<String>; // what happened, in order
+///     type Call = ();
+///     type Reply = Vec<String>;
+///     type Cast = &'static str;
+///     type Info = ();
+///     type Internal = &'static str;
+///
+///     async fn init(&mut self, (): (), ctx: &mut Context<'_, Self>) -> Result<Init<Phase, Vec<String>>, BoxError> {
+///         ctx.state_timeout(Duration::from_secs(3), "warmed up");
+///         Ok(Init::Ready(Phase::Starting, Vec::new()))
+///     }
+///
+///     async fn handle_event(&mut self, event: Event<Self>, phase: &Phase, log: &mut Vec<String>, ctx: &mut Context<'_, Self>)
+///         -> Result<Transition<Phase>, BoxError>
+///     {
+///         Ok(match (phase, event) {
+///             (_, Event::Call((), from)) => {
+///                 ctx.reply(from, log.clone());
+///                 Transition::Keep
+///             }
+///             (Phase::Starting, work @ Event::Cast(_)) => {
+///                 ctx.postpone(work);
+///                 Transition::Keep
+///             }
+///             (Phase::Starting, Event::StateTimeout(why)) => {
+///                 ctx.next_event(Event::Internal(why));
+///                 Transition::Next(Phase::Ready)
+///             }
+///             (Phase::Ready, Event::Internal(why)) => {
+///                 log.push(format!("ready: {why}"));
+///                 Transition::Keep
+///             }
+///             (Phase::Ready, Event::Cast(job)) => {
+///                 log.push(format!("did {job}"));
+///                 Transition::Keep
+///             }
+///             _ => Transition::Keep,
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let service = gen_statem::start(&n, Service).await?;
+///     service.cast("a").await?;
+///     service.cast("b").await?;
+///     tokio::time::sleep(Duration::from_secs(4)).await;
+///     let log = service.call((), gen_statem::DEFAULT_TIMEOUT).await?;
+///     assert_eq!(log, ["ready: warmed up", "did a", "did b"]);
+///     service.stop().await?;
+///     Ok::<_, BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
 pub struct Context<'a, M: GenStatem> {
     pub(super) server: &'a mut gen_server::Context<Machine<M>>,
     pub(super) actions: &'a mut Actions<M>,
