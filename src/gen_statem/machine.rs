@@ -180,6 +180,14 @@ impl Timers {
     }
 }
 
+/// What comes after a callback's transition.
+enum Step<S> {
+    Continue,
+    Stop(ExitReason),
+    /// Run the state enter call; the state before.
+    Enter(S),
+}
+
 /// A timer action a callback asked for.
 pub(super) enum TimerAction<T> {
     Set(Duration, T),
@@ -217,21 +225,28 @@ impl<M: GenStatem> Machine<M> {
                 .callbacks
                 .handle_event(event, state, data, &mut ctx)
                 .await?;
-            if let Some(reason) = self.commit(transition, gctx).await? {
-                return Ok(Flow::Stop(reason));
+            match self.commit(transition, gctx) {
+                Step::Continue => {}
+                Step::Stop(reason) => return Ok(Flow::Stop(reason)),
+                // The state enter call is boxed: its future (a second
+                // `handle_event`) does not weigh on every event's.
+                Step::Enter(old) => {
+                    if let Some(reason) = Box::pin(self.enter(old, gctx)).await? {
+                        return Ok(Flow::Stop(reason));
+                    }
+                }
             }
         }
     }
 
-    /// Carries out a callback's transition and actions; `Some(reason)` to
-    /// stop.
-    async fn commit(
+    /// Carries out a callback's transition and actions: what comes next.
+    fn commit(
         &mut self,
         transition: Transition<M::State>,
-        gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Option<ExitReason>, BoxError> {
+        gctx: &gen_server::Context<Self>,
+    ) -> Step<M::State> {
         let Some((state, _)) = self.core.as_mut() else {
-            return Ok(None);
+            return Step::Continue;
         };
         let (changed, enter) = match transition {
             Transition::Keep => (None, false),
@@ -240,7 +255,7 @@ impl<M: GenStatem> Machine<M> {
             Transition::Repeat => (None, true),
             Transition::Stop(reason) => {
                 self.actions.clear();
-                return Ok(Some(reason));
+                return Step::Stop(reason);
             }
         };
         if let Some(event) = self.actions.postpone.take() {
@@ -266,9 +281,9 @@ impl<M: GenStatem> Machine<M> {
                 Some(old) => old,
                 None => self.core.as_ref().map(|(s, _)| s.clone()).expect("ready"),
             };
-            return self.enter(old, gctx).await;
+            return Step::Enter(old);
         }
-        Ok(None)
+        Step::Continue
     }
 
     /// Runs the state enter call (`Event::Enter(old)`).
@@ -397,7 +412,8 @@ impl<M: GenStatem> GenServer for Machine<M> {
             Init::Stop(reason) => return Ok(gen_server::Init::Stop(reason)),
             Init::Ignore => return Ok(gen_server::Init::Ignore),
         }
-        Ok(match self.after_init(gctx).await? {
+        // Runs once: boxed, so that it does not weigh on the server's future.
+        Ok(match Box::pin(self.after_init(gctx)).await? {
             None => gen_server::Init::Ready,
             Some(reason) => gen_server::Init::Stop(reason),
         })
