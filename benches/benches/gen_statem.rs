@@ -17,7 +17,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use tokio::runtime::Runtime;
 use trellis::BoxError;
 use trellis::gen_server::{self, GenServer, Response};
@@ -267,4 +267,31 @@ fn events(c: &mut Criterion) {
 }
 
 criterion_group!(benches, calls, events);
-criterion_main!(benches);
+
+/// `STATEM_COUNT=<contender>:<call|event>:<n>` runs that workload `n` times
+/// on a current-thread runtime and exits, without criterion: for counting
+/// instructions (`perf stat -e instructions:u`), which a busy machine
+/// does not disturb as it does timings.
+fn main() {
+    if let Ok(spec) = std::env::var("STATEM_COUNT") {
+        let mut parts = spec.split(':');
+        let (contender, workload, n) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().and_then(|n| n.parse().ok()).unwrap_or(1),
+        );
+        let rt = trellis_benches::current_thread_runtime();
+        let run: Workload = match (contender, workload) {
+            ("gen_server", "call") => call_round_trip::<Server>,
+            ("gen_statem", "call") => call_round_trip::<Statem>,
+            ("gen_server", "event") => event_throughput::<Server>,
+            ("gen_statem", "event") => event_throughput::<Statem>,
+            ("gen_statem_state_change", "event") => event_throughput::<Toggle>,
+            _ => panic!("STATEM_COUNT: unknown {spec:?}"),
+        };
+        black_box(run(&rt, n));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

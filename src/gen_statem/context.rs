@@ -18,6 +18,9 @@ use crate::process::{MonitorRef, Pid};
 /// The actions asked for by the callback running now; carried out when it
 /// returns its [`Transition`](super::Transition).
 pub(crate) struct Actions<M: GenStatem> {
+    /// Whether any action below was asked for: most callbacks ask for
+    /// none, and then nothing below is looked at.
+    pub(super) pending: bool,
     pub(super) postpone: Option<Event<M>>,
     pub(super) next_events: Vec<Event<M>>,
     pub(super) event_timeout: Option<(Duration, M::Internal)>,
@@ -28,6 +31,7 @@ pub(crate) struct Actions<M: GenStatem> {
 impl<M: GenStatem> Default for Actions<M> {
     fn default() -> Self {
         Actions {
+            pending: false,
             postpone: None,
             next_events: Vec::new(),
             event_timeout: None,
@@ -39,6 +43,7 @@ impl<M: GenStatem> Default for Actions<M> {
 
 impl<M: GenStatem> Actions<M> {
     pub(super) fn clear(&mut self) {
+        self.pending = false;
         self.postpone = None;
         self.next_events.clear();
         self.event_timeout = None;
@@ -174,6 +179,7 @@ impl<M: GenStatem> Context<'_, M> {
     /// postponed events first arrived. A call keeps its caller waiting
     /// (within the caller's timeout). Not allowed in a state enter call.
     pub fn postpone(&mut self, event: Event<M>) {
+        self.actions.pending = true;
         self.actions.postpone = Some(event);
     }
 
@@ -182,6 +188,7 @@ impl<M: GenStatem> Context<'_, M> {
     /// the order they were inserted. Usually an [`Event::Internal`]. Not
     /// allowed in a state enter call.
     pub fn next_event(&mut self, event: Event<M>) {
+        self.actions.pending = true;
         self.actions.next_events.push(event);
     }
 
@@ -189,6 +196,7 @@ impl<M: GenStatem> Context<'_, M> {
     /// event arrives within `after`, [`Event::EventTimeout`]`(content)` is
     /// handled. Any event cancels it, including one already queued.
     pub fn event_timeout(&mut self, after: Duration, content: M::Internal) {
+        self.actions.pending = true;
         self.actions.event_timeout = Some((after, content));
     }
 
@@ -197,11 +205,13 @@ impl<M: GenStatem> Context<'_, M> {
     /// handled after `after`. Replaces a state timeout already running; set
     /// on a transition to a new state, it runs in that new state.
     pub fn state_timeout(&mut self, after: Duration, content: M::Internal) {
+        self.actions.pending = true;
         self.actions.state_timeout = Some(TimerAction::Set(after, content));
     }
 
     /// Cancels the state timeout (OTP's `{state_timeout, cancel}`).
     pub fn cancel_state_timeout(&mut self) {
+        self.actions.pending = true;
         self.actions.state_timeout = Some(TimerAction::Cancel);
     }
 
@@ -215,6 +225,7 @@ impl<M: GenStatem> Context<'_, M> {
         after: Duration,
         content: M::Internal,
     ) {
+        self.actions.pending = true;
         self.actions
             .generic
             .push((name.into(), TimerAction::Set(after, content)));
@@ -222,6 +233,7 @@ impl<M: GenStatem> Context<'_, M> {
 
     /// Cancels the generic timeout `name` (OTP's `{{timeout, Name}, cancel}`).
     pub fn cancel_timeout(&mut self, name: impl Into<Cow<'static, str>>) {
+        self.actions.pending = true;
         self.actions
             .generic
             .push((name.into(), TimerAction::Cancel));

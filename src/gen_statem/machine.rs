@@ -201,15 +201,8 @@ impl<M: GenStatem> Machine<M> {
         event: Event<M>,
         gctx: &mut gen_server::Context<Self>,
     ) -> Result<Flow, BoxError> {
-        let mut next = Some(event);
+        let mut event = event;
         loop {
-            let event = match next.take() {
-                Some(event) => event,
-                None => match self.queue.pop_front() {
-                    Some(event) => event,
-                    None => return Ok(Flow::Continue),
-                },
-            };
             // Any event cancels the event timeout.
             if self.timers.event.is_some() {
                 self.timers.cancel(&TimerKind::Event);
@@ -226,13 +219,20 @@ impl<M: GenStatem> Machine<M> {
                 .handle_event(event, state, data, &mut ctx)
                 .await?;
             match self.commit(transition, gctx) {
-                Step::Continue => {}
+                Step::Continue => match self.queue.pop_front() {
+                    Some(next) => event = next,
+                    None => return Ok(Flow::Continue),
+                },
                 Step::Stop(reason) => return Ok(Flow::Stop(reason)),
                 // The state enter call is boxed: its future (a second
                 // `handle_event`) does not weigh on every event's.
                 Step::Enter(old) => {
                     if let Some(reason) = Box::pin(self.enter(old, gctx)).await? {
                         return Ok(Flow::Stop(reason));
+                    }
+                    match self.queue.pop_front() {
+                        Some(next) => event = next,
+                        None => return Ok(Flow::Continue),
                     }
                 }
             }
@@ -249,6 +249,8 @@ impl<M: GenStatem> Machine<M> {
             return Step::Continue;
         };
         let (changed, enter) = match transition {
+            // The common case: nothing to do.
+            Transition::Keep if !self.actions.pending => return Step::Continue,
             Transition::Keep => (None, false),
             Transition::Next(next) if next == *state => (None, false),
             Transition::Next(next) => (Some(std::mem::replace(state, next)), true),
@@ -258,24 +260,28 @@ impl<M: GenStatem> Machine<M> {
                 return Step::Stop(reason);
             }
         };
-        if let Some(event) = self.actions.postpone.take() {
-            self.postponed.push_back(event);
+        if self.actions.pending {
+            if let Some(event) = self.actions.postpone.take() {
+                self.postponed.push_back(event);
+            }
         }
         if changed.is_some() {
             // A state change cancels the state timeout and re-delivers the
             // postponed events, oldest first, before the mailbox's.
-            self.timers.cancel(&TimerKind::State);
+            if self.timers.state.is_some() {
+                self.timers.cancel(&TimerKind::State);
+            }
             while let Some(event) = self.postponed.pop_back() {
                 self.queue.push_front(event);
             }
         }
-        // Inserted events go before everything queued, in the order given.
-        if !self.actions.next_events.is_empty() {
+        if self.actions.pending {
+            // Inserted events go before everything queued, in the order given.
             for event in self.actions.next_events.drain(..).rev() {
                 self.queue.push_front(event);
             }
+            self.apply_timers(gctx);
         }
-        self.apply_timers(gctx);
         if enter && M::STATE_ENTER {
             let old = match changed {
                 Some(old) => old,
@@ -338,6 +344,7 @@ impl<M: GenStatem> Machine<M> {
 
     /// Arms and cancels the timers the last callback asked for.
     fn apply_timers(&mut self, gctx: &gen_server::Context<Self>) {
+        self.actions.pending = false;
         if let Some(action) = self.actions.state_timeout.take() {
             match action {
                 TimerAction::Set(after, content) => {
