@@ -9,7 +9,10 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::time::Duration;
+
+use futures_util::FutureExt as _;
 
 use super::{Actions, Context, Event, GenStatem, GenStatemError, Init, Transition};
 use crate::gen_server::{self, Flow, GenServer, Response};
@@ -218,7 +221,13 @@ impl<M: GenStatem> Machine<M> {
                 .callbacks
                 .handle_event(event, state, data, &mut ctx)
                 .await?;
-            match self.commit(transition, gctx) {
+            // The common case, kept inline: stay, no action asked.
+            let step = if matches!(transition, Transition::Keep) && !self.actions.pending {
+                Step::Continue
+            } else {
+                self.commit(transition, gctx)
+            };
+            match step {
                 Step::Continue => match self.queue.pop_front() {
                     Some(next) => event = next,
                     None => return Ok(Flow::Continue),
@@ -249,8 +258,6 @@ impl<M: GenStatem> Machine<M> {
             return Step::Continue;
         };
         let (changed, enter) = match transition {
-            // The common case: nothing to do.
-            Transition::Keep if !self.actions.pending => return Step::Continue,
             Transition::Keep => (None, false),
             Transition::Next(next) if next == *state => (None, false),
             Transition::Next(next) => (Some(std::mem::replace(state, next)), true),
@@ -369,6 +376,24 @@ impl<M: GenStatem> Machine<M> {
         }
     }
 
+    /// The event of a timer's message, unless the timer was cancelled or
+    /// set again since (its message was already on its way).
+    fn fired(&mut self, fired: Fired<M>) -> Option<Event<M>> {
+        let Fired {
+            kind,
+            generation,
+            content,
+        } = fired;
+        if !self.timers.take_if_current(&kind, generation) {
+            return None;
+        }
+        Some(match kind {
+            TimerKind::Event => Event::EventTimeout(content),
+            TimerKind::State => Event::StateTimeout(content),
+            TimerKind::Generic(name) => Event::Timeout(name, content),
+        })
+    }
+
     /// After `init`: the initial state enter call, then the inserted events.
     pub(super) async fn after_init(
         &mut self,
@@ -426,18 +451,20 @@ impl<M: GenStatem> GenServer for Machine<M> {
         })
     }
 
-    async fn handle_call(
+    // The handlers below return `dispatch`'s future itself (not an `async`
+    // block around it): one state machine less to poll per event.
+    fn handle_call(
         &mut self,
         request: M::Call,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Response<M::Reply>, BoxError> {
+    ) -> impl Future<Output = Result<Response<M::Reply>, BoxError>> + Send {
         let from = gctx.defer().expect("in handle_call");
-        Ok(
-            match self.dispatch(Event::Call(request, from), gctx).await? {
+        self.dispatch(Event::Call(request, from), gctx).map(|flow| {
+            flow.map(|flow| match flow {
                 Flow::Continue => Response::NoReply,
                 Flow::Stop(reason) => Response::Stop(reason),
-            },
-        )
+            })
+        })
     }
 
     async fn handle_cast(
@@ -447,48 +474,35 @@ impl<M: GenStatem> GenServer for Machine<M> {
     ) -> Result<Flow, BoxError> {
         match message {
             MachineCast::Cast(message) => self.dispatch(Event::Cast(message), gctx).await,
-            MachineCast::Timeout(fired) => {
-                let Fired {
-                    kind,
-                    generation,
-                    content,
-                } = *fired;
-                // A cancelled timer's message that was already on its way.
-                if !self.timers.take_if_current(&kind, generation) {
-                    return Ok(Flow::Continue);
-                }
-                let event = match kind {
-                    TimerKind::Event => Event::EventTimeout(content),
-                    TimerKind::State => Event::StateTimeout(content),
-                    TimerKind::Generic(name) => Event::Timeout(name, content),
-                };
-                self.dispatch(event, gctx).await
-            }
+            MachineCast::Timeout(fired) => match self.fired(*fired) {
+                Some(event) => self.dispatch(event, gctx).await,
+                None => Ok(Flow::Continue),
+            },
         }
     }
 
-    async fn handle_info(
+    fn handle_info(
         &mut self,
         message: M::Info,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Flow, BoxError> {
-        self.dispatch(Event::Info(message), gctx).await
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
+        self.dispatch(Event::Info(message), gctx)
     }
 
-    async fn handle_down(
+    fn handle_down(
         &mut self,
         down: Down,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Flow, BoxError> {
-        self.dispatch(Event::Down(down), gctx).await
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
+        self.dispatch(Event::Down(down), gctx)
     }
 
-    async fn handle_exit(
+    fn handle_exit(
         &mut self,
         exit: Exit,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Flow, BoxError> {
-        self.dispatch(Event::Exit(exit), gctx).await
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
+        self.dispatch(Event::Exit(exit), gctx)
     }
 
     async fn terminate(&mut self, reason: &ExitReason, gctx: &mut gen_server::Context<Self>) {
