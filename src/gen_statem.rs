@@ -9,13 +9,13 @@
 //! actions*: postpone the event until the state changes, insert events,
 //! set timeouts that the state machine itself cancels.
 //!
-//! Under the hood a statem is a [gen_server](crate::gen_server): the same
+//! Under the hood a statem is a [gen_server]: the same
 //! mailbox, call plumbing, start handshake and stop sequence. So
 //! [`Statem::call`] has gen_server's no-hang guarantees (a dead, stopping or
 //! panicking machine answers with an error at once; the timeout is per
 //! call; an enclosing [cancel scope](crate::CancelScope)'s deadline applies),
 //! errors are [`GenServerError`]s, names go through the
-//! [registry](crate::registry), and [`child_spec`] supervises it like any
+//! [registry], and [`child_spec`] supervises it like any
 //! gen_server.
 //!
 //! # Events

@@ -61,7 +61,7 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -177,7 +177,7 @@ struct Table {
     /// Members of each group, in join order, with repeats.
     groups: HashMap<Arc<str>, Vec<Pid>>,
     /// Local processes with an exit hook installed.
-    hooked: HashMap<Pid, ()>,
+    hooked: HashSet<Pid>,
     watchers: Vec<Watcher>,
     /// Round-robin positions.
     cursors: HashMap<Arc<str>, usize>,
@@ -320,7 +320,7 @@ impl Scope {
         let entry = Entry::find(pid).ok_or(PgError::ProcessNotFound { pid })?;
         let group: Arc<str> = group.as_ref().into();
         let mut table = lock(&self.table);
-        if !table.hooked.contains_key(&pid) {
+        if table.hooked.insert(pid) {
             let weak: Weak<Mutex<Table>> = Arc::downgrade(&self.table);
             let hook = Box::new(move |pid: Pid| {
                 if let Some(table) = weak.upgrade() {
@@ -328,9 +328,9 @@ impl Scope {
                 }
             });
             if !entry.on_exit(hook) {
+                table.hooked.remove(&pid);
                 return Err(PgError::ProcessNotFound { pid });
             }
-            table.hooked.insert(pid, ());
         }
         table.groups.entry(group.clone()).or_default().push(pid);
         table.notify(&PgEvent::Join {
