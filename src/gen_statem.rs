@@ -348,6 +348,66 @@ pub enum Init<S, D> {
 }
 
 /// What a callback decides about the state.
+///
+/// # Examples
+///
+/// `Next` to the state it is in is not a change: no state enter call,
+/// postponed events stay postponed; `Repeat` runs the enter call again.
+///
+/// ```
+/// use trellis::BoxError;
+/// use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
+///
+/// struct Entries;
+///
+/// impl GenStatem for Entries {
+///     type Arg = ();
+///     type State = u8;
+///     type Data = Vec<(u8, u8)>; // (from, to) of each enter call
+///     type Call = ();
+///     type Reply = Vec<(u8, u8)>;
+///     type Cast = Transition<u8>;
+///     type Info = ();
+///     type Internal = ();
+///     const STATE_ENTER: bool = true;
+///
+///     async fn init(&mut self, (): (), _: &mut Context<'_, Self>) -> Result<Init<u8, Vec<(u8, u8)>>, BoxError> {
+///         Ok(Init::Ready(0, Vec::new()))
+///     }
+///
+///     async fn handle_event(&mut self, event: Event<Self>, state: &u8, entries: &mut Vec<(u8, u8)>, ctx: &mut Context<'_, Self>)
+///         -> Result<Transition<u8>, BoxError>
+///     {
+///         Ok(match event {
+///             Event::Enter(from) => {
+///                 entries.push((from, *state));
+///                 Transition::Keep
+///             }
+///             Event::Cast(transition) => transition,
+///             Event::Call((), from) => {
+///                 ctx.reply(from, entries.clone());
+///                 Transition::Keep
+///             }
+///             _ => Transition::Keep,
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let m = gen_statem::start(&n, Entries).await?;
+///     for t in [Transition::Next(1), Transition::Next(1), Transition::Keep, Transition::Repeat] {
+///         m.cast(t).await?;
+///     }
+///     let entries = m.call((), gen_statem::DEFAULT_TIMEOUT).await?;
+///     assert_eq!(entries, [(0, 0), (0, 1), (1, 1)]);
+///     m.stop().await?;
+///     Ok::<_, BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition<S> {
     /// Stay in the state (OTP's `keep_state`): no state change, no state
