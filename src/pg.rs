@@ -63,7 +63,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use dashmap::DashMap;
@@ -272,7 +272,9 @@ pub fn scope(name: impl AsRef<str>) -> Scope {
     scopes
         .entry(name.into())
         .or_insert_with(|| {
-            let seed = std::collections::hash_map::RandomState::new().hash_one(name) | 1;
+            // Seeded from the name with fixed keys: the picks spread load,
+            // and a run can be replayed.
+            let seed = BuildHasherDefault::<DefaultHasher>::default().hash_one(name) | 1;
             Scope {
                 name: name.into(),
                 table: Arc::new(Mutex::new(Table {
