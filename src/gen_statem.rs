@@ -9,13 +9,13 @@
 //! actions*: postpone the event until the state changes, insert events,
 //! set timeouts that the state machine itself cancels.
 //!
-//! Under the hood a statem is a [gen_server](crate::gen_server): the same
+//! Under the hood a statem is a [gen_server]: the same
 //! mailbox, call plumbing, start handshake and stop sequence. So
 //! [`Statem::call`] has gen_server's no-hang guarantees (a dead, stopping or
 //! panicking machine answers with an error at once; the timeout is per
 //! call; an enclosing [cancel scope](crate::CancelScope)'s deadline applies),
 //! errors are [`GenServerError`]s, names go through the
-//! [registry](crate::registry), and [`child_spec`] supervises it like any
+//! [registry], and [`child_spec`] supervises it like any
 //! gen_server.
 //!
 //! # Events
@@ -348,6 +348,66 @@ pub enum Init<S, D> {
 }
 
 /// What a callback decides about the state.
+///
+/// # Examples
+///
+/// `Next` to the state it is in is not a change: no state enter call,
+/// postponed events stay postponed; `Repeat` runs the enter call again.
+///
+/// ```
+/// use trellis::BoxError;
+/// use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
+///
+/// struct Entries;
+///
+/// impl GenStatem for Entries {
+///     type Arg = ();
+///     type State = u8;
+///     type Data = Vec<(u8, u8)>; // (from, to) of each enter call
+///     type Call = ();
+///     type Reply = Vec<(u8, u8)>;
+///     type Cast = Transition<u8>;
+///     type Info = ();
+///     type Internal = ();
+///     const STATE_ENTER: bool = true;
+///
+///     async fn init(&mut self, (): (), _: &mut Context<'_, Self>) -> Result<Init<u8, Vec<(u8, u8)>>, BoxError> {
+///         Ok(Init::Ready(0, Vec::new()))
+///     }
+///
+///     async fn handle_event(&mut self, event: Event<Self>, state: &u8, entries: &mut Vec<(u8, u8)>, ctx: &mut Context<'_, Self>)
+///         -> Result<Transition<u8>, BoxError>
+///     {
+///         Ok(match event {
+///             Event::Enter(from) => {
+///                 entries.push((from, *state));
+///                 Transition::Keep
+///             }
+///             Event::Cast(transition) => transition,
+///             Event::Call((), from) => {
+///                 ctx.reply(from, entries.clone());
+///                 Transition::Keep
+///             }
+///             _ => Transition::Keep,
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let m = gen_statem::start(&n, Entries).await?;
+///     for t in [Transition::Next(1), Transition::Next(1), Transition::Keep, Transition::Repeat] {
+///         m.cast(t).await?;
+///     }
+///     let entries = m.call((), gen_statem::DEFAULT_TIMEOUT).await?;
+///     assert_eq!(entries, [(0, 0), (0, 1), (1, 1)]);
+///     m.stop().await?;
+///     Ok::<_, BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition<S> {
     /// Stay in the state (OTP's `keep_state`): no state change, no state
@@ -373,7 +433,14 @@ pub enum Transition<S> {
 /// One event for [`GenStatem::handle_event`] (OTP's event type and
 /// content together).
 pub enum Event<M: GenStatem> {
-    /// A [`call`]: answer through `from` (OTP's `{call, From}`).
+    /// A [`call`]: answer through `from` (OTP's `{call, From}`), now or
+    /// later; keep `from` in the data, or postpone the whole event.
+    /// Dropping `from` unanswered makes the call fail at once with
+    /// [`GenServerError::NoReply`] — also in a callback that then stops or
+    /// crashes the machine, where the caller may see `NoReply` before the
+    /// exit. A `from` kept (postponed, or in the data) when the machine
+    /// stops gives the caller [`GenServerError::Exited`] with the reason,
+    /// as gen_server's pending calls do.
     Call(M::Call, ReplyTo<M::Reply>),
     /// A [`cast`].
     Cast(M::Cast),

@@ -61,9 +61,9 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use dashmap::DashMap;
@@ -177,7 +177,7 @@ struct Table {
     /// Members of each group, in join order, with repeats.
     groups: HashMap<Arc<str>, Vec<Pid>>,
     /// Local processes with an exit hook installed.
-    hooked: HashMap<Pid, ()>,
+    hooked: HashSet<Pid>,
     watchers: Vec<Watcher>,
     /// Round-robin positions.
     cursors: HashMap<Arc<str>, usize>,
@@ -272,7 +272,9 @@ pub fn scope(name: impl AsRef<str>) -> Scope {
     scopes
         .entry(name.into())
         .or_insert_with(|| {
-            let seed = std::collections::hash_map::RandomState::new().hash_one(name) | 1;
+            // Seeded from the name with fixed keys: the picks spread load,
+            // and a run can be replayed.
+            let seed = BuildHasherDefault::<DefaultHasher>::default().hash_one(name) | 1;
             Scope {
                 name: name.into(),
                 table: Arc::new(Mutex::new(Table {
@@ -320,7 +322,7 @@ impl Scope {
         let entry = Entry::find(pid).ok_or(PgError::ProcessNotFound { pid })?;
         let group: Arc<str> = group.as_ref().into();
         let mut table = lock(&self.table);
-        if !table.hooked.contains_key(&pid) {
+        if table.hooked.insert(pid) {
             let weak: Weak<Mutex<Table>> = Arc::downgrade(&self.table);
             let hook = Box::new(move |pid: Pid| {
                 if let Some(table) = weak.upgrade() {
@@ -328,9 +330,9 @@ impl Scope {
                 }
             });
             if !entry.on_exit(hook) {
+                table.hooked.remove(&pid);
                 return Err(PgError::ProcessNotFound { pid });
             }
-            table.hooked.insert(pid, ());
         }
         table.groups.entry(group.clone()).or_default().push(pid);
         table.notify(&PgEvent::Join {
@@ -346,6 +348,18 @@ impl Scope {
     /// # Errors
     ///
     /// [`PgError::NotJoined`] if `pid` is not a member of `group`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::pg::{self, PgError};
+    ///
+    /// let scope = pg::scope("pg-doc-leave");
+    /// let inbox = trellis::mailbox::create::<()>();
+    /// scope.join("g", inbox.pid()).unwrap();
+    /// scope.leave("g", inbox.pid()).unwrap();
+    /// assert!(matches!(scope.leave("g", inbox.pid()), Err(PgError::NotJoined { .. })));
+    /// ```
     pub fn leave(&self, group: impl AsRef<str>, pid: Pid) -> Result<(), PgError> {
         let group = group.as_ref();
         let mut table = lock(&self.table);
@@ -387,6 +401,17 @@ impl Scope {
     }
 
     /// The members of `group` on this node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::pg;
+    ///
+    /// let scope = pg::scope("pg-doc-local");
+    /// let a = trellis::mailbox::create::<()>();
+    /// scope.join("g", a.pid()).unwrap();
+    /// assert_eq!(scope.get_local_members("g"), scope.get_members("g"));
+    /// ```
     pub fn get_local_members(&self, group: impl AsRef<str>) -> Vec<Pid> {
         let mut members = self.get_members(group);
         members.retain(|pid| pid.is_local());
@@ -394,6 +419,18 @@ impl Scope {
     }
 
     /// The groups with at least one member, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::pg;
+    ///
+    /// let scope = pg::scope("pg-doc-which");
+    /// let inbox = trellis::mailbox::create::<()>();
+    /// scope.join("b", inbox.pid()).unwrap();
+    /// scope.join("a", inbox.pid()).unwrap();
+    /// assert_eq!(scope.which_groups(), ["a".into(), "b".into()]);
+    /// ```
     pub fn which_groups(&self) -> Vec<Arc<str>> {
         let mut groups: Vec<_> = lock(&self.table).groups.keys().cloned().collect();
         groups.sort();
@@ -435,6 +472,23 @@ impl Scope {
     /// Watches every group of the scope: returns the groups and their
     /// members now, and a [`PgMonitor`] for every later change (OTP's
     /// `pg:monitor_scope`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::pg::{self, PgEvent};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = pg::scope("pg-doc-monitor-scope");
+    /// let (mut monitor, groups) = scope.monitor_scope();
+    /// assert!(groups.is_empty());
+    /// let inbox = trellis::mailbox::create::<()>();
+    /// scope.join("any", inbox.pid()).unwrap();
+    /// let event = monitor.next().await.unwrap();
+    /// assert_eq!(event.group(), "any");
+    /// assert!(matches!(event, PgEvent::Join { .. }));
+    /// # }
+    /// ```
     pub fn monitor_scope(&self) -> (PgMonitor, HashMap<Arc<str>, Vec<Pid>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut table = lock(&self.table);
@@ -447,6 +501,18 @@ impl Scope {
     }
 
     /// A member of `group` picked at random, or `None` if it has none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::pg;
+    ///
+    /// let scope = pg::scope("pg-doc-random");
+    /// assert_eq!(scope.pick_random("g"), None);
+    /// let a = trellis::mailbox::create::<()>();
+    /// scope.join("g", a.pid()).unwrap();
+    /// assert_eq!(scope.pick_random("g"), Some(a.pid()));
+    /// ```
     pub fn pick_random(&self, group: impl AsRef<str>) -> Option<Pid> {
         let mut table = lock(&self.table);
         let len = table.groups.get(group.as_ref())?.len();
@@ -457,6 +523,20 @@ impl Scope {
     /// The next member of `group` in turn, or `None` if it has none. The
     /// turn is kept per group; as members come and go it goes on from its
     /// position, modulo the group's size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::pg;
+    ///
+    /// let scope = pg::scope("pg-doc-rr");
+    /// let a = trellis::mailbox::create::<()>();
+    /// let b = trellis::mailbox::create::<()>();
+    /// scope.join("g", a.pid()).unwrap();
+    /// scope.join("g", b.pid()).unwrap();
+    /// let turns: Vec<_> = (0..3).map(|_| scope.pick_round_robin("g").unwrap()).collect();
+    /// assert_eq!(turns, [a.pid(), b.pid(), a.pid()]);
+    /// ```
     pub fn pick_round_robin(&self, group: impl AsRef<str>) -> Option<Pid> {
         let group = group.as_ref();
         let mut table = lock(&self.table);
@@ -487,6 +567,20 @@ impl Scope {
     ///
     /// [`PgError::NoMembers`], or [`PgError::SendFailed`] if that member
     /// could not take it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::{mailbox, pg};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let scope = pg::scope("pg-doc-send-random");
+    /// let mut worker = mailbox::create::<u32>();
+    /// scope.join("workers", worker.pid()).unwrap();
+    /// assert_eq!(scope.send_random("workers", 5_u32).unwrap(), worker.pid());
+    /// assert_eq!(worker.receive().await.unwrap(), 5);
+    /// # }
+    /// ```
     pub fn send_random<M: Send + 'static>(
         &self,
         group: impl AsRef<str>,

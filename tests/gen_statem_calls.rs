@@ -11,6 +11,7 @@ use gen_statem_support::{Cmd, Log, Probe, S, start, sync};
 use tokio::time::Instant;
 use trellis::gen_server::GenServerError;
 use trellis::gen_statem::{self, Builder, Context, Event, GenStatem, Init, Transition};
+use trellis::pg;
 use trellis::process::ExitReason;
 use trellis::supervisor::{self, SupervisorOptions};
 use trellis::{BoxError, fail_after};
@@ -282,4 +283,30 @@ async fn a_supervised_statem_restarts_in_its_initial_state_under_its_name() {
     })
     .await
     .unwrap();
+}
+
+#[test]
+fn handles_and_their_futures_can_cross_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(trellis::nursery(|n| async move {
+            let m = start::<false>(&n, &Log::default()).await;
+            send_sync(&m);
+            send(m.call(Cmd::Log("x"), gen_statem::DEFAULT_TIMEOUT));
+            send(m.cast(Cmd::Log("x")));
+            send(gen_statem::call::<P>(
+                m.pid(),
+                Cmd::Log("x"),
+                gen_statem::DEFAULT_TIMEOUT,
+            ));
+            send(gen_statem::start(&n, P::new(&Log::default())));
+            send_sync(&pg::scope("statem-calls-send"));
+            m.stop().await?;
+            Ok::<_, BoxError>(())
+        }))
+        .unwrap();
 }

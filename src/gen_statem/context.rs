@@ -18,6 +18,9 @@ use crate::process::{MonitorRef, Pid};
 /// The actions asked for by the callback running now; carried out when it
 /// returns its [`Transition`](super::Transition).
 pub(crate) struct Actions<M: GenStatem> {
+    /// Whether any action below was asked for: most callbacks ask for
+    /// none, and then nothing below is looked at.
+    pub(super) pending: bool,
     pub(super) postpone: Option<Event<M>>,
     pub(super) next_events: Vec<Event<M>>,
     pub(super) event_timeout: Option<(Duration, M::Internal)>,
@@ -28,6 +31,7 @@ pub(crate) struct Actions<M: GenStatem> {
 impl<M: GenStatem> Default for Actions<M> {
     fn default() -> Self {
         Actions {
+            pending: false,
             postpone: None,
             next_events: Vec::new(),
             event_timeout: None,
@@ -39,6 +43,7 @@ impl<M: GenStatem> Default for Actions<M> {
 
 impl<M: GenStatem> Actions<M> {
     pub(super) fn clear(&mut self) {
+        self.pending = false;
         self.postpone = None;
         self.next_events.clear();
         self.event_timeout = None;
@@ -54,6 +59,81 @@ impl<M: GenStatem> Actions<M> {
 ///
 /// Actions take effect when the callback returns, in OTP's order (see the
 /// module docs); a [`Transition::Stop`](super::Transition::Stop) drops them.
+///
+/// # Examples
+///
+/// A machine that postpones work until it is `Ready`, inserts an internal
+/// event, and times out of `Starting`:
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::BoxError;
+/// use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
+///
+/// #[derive(Clone, Debug, PartialEq)]
+/// enum Phase { Starting, Ready }
+///
+/// struct Service;
+///
+/// impl GenStatem for Service {
+///     type Arg = ();
+///     type State = Phase;
+///     type Data = Vec<String>; // what happened, in order
+///     type Call = ();
+///     type Reply = Vec<String>;
+///     type Cast = &'static str;
+///     type Info = ();
+///     type Internal = &'static str;
+///
+///     async fn init(&mut self, (): (), ctx: &mut Context<'_, Self>) -> Result<Init<Phase, Vec<String>>, BoxError> {
+///         ctx.state_timeout(Duration::from_secs(3), "warmed up");
+///         Ok(Init::Ready(Phase::Starting, Vec::new()))
+///     }
+///
+///     async fn handle_event(&mut self, event: Event<Self>, phase: &Phase, log: &mut Vec<String>, ctx: &mut Context<'_, Self>)
+///         -> Result<Transition<Phase>, BoxError>
+///     {
+///         Ok(match (phase, event) {
+///             (_, Event::Call((), from)) => {
+///                 ctx.reply(from, log.clone());
+///                 Transition::Keep
+///             }
+///             (Phase::Starting, work @ Event::Cast(_)) => {
+///                 ctx.postpone(work);
+///                 Transition::Keep
+///             }
+///             (Phase::Starting, Event::StateTimeout(why)) => {
+///                 ctx.next_event(Event::Internal(why));
+///                 Transition::Next(Phase::Ready)
+///             }
+///             (Phase::Ready, Event::Internal(why)) => {
+///                 log.push(format!("ready: {why}"));
+///                 Transition::Keep
+///             }
+///             (Phase::Ready, Event::Cast(job)) => {
+///                 log.push(format!("did {job}"));
+///                 Transition::Keep
+///             }
+///             _ => Transition::Keep,
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// trellis::nursery(|n| async move {
+///     let service = gen_statem::start(&n, Service).await?;
+///     service.cast("a").await?;
+///     service.cast("b").await?;
+///     tokio::time::sleep(Duration::from_secs(4)).await;
+///     let log = service.call((), gen_statem::DEFAULT_TIMEOUT).await?;
+///     assert_eq!(log, ["ready: warmed up", "did a", "did b"]);
+///     service.stop().await?;
+///     Ok::<_, BoxError>(())
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
 pub struct Context<'a, M: GenStatem> {
     pub(super) server: &'a mut gen_server::Context<Machine<M>>,
     pub(super) actions: &'a mut Actions<M>,
@@ -99,6 +179,7 @@ impl<M: GenStatem> Context<'_, M> {
     /// postponed events first arrived. A call keeps its caller waiting
     /// (within the caller's timeout). Not allowed in a state enter call.
     pub fn postpone(&mut self, event: Event<M>) {
+        self.actions.pending = true;
         self.actions.postpone = Some(event);
     }
 
@@ -107,6 +188,7 @@ impl<M: GenStatem> Context<'_, M> {
     /// the order they were inserted. Usually an [`Event::Internal`]. Not
     /// allowed in a state enter call.
     pub fn next_event(&mut self, event: Event<M>) {
+        self.actions.pending = true;
         self.actions.next_events.push(event);
     }
 
@@ -114,6 +196,7 @@ impl<M: GenStatem> Context<'_, M> {
     /// event arrives within `after`, [`Event::EventTimeout`]`(content)` is
     /// handled. Any event cancels it, including one already queued.
     pub fn event_timeout(&mut self, after: Duration, content: M::Internal) {
+        self.actions.pending = true;
         self.actions.event_timeout = Some((after, content));
     }
 
@@ -122,11 +205,13 @@ impl<M: GenStatem> Context<'_, M> {
     /// handled after `after`. Replaces a state timeout already running; set
     /// on a transition to a new state, it runs in that new state.
     pub fn state_timeout(&mut self, after: Duration, content: M::Internal) {
+        self.actions.pending = true;
         self.actions.state_timeout = Some(TimerAction::Set(after, content));
     }
 
     /// Cancels the state timeout (OTP's `{state_timeout, cancel}`).
     pub fn cancel_state_timeout(&mut self) {
+        self.actions.pending = true;
         self.actions.state_timeout = Some(TimerAction::Cancel);
     }
 
@@ -140,6 +225,7 @@ impl<M: GenStatem> Context<'_, M> {
         after: Duration,
         content: M::Internal,
     ) {
+        self.actions.pending = true;
         self.actions
             .generic
             .push((name.into(), TimerAction::Set(after, content)));
@@ -147,6 +233,7 @@ impl<M: GenStatem> Context<'_, M> {
 
     /// Cancels the generic timeout `name` (OTP's `{{timeout, Name}, cancel}`).
     pub fn cancel_timeout(&mut self, name: impl Into<Cow<'static, str>>) {
+        self.actions.pending = true;
         self.actions
             .generic
             .push((name.into(), TimerAction::Cancel));

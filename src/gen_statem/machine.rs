@@ -9,7 +9,10 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::time::Duration;
+
+use futures_util::FutureExt as _;
 
 use super::{Actions, Context, Event, GenStatem, GenStatemError, Init, Transition};
 use crate::gen_server::{self, Flow, GenServer, Response};
@@ -180,6 +183,14 @@ impl Timers {
     }
 }
 
+/// What comes after a callback's transition.
+enum Step<S> {
+    Continue,
+    Stop(ExitReason),
+    /// Run the state enter call; the state before.
+    Enter(S),
+}
+
 /// A timer action a callback asked for.
 pub(super) enum TimerAction<T> {
     Set(Duration, T),
@@ -193,15 +204,8 @@ impl<M: GenStatem> Machine<M> {
         event: Event<M>,
         gctx: &mut gen_server::Context<Self>,
     ) -> Result<Flow, BoxError> {
-        let mut next = Some(event);
+        let mut event = event;
         loop {
-            let event = match next.take() {
-                Some(event) => event,
-                None => match self.queue.pop_front() {
-                    Some(event) => event,
-                    None => return Ok(Flow::Continue),
-                },
-            };
             // Any event cancels the event timeout.
             if self.timers.event.is_some() {
                 self.timers.cancel(&TimerKind::Event);
@@ -217,21 +221,41 @@ impl<M: GenStatem> Machine<M> {
                 .callbacks
                 .handle_event(event, state, data, &mut ctx)
                 .await?;
-            if let Some(reason) = self.commit(transition, gctx).await? {
-                return Ok(Flow::Stop(reason));
+            // The common case, kept inline: stay, no action asked.
+            let step = if matches!(transition, Transition::Keep) && !self.actions.pending {
+                Step::Continue
+            } else {
+                self.commit(transition, gctx)
+            };
+            match step {
+                Step::Continue => match self.queue.pop_front() {
+                    Some(next) => event = next,
+                    None => return Ok(Flow::Continue),
+                },
+                Step::Stop(reason) => return Ok(Flow::Stop(reason)),
+                // The state enter call is boxed: its future (a second
+                // `handle_event`) does not weigh on every event's.
+                Step::Enter(old) => {
+                    if let Some(reason) = Box::pin(self.enter(old, gctx)).await? {
+                        return Ok(Flow::Stop(reason));
+                    }
+                    match self.queue.pop_front() {
+                        Some(next) => event = next,
+                        None => return Ok(Flow::Continue),
+                    }
+                }
             }
         }
     }
 
-    /// Carries out a callback's transition and actions; `Some(reason)` to
-    /// stop.
-    async fn commit(
+    /// Carries out a callback's transition and actions: what comes next.
+    fn commit(
         &mut self,
         transition: Transition<M::State>,
-        gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Option<ExitReason>, BoxError> {
+        gctx: &gen_server::Context<Self>,
+    ) -> Step<M::State> {
         let Some((state, _)) = self.core.as_mut() else {
-            return Ok(None);
+            return Step::Continue;
         };
         let (changed, enter) = match transition {
             Transition::Keep => (None, false),
@@ -240,35 +264,39 @@ impl<M: GenStatem> Machine<M> {
             Transition::Repeat => (None, true),
             Transition::Stop(reason) => {
                 self.actions.clear();
-                return Ok(Some(reason));
+                return Step::Stop(reason);
             }
         };
-        if let Some(event) = self.actions.postpone.take() {
-            self.postponed.push_back(event);
+        if self.actions.pending {
+            if let Some(event) = self.actions.postpone.take() {
+                self.postponed.push_back(event);
+            }
         }
         if changed.is_some() {
             // A state change cancels the state timeout and re-delivers the
             // postponed events, oldest first, before the mailbox's.
-            self.timers.cancel(&TimerKind::State);
+            if self.timers.state.is_some() {
+                self.timers.cancel(&TimerKind::State);
+            }
             while let Some(event) = self.postponed.pop_back() {
                 self.queue.push_front(event);
             }
         }
-        // Inserted events go before everything queued, in the order given.
-        if !self.actions.next_events.is_empty() {
+        if self.actions.pending {
+            // Inserted events go before everything queued, in the order given.
             for event in self.actions.next_events.drain(..).rev() {
                 self.queue.push_front(event);
             }
+            self.apply_timers(gctx);
         }
-        self.apply_timers(gctx);
         if enter && M::STATE_ENTER {
             let old = match changed {
                 Some(old) => old,
                 None => self.core.as_ref().map(|(s, _)| s.clone()).expect("ready"),
             };
-            return self.enter(old, gctx).await;
+            return Step::Enter(old);
         }
-        Ok(None)
+        Step::Continue
     }
 
     /// Runs the state enter call (`Event::Enter(old)`).
@@ -323,6 +351,7 @@ impl<M: GenStatem> Machine<M> {
 
     /// Arms and cancels the timers the last callback asked for.
     fn apply_timers(&mut self, gctx: &gen_server::Context<Self>) {
+        self.actions.pending = false;
         if let Some(action) = self.actions.state_timeout.take() {
             match action {
                 TimerAction::Set(after, content) => {
@@ -345,6 +374,24 @@ impl<M: GenStatem> Machine<M> {
         if let Some((after, content)) = self.actions.event_timeout.take() {
             self.timers.arm(TimerKind::Event, after, content, gctx);
         }
+    }
+
+    /// The event of a timer's message, unless the timer was cancelled or
+    /// set again since (its message was already on its way).
+    fn fired(&mut self, fired: Fired<M>) -> Option<Event<M>> {
+        let Fired {
+            kind,
+            generation,
+            content,
+        } = fired;
+        if !self.timers.take_if_current(&kind, generation) {
+            return None;
+        }
+        Some(match kind {
+            TimerKind::Event => Event::EventTimeout(content),
+            TimerKind::State => Event::StateTimeout(content),
+            TimerKind::Generic(name) => Event::Timeout(name, content),
+        })
     }
 
     /// After `init`: the initial state enter call, then the inserted events.
@@ -397,24 +444,27 @@ impl<M: GenStatem> GenServer for Machine<M> {
             Init::Stop(reason) => return Ok(gen_server::Init::Stop(reason)),
             Init::Ignore => return Ok(gen_server::Init::Ignore),
         }
-        Ok(match self.after_init(gctx).await? {
+        // Runs once: boxed, so that it does not weigh on the server's future.
+        Ok(match Box::pin(self.after_init(gctx)).await? {
             None => gen_server::Init::Ready,
             Some(reason) => gen_server::Init::Stop(reason),
         })
     }
 
-    async fn handle_call(
+    // The handlers below return `dispatch`'s future itself (not an `async`
+    // block around it): one state machine less to poll per event.
+    fn handle_call(
         &mut self,
         request: M::Call,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Response<M::Reply>, BoxError> {
+    ) -> impl Future<Output = Result<Response<M::Reply>, BoxError>> + Send {
         let from = gctx.defer().expect("in handle_call");
-        Ok(
-            match self.dispatch(Event::Call(request, from), gctx).await? {
+        self.dispatch(Event::Call(request, from), gctx).map(|flow| {
+            flow.map(|flow| match flow {
                 Flow::Continue => Response::NoReply,
                 Flow::Stop(reason) => Response::Stop(reason),
-            },
-        )
+            })
+        })
     }
 
     async fn handle_cast(
@@ -424,48 +474,35 @@ impl<M: GenStatem> GenServer for Machine<M> {
     ) -> Result<Flow, BoxError> {
         match message {
             MachineCast::Cast(message) => self.dispatch(Event::Cast(message), gctx).await,
-            MachineCast::Timeout(fired) => {
-                let Fired {
-                    kind,
-                    generation,
-                    content,
-                } = *fired;
-                // A cancelled timer's message that was already on its way.
-                if !self.timers.take_if_current(&kind, generation) {
-                    return Ok(Flow::Continue);
-                }
-                let event = match kind {
-                    TimerKind::Event => Event::EventTimeout(content),
-                    TimerKind::State => Event::StateTimeout(content),
-                    TimerKind::Generic(name) => Event::Timeout(name, content),
-                };
-                self.dispatch(event, gctx).await
-            }
+            MachineCast::Timeout(fired) => match self.fired(*fired) {
+                Some(event) => self.dispatch(event, gctx).await,
+                None => Ok(Flow::Continue),
+            },
         }
     }
 
-    async fn handle_info(
+    fn handle_info(
         &mut self,
         message: M::Info,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Flow, BoxError> {
-        self.dispatch(Event::Info(message), gctx).await
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
+        self.dispatch(Event::Info(message), gctx)
     }
 
-    async fn handle_down(
+    fn handle_down(
         &mut self,
         down: Down,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Flow, BoxError> {
-        self.dispatch(Event::Down(down), gctx).await
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
+        self.dispatch(Event::Down(down), gctx)
     }
 
-    async fn handle_exit(
+    fn handle_exit(
         &mut self,
         exit: Exit,
         gctx: &mut gen_server::Context<Self>,
-    ) -> Result<Flow, BoxError> {
-        self.dispatch(Event::Exit(exit), gctx).await
+    ) -> impl Future<Output = Result<Flow, BoxError>> + Send {
+        self.dispatch(Event::Exit(exit), gctx)
     }
 
     async fn terminate(&mut self, reason: &ExitReason, gctx: &mut gen_server::Context<Self>) {
