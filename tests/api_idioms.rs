@@ -192,3 +192,124 @@ async fn idioms_compile_and_run_inside_a_gen_server_handler() {
     .unwrap();
     assert_eq!(reply, 15);
 }
+
+mod otp_idioms {
+    //! The second-wave OTP idioms as users write them: a gen_statem
+    //! started, cast to and called, and a process joining a pg group.
+    use trellis::gen_statem::{self, Context, Event, GenStatem, Init, Transition};
+    use trellis::{BoxError, mailbox, nursery, pg};
+
+    #[derive(Clone, Debug, PartialEq)]
+    pub(super) enum Light {
+        Off,
+        On,
+    }
+
+    struct Switch;
+
+    impl GenStatem for Switch {
+        type Arg = ();
+        type State = Light;
+        type Data = u32;
+        type Call = ();
+        type Reply = (Light, u32);
+        type Cast = ();
+        type Info = ();
+        type Internal = ();
+
+        async fn init(
+            &mut self,
+            (): (),
+            _: &mut Context<'_, Self>,
+        ) -> Result<Init<Light, u32>, BoxError> {
+            Ok(Init::Ready(Light::Off, 0))
+        }
+
+        async fn handle_event(
+            &mut self,
+            event: Event<Self>,
+            state: &Light,
+            flips: &mut u32,
+            ctx: &mut Context<'_, Self>,
+        ) -> Result<Transition<Light>, BoxError> {
+            Ok(match (state, event) {
+                (_, Event::Call((), from)) => {
+                    ctx.reply(from, (state.clone(), *flips));
+                    Transition::Keep
+                }
+                (Light::Off, Event::Cast(())) => {
+                    *flips += 1;
+                    Transition::Next(Light::On)
+                }
+                (Light::On, Event::Cast(())) => {
+                    *flips += 1;
+                    Transition::Next(Light::Off)
+                }
+                _ => Transition::Keep,
+            })
+        }
+    }
+
+    /// Flips a switch once and asks it; joins a group and counts it.
+    pub(super) async fn run() -> Result<((Light, u32), usize), BoxError> {
+        let outcome = nursery(|n| async move {
+            let switch = gen_statem::start(&n, Switch).await?;
+            switch.cast(()).await?;
+            let answer = switch.call((), gen_statem::DEFAULT_TIMEOUT).await?;
+            switch.stop().await?;
+
+            let member = mailbox::create::<u32>();
+            let group = format!("idioms-{}", member.pid());
+            pg::join(&group, member.pid())?;
+            let members = pg::get_members(&group).len();
+            drop(member);
+            Ok::<_, BoxError>((answer, members))
+        })
+        .await?;
+        Ok(outcome)
+    }
+}
+
+#[tokio::test]
+async fn otp_idioms_run_inside_tokio_spawn_a_nursery_task_and_a_handler() {
+    let expected = ((otp_idioms::Light::On, 1), 1);
+    assert_eq!(
+        tokio::spawn(otp_idioms::run()).await.unwrap().unwrap(),
+        expected
+    );
+    let in_task = nursery(|n| async move { n.spawn(otp_idioms::run()).await })
+        .await
+        .unwrap();
+    assert_eq!(in_task, expected);
+    let in_handler = nursery(|n| async move {
+        let server = gen_server::start(&n, OtpIdioms).await?;
+        let reply = server.call((), Duration::from_secs(5)).await?;
+        server.stop().await?;
+        Ok::<_, BoxError>(reply)
+    })
+    .await
+    .unwrap();
+    assert_eq!(in_handler, expected);
+}
+
+struct OtpIdioms;
+
+impl GenServer for OtpIdioms {
+    type Arg = ();
+    type Call = ();
+    type Reply = ((otp_idioms::Light, u32), usize);
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&mut self, _: (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+        Ok(Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        _: (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<Self::Reply>, BoxError> {
+        Ok(Response::Reply(otp_idioms::run().await?))
+    }
+}
