@@ -44,7 +44,9 @@ OPTIONS:
     --addr HOST:PORT         where to listen [default: 127.0.0.1:6380]
     --shards N               gen_server shards owning the data [default: the number of cores]
     --max-bulk BYTES         largest bulk string accepted [default: 536870912, as Redis]
-    --max-connections N      most clients served at once [default: 10000]
+    --max-connections N      most clients served at once [default: 10000, lowered to
+                             the open-file limit less --reserved-fds, as Redis's maxclients]
+    --reserved-fds N         descriptors kept out of the client cap [default: 32]
     --enable-debug-command   serve DEBUG PANIC <key>, which crashes that key's shard
     -h, --help               print this help
 ";
@@ -57,6 +59,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         limits: Limits::default(),
         max_connections: 10_000,
         debug_command: false,
+        reserved_fds: 32,
     };
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -66,6 +69,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             "--addr" => config.addr = value("--addr")?,
             "--shards" => config.shards = number(&value("--shards")?, "--shards")?,
             "--max-bulk" => config.limits.max_bulk = number(&value("--max-bulk")?, "--max-bulk")?,
+            "--reserved-fds" => {
+                config.reserved_fds = number(&value("--reserved-fds")?, "--reserved-fds")?
+            }
             "--max-connections" => {
                 config.max_connections = number(&value("--max-connections")?, "--max-connections")?
             }
