@@ -249,7 +249,16 @@ pub(crate) struct Session {
     /// A queued command was refused: `EXEC` aborts.
     multi_failed: bool,
     /// Watched keys and the versions seen.
-    watched: Vec<(Bytes, i64)>,
+    watched: Vec<(Bytes, Version)>,
+}
+
+/// The version of a watched key as `WATCH` saw it: known, or the outcome
+/// of an operation of the batch being run (a `WATCH` and an `EXEC` may
+/// come in one pipeline).
+#[derive(Clone, Copy)]
+enum Version {
+    Known(i64),
+    Pending(Slot),
 }
 
 impl Session {
@@ -279,7 +288,7 @@ impl Drop for Session {
     }
 }
 
-async fn unwatch(router: &Router, shards: &mut Shards, watched: Vec<(Bytes, i64)>) {
+async fn unwatch(router: &Router, shards: &mut Shards, watched: Vec<(Bytes, Version)>) {
     if watched.is_empty() {
         return;
     }
@@ -317,8 +326,6 @@ enum Step {
     Scan(u64, Slot),
     /// `RANDOMKEY`: one of the shards' keys.
     RandomKey(Vec<Slot>),
-    /// `WATCH`: `+OK`, and the versions are remembered.
-    Watch(Vec<(Bytes, Slot)>),
     /// `INFO`: the text, with the shards' counts filled in.
     Info(Vec<u8>, Vec<Slot>),
     /// The start of `EXEC`'s reply: the array header, or nil if a watched
@@ -337,7 +344,7 @@ enum Special {
     MsetNx(Vec<(Bytes, Bytes)>),
     /// `EXEC`'s check of the watched keys: the transaction is skipped if
     /// one changed.
-    CheckWatched(Vec<(Bytes, i64)>),
+    CheckWatched(Vec<(Bytes, Version)>),
 }
 
 /// One round of calls (each shard at most once), or a special command.
@@ -699,10 +706,10 @@ impl Batch {
                 }
             }
             "INCRBYFLOAT" => match crate::shard::parse_float(&args[2]) {
-                Some(by) if by.is_finite() => {
-                    Step::Value(self.op(router, &args[1], Op::IncrByFloat(key(), by)))
-                }
-                _ => error_step("ERR value is not a valid float"),
+                // An infinite increment is refused by the shard, after the
+                // stored value is checked (Redis's order).
+                Some(by) => Step::Value(self.op(router, &args[1], Op::IncrByFloat(key(), by))),
+                None => error_step("ERR value is not a valid float"),
             },
             "APPEND" => Step::Value(self.op(router, &args[1], Op::Append(key(), args[2].clone()))),
             "STRLEN" => Step::Value(self.op(router, &args[1], Op::Strlen(key()))),
@@ -715,7 +722,10 @@ impl Batch {
             "SETRANGE" => match parse_int(&args[2]) {
                 None => not_integer(),
                 Some(offset) if offset < 0 => error_step("ERR offset is out of range"),
-                Some(offset) if offset as u64 + args[3].len() as u64 > MAX_STRING as u64 => {
+                Some(offset)
+                    if !args[3].is_empty()
+                        && offset as u64 + args[3].len() as u64 > MAX_STRING as u64 =>
+                {
                     error_step("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
                 }
                 Some(offset) => Step::Value(self.op(
@@ -733,6 +743,7 @@ impl Batch {
                 };
                 let seconds = !name.starts_with('P');
                 let absolute = name.ends_with("AT");
+                // Redis's order: the options, the number, the key.
                 let condition = match expire_options(&args[3..]) {
                     Ok(condition) => condition,
                     Err(step) => return step,
@@ -749,7 +760,7 @@ impl Batch {
             "PERSIST" => Step::Value(self.op(
                 router,
                 &args[1],
-                Op::Expire(key(), None, ExpireIf::Always, "persist"),
+                Op::Expire(key(), None, ExpireIf::default(), "persist"),
             )),
             "TTL" | "PTTL" => {
                 Step::Value(self.op(router, &args[1], Op::Ttl(key(), name == "PTTL")))
@@ -832,12 +843,11 @@ impl Batch {
                 if session.multi.is_some() {
                     return error_step("ERR WATCH inside MULTI is not allowed");
                 }
-                let keys = args[1..].to_vec();
-                let slots = keys
-                    .iter()
-                    .map(|k| (k.clone(), self.op(router, k, Op::Watch(k.clone()))))
-                    .collect();
-                Step::Watch(slots)
+                for key in &args[1..] {
+                    let slot = self.op(router, key, Op::Watch(key.clone()));
+                    session.watched.push((key.clone(), Version::Pending(slot)));
+                }
+                Step::Now(Bytes::from_static(OK))
             }
             "UNWATCH" => {
                 let watched = std::mem::take(&mut session.watched);
@@ -885,7 +895,7 @@ impl Batch {
         Step::ExecEnd
     }
 
-    fn unwatch_all(&mut self, router: &Router, watched: &[(Bytes, i64)]) {
+    fn unwatch_all(&mut self, router: &Router, watched: &[(Bytes, Version)]) {
         for (key, _) in watched {
             let shard = router.of(key);
             self.push(shard, Op::Unwatch(key.clone()));
@@ -1041,6 +1051,10 @@ impl Batch {
                     }
                     Part::Round(ops) => rounds.push(shards.call(ops).await),
                     Part::Special(Special::CheckWatched(watched)) => {
+                        let watched: Vec<(Bytes, i64)> = watched
+                            .into_iter()
+                            .map(|(key, version)| (key, resolve(&rounds, version)))
+                            .collect();
                         let ok = check_watched(router, shards, &watched).await;
                         rounds.push(Vec::new());
                         made.push(Bytes::new());
@@ -1060,6 +1074,9 @@ impl Batch {
             }
             drop(exclusive);
             drop(shared);
+        }
+        for (_, version) in &mut session.watched {
+            *version = Version::Known(resolve(&rounds, *version));
         }
         let mut skipping = false;
         let get = |(round, shard, index): &Slot| &rounds[*round][*shard][*index];
@@ -1156,14 +1173,6 @@ impl Batch {
                     let pick = found.get(random_index(found.len()));
                     resp::bulk(out, pick.map(|k| &k[..]));
                 }
-                Step::Watch(slots) => {
-                    for (key, slot) in slots {
-                        if let Outcome::Int(version) = get(&slot) {
-                            session.watched.push((key, *version));
-                        }
-                    }
-                    out.extend_from_slice(OK);
-                }
                 Step::Info(mut text, slots) => {
                     if !slots.is_empty() {
                         let (mut keys, mut expires) = (0, 0);
@@ -1210,6 +1219,20 @@ fn random_index(len: usize) -> usize {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     nanos as usize % len
+}
+
+/// A watched key's version, from the batch's outcomes if it was pending.
+fn resolve(rounds: &[Vec<Vec<Outcome>>], version: Version) -> i64 {
+    match version {
+        Version::Known(version) => version,
+        Version::Pending((round, shard, index)) => {
+            match rounds.get(round).and_then(|r| r.get(shard)?.get(index)) {
+                Some(Outcome::Int(version)) => *version,
+                // The shard failed: no version matches (-2 is never one).
+                _ => -2,
+            }
+        }
+    }
 }
 
 async fn check_watched(router: &Router, shards: &mut Shards, watched: &[(Bytes, i64)]) -> bool {
@@ -1481,14 +1504,26 @@ fn expire_arg(
     absolute: bool,
     command: &'static str,
 ) -> Result<Ttl, Step> {
-    let n = parse_int(arg).ok_or_else(not_integer)?;
+    expire_value(arg, seconds, absolute, command).map_err(outcome_step)
+}
+
+/// As [`expire_arg`], the error as an outcome (for a shard to answer
+/// after its own checks).
+fn expire_value(
+    arg: &[u8],
+    seconds: bool,
+    absolute: bool,
+    command: &'static str,
+) -> Result<Ttl, Outcome> {
+    let n = parse_int(arg).ok_or(Outcome::Error(Cow::Borrowed(
+        "ERR value is not an integer or out of range",
+    )))?;
     let expire_command = matches!(command, "expire" | "pexpire" | "expireat" | "pexpireat");
     if !expire_command && n <= 0 {
-        return Err(outcome_step(invalid_expire(command)));
+        return Err(invalid_expire(command));
     }
     let ms = if seconds {
-        n.checked_mul(1000)
-            .ok_or_else(|| outcome_step(invalid_expire(command)))?
+        n.checked_mul(1000).ok_or_else(|| invalid_expire(command))?
     } else {
         n
     };
@@ -1500,56 +1535,71 @@ fn outcome_step(outcome: Outcome) -> Step {
 }
 
 /// Parses `SET`'s options: `EX s`, `PX ms`, `EXAT s`, `PXAT ms`,
-/// `KEEPTTL`, `NX`, `XX`, `GET`.
+/// `KEEPTTL`, `NX`, `XX`, `GET`. As in Redis, an option may repeat (the
+/// last time wins) but two kinds of expiry, or `NX` with `XX`, may not.
 fn set_options(args: &[Bytes]) -> Result<(Expiry, Condition, bool), Step> {
-    let mut expiry = Expiry::Clear;
-    let mut timed = false;
+    let mut kind: Option<Vec<u8>> = None;
+    let mut time = None;
     let mut condition = Condition::Always;
     let mut get = false;
     let mut i = 0;
     while i < args.len() {
         let option = args[i].to_ascii_uppercase();
+        let same_kind = kind.as_ref().is_none_or(|k| *k == option);
         match &option[..] {
             b"NX" if condition != Condition::IfPresent => condition = Condition::IfAbsent,
             b"XX" if condition != Condition::IfAbsent => condition = Condition::IfPresent,
             b"GET" => get = true,
-            b"KEEPTTL" if !timed => {
-                expiry = Expiry::Keep;
-                timed = true;
-            }
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if !timed && i + 1 < args.len() => {
-                let seconds = option[0] == b'E';
-                let absolute = option.len() == 4;
-                expiry = Expiry::Set(expire_arg(&args[i + 1], seconds, absolute, "set")?);
-                timed = true;
+            b"KEEPTTL" if same_kind => kind = Some(option),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if same_kind && i + 1 < args.len() => {
+                time = Some((option[0] == b'E', option.len() == 4, &args[i + 1]));
+                kind = Some(option);
                 i += 1;
             }
             _ => return Err(syntax_error()),
         }
         i += 1;
     }
+    // The time is checked once the syntax is, as Redis does.
+    let expiry = match (kind.as_deref(), time) {
+        (Some(b"KEEPTTL"), _) => Expiry::Keep,
+        (_, Some((seconds, absolute, arg))) => {
+            Expiry::Set(expire_arg(arg, seconds, absolute, "set")?)
+        }
+        _ => Expiry::Clear,
+    };
     Ok((expiry, condition, get))
 }
 
-/// Parses `GETEX`'s options: one of `EX`, `PX`, `EXAT`, `PXAT`, `PERSIST`.
-fn getex_options(args: &[Bytes]) -> Result<Expiry, Step> {
-    let mut expiry = Expiry::Keep;
+/// Parses `GETEX`'s options: `EX`, `PX`, `EXAT`, `PXAT` or `PERSIST`
+/// (repeating one is allowed, mixing two is not).
+fn getex_options(args: &[Bytes]) -> Result<Result<Expiry, Outcome>, Step> {
+    let mut kind: Option<Vec<u8>> = None;
+    let mut time = None;
     let mut i = 0;
     while i < args.len() {
         let option = args[i].to_ascii_uppercase();
+        let same_kind = kind.as_ref().is_none_or(|k| *k == option);
         match &option[..] {
-            b"PERSIST" if expiry == Expiry::Keep => expiry = Expiry::Clear,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expiry == Expiry::Keep && i + 1 < args.len() => {
-                let seconds = option[0] == b'E';
-                let absolute = option.len() == 4;
-                expiry = Expiry::Set(expire_arg(&args[i + 1], seconds, absolute, "getex")?);
+            b"PERSIST" if same_kind => kind = Some(option),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if same_kind && i + 1 < args.len() => {
+                time = Some((option[0] == b'E', option.len() == 4, &args[i + 1]));
+                kind = Some(option);
                 i += 1;
             }
             _ => return Err(syntax_error()),
         }
         i += 1;
     }
-    Ok(expiry)
+    // The time is checked by the shard, after the key: Redis answers nil
+    // for a missing key whatever the time.
+    Ok(match (kind.as_deref(), time) {
+        (Some(b"PERSIST"), _) => Ok(Expiry::Clear),
+        (_, Some((seconds, absolute, arg))) => {
+            expire_value(arg, seconds, absolute, "getex").map(Expiry::Set)
+        }
+        _ => Ok(Expiry::Keep),
+    })
 }
 
 /// Parses `EXPIRE`'s options: `NX`, `XX`, `GT`, `LT`.
@@ -1580,13 +1630,7 @@ fn expire_options(args: &[Bytes]) -> Result<ExpireIf, Step> {
             "ERR GT and LT options at the same time are not compatible",
         ));
     }
-    Ok(match (nx, xx, gt, lt) {
-        (true, ..) => ExpireIf::None,
-        (_, _, true, _) => ExpireIf::Later,
-        (_, _, _, true) => ExpireIf::Earlier,
-        (_, true, ..) => ExpireIf::Some,
-        _ => ExpireIf::Always,
-    })
+    Ok(ExpireIf { nx, xx, gt, lt })
 }
 
 /// Redis's glob (`KEYS`, `SCAN MATCH`): `*`, `?`, `[abc]`, `[^a-z]`, and

@@ -72,19 +72,27 @@ pub(crate) enum Condition {
     IfPresent,
 }
 
-/// The `NX`/`XX`/`GT`/`LT` option of `EXPIRE` & co.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ExpireIf {
-    /// Always.
-    Always,
-    /// Only if the key has no time to live.
-    None,
-    /// Only if it has one.
-    Some,
-    /// Only if the new deadline is later (no TTL counts as infinite).
-    Later,
-    /// Only if the new deadline is earlier.
-    Earlier,
+/// The `NX`/`XX`/`GT`/`LT` options of `EXPIRE` & co.; all given must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ExpireIf {
+    /// `NX`: only if the key has no time to live.
+    pub(crate) nx: bool,
+    /// `XX`: only if it has one.
+    pub(crate) xx: bool,
+    /// `GT`: only if the new deadline is later (no TTL counts as infinite).
+    pub(crate) gt: bool,
+    /// `LT`: only if the new deadline is earlier.
+    pub(crate) lt: bool,
+}
+
+impl ExpireIf {
+    /// Whether a deadline `at` may replace `current`.
+    fn allows(self, current: Option<i64>, at: i64) -> bool {
+        !(self.nx && current.is_some()
+            || self.xx && current.is_none()
+            || self.gt && current.is_none_or(|c| at <= c)
+            || self.lt && current.is_some_and(|c| at >= c))
+    }
 }
 
 /// One operation on one key (or on the whole shard).
@@ -111,8 +119,9 @@ pub(crate) enum Op {
     /// `GETDEL key`.
     GetDel(Bytes),
     /// `GETEX key`: the value, with a new expiry (`Keep` leaves it,
-    /// `Clear` is `PERSIST`).
-    GetEx(Bytes, Expiry),
+    /// `Clear` is `PERSIST`), or the error of an invalid time (answered
+    /// only if the key exists, as Redis does).
+    GetEx(Bytes, Result<Expiry, Outcome>),
     /// `DEL key` (one key; multi-key `DEL` is split by the connection).
     Del(Bytes),
     /// `EXISTS key` (and `TOUCH`).
@@ -478,6 +487,10 @@ impl Shard {
                 let Some(value) = self.value_of(&key, now) else {
                     return Outcome::Value(None);
                 };
+                let expiry = match expiry {
+                    Ok(expiry) => expiry,
+                    Err(error) => return error,
+                };
                 match expiry {
                     Expiry::Keep => {}
                     Expiry::Clear => self.set_deadline(&key, None),
@@ -574,10 +587,17 @@ impl Shard {
                 Outcome::Int(len)
             }
             Op::Expire(key, ttl, condition, command) => {
+                // An overflow is refused before the key is looked at, as
+                // Redis does.
+                let at = match ttl.map(|ttl| Self::deadline(ttl, now)) {
+                    Some(None) => return invalid_expire(command),
+                    Some(Some(at)) => Some(at),
+                    None => None,
+                };
                 let Some(current) = self.live(&key, now).map(|e| e.expires) else {
                     return Outcome::Int(0);
                 };
-                let Some(ttl) = ttl else {
+                let Some(at) = at else {
                     // PERSIST.
                     if current.is_none() {
                         return Outcome::Int(0);
@@ -586,16 +606,7 @@ impl Shard {
                     self.set_deadline(&key, None);
                     return Outcome::Int(1);
                 };
-                let Some(at) = Self::deadline(ttl, now) else {
-                    return invalid_expire(command);
-                };
-                let allowed = match condition {
-                    ExpireIf::Always => true,
-                    ExpireIf::None => current.is_none(),
-                    ExpireIf::Some => current.is_some(),
-                    ExpireIf::Later => current.is_some_and(|c| at > c),
-                    ExpireIf::Earlier => current.is_none_or(|c| at < c),
-                };
+                let allowed = condition.allows(current, at);
                 if !allowed {
                     return Outcome::Int(0);
                 }
@@ -638,6 +649,9 @@ impl Shard {
                 Outcome::Done
             }
             Op::Watch(key) => {
+                // A key already expired is dropped first: its expiry is no
+                // change after the WATCH.
+                let _ = self.live(&key, now);
                 let (version, watchers) = self.watched.entry(copy(&key)).or_insert((0, 0));
                 *watchers += 1;
                 Outcome::Int(*version as i64)
@@ -700,11 +714,15 @@ impl Shard {
                 Outcome::Pair(self.data.len() as i64, self.ttl_keys.len() as i64)
             }
             Op::Flush => {
+                // Watched keys that existed change (as in Redis: not those
+                // that were absent anyway).
+                for (key, (version, _)) in &mut self.watched {
+                    if self.data.contains_key(key) {
+                        *version += 1;
+                    }
+                }
                 self.data.clear();
                 self.ttl_keys.clear();
-                for (version, _) in self.watched.values_mut() {
-                    *version += 1;
-                }
                 Outcome::Done
             }
             Op::Panic => panic!("DEBUG PANIC: shard crashed on request"),
@@ -850,7 +868,7 @@ mod tests {
                 Op::Expire(
                     Bytes::from(format!("k{i}")),
                     None,
-                    ExpireIf::Always,
+                    ExpireIf::default(),
                     "persist",
                 ),
                 now,
