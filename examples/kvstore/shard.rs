@@ -207,8 +207,61 @@ pub(crate) fn invalid_expire(command: &str) -> Outcome {
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 const TOO_LARGE: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
+/// A stored value: up to [`INLINE`] bytes in the entry itself (no
+/// allocation of its own), longer ones in a shared buffer (a `GET` hands
+/// out a reference, not a copy).
+#[derive(Clone)]
+enum Value {
+    Inline(u8, [u8; INLINE]),
+    Shared(Bytes),
+}
+
+/// The longest value kept inline.
+const INLINE: usize = 22;
+
+impl Value {
+    /// `bytes` as a value that owns its memory (a copy, never a slice of
+    /// a larger buffer).
+    fn copied(bytes: &[u8]) -> Value {
+        if bytes.len() <= INLINE {
+            let mut inline = [0; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Value::Inline(bytes.len() as u8, inline)
+        } else {
+            Value::Shared(Bytes::copy_from_slice(bytes))
+        }
+    }
+
+    /// A value already owned (from this shard): kept as it is if long.
+    fn owned(bytes: Bytes) -> Value {
+        if bytes.len() <= INLINE {
+            Value::copied(&bytes)
+        } else {
+            Value::Shared(bytes)
+        }
+    }
+
+    fn to_bytes(&self) -> Bytes {
+        match self {
+            Value::Inline(..) => Bytes::copy_from_slice(self),
+            Value::Shared(bytes) => bytes.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Value::Shared(bytes) => bytes,
+        }
+    }
+}
+
 struct Entry {
-    value: Bytes,
+    value: Value,
     /// Deadline, Unix ms.
     expires: Option<i64>,
     /// Index in `Shard::ttl_keys` when `expires` is set.
@@ -223,9 +276,10 @@ impl Entry {
 
 /// The state of one shard.
 pub(crate) struct Shard {
-    data: HashMap<Bytes, Entry>,
+    /// Keys are boxed slices (16 bytes in the table, one allocation).
+    data: HashMap<Box<[u8]>, Entry>,
     /// The keys that have a time to live, densely, for sampling.
-    ttl_keys: Vec<Bytes>,
+    ttl_keys: Vec<Box<[u8]>>,
     /// Versions of watched keys: (version, watchers).
     watched: HashMap<Bytes, (u64, u32)>,
     /// The clock: the wall clock (Unix ms) at `start`.
@@ -327,8 +381,12 @@ impl Shard {
                     break;
                 }
                 let i = (self.next_random() % self.ttl_keys.len() as u64) as usize;
-                let key = self.ttl_keys[i].clone();
-                if self.data.get(&key).is_some_and(|e| !e.live(now)) {
+                if self
+                    .data
+                    .get(&self.ttl_keys[i])
+                    .is_some_and(|e| !e.live(now))
+                {
+                    let key = self.ttl_keys[i].clone();
                     self.remove(&key);
                     expired += 1;
                 }
@@ -371,7 +429,7 @@ impl Shard {
     }
 
     /// Sets the deadline of the live entry under `key`.
-    fn set_deadline(&mut self, key: &Bytes, deadline: Option<i64>) {
+    fn set_deadline(&mut self, key: &[u8], deadline: Option<i64>) {
         let Some(entry) = self.data.get_mut(key) else {
             return;
         };
@@ -380,7 +438,7 @@ impl Shard {
         match (had, deadline.is_some()) {
             (false, true) => {
                 entry.slot = self.ttl_keys.len() as u32;
-                self.ttl_keys.push(key.clone());
+                self.ttl_keys.push(Box::from(key));
             }
             (true, false) => {
                 let slot = entry.slot;
@@ -402,15 +460,13 @@ impl Shard {
     }
 
     /// Stores `value` under `key` with `deadline`, replacing any entry.
-    fn store(&mut self, key: &Bytes, value: Bytes, deadline: Option<i64>) {
+    fn store(&mut self, key: &[u8], value: Value, deadline: Option<i64>) {
         self.touch(key);
-        match self.data.get_mut(&key[..]) {
-            Some(entry) => {
-                entry.value = value;
-            }
+        match self.data.get_mut(key) {
+            Some(entry) => entry.value = value,
             None => {
                 self.data.insert(
-                    copy(key),
+                    Box::from(key),
                     Entry {
                         value,
                         expires: None,
@@ -419,11 +475,7 @@ impl Shard {
                 );
             }
         }
-        let key = match self.data.get_key_value(&key[..]) {
-            Some((stored, _)) => stored.clone(),
-            None => return,
-        };
-        self.set_deadline(&key, deadline);
+        self.set_deadline(key, deadline);
     }
 
     /// A client's deadline as Unix ms, or `None` if it overflows.
@@ -435,7 +487,7 @@ impl Shard {
     }
 
     fn value_of(&mut self, key: &[u8], now: i64) -> Option<Bytes> {
-        self.live(key, now).map(|e| e.value.clone())
+        self.live(key, now).map(|e| e.value.to_bytes())
     }
 
     fn apply(&mut self, op: Op, now: i64) -> Outcome {
@@ -449,7 +501,9 @@ impl Shard {
                 get,
                 command,
             } => {
-                let old = self.live(&key, now).map(|e| (e.value.clone(), e.expires));
+                let old = self
+                    .live(&key, now)
+                    .map(|e| (e.value.to_bytes(), e.expires));
                 let allowed = match condition {
                     Condition::Always => true,
                     Condition::IfAbsent => old.is_none(),
@@ -464,7 +518,7 @@ impl Shard {
                     },
                 };
                 if allowed {
-                    self.store(&key, copy(&value), deadline);
+                    self.store(&key, Value::copied(&value), deadline);
                     // A deadline already past: the key is gone at once.
                     if deadline.is_some_and(|at| at <= now) {
                         self.remove(&key);
@@ -641,11 +695,12 @@ impl Shard {
                     }
                 }
             }),
-            Op::Dump(key) => {
-                Outcome::Entry(self.live(&key, now).map(|e| (e.value.clone(), e.expires)))
-            }
+            Op::Dump(key) => Outcome::Entry(
+                self.live(&key, now)
+                    .map(|e| (e.value.to_bytes(), e.expires)),
+            ),
             Op::Restore(key, value, deadline) => {
-                self.store(&key, value, deadline);
+                self.store(&key, Value::owned(value), deadline);
                 Outcome::Done
             }
             Op::Watch(key) => {
@@ -679,7 +734,7 @@ impl Shard {
                                 .as_ref()
                                 .is_none_or(|p| crate::commands::glob_match(p, key))
                     })
-                    .map(|(key, _)| key.clone())
+                    .map(|(key, _)| Bytes::copy_from_slice(key))
                     .collect(),
             ),
             Op::RandomKey => {
@@ -700,7 +755,7 @@ impl Shard {
                         }
                     };
                     if self.live(&key, now).is_some() {
-                        return Outcome::Value(Some(key));
+                        return Outcome::Value(Some(Bytes::from(key.into_vec())));
                     }
                 }
                 Outcome::Value(None)
@@ -717,7 +772,7 @@ impl Shard {
                 // Watched keys that existed change (as in Redis: not those
                 // that were absent anyway).
                 for (key, (version, _)) in &mut self.watched {
-                    if self.data.contains_key(key) {
+                    if self.data.contains_key(&key[..]) {
                         *version += 1;
                     }
                 }
@@ -733,15 +788,19 @@ impl Shard {
     /// none).
     fn replace_value(&mut self, key: &Bytes, value: Bytes, now: i64) {
         let deadline = self.live(key, now).and_then(|e| e.expires);
-        self.store(key, value, deadline);
+        self.store(key, Value::owned(value), deadline);
     }
 
     /// Drops every expired key (`DBSIZE`, `INFO`: an exact count).
     fn drop_expired(&mut self, now: i64) {
         let mut i = 0;
         while i < self.ttl_keys.len() {
-            let key = self.ttl_keys[i].clone();
-            if self.data.get(&key).is_some_and(|e| !e.live(now)) {
+            if self
+                .data
+                .get(&self.ttl_keys[i])
+                .is_some_and(|e| !e.live(now))
+            {
+                let key = self.ttl_keys[i].clone();
                 self.remove(&key);
             } else {
                 i += 1;
@@ -881,6 +940,11 @@ mod tests {
         }
         while shard.sample_expired(now + 2000) > 0 {}
         assert_eq!(shard.apply(Op::Size, now + 2000), Outcome::Int(17));
+    }
+
+    #[test]
+    fn an_entry_and_its_key_take_at_most_72_bytes_of_table() {
+        assert!(std::mem::size_of::<(Box<[u8]>, Entry)>() <= 72);
     }
 
     #[test]
