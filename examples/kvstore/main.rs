@@ -9,12 +9,23 @@
 //! redis-benchmark -p 6380 -q -t set,get -n 100000 -c 50
 //! ```
 //!
-//! It speaks RESP2 (and inline commands): `PING`, `ECHO`, `GET`, `SET` (with
-//! `EX`/`PX`/`NX`/`XX`), `DEL`, `EXISTS`, `INCR`/`INCRBY`/`DECR`/`DECRBY`,
-//! `MGET`, `MSET`, `DBSIZE`, `FLUSHDB`, `COMMAND`, `CONFIG GET`, `QUIT`, and
+//! It speaks RESP2 (and inline commands; `HELLO 3` is refused with
+//! `-NOPROTO`, so RESP3 clients fall back) and serves the string and
+//! keyspace commands: `GET`, `SET` (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`,
+//! `NX`/`XX`, `GET`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`,
+//! `GETEX`, `MGET`, `MSET`, `MSETNX`, `APPEND`, `STRLEN`, `GETRANGE`,
+//! `SETRANGE`, `INCR`/`DECR`/`INCRBY`/`DECRBY`/`INCRBYFLOAT`, `DEL`,
+//! `UNLINK`, `EXISTS`, `TOUCH`, `TYPE`, `EXPIRE`/`PEXPIRE`/`EXPIREAT`/
+//! `PEXPIREAT` (`NX`/`XX`/`GT`/`LT`), `TTL`/`PTTL`, `EXPIRETIME`/
+//! `PEXPIRETIME`, `PERSIST`, `RENAME`/`RENAMENX`, `KEYS`, `SCAN`,
+//! `RANDOMKEY`, `DBSIZE`, `FLUSHDB`/`FLUSHALL`, `SELECT 0`, `MULTI`/`EXEC`/
+//! `DISCARD`/`WATCH`/`UNWATCH`, `CLIENT ID|SETNAME|GETNAME|LIST|SETINFO`,
+//! `INFO`, `PING`, `ECHO`, `HELLO`, `COMMAND`, `CONFIG GET`, `QUIT`; and
 //! with `--enable-debug-command`, `DEBUG PANIC <key>` (crashes the shard
-//! owning `<key>`: its supervisor restarts it, empty). The data lives in memory only. SIGINT/SIGTERM stop
-//! it gracefully.
+//! owning `<key>`: its supervisor restarts it, empty). Multi-key commands
+//! and transactions are atomic across shards (see `commands.rs`). Other
+//! data types' commands get Redis's unknown-command error. The data lives
+//! in memory only. SIGINT/SIGTERM stop it gracefully.
 //!
 //! Files: `server.rs` (the supervision tree), `connection.rs` (one client),
 //! `commands.rs` (requests → shard operations → replies), `shard.rs` (the
