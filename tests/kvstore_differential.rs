@@ -9,7 +9,9 @@
 //!
 //! What is not compared byte for byte, and why: `PTTL` (milliseconds pass
 //! between the two servers: only the reply's kind is compared); `KEYS`
-//! patterns match one key at most (several come in hash order). Left out of the streams: `RANDOMKEY`,
+//! patterns match one key at most (several come in hash order); absolute
+//! deadlines are in the past or invalid (a future one's `TTL` in seconds
+//! rounds on the millisecond each server reads it at). Left out of the streams: `RANDOMKEY`,
 //! `SCAN`, `INFO`, `CLIENT`, `HELLO` (ids, cursors and texts differ by
 //! design), and `INCRBYFLOAT` beyond 2^53 or with non-binary fractions
 //! (Redis computes in a long double; halves and quarters of small numbers
@@ -112,10 +114,12 @@ fn command(rng: &mut Rng) -> Vec<Vec<u8>> {
                     3 => args.push(s("KEEPTTL")),
                     4 => args.extend([s("EX"), time(rng)]),
                     5 => args.extend([s("PX"), time(rng)]),
-                    6 => args.extend([s("EXAT"), s("99999999999")]),
-                    // Not in the past: Redis 7.0 keeps such a key until its
-                    // sampler finds it, and DBSIZE would count it there.
-                    7 => args.extend([s("PXAT"), s(rng.pick(&["99999999999999", "0", "x"]))]),
+                    // No future absolute deadline: its TTL in seconds rounds
+                    // on the millisecond each server reads it at.
+                    6 => args.extend([s("EXAT"), s(rng.pick(&["0", "-1", "x"]))]),
+                    // Not in the past either: Redis 7.0 keeps such a key
+                    // until its sampler finds it, and DBSIZE counts it.
+                    7 => args.extend([s("PXAT"), s(rng.pick(&["-7", "0", "x"]))]),
                     _ => args.push(s("BOGUS")),
                 }
             }
@@ -130,7 +134,7 @@ fn command(rng: &mut Rng) -> Vec<Vec<u8>> {
             match rng.below(4) {
                 0 => args.push(s("PERSIST")),
                 1 => args.extend([s("EX"), time(rng)]),
-                2 => args.extend([s("PXAT"), s("99999999999999")]),
+                2 => args.extend([s("PXAT"), s(rng.pick(&["0", "100000"]))]),
                 _ => {}
             }
             args

@@ -459,23 +459,44 @@ impl Shard {
         self.data.get_mut(key)
     }
 
-    /// Stores `value` under `key` with `deadline`, replacing any entry.
+    /// Stores `value` under `key` with `deadline`, replacing any entry
+    /// (one lookup, plus one more only when a time to live goes away).
     fn store(&mut self, key: &[u8], value: Value, deadline: Option<i64>) {
         self.touch(key);
-        match self.data.get_mut(key) {
-            Some(entry) => entry.value = value,
+        let forget = match self.data.get_mut(key) {
+            Some(entry) => {
+                entry.value = value;
+                let had = entry.expires.is_some();
+                entry.expires = deadline;
+                match (had, deadline.is_some()) {
+                    (false, true) => {
+                        entry.slot = self.ttl_keys.len() as u32;
+                        self.ttl_keys.push(Box::from(key));
+                        None
+                    }
+                    (true, false) => Some(entry.slot),
+                    _ => None,
+                }
+            }
             None => {
+                let slot = self.ttl_keys.len() as u32;
+                if deadline.is_some() {
+                    self.ttl_keys.push(Box::from(key));
+                }
                 self.data.insert(
                     Box::from(key),
                     Entry {
                         value,
-                        expires: None,
-                        slot: 0,
+                        expires: deadline,
+                        slot,
                     },
                 );
+                None
             }
+        };
+        if let Some(slot) = forget {
+            self.forget_ttl(slot);
         }
-        self.set_deadline(key, deadline);
     }
 
     /// A client's deadline as Unix ms, or `None` if it overflows.
@@ -501,9 +522,14 @@ impl Shard {
                 get,
                 command,
             } => {
-                let old = self
-                    .live(&key, now)
-                    .map(|e| (e.value.to_bytes(), e.expires));
+                // A plain SET replaces whatever is there: no lookup first.
+                let plain = condition == Condition::Always && !get && expiry != Expiry::Keep;
+                let old = if plain {
+                    None
+                } else {
+                    self.live(&key, now)
+                        .map(|e| (get.then(|| e.value.to_bytes()), e.expires))
+                };
                 let allowed = match condition {
                     Condition::Always => true,
                     Condition::IfAbsent => old.is_none(),
@@ -525,7 +551,7 @@ impl Shard {
                     }
                 }
                 match (get, allowed) {
-                    (true, _) => Outcome::Value(old.map(|(v, _)| v)),
+                    (true, _) => Outcome::Value(old.and_then(|(v, _)| v)),
                     (false, true) => Outcome::Done,
                     (false, false) => Outcome::NotDone,
                 }
