@@ -209,8 +209,8 @@ fn parse_arguments(
         };
         let end = start.saturating_add(len as usize);
         if buf.len() < end.saturating_add(2) {
-            // A large argument: make room for it once, not by doubling.
-            buf.reserve(end + 2 - buf.len());
+            // Room grows with what arrives (amortised doubling), never by
+            // the length a header claims.
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
