@@ -367,9 +367,10 @@ where
     .map_err(io::Error::other)
 }
 
-/// What the accept loop does about an accept error.
+/// What an accept loop does about an accept error (this module's and the
+/// protocol layer's servers share it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AcceptError {
+pub(crate) enum AcceptError {
     /// About one connection only (it was aborted or refused): accept on.
     Connection,
     /// The process or system ran out of something, or the cause is unknown:
@@ -380,7 +381,9 @@ enum AcceptError {
 }
 
 impl AcceptError {
-    fn classify(error: &io::Error) -> AcceptError {
+    /// Classifies an `accept` error: `EMFILE`, `ENFILE`, `ENOBUFS` and
+    /// `ENOMEM` are [`Exhausted`](AcceptError::Exhausted), never fatal.
+    pub(crate) fn classify(error: &io::Error) -> AcceptError {
         use io::ErrorKind::*;
         match error.kind() {
             ConnectionAborted | ConnectionReset | ConnectionRefused | PermissionDenied

@@ -83,6 +83,7 @@ where
         limits,
         max_connections: 1000,
         debug_command: debug,
+        reserved_fds: 32,
     };
     let seen = bound.clone();
     let run = nursery(|n| async move {
@@ -142,7 +143,10 @@ async fn redis_cli_speaks_every_command() {
                 (&["SET", "k", "w", "NX"], "\n"),
                 (&["SET", "k", "w", "XX"], "OK\n"),
                 (&["SET", "fresh", "x", "XX"], "\n"),
-                (&["SET", "k", "v", "EX", "0"], "ERR syntax error\n\n"),
+                (
+                    &["SET", "k", "v", "EX", "0"],
+                    "ERR invalid expire time in 'set' command\n\n",
+                ),
                 (&["INCR", "n"], "1\n"),
                 (&["INCRBY", "n", "41"], "42\n"),
                 (&["DECR", "n"], "41\n"),
@@ -160,7 +164,7 @@ async fn redis_cli_speaks_every_command() {
                 (&["COMMAND"], "\n"),
                 (
                     &["NOSUCH", "x"],
-                    "ERR unknown command 'NOSUCH', with args beginning with: 'x'\n\n",
+                    "ERR unknown command 'NOSUCH', with args beginning with: 'x' \n\n",
                 ),
                 (
                     &["GET"],

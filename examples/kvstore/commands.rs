@@ -4,29 +4,89 @@
 //! A connection hands [`Batch`] every request of one read (a pipeline); the
 //! batch sends each shard *one* `call` with all of its operations, waits for
 //! all shards at once, and writes the replies in the order the requests
-//! came. Multi-key commands (`MGET`, `MSET`, `DEL`, `EXISTS`) and
-//! whole-database ones (`DBSIZE`, `FLUSHDB`) are split across shards here
-//! and merged back.
+//! came. Multi-key commands are split across shards here and merged back.
+//!
+//! # Atomicity across shards
+//!
+//! Redis runs one command at a time, so `MSET a 1 b 2` is never seen half
+//! done. Here `a` and `b` may live on two shards, so every batch takes a
+//! lock per shard it touches — a `tokio::sync::RwLock` per shard, shared by
+//! all connections — before its calls, and holds them until every shard has
+//! answered:
+//!
+//! - a command that touches one shard only needs that shard *shared*: many
+//!   connections' batches go on at once, and the shard's own mailbox
+//!   orders their operations;
+//! - a command that touches several shards (`MSET`, `MSETNX`, `MGET`,
+//!   `DEL`/`EXISTS`/`TOUCH`/`UNLINK` of several keys, `RENAME`, `KEYS`,
+//!   `SCAN`, `DBSIZE`, `FLUSHDB`, `RANDOMKEY`, `INFO`) takes each of them
+//!   *exclusive*; `EXEC` takes every shard exclusive.
+//!
+//! Locks are always taken in ascending shard order, so two batches cannot
+//! wait on each other (no deadlock), and tokio's lock is fair (a waiting
+//! writer is not starved by readers). This is two-phase locking: a batch's
+//! operations see, and leave, the keyspace as if the batches had run one
+//! at a time — a reader never sees half an `MSET`, and two `MSET`s of the
+//! same keys never leave a mix. The locks are released before the replies
+//! are written, so a client that does not read its replies holds up only
+//! itself. Commands whose second half depends on the first (`RENAME`,
+//! `MSETNX`, `EXEC`'s `WATCH` check) run as several rounds of calls under
+//! the same locks.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
+use tokio::sync::RwLock;
+use tokio::time::Instant;
 use trellis::gen_server::{GenServerError, Server};
 
 use crate::resp;
-use crate::shard::{Condition, Op, Outcome, Shard};
+use crate::shard::{
+    Condition, ExpireIf, Expiry, MAX_STRING, Op, Outcome, Shard, Ttl, invalid_expire,
+};
 
-/// Which shard owns a key: the same answer for every connection.
+/// The Redis version this server answers as (clients check it).
+pub(crate) const REDIS_VERSION: &str = "7.0.15";
+
+/// What every connection of one server shares: where keys live, the
+/// shards' locks, and the clients.
 #[derive(Clone)]
 pub(crate) struct Router {
-    instance: std::sync::Arc<str>,
+    instance: Arc<str>,
     count: usize,
     hasher: std::collections::hash_map::RandomState,
     /// Whether `DEBUG PANIC` is served (off unless asked for, as Redis's
     /// `enable-debug-command`).
     debug: bool,
+    locks: Arc<[RwLock<()>]>,
+    clients: Arc<Clients>,
+}
+
+/// The connected clients, for `CLIENT LIST`, `INFO` and `maxclients`.
+pub(crate) struct Clients {
+    next_id: AtomicU64,
+    /// Clients connected now.
+    pub(crate) connected: AtomicUsize,
+    /// Most clients served at once.
+    pub(crate) max: AtomicUsize,
+    started: Instant,
+    port: AtomicUsize,
+    list: std::sync::Mutex<BTreeMap<u64, ClientInfo>>,
+}
+
+#[derive(Clone)]
+struct ClientInfo {
+    addr: String,
+    laddr: String,
+    name: Bytes,
+    since: Instant,
+    last: Instant,
 }
 
 impl Router {
@@ -38,6 +98,15 @@ impl Router {
             count,
             hasher: std::collections::hash_map::RandomState::new(),
             debug,
+            locks: (0..count).map(|_| RwLock::new(())).collect(),
+            clients: Arc::new(Clients {
+                next_id: AtomicU64::new(1),
+                connected: AtomicUsize::new(0),
+                max: AtomicUsize::new(usize::MAX),
+                started: Instant::now(),
+                port: AtomicUsize::new(0),
+                list: std::sync::Mutex::default(),
+            }),
         }
     }
 
@@ -46,14 +115,54 @@ impl Router {
         self.count
     }
 
+    /// The clients' registry.
+    pub(crate) fn clients(&self) -> &Arc<Clients> {
+        &self.clients
+    }
+
+    /// Records the listening port (for `INFO`).
+    pub(crate) fn set_port(&self, port: u16) {
+        self.clients
+            .port
+            .store(usize::from(port), Ordering::Relaxed);
+    }
+
     fn of(&self, key: &[u8]) -> usize {
         (self.hasher.hash_one(key) % self.count as u64) as usize
     }
 }
 
+impl Clients {
+    /// Registers a client; returns its id.
+    pub(crate) fn register(&self, addr: String, laddr: String) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let info = ClientInfo {
+            addr,
+            laddr,
+            name: Bytes::new(),
+            since: now,
+            last: now,
+        };
+        crate_lock(&self.list).insert(id, info);
+        id
+    }
+
+    /// Forgets a client.
+    pub(crate) fn unregister(&self, id: u64) {
+        crate_lock(&self.list).remove(&id);
+    }
+}
+
+fn crate_lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The shards' handles, as one connection knows them.
 pub(crate) struct Shards {
-    instance: std::sync::Arc<str>,
+    instance: Arc<str>,
     handles: Vec<Option<Server<Shard>>>,
 }
 
@@ -82,37 +191,192 @@ impl Shards {
         self.handles[i] = Some(handle.clone());
         Ok(handle)
     }
+
+    /// One call to each shard with operations, all at once; a shard that
+    /// fails answers every operation with an error.
+    async fn call(&mut self, ops: Vec<Vec<Op>>) -> Vec<Vec<Outcome>> {
+        let mut calls = Vec::new();
+        for (i, ops) in ops.into_iter().enumerate() {
+            if ops.is_empty() {
+                continue;
+            }
+            calls.push((i, self.handle(i).ok(), ops));
+        }
+        let answers = join_all(calls.into_iter().map(|(i, handle, ops)| async move {
+            let count = ops.len();
+            let result = match handle {
+                Some(handle) => handle.call(ops, CALL_TIMEOUT).await.ok(),
+                None => None,
+            };
+            (i, count, result)
+        }))
+        .await;
+        let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::new(); self.handles.len()];
+        for (i, count, result) in answers {
+            outcomes[i] = match result {
+                Some(results) => results,
+                None => {
+                    // The shard crashed (or is restarting): its operations
+                    // fail, and the next batch looks it up again.
+                    self.handles[i] = None;
+                    vec![Outcome::Error(Cow::Borrowed(UNAVAILABLE)); count]
+                }
+            };
+        }
+        outcomes
+    }
+
+    async fn call_one(&mut self, shard: usize, op: Op) -> Outcome {
+        let mut ops = vec![Vec::new(); self.handles.len()];
+        ops[shard].push(op);
+        let mut outcomes = self.call(ops).await;
+        outcomes[shard]
+            .pop()
+            .unwrap_or(Outcome::Error(Cow::Borrowed(UNAVAILABLE)))
+    }
 }
 
-/// Where a step finds an outcome: (shard, index in its batch).
-type Slot = (usize, usize);
+const UNAVAILABLE: &str = "ERR shard unavailable, try again";
+
+/// One connection's state between requests: its id, its transaction, its
+/// watched keys.
+pub(crate) struct Session {
+    /// The client's id (`CLIENT ID`).
+    pub(crate) id: u64,
+    clients: Arc<Clients>,
+    /// Commands queued since `MULTI`.
+    multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was refused: `EXEC` aborts.
+    multi_failed: bool,
+    /// Watched keys and the versions seen.
+    watched: Vec<(Bytes, Version)>,
+}
+
+/// The version of a watched key as `WATCH` saw it: known, or the outcome
+/// of an operation of the batch being run (a `WATCH` and an `EXEC` may
+/// come in one pipeline).
+#[derive(Clone, Copy)]
+enum Version {
+    Known(i64),
+    Pending(Slot),
+}
+
+impl Session {
+    /// A new client's session, registered with `router`'s clients.
+    pub(crate) fn new(router: &Router, addr: String, laddr: String) -> Self {
+        let clients = router.clients.clone();
+        let id = clients.register(addr, laddr);
+        Session {
+            id,
+            clients,
+            multi: None,
+            multi_failed: false,
+            watched: Vec::new(),
+        }
+    }
+
+    /// Ends the session: forgets its watches and the client.
+    pub(crate) async fn end(mut self, router: &Router, shards: &mut Shards) {
+        let watched = std::mem::take(&mut self.watched);
+        unwatch(router, shards, watched).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.clients.unregister(self.id);
+    }
+}
+
+async fn unwatch(router: &Router, shards: &mut Shards, watched: Vec<(Bytes, Version)>) {
+    if watched.is_empty() {
+        return;
+    }
+    let mut ops = vec![Vec::new(); router.count];
+    for (key, _) in watched {
+        ops[router.of(&key)].push(Op::Unwatch(key));
+    }
+    shards.call(ops).await;
+}
+
+/// Where a step finds an outcome: (round, shard, index in its batch).
+type Slot = (usize, usize, usize);
 
 enum Step {
     /// A reply known without the shards (already encoded).
     Now(Bytes),
-    /// `GET`: a bulk string or nil.
+    /// A reply made under the locks by a multi-round command (an index in
+    /// `Run::made`).
+    Made(usize),
+    /// `GET` & co.: a bulk string or nil, an integer, `+OK`, or an error.
     Value(Slot),
-    /// `SET`: `+OK`, or nil when a condition did not hold.
-    Set(Slot),
-    /// `INCR` & co.: an integer or an error.
-    Int(Slot),
+    /// `SETNX`: `:1` when set, `:0` when not.
+    SetNx(Slot),
+    /// `TYPE`: a simple string.
+    Type(Slot),
     /// `DEL`, `EXISTS`, `DBSIZE`: the sum of integers.
     Sum(Vec<Slot>),
     /// `MGET`: an array of values.
     Values(Vec<Slot>),
     /// `MSET`, `FLUSHDB`: `+OK` once all are done.
     AllDone(Vec<Slot>),
+    /// `KEYS`: the keys of every shard.
+    Keys(Vec<Slot>),
+    /// `SCAN`: the next cursor and one shard's keys.
+    Scan(u64, Slot),
+    /// `RANDOMKEY`: one of the shards' keys.
+    RandomKey(Vec<Slot>),
+    /// `INFO`: the text, with the shards' counts filled in.
+    Info(Vec<u8>, Vec<Slot>),
+    /// The start of `EXEC`'s reply: the array header, or nil if a watched
+    /// key changed (an index in `Run::aborted`); the steps up to the
+    /// matching `ExecEnd` are skipped then.
+    ExecStart(usize, usize),
+    /// The end of an `EXEC`.
+    ExecEnd,
+}
+
+/// A multi-round command, run under the batch's locks.
+enum Special {
+    /// `RENAME`/`RENAMENX`.
+    Rename { from: Bytes, to: Bytes, nx: bool },
+    /// `MSETNX`.
+    MsetNx(Vec<(Bytes, Bytes)>),
+    /// `EXEC`'s check of the watched keys: the transaction is skipped if
+    /// one changed.
+    CheckWatched(Vec<(Bytes, Version)>),
+}
+
+/// One round of calls (each shard at most once), or a special command.
+enum Part {
+    Round(Vec<Vec<Op>>),
+    Special(Special),
+    /// The end of an `EXEC`'s commands (they are skipped if its check
+    /// failed).
+    EndExec,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    None,
+    Shared,
+    Exclusive,
 }
 
 /// The requests of one read, planned per shard.
 pub(crate) struct Batch {
-    ops: Vec<Vec<Op>>,
+    shards: usize,
+    parts: Vec<Part>,
     steps: Vec<Step>,
+    modes: Vec<Mode>,
+    /// Specials and exec checks so far (their results' indexes).
+    specials: usize,
     /// `QUIT` was seen: reply, then close.
     pub(crate) quit: bool,
 }
 
 const OK: &[u8] = b"+OK\r\n";
+const QUEUED: &[u8] = b"+QUEUED\r\n";
 
 fn now_reply(write: impl FnOnce(&mut BytesMut)) -> Step {
     let mut out = BytesMut::new();
@@ -120,29 +384,99 @@ fn now_reply(write: impl FnOnce(&mut BytesMut)) -> Step {
     Step::Now(out.freeze())
 }
 
+fn error_step(text: &str) -> Step {
+    now_reply(|out| resp::error_reply(out, text))
+}
+
 fn wrong_args(name: &str) -> Step {
-    now_reply(|out| {
-        resp::error_reply(
-            out,
-            &format!("ERR wrong number of arguments for '{name}' command"),
-        )
-    })
+    error_step(&format!(
+        "ERR wrong number of arguments for '{}' command",
+        name.to_ascii_lowercase()
+    ))
 }
 
 fn syntax_error() -> Step {
-    now_reply(|out| resp::error_reply(out, "ERR syntax error"))
+    error_step("ERR syntax error")
+}
+
+fn not_integer() -> Step {
+    error_step("ERR value is not an integer or out of range")
 }
 
 fn parse_int(arg: &[u8]) -> Option<i64> {
-    std::str::from_utf8(arg).ok()?.parse().ok()
+    resp::strict_i64(arg)
+}
+
+/// Redis's arity of the commands served: `n` exactly `n` arguments
+/// (counting the name), `-n` at least `n`. `None`: not a command here.
+fn arity(name: &str) -> Option<i32> {
+    Some(match name {
+        "GET" | "GETDEL" | "TYPE" | "INCR" | "DECR" | "STRLEN" | "TTL" | "PTTL" | "EXPIRETIME"
+        | "PEXPIRETIME" | "PERSIST" | "KEYS" | "SELECT" | "ECHO" => 2,
+        "SETNX" | "GETSET" | "INCRBY" | "DECRBY" | "INCRBYFLOAT" | "APPEND" | "RENAME"
+        | "RENAMENX" => 3,
+        "SETEX" | "PSETEX" | "GETRANGE" | "SUBSTR" | "SETRANGE" => 4,
+        "RANDOMKEY" | "DBSIZE" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" => 1,
+        "SET" | "MSET" | "MSETNX" | "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" => -3,
+        "GETEX" | "MGET" | "DEL" | "UNLINK" | "EXISTS" | "TOUCH" | "SCAN" | "WATCH" | "CLIENT"
+        | "CONFIG" | "DEBUG" => -2,
+        "PING" | "QUIT" | "FLUSHDB" | "FLUSHALL" | "INFO" | "HELLO" | "COMMAND" => -1,
+        _ => return None,
+    })
+}
+
+/// Up-cases a command name into a stack buffer; longer names are no
+/// command we know.
+fn upper_name<'a>(name: &[u8], buf: &'a mut [u8; 16]) -> &'a str {
+    match buf.get_mut(..name.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(name);
+            buf.make_ascii_uppercase();
+            std::str::from_utf8(buf).unwrap_or("")
+        }
+        None => "",
+    }
+}
+
+/// Redis's "unknown command" text: the name and the first arguments, each
+/// cut at 128 bytes (and at a NUL, as C strings are), CR and LF made
+/// spaces by [`resp::error_reply_bytes`].
+fn unknown_command(args: &[Bytes]) -> Step {
+    let cut = |arg: &[u8], room: usize| -> Vec<u8> {
+        let arg = &arg[..arg.iter().position(|&b| b == 0).unwrap_or(arg.len())];
+        arg[..arg.len().min(room)].to_vec()
+    };
+    let mut rest = Vec::new();
+    for arg in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        rest.push(b'\'');
+        rest.extend(cut(arg, room));
+        rest.extend_from_slice(b"' ");
+    }
+    let mut message = b"ERR unknown command '".to_vec();
+    message.extend(cut(&args[0], 128));
+    message.extend_from_slice(b"', with args beginning with: ");
+    message.extend(rest);
+    now_reply(|out| resp::error_reply_bytes(out, &message))
+}
+
+/// A client's text cut to 128 bytes for an error message.
+fn quoted(arg: &[u8]) -> String {
+    String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
 }
 
 impl Batch {
     /// An empty batch for `shards` shards.
     pub(crate) fn new(shards: usize) -> Self {
         Batch {
-            ops: (0..shards).map(|_| Vec::new()).collect(),
+            shards,
+            parts: Vec::new(),
             steps: Vec::new(),
+            modes: vec![Mode::None; shards],
+            specials: 0,
             quit: false,
         }
     }
@@ -150,211 +484,633 @@ impl Batch {
     /// Ends the batch with a protocol error reply; the connection closes
     /// after it (as Redis does).
     pub(crate) fn protocol_error(&mut self, message: &str) {
-        self.steps.push(now_reply(|out| {
-            resp::error_reply(out, &format!("ERR {message}"))
-        }));
+        self.steps.push(error_step(&format!("ERR {message}")));
         self.quit = true;
     }
 
-    /// Whether no request was added.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+    fn round(&mut self) -> usize {
+        if !matches!(self.parts.last(), Some(Part::Round(_))) {
+            self.parts
+                .push(Part::Round((0..self.shards).map(|_| Vec::new()).collect()));
+        }
+        self.parts.len() - 1
     }
 
-    fn op(&mut self, shards: &Router, key: &Bytes, op: Op) -> Slot {
-        let shard = shards.of(key);
-        self.ops[shard].push(op);
-        (shard, self.ops[shard].len() - 1)
+    fn lock(&mut self, shard: usize, mode: Mode) {
+        self.modes[shard] = self.modes[shard].max(mode);
     }
 
-    fn everywhere(&mut self, op: impl Fn() -> Op) -> Vec<Slot> {
-        (0..self.ops.len())
-            .map(|shard| {
-                self.ops[shard].push(op());
-                (shard, self.ops[shard].len() - 1)
+    fn push(&mut self, shard: usize, op: Op) -> Slot {
+        let round = self.round();
+        let Part::Round(ops) = &mut self.parts[round] else {
+            unreachable!("round() returns a round")
+        };
+        ops[shard].push(op);
+        (round, shard, ops[shard].len() - 1)
+    }
+
+    /// One operation on `key`'s shard, which is locked shared.
+    fn op(&mut self, router: &Router, key: &Bytes, op: Op) -> Slot {
+        let shard = router.of(key);
+        self.lock(shard, Mode::Shared);
+        self.push(shard, op)
+    }
+
+    /// One operation per key; the shards are locked exclusive if there are
+    /// several.
+    fn ops(
+        &mut self,
+        router: &Router,
+        keys: &[Bytes],
+        mut make: impl FnMut(usize, &Bytes) -> Op,
+    ) -> Vec<Slot> {
+        let shards: Vec<usize> = keys.iter().map(|key| router.of(key)).collect();
+        let several = shards.iter().any(|&s| s != shards[0]);
+        let mode = if several {
+            Mode::Exclusive
+        } else {
+            Mode::Shared
+        };
+        keys.iter()
+            .zip(shards)
+            .enumerate()
+            .map(|(i, (key, shard))| {
+                self.lock(shard, mode);
+                self.push(shard, make(i, key))
             })
             .collect()
     }
 
-    /// Plans one request.
-    pub(crate) fn add(&mut self, shards: &Router, args: Vec<Bytes>) {
-        let Some(name) = args.first() else {
+    fn everywhere(&mut self, op: impl Fn() -> Op) -> Vec<Slot> {
+        (0..self.shards)
+            .map(|shard| {
+                self.lock(shard, Mode::Exclusive);
+                self.push(shard, op())
+            })
+            .collect()
+    }
+
+    fn special(&mut self, special: Special, shards: &[usize]) -> usize {
+        for &shard in shards {
+            self.lock(shard, Mode::Exclusive);
+        }
+        self.parts.push(Part::Special(special));
+        self.specials += 1;
+        self.specials - 1
+    }
+
+    /// Plans one request of a connection in `session`.
+    pub(crate) fn add(&mut self, router: &Router, session: &mut Session, args: Vec<Bytes>) {
+        let Some(first) = args.first() else {
             return;
         };
-        // Command names are matched upper-cased, in a stack buffer: no
-        // allocation per request. Longer names are no command we know.
-        let mut upper = [0u8; 16];
-        let name = match upper.get_mut(..name.len()) {
-            Some(buf) => {
-                buf.copy_from_slice(name);
-                buf.make_ascii_uppercase();
-                std::str::from_utf8(buf).unwrap_or("")
+        let mut buf = [0u8; 16];
+        let name = upper_name(first, &mut buf).to_owned();
+        if name == "QUIT" {
+            self.quit = true;
+            self.steps.push(Step::Now(Bytes::from_static(OK)));
+            return;
+        }
+        let arity_ok = |arity: i32| {
+            let argc = args.len() as i32;
+            if arity >= 0 {
+                argc == arity
+            } else {
+                argc >= -arity
             }
-            None => "",
         };
-        let argc = args.len();
-        let step = match (name, argc) {
-            ("PING", 1) => now_reply(|out| resp::simple(out, "PONG")),
-            ("PING", 2) | ("ECHO", 2) => now_reply(|out| resp::bulk(out, Some(&args[1]))),
-            ("PING" | "ECHO", _) => wrong_args(&name.to_lowercase()),
-            ("QUIT", _) => {
-                self.quit = true;
-                Step::Now(Bytes::from_static(OK))
-            }
-            ("GET", 2) => Step::Value(self.op(shards, &args[1], Op::Get(args[1].clone()))),
-            ("SET", 3..) => match set_options(&args[3..]) {
-                Some((ttl, condition)) => {
-                    let op = Op::Set {
-                        key: args[1].clone(),
-                        value: args[2].clone(),
-                        ttl,
-                        condition,
-                    };
-                    Step::Set(self.op(shards, &args[1], op))
+        let known = arity(&name);
+        if session.multi.is_some() && !matches!(&*name, "EXEC" | "DISCARD" | "MULTI" | "WATCH") {
+            let step = match known {
+                None => {
+                    session.multi_failed = true;
+                    unknown_command(&args)
                 }
-                None => syntax_error(),
-            },
-            ("DEL", 2..) | ("UNLINK", 2..) => Step::Sum(
-                args[1..]
-                    .iter()
-                    .map(|key| self.op(shards, key, Op::Del(key.clone())))
-                    .collect(),
-            ),
-            ("EXISTS", 2..) => Step::Sum(
-                args[1..]
-                    .iter()
-                    .map(|key| self.op(shards, key, Op::Exists(key.clone())))
-                    .collect(),
-            ),
-            ("INCR", 2) => Step::Int(self.op(shards, &args[1], Op::IncrBy(args[1].clone(), 1))),
-            ("DECR", 2) => Step::Int(self.op(shards, &args[1], Op::IncrBy(args[1].clone(), -1))),
-            ("INCRBY", 3) | ("DECRBY", 3) => match parse_int(&args[2]) {
-                Some(by) => {
-                    let by = if name == "DECRBY" {
-                        by.checked_neg().unwrap_or(i64::MAX)
-                    } else {
-                        by
-                    };
-                    Step::Int(self.op(shards, &args[1], Op::IncrBy(args[1].clone(), by)))
+                Some(arity) if !arity_ok(arity) => {
+                    session.multi_failed = true;
+                    wrong_args(&name)
                 }
-                None => now_reply(|out| {
-                    resp::error_reply(out, "ERR value is not an integer or out of range")
-                }),
-            },
-            ("MGET", 2..) => Step::Values(
-                args[1..]
-                    .iter()
-                    .map(|key| self.op(shards, key, Op::Get(key.clone())))
-                    .collect(),
-            ),
-            ("MSET", n) if n >= 3 && n % 2 == 1 => Step::AllDone(
-                args[1..]
-                    .chunks(2)
-                    .map(|pair| {
-                        let op = Op::Set {
-                            key: pair[0].clone(),
-                            value: pair[1].clone(),
-                            ttl: None,
-                            condition: Condition::Always,
-                        };
-                        self.op(shards, &pair[0], op)
-                    })
-                    .collect(),
-            ),
-            ("DBSIZE", 1) => Step::Sum(self.everywhere(|| Op::Size)),
-            ("FLUSHDB" | "FLUSHALL", _) => Step::AllDone(self.everywhere(|| Op::Flush)),
-            // Clients probe these; empty answers are enough for them, but
-            // `redis-benchmark` wants to read `save` and `appendonly`.
-            ("CONFIG", 3) if args[1].eq_ignore_ascii_case(b"GET") => config_get(&args[2]),
-            ("COMMAND", _) | ("CONFIG", _) => now_reply(|out| resp::array(out, 0)),
-            ("SELECT", 2) if &args[1][..] == b"0" => Step::Now(Bytes::from_static(OK)),
-            ("DEBUG", _) if !shards.debug => now_reply(|out| {
-                resp::error_reply(
-                    out,
-                    "ERR DEBUG command not allowed (start the server with --enable-debug-command)",
-                )
-            }),
-            ("DEBUG", 3) if args[1].eq_ignore_ascii_case(b"PANIC") => {
-                Step::Int(self.op(shards, &args[2], Op::Panic))
-            }
-            (
-                "GET" | "SET" | "INCR" | "DECR" | "INCRBY" | "DECRBY" | "MGET" | "MSET" | "DEL"
-                | "UNLINK" | "EXISTS" | "DBSIZE" | "SELECT" | "DEBUG",
-                _,
-            ) => wrong_args(&name.to_lowercase()),
-            _ => {
-                let mut message = format!(
-                    "ERR unknown command '{}', with args beginning with:",
-                    printable(&args[0])
-                );
-                for arg in &args[1..] {
-                    message.push_str(&format!(" '{}'", printable(arg)));
+                Some(_) => {
+                    if let Some(queue) = &mut session.multi {
+                        queue.push(args);
+                    }
+                    Step::Now(Bytes::from_static(QUEUED))
                 }
-                now_reply(|out| resp::error_reply(out, &message))
-            }
+            };
+            self.steps.push(step);
+            return;
+        }
+        let step = match known {
+            None => unknown_command(&args),
+            Some(arity) if !arity_ok(arity) => wrong_args(&name),
+            Some(_) => self.plan(router, session, &name, &args),
         };
         self.steps.push(step);
     }
 
-    /// Runs the batch: one call per shard involved, all at once; then
-    /// encodes every reply, in request order, into `out`.
-    pub(crate) async fn run(self, shards: &mut Shards, out: &mut BytesMut) {
-        let Batch { ops, steps, .. } = self;
-        let mut calls = Vec::new();
-        for (i, ops) in ops.into_iter().enumerate() {
-            if ops.is_empty() {
+    /// Plans a known command with a valid number of arguments.
+    #[allow(clippy::too_many_lines)]
+    fn plan(&mut self, router: &Router, session: &mut Session, name: &str, args: &[Bytes]) -> Step {
+        let argc = args.len();
+        let key = || args[1].clone();
+        match name {
+            "PING" => match argc {
+                1 => now_reply(|out| resp::simple(out, "PONG")),
+                2 => now_reply(|out| resp::bulk(out, Some(&args[1]))),
+                _ => wrong_args(name),
+            },
+            "ECHO" => now_reply(|out| resp::bulk(out, Some(&args[1]))),
+            "GET" => Step::Value(self.op(router, &args[1], Op::Get(key()))),
+            "GETDEL" => Step::Value(self.op(router, &args[1], Op::GetDel(key()))),
+            "SET" => match set_options(&args[3..]) {
+                Ok((expiry, condition, get)) => {
+                    let op = Op::Set {
+                        key: key(),
+                        value: args[2].clone(),
+                        expiry,
+                        condition,
+                        get,
+                        command: "set",
+                    };
+                    Step::Value(self.op(router, &args[1], op))
+                }
+                Err(step) => step,
+            },
+            "SETNX" => {
+                let op = Op::Set {
+                    key: key(),
+                    value: args[2].clone(),
+                    expiry: Expiry::Clear,
+                    condition: Condition::IfAbsent,
+                    get: false,
+                    command: "setnx",
+                };
+                Step::SetNx(self.op(router, &args[1], op))
+            }
+            "SETEX" | "PSETEX" => {
+                let (command, seconds) = if name == "SETEX" {
+                    ("setex", true)
+                } else {
+                    ("psetex", false)
+                };
+                match expire_arg(&args[2], seconds, false, command) {
+                    Ok(ttl) => {
+                        let op = Op::Set {
+                            key: key(),
+                            value: args[3].clone(),
+                            expiry: Expiry::Set(ttl),
+                            condition: Condition::Always,
+                            get: false,
+                            command,
+                        };
+                        Step::Value(self.op(router, &args[1], op))
+                    }
+                    Err(step) => step,
+                }
+            }
+            "GETSET" => {
+                let op = Op::Set {
+                    key: key(),
+                    value: args[2].clone(),
+                    expiry: Expiry::Clear,
+                    condition: Condition::Always,
+                    get: true,
+                    command: "getset",
+                };
+                Step::Value(self.op(router, &args[1], op))
+            }
+            "GETEX" => match getex_options(&args[2..]) {
+                Ok(expiry) => Step::Value(self.op(router, &args[1], Op::GetEx(key(), expiry))),
+                Err(step) => step,
+            },
+            "DEL" | "UNLINK" => Step::Sum(self.ops(router, &args[1..], |_, k| Op::Del(k.clone()))),
+            "EXISTS" | "TOUCH" => {
+                Step::Sum(self.ops(router, &args[1..], |_, k| Op::Exists(k.clone())))
+            }
+            "TYPE" => Step::Type(self.op(router, &args[1], Op::Type(key()))),
+            "INCR" => Step::Value(self.op(router, &args[1], Op::IncrBy(key(), 1))),
+            "DECR" => Step::Value(self.op(router, &args[1], Op::IncrBy(key(), -1))),
+            "INCRBY" | "DECRBY" => {
+                let by = parse_int(&args[2]).and_then(|by| {
+                    if name == "DECRBY" {
+                        by.checked_neg()
+                    } else {
+                        Some(by)
+                    }
+                });
+                match (by, parse_int(&args[2])) {
+                    (Some(by), _) => Step::Value(self.op(router, &args[1], Op::IncrBy(key(), by))),
+                    // DECRBY of i64::MIN: its negation does not fit.
+                    (None, Some(_)) => error_step("ERR decrement would overflow"),
+                    (None, None) => not_integer(),
+                }
+            }
+            "INCRBYFLOAT" => match crate::shard::parse_float(&args[2]) {
+                // An infinite increment is refused by the shard, after the
+                // stored value is checked (Redis's order).
+                Some(by) => Step::Value(self.op(router, &args[1], Op::IncrByFloat(key(), by))),
+                None => error_step("ERR value is not a valid float"),
+            },
+            "APPEND" => Step::Value(self.op(router, &args[1], Op::Append(key(), args[2].clone()))),
+            "STRLEN" => Step::Value(self.op(router, &args[1], Op::Strlen(key()))),
+            "GETRANGE" | "SUBSTR" => match (parse_int(&args[2]), parse_int(&args[3])) {
+                (Some(start), Some(end)) => {
+                    Step::Value(self.op(router, &args[1], Op::GetRange(key(), start, end)))
+                }
+                _ => not_integer(),
+            },
+            "SETRANGE" => match parse_int(&args[2]) {
+                None => not_integer(),
+                Some(offset) if offset < 0 => error_step("ERR offset is out of range"),
+                Some(offset)
+                    if !args[3].is_empty()
+                        && offset as u64 + args[3].len() as u64 > MAX_STRING as u64 =>
+                {
+                    error_step("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+                }
+                Some(offset) => Step::Value(self.op(
+                    router,
+                    &args[1],
+                    Op::SetRange(key(), offset as usize, args[3].clone()),
+                )),
+            },
+            "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" => {
+                let command = match name {
+                    "EXPIRE" => "expire",
+                    "PEXPIRE" => "pexpire",
+                    "EXPIREAT" => "expireat",
+                    _ => "pexpireat",
+                };
+                let seconds = !name.starts_with('P');
+                let absolute = name.ends_with("AT");
+                // Redis's order: the options, the number, the key.
+                let condition = match expire_options(&args[3..]) {
+                    Ok(condition) => condition,
+                    Err(step) => return step,
+                };
+                match expire_arg(&args[2], seconds, absolute, command) {
+                    Ok(ttl) => Step::Value(self.op(
+                        router,
+                        &args[1],
+                        Op::Expire(key(), Some(ttl), condition, command),
+                    )),
+                    Err(step) => step,
+                }
+            }
+            "PERSIST" => Step::Value(self.op(
+                router,
+                &args[1],
+                Op::Expire(key(), None, ExpireIf::default(), "persist"),
+            )),
+            "TTL" | "PTTL" => {
+                Step::Value(self.op(router, &args[1], Op::Ttl(key(), name == "PTTL")))
+            }
+            "EXPIRETIME" | "PEXPIRETIME" => Step::Value(self.op(
+                router,
+                &args[1],
+                Op::ExpireTime(key(), name == "PEXPIRETIME"),
+            )),
+            "MGET" => Step::Values(self.ops(router, &args[1..], |_, k| Op::Get(k.clone()))),
+            "MSET" if argc % 2 == 1 => {
+                let keys: Vec<Bytes> = args[1..].iter().step_by(2).cloned().collect();
+                Step::AllDone(self.ops(router, &keys, |i, key| Op::Set {
+                    key: key.clone(),
+                    value: args[2 + 2 * i].clone(),
+                    expiry: Expiry::Clear,
+                    condition: Condition::Always,
+                    get: false,
+                    command: "mset",
+                }))
+            }
+            "MSETNX" if argc % 2 == 1 => {
+                let pairs: Vec<(Bytes, Bytes)> = args[1..]
+                    .chunks(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                let shards: Vec<usize> = pairs.iter().map(|(k, _)| router.of(k)).collect();
+                Step::Made(self.special(Special::MsetNx(pairs), &shards))
+            }
+            "MSET" | "MSETNX" => wrong_args(name),
+            "RENAME" | "RENAMENX" => {
+                let shards = [router.of(&args[1]), router.of(&args[2])];
+                let special = Special::Rename {
+                    from: key(),
+                    to: args[2].clone(),
+                    nx: name == "RENAMENX",
+                };
+                Step::Made(self.special(special, &shards))
+            }
+            "KEYS" => {
+                let pattern = (&args[1][..] != b"*").then(|| args[1].clone());
+                Step::Keys(self.everywhere(|| Op::Keys(pattern.clone())))
+            }
+            "SCAN" => self.scan(router, &args[1..]),
+            "RANDOMKEY" => Step::RandomKey(self.everywhere(|| Op::RandomKey)),
+            "DBSIZE" => Step::Sum(self.everywhere(|| Op::Size)),
+            "FLUSHDB" | "FLUSHALL" => {
+                if argc > 2
+                    || (argc == 2
+                        && !args[1].eq_ignore_ascii_case(b"ASYNC")
+                        && !args[1].eq_ignore_ascii_case(b"SYNC"))
+                {
+                    return syntax_error();
+                }
+                Step::AllDone(self.everywhere(|| Op::Flush))
+            }
+            "SELECT" => match parse_int(&args[1]) {
+                Some(0) => Step::Now(Bytes::from_static(OK)),
+                Some(_) => error_step("ERR DB index is out of range"),
+                None => not_integer(),
+            },
+            "MULTI" => {
+                if session.multi.is_some() {
+                    return error_step("ERR MULTI calls can not be nested");
+                }
+                session.multi = Some(Vec::new());
+                session.multi_failed = false;
+                Step::Now(Bytes::from_static(OK))
+            }
+            "DISCARD" => {
+                if session.multi.take().is_none() {
+                    return error_step("ERR DISCARD without MULTI");
+                }
+                let watched = std::mem::take(&mut session.watched);
+                self.unwatch_all(router, &watched);
+                Step::Now(Bytes::from_static(OK))
+            }
+            "EXEC" => self.exec(router, session),
+            "WATCH" => {
+                if session.multi.is_some() {
+                    return error_step("ERR WATCH inside MULTI is not allowed");
+                }
+                for key in &args[1..] {
+                    let slot = self.op(router, key, Op::Watch(key.clone()));
+                    session.watched.push((key.clone(), Version::Pending(slot)));
+                }
+                Step::Now(Bytes::from_static(OK))
+            }
+            "UNWATCH" => {
+                let watched = std::mem::take(&mut session.watched);
+                self.unwatch_all(router, &watched);
+                Step::Now(Bytes::from_static(OK))
+            }
+            "HELLO" => hello(session, args),
+            "CLIENT" => client(router, session, args),
+            "INFO" => self.info(router, args),
+            // Clients probe these; empty answers are enough for them, but
+            // `redis-benchmark` wants to read `save` and `appendonly`.
+            "CONFIG" if argc == 3 && args[1].eq_ignore_ascii_case(b"GET") => config_get(&args[2]),
+            "COMMAND" | "CONFIG" => now_reply(|out| resp::array(out, 0)),
+            "DEBUG" if !router.debug => error_step(
+                "ERR DEBUG command not allowed (start the server with --enable-debug-command)",
+            ),
+            "DEBUG" if argc == 3 && args[1].eq_ignore_ascii_case(b"PANIC") => {
+                Step::Value(self.op(router, &args[2], Op::Panic))
+            }
+            _ => wrong_args(name),
+        }
+    }
+
+    fn exec(&mut self, router: &Router, session: &mut Session) -> Step {
+        let Some(queue) = session.multi.take() else {
+            return error_step("ERR EXEC without MULTI");
+        };
+        let watched = std::mem::take(&mut session.watched);
+        if session.multi_failed {
+            session.multi_failed = false;
+            self.unwatch_all(router, &watched);
+            return error_step("EXECABORT Transaction discarded because of previous errors.");
+        }
+        // Every shard exclusive: the transaction runs as if alone.
+        for shard in 0..self.shards {
+            self.lock(shard, Mode::Exclusive);
+        }
+        let check = self.special(Special::CheckWatched(watched.clone()), &[]);
+        self.steps.push(Step::ExecStart(check, queue.len()));
+        for args in queue {
+            self.add(router, session, args);
+        }
+        self.parts.push(Part::EndExec);
+        self.unwatch_all(router, &watched);
+        Step::ExecEnd
+    }
+
+    fn unwatch_all(&mut self, router: &Router, watched: &[(Bytes, Version)]) {
+        for (key, _) in watched {
+            let shard = router.of(key);
+            self.push(shard, Op::Unwatch(key.clone()));
+        }
+    }
+
+    /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`: the cursor is
+    /// the next shard; each call returns one whole shard's matching keys
+    /// (so a key present throughout is returned exactly once).
+    fn scan(&mut self, router: &Router, args: &[Bytes]) -> Step {
+        let Some(cursor) = std::str::from_utf8(&args[0])
+            .ok()
+            .and_then(|c| c.parse::<u64>().ok())
+        else {
+            return error_step("ERR invalid cursor");
+        };
+        let mut pattern = None;
+        let mut strings = true;
+        let mut i = 1;
+        while i < args.len() {
+            let Some(value) = args.get(i + 1) else {
+                return syntax_error();
+            };
+            if args[i].eq_ignore_ascii_case(b"MATCH") {
+                pattern = (&value[..] != b"*").then(|| value.clone());
+            } else if args[i].eq_ignore_ascii_case(b"COUNT") {
+                match parse_int(value) {
+                    None => return not_integer(),
+                    Some(n) if n < 1 => return syntax_error(),
+                    Some(_) => {}
+                }
+            } else if args[i].eq_ignore_ascii_case(b"TYPE") {
+                strings = value.eq_ignore_ascii_case(b"string");
+            } else {
+                return syntax_error();
+            }
+            i += 2;
+        }
+        let shard = cursor as usize;
+        if shard >= router.count || !strings {
+            return now_reply(|out| {
+                resp::array(out, 2);
+                resp::bulk(out, Some(b"0"));
+                resp::array(out, 0);
+            });
+        }
+        let next = if shard + 1 < router.count {
+            shard as u64 + 1
+        } else {
+            0
+        };
+        self.lock(shard, Mode::Shared);
+        Step::Scan(next, self.push(shard, Op::Keys(pattern)))
+    }
+
+    /// `INFO [section…]`: server, clients, memory, keyspace.
+    fn info(&mut self, router: &Router, args: &[Bytes]) -> Step {
+        let wanted = |section: &str| {
+            args.len() == 1
+                || args[1..].iter().any(|a| {
+                    a.eq_ignore_ascii_case(section.as_bytes())
+                        || a.eq_ignore_ascii_case(b"all")
+                        || a.eq_ignore_ascii_case(b"default")
+                        || a.eq_ignore_ascii_case(b"everything")
+                })
+        };
+        let clients = &router.clients;
+        let mut text = String::new();
+        if wanted("server") {
+            let uptime = clients.started.elapsed().as_secs();
+            text.push_str(&format!(
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
+                 os:{}\r\narch_bits:64\r\nmultiplexing_api:tokio\r\nprocess_id:{}\r\n\
+                 tcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
+                 executable:kvstore\r\n\r\n",
+                std::env::consts::OS,
+                std::process::id(),
+                clients.port.load(Ordering::Relaxed),
+                uptime / 86_400,
+            ));
+        }
+        if wanted("clients") {
+            text.push_str(&format!(
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+                clients.connected.load(Ordering::Relaxed),
+                clients.max.load(Ordering::Relaxed),
+            ));
+        }
+        if wanted("memory") {
+            let rss = resident_bytes();
+            text.push_str(&format!(
+                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\n\
+                 used_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\
+                 mem_allocator:libc\r\n\r\n",
+                rss as f64 / (1024.0 * 1024.0),
+            ));
+        }
+        let slots = if wanted("keyspace") {
+            text.push_str("# Keyspace\r\n");
+            self.everywhere(|| Op::Stats)
+        } else {
+            Vec::new()
+        };
+        Step::Info(text.into_bytes(), slots)
+    }
+
+    /// Runs the batch: takes its shards' locks, makes one call per shard
+    /// per round, releases the locks, and encodes every reply, in request
+    /// order, handing `out` to `flush` whenever it has grown past 64 KiB
+    /// (so that a large reply is written, and waited for, in parts).
+    pub(crate) async fn run<F, Fut>(
+        self,
+        router: &Router,
+        shards: &mut Shards,
+        session: &mut Session,
+        out: &mut BytesMut,
+        mut flush: F,
+    ) where
+        F: FnMut(&mut BytesMut) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let Batch {
+            parts,
+            steps,
+            modes,
+            ..
+        } = self;
+        // Outcomes by part (empty for specials), replies made by specials,
+        // and whether each `EXEC` check failed, by special.
+        let mut rounds: Vec<Vec<Vec<Outcome>>> = Vec::with_capacity(parts.len());
+        let mut made: Vec<Bytes> = Vec::new();
+        let mut aborted: Vec<bool> = Vec::new();
+        {
+            // Locks in ascending shard order: no two batches wait on each
+            // other.
+            let mut shared = Vec::new();
+            let mut exclusive = Vec::new();
+            for (lock, mode) in router.locks.iter().zip(&modes) {
+                match mode {
+                    Mode::None => {}
+                    Mode::Shared => shared.push(lock.read().await),
+                    Mode::Exclusive => exclusive.push(lock.write().await),
+                }
+            }
+            let mut skip = false;
+            for part in parts {
+                match part {
+                    Part::Round(_) if skip => rounds.push(Vec::new()),
+                    Part::Special(_) if skip => {
+                        rounds.push(Vec::new());
+                        made.push(Bytes::new());
+                        aborted.push(false);
+                    }
+                    Part::Round(ops) => rounds.push(shards.call(ops).await),
+                    Part::Special(Special::CheckWatched(watched)) => {
+                        let watched: Vec<(Bytes, i64)> = watched
+                            .into_iter()
+                            .map(|(key, version)| (key, resolve(&rounds, version)))
+                            .collect();
+                        let ok = check_watched(router, shards, &watched).await;
+                        rounds.push(Vec::new());
+                        made.push(Bytes::new());
+                        aborted.push(!ok);
+                        skip = !ok;
+                    }
+                    Part::Special(special) => {
+                        rounds.push(Vec::new());
+                        made.push(run_special(router, shards, special).await);
+                        aborted.push(false);
+                    }
+                    Part::EndExec => {
+                        rounds.push(Vec::new());
+                        skip = false;
+                    }
+                }
+            }
+            drop(exclusive);
+            drop(shared);
+        }
+        for (_, version) in &mut session.watched {
+            *version = Version::Known(resolve(&rounds, *version));
+        }
+        let mut skipping = false;
+        let get = |(round, shard, index): &Slot| &rounds[*round][*shard][*index];
+        for step in steps {
+            if skipping && !matches!(step, Step::ExecEnd) {
                 continue;
             }
-            let count = ops.len();
-            match shards.handle(i) {
-                Ok(handle) => calls.push((i, count, Some(handle), ops)),
-                Err(_) => calls.push((i, count, None, ops)),
-            }
-        }
-        let answers = join_all(calls.into_iter().map(|(i, count, handle, ops)| async move {
-            let result = match handle {
-                Some(handle) => handle.call(ops, CALL_TIMEOUT).await,
-                None => Err(GenServerError::NameNotFound {
-                    name: format!("shard {i}").into(),
-                }),
-            };
-            (i, count, result)
-        }))
-        .await;
-        let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::new(); shards.handles.len()];
-        for (i, count, result) in answers {
-            outcomes[i] = match result {
-                Ok(results) => results,
-                Err(_) => {
-                    // The shard crashed (or is restarting): its operations
-                    // fail, and the next batch looks it up again.
-                    shards.handles[i] = None;
-                    vec![Outcome::Error("ERR shard unavailable, try again"); count]
-                }
-            };
-        }
-        let get = |(shard, index): &Slot| &outcomes[*shard][*index];
-        for step in steps {
             match step {
                 Step::Now(bytes) => out.extend_from_slice(&bytes),
+                Step::Made(i) => out.extend_from_slice(&made[i]),
                 Step::Value(slot) => value_reply(out, get(&slot)),
-                Step::Set(slot) => match get(&slot) {
-                    Outcome::NotDone => resp::bulk(out, None),
+                Step::SetNx(slot) => match get(&slot) {
+                    Outcome::Done => resp::integer(out, 1),
+                    Outcome::NotDone => resp::integer(out, 0),
                     other => value_reply(out, other),
                 },
-                Step::Int(slot) => value_reply(out, get(&slot)),
+                Step::Type(slot) => match get(&slot) {
+                    Outcome::Value(Some(t)) => {
+                        resp::simple(out, std::str::from_utf8(t).unwrap_or("none"))
+                    }
+                    other => value_reply(out, other),
+                },
                 Step::Sum(slots) => {
                     let mut sum = 0;
                     let mut failed = None;
                     for slot in &slots {
                         match get(slot) {
                             Outcome::Int(n) => sum += n,
-                            Outcome::Error(e) => failed = Some(*e),
+                            Outcome::Error(e) => failed = Some(e.clone()),
                             _ => {}
                         }
                     }
                     match failed {
-                        Some(e) => resp::error_reply(out, e),
+                        Some(e) => resp::error_reply(out, &e),
                         None => resp::integer(out, sum),
                     }
                 }
@@ -365,18 +1121,215 @@ impl Batch {
                             Outcome::Value(v) => resp::bulk(out, v.as_deref()),
                             _ => resp::bulk(out, None),
                         }
+                        if out.len() > FLUSH_AT {
+                            flush(out).await;
+                        }
                     }
                 }
                 Step::AllDone(slots) => match slots.iter().find_map(|s| match get(s) {
-                    Outcome::Error(e) => Some(*e),
+                    Outcome::Error(e) => Some(e.clone()),
                     _ => None,
                 }) {
-                    Some(e) => resp::error_reply(out, e),
+                    Some(e) => resp::error_reply(out, &e),
                     None => out.extend_from_slice(OK),
                 },
+                Step::Keys(slots) => {
+                    let keys: Vec<&Bytes> = slots
+                        .iter()
+                        .flat_map(|s| match get(s) {
+                            Outcome::Keys(keys) => keys.as_slice(),
+                            _ => &[],
+                        })
+                        .collect();
+                    resp::array(out, keys.len());
+                    for key in keys {
+                        resp::bulk(out, Some(key));
+                        if out.len() > FLUSH_AT {
+                            flush(out).await;
+                        }
+                    }
+                }
+                Step::Scan(next, slot) => {
+                    resp::array(out, 2);
+                    resp::bulk(out, Some(itoa::Buffer::new().format(next).as_bytes()));
+                    match get(&slot) {
+                        Outcome::Keys(keys) => {
+                            resp::array(out, keys.len());
+                            for key in keys {
+                                resp::bulk(out, Some(key));
+                            }
+                        }
+                        _ => resp::array(out, 0),
+                    }
+                }
+                Step::RandomKey(slots) => {
+                    let found: Vec<&Bytes> = slots
+                        .iter()
+                        .filter_map(|s| match get(s) {
+                            Outcome::Value(Some(key)) => Some(key),
+                            _ => None,
+                        })
+                        .collect();
+                    let pick = found.get(random_index(found.len()));
+                    resp::bulk(out, pick.map(|k| &k[..]));
+                }
+                Step::Info(mut text, slots) => {
+                    if !slots.is_empty() {
+                        let (mut keys, mut expires) = (0, 0);
+                        for slot in &slots {
+                            if let Outcome::Pair(k, e) = get(slot) {
+                                keys += k;
+                                expires += e;
+                            }
+                        }
+                        if keys > 0 {
+                            text.extend_from_slice(
+                                format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n")
+                                    .as_bytes(),
+                            );
+                        }
+                    }
+                    resp::bulk(out, Some(&text));
+                }
+                Step::ExecStart(check, count) => {
+                    if aborted.get(check).copied().unwrap_or(false) {
+                        out.extend_from_slice(b"*-1\r\n");
+                        skipping = true;
+                    } else {
+                        resp::array(out, count);
+                    }
+                }
+                Step::ExecEnd => skipping = false,
+            }
+            if out.len() > FLUSH_AT {
+                flush(out).await;
             }
         }
     }
+}
+
+/// Replies are handed to the connection in parts of about this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+fn random_index(len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos as usize % len
+}
+
+/// A watched key's version, from the batch's outcomes if it was pending.
+fn resolve(rounds: &[Vec<Vec<Outcome>>], version: Version) -> i64 {
+    match version {
+        Version::Known(version) => version,
+        Version::Pending((round, shard, index)) => {
+            match rounds.get(round).and_then(|r| r.get(shard)?.get(index)) {
+                Some(Outcome::Int(version)) => *version,
+                // The shard failed: no version matches (-2 is never one).
+                _ => -2,
+            }
+        }
+    }
+}
+
+async fn check_watched(router: &Router, shards: &mut Shards, watched: &[(Bytes, i64)]) -> bool {
+    if watched.is_empty() {
+        return true;
+    }
+    let mut ops = vec![Vec::new(); router.count];
+    let mut expected = vec![Vec::new(); router.count];
+    for (key, version) in watched {
+        let shard = router.of(key);
+        ops[shard].push(Op::Version(key.clone()));
+        expected[shard].push(*version);
+    }
+    let outcomes = shards.call(ops).await;
+    outcomes.iter().zip(&expected).all(|(got, want)| {
+        got.len() == want.len() && got.iter().zip(want).all(|(g, w)| *g == Outcome::Int(*w))
+    })
+}
+
+async fn run_special(router: &Router, shards: &mut Shards, special: Special) -> Bytes {
+    let mut out = BytesMut::new();
+    match special {
+        Special::Rename { from, to, nx } => {
+            let source = shards
+                .call_one(router.of(&from), Op::Dump(from.clone()))
+                .await;
+            match source {
+                Outcome::Entry(None) => resp::error_reply(&mut out, "ERR no such key"),
+                Outcome::Entry(Some((value, deadline))) => {
+                    if from == to {
+                        if nx {
+                            resp::integer(&mut out, 0);
+                        } else {
+                            out.extend_from_slice(OK);
+                        }
+                        return out.freeze();
+                    }
+                    if nx {
+                        let exists = shards
+                            .call_one(router.of(&to), Op::Exists(to.clone()))
+                            .await;
+                        if exists == Outcome::Int(1) {
+                            resp::integer(&mut out, 0);
+                            return out.freeze();
+                        }
+                    }
+                    shards.call_one(router.of(&from), Op::Del(from)).await;
+                    let put = shards
+                        .call_one(router.of(&to), Op::Restore(to, value, deadline))
+                        .await;
+                    match put {
+                        Outcome::Error(e) => resp::error_reply(&mut out, &e),
+                        _ if nx => resp::integer(&mut out, 1),
+                        _ => out.extend_from_slice(OK),
+                    }
+                }
+                other => value_reply(&mut out, &other),
+            }
+        }
+        Special::MsetNx(pairs) => {
+            let mut ops = vec![Vec::new(); router.count];
+            for (key, _) in &pairs {
+                ops[router.of(key)].push(Op::Exists(key.clone()));
+            }
+            let found = shards.call(ops).await;
+            if let Some(error) = found.iter().flatten().find_map(|o| match o {
+                Outcome::Error(e) => Some(e.clone()),
+                _ => None,
+            }) {
+                resp::error_reply(&mut out, &error);
+            } else if found.iter().flatten().any(|o| *o == Outcome::Int(1)) {
+                resp::integer(&mut out, 0);
+            } else {
+                let mut ops = vec![Vec::new(); router.count];
+                for (key, value) in pairs {
+                    ops[router.of(&key)].push(Op::Set {
+                        key,
+                        value,
+                        expiry: Expiry::Clear,
+                        condition: Condition::Always,
+                        get: false,
+                        command: "msetnx",
+                    });
+                }
+                let done = shards.call(ops).await;
+                match done.iter().flatten().find_map(|o| match o {
+                    Outcome::Error(e) => Some(e.clone()),
+                    _ => None,
+                }) {
+                    Some(e) => resp::error_reply(&mut out, &e),
+                    None => resp::integer(&mut out, 1),
+                }
+            }
+        }
+        Special::CheckWatched(_) => {}
+    }
+    out.freeze()
 }
 
 /// Shards answer in microseconds; a shard that takes this long is stuck.
@@ -389,17 +1342,148 @@ fn value_reply(out: &mut BytesMut, outcome: &Outcome) {
         Outcome::NotDone => resp::bulk(out, None),
         Outcome::Int(n) => resp::integer(out, *n),
         Outcome::Error(e) => resp::error_reply(out, e),
+        Outcome::Pair(..) | Outcome::Entry(_) | Outcome::Keys(_) => resp::bulk(out, None),
     }
+}
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`: RESP2 is served;
+/// RESP3 is refused with `-NOPROTO`, which clients take as "speak RESP2".
+fn hello(session: &mut Session, args: &[Bytes]) -> Step {
+    if let Some(version) = args.get(1) {
+        match parse_int(version) {
+            None => return error_step("ERR Protocol version is not an integer or out of range"),
+            Some(2) => {}
+            Some(_) => return error_step("NOPROTO sorry, this protocol version is not supported"),
+        }
+    }
+    let mut i = 2;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.len() {
+            if !valid_client_name(&args[i + 1]) {
+                return error_step(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            set_client_name(session, args[i + 1].clone());
+            i += 2;
+        } else if args[i].eq_ignore_ascii_case(b"AUTH") && i + 2 < args.len() {
+            return error_step("WRONGPASS invalid username-password pair or user is disabled.");
+        } else {
+            return error_step(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                quoted(&args[i])
+            ));
+        }
+    }
+    let id = session.id as i64;
+    now_reply(|out| {
+        resp::array(out, 14);
+        for (name, value) in [("server", "redis"), ("version", REDIS_VERSION)] {
+            resp::bulk(out, Some(name.as_bytes()));
+            resp::bulk(out, Some(value.as_bytes()));
+        }
+        resp::bulk(out, Some(b"proto"));
+        resp::integer(out, 2);
+        resp::bulk(out, Some(b"id"));
+        resp::integer(out, id);
+        for (name, value) in [("mode", "standalone"), ("role", "master")] {
+            resp::bulk(out, Some(name.as_bytes()));
+            resp::bulk(out, Some(value.as_bytes()));
+        }
+        resp::bulk(out, Some(b"modules"));
+        resp::array(out, 0);
+    })
+}
+
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn set_client_name(session: &Session, name: Bytes) {
+    if let Some(info) = crate_lock(&session.clients.list).get_mut(&session.id) {
+        info.name = name;
+    }
+}
+
+/// `CLIENT ID|SETNAME|GETNAME|LIST|SETINFO`.
+fn client(router: &Router, session: &mut Session, args: &[Bytes]) -> Step {
+    let sub = args[1].to_ascii_uppercase();
+    match (&sub[..], args.len()) {
+        (b"ID", 2) => now_reply(|out| resp::integer(out, session.id as i64)),
+        (b"SETNAME", 3) => {
+            if !valid_client_name(&args[2]) {
+                return error_step(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            set_client_name(session, args[2].clone());
+            Step::Now(Bytes::from_static(OK))
+        }
+        (b"GETNAME", 2) => {
+            let list = crate_lock(&router.clients.list);
+            let name = list
+                .get(&session.id)
+                .map(|info| info.name.clone())
+                .filter(|name| !name.is_empty());
+            now_reply(|out| resp::bulk(out, name.as_deref()))
+        }
+        (b"SETINFO", 4) => Step::Now(Bytes::from_static(OK)),
+        (b"LIST", 2) => {
+            let now = Instant::now();
+            let mut text = Vec::new();
+            let mut list = crate_lock(&router.clients.list);
+            if let Some(me) = list.get_mut(&session.id) {
+                me.last = now;
+            }
+            for (id, info) in list.iter() {
+                text.extend_from_slice(
+                    format!(
+                        "id={id} addr={} laddr={} fd=-1 name=",
+                        info.addr, info.laddr
+                    )
+                    .as_bytes(),
+                );
+                text.extend_from_slice(&info.name);
+                text.extend_from_slice(
+                    format!(
+                        " age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 \
+                         qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
+                         omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 \
+                         resp=2\n",
+                        now.duration_since(info.since).as_secs(),
+                        now.duration_since(info.last).as_secs(),
+                    )
+                    .as_bytes(),
+                );
+            }
+            now_reply(|out| resp::bulk(out, Some(&text)))
+        }
+        (b"ID" | b"SETNAME" | b"GETNAME" | b"LIST" | b"SETINFO", _) => error_step(&format!(
+            "ERR wrong number of arguments for 'client|{}' command",
+            String::from_utf8_lossy(&sub).to_ascii_lowercase()
+        )),
+        _ => error_step(&format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            quoted(&args[1])
+        )),
+    }
+}
+
+/// The process's resident memory in bytes (Linux; 0 elsewhere).
+pub(crate) fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }
 
 /// `CONFIG GET`: the persistence settings clients ask about (this store
 /// keeps everything in memory), nothing else.
 fn config_get(pattern: &[u8]) -> Step {
     const KNOWN: [(&str, &str); 2] = [("save", ""), ("appendonly", "no")];
-    let pattern = String::from_utf8_lossy(pattern).to_ascii_lowercase();
     let matching: Vec<_> = KNOWN
         .iter()
-        .filter(|(name, _)| pattern == "*" || pattern == *name)
+        .filter(|(name, _)| glob_match(&pattern.to_ascii_lowercase(), name.as_bytes()))
         .collect();
     now_reply(|out| {
         resp::array(out, matching.len() * 2);
@@ -410,35 +1494,245 @@ fn config_get(pattern: &[u8]) -> Step {
     })
 }
 
-fn printable(arg: &[u8]) -> String {
-    String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
+/// A time argument of `SET`/`SETEX`/`EXPIRE` & co., by Redis's checks:
+/// an integer; for `SET`/`GETEX`/`SETEX` (`relative_only`: not `EXPIRE`)
+/// above zero; seconds that fit in milliseconds. The sum with the clock is
+/// checked by the shard.
+fn expire_arg(
+    arg: &[u8],
+    seconds: bool,
+    absolute: bool,
+    command: &'static str,
+) -> Result<Ttl, Step> {
+    expire_value(arg, seconds, absolute, command).map_err(outcome_step)
 }
 
-/// Parses `SET`'s options: `EX s`, `PX ms`, `NX`, `XX`.
-fn set_options(args: &[Bytes]) -> Option<(Option<Duration>, Condition)> {
-    let mut ttl = None;
+/// As [`expire_arg`], the error as an outcome (for a shard to answer
+/// after its own checks).
+fn expire_value(
+    arg: &[u8],
+    seconds: bool,
+    absolute: bool,
+    command: &'static str,
+) -> Result<Ttl, Outcome> {
+    let n = parse_int(arg).ok_or(Outcome::Error(Cow::Borrowed(
+        "ERR value is not an integer or out of range",
+    )))?;
+    let expire_command = matches!(command, "expire" | "pexpire" | "expireat" | "pexpireat");
+    if !expire_command && n <= 0 {
+        return Err(invalid_expire(command));
+    }
+    let ms = if seconds {
+        n.checked_mul(1000).ok_or_else(|| invalid_expire(command))?
+    } else {
+        n
+    };
+    Ok(if absolute { Ttl::At(ms) } else { Ttl::In(ms) })
+}
+
+fn outcome_step(outcome: Outcome) -> Step {
+    now_reply(|out| value_reply(out, &outcome))
+}
+
+/// Parses `SET`'s options: `EX s`, `PX ms`, `EXAT s`, `PXAT ms`,
+/// `KEEPTTL`, `NX`, `XX`, `GET`. As in Redis, an option may repeat (the
+/// last time wins) but two kinds of expiry, or `NX` with `XX`, may not.
+fn set_options(args: &[Bytes]) -> Result<(Expiry, Condition, bool), Step> {
+    let mut kind: Option<Vec<u8>> = None;
+    let mut time = None;
     let mut condition = Condition::Always;
+    let mut get = false;
     let mut i = 0;
     while i < args.len() {
         let option = args[i].to_ascii_uppercase();
+        let same_kind = kind.as_ref().is_none_or(|k| *k == option);
         match &option[..] {
-            b"NX" if condition == Condition::Always => condition = Condition::IfAbsent,
-            b"XX" if condition == Condition::Always => condition = Condition::IfPresent,
-            b"EX" | b"PX" if ttl.is_none() => {
-                let n = parse_int(args.get(i + 1)?)?;
-                if n <= 0 {
-                    return None;
-                }
-                ttl = Some(if &option[..] == b"EX" {
-                    Duration::from_secs(n as u64)
-                } else {
-                    Duration::from_millis(n as u64)
-                });
+            b"NX" if condition != Condition::IfPresent => condition = Condition::IfAbsent,
+            b"XX" if condition != Condition::IfAbsent => condition = Condition::IfPresent,
+            b"GET" => get = true,
+            b"KEEPTTL" if same_kind => kind = Some(option),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if same_kind && i + 1 < args.len() => {
+                time = Some((option[0] == b'E', option.len() == 4, &args[i + 1]));
+                kind = Some(option);
                 i += 1;
             }
-            _ => return None,
+            _ => return Err(syntax_error()),
         }
         i += 1;
     }
-    Some((ttl, condition))
+    // The time is checked once the syntax is, as Redis does.
+    let expiry = match (kind.as_deref(), time) {
+        (Some(b"KEEPTTL"), _) => Expiry::Keep,
+        (_, Some((seconds, absolute, arg))) => {
+            Expiry::Set(expire_arg(arg, seconds, absolute, "set")?)
+        }
+        _ => Expiry::Clear,
+    };
+    Ok((expiry, condition, get))
+}
+
+/// Parses `GETEX`'s options: `EX`, `PX`, `EXAT`, `PXAT` or `PERSIST`
+/// (repeating one is allowed, mixing two is not).
+fn getex_options(args: &[Bytes]) -> Result<Result<Expiry, Outcome>, Step> {
+    let mut kind: Option<Vec<u8>> = None;
+    let mut time = None;
+    let mut i = 0;
+    while i < args.len() {
+        let option = args[i].to_ascii_uppercase();
+        let same_kind = kind.as_ref().is_none_or(|k| *k == option);
+        match &option[..] {
+            b"PERSIST" if same_kind => kind = Some(option),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if same_kind && i + 1 < args.len() => {
+                time = Some((option[0] == b'E', option.len() == 4, &args[i + 1]));
+                kind = Some(option);
+                i += 1;
+            }
+            _ => return Err(syntax_error()),
+        }
+        i += 1;
+    }
+    // The time is checked by the shard, after the key: Redis answers nil
+    // for a missing key whatever the time.
+    Ok(match (kind.as_deref(), time) {
+        (Some(b"PERSIST"), _) => Ok(Expiry::Clear),
+        (_, Some((seconds, absolute, arg))) => {
+            expire_value(arg, seconds, absolute, "getex").map(Expiry::Set)
+        }
+        _ => Ok(Expiry::Keep),
+    })
+}
+
+/// Parses `EXPIRE`'s options: `NX`, `XX`, `GT`, `LT`.
+fn expire_options(args: &[Bytes]) -> Result<ExpireIf, Step> {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for arg in args {
+        let option = arg.to_ascii_uppercase();
+        match &option[..] {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
+            _ => {
+                return Err(error_step(&format!(
+                    "ERR Unsupported option {}",
+                    quoted(arg)
+                )));
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(error_step(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(error_step(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(ExpireIf { nx, xx, gt, lt })
+}
+
+/// Redis's glob (`KEYS`, `SCAN MATCH`): `*`, `?`, `[abc]`, `[^a-z]`, and
+/// `\` escapes.
+pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    // Where to resume after the last `*`: (pattern, text).
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        let step = match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, t));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(p + 1),
+            Some(b'[') => class(pattern, p, text[t]),
+            Some(b'\\') if p + 1 < pattern.len() => (pattern[p + 1] == text[t]).then_some(p + 2),
+            Some(&c) => (c == text[t]).then_some(p + 1),
+            None => None,
+        };
+        match step {
+            Some(next) => {
+                p = next;
+                t += 1;
+            }
+            None => match star {
+                Some((sp, st)) => {
+                    p = sp;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[p] == '['`; returns
+/// where the pattern goes on, or `None` on no match.
+fn class(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
+    let mut i = p + 1;
+    let negate = pattern.get(i) == Some(&b'^');
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    while i < pattern.len() && pattern[i] != b']' {
+        if pattern[i] == b'\\' && i + 1 < pattern.len() {
+            matched |= pattern[i + 1] == c;
+            i += 2;
+        } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
+            let (lo, hi) = (
+                pattern[i].min(pattern[i + 2]),
+                pattern[i].max(pattern[i + 2]),
+            );
+            matched |= (lo..=hi).contains(&c);
+            i += 3;
+        } else {
+            matched |= pattern[i] == c;
+            i += 1;
+        }
+    }
+    (matched != negate).then_some(i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_as_redis_matches_them() {
+        assert!(glob_match(b"*", b"anything"));
+        assert!(glob_match(b"h?llo", b"hello"));
+        assert!(glob_match(b"h*llo", b"heeeello"));
+        assert!(glob_match(b"h[ae]llo", b"hallo"));
+        assert!(!glob_match(b"h[^e]llo", b"hello"));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo"));
+        assert!(glob_match(b"k\\*", b"k*"));
+        assert!(!glob_match(b"k\\*", b"kx"));
+        assert!(!glob_match(b"a*b", b"acd"));
+    }
+
+    #[test]
+    fn unknown_command_errors_carry_no_line_break() {
+        let args: Vec<Bytes> = ["FOO\r\n+OK", "a\nb", &"x".repeat(300)]
+            .iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect();
+        let Step::Now(reply) = unknown_command(&args) else {
+            panic!("an immediate reply")
+        };
+        assert_eq!(
+            reply.iter().filter(|&&b| b == b'\r' || b == b'\n').count(),
+            2
+        );
+        assert!(reply.ends_with(b"\r\n"));
+        assert!(
+            reply.starts_with(
+                b"-ERR unknown command 'FOO  +OK', with args beginning with: 'a b' 'xxx"
+            )
+        );
+    }
 }

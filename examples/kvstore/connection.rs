@@ -3,26 +3,44 @@
 //! the replies, in order.
 //!
 //! `data_received` is synchronous (the asyncio shape), so it only parses:
-//! every read becomes one [`Batch`] queued to the connection's executor, a
-//! task of the connection's own nursery. Pipelined requests therefore cost
-//! one shard call per shard per read, not one per request.
+//! the requests of every read go, as one message, to the connection's
+//! executor, a task of the connection's own nursery, which plans them as one
+//! [`Batch`] (with the connection's [`Session`]: its transaction, its
+//! watched keys). Pipelined requests therefore cost one shard call per
+//! shard per read, not one per request.
 //!
-//! Back-pressure: reading pauses while too many batches wait or while the
-//! client does not read its replies (`pause_writing`), and resumes when both
-//! clear — a slow reader holds its own connection back, nobody else's.
+//! A request that arrives in many small reads is parsed incrementally: the
+//! parser remembers how far it got ([`Progress`]), so each read costs what
+//! it brings, not the size of the request so far.
+//!
+//! Back-pressure, in bytes: reading pauses while too many reads wait for
+//! the executor or while the client does not read its replies
+//! (`pause_writing`); and the executor hands replies to the transport in
+//! parts of 64 KiB, waiting while more than [`WRITE_CEILING`] bytes are
+//! unsent. A slow reader therefore holds at most about that much of reply
+//! data in this process (plus references to values still stored), and
+//! holds back only itself: shard locks are released before replies are
+//! written.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
-use tokio::sync::mpsc;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{Notify, mpsc};
 use trellis::protocol::{Loop, Protocol, Transport};
 
-use crate::commands::{Batch, Router, Shards};
-use crate::resp::{self, Limits};
+use crate::commands::{Batch, Router, Session, Shards};
+use crate::resp::{self, Limits, Progress};
 
-/// Batches that may wait for the executor before reading pauses.
+/// Reads that may wait for the executor before reading pauses.
 const MAX_QUEUED: usize = 16;
+
+/// Unsent reply bytes above which the executor waits for the client.
+pub(crate) const WRITE_CEILING: usize = 256 * 1024;
+
+/// The input buffer's size when idle; a larger one (left by a large
+/// request) is given back once it is empty.
+const IDLE_INPUT: usize = 4 * 1024;
 
 /// Why reading is paused; shared by the protocol and its executor.
 #[derive(Default)]
@@ -48,15 +66,24 @@ impl Flow {
     }
 }
 
+/// The requests of one read, and the protocol error that ended it, if any.
+struct Read {
+    requests: Vec<Vec<Bytes>>,
+    error: Option<String>,
+}
+
 /// The per-connection state of the protocol.
 pub(crate) struct RespConnection {
     input: BytesMut,
+    progress: Progress,
     limits: Limits,
     router: Router,
     transport: Option<Transport>,
-    batches: Option<mpsc::UnboundedSender<Batch>>,
+    reads: Option<mpsc::UnboundedSender<Read>>,
     flow: Arc<Mutex<Flow>>,
-    /// A protocol error was answered: ignore the rest.
+    /// Woken when the transport's buffer drains (or the connection ends).
+    drained: Arc<Notify>,
+    /// A protocol error or `QUIT` was seen: ignore the rest.
     done: bool,
 }
 
@@ -64,36 +91,51 @@ impl RespConnection {
     /// A connection routing keys with `router`.
     pub(crate) fn new(router: Router, limits: Limits) -> Self {
         RespConnection {
-            input: BytesMut::with_capacity(16 * 1024),
+            input: BytesMut::new(),
+            progress: Progress::default(),
             limits,
             router,
             transport: None,
-            batches: None,
+            reads: None,
             flow: Arc::default(),
+            drained: Arc::default(),
             done: false,
         }
     }
 
-    fn queue(&mut self, batch: Batch) {
-        let (Some(batches), Some(transport)) = (&self.batches, &self.transport) else {
+    fn queue(&mut self, read: Read) {
+        let (Some(reads), Some(transport)) = (&self.reads, &self.transport) else {
             return;
         };
         let mut flow = self.flow.lock().unwrap();
         flow.queued += 1;
         flow.apply(transport);
         drop(flow);
-        let _ = batches.send(batch);
+        let _ = reads.send(read);
     }
 }
 
 impl Protocol for RespConnection {
     fn connection_made(&mut self, transport: Transport) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shards = Shards::new(&self.router);
-        let executor = execute(rx, shards, transport.clone(), self.flow.clone());
+        let info = transport.extra_info();
+        let show = |addr: &Option<trellis::protocol::SocketAddress>| {
+            addr.as_ref()
+                .and_then(|a| a.as_inet())
+                .map_or_else(String::new, |a| a.to_string())
+        };
+        let session = Session::new(&self.router, show(&info.peer_addr), show(&info.local_addr));
+        let executor = execute(
+            rx,
+            self.router.clone(),
+            session,
+            transport.clone(),
+            self.flow.clone(),
+            self.drained.clone(),
+        );
         match Loop::current().map(|l| l.spawn(executor)) {
             Some(Ok(_)) => {
-                self.batches = Some(tx);
+                self.reads = Some(tx);
                 self.transport = Some(transport);
             }
             _ => transport.abort(),
@@ -105,12 +147,18 @@ impl Protocol for RespConnection {
             return;
         }
         self.input.extend_from_slice(data);
-        let mut batch = Batch::new(self.router.count());
+        let mut read = Read {
+            requests: Vec::new(),
+            error: None,
+        };
         loop {
-            match resp::parse_request(&mut self.input, &self.limits) {
+            match resp::parse_request_from(&mut self.input, &self.limits, &mut self.progress) {
                 Ok(Some(args)) => {
-                    batch.add(&self.router, args);
-                    if batch.quit {
+                    let quit = args
+                        .first()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(b"QUIT"));
+                    read.requests.push(args);
+                    if quit {
                         self.done = true;
                         break;
                     }
@@ -118,16 +166,17 @@ impl Protocol for RespConnection {
                 Ok(None) => break,
                 Err(error) => {
                     // Answer what came before, then the error, then close.
-                    batch.protocol_error(&error.to_string());
+                    read.error = Some(error.to_string());
                     self.done = true;
                     break;
                 }
             }
         }
-        if !batch.is_empty() {
-            self.queue(batch);
+        if !read.requests.is_empty() || read.error.is_some() {
+            self.queue(read);
         }
-        if self.done {
+        if self.done || (self.input.is_empty() && self.input.capacity() > IDLE_INPUT) {
+            // Nothing pending: a large buffer left by a large request goes.
             self.input = BytesMut::new();
         }
     }
@@ -135,12 +184,13 @@ impl Protocol for RespConnection {
     fn eof_received(&mut self) -> bool {
         // Keep writing until the executor has answered what was asked; it
         // closes the transport when its queue ends.
-        self.batches = None;
+        self.reads = None;
         true
     }
 
     fn connection_lost(&mut self, _error: Option<io::Error>) {
-        self.batches = None;
+        self.reads = None;
+        self.drained.notify_one();
     }
 
     fn pause_writing(&mut self) {
@@ -157,33 +207,73 @@ impl Protocol for RespConnection {
             flow.writing_paused = false;
             flow.apply(transport);
         }
+        self.drained.notify_one();
     }
 }
 
-/// Runs the connection's batches in order and writes their replies.
+/// Hands `out` to the transport; the future waits while more than
+/// [`WRITE_CEILING`] bytes are unsent (or until the connection ends).
+fn flush(
+    transport: &Transport,
+    drained: &Arc<Notify>,
+    out: &mut BytesMut,
+) -> impl Future<Output = ()> + use<> {
+    let failed = !out.is_empty() && transport.write(out).is_err();
+    out.clear();
+    let transport = transport.clone();
+    let drained = drained.clone();
+    async move {
+        if failed {
+            return;
+        }
+        while transport.write_buffer_size() > WRITE_CEILING && !transport.is_closing() {
+            drained.notified().await;
+        }
+    }
+}
+
+/// Runs the connection's reads in order and writes their replies.
 async fn execute(
-    mut batches: mpsc::UnboundedReceiver<Batch>,
-    mut shards: Shards,
+    mut reads: mpsc::UnboundedReceiver<Read>,
+    router: Router,
+    mut session: Session,
     transport: Transport,
     flow: Arc<Mutex<Flow>>,
+    drained: Arc<Notify>,
 ) {
-    let mut out = BytesMut::with_capacity(16 * 1024);
-    while let Some(batch) = batches.recv().await {
+    let mut shards = Shards::new(&router);
+    let mut out = BytesMut::new();
+    while let Some(read) = reads.recv().await {
+        let mut batch = Batch::new(router.count());
+        for args in read.requests {
+            batch.add(&router, &mut session, args);
+        }
+        if let Some(error) = read.error {
+            batch.protocol_error(&error);
+        }
         let quit = batch.quit;
-        batch.run(&mut shards, &mut out).await;
+        batch
+            .run(&router, &mut shards, &mut session, &mut out, |out| {
+                flush(&transport, &drained, out)
+            })
+            .await;
         {
             let mut flow = flow.lock().unwrap();
             flow.queued -= 1;
             flow.apply(&transport);
         }
-        if transport.write(&out).is_err() {
-            return;
+        flush(&transport, &drained, &mut out).await;
+        if transport.is_closing() && !quit {
+            break;
         }
-        out.clear();
+        if out.capacity() > IDLE_INPUT {
+            out = BytesMut::new();
+        }
         if quit {
             break;
         }
     }
+    session.end(&router, &mut shards).await;
     // The client quit, sent a malformed request, or closed its side: flush
     // and close.
     transport.close();

@@ -9,12 +9,23 @@
 //! redis-benchmark -p 6380 -q -t set,get -n 100000 -c 50
 //! ```
 //!
-//! It speaks RESP2 (and inline commands): `PING`, `ECHO`, `GET`, `SET` (with
-//! `EX`/`PX`/`NX`/`XX`), `DEL`, `EXISTS`, `INCR`/`INCRBY`/`DECR`/`DECRBY`,
-//! `MGET`, `MSET`, `DBSIZE`, `FLUSHDB`, `COMMAND`, `CONFIG GET`, `QUIT`, and
+//! It speaks RESP2 (and inline commands; `HELLO 3` is refused with
+//! `-NOPROTO`, so RESP3 clients fall back) and serves the string and
+//! keyspace commands: `GET`, `SET` (`EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`,
+//! `NX`/`XX`, `GET`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`,
+//! `GETEX`, `MGET`, `MSET`, `MSETNX`, `APPEND`, `STRLEN`, `GETRANGE`,
+//! `SETRANGE`, `INCR`/`DECR`/`INCRBY`/`DECRBY`/`INCRBYFLOAT`, `DEL`,
+//! `UNLINK`, `EXISTS`, `TOUCH`, `TYPE`, `EXPIRE`/`PEXPIRE`/`EXPIREAT`/
+//! `PEXPIREAT` (`NX`/`XX`/`GT`/`LT`), `TTL`/`PTTL`, `EXPIRETIME`/
+//! `PEXPIRETIME`, `PERSIST`, `RENAME`/`RENAMENX`, `KEYS`, `SCAN`,
+//! `RANDOMKEY`, `DBSIZE`, `FLUSHDB`/`FLUSHALL`, `SELECT 0`, `MULTI`/`EXEC`/
+//! `DISCARD`/`WATCH`/`UNWATCH`, `CLIENT ID|SETNAME|GETNAME|LIST|SETINFO`,
+//! `INFO`, `PING`, `ECHO`, `HELLO`, `COMMAND`, `CONFIG GET`, `QUIT`; and
 //! with `--enable-debug-command`, `DEBUG PANIC <key>` (crashes the shard
-//! owning `<key>`: its supervisor restarts it, empty). The data lives in memory only. SIGINT/SIGTERM stop
-//! it gracefully.
+//! owning `<key>`: its supervisor restarts it, empty). Multi-key commands
+//! and transactions are atomic across shards (see `commands.rs`). Other
+//! data types' commands get Redis's unknown-command error. The data lives
+//! in memory only. SIGINT/SIGTERM stop it gracefully.
 //!
 //! Files: `server.rs` (the supervision tree), `connection.rs` (one client),
 //! `commands.rs` (requests → shard operations → replies), `shard.rs` (the
@@ -44,7 +55,9 @@ OPTIONS:
     --addr HOST:PORT         where to listen [default: 127.0.0.1:6380]
     --shards N               gen_server shards owning the data [default: the number of cores]
     --max-bulk BYTES         largest bulk string accepted [default: 536870912, as Redis]
-    --max-connections N      most clients served at once [default: 10000]
+    --max-connections N      most clients served at once [default: 10000, lowered to
+                             the open-file limit less --reserved-fds, as Redis's maxclients]
+    --reserved-fds N         descriptors kept out of the client cap [default: 32]
     --enable-debug-command   serve DEBUG PANIC <key>, which crashes that key's shard
     -h, --help               print this help
 ";
@@ -57,6 +70,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
         limits: Limits::default(),
         max_connections: 10_000,
         debug_command: false,
+        reserved_fds: 32,
     };
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -66,6 +80,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             "--addr" => config.addr = value("--addr")?,
             "--shards" => config.shards = number(&value("--shards")?, "--shards")?,
             "--max-bulk" => config.limits.max_bulk = number(&value("--max-bulk")?, "--max-bulk")?,
+            "--reserved-fds" => {
+                config.reserved_fds = number(&value("--reserved-fds")?, "--reserved-fds")?
+            }
             "--max-connections" => {
                 config.max_connections = number(&value("--max-connections")?, "--max-connections")?
             }

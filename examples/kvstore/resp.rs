@@ -44,16 +44,104 @@ fn error<T>(message: impl Into<String>) -> Result<T, ProtocolError> {
     Err(ProtocolError(message.into()))
 }
 
+/// Parses a decimal integer by Redis's rules (its `string2ll`): an optional
+/// `-`, then digits with no leading zero (`0` alone is fine); no `+`, no
+/// spaces, no `-0`, and it must fit an `i64`.
+pub(crate) fn strict_i64(digits: &[u8]) -> Option<i64> {
+    let (negative, body) = match digits {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, digits),
+    };
+    match body {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut n: i64 = 0;
+    for &d in body {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
+    }
+    Some(n)
+}
+
+/// Parses a decimal integer header line (`*3`, `$5`) at `from`; returns the
+/// number (`None` if it is not one by Redis's rules) and where the next
+/// line starts.
+///
+/// A line longer than `max_line` is refused whether it is complete or not,
+/// so that the answer never depends on how the bytes were split.
+#[allow(clippy::type_complexity)]
+fn header(
+    buf: &[u8],
+    from: usize,
+    max_line: usize,
+    too_big: &str,
+) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+    let Some(newline) = memchr::memchr(b'\n', &buf[from..]) else {
+        if buf.len() - from > max_line {
+            return error(too_big);
+        }
+        return Ok(None);
+    };
+    if newline > max_line {
+        return error(too_big);
+    }
+    // `buf[from]` is the type byte, so the line has at least one byte.
+    let newline = from + newline;
+    let digits = match buf[from + 1..newline].strip_suffix(b"\r") {
+        Some(digits) => strict_i64(digits),
+        None => None,
+    };
+    Ok(Some((digits, newline + 1)))
+}
+
+/// Where the parser stopped inside a multibulk request that has not all
+/// come yet, so that the next read goes on from there instead of scanning
+/// the request again from its start.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Arguments still expected (0: no request in progress).
+    remaining: usize,
+    /// Where the next argument's header starts.
+    at: usize,
+    /// The arguments found so far, as spans of the buffer.
+    spans: Vec<(usize, usize)>,
+}
+
 /// Takes one complete request off the front of `buf`: its arguments, or
 /// `Ok(None)` if more bytes are needed (nothing is consumed then).
+#[cfg_attr(not(test), allow(dead_code))] // The fuzz tests use it.
 pub(crate) fn parse_request(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    parse_request_from(buf, limits, &mut Progress::default())
+}
+
+/// As [`parse_request`], going on from `progress` (what an earlier call
+/// found of a request not yet complete) and leaving it for the next call.
+pub(crate) fn parse_request_from(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    if progress.remaining > 0 {
+        return parse_arguments(buf, limits, progress);
+    }
     loop {
         match buf.first() {
             None => return Ok(None),
-            Some(b'*') => return parse_multibulk(buf, limits),
+            Some(b'*') => return parse_multibulk(buf, limits, progress),
             // Empty lines between requests are ignored, as Redis does.
             Some(b'\r' | b'\n') => buf.advance(1),
             Some(_) => match parse_inline(buf, limits)? {
@@ -64,40 +152,16 @@ pub(crate) fn parse_request(
     }
 }
 
-/// Parses a decimal integer header line (`*3`, `$5`) at `from`; returns the
-/// number and where the next line starts.
-///
-/// A line longer than `max_line` is refused whether it is complete or not,
-/// so that the answer never depends on how the bytes were split.
-fn header(buf: &[u8], from: usize, max_line: usize) -> Result<Option<(i64, usize)>, ProtocolError> {
-    let Some(newline) = memchr::memchr(b'\n', &buf[from..]) else {
-        if buf.len() - from > max_line {
-            return error("too big header line");
-        }
-        return Ok(None);
-    };
-    if newline > max_line {
-        return error("too big header line");
-    }
-    // `buf[from]` is the type byte, so the line has at least one byte.
-    let newline = from + newline;
-    if buf[newline - 1] != b'\r' {
-        return error("expected '\\r\\n' line ending");
-    }
-    let digits = buf.get(from + 1..newline - 1).unwrap_or_default();
-    let text = std::str::from_utf8(digits).map_err(|_| ProtocolError("invalid length".into()))?;
-    let n: i64 = text
-        .parse()
-        .map_err(|_| ProtocolError(format!("invalid length '{text}'")))?;
-    Ok(Some((n, newline + 1)))
-}
-
 fn parse_multibulk(
     buf: &mut BytesMut,
     limits: &Limits,
+    progress: &mut Progress,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some((count, mut at)) = header(buf, 0, 32)? else {
+    let Some((count, at)) = header(buf, 0, 32, "too big mbulk count string")? else {
         return Ok(None);
+    };
+    let Some(count) = count else {
+        return error("invalid multibulk length");
     };
     if count <= 0 {
         buf.advance(at);
@@ -106,41 +170,77 @@ fn parse_multibulk(
     if count as u64 > limits.max_args as u64 {
         return error("invalid multibulk length");
     }
-    // First pass: check the request is complete, without copying. Room is
-    // made for the arguments the buffer can hold (each takes at least
-    // `$0\r\n\r\n`), not for the count claimed: `*1048576\r\n` alone must
-    // not allocate 16 MiB.
-    let mut spans = Vec::with_capacity((count as usize).min((buf.len() - at) / 6));
-    for _ in 0..count {
+    // Room is made for the arguments the buffer can hold (each takes at
+    // least `$0\r\n\r\n`), not for the count claimed: `*1048576\r\n`
+    // alone must not allocate 16 MiB.
+    *progress = Progress {
+        remaining: count as usize,
+        at,
+        spans: Vec::with_capacity((count as usize).min((buf.len() - at) / 6)),
+    };
+    parse_arguments(buf, limits, progress)
+}
+
+/// Checks the arguments of a multibulk request as far as they have come,
+/// without copying; once all have, splits the request off.
+fn parse_arguments(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    while progress.remaining > 0 {
+        let at = progress.at;
         match buf.get(at) {
             None => return Ok(None),
             Some(b'$') => {}
-            Some(&other) => return error(format!("expected '$', got '{}'", other as char)),
+            Some(&other) => {
+                *progress = Progress::default();
+                return error(format!("expected '$', got '{}'", printable_byte(other)));
+            }
         }
-        let Some((len, start)) = header(buf, at, 32)? else {
+        let Some((len, start)) = header(buf, at, 32, "too big bulk count string")
+            .inspect_err(|_| *progress = Progress::default())?
+        else {
             return Ok(None);
         };
-        if len < 0 || len as u64 > limits.max_bulk as u64 {
+        let Some(len) = len.filter(|&len| len >= 0 && len as u64 <= limits.max_bulk as u64) else {
+            *progress = Progress::default();
             return error("invalid bulk length");
-        }
+        };
         let end = start.saturating_add(len as usize);
         if buf.len() < end.saturating_add(2) {
+            // Room grows with what arrives (amortised doubling), never by
+            // the length a header claims.
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
+            *progress = Progress::default();
             return error("bulk string not terminated by '\\r\\n'");
         }
-        spans.push((start, end));
-        at = end + 2;
+        progress.spans.push((start, end));
+        progress.at = end + 2;
+        progress.remaining -= 1;
     }
-    // Second pass: split the request off and slice the arguments out of it.
-    let request = buf.split_to(at).freeze();
+    // Split the request off and slice the arguments out of it.
+    let request = buf.split_to(progress.at).freeze();
+    let spans = std::mem::take(&mut progress.spans);
+    *progress = Progress::default();
     Ok(Some(
         spans
             .into_iter()
             .map(|(start, end)| request.slice(start..end))
             .collect(),
     ))
+}
+
+/// A byte as Redis prints it in "expected '$', got …": itself if printable,
+/// else a space (so that no error reply carries a control byte).
+fn printable_byte(byte: u8) -> char {
+    if byte.is_ascii_graphic() {
+        char::from(byte)
+    } else {
+        ' '
+    }
 }
 
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
@@ -265,8 +365,18 @@ pub(crate) fn simple(out: &mut BytesMut, text: &str) {
 
 /// Appends an error reply (`-ERR …`); `text` includes the error code.
 pub(crate) fn error_reply(out: &mut BytesMut, text: &str) {
+    error_reply_bytes(out, text.as_bytes());
+}
+
+/// Appends an error reply from raw bytes (which may echo a client's
+/// arguments): CR and LF become spaces, as Redis maps them, so that an
+/// error can never end early and smuggle a reply of its own.
+pub(crate) fn error_reply_bytes(out: &mut BytesMut, text: &[u8]) {
     out.extend_from_slice(b"-");
-    out.extend_from_slice(text.as_bytes());
+    out.extend(
+        text.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
     out.extend_from_slice(b"\r\n");
 }
 
@@ -402,12 +512,14 @@ mod tests {
         let input = format!("*1\r\n${}4\r\nPING\r\n", "0".repeat(40));
         assert!(parse_all(input.as_bytes()).is_err());
         assert!(parse_bytewise(input.as_bytes(), &Limits::default()).is_err());
-        // 32 bytes before the newline is still a header.
+        // 32 bytes before the newline is still a header (one that Redis's
+        // rules refuse for its leading zeros).
         let input = format!("*{}1\r\n$4\r\nPING\r\n", "0".repeat(29));
-        assert_eq!(parse_all(input.as_bytes()).unwrap(), [vec!["PING"]]);
+        let invalid = Err(ProtocolError("invalid multibulk length".into()));
+        assert_eq!(parse_all(input.as_bytes()), invalid);
         assert_eq!(
-            parse_bytewise(input.as_bytes(), &Limits::default()).unwrap(),
-            [vec!["PING"]]
+            parse_bytewise(input.as_bytes(), &Limits::default()),
+            invalid
         );
     }
 
@@ -432,6 +544,70 @@ mod tests {
             parse_bytewise(b"GET key\r\n", &limits).unwrap(),
             [vec!["GET", "key"]]
         );
+    }
+
+    #[test]
+    fn integers_follow_redis_rules() {
+        for good in [
+            "0",
+            "5",
+            "-5",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(strict_i64(good.as_bytes()), good.parse().ok(), "{good}");
+        }
+        for bad in [
+            "+5",
+            "007",
+            "-0",
+            "",
+            "-",
+            " 5",
+            "5 ",
+            "9223372036854775808",
+            "1e3",
+        ] {
+            assert_eq!(strict_i64(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn headers_are_refused_unless_redis_would_read_them() {
+        let multibulk = Err(ProtocolError("invalid multibulk length".into()));
+        let bulk = Err(ProtocolError("invalid bulk length".into()));
+        assert_eq!(parse_all(b"*01\r\n$4\r\nPING\r\n"), multibulk);
+        assert_eq!(parse_all(b"*+1\r\n$4\r\nPING\r\n"), multibulk);
+        assert_eq!(parse_all(b"*1\r\n$+4\r\nPING\r\n"), bulk);
+        assert_eq!(parse_all(b"*1\r\n$04\r\nPING\r\n"), bulk);
+        assert_eq!(parse_all(b"*1\r\n$-0\r\n\r\n"), bulk);
+        // No reply text echoes a header: a CR inside one stays out.
+        let error = parse_all(b"*1\r2\r\n").unwrap_err().to_string();
+        assert!(!error.contains('\r'), "{error:?}");
+    }
+
+    #[test]
+    fn a_request_trickled_in_pieces_is_scanned_once() {
+        // 20,000 arguments, fed 7 bytes at a time: with the progress kept,
+        // each piece costs only its own bytes.
+        let args: Vec<Vec<u8>> = (0..20_000).map(|i| format!("v{i}").into_bytes()).collect();
+        let wire = encode(&args);
+        let mut buf = BytesMut::new();
+        let mut progress = Progress::default();
+        let mut parsed = None;
+        for piece in wire.chunks(7) {
+            buf.extend_from_slice(piece);
+            if let Some(request) =
+                parse_request_from(&mut buf, &Limits::default(), &mut progress).unwrap()
+            {
+                parsed = Some(request);
+            }
+            // Never more than one argument's worth rescanned: the progress
+            // points at most a few bytes behind the buffer's end.
+            assert!(progress.remaining == 0 || buf.len() - progress.at < 32);
+        }
+        assert_eq!(parsed.unwrap().len(), 20_000);
+        assert!(buf.is_empty());
     }
 
     proptest! {

@@ -14,9 +14,18 @@
 //! Shards start first, so the listener never accepts a request no shard can
 //! answer. A shard that crashes is restarted empty under its name, and the
 //! next batch of every connection finds the new incarnation. The listener
-//! and its connection supervisor form one child: if accepting fails, both
-//! are restarted together (a fresh bind), and connection handlers are
-//! temporary — a connection that ends is not restarted.
+//! and its connection supervisor form one child: if the listener itself
+//! fails, both are restarted together (a fresh bind), and connection
+//! handlers are temporary — a connection that ends is not restarted.
+//!
+//! Running out of file descriptors (or buffers, or memory) is not the
+//! listener's failure: `accept` errors `EMFILE`, `ENFILE`, `ENOBUFS` and
+//! `ENOMEM` pause accepting for 100 ms and retry, as `trellis::net` does,
+//! and the connected clients go on. To keep clear of that limit, the
+//! number of clients is capped as Redis caps `maxclients`: the descriptor
+//! limit (`ulimit -n`) less a reserve of 32, or `--max-connections` if
+//! lower; a client past the cap is answered `-ERR max number of clients
+//! reached` and closed.
 
 use std::io;
 use std::net::SocketAddr;
@@ -51,6 +60,41 @@ pub(crate) struct Config {
     /// Serve `DEBUG PANIC <key>`, which crashes a shard (for tests and demos
     /// of supervision; off by default, as any client could use it).
     pub(crate) debug_command: bool,
+    /// File descriptors kept out of `maxclients` (Redis: 32).
+    pub(crate) reserved_fds: usize,
+}
+
+/// The process's soft limit on open files (Linux: `/proc/self/limits`).
+pub(crate) fn fd_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Most clients served at once: the configured cap, lowered to the
+/// descriptor limit less the reserve.
+pub(crate) fn max_clients(config: &Config) -> usize {
+    match fd_limit() {
+        Some(limit) => config
+            .max_connections
+            .min(limit.saturating_sub(config.reserved_fds).max(1)),
+        None => config.max_connections,
+    }
+}
+
+/// Counts a connection as connected while it lives.
+struct Connected(Arc<crate::commands::Clients>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0
+            .connected
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The application's start function: runs the tree, reports started once
@@ -113,10 +157,16 @@ async fn front(
         .ok_or_else(|| io::Error::other("no address to listen on"))?;
     let local = listener.local_addr()?;
     let router = Router::new(&config.name, config.shards, config.debug_command);
+    router.set_port(local.port());
+    let max = max_clients(&config);
+    router
+        .clients()
+        .max
+        .store(max, std::sync::atomic::Ordering::Relaxed);
     nursery(|n| async move {
         let options = DynamicSupervisorOptions::new()
             .name(format!("{}-connections", config.name))
-            .max_children(config.max_connections);
+            .max_children(max.saturating_add(16));
         let connections = dynamic_supervisor::start(&n, options)
             .await
             .map_err(io::Error::other)?;
@@ -124,7 +174,7 @@ async fn front(
             *bound.lock().unwrap() = Some(local);
         }
         status.started(local);
-        tracing::info!(%local, shards = config.shards, "kvstore listening");
+        tracing::info!(%local, shards = config.shards, maxclients = max, "kvstore listening");
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -134,13 +184,33 @@ async fn front(
             };
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
-                // One bad connection (reset before accept, …) is not the
-                // listener's failure.
-                Err(error) if is_transient(&error) => continue,
-                Err(error) => return Err(error),
+                Err(error) => match classify(&error) {
+                    // One bad connection (reset before accept, …) is not
+                    // the listener's failure.
+                    AcceptError::Connection => continue,
+                    // Out of descriptors, buffers or memory: wait for some
+                    // to come back; the connected clients go on.
+                    AcceptError::Exhausted => {
+                        tracing::warn!(%error, "accept failed; retrying in 100 ms");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                        continue;
+                    }
+                    AcceptError::Fatal => return Err(error),
+                },
             };
+            let clients = router.clients().clone();
+            let connected = clients
+                .connected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let guard = Connected(clients);
+            if connected >= max {
+                // As Redis: an answer, then the door.
+                let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
+                drop(guard);
+                continue;
+            }
             let _ = stream.set_nodelay(true);
-            let stream = Mutex::new(Some(stream));
+            let stream = Mutex::new(Some((stream, guard)));
             let router = router.clone();
             let limits = config.limits;
             let spec = ChildSpec::task(format!("connection {peer}"), move || {
@@ -148,7 +218,7 @@ async fn front(
                 let protocol = RespConnection::new(router.clone(), limits);
                 async move {
                     // A temporary child runs once: the stream is always there.
-                    if let Some(stream) = stream {
+                    if let Some((stream, _connected)) = stream {
                         // A connection's own nursery holds its executor task.
                         // A graceful stop closes the connection; replies not
                         // yet written are lost with it.
@@ -175,10 +245,29 @@ async fn front(
     .map_err(io::Error::other)
 }
 
-fn is_transient(error: &std::io::Error) -> bool {
+/// How long accepting pauses when the process ran out of something.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// What an `accept` error means for the listener.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// One connection failed: accept the next.
+    Connection,
+    /// The process or system ran out of descriptors, buffers or memory:
+    /// pause, then retry.
+    Exhausted,
+    /// The listener is unusable.
+    Fatal,
+}
+
+/// Classifies an `accept` error as `trellis::net` does.
+pub(crate) fn classify(error: &io::Error) -> AcceptError {
     use std::io::ErrorKind::*;
-    matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    )
+    match error.kind() {
+        ConnectionAborted | ConnectionReset | ConnectionRefused | PermissionDenied | TimedOut
+        | Interrupted | WouldBlock => AcceptError::Connection,
+        InvalidInput | Unsupported => AcceptError::Fatal,
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM and any other error.
+        _ => AcceptError::Exhausted,
+    }
 }

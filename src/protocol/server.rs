@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 
 use super::transport::Driver;
 use super::{Protocol, ProtocolError, Socket, SocketAddress};
+use crate::net::AcceptError;
 use crate::sync::Event;
 use crate::{Nursery, NurseryError, NurseryOptions, SpawnOptions, nursery, nursery_with};
 
@@ -388,23 +389,22 @@ where
                     .map(drop)
                     .map_err(io::Error::other)?;
             }
-            Some(Err(error)) => {
-                use io::ErrorKind::*;
-                match error.kind() {
-                    ConnectionAborted | ConnectionReset | ConnectionRefused | PermissionDenied
-                    | TimedOut | Interrupted | WouldBlock => {
-                        tracing::debug!(%error, "accept failed for one connection");
-                    }
-                    InvalidInput | Unsupported => {
-                        tracing::error!(%error, "accept failed; the server stops");
-                        return Err(error);
-                    }
-                    _ => {
-                        tracing::error!(%error, "accept failed; retrying");
-                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    }
+            Some(Err(error)) => match AcceptError::classify(&error) {
+                AcceptError::Connection => {
+                    tracing::debug!(%error, "accept failed for one connection");
                 }
-            }
+                AcceptError::Fatal => {
+                    tracing::error!(%error, "accept failed; the server stops");
+                    return Err(error);
+                }
+                // Out of descriptors, buffers or memory (EMFILE, ENFILE,
+                // ENOBUFS, ENOMEM): the open connections go on; accepting
+                // pauses, then retries.
+                AcceptError::Exhausted => {
+                    tracing::error!(%error, "accept failed; retrying");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
         }
     }
 }
