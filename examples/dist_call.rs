@@ -39,7 +39,11 @@ pub struct App {
 /// Those of [`DistNode::call`].
 pub async fn which_applications(node: &DistNode, peer: &str) -> Result<Vec<App>, DistError> {
     let apps: Vec<(Atom, String, String)> = node
-        .call(("application_controller", peer), atom("which_applications"), TIMEOUT)
+        .call(
+            ("application_controller", peer),
+            atom("which_applications"),
+            TIMEOUT,
+        )
         .await?;
     Ok(apps
         .into_iter()
@@ -75,7 +79,10 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         for app in which_applications(&node, &peer).await? {
             println!("{:<12} {:<10} {}", app.name, app.version, app.description);
         }
-        match node.call::<Term>(("no_such_server", peer.as_str()), atom("hi"), TIMEOUT).await {
+        match node
+            .call::<Term>(("no_such_server", peer.as_str()), atom("hi"), TIMEOUT)
+            .await
+        {
             Err(DistError::NoProcess { to }) => println!("calling {to}: noproc, at once"),
             other => println!("calling no_such_server: {other:?}"),
         }

@@ -58,7 +58,7 @@ mod term;
 
 pub use term::{
     Atom, ErlPid, ErlRef, FromTerm, Term, TermError, ToTerm, as_atom, as_tuple, atom, tagged,
-    tuple,
+    tuple, wire_safe,
 };
 
 /// The default `net_ticktime`, as Erlang's.
@@ -584,11 +584,15 @@ impl Inner {
             Message::MonitorP(m) => match self.resolve_local(&m.to_proc) {
                 Some(0) => {}
                 Some(id) => {
-                    self.state().watched_by.entry(id).or_default().push(Watcher {
-                        pid: m.from_pid,
-                        reference: m.reference,
-                        target: m.to_proc,
-                    });
+                    self.state()
+                        .watched_by
+                        .entry(id)
+                        .or_default()
+                        .push(Watcher {
+                            pid: m.from_pid,
+                            reference: m.reference,
+                            target: m.to_proc,
+                        });
                 }
                 None => {
                     self.send_to(
@@ -758,7 +762,9 @@ impl Inner {
                 node: peer.to_string(),
                 reason: reason.clone(),
             };
-            state.node_watchers.retain(|w| w.send(event.clone()).is_ok());
+            state
+                .node_watchers
+                .retain(|w| w.send(event.clone()).is_ok());
             (downs, exits)
         };
         tracing::warn!(node = %peer, %reason, "distribution connection down");
@@ -800,7 +806,11 @@ impl Inner {
             if state.conns.contains_key(node) {
                 return Ok(());
             }
-            state.connecting.entry(node.to_string()).or_default().clone()
+            state
+                .connecting
+                .entry(node.to_string())
+                .or_default()
+                .clone()
         };
         let _attempt = gate.lock().await;
         if self.is_connected(node) {
@@ -830,6 +840,7 @@ impl Inner {
     }
 
     async fn send(self: &Arc<Self>, from: &ErlPid, to: &Dest, term: Term) -> Result<(), DistError> {
+        let term = term::wire_safe(term);
         match to {
             Dest::Pid(pid) if pid.node.name == self.name => {
                 self.deliver(
@@ -893,6 +904,7 @@ impl Inner {
     /// Removes mailbox `id`: its monitors on others end, its watchers get
     /// `DOWN` and its links `EXIT` with `reason`.
     fn close_mailbox(&self, id: u32, reason: Term) {
+        let reason = term::wire_safe(reason);
         let (watchers, links, watching) = {
             let mut state = self.state();
             state.mailboxes.remove(&id);
@@ -922,7 +934,10 @@ impl Inner {
         }
         for pid in links {
             let node = pid.node.name.clone();
-            self.send_to(&node, Message::payload_exit(me.clone(), pid, reason.clone()));
+            self.send_to(
+                &node,
+                Message::payload_exit(me.clone(), pid, reason.clone()),
+            );
         }
         for (ids, node, process) in watching {
             let target = match process {
@@ -1032,7 +1047,10 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
             reason: e.to_string(),
         })?
         .port();
-    let alive = name.split_once('@').map_or(name.as_str(), |(a, _)| a).to_string();
+    let alive = name
+        .split_once('@')
+        .map_or(name.as_str(), |(a, _)| a)
+        .to_string();
     let (registration, creation) = conn::epmd_register(&alive, port, epmd_port).await?;
     let inner = Arc::new(Inner {
         name,
@@ -1049,12 +1067,7 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
         state: Mutex::new(State::default()),
         tasks: Mutex::new(Vec::new()),
     });
-    inner.spawn(keep_registered(
-        registration,
-        alive,
-        port,
-        epmd_port,
-    ));
+    inner.spawn(keep_registered(registration, alive, port, epmd_port));
     let acceptor = inner.clone();
     inner.spawn(async move {
         loop {
@@ -1245,14 +1258,15 @@ impl DistNode {
                 let me = mailbox.pid.clone();
                 inner.spawn(async move {
                     let reply = match S::Call::from_term(request) {
-                        Ok(request) => match handle.call(request, Duration::from_secs(3600)).await
-                        {
-                            Ok(reply) => reply.to_term(),
-                            Err(error) => {
-                                tracing::warn!(%error, "exported gen_server call failed");
-                                tagged("error", vec![error.to_string().to_term()])
+                        Ok(request) => {
+                            match handle.call(request, Duration::from_secs(3600)).await {
+                                Ok(reply) => reply.to_term(),
+                                Err(error) => {
+                                    tracing::warn!(%error, "exported gen_server call failed");
+                                    tagged("error", vec![error.to_string().to_term()])
+                                }
                             }
-                        },
+                        }
                         Err(error) => {
                             tracing::warn!(%error, "request from the cluster does not convert");
                             tagged("error", vec![atom("badarg")])
@@ -1286,7 +1300,9 @@ fn gen_call_parts(term: Term) -> Option<(ErlPid, Term, Term)> {
     }
     let Term::Tuple(from) = from else { return None };
     let [caller, tag]: [Term; 2] = from.elements.try_into().ok()?;
-    let Term::Pid(caller) = caller else { return None };
+    let Term::Pid(caller) = caller else {
+        return None;
+    };
     Some((caller, tag, request))
 }
 
@@ -1474,9 +1490,10 @@ impl DistMailbox {
         loop {
             match self.recv().await {
                 None => return Err(DistError::Stopped),
-                Some(Incoming::Message { term: Term::Tuple(t), .. })
-                    if t.elements.len() == 2 && t.elements[0] == tag =>
-                {
+                Some(Incoming::Message {
+                    term: Term::Tuple(t),
+                    ..
+                }) if t.elements.len() == 2 && t.elements[0] == tag => {
                     self.demonitor(&monitor);
                     let mut elements = t.elements;
                     return Ok(elements.pop().unwrap_or_else(|| atom("undefined")));

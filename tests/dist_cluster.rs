@@ -170,6 +170,12 @@ async fn a_trellis_call_reaches_an_erlang_gen_server_by_name_and_by_pid() {
         .await
         .unwrap();
     assert_eq!(reply, (atom("echo"), "hi".to_string()));
+    // Typed values both ways; negative integers stay negative.
+    let reply: (Term, Vec<i32>) = node
+        .call(("echo", erl.name.as_str()), vec![-1i32, 5, 70_000], WAIT)
+        .await
+        .unwrap();
+    assert_eq!(reply.1, vec![-1, 5, 70_000]);
     // By pid: the server's own pid, which it tells.
     let pid: dist::ErlPid = node
         .call(("echo", erl.name.as_str()), atom("whoami"), WAIT)
@@ -200,7 +206,11 @@ async fn a_node_killed_during_a_call_fails_the_call_with_node_down() {
     let mut erl = ErlNode::start(&unique("server"), COOKIE, node.name(), READY);
     erl.expect("ready").await;
     node.connect(&erl.name).await.unwrap();
-    let call = node.call::<Term>(("echo", erl.name.as_str()), atom("stall"), Duration::from_secs(60));
+    let call = node.call::<Term>(
+        ("echo", erl.name.as_str()),
+        atom("stall"),
+        Duration::from_secs(60),
+    );
     let kill = async {
         // The call is sent before the kill: both run on this task, the call first.
         tokio::task::yield_now().await;
@@ -208,7 +218,10 @@ async fn a_node_killed_during_a_call_fails_the_call_with_node_down() {
         erl.signal("-9");
     };
     let (result, ()) = tokio::join!(call, kill);
-    assert!(matches!(result, Err(DistError::NodeDown { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(DistError::NodeDown { .. })),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -221,8 +234,13 @@ async fn a_server_that_stops_during_a_call_fails_it_with_its_reason() {
         .await;
     // `stop` replies `stopped` before it ends: the reply wins.
     assert_eq!(result, Ok(atom("stopped")));
-    let result = node.call::<Term>(("echo", erl.name.as_str()), atom("x"), WAIT).await;
-    assert!(matches!(result, Err(DistError::NoProcess { .. })), "{result:?}");
+    let result = node
+        .call::<Term>(("echo", erl.name.as_str()), atom("x"), WAIT)
+        .await;
+    assert!(
+        matches!(result, Err(DistError::NoProcess { .. })),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]

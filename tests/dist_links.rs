@@ -59,7 +59,10 @@ async fn monitoring_a_name_nobody_holds_is_down_noproc_at_once() {
     let mut erl = ErlNode::start(&unique("server"), COOKIE, node.name(), READY);
     erl.expect("ready").await;
     let mut mailbox = node.mailbox().unwrap();
-    mailbox.monitor(("nobody", erl.name.as_str())).await.unwrap();
+    mailbox
+        .monitor(("nobody", erl.name.as_str()))
+        .await
+        .unwrap();
     let Incoming::Down { reason, .. } = next(&mut mailbox).await else {
         panic!("not a DOWN")
     };
@@ -99,7 +102,10 @@ async fn links_carry_exits_both_ways() {
     );
     erl.expect("ready").await;
     // Ours → theirs: a link to the doomed process, then `go`.
-    let Incoming::Message { from: Some(doomed), .. } = next(&mut inbox).await else {
+    let Incoming::Message {
+        from: Some(doomed), ..
+    } = next(&mut inbox).await
+    else {
         panic!("no pid")
     };
     inbox.link(&doomed).await.unwrap();
@@ -112,7 +118,10 @@ async fn links_carry_exits_both_ways() {
     let mut mailbox = node.mailbox().unwrap();
     let me = mailbox.pid().clone();
     mailbox
-        .send(("fwd", erl.name.as_str()), tuple(vec![atom("link"), me.to_term()]))
+        .send(
+            ("fwd", erl.name.as_str()),
+            tuple(vec![atom("link"), me.to_term()]),
+        )
         .await
         .unwrap();
     let Incoming::Message { term, .. } = next(&mut mailbox).await else {
@@ -121,7 +130,10 @@ async fn links_carry_exits_both_ways() {
     assert_eq!(term, atom("linked"));
     mailbox.close(atom("bye"));
     let exit = erl.line().await;
-    assert!(exit.starts_with("{'EXIT',<") && exit.ends_with(">,bye}"), "{exit}");
+    assert!(
+        exit.starts_with("{'EXIT',<") && exit.ends_with(">,bye}"),
+        "{exit}"
+    );
 }
 
 #[tokio::test]
@@ -136,7 +148,10 @@ async fn a_killed_node_brings_down_and_exit_noconnection_to_every_watcher() {
          {inbox, T} ! {me, self()}, dist_peer:print(ready), receive after infinity -> ok end.",
     );
     erl.expect("ready").await;
-    let Incoming::Message { from: Some(shell), .. } = next(&mut inbox).await else {
+    let Incoming::Message {
+        from: Some(shell), ..
+    } = next(&mut inbox).await
+    else {
         panic!("no pid")
     };
     let mut watcher = node.mailbox().unwrap();
@@ -186,7 +201,9 @@ async fn a_silent_node_is_declared_down_within_the_tick_time() {
     );
     // Alive and ticking: nothing for twice the tick time.
     assert!(
-        tokio::time::timeout(2 * tick, watcher.recv()).await.is_err(),
+        tokio::time::timeout(2 * tick, watcher.recv())
+            .await
+            .is_err(),
         "a ticking node stays up"
     );
     erl.signal("-STOP");

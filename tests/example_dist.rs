@@ -45,7 +45,12 @@ async fn the_echo_example_answers_ping_and_calls_from_erlang() {
 
 #[test]
 fn the_echo_example_refuses_unknown_flags_and_needs_a_name() {
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter();
+    let args = |a: &[&str]| {
+        a.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
+    };
     assert!(dist_echo::options(args(&["--bogus", "x"])).is_err());
     assert!(dist_echo::options(args(&["--cookie", "x"])).is_err());
     assert!(dist_echo::options(args(&["--sname", "x"])).is_ok());
@@ -59,13 +64,22 @@ async fn the_call_example_lists_the_applications_of_an_erlang_node() {
         .unwrap();
     let mut erl = ErlNode::start(&unique("a"), COOKIE, node.name(), "dist_peer:print(ready).");
     erl.expect("ready").await;
-    let apps = dist_call::which_applications(&node, &erl.name).await.unwrap();
+    let apps = dist_call::which_applications(&node, &erl.name)
+        .await
+        .unwrap();
     let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
-    assert!(names.contains(&"kernel") && names.contains(&"stdlib"), "{names:?}");
+    assert!(
+        names.contains(&"kernel") && names.contains(&"stdlib"),
+        "{names:?}"
+    );
     let kernel = apps.iter().find(|a| a.name == "kernel").unwrap();
     assert_eq!(kernel.description, "ERTS  CXC 138 10");
     let missing = node
-        .call::<dist::Term>(("no_such_server", erl.name.as_str()), dist::atom("hi"), dist_call::TIMEOUT)
+        .call::<dist::Term>(
+            ("no_such_server", erl.name.as_str()),
+            dist::atom("hi"),
+            dist_call::TIMEOUT,
+        )
         .await;
     assert!(matches!(missing, Err(DistError::NoProcess { .. })));
 }

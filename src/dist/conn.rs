@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use erl_dist::handshake::{ClientSideHandshake, HandshakeError, HandshakeStatus, ServerSideHandshake};
+use erl_dist::handshake::{
+    ClientSideHandshake, HandshakeError, HandshakeStatus, ServerSideHandshake,
+};
 use erl_dist::message::Message;
 use erl_dist::node::{LocalNode, NodeName};
 use tokio::io::AsyncWriteExt;
@@ -60,7 +62,8 @@ pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream,
             reason: source.to_string(),
         })?;
     let _ = stream.set_nodelay(true);
-    let mut handshake = ClientSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
+    let mut handshake =
+        ClientSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
     let status = handshake
         .execute_send_name(erl_dist::LOWEST_DISTRIBUTION_PROTOCOL_VERSION)
         .await
@@ -80,7 +83,8 @@ pub(crate) async fn accept(
     stream: TcpStream,
 ) -> Result<(String, TcpStream), DistError> {
     let _ = stream.set_nodelay(true);
-    let mut handshake = ServerSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
+    let mut handshake =
+        ServerSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
     let peer_name = handshake
         .execute_recv_name()
         .await
@@ -260,4 +264,3 @@ pub(crate) fn encode(message: Message) -> Option<Vec<u8>> {
         }
     }
 }
-

@@ -235,9 +235,7 @@ pub fn check_terms(bytes: &[u8], offset: usize) -> Result<(), FrameError> {
         }
         let start = cursor.at;
         if cursor.u8()? != VERSION {
-            return Err(FrameError::NoVersion {
-                at: offset + start,
-            });
+            return Err(FrameError::NoVersion { at: offset + start });
         }
         cursor.term()?;
     }

@@ -411,3 +411,59 @@ impl<T: ToTerm + ?Sized> ToTerm for &T {
         (**self).to_term()
     }
 }
+
+/// `term` made safe for `eetf`'s encoder, which writes a list of small
+/// integers as a string of bytes even when some are negative (`[-1]` would
+/// reach Erlang as `[255]`): such lists are rebuilt as an improper list
+/// ending in `[]`, which encodes as the proper list it is.
+///
+/// Every term a [`DistNode`](super::DistNode) sends passes through it; call
+/// it yourself only when encoding messages by hand with
+/// [`frame::encode`](super::frame::encode).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{FromTerm, ToTerm, frame, wire_safe};
+///
+/// let term = wire_safe(vec![-1i32, 2].to_term());
+/// let to = trellis::dist::ErlPid::new("a@b", 1, 0, 1);
+/// let bytes = frame::encode(frame::Message::send(to, term)).unwrap();
+/// let Some(frame::Message::Send(send)) = frame::decode(&bytes[4..]).unwrap() else { panic!() };
+/// assert_eq!(Vec::<i32>::from_term(send.message).unwrap(), vec![-1, 2]);
+/// ```
+pub fn wire_safe(term: Term) -> Term {
+    match term {
+        Term::List(list) => {
+            let negative_bytes = list
+                .elements
+                .iter()
+                .any(|e| matches!(e, Term::FixInteger(i) if i.value < 0))
+                && list
+                    .elements
+                    .iter()
+                    .all(|e| matches!(e, Term::FixInteger(i) if i.value < 0x100));
+            let elements: Vec<Term> = list.elements.into_iter().map(wire_safe).collect();
+            if negative_bytes {
+                Term::from(eetf::ImproperList {
+                    elements,
+                    last: Box::new(Term::from(eetf::List::nil())),
+                })
+            } else {
+                Term::from(eetf::List::from(elements))
+            }
+        }
+        Term::ImproperList(list) => Term::from(eetf::ImproperList {
+            elements: list.elements.into_iter().map(wire_safe).collect(),
+            last: Box::new(wire_safe(*list.last)),
+        }),
+        Term::Tuple(t) => tuple(t.elements.into_iter().map(wire_safe).collect()),
+        Term::Map(m) => Term::from(eetf::Map::from(
+            m.map
+                .into_iter()
+                .map(|(k, v)| (wire_safe(k), wire_safe(v)))
+                .collect::<HashMap<_, _>>(),
+        )),
+        other => other,
+    }
+}

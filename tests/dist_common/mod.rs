@@ -79,7 +79,15 @@ impl ErlNode {
     ) -> ErlNode {
         let beams = setup();
         let mut child = Command::new("erl")
-            .args(["-sname", short, "-setcookie", cookie, "-noshell", "-hidden", "-pa"])
+            .args([
+                "-sname",
+                short,
+                "-setcookie",
+                cookie,
+                "-noshell",
+                "-hidden",
+                "-pa",
+            ])
             .arg(&beams)
             .args(extra)
             .args(["-eval", eval])
@@ -135,7 +143,9 @@ impl Drop for ErlNode {
     fn drop(&mut self) {
         // A stopped node must be continued to die promptly.
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
         }
         let _ = self.child.start_kill();
     }
