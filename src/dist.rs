@@ -55,6 +55,9 @@ use crate::loom::lock;
 mod conn;
 pub mod frame;
 mod term;
+mod tls;
+
+pub use tls::DistTls;
 
 pub use term::{
     Atom, ErlPid, ErlRef, FromTerm, Term, TermError, ToTerm, as_atom, as_tuple, atom, tagged,
@@ -168,6 +171,12 @@ pub enum DistError {
     /// A reply or message did not have the expected shape.
     #[error("term: {0}")]
     Term(#[from] TermError),
+    /// TLS set-up failed: a certificate or key, or a peer's TLS handshake.
+    #[error("tls: {reason}")]
+    Tls {
+        /// What went wrong.
+        reason: String,
+    },
     /// The node was shut down.
     #[error("distribution stopped")]
     Stopped,
@@ -193,6 +202,7 @@ pub struct DistOptions {
     ticktime: Duration,
     epmd_port: u16,
     max_frame: usize,
+    tls: Option<DistTls>,
 }
 
 impl fmt::Debug for DistOptions {
@@ -203,6 +213,7 @@ impl fmt::Debug for DistOptions {
             .field("long", &self.long)
             .field("ticktime", &self.ticktime)
             .field("epmd_port", &self.epmd_port)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -218,6 +229,7 @@ impl DistOptions {
             ticktime: DEFAULT_TICKTIME,
             epmd_port: 4369,
             max_frame: DEFAULT_MAX_FRAME,
+            tls: None,
         }
     }
 
@@ -253,6 +265,14 @@ impl DistOptions {
     /// connection.
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Distribution over TLS, as Erlang's `-proto_dist inet_tls`: every
+    /// connection, both ways, is TLS with mutual certificates. Every node of
+    /// the cluster must use TLS too.
+    pub fn tls(mut self, tls: DistTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -447,6 +467,7 @@ pub(crate) struct Inner {
     ticktime: Duration,
     epmd_port: u16,
     max_frame: usize,
+    tls: Option<DistTls>,
     port: u16,
     next_id: AtomicU32,
     next_ref: AtomicU32,
@@ -689,8 +710,7 @@ impl Inner {
 
     /// Sets up a connected peer: its writer and reader, the `nodeup` event.
     /// Returns false if the peer is already connected (the stream is dropped).
-    fn install(self: &Arc<Self>, peer: String, stream: TcpStream) -> bool {
-        let (read, write) = stream.into_split();
+    fn install(self: &Arc<Self>, peer: String, stream: conn::DistStream) -> bool {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         {
@@ -704,9 +724,29 @@ impl Inner {
                 .retain(|w| w.send(NodeEvent::Up(peer.clone())).is_ok());
         }
         tracing::info!(node = %peer, "distribution connection up");
-        self.spawn(conn::write_loop(write, rx, self.ticktime / 4));
-        let inner = self.clone();
         let peer: Arc<str> = peer.into();
+        match stream {
+            conn::DistStream::Tcp(stream) => {
+                let (read, write) = stream.into_split();
+                self.spawn(conn::write_loop(write, rx, self.ticktime / 4));
+                self.spawn_reader(peer, id, read);
+            }
+            conn::DistStream::Tls(stream) => {
+                let (read, write) = tokio::io::split(*stream);
+                self.spawn(conn::write_loop(write, rx, self.ticktime / 4));
+                self.spawn_reader(peer, id, read);
+            }
+        }
+        true
+    }
+
+    fn spawn_reader(
+        self: &Arc<Self>,
+        peer: Arc<str>,
+        id: u64,
+        read: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ) {
+        let inner = self.clone();
         self.spawn(async move {
             let error = conn::read_loop(
                 inner.clone(),
@@ -718,7 +758,6 @@ impl Inner {
             .await;
             inner.connection_lost(&peer, id, &error);
         });
-        true
     }
 
     /// A connection ended: forget it, and tell every local watcher of a
@@ -1060,6 +1099,7 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
         ticktime: options.ticktime,
         epmd_port,
         max_frame: options.max_frame,
+        tls: options.tls.clone(),
         port,
         next_id: AtomicU32::new(1),
         next_ref: AtomicU32::new(1),

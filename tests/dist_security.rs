@@ -21,7 +21,9 @@ use dist_common::{COOKIE, ErlNode, WAIT, unique};
 /// stream and the name used.
 async fn raw_peer(node: &dist::DistNode) -> (TcpStream, String) {
     let name = format!("{}@{}", unique("raw"), dist_common::host());
-    let stream = TcpStream::connect(("127.0.0.1", node.port())).await.unwrap();
+    let stream = TcpStream::connect(("127.0.0.1", node.port()))
+        .await
+        .unwrap();
     let mut local = LocalNode::new(name.parse().unwrap(), Creation::new(7));
     local.flags = DistributionFlags::default()
         | DistributionFlags::DIST_MONITOR

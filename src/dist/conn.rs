@@ -10,13 +10,13 @@ use erl_dist::handshake::{
 };
 use erl_dist::message::Message;
 use erl_dist::node::{LocalNode, NodeName};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::frame::{self, FrameError};
+use super::tls::Reframe;
 use super::{DistError, Inner};
 
 /// How long a connection set-up may take (OTP's `net_setuptime`, 7 s).
@@ -35,9 +35,15 @@ fn local_node(inner: &Inner) -> Result<LocalNode, DistError> {
     Ok(local)
 }
 
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) enum DistStream {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
 /// Connects to `node` (`name@host`): asks EPMD on `host` for its port, then
-/// runs the client side of the handshake.
-pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream, DistError> {
+/// runs the client side of the handshake (inside TLS if configured).
+pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<DistStream, DistError> {
     let (alive, host) = node.split_once('@').ok_or_else(|| DistError::InvalidName {
         name: node.to_string(),
     })?;
@@ -62,6 +68,35 @@ pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream,
             reason: source.to_string(),
         })?;
     let _ = stream.set_nodelay(true);
+    match &inner.tls {
+        None => Ok(DistStream::Tcp(
+            client_handshake(inner, node, stream).await?,
+        )),
+        Some(tls) => {
+            let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                DistError::Tls {
+                    reason: format!("server name {host}: {e}"),
+                }
+            })?;
+            let stream = tls
+                .connector
+                .connect(name, stream)
+                .await
+                .map_err(|e| DistError::Tls {
+                    reason: format!("connect to {node}: {e}"),
+                })?;
+            let stream = tokio_rustls::TlsStream::from(stream);
+            let stream = client_handshake(inner, node, Reframe::new(stream)).await?;
+            Ok(DistStream::Tls(Box::new(stream.into_inner())))
+        }
+    }
+}
+
+/// The client side of the handshake on `stream`.
+async fn client_handshake<S>(inner: &Arc<Inner>, node: &str, stream: S) -> Result<S, DistError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut handshake =
         ClientSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
     let status = handshake
@@ -76,13 +111,38 @@ pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream,
     Ok(stream.into_inner())
 }
 
-/// Runs the server side of the handshake on an accepted stream; returns the
-/// peer's name and the stream.
+/// Runs the server side of the handshake on an accepted stream (inside TLS
+/// if configured); returns the peer's name and the stream.
 pub(crate) async fn accept(
     inner: &Arc<Inner>,
     stream: TcpStream,
-) -> Result<(String, TcpStream), DistError> {
+) -> Result<(String, DistStream), DistError> {
     let _ = stream.set_nodelay(true);
+    match &inner.tls {
+        None => {
+            let (peer, stream) = server_handshake(inner, stream).await?;
+            Ok((peer, DistStream::Tcp(stream)))
+        }
+        Some(tls) => {
+            let stream = tls
+                .acceptor
+                .accept(stream)
+                .await
+                .map_err(|e| DistError::Tls {
+                    reason: format!("accept: {e}"),
+                })?;
+            let stream = tokio_rustls::TlsStream::from(stream);
+            let (peer, stream) = server_handshake(inner, Reframe::new(stream)).await?;
+            Ok((peer, DistStream::Tls(Box::new(stream.into_inner()))))
+        }
+    }
+}
+
+/// The server side of the handshake on `stream`.
+async fn server_handshake<S>(inner: &Arc<Inner>, stream: S) -> Result<(String, S), DistError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut handshake =
         ServerSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
     let peer_name = handshake
@@ -149,7 +209,7 @@ fn handshake_error(node: &str, error: HandshakeError) -> DistError {
 pub(crate) async fn read_loop(
     inner: Arc<Inner>,
     peer: Arc<str>,
-    mut read: OwnedReadHalf,
+    mut read: impl tokio::io::AsyncRead + Unpin,
     silence: Duration,
     max_frame: usize,
 ) -> DistError {
@@ -201,7 +261,7 @@ pub(crate) async fn read_loop(
 /// Writes queued frames, many per write, and a tick whenever nothing was
 /// written for `tick`.
 pub(crate) async fn write_loop(
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     tick: Duration,
 ) {
