@@ -78,7 +78,10 @@ impl Row {
     fn print(&self) {
         let per = self.elapsed.as_secs_f64() * 1e6 / self.ops as f64;
         let rate = self.ops as f64 / self.elapsed.as_secs_f64();
-        println!("| {} | {} | {per:.1} µs | {rate:.0}/s |", self.what, self.ops);
+        println!(
+            "| {} | {} | {per:.1} µs | {rate:.0}/s |",
+            self.what, self.ops
+        );
     }
 }
 
@@ -115,7 +118,11 @@ async fn tcp_floor(n: u64) -> Result<Row, BoxError> {
 
 fn host() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    host.trim().split('.').next().unwrap_or("localhost").to_string()
+    host.trim()
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_string()
 }
 
 /// Starts `erl -sname name` running `eval`, with `env` set; returns the
@@ -125,9 +132,23 @@ fn erl(
     name: &str,
     eval: &str,
     env: &[(&str, &str)],
-) -> Result<(tokio::process::Child, tokio::io::Lines<BufReader<tokio::process::ChildStdout>>), BoxError> {
+) -> Result<
+    (
+        tokio::process::Child,
+        tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    ),
+    BoxError,
+> {
     let mut child = Command::new("erl")
-        .args(["-sname", name, "-setcookie", COOKIE, "-noshell", "-hidden", "-pa"])
+        .args([
+            "-sname",
+            name,
+            "-setcookie",
+            COOKIE,
+            "-noshell",
+            "-hidden",
+            "-pa",
+        ])
         .arg(beams)
         .args(["-eval", eval])
         .envs(env.iter().copied())
@@ -153,7 +174,12 @@ fn erlang_row(line: &str, what: &str) -> Result<Row, BoxError> {
     })
 }
 
-async fn rust_calls(node: &DistNode, to: (&str, &str), n: u64, what: &str) -> Result<Row, BoxError> {
+async fn rust_calls(
+    node: &DistNode,
+    to: (&str, &str),
+    n: u64,
+    what: &str,
+) -> Result<Row, BoxError> {
     for _ in 0..100 {
         let _: Term = node.call(to, atom("x"), TIMEOUT).await?;
     }
@@ -208,7 +234,10 @@ async fn rust_oneway(
     let message = tuple(vec![atom("m"), payload]);
     let start = Instant::now();
     mailbox
-        .send(sink, tuple(vec![atom("expect"), n.to_term(), mailbox.pid().to_term()]))
+        .send(
+            sink,
+            tuple(vec![atom("expect"), n.to_term(), mailbox.pid().to_term()]),
+        )
         .await?;
     for _ in 0..n {
         mailbox.send(sink, message.clone()).await?;
@@ -236,7 +265,11 @@ async fn bench() -> Result<(), BoxError> {
     let beams = std::env::temp_dir().join(format!("trellis_dist_bench_{}", std::process::id()));
     std::fs::create_dir_all(&beams)?;
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/erlang/dist_peer.erl");
-    let status = std::process::Command::new("erlc").arg("-o").arg(&beams).arg(src).status()?;
+    let status = std::process::Command::new("erlc")
+        .arg("-o")
+        .arg(&beams)
+        .arg(src)
+        .status()?;
     if !status.success() {
         return Err("erlc failed".into());
     }
@@ -290,13 +323,29 @@ async fn bench() -> Result<(), BoxError> {
         let to_b = ("echo", b.as_str());
         rows.push(rust_calls(&r2, to_b, n, "call round trip Rust→Erlang").await?);
         rows.push(rust_calls(&r2, ("echo", r.name()), n, "call round trip Rust→Rust").await?);
-        rows.push(rust_concurrent(&r2, to_b, n, "calls, 64 concurrent callers, Rust→Erlang").await?);
         rows.push(
-            rust_concurrent(&r2, ("echo", r.name()), n, "calls, 64 concurrent callers, Rust→Rust")
-                .await?,
+            rust_concurrent(&r2, to_b, n, "calls, 64 concurrent callers, Rust→Erlang").await?,
+        );
+        rows.push(
+            rust_concurrent(
+                &r2,
+                ("echo", r.name()),
+                n,
+                "calls, 64 concurrent callers, Rust→Rust",
+            )
+            .await?,
         );
         let sink = ("sink", b.as_str());
-        rows.push(rust_oneway(&r2, sink, atom("x"), n * 5, "one-way small messages Rust→Erlang").await?);
+        rows.push(
+            rust_oneway(
+                &r2,
+                sink,
+                atom("x"),
+                n * 5,
+                "one-way small messages Rust→Erlang",
+            )
+            .await?,
+        );
         let kib = "a".repeat(1024).to_term();
         rows.push(rust_oneway(&r2, sink, kib, n * 5, "one-way 1 KiB messages Rust→Erlang").await?);
 

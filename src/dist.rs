@@ -426,6 +426,10 @@ impl From<(&str, &str)> for Dest {
 #[derive(Clone)]
 struct Conn {
     id: u64,
+    /// The peer's creation (a restarted peer has a new one).
+    creation: u32,
+    /// Whether the node with the greater name opened this connection.
+    by_greater: bool,
     frames: mpsc::UnboundedSender<Vec<u8>>,
 }
 
@@ -474,6 +478,8 @@ pub(crate) struct Inner {
     next_conn: AtomicU64,
     state: Mutex<State>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Notified whenever a connection is installed.
+    installed: tokio::sync::Notify,
 }
 
 /// The flags this node advertises: OTP 25's mandatory set, monitors by pid
@@ -710,19 +716,58 @@ impl Inner {
 
     /// Sets up a connected peer: its writer and reader, the `nodeup` event.
     /// Returns false if the peer is already connected (the stream is dropped).
-    fn install(self: &Arc<Self>, peer: String, stream: conn::DistStream) -> bool {
+    ///
+    /// If a connection to the node exists already, one of the two is kept
+    /// the same way on both nodes: the new one if the peer restarted (a new
+    /// creation), else the one the node with the greater name opened (OTP's
+    /// rule for simultaneous connects). `outgoing`: we opened this one.
+    fn install(
+        self: &Arc<Self>,
+        peer: String,
+        stream: conn::DistStream,
+        creation: u32,
+        outgoing: bool,
+    ) -> bool {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut state = self.state();
-            if state.stopped || state.conns.contains_key(&peer) {
-                return false;
+        let by_greater = outgoing == (self.name > peer);
+        loop {
+            let old = {
+                let mut state = self.state();
+                if state.stopped {
+                    return false;
+                }
+                match state.conns.get(&peer) {
+                    Some(old) if old.creation != creation || (by_greater && !old.by_greater) => {
+                        Some(old.id)
+                    }
+                    Some(_) => return false,
+                    None => {
+                        state.conns.insert(
+                            peer.clone(),
+                            Conn {
+                                id,
+                                creation,
+                                by_greater,
+                                frames: tx,
+                            },
+                        );
+                        state
+                            .node_watchers
+                            .retain(|w| w.send(NodeEvent::Up(peer.clone())).is_ok());
+                        break;
+                    }
+                }
+            };
+            if let Some(old) = old {
+                let replaced = DistError::NodeDown {
+                    node: peer.clone(),
+                    reason: "replaced by a new connection".into(),
+                };
+                self.connection_lost(&peer, old, &replaced);
             }
-            state.conns.insert(peer.clone(), Conn { id, frames: tx });
-            state
-                .node_watchers
-                .retain(|w| w.send(NodeEvent::Up(peer.clone())).is_ok());
         }
+        self.installed.notify_waiters();
         tracing::info!(node = %peer, "distribution connection up");
         let peer: Arc<str> = peer.into();
         match stream {
@@ -856,12 +901,26 @@ impl Inner {
             return Ok(());
         }
         let stream = match tokio::time::timeout(conn::SETUP_TIME, conn::connect(self, node)).await {
-            Ok(Ok(stream)) => stream,
+            Ok(Ok(connected)) => connected,
             Ok(Err(error)) => {
                 if matches!(error, DistError::CookieRejected { .. }) {
                     tracing::warn!(node, "our cookie was rejected");
                 }
-                // Lost a simultaneous connect: the peer's attempt wins.
+                // Lost a simultaneous connect: the peer's attempt wins;
+                // wait for it.
+                if matches!(&error, DistError::Handshake { reason, .. } if reason == conn::SIMULTANEOUS)
+                {
+                    let deadline = tokio::time::Instant::now() + conn::SETUP_TIME;
+                    loop {
+                        let installed = self.installed.notified();
+                        if self.is_connected(node) {
+                            return Ok(());
+                        }
+                        if tokio::time::timeout_at(deadline, installed).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 if self.is_connected(node) {
                     return Ok(());
                 }
@@ -874,7 +933,8 @@ impl Inner {
                 });
             }
         };
-        self.install(node.to_string(), stream);
+        let (stream, creation) = stream;
+        self.install(node.to_string(), stream, creation, true);
         Ok(())
     }
 
@@ -1106,6 +1166,7 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
         next_conn: AtomicU64::new(1),
         state: Mutex::new(State::default()),
         tasks: Mutex::new(Vec::new()),
+        installed: tokio::sync::Notify::new(),
     });
     inner.spawn(keep_registered(registration, alive, port, epmd_port));
     let acceptor = inner.clone();
@@ -1117,8 +1178,8 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
             let inner = acceptor.clone();
             acceptor.spawn(async move {
                 match tokio::time::timeout(conn::SETUP_TIME, conn::accept(&inner, stream)).await {
-                    Ok(Ok((peer, stream))) => {
-                        inner.install(peer, stream);
+                    Ok(Ok((peer, stream, creation))) => {
+                        inner.install(peer, stream, creation, false);
                     }
                     Ok(Err(error @ DistError::CookieRejected { .. })) => {
                         tracing::warn!(%error, "peer refused: wrong cookie");

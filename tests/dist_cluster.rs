@@ -298,3 +298,49 @@ async fn messages_reach_a_registered_mailbox_from_erlang_with_their_sender() {
     inbox.send(&from, "back").await.unwrap();
     assert_eq!(erl.line().await, "{got,<<\"back\">>}");
 }
+
+#[tokio::test]
+async fn simultaneous_connects_leave_one_connection_and_both_succeed() {
+    for _ in 0..5 {
+        let a = trellis_node("sim").await;
+        let b = trellis_node("sim").await;
+        let (ab, ba) = tokio::join!(a.connect(b.name()), b.connect(a.name()));
+        assert_eq!((ab, ba), (Ok(()), Ok(())));
+        assert_eq!(a.nodes(), vec![b.name().to_string()]);
+        assert_eq!(b.nodes(), vec![a.name().to_string()]);
+        assert!(a.ping(b.name(), WAIT).await);
+        assert!(b.ping(a.name(), WAIT).await);
+    }
+}
+
+#[tokio::test]
+async fn a_node_registers_again_when_epmd_restarts() {
+    dist_common::setup();
+    // A private EPMD, so that restarting it disturbs no other test.
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let epmd = |args: &[&str]| {
+        std::process::Command::new("epmd")
+            .arg("-port")
+            .arg(port.to_string())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let names = || String::from_utf8_lossy(&epmd(&["-names"]).stdout).into_owned();
+    epmd(&["-daemon"]);
+    let short = unique("phoenix");
+    let node = dist::start(DistOptions::short(&short).cookie(COOKIE).epmd_port(port))
+        .await
+        .unwrap();
+    assert!(names().contains(&short), "{}", names());
+    epmd(&["-kill"]);
+    epmd(&["-daemon"]);
+    // Re-registered within a few retries (one a second).
+    let deadline = std::time::Instant::now() + WAIT;
+    while !names().contains(&short) {
+        assert!(std::time::Instant::now() < deadline, "not registered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(node);
+    epmd(&["-kill"]);
+}

@@ -22,6 +22,9 @@ use super::{DistError, Inner};
 /// How long a connection set-up may take (OTP's `net_setuptime`, 7 s).
 pub(crate) const SETUP_TIME: Duration = Duration::from_secs(7);
 
+/// The handshake error of the side that lost a simultaneous connect.
+pub(crate) const SIMULTANEOUS: &str = "simultaneous connect: the peer's attempt wins";
+
 /// The most bytes one write gathers from queued frames.
 const COALESCE: usize = 256 * 1024;
 
@@ -43,7 +46,10 @@ pub(crate) enum DistStream {
 
 /// Connects to `node` (`name@host`): asks EPMD on `host` for its port, then
 /// runs the client side of the handshake (inside TLS if configured).
-pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<DistStream, DistError> {
+pub(crate) async fn connect(
+    inner: &Arc<Inner>,
+    node: &str,
+) -> Result<(DistStream, u32), DistError> {
     let (alive, host) = node.split_once('@').ok_or_else(|| DistError::InvalidName {
         name: node.to_string(),
     })?;
@@ -69,9 +75,10 @@ pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<DistStream
         })?;
     let _ = stream.set_nodelay(true);
     match &inner.tls {
-        None => Ok(DistStream::Tcp(
-            client_handshake(inner, node, stream).await?,
-        )),
+        None => {
+            let (stream, creation) = client_handshake(inner, node, stream).await?;
+            Ok((DistStream::Tcp(stream), creation))
+        }
         Some(tls) => {
             let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
                 DistError::Tls {
@@ -86,14 +93,18 @@ pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<DistStream
                     reason: format!("connect to {node}: {e}"),
                 })?;
             let stream = tokio_rustls::TlsStream::from(stream);
-            let stream = client_handshake(inner, node, Reframe::new(stream)).await?;
-            Ok(DistStream::Tls(Box::new(stream.into_inner())))
+            let (stream, creation) = client_handshake(inner, node, Reframe::new(stream)).await?;
+            Ok((DistStream::Tls(Box::new(stream.into_inner())), creation))
         }
     }
 }
 
 /// The client side of the handshake on `stream`.
-async fn client_handshake<S>(inner: &Arc<Inner>, node: &str, stream: S) -> Result<S, DistError>
+async fn client_handshake<S>(
+    inner: &Arc<Inner>,
+    node: &str,
+    stream: S,
+) -> Result<(S, u32), DistError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -108,7 +119,7 @@ where
         .await
         .map_err(|e| handshake_error(node, e))?;
     check_peer_flags(node, peer.flags)?;
-    Ok(stream.into_inner())
+    Ok((stream.into_inner(), peer.creation.map_or(0, |c| c.get())))
 }
 
 /// Runs the server side of the handshake on an accepted stream (inside TLS
@@ -116,12 +127,12 @@ where
 pub(crate) async fn accept(
     inner: &Arc<Inner>,
     stream: TcpStream,
-) -> Result<(String, DistStream), DistError> {
+) -> Result<(String, DistStream, u32), DistError> {
     let _ = stream.set_nodelay(true);
     match &inner.tls {
         None => {
-            let (peer, stream) = server_handshake(inner, stream).await?;
-            Ok((peer, DistStream::Tcp(stream)))
+            let (peer, stream, creation) = server_handshake(inner, stream).await?;
+            Ok((peer, DistStream::Tcp(stream), creation))
         }
         Some(tls) => {
             let stream = tls
@@ -132,14 +143,18 @@ pub(crate) async fn accept(
                     reason: format!("accept: {e}"),
                 })?;
             let stream = tokio_rustls::TlsStream::from(stream);
-            let (peer, stream) = server_handshake(inner, Reframe::new(stream)).await?;
-            Ok((peer, DistStream::Tls(Box::new(stream.into_inner()))))
+            let (peer, stream, creation) = server_handshake(inner, Reframe::new(stream)).await?;
+            Ok((
+                peer,
+                DistStream::Tls(Box::new(stream.into_inner())),
+                creation,
+            ))
         }
     }
 }
 
 /// The server side of the handshake on `stream`.
-async fn server_handshake<S>(inner: &Arc<Inner>, stream: S) -> Result<(String, S), DistError>
+async fn server_handshake<S>(inner: &Arc<Inner>, stream: S) -> Result<(String, S, u32), DistError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -155,10 +170,9 @@ where
         })?
         .to_string();
     // A simultaneous connect: the node with the greater name keeps its own
-    // attempt (OTP's rule).
-    let status = if inner.is_connected(&peer_name) {
-        HandshakeStatus::Alive
-    } else if inner.is_connecting(&peer_name) && inner.name > peer_name {
+    // attempt (OTP's rule). A peer already connected is let in: it
+    // restarted, and its new connection replaces the old one.
+    let status = if inner.is_connecting(&peer_name) && inner.name > peer_name {
         HandshakeStatus::Nok
     } else {
         HandshakeStatus::Ok
@@ -168,7 +182,8 @@ where
         .await
         .map_err(|e| handshake_error(&peer_name, e))?;
     check_peer_flags(&peer_name, peer.flags)?;
-    Ok((peer_name, stream.into_inner()))
+    let creation = peer.creation.map_or(0, |c| c.get());
+    Ok((peer_name, stream.into_inner(), creation))
 }
 
 /// The peer must monitor and link as OTP 25 does.
@@ -189,6 +204,10 @@ fn check_peer_flags(node: &str, flags: erl_dist::DistributionFlags) -> Result<()
 /// challenge rejected our cookie.
 fn handshake_error(node: &str, error: HandshakeError) -> DistError {
     match error {
+        HandshakeError::OngoingHandshake => DistError::Handshake {
+            node: node.to_string(),
+            reason: SIMULTANEOUS.to_string(),
+        },
         HandshakeError::CookieMismatch => DistError::CookieRejected {
             node: node.to_string(),
         },
