@@ -29,7 +29,12 @@
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
 //! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
 //! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] |
-//! | `-proto_dist inet_tls` | not yet | see the crate's issue 14 |
+//! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
+//! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), atom cache, fragments | not provided | a hidden node is not asked for them |
+//!
+//! Every node of a cluster must use the same `net_ticktime`
+//! ([`DistOptions::net_ticktime`]): a peer is declared down after that long
+//! without a byte from it, and ticks are sent after a quarter of it.
 //!
 //! Security: a peer must know the cookie; one that does not is refused,
 //! logged, and gets nothing. Every frame is checked by [`frame::decode`]
