@@ -364,7 +364,10 @@ async fn bench() -> Result<(), BoxError> {
 fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     // `DIST_BENCH_THREADS=1`: a current-thread runtime; else tokio's
     // multi-thread default.
-    match std::env::var("DIST_BENCH_THREADS").ok().and_then(|t| t.parse().ok()) {
+    match std::env::var("DIST_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
         Some(1) => trellis::RunOptions::new().current_thread().run(bench())?,
         Some(n) => trellis::RunOptions::new().worker_threads(n).run(bench())?,
         None => trellis::run(bench()),
