@@ -371,6 +371,17 @@ pub enum NodeEvent {
 }
 
 /// Where a message or call goes: a pid, or a name on a node.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{Dest, ErlPid};
+///
+/// let by_name = Dest::from(("echo", "echo@host"));
+/// assert_eq!(by_name.to_string(), "{'echo','echo@host'}");
+/// let by_pid = Dest::from(ErlPid::new("a@host", 42, 0, 1));
+/// assert!(matches!(by_pid, Dest::Pid(_)));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dest {
     /// A process by pid (its node is in the pid).
@@ -1079,6 +1090,56 @@ impl Inner {
 /// Cheap to clone; every clone is the same node. The node stops (EPMD
 /// registration dropped, connections closed, its tasks aborted) on
 /// [`DistNode::shutdown`] or when the last clone is dropped.
+///
+/// # Examples
+///
+/// Two Trellis nodes: one exports a gen_server, the other calls it as
+/// Erlang's `gen_server:call({counter, Node}, ...)` would (EPMD must run).
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::BoxError;
+/// use trellis::dist::{self, DistError, DistOptions};
+/// use trellis::gen_server::{self, Context, GenServer, Init, Response};
+///
+/// struct Counter(i64);
+///
+/// impl GenServer for Counter {
+///     type Arg = ();
+///     type Call = i64; // from an Erlang integer
+///     type Reply = i64; // back as one
+///     type Cast = ();
+///     type Info = ();
+///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+///         Ok(Init::Ready)
+///     }
+///     async fn handle_call(&mut self, add: i64, _: &mut Context<Self>) -> Result<Response<i64>, BoxError> {
+///         self.0 += add;
+///         Ok(Response::Reply(self.0))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let id = std::process::id();
+/// let server_node = dist::start(DistOptions::short(format!("doc_srv_{id}")).cookie("c")).await?;
+/// let client_node = dist::start(DistOptions::short(format!("doc_cli_{id}")).cookie("c")).await?;
+/// trellis::nursery(|n| async move {
+///     let counter = gen_server::start(&n, Counter(0)).await?;
+///     server_node.export("counter", counter)?;
+///     let to = ("counter", server_node.name());
+///     let wait = Duration::from_secs(5);
+///     assert_eq!(client_node.call::<i64>(to, 2, wait).await?, 2);
+///     assert_eq!(client_node.call::<i64>(to, 40, wait).await?, 42);
+///     // A name nobody holds: `noproc` at once.
+///     let missing = client_node.call::<i64>(("nobody", server_node.name()), 1, wait).await;
+///     assert!(matches!(missing, Err(DistError::NoProcess { .. })));
+///     n.cancel();
+///     Ok::<_, BoxError>(())
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DistNode {
     inner: Arc<Inner>,
@@ -1413,6 +1474,25 @@ fn gen_call_parts(term: Term) -> Option<(ErlPid, Term, Term)> {
 }
 
 /// Node up/down events ([`DistNode::monitor_nodes`]).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{self, DistOptions, NodeEvent};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), trellis::dist::DistError> {
+/// let id = std::process::id();
+/// let a = dist::start(DistOptions::short(format!("doc_ev_a_{id}")).cookie("c")).await?;
+/// let b = dist::start(DistOptions::short(format!("doc_ev_b_{id}")).cookie("c")).await?;
+/// let mut events = a.monitor_nodes();
+/// a.connect(b.name()).await?;
+/// assert_eq!(events.recv().await, Some(NodeEvent::Up(b.name().to_string())));
+/// b.shutdown();
+/// let Some(NodeEvent::Down { node, .. }) = events.recv().await else { panic!() };
+/// assert_eq!(node, b.name());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct NodeEvents {
     rx: mpsc::UnboundedReceiver<NodeEvent>,
@@ -1435,6 +1515,32 @@ impl NodeEvents {
 /// Dropped (or [`closed`](DistMailbox::close)), it leaves: its name is
 /// released, remote monitors get `DOWN` and links `EXIT` (reason `normal`
 /// when dropped).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{self, DistOptions, Incoming, atom};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), trellis::dist::DistError> {
+/// let id = std::process::id();
+/// let a = dist::start(DistOptions::short(format!("doc_mb_a_{id}")).cookie("c")).await?;
+/// let b = dist::start(DistOptions::short(format!("doc_mb_b_{id}")).cookie("c")).await?;
+/// let mut inbox = b.register("inbox")?;
+/// let mut outbox = a.mailbox()?;
+/// outbox.send(("inbox", b.name()), atom("hello")).await?;
+/// let Some(Incoming::Message { from, term }) = inbox.recv().await else { panic!() };
+/// assert_eq!((from.as_ref(), term), (Some(outbox.pid()), atom("hello")));
+/// // Monitors: `DOWN` when the watched mailbox leaves. (`sync` follows the
+/// // monitor on the same connection: once it is in, so is the monitor.)
+/// let monitor = outbox.monitor(inbox.pid()).await?;
+/// outbox.send(inbox.pid(), atom("sync")).await?;
+/// assert!(matches!(inbox.recv().await, Some(Incoming::Message { .. })));
+/// inbox.close(atom("done"));
+/// let Some(Incoming::Down { monitor: fired, reason, .. }) = outbox.recv().await else { panic!() };
+/// assert_eq!((fired, reason), (monitor, atom("done")));
+/// # Ok(()) }
+/// ```
 pub struct DistMailbox {
     inner: Arc<Inner>,
     id: u32,

@@ -134,6 +134,14 @@ pub fn tagged(tag: &str, elements: Vec<Term>) -> Term {
 }
 
 /// The name of `term` if it is an atom.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{ToTerm, as_atom, atom};
+/// assert_eq!(as_atom(&atom("ok")), Some("ok"));
+/// assert_eq!(as_atom(&1.to_term()), None);
+/// ```
 pub fn as_atom(term: &Term) -> Option<&str> {
     match term {
         Term::Atom(a) => Some(&a.name),
@@ -142,6 +150,14 @@ pub fn as_atom(term: &Term) -> Option<&str> {
 }
 
 /// The elements of `term` if it is a tuple.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{as_tuple, atom, tuple};
+/// assert_eq!(as_tuple(&tuple(vec![atom("a")])), Some(&[atom("a")][..]));
+/// assert_eq!(as_tuple(&atom("a")), None);
+/// ```
 pub fn as_tuple(term: &Term) -> Option<&[Term]> {
     match term {
         Term::Tuple(t) => Some(&t.elements),
