@@ -15,8 +15,10 @@
 //! monitors and links to remote processes. [`DistNode::export`] makes a
 //! Trellis [`gen_server`](crate::gen_server) answer `gen_server:call`s from
 //! Erlang; [`DistNode::call`] calls an Erlang gen_server as `gen:call` does.
-//! Terms cross as [`Term`]; typed values through [`ToTerm`] / [`FromTerm`]
-//! (the mapping table is in their module's docs).
+//! Terms cross as [`Term`]; typed values through serde ([`Serde`],
+//! [`to_term`], [`from_term`]: structs as maps with atom keys, enum variants
+//! as atoms and tagged tuples, strings as binaries) or through [`ToTerm`] /
+//! [`FromTerm`] written by hand; the mappings are under [Terms](#terms).
 //!
 //! | Erlang/OTP | Trellis | differs |
 //! |---|---|---|
@@ -28,9 +30,56 @@
 //! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
 //! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
-//! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] |
+//! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
 //! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
 //! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), atom cache, fragments | not provided | a hidden node is not asked for them |
+//!
+//! # Terms
+//!
+//! With serde ([`Serde`], [`to_term`], [`from_term`]):
+//!
+//! | Rust (serde data model) | Erlang term | Elixir |
+//! |---|---|---|
+//! | `bool` | `true` / `false` | `true` / `false` |
+//! | integers, floats | integer, float | integer, float |
+//! | `String`, `&str`, `char` | binary (UTF-8) | `String.t()` |
+//! | bytes (`serde_bytes`) | binary | binary |
+//! | `None`, `()` | `undefined` (decodes `nil` too) | `nil` |
+//! | `Some(x)`, newtype struct `N(x)` | `x` | `x` |
+//! | `Vec<T>`, sequences | list | list |
+//! | tuples, tuple structs | tuple | tuple |
+//! | maps | map | map |
+//! | struct `S { a, b }` | map with atom keys `#{a => .., b => ..}` | struct-like map (add `__struct__` for a real struct) |
+//! | unit variant `E::GetAll` | atom `get_all` | `:get_all` |
+//! | newtype variant `E::Add(x)` | `{add, x}` | `{:add, x}` |
+//! | tuple variant `E::Put(k, v)` | `{put, K, V}` | `{:put, k, v}` |
+//! | struct variant `E::Move { x, y }` | `{move, #{x => .., y => ..}}` | `{:move, %{x: .., y: ..}}` |
+//!
+//! Variant names become snake_case atoms (and back), as Erlang and Elixir
+//! name their tags. Decoding also accepts charlists for strings and atoms
+//! for strings and map keys.
+//!
+//! By hand ([`ToTerm`], [`FromTerm`]):
+//!
+//! | Rust | Erlang term | Elixir |
+//! |---|---|---|
+//! | [`Term`] | itself | itself |
+//! | [`Atom`] | atom | atom |
+//! | `bool` | `true` / `false` | `true` / `false` |
+//! | `i32`, `i64`, `u32`, `u64`, `usize` | integer | integer |
+//! | `f64` | float | float |
+//! | `String`, `&str` | binary (UTF-8); decodes from a charlist too | `String.t()` |
+//! | `Vec<T>` | proper list | list |
+//! | `Option<T>` | `undefined` or the value; decodes `nil` too | `nil` or the value |
+//! | `(A, B)`, `(A, B, C)` | tuple | tuple |
+//! | `HashMap<K, V>` | map | map |
+//! | [`ErlPid`], [`ErlRef`] | pid, reference | pid, reference |
+//!
+//! A Rust struct or enum maps by hand, in a few lines: a struct to a map
+//! with atom keys (an Elixir struct adds `__struct__`) or to a record tuple
+//! `{name, Field1, ...}`, an enum variant without data to an atom and one
+//! with data to a tagged tuple `{variant, ...}`. The helpers [`atom`],
+//! [`tuple`] and [`tagged`] keep those impls short.
 //!
 //! Every node of a cluster must use the same `net_ticktime`
 //! ([`DistOptions::net_ticktime`]): a peer is declared down after that long
@@ -59,9 +108,11 @@ use crate::loom::lock;
 
 mod conn;
 pub mod frame;
+mod serde_term;
 mod term;
 mod tls;
 
+pub use serde_term::{Serde, from_term, to_term};
 pub use tls::DistTls;
 
 pub use term::{
