@@ -79,7 +79,7 @@
 //! with atom keys (an Elixir struct adds `__struct__`) or to a record tuple
 //! `{name, Field1, ...}`, an enum variant without data to an atom and one
 //! with data to a tagged tuple `{variant, ...}`. The helpers [`atom`],
-//! [`tuple`] and [`tagged`] keep those impls short.
+//! [`tuple()`] and [`tagged`] keep those impls short.
 //!
 //! Every node of a cluster must use the same `net_ticktime`
 //! ([`DistOptions::net_ticktime`]): a peer is declared down after that long

@@ -18,7 +18,7 @@
 //! with atom keys (an Elixir struct adds `__struct__`) or to a record tuple
 //! `{name, Field1, ...}`, an enum variant without data to an atom and one
 //! with data to a tagged tuple `{variant, ...}`. The helpers [`atom`],
-//! [`tuple`] and [`tagged`] keep those impls short; `examples/dist_echo.rs`
+//! [`tuple()`] and [`tagged`] keep those impls short; `examples/dist_echo.rs`
 //! and the `dist_*` tests show them.
 
 use std::collections::HashMap;
