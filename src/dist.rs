@@ -256,7 +256,7 @@ pub struct DistOptions {
     long: bool,
     cookie: Option<String>,
     ticktime: Duration,
-    epmd_port: u16,
+    epmd_port: Option<u16>,
     max_frame: usize,
     tls: Option<DistTls>,
 }
@@ -283,7 +283,7 @@ impl DistOptions {
             long: false,
             cookie: None,
             ticktime: DEFAULT_TICKTIME,
-            epmd_port: 4369,
+            epmd_port: None,
             max_frame: DEFAULT_MAX_FRAME,
             tls: None,
         }
@@ -311,9 +311,10 @@ impl DistOptions {
         self
     }
 
-    /// The EPMD port (default 4369, or `$ERL_EPMD_PORT`'s value).
+    /// The EPMD port. Default: `$ERL_EPMD_PORT` if set (as Erlang reads
+    /// it), else 4369.
     pub fn epmd_port(mut self, port: u16) -> Self {
-        self.epmd_port = port;
+        self.epmd_port = Some(port);
         self
     }
 
@@ -1248,10 +1249,12 @@ impl fmt::Debug for DistNode {
 pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
     let name = options.node_name()?;
     let cookie = options.resolve_cookie()?;
-    let epmd_port = std::env::var("ERL_EPMD_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(options.epmd_port);
+    let epmd_port = options.epmd_port.unwrap_or_else(|| {
+        std::env::var("ERL_EPMD_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(4369)
+    });
     let listener = TcpListener::bind(("0.0.0.0", 0))
         .await
         .map_err(|e| DistError::Listen {
@@ -1449,8 +1452,9 @@ impl DistNode {
     /// [`FromTerm`] into `S::Call`, replies with [`ToTerm`]. A request that
     /// does not convert is answered `{error, badarg}` and logged.
     ///
-    /// Runs until the node stops or `server` ends (then the name is
-    /// released and remote monitors get `DOWN`).
+    /// Runs until the node stops or `server` ends: the first request after
+    /// its end is answered `{error, Reason}`, then the name is released and
+    /// remote monitors of it get `DOWN`.
     ///
     /// # Errors
     ///
@@ -1636,6 +1640,10 @@ impl DistMailbox {
     /// Monitors `to`: an [`Incoming::Down`] arrives when it ends (`noproc`
     /// at once if it does not exist, `noconnection` if its node goes down
     /// or silent). Returns the monitor reference.
+    ///
+    /// A mailbox of this same node can be monitored only for its absence
+    /// (`noproc` at once); monitor local Trellis processes with
+    /// [`process`](crate::process)'s monitors instead.
     ///
     /// # Errors
     ///
