@@ -498,7 +498,7 @@ struct Conn {
     creation: u32,
     /// Whether the node with the greater name opened this connection.
     by_greater: bool,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    out: conn::Out,
 }
 
 /// A monitor held by one of our mailboxes on a remote process.
@@ -621,7 +621,7 @@ impl Inner {
             return false;
         };
         match conn::encode(message) {
-            Some(frame) => conn.frames.send(frame).is_ok(),
+            Some(frame) => conn.out.send(frame),
             None => false,
         }
     }
@@ -796,9 +796,9 @@ impl Inner {
         creation: u32,
         outgoing: bool,
     ) -> bool {
-        let (tx, rx) = mpsc::unbounded_channel();
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let by_greater = outgoing == (self.name > peer);
+        let (out, read, writer) = conn::split(stream, self.ticktime / 4);
         loop {
             let old = {
                 let mut state = self.state();
@@ -817,7 +817,7 @@ impl Inner {
                                 id,
                                 creation,
                                 by_greater,
-                                frames: tx,
+                                out: out.clone(),
                             },
                         );
                         state
@@ -838,18 +838,8 @@ impl Inner {
         self.installed.notify_waiters();
         tracing::info!(node = %peer, "distribution connection up");
         let peer: Arc<str> = peer.into();
-        match stream {
-            conn::DistStream::Tcp(stream) => {
-                let (read, write) = stream.into_split();
-                self.spawn(conn::write_loop(write, rx, self.ticktime / 4));
-                self.spawn_reader(peer, id, read);
-            }
-            conn::DistStream::Tls(stream) => {
-                let (read, write) = tokio::io::split(*stream);
-                self.spawn(conn::write_loop(write, rx, self.ticktime / 4));
-                self.spawn_reader(peer, id, read);
-            }
-        }
+        self.spawn(writer);
+        self.spawn_reader(peer, id, read);
         true
     }
 
@@ -886,7 +876,9 @@ impl Inner {
             if state.conns.get(peer).is_none_or(|c| c.id != id) {
                 return;
             }
-            state.conns.remove(peer);
+            if let Some(old) = state.conns.remove(peer) {
+                old.out.close();
+            }
             let mut downs = Vec::new();
             state.watching.retain(|reference, watch| {
                 if watch.node == peer {

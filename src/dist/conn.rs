@@ -3,6 +3,7 @@
 //! writes, ticks).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use erl_dist::handshake::{
@@ -12,6 +13,7 @@ use erl_dist::message::Message;
 use erl_dist::node::{LocalNode, NodeName};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
@@ -274,6 +276,167 @@ pub(crate) async fn read_loop(
             },
         };
         inner.dispatch(&peer, message);
+    }
+}
+
+/// The sending side of a connection.
+#[derive(Clone)]
+pub(crate) enum Out {
+    /// Plain TCP: callers write directly while nothing is queued.
+    Tcp(Arc<TcpOut>),
+    /// TLS: frames queue for the writer task.
+    Queue(mpsc::UnboundedSender<Vec<u8>>),
+}
+
+impl Out {
+    /// Sends (or queues) one frame; false if the connection is closed.
+    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        match self {
+            Out::Tcp(out) => out.send(&frame),
+            Out::Queue(tx) => tx.send(frame).is_ok(),
+        }
+    }
+
+    /// Stops the writer; the write side closes once it is done.
+    pub(crate) fn close(&self) {
+        if let Out::Tcp(out) = self {
+            crate::loom::lock(&out.state).closed = true;
+            out.wake.notify_one();
+        }
+    }
+}
+
+/// The stream's sending side, its reading side, and the writer task to run
+/// (ticks every `tick`, and whatever callers could not write at once).
+pub(crate) fn split(
+    stream: DistStream,
+    tick: Duration,
+) -> (
+    Out,
+    Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+    std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+) {
+    match stream {
+        DistStream::Tcp(stream) => {
+            let (read, write) = stream.into_split();
+            let out = Arc::new(TcpOut {
+                write,
+                state: std::sync::Mutex::new(OutState::default()),
+                wake: tokio::sync::Notify::new(),
+                active: AtomicBool::new(false),
+            });
+            (
+                Out::Tcp(out.clone()),
+                Box::new(read),
+                Box::pin(tcp_write_loop(out, tick)),
+            )
+        }
+        DistStream::Tls(stream) => {
+            let (read, write) = tokio::io::split(*stream);
+            let (tx, rx) = mpsc::unbounded_channel();
+            (
+                Out::Queue(tx),
+                Box::new(read),
+                Box::pin(write_loop(write, rx, tick)),
+            )
+        }
+    }
+}
+
+/// A TCP connection's sending side, shared by callers and the writer task.
+///
+/// A caller writes its frame straight to the socket (one non-blocking
+/// write, no hand-off to another task) when nothing is pending and the
+/// writer is idle; otherwise it appends to `pending`, which the writer
+/// drains in order. Frames therefore never interleave or reorder.
+pub(crate) struct TcpOut {
+    write: OwnedWriteHalf,
+    state: std::sync::Mutex<OutState>,
+    wake: tokio::sync::Notify,
+    /// Something was sent since the writer last checked (no tick needed).
+    active: AtomicBool,
+}
+
+#[derive(Default)]
+pub(crate) struct OutState {
+    pending: Vec<u8>,
+    writing: bool,
+    closed: bool,
+}
+
+impl TcpOut {
+    fn send(&self, frame: &[u8]) -> bool {
+        self.active.store(true, Ordering::Relaxed);
+        let mut state = crate::loom::lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        if !state.writing && state.pending.is_empty() {
+            match self.write.try_write(frame) {
+                Ok(n) if n == frame.len() => return true,
+                Ok(n) => state.pending.extend_from_slice(&frame[n..]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    state.pending.extend_from_slice(frame);
+                }
+                Err(_) => {
+                    state.closed = true;
+                    drop(state);
+                    self.wake.notify_one();
+                    return false;
+                }
+            }
+        } else {
+            state.pending.extend_from_slice(frame);
+        }
+        drop(state);
+        self.wake.notify_one();
+        true
+    }
+}
+
+/// Writes all of `buf`, waiting for the socket to take it.
+async fn write_fully(write: &OwnedWriteHalf, buf: &[u8]) -> std::io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        write.writable().await?;
+        match write.try_write(&buf[at..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Drains what callers queued, and sends a tick after `tick` without
+/// traffic.
+async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
+    loop {
+        let woken = tokio::time::timeout(tick, out.wake.notified()).await.is_ok();
+        if !woken && !out.active.swap(false, Ordering::Relaxed) {
+            crate::loom::lock(&out.state)
+                .pending
+                .extend_from_slice(&[0, 0, 0, 0]);
+        }
+        loop {
+            let buf = {
+                let mut state = crate::loom::lock(&out.state);
+                if state.closed {
+                    return;
+                }
+                if state.pending.is_empty() {
+                    state.writing = false;
+                    break;
+                }
+                state.writing = true;
+                std::mem::take(&mut state.pending)
+            };
+            if write_fully(&out.write, &buf).await.is_err() {
+                crate::loom::lock(&out.state).closed = true;
+                return;
+            }
+        }
     }
 }
 
