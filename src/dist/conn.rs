@@ -306,16 +306,15 @@ impl Out {
     }
 }
 
+/// A connection's reading side.
+pub(crate) type ReadSide = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+/// A connection's writer task, to spawn.
+pub(crate) type Writer = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The stream's sending side, its reading side, and the writer task to run
 /// (ticks every `tick`, and whatever callers could not write at once).
-pub(crate) fn split(
-    stream: DistStream,
-    tick: Duration,
-) -> (
-    Out,
-    Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-    std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-) {
+pub(crate) fn split(stream: DistStream, tick: Duration) -> (Out, ReadSide, Writer) {
     match stream {
         DistStream::Tcp(stream) => {
             let (read, write) = stream.into_split();
@@ -413,7 +412,9 @@ async fn write_fully(write: &OwnedWriteHalf, buf: &[u8]) -> std::io::Result<()> 
 /// traffic.
 async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
     loop {
-        let woken = tokio::time::timeout(tick, out.wake.notified()).await.is_ok();
+        let woken = tokio::time::timeout(tick, out.wake.notified())
+            .await
+            .is_ok();
         if !woken && !out.active.swap(false, Ordering::Relaxed) {
             crate::loom::lock(&out.state)
                 .pending
