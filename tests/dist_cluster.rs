@@ -327,14 +327,17 @@ async fn a_node_registers_again_when_epmd_restarts() {
             .unwrap()
     };
     let names = || String::from_utf8_lossy(&epmd(&["-names"]).stdout).into_owned();
-    epmd(&["-daemon"]);
+    // `-relaxed_command_check`: `-kill` works while nodes are registered.
+    epmd(&["-daemon", "-relaxed_command_check"]);
+    let _kill_at_end = KillEpmd(port);
     let short = unique("phoenix");
     let node = dist::start(DistOptions::short(&short).cookie(COOKIE).epmd_port(port))
         .await
         .unwrap();
     assert!(names().contains(&short), "{}", names());
     epmd(&["-kill"]);
-    epmd(&["-daemon"]);
+    assert!(!names().contains(&short), "epmd still up");
+    epmd(&["-daemon", "-relaxed_command_check"]);
     // Re-registered within a few retries (one a second).
     let deadline = std::time::Instant::now() + WAIT;
     while !names().contains(&short) {
@@ -342,5 +345,15 @@ async fn a_node_registers_again_when_epmd_restarts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(node);
-    epmd(&["-kill"]);
+}
+
+/// Kills the private EPMD on its port when dropped, even if the test failed.
+struct KillEpmd(u16);
+
+impl Drop for KillEpmd {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("epmd")
+            .args(["-port", &self.0.to_string(), "-kill"])
+            .output();
+    }
 }
