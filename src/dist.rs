@@ -15,8 +15,10 @@
 //! monitors and links to remote processes. [`DistNode::export`] makes a
 //! Trellis [`gen_server`](crate::gen_server) answer `gen_server:call`s from
 //! Erlang; [`DistNode::call`] calls an Erlang gen_server as `gen:call` does.
-//! Terms cross as [`Term`]; typed values through [`ToTerm`] / [`FromTerm`]
-//! (the mapping table is in their module's docs).
+//! Terms cross as [`Term`]; typed values through serde ([`Serde`],
+//! [`to_term`], [`from_term`]: structs as maps with atom keys, enum variants
+//! as atoms and tagged tuples, strings as binaries) or through [`ToTerm`] /
+//! [`FromTerm`] written by hand; the mappings are under [Terms](#terms).
 //!
 //! | Erlang/OTP | Trellis | differs |
 //! |---|---|---|
@@ -28,8 +30,60 @@
 //! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
 //! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
-//! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] |
-//! | `-proto_dist inet_tls` | not yet | see the crate's issue 14 |
+//! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
+//! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
+//! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), atom cache, fragments | not provided | a hidden node is not asked for them |
+//!
+//! # Terms
+//!
+//! With serde ([`Serde`], [`to_term`], [`from_term`]):
+//!
+//! | Rust (serde data model) | Erlang term | Elixir |
+//! |---|---|---|
+//! | `bool` | `true` / `false` | `true` / `false` |
+//! | integers, floats | integer, float | integer, float |
+//! | `String`, `&str`, `char` | binary (UTF-8) | `String.t()` |
+//! | bytes (`serde_bytes`) | binary | binary |
+//! | `None`, `()` | `undefined` (decodes `nil` too) | `nil` |
+//! | `Some(x)`, newtype struct `N(x)` | `x` | `x` |
+//! | `Vec<T>`, sequences | list | list |
+//! | tuples, tuple structs | tuple | tuple |
+//! | maps | map | map |
+//! | struct `S { a, b }` | map with atom keys `#{a => .., b => ..}` | struct-like map (add `__struct__` for a real struct) |
+//! | unit variant `E::GetAll` | atom `get_all` | `:get_all` |
+//! | newtype variant `E::Add(x)` | `{add, x}` | `{:add, x}` |
+//! | tuple variant `E::Put(k, v)` | `{put, K, V}` | `{:put, k, v}` |
+//! | struct variant `E::Move { x, y }` | `{move, #{x => .., y => ..}}` | `{:move, %{x: .., y: ..}}` |
+//!
+//! Variant names become snake_case atoms (and back), as Erlang and Elixir
+//! name their tags. Decoding also accepts charlists for strings and atoms
+//! for strings and map keys.
+//!
+//! By hand ([`ToTerm`], [`FromTerm`]):
+//!
+//! | Rust | Erlang term | Elixir |
+//! |---|---|---|
+//! | [`Term`] | itself | itself |
+//! | [`Atom`] | atom | atom |
+//! | `bool` | `true` / `false` | `true` / `false` |
+//! | `i32`, `i64`, `u32`, `u64`, `usize` | integer | integer |
+//! | `f64` | float | float |
+//! | `String`, `&str` | binary (UTF-8); decodes from a charlist too | `String.t()` |
+//! | `Vec<T>` | proper list | list |
+//! | `Option<T>` | `undefined` or the value; decodes `nil` too | `nil` or the value |
+//! | `(A, B)`, `(A, B, C)` | tuple | tuple |
+//! | `HashMap<K, V>` | map | map |
+//! | [`ErlPid`], [`ErlRef`] | pid, reference | pid, reference |
+//!
+//! A Rust struct or enum maps by hand, in a few lines: a struct to a map
+//! with atom keys (an Elixir struct adds `__struct__`) or to a record tuple
+//! `{name, Field1, ...}`, an enum variant without data to an atom and one
+//! with data to a tagged tuple `{variant, ...}`. The helpers [`atom`],
+//! [`tuple()`] and [`tagged`] keep those impls short.
+//!
+//! Every node of a cluster must use the same `net_ticktime`
+//! ([`DistOptions::net_ticktime`]): a peer is declared down after that long
+//! without a byte from it, and ticks are sent after a quarter of it.
 //!
 //! Security: a peer must know the cookie; one that does not is refused,
 //! logged, and gets nothing. Every frame is checked by [`frame::decode`]
@@ -54,10 +108,16 @@ use crate::loom::lock;
 
 mod conn;
 pub mod frame;
+mod serde_term;
 mod term;
+mod tls;
+
+pub use serde_term::{Serde, from_term, to_term};
+pub use tls::DistTls;
 
 pub use term::{
-    Atom, ErlPid, ErlRef, FromTerm, Term, TermError, ToTerm, as_atom, as_tuple, atom, tagged, tuple,
+    Atom, ErlPid, ErlRef, FromTerm, Term, TermError, ToTerm, as_atom, as_tuple, atom, tagged,
+    tuple, wire_safe,
 };
 
 /// The default `net_ticktime`, as Erlang's.
@@ -167,6 +227,12 @@ pub enum DistError {
     /// A reply or message did not have the expected shape.
     #[error("term: {0}")]
     Term(#[from] TermError),
+    /// TLS set-up failed: a certificate or key, or a peer's TLS handshake.
+    #[error("tls: {reason}")]
+    Tls {
+        /// What went wrong.
+        reason: String,
+    },
     /// The node was shut down.
     #[error("distribution stopped")]
     Stopped,
@@ -190,8 +256,9 @@ pub struct DistOptions {
     long: bool,
     cookie: Option<String>,
     ticktime: Duration,
-    epmd_port: u16,
+    epmd_port: Option<u16>,
     max_frame: usize,
+    tls: Option<DistTls>,
 }
 
 impl fmt::Debug for DistOptions {
@@ -202,6 +269,7 @@ impl fmt::Debug for DistOptions {
             .field("long", &self.long)
             .field("ticktime", &self.ticktime)
             .field("epmd_port", &self.epmd_port)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -215,8 +283,9 @@ impl DistOptions {
             long: false,
             cookie: None,
             ticktime: DEFAULT_TICKTIME,
-            epmd_port: 4369,
+            epmd_port: None,
             max_frame: DEFAULT_MAX_FRAME,
+            tls: None,
         }
     }
 
@@ -242,9 +311,10 @@ impl DistOptions {
         self
     }
 
-    /// The EPMD port (default 4369, or `$ERL_EPMD_PORT`'s value).
+    /// The EPMD port. Default: `$ERL_EPMD_PORT` if set (as Erlang reads
+    /// it), else 4369.
     pub fn epmd_port(mut self, port: u16) -> Self {
-        self.epmd_port = port;
+        self.epmd_port = Some(port);
         self
     }
 
@@ -252,6 +322,14 @@ impl DistOptions {
     /// connection.
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Distribution over TLS, as Erlang's `-proto_dist inet_tls`: every
+    /// connection, both ways, is TLS with mutual certificates. Every node of
+    /// the cluster must use TLS too.
+    pub fn tls(mut self, tls: DistTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -345,6 +423,17 @@ pub enum NodeEvent {
 }
 
 /// Where a message or call goes: a pid, or a name on a node.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{Dest, ErlPid};
+///
+/// let by_name = Dest::from(("echo", "echo@host"));
+/// assert_eq!(by_name.to_string(), "{'echo','echo@host'}");
+/// let by_pid = Dest::from(ErlPid::new("a@host", 42, 0, 1));
+/// assert!(matches!(by_pid, Dest::Pid(_)));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dest {
     /// A process by pid (its node is in the pid).
@@ -405,7 +494,11 @@ impl From<(&str, &str)> for Dest {
 #[derive(Clone)]
 struct Conn {
     id: u64,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    /// The peer's creation (a restarted peer has a new one).
+    creation: u32,
+    /// Whether the node with the greater name opened this connection.
+    by_greater: bool,
+    out: conn::Out,
 }
 
 /// A monitor held by one of our mailboxes on a remote process.
@@ -446,12 +539,15 @@ pub(crate) struct Inner {
     ticktime: Duration,
     epmd_port: u16,
     max_frame: usize,
+    tls: Option<DistTls>,
     port: u16,
     next_id: AtomicU32,
     next_ref: AtomicU32,
     next_conn: AtomicU64,
     state: Mutex<State>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Notified whenever a connection is installed.
+    installed: tokio::sync::Notify,
 }
 
 /// The flags this node advertises: OTP 25's mandatory set, monitors by pid
@@ -525,7 +621,7 @@ impl Inner {
             return false;
         };
         match conn::encode(message) {
-            Some(frame) => conn.frames.send(frame).is_ok(),
+            Some(frame) => conn.out.send(frame),
             None => false,
         }
     }
@@ -688,24 +784,72 @@ impl Inner {
 
     /// Sets up a connected peer: its writer and reader, the `nodeup` event.
     /// Returns false if the peer is already connected (the stream is dropped).
-    fn install(self: &Arc<Self>, peer: String, stream: TcpStream) -> bool {
-        let (read, write) = stream.into_split();
-        let (tx, rx) = mpsc::unbounded_channel();
+    ///
+    /// If a connection to the node exists already, one of the two is kept
+    /// the same way on both nodes: the new one if the peer restarted (a new
+    /// creation), else the one the node with the greater name opened (OTP's
+    /// rule for simultaneous connects). `outgoing`: we opened this one.
+    fn install(
+        self: &Arc<Self>,
+        peer: String,
+        stream: conn::DistStream,
+        creation: u32,
+        outgoing: bool,
+    ) -> bool {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut state = self.state();
-            if state.stopped || state.conns.contains_key(&peer) {
-                return false;
+        let by_greater = outgoing == (self.name > peer);
+        let (out, read, writer) = conn::split(stream, self.ticktime / 4);
+        loop {
+            let old = {
+                let mut state = self.state();
+                if state.stopped {
+                    return false;
+                }
+                match state.conns.get(&peer) {
+                    Some(old) if old.creation != creation || (by_greater && !old.by_greater) => {
+                        Some(old.id)
+                    }
+                    Some(_) => return false,
+                    None => {
+                        state.conns.insert(
+                            peer.clone(),
+                            Conn {
+                                id,
+                                creation,
+                                by_greater,
+                                out: out.clone(),
+                            },
+                        );
+                        state
+                            .node_watchers
+                            .retain(|w| w.send(NodeEvent::Up(peer.clone())).is_ok());
+                        break;
+                    }
+                }
+            };
+            if let Some(old) = old {
+                let replaced = DistError::NodeDown {
+                    node: peer.clone(),
+                    reason: "replaced by a new connection".into(),
+                };
+                self.connection_lost(&peer, old, &replaced);
             }
-            state.conns.insert(peer.clone(), Conn { id, frames: tx });
-            state
-                .node_watchers
-                .retain(|w| w.send(NodeEvent::Up(peer.clone())).is_ok());
         }
+        self.installed.notify_waiters();
         tracing::info!(node = %peer, "distribution connection up");
-        self.spawn(conn::write_loop(write, rx, self.ticktime / 4));
-        let inner = self.clone();
         let peer: Arc<str> = peer.into();
+        self.spawn(writer);
+        self.spawn_reader(peer, id, read);
+        true
+    }
+
+    fn spawn_reader(
+        self: &Arc<Self>,
+        peer: Arc<str>,
+        id: u64,
+        read: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ) {
+        let inner = self.clone();
         self.spawn(async move {
             let error = conn::read_loop(
                 inner.clone(),
@@ -717,7 +861,6 @@ impl Inner {
             .await;
             inner.connection_lost(&peer, id, &error);
         });
-        true
     }
 
     /// A connection ended: forget it, and tell every local watcher of a
@@ -733,7 +876,9 @@ impl Inner {
             if state.conns.get(peer).is_none_or(|c| c.id != id) {
                 return;
             }
-            state.conns.remove(peer);
+            if let Some(old) = state.conns.remove(peer) {
+                old.out.close();
+            }
             let mut downs = Vec::new();
             state.watching.retain(|reference, watch| {
                 if watch.node == peer {
@@ -816,12 +961,26 @@ impl Inner {
             return Ok(());
         }
         let stream = match tokio::time::timeout(conn::SETUP_TIME, conn::connect(self, node)).await {
-            Ok(Ok(stream)) => stream,
+            Ok(Ok(connected)) => connected,
             Ok(Err(error)) => {
                 if matches!(error, DistError::CookieRejected { .. }) {
                     tracing::warn!(node, "our cookie was rejected");
                 }
-                // Lost a simultaneous connect: the peer's attempt wins.
+                // Lost a simultaneous connect: the peer's attempt wins;
+                // wait for it.
+                if matches!(&error, DistError::Handshake { reason, .. } if reason == conn::SIMULTANEOUS)
+                {
+                    let deadline = tokio::time::Instant::now() + conn::SETUP_TIME;
+                    loop {
+                        let installed = self.installed.notified();
+                        if self.is_connected(node) {
+                            return Ok(());
+                        }
+                        if tokio::time::timeout_at(deadline, installed).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 if self.is_connected(node) {
                     return Ok(());
                 }
@@ -834,11 +993,13 @@ impl Inner {
                 });
             }
         };
-        self.install(node.to_string(), stream);
+        let (stream, creation) = stream;
+        self.install(node.to_string(), stream, creation, true);
         Ok(())
     }
 
     async fn send(self: &Arc<Self>, from: &ErlPid, to: &Dest, term: Term) -> Result<(), DistError> {
+        let term = term::wire_safe(term);
         match to {
             Dest::Pid(pid) if pid.node.name == self.name => {
                 self.deliver(
@@ -902,6 +1063,7 @@ impl Inner {
     /// Removes mailbox `id`: its monitors on others end, its watchers get
     /// `DOWN` and its links `EXIT` with `reason`.
     fn close_mailbox(&self, id: u32, reason: Term) {
+        let reason = term::wire_safe(reason);
         let (watchers, links, watching) = {
             let mut state = self.state();
             state.mailboxes.remove(&id);
@@ -972,6 +1134,56 @@ impl Inner {
 /// Cheap to clone; every clone is the same node. The node stops (EPMD
 /// registration dropped, connections closed, its tasks aborted) on
 /// [`DistNode::shutdown`] or when the last clone is dropped.
+///
+/// # Examples
+///
+/// Two Trellis nodes: one exports a gen_server, the other calls it as
+/// Erlang's `gen_server:call({counter, Node}, ...)` would (EPMD must run).
+///
+/// ```
+/// use std::time::Duration;
+/// use trellis::BoxError;
+/// use trellis::dist::{self, DistError, DistOptions};
+/// use trellis::gen_server::{self, Context, GenServer, Init, Response};
+///
+/// struct Counter(i64);
+///
+/// impl GenServer for Counter {
+///     type Arg = ();
+///     type Call = i64; // from an Erlang integer
+///     type Reply = i64; // back as one
+///     type Cast = ();
+///     type Info = ();
+///     async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
+///         Ok(Init::Ready)
+///     }
+///     async fn handle_call(&mut self, add: i64, _: &mut Context<Self>) -> Result<Response<i64>, BoxError> {
+///         self.0 += add;
+///         Ok(Response::Reply(self.0))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let id = std::process::id();
+/// let server_node = dist::start(DistOptions::short(format!("doc_srv_{id}")).cookie("c")).await?;
+/// let client_node = dist::start(DistOptions::short(format!("doc_cli_{id}")).cookie("c")).await?;
+/// trellis::nursery(|n| async move {
+///     let counter = gen_server::start(&n, Counter(0)).await?;
+///     server_node.export("counter", counter)?;
+///     let to = ("counter", server_node.name());
+///     let wait = Duration::from_secs(5);
+///     assert_eq!(client_node.call::<i64>(to, 2, wait).await?, 2);
+///     assert_eq!(client_node.call::<i64>(to, 40, wait).await?, 42);
+///     // A name nobody holds: `noproc` at once.
+///     let missing = client_node.call::<i64>(("nobody", server_node.name()), 1, wait).await;
+///     assert!(matches!(missing, Err(DistError::NoProcess { .. })));
+///     n.cancel();
+///     Ok::<_, BoxError>(())
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DistNode {
     inner: Arc<Inner>,
@@ -1029,10 +1241,12 @@ impl fmt::Debug for DistNode {
 pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
     let name = options.node_name()?;
     let cookie = options.resolve_cookie()?;
-    let epmd_port = std::env::var("ERL_EPMD_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(options.epmd_port);
+    let epmd_port = options.epmd_port.unwrap_or_else(|| {
+        std::env::var("ERL_EPMD_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(4369)
+    });
     let listener = TcpListener::bind(("0.0.0.0", 0))
         .await
         .map_err(|e| DistError::Listen {
@@ -1057,12 +1271,14 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
         ticktime: options.ticktime,
         epmd_port,
         max_frame: options.max_frame,
+        tls: options.tls.clone(),
         port,
         next_id: AtomicU32::new(1),
         next_ref: AtomicU32::new(1),
         next_conn: AtomicU64::new(1),
         state: Mutex::new(State::default()),
         tasks: Mutex::new(Vec::new()),
+        installed: tokio::sync::Notify::new(),
     });
     inner.spawn(keep_registered(registration, alive, port, epmd_port));
     let acceptor = inner.clone();
@@ -1074,8 +1290,8 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
             let inner = acceptor.clone();
             acceptor.spawn(async move {
                 match tokio::time::timeout(conn::SETUP_TIME, conn::accept(&inner, stream)).await {
-                    Ok(Ok((peer, stream))) => {
-                        inner.install(peer, stream);
+                    Ok(Ok((peer, stream, creation))) => {
+                        inner.install(peer, stream, creation, false);
                     }
                     Ok(Err(error @ DistError::CookieRejected { .. })) => {
                         tracing::warn!(%error, "peer refused: wrong cookie");
@@ -1228,8 +1444,9 @@ impl DistNode {
     /// [`FromTerm`] into `S::Call`, replies with [`ToTerm`]. A request that
     /// does not convert is answered `{error, badarg}` and logged.
     ///
-    /// Runs until the node stops or `server` ends (then the name is
-    /// released and remote monitors get `DOWN`).
+    /// Runs until the node stops or `server` ends: the first request after
+    /// its end is answered `{error, Reason}`, then the name is released and
+    /// remote monitors of it get `DOWN`.
     ///
     /// # Errors
     ///
@@ -1304,6 +1521,25 @@ fn gen_call_parts(term: Term) -> Option<(ErlPid, Term, Term)> {
 }
 
 /// Node up/down events ([`DistNode::monitor_nodes`]).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{self, DistOptions, NodeEvent};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), trellis::dist::DistError> {
+/// let id = std::process::id();
+/// let a = dist::start(DistOptions::short(format!("doc_ev_a_{id}")).cookie("c")).await?;
+/// let b = dist::start(DistOptions::short(format!("doc_ev_b_{id}")).cookie("c")).await?;
+/// let mut events = a.monitor_nodes();
+/// a.connect(b.name()).await?;
+/// assert_eq!(events.recv().await, Some(NodeEvent::Up(b.name().to_string())));
+/// b.shutdown();
+/// let Some(NodeEvent::Down { node, .. }) = events.recv().await else { panic!() };
+/// assert_eq!(node, b.name());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct NodeEvents {
     rx: mpsc::UnboundedReceiver<NodeEvent>,
@@ -1326,6 +1562,32 @@ impl NodeEvents {
 /// Dropped (or [`closed`](DistMailbox::close)), it leaves: its name is
 /// released, remote monitors get `DOWN` and links `EXIT` (reason `normal`
 /// when dropped).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{self, DistOptions, Incoming, atom};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), trellis::dist::DistError> {
+/// let id = std::process::id();
+/// let a = dist::start(DistOptions::short(format!("doc_mb_a_{id}")).cookie("c")).await?;
+/// let b = dist::start(DistOptions::short(format!("doc_mb_b_{id}")).cookie("c")).await?;
+/// let mut inbox = b.register("inbox")?;
+/// let mut outbox = a.mailbox()?;
+/// outbox.send(("inbox", b.name()), atom("hello")).await?;
+/// let Some(Incoming::Message { from, term }) = inbox.recv().await else { panic!() };
+/// assert_eq!((from.as_ref(), term), (Some(outbox.pid()), atom("hello")));
+/// // Monitors: `DOWN` when the watched mailbox leaves. (`sync` follows the
+/// // monitor on the same connection: once it is in, so is the monitor.)
+/// let monitor = outbox.monitor(inbox.pid()).await?;
+/// outbox.send(inbox.pid(), atom("sync")).await?;
+/// assert!(matches!(inbox.recv().await, Some(Incoming::Message { .. })));
+/// inbox.close(atom("done"));
+/// let Some(Incoming::Down { monitor: fired, reason, .. }) = outbox.recv().await else { panic!() };
+/// assert_eq!((fired, reason), (monitor, atom("done")));
+/// # Ok(()) }
+/// ```
 pub struct DistMailbox {
     inner: Arc<Inner>,
     id: u32,
@@ -1370,6 +1632,10 @@ impl DistMailbox {
     /// Monitors `to`: an [`Incoming::Down`] arrives when it ends (`noproc`
     /// at once if it does not exist, `noconnection` if its node goes down
     /// or silent). Returns the monitor reference.
+    ///
+    /// A mailbox of this same node can be monitored only for its absence
+    /// (`noproc` at once); monitor local Trellis processes with
+    /// [`process`](crate::process)'s monitors instead.
     ///
     /// # Errors
     ///

@@ -11,3 +11,4 @@ mod len_prefixed;
 mod resp;
 
 pub mod checks;
+pub mod dist_checks;

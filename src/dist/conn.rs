@@ -3,6 +3,7 @@
 //! writes, ticks).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use erl_dist::handshake::{
@@ -10,17 +11,21 @@ use erl_dist::handshake::{
 };
 use erl_dist::message::Message;
 use erl_dist::node::{LocalNode, NodeName};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::frame::{self, FrameError};
+use super::tls::Reframe;
 use super::{DistError, Inner};
 
 /// How long a connection set-up may take (OTP's `net_setuptime`, 7 s).
 pub(crate) const SETUP_TIME: Duration = Duration::from_secs(7);
+
+/// The handshake error of the side that lost a simultaneous connect.
+pub(crate) const SIMULTANEOUS: &str = "simultaneous connect: the peer's attempt wins";
 
 /// The most bytes one write gathers from queued frames.
 const COALESCE: usize = 256 * 1024;
@@ -35,9 +40,18 @@ fn local_node(inner: &Inner) -> Result<LocalNode, DistError> {
     Ok(local)
 }
 
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) enum DistStream {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
 /// Connects to `node` (`name@host`): asks EPMD on `host` for its port, then
-/// runs the client side of the handshake.
-pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream, DistError> {
+/// runs the client side of the handshake (inside TLS if configured).
+pub(crate) async fn connect(
+    inner: &Arc<Inner>,
+    node: &str,
+) -> Result<(DistStream, u32), DistError> {
     let (alive, host) = node.split_once('@').ok_or_else(|| DistError::InvalidName {
         name: node.to_string(),
     })?;
@@ -62,6 +76,40 @@ pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream,
             reason: source.to_string(),
         })?;
     let _ = stream.set_nodelay(true);
+    match &inner.tls {
+        None => {
+            let (stream, creation) = client_handshake(inner, node, stream).await?;
+            Ok((DistStream::Tcp(stream), creation))
+        }
+        Some(tls) => {
+            let name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                DistError::Tls {
+                    reason: format!("server name {host}: {e}"),
+                }
+            })?;
+            let stream = tls
+                .connector
+                .connect(name, stream)
+                .await
+                .map_err(|e| DistError::Tls {
+                    reason: format!("connect to {node}: {e}"),
+                })?;
+            let stream = tokio_rustls::TlsStream::from(stream);
+            let (stream, creation) = client_handshake(inner, node, Reframe::new(stream)).await?;
+            Ok((DistStream::Tls(Box::new(stream.into_inner())), creation))
+        }
+    }
+}
+
+/// The client side of the handshake on `stream`.
+async fn client_handshake<S>(
+    inner: &Arc<Inner>,
+    node: &str,
+    stream: S,
+) -> Result<(S, u32), DistError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut handshake =
         ClientSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
     let status = handshake
@@ -73,16 +121,45 @@ pub(crate) async fn connect(inner: &Arc<Inner>, node: &str) -> Result<TcpStream,
         .await
         .map_err(|e| handshake_error(node, e))?;
     check_peer_flags(node, peer.flags)?;
-    Ok(stream.into_inner())
+    Ok((stream.into_inner(), peer.creation.map_or(0, |c| c.get())))
 }
 
-/// Runs the server side of the handshake on an accepted stream; returns the
-/// peer's name and the stream.
+/// Runs the server side of the handshake on an accepted stream (inside TLS
+/// if configured); returns the peer's name and the stream.
 pub(crate) async fn accept(
     inner: &Arc<Inner>,
     stream: TcpStream,
-) -> Result<(String, TcpStream), DistError> {
+) -> Result<(String, DistStream, u32), DistError> {
     let _ = stream.set_nodelay(true);
+    match &inner.tls {
+        None => {
+            let (peer, stream, creation) = server_handshake(inner, stream).await?;
+            Ok((peer, DistStream::Tcp(stream), creation))
+        }
+        Some(tls) => {
+            let stream = tls
+                .acceptor
+                .accept(stream)
+                .await
+                .map_err(|e| DistError::Tls {
+                    reason: format!("accept: {e}"),
+                })?;
+            let stream = tokio_rustls::TlsStream::from(stream);
+            let (peer, stream, creation) = server_handshake(inner, Reframe::new(stream)).await?;
+            Ok((
+                peer,
+                DistStream::Tls(Box::new(stream.into_inner())),
+                creation,
+            ))
+        }
+    }
+}
+
+/// The server side of the handshake on `stream`.
+async fn server_handshake<S>(inner: &Arc<Inner>, stream: S) -> Result<(String, S, u32), DistError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut handshake =
         ServerSideHandshake::new(stream.compat(), local_node(inner)?, &inner.cookie);
     let peer_name = handshake
@@ -95,10 +172,9 @@ pub(crate) async fn accept(
         })?
         .to_string();
     // A simultaneous connect: the node with the greater name keeps its own
-    // attempt (OTP's rule).
-    let status = if inner.is_connected(&peer_name) {
-        HandshakeStatus::Alive
-    } else if inner.is_connecting(&peer_name) && inner.name > peer_name {
+    // attempt (OTP's rule). A peer already connected is let in: it
+    // restarted, and its new connection replaces the old one.
+    let status = if inner.is_connecting(&peer_name) && inner.name > peer_name {
         HandshakeStatus::Nok
     } else {
         HandshakeStatus::Ok
@@ -108,7 +184,8 @@ pub(crate) async fn accept(
         .await
         .map_err(|e| handshake_error(&peer_name, e))?;
     check_peer_flags(&peer_name, peer.flags)?;
-    Ok((peer_name, stream.into_inner()))
+    let creation = peer.creation.map_or(0, |c| c.get());
+    Ok((peer_name, stream.into_inner(), creation))
 }
 
 /// The peer must monitor and link as OTP 25 does.
@@ -129,6 +206,10 @@ fn check_peer_flags(node: &str, flags: erl_dist::DistributionFlags) -> Result<()
 /// challenge rejected our cookie.
 fn handshake_error(node: &str, error: HandshakeError) -> DistError {
     match error {
+        HandshakeError::OngoingHandshake => DistError::Handshake {
+            node: node.to_string(),
+            reason: SIMULTANEOUS.to_string(),
+        },
         HandshakeError::CookieMismatch => DistError::CookieRejected {
             node: node.to_string(),
         },
@@ -149,7 +230,7 @@ fn handshake_error(node: &str, error: HandshakeError) -> DistError {
 pub(crate) async fn read_loop(
     inner: Arc<Inner>,
     peer: Arc<str>,
-    mut read: OwnedReadHalf,
+    mut read: impl tokio::io::AsyncRead + Unpin,
     silence: Duration,
     max_frame: usize,
 ) -> DistError {
@@ -198,10 +279,172 @@ pub(crate) async fn read_loop(
     }
 }
 
+/// The sending side of a connection.
+#[derive(Clone)]
+pub(crate) enum Out {
+    /// Plain TCP: callers write directly while nothing is queued.
+    Tcp(Arc<TcpOut>),
+    /// TLS: frames queue for the writer task.
+    Queue(mpsc::UnboundedSender<Vec<u8>>),
+}
+
+impl Out {
+    /// Sends (or queues) one frame; false if the connection is closed.
+    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+        match self {
+            Out::Tcp(out) => out.send(&frame),
+            Out::Queue(tx) => tx.send(frame).is_ok(),
+        }
+    }
+
+    /// Stops the writer; the write side closes once it is done.
+    pub(crate) fn close(&self) {
+        if let Out::Tcp(out) = self {
+            crate::loom::lock(&out.state).closed = true;
+            out.wake.notify_one();
+        }
+    }
+}
+
+/// A connection's reading side.
+pub(crate) type ReadSide = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+/// A connection's writer task, to spawn.
+pub(crate) type Writer = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The stream's sending side, its reading side, and the writer task to run
+/// (ticks every `tick`, and whatever callers could not write at once).
+pub(crate) fn split(stream: DistStream, tick: Duration) -> (Out, ReadSide, Writer) {
+    match stream {
+        DistStream::Tcp(stream) => {
+            let (read, write) = stream.into_split();
+            let out = Arc::new(TcpOut {
+                write,
+                state: std::sync::Mutex::new(OutState::default()),
+                wake: tokio::sync::Notify::new(),
+                active: AtomicBool::new(false),
+            });
+            (
+                Out::Tcp(out.clone()),
+                Box::new(read),
+                Box::pin(tcp_write_loop(out, tick)),
+            )
+        }
+        DistStream::Tls(stream) => {
+            let (read, write) = tokio::io::split(*stream);
+            let (tx, rx) = mpsc::unbounded_channel();
+            (
+                Out::Queue(tx),
+                Box::new(read),
+                Box::pin(write_loop(write, rx, tick)),
+            )
+        }
+    }
+}
+
+/// A TCP connection's sending side, shared by callers and the writer task.
+///
+/// A caller writes its frame straight to the socket (one non-blocking
+/// write, no hand-off to another task) when nothing is pending and the
+/// writer is idle; otherwise it appends to `pending`, which the writer
+/// drains in order. Frames therefore never interleave or reorder.
+pub(crate) struct TcpOut {
+    write: OwnedWriteHalf,
+    state: std::sync::Mutex<OutState>,
+    wake: tokio::sync::Notify,
+    /// Something was sent since the writer last checked (no tick needed).
+    active: AtomicBool,
+}
+
+#[derive(Default)]
+pub(crate) struct OutState {
+    pending: Vec<u8>,
+    writing: bool,
+    closed: bool,
+}
+
+impl TcpOut {
+    fn send(&self, frame: &[u8]) -> bool {
+        self.active.store(true, Ordering::Relaxed);
+        let mut state = crate::loom::lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        if !state.writing && state.pending.is_empty() {
+            match self.write.try_write(frame) {
+                Ok(n) if n == frame.len() => return true,
+                Ok(n) => state.pending.extend_from_slice(&frame[n..]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    state.pending.extend_from_slice(frame);
+                }
+                Err(_) => {
+                    state.closed = true;
+                    drop(state);
+                    self.wake.notify_one();
+                    return false;
+                }
+            }
+        } else {
+            state.pending.extend_from_slice(frame);
+        }
+        drop(state);
+        self.wake.notify_one();
+        true
+    }
+}
+
+/// Writes all of `buf`, waiting for the socket to take it.
+async fn write_fully(write: &OwnedWriteHalf, buf: &[u8]) -> std::io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        write.writable().await?;
+        match write.try_write(&buf[at..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Drains what callers queued, and sends a tick after `tick` without
+/// traffic.
+async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
+    loop {
+        let woken = tokio::time::timeout(tick, out.wake.notified())
+            .await
+            .is_ok();
+        if !woken && !out.active.swap(false, Ordering::Relaxed) {
+            crate::loom::lock(&out.state)
+                .pending
+                .extend_from_slice(&[0, 0, 0, 0]);
+        }
+        loop {
+            let buf = {
+                let mut state = crate::loom::lock(&out.state);
+                if state.closed {
+                    return;
+                }
+                if state.pending.is_empty() {
+                    state.writing = false;
+                    break;
+                }
+                state.writing = true;
+                std::mem::take(&mut state.pending)
+            };
+            if write_fully(&out.write, &buf).await.is_err() {
+                crate::loom::lock(&out.state).closed = true;
+                return;
+            }
+        }
+    }
+}
+
 /// Writes queued frames, many per write, and a tick whenever nothing was
 /// written for `tick`.
 pub(crate) async fn write_loop(
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     tick: Duration,
 ) {

@@ -18,7 +18,7 @@
 //! with atom keys (an Elixir struct adds `__struct__`) or to a record tuple
 //! `{name, Field1, ...}`, an enum variant without data to an atom and one
 //! with data to a tagged tuple `{variant, ...}`. The helpers [`atom`],
-//! [`tuple`] and [`tagged`] keep those impls short; `examples/dist_echo.rs`
+//! [`tuple()`] and [`tagged`] keep those impls short; `examples/dist_echo.rs`
 //! and the `dist_*` tests show them.
 
 use std::collections::HashMap;
@@ -134,6 +134,14 @@ pub fn tagged(tag: &str, elements: Vec<Term>) -> Term {
 }
 
 /// The name of `term` if it is an atom.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{ToTerm, as_atom, atom};
+/// assert_eq!(as_atom(&atom("ok")), Some("ok"));
+/// assert_eq!(as_atom(&1.to_term()), None);
+/// ```
 pub fn as_atom(term: &Term) -> Option<&str> {
     match term {
         Term::Atom(a) => Some(&a.name),
@@ -142,6 +150,14 @@ pub fn as_atom(term: &Term) -> Option<&str> {
 }
 
 /// The elements of `term` if it is a tuple.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{as_tuple, atom, tuple};
+/// assert_eq!(as_tuple(&tuple(vec![atom("a")])), Some(&[atom("a")][..]));
+/// assert_eq!(as_tuple(&atom("a")), None);
+/// ```
 pub fn as_tuple(term: &Term) -> Option<&[Term]> {
     match term {
         Term::Tuple(t) => Some(&t.elements),
@@ -409,5 +425,61 @@ impl<K: FromTerm + Eq + Hash, V: FromTerm> FromTerm for HashMap<K, V> {
 impl<T: ToTerm + ?Sized> ToTerm for &T {
     fn to_term(&self) -> Term {
         (**self).to_term()
+    }
+}
+
+/// `term` made safe for `eetf`'s encoder, which writes a list of small
+/// integers as a string of bytes even when some are negative (`[-1]` would
+/// reach Erlang as `[255]`): such lists are rebuilt as an improper list
+/// ending in `[]`, which encodes as the proper list it is.
+///
+/// Every term a [`DistNode`](super::DistNode) sends passes through it; call
+/// it yourself only when encoding messages by hand with
+/// [`frame::encode`](super::frame::encode).
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::{FromTerm, ToTerm, frame, wire_safe};
+///
+/// let term = wire_safe(vec![-1i32, 2].to_term());
+/// let to = trellis::dist::ErlPid::new("a@b", 1, 0, 1);
+/// let bytes = frame::encode(frame::Message::send(to, term)).unwrap();
+/// let Some(frame::Message::Send(send)) = frame::decode(&bytes[4..]).unwrap() else { panic!() };
+/// assert_eq!(Vec::<i32>::from_term(send.message).unwrap(), vec![-1, 2]);
+/// ```
+pub fn wire_safe(term: Term) -> Term {
+    match term {
+        Term::List(list) => {
+            let negative_bytes = list
+                .elements
+                .iter()
+                .any(|e| matches!(e, Term::FixInteger(i) if i.value < 0))
+                && list
+                    .elements
+                    .iter()
+                    .all(|e| matches!(e, Term::FixInteger(i) if i.value < 0x100));
+            let elements: Vec<Term> = list.elements.into_iter().map(wire_safe).collect();
+            if negative_bytes {
+                Term::from(eetf::ImproperList {
+                    elements,
+                    last: Box::new(Term::from(eetf::List::nil())),
+                })
+            } else {
+                Term::from(eetf::List::from(elements))
+            }
+        }
+        Term::ImproperList(list) => Term::from(eetf::ImproperList {
+            elements: list.elements.into_iter().map(wire_safe).collect(),
+            last: Box::new(wire_safe(*list.last)),
+        }),
+        Term::Tuple(t) => tuple(t.elements.into_iter().map(wire_safe).collect()),
+        Term::Map(m) => Term::from(eetf::Map::from(
+            m.map
+                .into_iter()
+                .map(|(k, v)| (wire_safe(k), wire_safe(v)))
+                .collect::<HashMap<_, _>>(),
+        )),
+        other => other,
     }
 }

@@ -123,6 +123,17 @@ impl ErlNode {
         }
     }
 
+    /// The first line that is one of `choices` (Erlang's own reports, such
+    /// as TLS alerts, are skipped).
+    pub(crate) async fn one_of(&mut self, choices: &[&str]) -> String {
+        loop {
+            let line = self.line().await;
+            if choices.contains(&line.trim()) {
+                return line.trim().to_string();
+            }
+        }
+    }
+
     /// The OS pid of the `erl` process.
     pub(crate) fn os_pid(&self) -> u32 {
         self.child.id().expect("running")

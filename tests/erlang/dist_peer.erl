@@ -5,6 +5,7 @@
 -behaviour(gen_server).
 -export([start/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
 -export([print/1, watch/1, forward/0]).
+-export([bench_calls/2, bench_concurrent/3, bench_oneway/3, sink/0]).
 
 start() ->
     {ok, _} = gen_server:start({local, echo}, ?MODULE, [], []),
@@ -43,3 +44,50 @@ forward_loop() ->
         {link, P} -> link(P), P ! linked, forward_loop();
         Msg -> print(Msg), forward_loop()
     end.
+
+%% --- Benchmarks (examples/dist_bench.rs) -----------------------------------
+
+%% Calls Dest N times in a row; prints {calls, N, Micros}.
+bench_calls(Dest, N) ->
+    call_n(Dest, 100),
+    T0 = erlang:monotonic_time(microsecond),
+    call_n(Dest, N),
+    print({calls, N, erlang:monotonic_time(microsecond) - T0}).
+
+call_n(_, 0) -> ok;
+call_n(Dest, N) -> {echo, x} = gen_server:call(Dest, x), call_n(Dest, N - 1).
+
+%% P processes calling Dest N times each; prints {concurrent, P * N, Micros}.
+bench_concurrent(Dest, P, N) ->
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    [spawn(fun() -> call_n(Dest, N), Self ! done end) || _ <- lists:seq(1, P)],
+    [receive done -> ok end || _ <- lists:seq(1, P)],
+    print({concurrent, P * N, erlang:monotonic_time(microsecond) - T0}).
+
+%% Sends N messages {m, Payload} to Dest (a sink) and waits until it has
+%% them all; prints {oneway, N, Micros}.
+bench_oneway(Dest, Payload, N) ->
+    T0 = erlang:monotonic_time(microsecond),
+    Dest ! {expect, N, self()},
+    send_n(Dest, {m, Payload}, N),
+    receive {drained, N} -> ok end,
+    print({oneway, N, erlang:monotonic_time(microsecond) - T0}).
+
+send_n(_, _, 0) -> ok;
+send_n(Dest, Msg, N) -> Dest ! Msg, send_n(Dest, Msg, N - 1).
+
+%% Registered as `sink`: on {expect, N, From}, takes N {m, _} messages, then
+%% tells From {drained, N}.
+sink() ->
+    register(sink, self()),
+    print(ready),
+    sink_loop().
+
+sink_loop() ->
+    receive
+        {expect, N, From} -> drain(N), From ! {drained, N}, sink_loop()
+    end.
+
+drain(0) -> ok;
+drain(N) -> receive {m, _} -> drain(N - 1) end.

@@ -1,0 +1,268 @@
+//! The fuzz properties of the Erlang distribution frame decoder
+//! (`trellis::dist::frame`), on stable, for a bounded number of cases: the
+//! properties of `fuzz/src/dist_checks.rs` (shared with the cargo-fuzz
+//! target `dist_frame`) on random bytes, random bytes shaped like terms, and
+//! valid frames mutated; hostile length fields refused without allocating
+//! for them; and the frame reader reading the same frames whether the bytes
+//! arrive whole or one at a time.
+//!
+//! Each property runs `TRELLIS_FUZZ_CASES` cases (default 1024).
+
+#![cfg(feature = "dist")]
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use tokio::io::{AsyncRead, ReadBuf};
+use trellis::dist::frame::{self, FrameError, MAX_DEPTH};
+use trellis::dist::{Term, ToTerm, atom, tuple};
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../fuzz/src/dist_checks.rs"]
+mod dist_checks;
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("TRELLIS_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1024);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Terms of every kind a peer sends, nested a little.
+fn terms() -> impl Strategy<Value = Term> {
+    leaves().prop_recursive(4, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(tuple),
+            prop::collection::vec(inner.clone(), 0..6).prop_map(|v| v.to_term()),
+            // Keys are leaves: `eetf` hashes a map by its iteration order,
+            // so maps as keys of maps compare unequal when equal.
+            prop::collection::vec((leaves(), inner), 0..4).prop_map(|kv| {
+                Term::from(eetf::Map::from(
+                    kv.into_iter().collect::<std::collections::HashMap<_, _>>(),
+                ))
+            }),
+        ]
+    })
+}
+
+/// Terms without parts.
+fn leaves() -> impl Strategy<Value = Term> {
+    prop_oneof![
+        "[a-z_]{0,12}".prop_map(|a| atom(&a)),
+        any::<i32>().prop_map(|i| i.to_term()),
+        any::<i64>().prop_map(|i| i.to_term()),
+        any::<u64>().prop_map(|i| i.to_term()),
+        (-1e9f64..1e9).prop_map(|f| f.to_term()),
+        ".{0,16}".prop_map(|s| s.to_term()),
+        any::<bool>().prop_map(|b| b.to_term()),
+        (0u32..1000).prop_map(|n| trellis::dist::ErlPid::new("a@b", n, 0, 1).to_term()),
+    ]
+}
+
+/// Byte sequences that have broken term decoders: huge counts for lists,
+/// tuples, maps, binaries and bignums; deep nesting; the refused tags.
+fn hostile_tokens() -> Vec<Vec<u8>> {
+    let mut tokens = vec![
+        vec![108, 0xff, 0xff, 0xff, 0xff],    // LIST of 4G elements
+        vec![105, 0xff, 0xff, 0xff, 0xff],    // LARGE_TUPLE
+        vec![116, 0x7f, 0xff, 0xff, 0xff],    // MAP
+        vec![109, 0xff, 0xff, 0xff, 0xf0],    // BINARY
+        vec![111, 0xff, 0xff, 0xff, 0xff, 0], // LARGE_BIG
+        vec![77, 0xff, 0xff, 0xff, 0xff, 8],  // BIT_BINARY
+        vec![90, 0xff, 0xff],                 // NEWER_REFERENCE, 65535 ids
+        vec![80, 0, 0, 0, 16],                // compressed
+        vec![112, 0, 0, 0, 0],                // NEW_FUN
+        vec![82, 0],                          // ATOM_CACHE_REF
+        vec![131],
+        vec![0xff; 8],
+    ];
+    tokens.push([104, 1].repeat(MAX_DEPTH + 4)); // nested 1-tuples
+    tokens.push([108, 0, 0, 0, 1].repeat(MAX_DEPTH + 4)); // nested lists
+    tokens
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(Index),
+    Flip(Index, u8),
+    Insert(Index, Vec<u8>),
+    Delete(Index, usize),
+}
+
+fn apply(mut input: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for mutation in mutations {
+        let at = |i: &Index, len: usize| i.index(len + 1);
+        match mutation {
+            Mutation::Truncate(i) => input.truncate(at(i, input.len())),
+            Mutation::Flip(i, mask) => {
+                if !input.is_empty() {
+                    let i = i.index(input.len());
+                    input[i] ^= mask;
+                }
+            }
+            Mutation::Insert(i, token) => {
+                let i = at(i, input.len());
+                input.splice(i..i, token.iter().copied());
+            }
+            Mutation::Delete(i, n) => {
+                let i = at(i, input.len());
+                let end = (i + n).min(input.len());
+                input.drain(i..end);
+            }
+        }
+    }
+    input
+}
+
+fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
+    let mutation = prop_oneof![
+        any::<Index>().prop_map(Mutation::Truncate),
+        (any::<Index>(), 1u8..).prop_map(|(i, m)| Mutation::Flip(i, m)),
+        (any::<Index>(), prop::sample::select(hostile_tokens()))
+            .prop_map(|(i, t)| Mutation::Insert(i, t)),
+        (any::<Index>(), 1usize..8).prop_map(|(i, n)| Mutation::Delete(i, n)),
+    ];
+    prop::collection::vec(mutation, 1..5)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn random_bytes_never_panic_the_frame_decoder(data in prop::collection::vec(any::<u8>(), 0..256)) {
+        dist_checks::frame(&data);
+    }
+
+    #[test]
+    fn random_terms_after_the_frame_and_version_tags_never_panic_it(
+        data in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let mut framed = vec![112, 131];
+        framed.extend(data);
+        dist_checks::frame(&framed);
+    }
+
+    #[test]
+    fn valid_frames_round_trip_and_mutated_ones_never_panic(
+        payload in terms(),
+        mutations in mutations(),
+    ) {
+        let valid = dist_checks::valid_send(payload.clone());
+        let Ok(Some(frame::Message::Send(send))) = frame::decode(&valid) else {
+            panic!("a valid frame is refused");
+        };
+        // A list of bytes travels as a string: the same term to Erlang.
+        prop_assert_eq!(normal(send.message), normal(payload));
+        dist_checks::frame(&apply(valid, &mutations));
+    }
+
+    #[test]
+    fn the_frame_reader_reads_the_same_frames_whole_or_byte_by_byte(
+        payloads in prop::collection::vec(terms(), 0..4),
+        ticks in prop::collection::vec(any::<bool>(), 4),
+    ) {
+        let mut wire = Vec::new();
+        for (payload, tick) in payloads.iter().zip(ticks) {
+            if tick {
+                wire.extend([0, 0, 0, 0]);
+            }
+            wire.extend(frame::encode(frame::Message::send(
+                trellis::dist::ErlPid::new("a@b", 1, 0, 1),
+                payload.clone(),
+            )).unwrap());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let whole = rt.block_on(read_all(&mut wire.as_slice()));
+        let split = rt.block_on(read_all(&mut OneByte(&wire)));
+        prop_assert_eq!(whole, split);
+    }
+}
+
+/// `term` with strings (byte lists) written as the lists of integers they are.
+fn normal(term: Term) -> Term {
+    match term {
+        Term::ByteList(l) => l
+            .bytes
+            .iter()
+            .map(|&b| i32::from(b))
+            .collect::<Vec<_>>()
+            .to_term(),
+        Term::List(l) => Term::from(eetf::List::from(
+            l.elements.into_iter().map(normal).collect::<Vec<_>>(),
+        )),
+        Term::Tuple(t) => tuple(t.elements.into_iter().map(normal).collect()),
+        Term::Map(m) => Term::from(eetf::Map::from(
+            m.map
+                .into_iter()
+                .map(|(k, v)| (normal(k), normal(v)))
+                .collect::<std::collections::HashMap<_, _>>(),
+        )),
+        other => other,
+    }
+}
+
+/// Every frame in `input`, until it ends.
+async fn read_all(input: &mut (impl AsyncRead + Unpin)) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut buf = Vec::new();
+    while frame::read(input, &mut buf, 1 << 20).await.is_ok() {
+        frames.push(buf.clone());
+    }
+    frames
+}
+
+/// A reader that hands out one byte per read.
+struct OneByte<'a>(&'a [u8]);
+
+impl AsyncRead for OneByte<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some((&first, rest)) = self.0.split_first() {
+            buf.put_slice(&[first]);
+            self.0 = rest;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn every_hostile_count_is_refused_as_a_length_error_not_allocated() {
+    for token in hostile_tokens() {
+        let mut data = vec![112, 131, 104, 2, 97, 2]; // {2, <token>}: a SEND's shape
+        data.extend(&token);
+        let error = frame::decode(&data).unwrap_err();
+        assert!(dist_checks::is_refusal(&error), "{token:?}: {error}");
+    }
+    let mut deep = vec![112, 131];
+    deep.extend([104, 1].repeat(MAX_DEPTH + 1));
+    deep.push(106);
+    assert_eq!(frame::decode(&deep), Err(FrameError::TooDeep));
+}
+
+#[tokio::test]
+async fn a_frame_length_over_the_limit_is_refused_before_reading_it() {
+    let mut input: &[u8] = &[0x10, 0, 0, 0, 112, 131];
+    let mut buf = Vec::new();
+    let error = frame::read(&mut input, &mut buf, 1 << 20)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(buf.capacity() < 1 << 20);
+    // Under the limit but lying: only what arrived is held.
+    let mut lying: &[u8] = &[0x00, 0xf0, 0, 0, 112, 131, 0, 0, 0, 0, 0, 0];
+    let error = frame::read(&mut lying, &mut buf, 1 << 30)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+    assert!(buf.capacity() <= 64 * 1024, "{}", buf.capacity());
+}
