@@ -253,6 +253,22 @@ pub trait Socket: Send + Sync + 'static {
     /// The I/O error of the read.
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
+    /// Resolves when [`poll_read`](Socket::poll_read) may have bytes (or
+    /// end of file, or an error) to give, registering `cx` for wake-up until
+    /// then. A transport waits on it without a read buffer, so that an idle
+    /// connection holds none.
+    ///
+    /// The default resolves at once: a socket that cannot tell gets a buffer
+    /// for every read attempt, and gives it back when the read waits.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error that makes the socket unusable.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Ok(()))
+    }
+
     /// Writes as much of `buf` as the socket takes now, without waiting.
     ///
     /// # Errors

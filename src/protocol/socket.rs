@@ -49,6 +49,10 @@ impl Socket for TcpStream {
         poll_read_impl!(self, cx, buf)
     }
 
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         TcpStream::try_write(self, buf)
     }
@@ -90,6 +94,10 @@ mod unix {
     impl Socket for UnixStream {
         fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
             poll_read_impl!(self, cx, buf)
+        }
+
+        fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            UnixStream::poll_read_ready(self, cx)
         }
 
         fn try_write(&self, buf: &[u8]) -> io::Result<usize> {

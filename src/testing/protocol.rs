@@ -103,6 +103,15 @@ impl Pipe {
         crate::loom::lock(&self.state)
     }
 
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.lock();
+        if state.reset || state.write_closed || !state.data.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        state.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut state = self.lock();
         if state.reset {
@@ -201,6 +210,10 @@ impl Drop for MemoryStream {
 impl Socket for MemoryStream {
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.read.poll_read(cx, buf)
+    }
+
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.read.poll_read_ready(cx)
     }
 
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
