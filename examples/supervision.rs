@@ -5,6 +5,11 @@
 //! Run it with `cargo run --example supervision` (add `RUST_LOG=debug` for
 //! more). It prints the restarts as they happen, the live tree once a second,
 //! and stops by itself after five seconds (or on Ctrl-C).
+//!
+//! With the observer (`cargo run --features observer --example supervision
+//! -- --observer 127.0.0.1:9000`, add `--observer-actions` to allow stopping
+//! and restarting from the page), it serves the live tree on that address
+//! and runs until Ctrl-C (or for `--seconds N`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -43,8 +48,8 @@ async fn crashing_loop(name: &'static str) -> Result<(), String> {
 }
 
 /// The application: a supervisor of two crashing loops and a quiet worker,
-/// watched for five seconds.
-async fn demo_app((): (), status: TaskStatus<()>) -> Result<(), String> {
+/// watched for `seconds` seconds.
+async fn demo_app(seconds: u64, status: TaskStatus<()>) -> Result<(), String> {
     nursery(|n| async move {
         let children = vec![
             ChildSpec::task("loop-a", || crashing_loop("loop-a")),
@@ -64,7 +69,7 @@ async fn demo_app((): (), status: TaskStatus<()>) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         status.started(());
-        for _ in 0..5 {
+        for _ in 0..seconds {
             tokio::time::sleep(Duration::from_secs(1)).await;
             println!("--- supervision tree ---\n{}", supervisor::tree());
         }
@@ -74,13 +79,61 @@ async fn demo_app((): (), status: TaskStatus<()>) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
-fn main() -> Result<(), node::NodeError> {
+/// `--observer HOST:PORT`, `--observer-actions`, `--seconds N`.
+struct Args {
+    observer: Option<std::net::SocketAddr>,
+    actions: bool,
+    seconds: Option<u64>,
+}
+
+fn args() -> Result<Args, String> {
+    let mut parsed = Args {
+        observer: None,
+        actions: false,
+        seconds: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--observer" => {
+                let addr = args.next().ok_or("--observer needs HOST:PORT")?;
+                parsed.observer = Some(
+                    addr.parse()
+                        .map_err(|e| format!("--observer {addr}: {e}"))?,
+                );
+            }
+            "--observer-actions" => parsed.actions = true,
+            "--seconds" => {
+                let n = args.next().ok_or("--seconds needs a number")?;
+                parsed.seconds = Some(n.parse().map_err(|e| format!("--seconds {n}: {e}"))?);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = args()?;
+    // With an observer to look at, run until Ctrl-C.
+    let seconds = args
+        .seconds
+        .unwrap_or(if args.observer.is_some() { u64::MAX } else { 5 });
     // Temporary: its end is not a termination that fails the node.
-    let app = AppSpec::new("demo", demo_app, ()).restart(Restart::Temporary);
+    let app = AppSpec::new("demo", demo_app, seconds).restart(Restart::Temporary);
     let options = NodeOptions::new()
         .log_level(LogLevel::Info)
         .log_format(LogFormat::Compact);
+    let options = match args.observer {
+        #[cfg(feature = "observer")]
+        Some(addr) => options
+            .observer_options(trellis::observer::ObserverOptions::new(addr).actions(args.actions)),
+        #[cfg(not(feature = "observer"))]
+        Some(_) => return Err("--observer needs the cargo feature `observer`".into()),
+        None => options,
+    };
     // When the app returns after its five seconds, no application is left
     // running and the node returns `Ok`.
-    trellis::run(node::run(vec![app], options))
+    trellis::run(node::run(vec![app], options))?;
+    Ok(())
 }

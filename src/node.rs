@@ -26,6 +26,7 @@
 //! | [`log_format`](NodeOptions::log_format) | [`LogFormat::Text`] |
 //! | [`logging`](NodeOptions::logging) | `true`: install a subscriber unless one exists |
 //! | [`signals`](NodeOptions::signals) | `true`: stop on SIGINT/SIGTERM |
+//! | `observer` (feature `observer`) | none: no HTTP server |
 //!
 //! # Examples
 //!
@@ -72,6 +73,8 @@ pub struct NodeOptions {
     log_format: LogFormat,
     logging: bool,
     signals: bool,
+    #[cfg(feature = "observer")]
+    observer: Option<crate::observer::ObserverOptions>,
 }
 
 impl Default for NodeOptions {
@@ -81,6 +84,8 @@ impl Default for NodeOptions {
             log_format: LogFormat::Text,
             logging: true,
             signals: true,
+            #[cfg(feature = "observer")]
+            observer: None,
         }
     }
 }
@@ -115,6 +120,45 @@ impl NodeOptions {
         self.signals = handle;
         self
     }
+
+    /// Serves the [observer](crate::observer) on `addr` while the node runs
+    /// (default: none): started before the applications, so that every
+    /// process they start is observed, and stopped after them. Read-only
+    /// and loopback-only unless [`observer_options`](Self::observer_options)
+    /// says otherwise. Needs the cargo feature `observer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::node::NodeOptions;
+    ///
+    /// let options = NodeOptions::new().observer("127.0.0.1:9000".parse().unwrap());
+    /// # let _ = options;
+    /// ```
+    #[cfg(feature = "observer")]
+    pub fn observer(mut self, addr: std::net::SocketAddr) -> Self {
+        self.observer = Some(crate::observer::ObserverOptions::new(addr));
+        self
+    }
+
+    /// Serves the observer with these options (for actions:
+    /// [`ObserverOptions::actions`](crate::observer::ObserverOptions::actions)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::node::NodeOptions;
+    /// use trellis::observer::ObserverOptions;
+    ///
+    /// let addr = "127.0.0.1:9000".parse().unwrap();
+    /// let options = NodeOptions::new().observer_options(ObserverOptions::new(addr).actions(true));
+    /// # let _ = options;
+    /// ```
+    #[cfg(feature = "observer")]
+    pub fn observer_options(mut self, options: crate::observer::ObserverOptions) -> Self {
+        self.observer = Some(options);
+        self
+    }
 }
 
 /// Errors of [`run`].
@@ -142,6 +186,10 @@ pub enum NodeError {
     /// Installing the signal handlers failed.
     #[error("installing signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// The observer did not start ([`NodeOptions::observer`]).
+    #[cfg(feature = "observer")]
+    #[error("starting the observer: {0}")]
+    Observer(#[from] crate::observer::ObserverError),
 }
 
 /// Clears the node's controller when `run` ends, however it ends.
@@ -242,6 +290,10 @@ pub async fn run(apps: Vec<AppSpec>, options: NodeOptions) -> Result<(), NodeErr
                 None => std::future::pending().await,
             }
         };
+        #[cfg(feature = "observer")]
+        if let Some(observer) = options.observer {
+            crate::observer::start(&n, observer).await?;
+        }
         controller.start_all(apps).await?;
         tracing::info!(applications = ?controller.which_applications(), "node started");
         let stop = tokio::select! {
