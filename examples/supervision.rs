@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use trellis::application::{AppSpec, Restart};
+use trellis::gen_server::{self, Context, Flow, GenServer, Init, Response};
 use trellis::logging::{LogFormat, LogLevel};
 use trellis::node::{self, NodeOptions};
 use trellis::supervisor::{self, ChildSpec, Strategy, SupervisorOptions};
@@ -31,7 +32,44 @@ fn random() -> u64 {
     x
 }
 
-/// Ticks every 100 ms and crashes with a 1-in-8 chance at each tick.
+/// Counts the loops' ticks: a gen_server registered as `tally`, so the
+/// observer has a mailbox and handler times to show.
+#[derive(Default)]
+struct Tally {
+    ticks: u64,
+}
+
+impl GenServer for Tally {
+    type Arg = ();
+    type Call = ();
+    type Reply = u64;
+    type Cast = &'static str;
+    type Info = ();
+
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+        Ok(Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        (): (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<u64>, trellis::BoxError> {
+        Ok(Response::Reply(self.ticks))
+    }
+
+    async fn handle_cast(
+        &mut self,
+        _from: &'static str,
+        _: &mut Context<Self>,
+    ) -> Result<Flow, trellis::BoxError> {
+        self.ticks += 1;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Ticks every 100 ms (telling `tally`) and crashes with a 1-in-8 chance at
+/// each tick.
 async fn crashing_loop(name: &'static str) -> Result<(), String> {
     let mut ticks = 0u32;
     loop {
@@ -40,6 +78,7 @@ async fn crashing_loop(name: &'static str) -> Result<(), String> {
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
         ticks += 1;
+        let _ = gen_server::cast::<Tally>("tally", name).await;
         if random() % 8 == 0 {
             println!("{name}: crashing after {ticks} ticks");
             return Err(format!("{name} crashed at random"));
@@ -52,6 +91,7 @@ async fn crashing_loop(name: &'static str) -> Result<(), String> {
 async fn demo_app(seconds: u64, status: TaskStatus<()>) -> Result<(), String> {
     nursery(|n| async move {
         let children = vec![
+            ChildSpec::gen_server("tally", Tally::default, (), "tally"),
             ChildSpec::task("loop-a", || crashing_loop("loop-a")),
             ChildSpec::task("loop-b", || crashing_loop("loop-b")),
             ChildSpec::supervisor(

@@ -178,9 +178,13 @@ fn the_page_draws_the_tree_and_shows_a_restart_without_a_reload() {
         example.display()
     );
 
+    // The example's log, read if it ends early (a file: a pipe left
+    // unread could fill and block it).
+    let log_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("observer-example.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let port = free_port();
     let observer: SocketAddr = ([127, 0, 0, 1], port).into();
-    let _example = Killed(
+    let mut running = Killed(
         Command::new(&example)
             .args([
                 "--observer",
@@ -190,11 +194,15 @@ fn the_page_draws_the_tree_and_shows_a_restart_without_a_reload() {
                 "120",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("the example starts"),
     );
     let tree = wait_for("the observer", Duration::from_secs(20), || {
+        if let Ok(Some(status)) = running.0.try_wait() {
+            let stderr = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("the example ended ({status}); built without `--features observer`? {stderr}");
+        }
         let (status, body) = http(observer, "GET", "/api/tree", None, "").ok()?;
         (status == 200).then(|| serde_json::from_str::<Value>(&body).unwrap())
     });
@@ -245,7 +253,7 @@ fn the_page_draws_the_tree_and_shows_a_restart_without_a_reload() {
                 .iter()
                 .filter_map(|n| n[1].as_str())
                 .collect();
-            let all = ["demo", "loop-a", "loop-b", "workers", "quiet"];
+            let all = ["demo", "tally", "loop-a", "loop-b", "workers", "quiet"];
             (live == "on" && all.iter().all(|n| names.contains(n))).then_some(nodes)
         },
     );
@@ -283,6 +291,19 @@ fn the_page_draws_the_tree_and_shows_a_restart_without_a_reload() {
             .then_some(())
     });
     assert_eq!(browser.script("return window.__trellisTest;"), "same page");
+
+    // A click on the gen_server opens its details, with its statistics.
+    browser.script(
+        "document.querySelector('#tree .node[data-child=\"tally\"]')\
+         .dispatchEvent(new MouseEvent('click', { bubbles: true }));",
+    );
+    wait_for("the details pane", Duration::from_secs(20), || {
+        let details = browser.script("return document.getElementById('details').textContent;");
+        let details = details.as_str()?;
+        (details.contains("tally") && details.contains("messages handled")).then_some(())
+    });
+    let top = browser.script("return document.getElementById('top-busy').textContent;");
+    assert!(top.as_str().unwrap().contains("tally"), "{top}");
 
     let png = browser.command("GET", "/screenshot", None);
     let png = base64::engine::general_purpose::STANDARD
