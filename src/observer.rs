@@ -28,7 +28,8 @@
 //! `trellis_gen_server_mailbox_depth`, `trellis_gen_server_messages_total`,
 //! `trellis_gen_server_handler_seconds_total`, and the histogram
 //! `trellis_gen_server_call_duration_seconds` (time in `handle_call`, all
-//! servers). Supervisor series carry `supervisor` (name) and `pid` labels.
+//! servers), `trellis_protocol_connections` (by `listen` addresses).
+//! Supervisor series carry `supervisor` (name) and `pid` labels.
 //!
 //! # Safe by default
 //!
@@ -37,8 +38,9 @@
 //! read-only unless [`actions`](ObserverOptions::actions) is set. When no
 //! observer runs, the hooks inside supervisors and gen_servers cost one
 //! relaxed atomic load each (measured in BENCHMARKS.md, "observer").
-//! Gen_server statistics are kept by the servers that start while an
-//! observer runs (start the observer first, as the node does).
+//! Gen_server statistics and protocol servers' connection counts are kept
+//! for the servers that start while an observer runs (start the observer
+//! first, as the node does).
 //!
 //! # Compared with Erlang
 //!

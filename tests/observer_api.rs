@@ -227,3 +227,64 @@ async fn a_restart_action_streams_its_event_and_counts_in_the_tree() {
     .await
     .unwrap();
 }
+
+/// Echoes what it receives.
+struct Echo(Option<trellis::protocol::Transport>);
+
+impl trellis::protocol::Protocol for Echo {
+    fn connection_made(&mut self, transport: trellis::protocol::Transport) {
+        self.0 = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        if let Some(transport) = &self.0 {
+            let _ = transport.write(data);
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_the_open_connections_of_protocol_servers() {
+    trellis::nursery(|n| async move {
+        let obs = observer::start(&n, ObserverOptions::new("127.0.0.1:0".parse()?)).await?;
+        let server = trellis::protocol::create_server(&n, || Echo(None), "127.0.0.1:0").await?;
+        let addr = server.local_addrs()[0].as_inet().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let mut client = TcpStream::connect(addr).await?;
+            // An echo back: the connection is being served.
+            client.write_all(b"x").await?;
+            let mut byte = [0u8; 1];
+            client.read_exact(&mut byte).await?;
+            clients.push(client);
+        }
+        let (_, body) = request(obs.local_addr(), "GET", "/metrics", false).await;
+        let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))?;
+        let open = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "trellis_protocol_connections"
+                    && s.labels.get("listen") == Some(addr.to_string().as_str())
+            })
+            .expect("the server's connections are exported");
+        assert!(
+            matches!(open.value, prometheus_parse::Value::Gauge(v) if v == 2.0),
+            "{open:?}"
+        );
+        let tree = json(&request(obs.local_addr(), "GET", "/api/tree", false).await.1);
+        assert!(
+            tree["protocol_servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["listen"] == addr.to_string() && s["connections"] == 2),
+            "{tree}"
+        );
+        drop(clients);
+        n.cancel();
+        Ok::<_, trellis::BoxError>(())
+    })
+    .await
+    .unwrap();
+}

@@ -18,7 +18,9 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::loom::lock;
+use crate::nursery::Nursery;
 use crate::process::Pid;
+use crate::sync::Event as Flag;
 
 /// How many observers (servers and [`Subscription`]s) are alive.
 static OBSERVERS: AtomicUsize = AtomicUsize::new(0);
@@ -345,4 +347,36 @@ pub(crate) fn trips_by_supervisor() -> Vec<(String, u64)> {
     let mut all: Vec<_> = lock(trips()).iter().map(|(k, v)| (k.clone(), *v)).collect();
     all.sort();
     all
+}
+
+/// A protocol server the observer counts connections of: its addresses,
+/// its connections' nursery, and the event set when it has closed.
+type ProtocolServer = (String, Nursery, Flag);
+
+fn protocol_servers() -> &'static Mutex<Vec<ProtocolServer>> {
+    static SERVERS: OnceLock<Mutex<Vec<ProtocolServer>>> = OnceLock::new();
+    SERVERS.get_or_init(Mutex::default)
+}
+
+/// Registers a protocol server starting now, if the node is observed.
+#[inline]
+pub(crate) fn protocol_server(make: impl FnOnce() -> ProtocolServer) {
+    if enabled() {
+        let mut servers = lock(protocol_servers());
+        servers.retain(|(_, _, closed)| !closed.is_set());
+        servers.push(make());
+    }
+}
+
+/// Open connections of every live observed protocol server, by addresses.
+pub(crate) fn protocol_connections() -> Vec<(String, usize)> {
+    let servers: Vec<ProtocolServer> = {
+        let mut servers = lock(protocol_servers());
+        servers.retain(|(_, _, closed)| !closed.is_set());
+        servers.clone()
+    };
+    servers
+        .into_iter()
+        .map(|(addrs, connections, _)| (addrs, connections.child_tasks().len()))
+        .collect()
 }

@@ -113,6 +113,10 @@ pub(super) fn tree() -> Value {
         },
         "supervisors": trees.iter().map(|s| supervisor_json(s, &servers)).collect::<Vec<_>>(),
         "servers": all_servers,
+        "protocol_servers": bus::protocol_connections()
+            .into_iter()
+            .map(|(listen, connections)| json!({ "listen": listen, "connections": connections }))
+            .collect::<Vec<_>>(),
     })
 }
 

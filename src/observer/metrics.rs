@@ -128,6 +128,20 @@ pub(super) fn render() -> String {
         );
     }
 
+    header(
+        &mut out,
+        "trellis_protocol_connections",
+        "gauge",
+        "Open connections of a protocol server (by its listening addresses).",
+    );
+    for (addrs, open) in bus::protocol_connections() {
+        let _ = writeln!(
+            out,
+            "trellis_protocol_connections{{listen=\"{}\"}} {open}",
+            escape(&addrs)
+        );
+    }
+
     let mut servers = bus::live_servers();
     servers.sort_by_key(|s| s.pid);
     let server_labels = |s: &bus::ServerStats| match &s.name {
