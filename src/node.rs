@@ -130,11 +130,28 @@ impl NodeOptions {
     /// # Examples
     ///
     /// ```
-    /// use trellis::node::NodeOptions;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::application::{AppSpec, Restart};
+    /// use trellis::node::{self, NodeOptions};
+    /// use trellis::TaskStatus;
     ///
-    /// let options = NodeOptions::new().observer("127.0.0.1:9000".parse().unwrap());
-    /// # let _ = options;
+    /// // Port 0: any free port. The application looks at what the observer
+    /// // serves as `/metrics`, then ends, and so does the node.
+    /// let app = AppSpec::new("peek", |(), status: TaskStatus<()>| async move {
+    ///     status.started(());
+    ///     assert!(trellis::observer::metrics_text().contains("trellis_processes "));
+    ///     Ok::<(), String>(())
+    /// }, ()).restart(Restart::Temporary);
+    /// let options = NodeOptions::new().logging(false).signals(false);
+    /// node::run(vec![app], options.observer("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`node::run`](run) fails with [`NodeError::Observer`] if the observer
+    /// cannot start (a non-loopback address, a port in use).
     #[cfg(feature = "observer")]
     pub fn observer(mut self, addr: std::net::SocketAddr) -> Self {
         self.observer = Some(crate::observer::ObserverOptions::new(addr));
@@ -150,9 +167,18 @@ impl NodeOptions {
     /// use trellis::node::NodeOptions;
     /// use trellis::observer::ObserverOptions;
     ///
-    /// let addr = "127.0.0.1:9000".parse().unwrap();
-    /// let options = NodeOptions::new().observer_options(ObserverOptions::new(addr).actions(true));
-    /// # let _ = options;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::node::{self, NodeError};
+    ///
+    /// // Not a loopback address, and remote access was not allowed.
+    /// let addr = "0.0.0.0:0".parse().unwrap();
+    /// let options = NodeOptions::new()
+    ///     .logging(false)
+    ///     .observer_options(ObserverOptions::new(addr).actions(true));
+    /// let err = node::run(vec![], options).await.unwrap_err();
+    /// assert!(matches!(err, NodeError::Observer(_)));
+    /// # }
     /// ```
     #[cfg(feature = "observer")]
     pub fn observer_options(mut self, options: crate::observer::ObserverOptions) -> Self {

@@ -72,6 +72,14 @@ pub enum EventKind {
 
 impl EventKind {
     /// The snake-case name used in the JSON API and the event stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::observer::EventKind;
+    ///
+    /// assert_eq!(EventKind::ChildRestarted.as_str(), "child_restarted");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::ChildStarted => "child_started",
@@ -216,7 +224,8 @@ impl Subscription {
     /// lives (the bus is static).
     ///
     /// A subscriber that falls more than 1024 events behind skips the
-    /// oldest ones (see [`Event::seq`] to notice the gap).
+    /// oldest ones (see [`Event::seq`] to notice the gap). See [`subscribe`]
+    /// for an example.
     ///
     /// # Cancel safety
     ///
@@ -231,7 +240,35 @@ impl Subscription {
         }
     }
 
-    /// The next event if one is waiting, without waiting.
+    /// The next event if one is waiting, without waiting (as
+    /// [`next`](Self::next), lagging subscribers skip the oldest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::observer::{self, EventKind};
+    /// use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
+    ///
+    /// let mut events = observer::subscribe();
+    /// trellis::nursery(|n| async move {
+    ///     let children = vec![ChildSpec::task("once", || async { Ok::<_, String>(()) })
+    ///         .restart(supervisor::Restart::Temporary)];
+    ///     supervisor::start(&n, children, SupervisorOptions::new().name("try-next")).await?;
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// let mut kinds = Vec::new();
+    /// while let Some(event) = events.try_next() {
+    ///     if event.supervisor.as_deref() == Some("try-next") {
+    ///         kinds.push(event.kind);
+    ///     }
+    /// }
+    /// assert_eq!(kinds, [EventKind::ChildStarted, EventKind::ChildExited]);
+    /// # }
+    /// ```
     pub fn try_next(&mut self) -> Option<Arc<Event>> {
         loop {
             match self.rx.try_recv() {

@@ -51,7 +51,17 @@ pub struct ObserverOptions {
 }
 
 impl ObserverOptions {
-    /// Listen on `addr`, read-only, loopback only.
+    /// Listen on `addr`, read-only, loopback only (checked when the
+    /// observer starts).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::observer::ObserverOptions;
+    ///
+    /// let options = ObserverOptions::new("[::1]:0".parse().unwrap());
+    /// assert!(options.addr().ip().is_loopback());
+    /// ```
     pub fn new(addr: SocketAddr) -> Self {
         ObserverOptions {
             addr,
@@ -62,6 +72,16 @@ impl ObserverOptions {
 
     /// Whether the page and the API may stop and kill processes and restart
     /// children (default `false`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::observer::ObserverOptions;
+    ///
+    /// let options = ObserverOptions::new("127.0.0.1:0".parse().unwrap());
+    /// assert!(!options.actions_enabled());
+    /// assert!(options.actions(true).actions_enabled());
+    /// ```
     pub fn actions(mut self, enabled: bool) -> Self {
         self.actions = enabled;
         self
@@ -70,17 +90,47 @@ impl ObserverOptions {
     /// Whether a non-loopback address is accepted (default `false`: such an
     /// address is refused with [`ObserverError::NotLoopback`]). The observer
     /// has no authentication: put it behind something that has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::observer::{self, ObserverOptions};
+    ///
+    /// trellis::nursery(|n| async move {
+    ///     // Every interface: refused unless allowed.
+    ///     let any = ObserverOptions::new("0.0.0.0:0".parse()?);
+    ///     assert!(observer::start(&n, any.clone()).await.is_err());
+    ///     let obs = observer::start(&n, any.allow_remote(true)).await?;
+    ///     assert!(obs.local_addr().ip().is_unspecified());
+    ///     n.cancel();
+    ///     Ok::<_, trellis::BoxError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
     pub fn allow_remote(mut self, allowed: bool) -> Self {
         self.allow_remote = allowed;
         self
     }
 
     /// The address to listen on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::observer::ObserverOptions;
+    ///
+    /// let addr = "127.0.0.1:9000".parse().unwrap();
+    /// assert_eq!(ObserverOptions::new(addr).addr(), addr);
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Whether actions are enabled.
+    /// Whether actions are enabled (see [`actions`](Self::actions)).
     pub fn actions_enabled(&self) -> bool {
         self.actions
     }
@@ -118,7 +168,8 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// The bound address (the real port when asked for port 0).
+    /// The bound address (the real port when asked for port 0); see
+    /// [`start`] for an example.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
