@@ -25,10 +25,19 @@ use crate::sync::Event as Flag;
 /// How many observers (servers and [`Subscription`]s) are alive.
 static OBSERVERS: AtomicUsize = AtomicUsize::new(0);
 
+/// How many [`Subscription`]s are alive (the event stream's clients).
+static SUBSCRIBERS: AtomicUsize = AtomicUsize::new(0);
+
 /// Whether anything observes the node: the hooks' one check.
 #[inline]
 pub(crate) fn enabled() -> bool {
     OBSERVERS.load(Ordering::Relaxed) != 0
+}
+
+/// Whether anything streams events (a [`Subscription`] lives).
+#[inline]
+pub(crate) fn subscribed() -> bool {
+    SUBSCRIBERS.load(Ordering::Relaxed) != 0
 }
 
 /// Keeps the hooks on while it lives.
@@ -154,11 +163,11 @@ fn bus() -> &'static Bus {
     })
 }
 
-/// Publishes the event `make` builds, if anything observes the node;
-/// otherwise `make` is not called.
+/// Publishes the event `make` builds, if anything subscribes to events;
+/// otherwise `make` is not called (an observer with no client builds none).
 #[inline]
 pub(crate) fn publish(make: impl FnOnce() -> Event) {
-    if enabled() {
+    if subscribed() {
         publish_slow(make());
     }
 }
@@ -180,6 +189,12 @@ fn publish_slow(mut event: Event) {
 pub struct Subscription {
     rx: broadcast::Receiver<Arc<Event>>,
     _enabled: Enabled,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        SUBSCRIBERS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Subscribes to the node's lifecycle events, from now on.
@@ -213,6 +228,7 @@ pub struct Subscription {
 /// ```
 pub fn subscribe() -> Subscription {
     let enabled = Enabled::new();
+    SUBSCRIBERS.fetch_add(1, Ordering::Relaxed);
     Subscription {
         rx: bus().tx.subscribe(),
         _enabled: enabled,

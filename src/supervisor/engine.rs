@@ -904,7 +904,7 @@ impl Engine {
                             } else {
                                 tracing::info!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted");
                             }
-                            if bus::enabled() {
+                            if bus::subscribed() {
                                 let pid = pid().0;
                                 self.publish(EventKind::ChildRestarted, &id, pid, None, restarts);
                             }
