@@ -11,6 +11,12 @@
 //! client receives as JSON.
 //!
 //! Run: `cargo bench -p trellis-benches --bench observer -- --warm-up-time 1 --measurement-time 3`
+//!
+//! On a busy machine, where minutes apart mean different machines, run the
+//! interleaved form instead: `OBSERVER_ROUNDS=15 cargo bench -p
+//! trellis-benches --bench observer` measures 20k calls and 5k restarts in
+//! every mode in each round (the order rotating), and prints each mode's
+//! median per operation and the median of its per-round ratios to `off`.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -181,4 +187,53 @@ fn restart(c: &mut Criterion) {
 }
 
 criterion_group!(benches, calls, restart);
-criterion_main!(benches);
+
+/// The interleaved form (see the module docs).
+fn rounds(rounds: usize) {
+    let rt = trellis_benches::runtime();
+    let (calls, restarts_per_round) = (20_000u64, 5_000u64);
+    // [mode][round] nanoseconds per operation, for calls and restarts.
+    let mut call_ns = vec![Vec::new(); MODES.len()];
+    let mut restart_ns = vec![Vec::new(); MODES.len()];
+    // Warm the runtime up once.
+    call_round_trip(&rt, calls);
+    rt.block_on(restarts(restarts_per_round));
+    for round in 0..rounds {
+        for k in 0..MODES.len() {
+            let m = (round + k) % MODES.len();
+            let watching = MODES[m].1.map(|s| watch(&rt, s));
+            let call = call_round_trip(&rt, calls);
+            let restart = rt.block_on(restarts(restarts_per_round));
+            if let Some(w) = watching {
+                unwatch(&rt, w);
+            }
+            call_ns[m].push(call.as_nanos() as f64 / calls as f64);
+            restart_ns[m].push(restart.as_nanos() as f64 / restarts_per_round as f64);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (what, table) in [("call round trip", &call_ns), ("restart", &restart_ns)] {
+        for (m, (mode, _)) in MODES.iter().enumerate() {
+            let mut ratios: Vec<f64> = table[m].iter().zip(&table[0]).map(|(x, off)| x / off).collect();
+            let mut times = table[m].clone();
+            println!(
+                "{what:16} {mode:10} median {:8.0} ns/op   median ratio to off {:.3}",
+                median(&mut times),
+                median(&mut ratios)
+            );
+        }
+    }
+}
+
+fn main() {
+    match std::env::var("OBSERVER_ROUNDS").ok().and_then(|n| n.parse().ok()) {
+        Some(n) => rounds(n),
+        None => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
