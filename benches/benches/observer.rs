@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, oneshot};
@@ -217,7 +217,11 @@ fn rounds(rounds: usize) {
     };
     for (what, table) in [("call round trip", &call_ns), ("restart", &restart_ns)] {
         for (m, (mode, _)) in MODES.iter().enumerate() {
-            let mut ratios: Vec<f64> = table[m].iter().zip(&table[0]).map(|(x, off)| x / off).collect();
+            let mut ratios: Vec<f64> = table[m]
+                .iter()
+                .zip(&table[0])
+                .map(|(x, off)| x / off)
+                .collect();
             let mut times = table[m].clone();
             println!(
                 "{what:16} {mode:10} median {:8.0} ns/op   median ratio to off {:.3}",
@@ -229,7 +233,10 @@ fn rounds(rounds: usize) {
 }
 
 fn main() {
-    match std::env::var("OBSERVER_ROUNDS").ok().and_then(|n| n.parse().ok()) {
+    match std::env::var("OBSERVER_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
         Some(n) => rounds(n),
         None => {
             benches();
