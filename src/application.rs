@@ -77,6 +77,7 @@ use tokio::sync::watch;
 
 use crate::cancel::CancelScope;
 use crate::nursery::{Nursery, SpawnOptions, TaskOutput, TaskStatus};
+use crate::observer::bus::{Event, EventKind};
 use crate::process::ExitReason;
 use crate::supervisor::intensity::Intensity;
 pub use crate::supervisor::{Restart, Shutdown};
@@ -560,6 +561,7 @@ impl Applications {
         match result {
             Ok(()) => {
                 tracing::info!(application = %name, "application started");
+                app_event(EventKind::ApplicationStarted, &name, None);
                 let mut state = lock(&self.inner.state);
                 // It may already have ended, between `started` and now.
                 if let Some(reason) = state.last_exit.remove(&name) {
@@ -627,6 +629,11 @@ impl Applications {
         };
         let _ = done.wait_for(|done| *done).await;
         tracing::info!(application = %name, "application stopped");
+        app_event(
+            EventKind::ApplicationStopped,
+            name,
+            Some(&ExitReason::Shutdown),
+        );
         Ok(())
     }
 
@@ -719,6 +726,7 @@ impl Inner {
 
     /// An application ended on its own: decide what it means for the node.
     fn ended(&self, name: &str, restart: Restart, reason: ExitReason) {
+        app_event(EventKind::ApplicationStopped, name, Some(&reason));
         if restart.restarts_after(&reason) {
             if reason.is_abnormal() {
                 tracing::error!(application = %name, %reason, ?restart, "application failed, stopping the node");
@@ -740,6 +748,16 @@ impl Inner {
             tracing::info!(application = %name, %reason, ?restart, "application ended");
         }
     }
+}
+
+/// Publishes an application's start or end to the observer, if one runs.
+fn app_event(kind: EventKind, name: &str, reason: Option<&ExitReason>) {
+    crate::observer::bus::publish(|| {
+        let mut event = Event::new(kind);
+        event.child = Some(name.to_owned());
+        event.reason = reason.map(ToString::to_string);
+        event
+    });
 }
 
 /// The controller of the running node, for the free functions.

@@ -148,6 +148,14 @@ pub mod net;
 
 pub mod protocol;
 
+// Observation: the hooks are always built (lower layers call them); the
+// public module, with its HTTP server, only with the `observer` feature.
+#[cfg(feature = "observer")]
+pub mod observer;
+#[cfg(not(feature = "observer"))]
+#[allow(unreachable_pub, dead_code, missing_docs)]
+mod observer;
+
 // The test kit.
 pub mod testing;
 

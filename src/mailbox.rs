@@ -520,6 +520,11 @@ impl<M: Send + 'static> Mailbox<M> {
         &self.address.link.entry
     }
 
+    /// Messages waiting (for the observer's mailbox depth).
+    pub(crate) fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
     pub(crate) fn poll_receive_message(
         &mut self,
         cx: &mut Context<'_>,

@@ -26,6 +26,7 @@
 //! | [`log_format`](NodeOptions::log_format) | [`LogFormat::Text`] |
 //! | [`logging`](NodeOptions::logging) | `true`: install a subscriber unless one exists |
 //! | [`signals`](NodeOptions::signals) | `true`: stop on SIGINT/SIGTERM |
+//! | `observer` (feature `observer`) | none: no HTTP server |
 //!
 //! # Examples
 //!
@@ -72,6 +73,8 @@ pub struct NodeOptions {
     log_format: LogFormat,
     logging: bool,
     signals: bool,
+    #[cfg(feature = "observer")]
+    observer: Option<crate::observer::ObserverOptions>,
 }
 
 impl Default for NodeOptions {
@@ -81,6 +84,8 @@ impl Default for NodeOptions {
             log_format: LogFormat::Text,
             logging: true,
             signals: true,
+            #[cfg(feature = "observer")]
+            observer: None,
         }
     }
 }
@@ -115,6 +120,71 @@ impl NodeOptions {
         self.signals = handle;
         self
     }
+
+    /// Serves the [observer](crate::observer) on `addr` while the node runs
+    /// (default: none): started before the applications, so that every
+    /// process they start is observed, and stopped after them. Read-only
+    /// and loopback-only unless [`observer_options`](Self::observer_options)
+    /// says otherwise. Needs the cargo feature `observer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::application::{AppSpec, Restart};
+    /// use trellis::node::{self, NodeOptions};
+    /// use trellis::TaskStatus;
+    ///
+    /// // Port 0: any free port. The application looks at what the observer
+    /// // serves as `/metrics`, then ends, and so does the node.
+    /// let app = AppSpec::new("peek", |(), status: TaskStatus<()>| async move {
+    ///     status.started(());
+    ///     assert!(trellis::observer::metrics_text().contains("trellis_processes "));
+    ///     Ok::<(), String>(())
+    /// }, ()).restart(Restart::Temporary);
+    /// let options = NodeOptions::new().logging(false).signals(false);
+    /// node::run(vec![app], options.observer("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`node::run`](run) fails with [`NodeError::Observer`] if the observer
+    /// cannot start (a non-loopback address, a port in use).
+    #[cfg(feature = "observer")]
+    pub fn observer(mut self, addr: std::net::SocketAddr) -> Self {
+        self.observer = Some(crate::observer::ObserverOptions::new(addr));
+        self
+    }
+
+    /// Serves the observer with these options (for actions:
+    /// [`ObserverOptions::actions`](crate::observer::ObserverOptions::actions)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::node::NodeOptions;
+    /// use trellis::observer::ObserverOptions;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use trellis::node::{self, NodeError};
+    ///
+    /// // Not a loopback address, and remote access was not allowed.
+    /// let addr = "0.0.0.0:0".parse().unwrap();
+    /// let options = NodeOptions::new()
+    ///     .logging(false)
+    ///     .observer_options(ObserverOptions::new(addr).actions(true));
+    /// let err = node::run(vec![], options).await.unwrap_err();
+    /// assert!(matches!(err, NodeError::Observer(_)));
+    /// # }
+    /// ```
+    #[cfg(feature = "observer")]
+    pub fn observer_options(mut self, options: crate::observer::ObserverOptions) -> Self {
+        self.observer = Some(options);
+        self
+    }
 }
 
 /// Errors of [`run`].
@@ -142,6 +212,10 @@ pub enum NodeError {
     /// Installing the signal handlers failed.
     #[error("installing signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// The observer did not start ([`NodeOptions::observer`]).
+    #[cfg(feature = "observer")]
+    #[error("starting the observer: {0}")]
+    Observer(#[from] crate::observer::ObserverError),
 }
 
 /// Clears the node's controller when `run` ends, however it ends.
@@ -242,6 +316,10 @@ pub async fn run(apps: Vec<AppSpec>, options: NodeOptions) -> Result<(), NodeErr
                 None => std::future::pending().await,
             }
         };
+        #[cfg(feature = "observer")]
+        if let Some(observer) = options.observer {
+            crate::observer::start(&n, observer).await?;
+        }
         controller.start_all(apps).await?;
         tracing::info!(applications = ?controller.which_applications(), "node started");
         let stop = tokio::select! {

@@ -62,6 +62,12 @@ pub(crate) fn claimed_pid(cell: &AtomicU64) -> Option<Pid> {
     }
 }
 
+/// The local pid numbered `id` (the observer names pids by number).
+#[cfg_attr(not(feature = "observer"), allow(dead_code))]
+pub(crate) fn local_pid(id: u64) -> Pid {
+    Pid { node: 0, id }
+}
+
 /// The last local process number handed out; 0 is never used.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -655,6 +661,13 @@ impl Entry {
             self.has_signals.store(false, Ordering::Release);
         }
         signal
+    }
+
+    /// Sends this process an exit signal from `from`, as a linked process's
+    /// end would (Erlang's `exit(Pid, Reason)`; the observer's kill action).
+    #[cfg_attr(not(feature = "observer"), allow(dead_code))]
+    pub(crate) fn send_exit(&self, from: Pid, reason: ExitReason) {
+        self.deliver(Signal::Exit(Exit { pid: from, reason }));
     }
 
     fn deliver(&self, signal: Signal) {

@@ -877,6 +877,9 @@ pub(crate) enum Command {
         oneshot::Sender<Result<StartedChild, SupervisorError>>,
     ),
     TerminateChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
+    /// Stops the child if it runs and starts it again (the observer's
+    /// restart action); uses no restart intensity.
+    RestartChild(ChildId, oneshot::Sender<Result<(), SupervisorError>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -1031,6 +1034,18 @@ impl Supervisor {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::TerminateChild(id, tx))
+            .map_err(|_| self.not_running())?;
+        rx.await.map_err(|_| self.not_running())?
+    }
+
+    /// Stops child `id` if it runs and starts it again, as an operator's
+    /// restart (for the observer's actions): its restart count grows, its
+    /// supervisor's intensity is not used.
+    #[cfg_attr(not(feature = "observer"), allow(dead_code))]
+    pub(crate) async fn restart_child(&self, id: ChildId) -> Result<(), SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::RestartChild(id, tx))
             .map_err(|_| self.not_running())?;
         rx.await.map_err(|_| self.not_running())?
     }

@@ -59,6 +59,7 @@ OPTIONS:
                              the open-file limit less --reserved-fds, as Redis's maxclients]
     --reserved-fds N         descriptors kept out of the client cap [default: 32]
     --enable-debug-command   serve DEBUG PANIC <key>, which crashes that key's shard
+    --observer HOST:PORT     serve the observer (live tree, /metrics) there [feature `observer`]
     -h, --help               print this help
 ";
 
@@ -100,8 +101,35 @@ fn number(text: &str, name: &str) -> Result<usize, String> {
         .map_err(|_| format!("{name} expects a number, got {text:?}"))
 }
 
+/// Takes `--observer HOST:PORT` out of the arguments (the node's option,
+/// not the application's).
+fn observer_flag(
+    args: impl Iterator<Item = String>,
+) -> Result<(Option<std::net::SocketAddr>, Vec<String>), String> {
+    let (mut observer, mut rest, mut args) = (None, Vec::new(), args);
+    while let Some(arg) = args.next() {
+        if arg == "--observer" {
+            let addr = args.next().ok_or("--observer needs a value")?;
+            observer = Some(
+                addr.parse()
+                    .map_err(|e| format!("--observer {addr:?}: {e}"))?,
+            );
+        } else {
+            rest.push(arg);
+        }
+    }
+    Ok((observer, rest))
+}
+
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
+    let (observer, args) = match observer_flag(std::env::args().skip(1)) {
+        Ok(split) => split,
+        Err(error) => {
+            eprintln!("kvstore: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match parse_args(args.into_iter()) {
         Ok(Some(config)) => config,
         Ok(None) => {
             print!("{HELP}");
@@ -117,7 +145,17 @@ fn main() -> ExitCode {
         |config, status| kvstore_app(config, status, None),
         config,
     );
-    match trellis::run(node::run(vec![app], NodeOptions::new())) {
+    let options = match observer {
+        #[cfg(feature = "observer")]
+        Some(addr) => NodeOptions::new().observer(addr),
+        #[cfg(not(feature = "observer"))]
+        Some(_) => {
+            eprintln!("kvstore: --observer needs the cargo feature `observer`");
+            return ExitCode::from(2);
+        }
+        None => NodeOptions::new(),
+    };
+    match trellis::run(node::run(vec![app], options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kvstore: {error}");

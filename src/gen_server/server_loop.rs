@@ -40,6 +40,7 @@ use super::{
 };
 use crate::cancel::{Node, current, panic_message, with_node};
 use crate::mailbox::{self, Address, Mailbox};
+use crate::observer::bus::{self, ServerStats};
 use crate::process::{self, Entry, ExitReason, TaskGroup};
 use crate::registry;
 use crate::{BoxError, NurseryError, TaskStatus, nursery, wait_shutdown};
@@ -97,6 +98,7 @@ fn prepare<S: GenServer, H: Send + 'static>(
         },
         terminating: false,
         finished: false,
+        stats: bus::server_stats(entry.pid(), options.name.as_deref()),
     };
     Ok(Serving {
         entry,
@@ -204,6 +206,9 @@ struct Runner<S: GenServer> {
     ctx: Context<S>,
     terminating: bool,
     finished: bool,
+    /// Set only if an observer ran when the server started: then each
+    /// message is counted and timed.
+    stats: Option<Arc<ServerStats>>,
 }
 
 /// The receive loop. A plain function returning an `async move` block: an
@@ -265,7 +270,18 @@ fn run<S: GenServer, H: Send + 'static>(
             {
                 None => break ExitReason::Shutdown,
                 Some(envelope) => {
-                    if let Some(reason) = runner.handle(envelope).await {
+                    // Observed: time the callback (one branch otherwise).
+                    let observed = runner.stats.is_some().then(|| {
+                        (
+                            tokio::time::Instant::now(),
+                            matches!(envelope, Envelope::Call(..)),
+                        )
+                    });
+                    let stop = runner.handle(envelope).await;
+                    if let (Some(stats), Some((started, call))) = (&runner.stats, observed) {
+                        stats.record(started.elapsed(), call, mailbox.queued());
+                    }
+                    if let Some(reason) = stop {
                         break reason;
                     }
                     // `Context::stop` from the callback.

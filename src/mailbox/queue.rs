@@ -153,6 +153,14 @@ impl<M> Rx<M> {
         }
     }
 
+    /// Items waiting (messages and signal nudges).
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Rx::Bounded(rx) => rx.len(),
+            Rx::Unbounded(rx) => rx.len(),
+        }
+    }
+
     pub(super) fn try_recv(&mut self) -> Option<Item<M>> {
         match self {
             Rx::Bounded(rx) => rx.try_recv().ok(),

@@ -336,6 +336,11 @@ where
         })
         .await
         .map_err(|error| ProtocolError::Io(io::Error::other(error)))?;
+    // Observed: the observer counts this server's connections.
+    crate::observer::bus::protocol_server(|| {
+        let names = addrs.iter().map(ToString::to_string).collect::<Vec<_>>();
+        (names.join(", "), connections.clone(), closed.clone())
+    });
     Ok(Server {
         inner: Arc::new(Inner {
             addrs,

@@ -42,6 +42,7 @@ use super::{
 };
 use crate::cancel::{CancelScope, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
+use crate::observer::bus::{self, Event, EventKind};
 use crate::process::{CHILD_PID, Entry, ExitReason, Pid, claimed_pid};
 use crate::registry::{self, RegistryError};
 
@@ -92,6 +93,15 @@ impl Ended {
         match self {
             Ended::Reason(reason) => reason.is_abnormal(),
             Ended::Error(_) => true,
+        }
+    }
+
+    /// Where it counts in the supervisor's exits by reason.
+    fn index(&self) -> usize {
+        match self {
+            Ended::Reason(reason) => super::tree::reason_index(reason),
+            // As `ExitReason::Error`, without making one.
+            Ended::Error(_) => super::tree::ERROR_INDEX,
         }
     }
 
@@ -231,7 +241,6 @@ struct Engine {
     exits_tx: mpsc::UnboundedSender<Exit>,
     exits_rx: mpsc::UnboundedReceiver<Exit>,
     pending: VecDeque<Exit>,
-    intensity: Intensity,
     next_key: u64,
     next_incarnation: u64,
     /// The supervisor's own shutdown request, awaited by every wait of the
@@ -298,6 +307,12 @@ pub(crate) async fn run(
         pid: entry.pid(),
         strategy: options.strategy,
         rows: Mutex::new(Vec::with_capacity(children.len())),
+        intensity: Mutex::new(Intensity::new(options.max_restarts, options.max_seconds)),
+        max_restarts: options.max_restarts,
+        max_seconds: options.max_seconds,
+        started: Instant::now(),
+        restarts: AtomicU64::new(0),
+        exits: Default::default(),
     });
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let handle = Supervisor {
@@ -341,7 +356,6 @@ async fn supervise(
 ) -> Result<(), SupervisorError> {
     let (exits_tx, exits_rx) = mpsc::unbounded_channel();
     let mut engine = Engine {
-        intensity: Intensity::new(options.max_restarts, options.max_seconds),
         shared: Arc::clone(&shared),
         options,
         dynamic,
@@ -448,6 +462,8 @@ impl Engine {
             state: ChildState::Stopped,
             restarts: 0,
             nested: None,
+            last_exit: None,
+            since: None,
         });
         self.slots.push(Slot {
             key,
@@ -467,6 +483,34 @@ impl Engine {
             self.slots.remove(i);
         }
         lock(&self.shared.rows).retain(|r| r.key != key);
+    }
+
+    /// Publishes a lifecycle event about child `id` to the observer, if one
+    /// runs (nothing is built otherwise).
+    fn publish(
+        &self,
+        kind: EventKind,
+        id: &str,
+        pid: Option<Pid>,
+        reason: Option<&ExitReason>,
+        restarts: u64,
+    ) {
+        bus::publish(|| {
+            let mut event = Event::new(kind);
+            event.supervisor = Some(self.shared.name.to_string());
+            event.supervisor_pid = Some(self.shared.pid);
+            event.child = Some(id.to_owned());
+            event.pid = pid;
+            event.reason = reason.map(ToString::to_string);
+            event.restarts = restarts;
+            event
+        });
+    }
+
+    /// Counts a stopped child's exit and records it as its last.
+    fn record_exit(&self, key: ChildId, reason: &ExitReason) {
+        self.shared.exits[super::tree::reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+        self.set_row(key, |row| row.last_exit = Some(reason.clone()));
     }
 
     fn set_row(&self, key: ChildId, update: impl FnOnce(&mut Row)) {
@@ -513,6 +557,7 @@ impl Engine {
                     let row = &mut rows[at];
                     row.own = Some(Arc::clone(&own));
                     row.nested = None;
+                    row.since = bus::enabled().then(Instant::now);
                     // Without a handshake, a child counts as started once
                     // spawned.
                     row.state = if inc.started.is_some() {
@@ -536,6 +581,14 @@ impl Engine {
             // Its body has not run yet: its pid, if it makes a process,
             // comes later.
             lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(None), "child started");
+            let slot = &self.slots[i];
+            self.publish(
+                EventKind::ChildStarted,
+                &slot.spec.id,
+                None,
+                None,
+                slot.restarts,
+            );
             return Ok(Some(Box::new(())));
         };
         enum Outcome {
@@ -551,6 +604,14 @@ impl Engine {
             Outcome::Started(Some(value)) => {
                 self.set_row(key, |row| row.state = ChildState::Running);
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(claimed_pid(&own)), "child started");
+                let slot = &self.slots[i];
+                self.publish(
+                    EventKind::ChildStarted,
+                    &slot.spec.id,
+                    claimed_pid(&own),
+                    None,
+                    slot.restarts,
+                );
                 Ok(Some(value))
             }
             Outcome::Started(None) => {
@@ -660,6 +721,9 @@ impl Engine {
             row.own = None;
         });
         lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child stopped");
+        self.record_exit(key, &reason);
+        let restarts = self.index(key).map_or(0, |i| self.slots[i].restarts);
+        self.publish(EventKind::ChildStopped, &id, pid.0, Some(&reason), restarts);
         Some(reason)
     }
 
@@ -708,6 +772,18 @@ impl Engine {
             } else {
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child exited");
             }
+            self.shared.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
+            // Observed: the reason is kept as the child's last and published
+            // (the error becomes an `ExitReason` once, here).
+            let reason = if bus::enabled() {
+                let reason = reason.into_reason();
+                let restarts = self.slots[i].restarts;
+                self.publish(EventKind::ChildExited, &id, pid.0, Some(&reason), restarts);
+                self.set_row(key, |row| row.last_exit = Some(reason.clone()));
+                Ended::Reason(reason)
+            } else {
+                reason
+            };
             let stopped = |row: &mut Row| {
                 row.state = ChildState::Stopped;
                 row.own = None;
@@ -719,8 +795,20 @@ impl Engine {
                 }
                 continue;
             }
-            if !self.intensity.record(Instant::now()) {
+            if !lock(&self.shared.intensity).record(Instant::now()) {
                 self.set_row(key, stopped);
+                bus::record_trip(&self.shared.name);
+                if let Ended::Reason(reason) = &reason {
+                    // Always a reason when observed (see above).
+                    let restarts = self.slots[i].restarts;
+                    self.publish(
+                        EventKind::IntensityExceeded,
+                        &id,
+                        pid.0,
+                        Some(reason),
+                        restarts,
+                    );
+                }
                 tracing::error!(
                     supervisor = %self.shared.name,
                     child = %id,
@@ -743,6 +831,7 @@ impl Engine {
             slot.wanted = true;
             slot.restarts += 1;
             let restarts = slot.restarts;
+            self.shared.restarts.fetch_add(1, Ordering::Relaxed);
             let reset_after = self.options.backoff.map(|b| b.max);
             if ran_for
                 .zip(reset_after)
@@ -815,6 +904,10 @@ impl Engine {
                             } else {
                                 tracing::info!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted");
                             }
+                            if bus::subscribed() {
+                                let pid = pid().0;
+                                self.publish(EventKind::ChildRestarted, &id, pid, None, restarts);
+                            }
                         }
                     }
                     Err(StartFailure::Shutdown) => return Ok(Flow::Stop),
@@ -835,6 +928,49 @@ impl Engine {
                 self.stop_all().await;
                 let _ = reply.send(());
                 Flow::Stop
+            }
+            Command::RestartChild(key, reply) => {
+                let Some(i) = self.index(key) else {
+                    let _ = reply.send(Err(SupervisorError::ChildNotFound {
+                        supervisor: self.name(),
+                        child: key,
+                    }));
+                    return Flow::Continue;
+                };
+                // Asked for, not a failure: no intensity is used.
+                self.stop_slot(key, None).await;
+                let slot = &mut self.slots[i];
+                slot.restarts += 1;
+                let restarts = slot.restarts;
+                let id = slot.spec.id.clone();
+                self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+                self.set_row(key, |row| row.restarts = restarts);
+                match self.start_slot(key).await {
+                    Ok(_) => {
+                        let pid = claimed_pid(&self.slots[i].own);
+                        self.publish(EventKind::ChildRestarted, &id, pid, None, restarts);
+                        let _ = reply.send(Ok(()));
+                        Flow::Continue
+                    }
+                    Err(StartFailure::Shutdown) => {
+                        let _ = reply.send(Err(SupervisorError::NotRunning {
+                            supervisor: self.name(),
+                        }));
+                        Flow::Stop
+                    }
+                    Err(StartFailure::Exited(reason)) => {
+                        let _ = reply.send(Err(SupervisorError::StartFailed {
+                            supervisor: self.name(),
+                            child: id.to_string(),
+                            reason: reason.clone(),
+                        }));
+                        // As any failed restart: handled as an exit.
+                        match self.on_down(key, Ended::Reason(reason), None).await {
+                            Ok(flow) => flow,
+                            Err(_) => Flow::Stop,
+                        }
+                    }
+                }
             }
             Command::TerminateChild(key, reply) => {
                 if self.index(key).is_none() {

@@ -49,6 +49,14 @@ impl Intensity {
         self.recent.push_back(now);
         true
     }
+
+    /// How many recorded restarts are still inside the window at `now`.
+    pub(crate) fn used(&self, now: Instant) -> usize {
+        self.recent
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < self.period)
+            .count()
+    }
 }
 
 #[cfg(test)]
@@ -104,7 +112,9 @@ mod tests {
         assert!(w.record(t));
         assert!(w.record(t));
         assert!(!w.record(t + Duration::from_secs(4)));
+        assert_eq!(w.used(t + Duration::from_secs(4)), 3);
         assert!(w.record(t + Duration::from_secs(5)));
+        assert_eq!(w.used(t + Duration::from_secs(5)), 1);
     }
 
     #[test]

@@ -13,9 +13,14 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use crate::process::{Pid, claimed_pid};
+use tokio::time::Instant;
+
+use crate::process::{ExitReason, Pid, claimed_pid};
+
+use super::intensity::Intensity;
 
 use super::{ChildId, Restart, Strategy};
 
@@ -25,6 +30,33 @@ pub(crate) struct Shared {
     pub(crate) pid: Pid,
     pub(crate) strategy: Strategy,
     pub(crate) rows: Mutex<Vec<Row>>,
+    /// The restart window: locked once per restart, and by snapshots.
+    pub(crate) intensity: Mutex<Intensity>,
+    pub(crate) max_restarts: u32,
+    pub(crate) max_seconds: Duration,
+    pub(crate) started: Instant,
+    /// Restarts so far (relaxed: for introspection only).
+    pub(crate) restarts: AtomicU64,
+    /// Children's exits by reason, indexed by [`reason_index`].
+    pub(crate) exits: [AtomicU64; REASONS.len()],
+}
+
+/// The labels of exit reasons, as the observer's metrics name them.
+pub(crate) const REASONS: [&str; 6] = ["normal", "shutdown", "killed", "error", "panic", "noproc"];
+
+/// Where an error reason counts in [`Shared::exits`].
+pub(crate) const ERROR_INDEX: usize = 3;
+
+/// Where `reason` counts in [`Shared::exits`].
+pub(crate) fn reason_index(reason: &ExitReason) -> usize {
+    match reason {
+        ExitReason::Normal => 0,
+        ExitReason::Shutdown => 1,
+        ExitReason::Killed => 2,
+        ExitReason::Error(_) => ERROR_INDEX,
+        ExitReason::Panic(_) => 4,
+        ExitReason::NoProcess => 5,
+    }
 }
 
 /// One child, as the supervisor last recorded it.
@@ -38,6 +70,10 @@ pub(crate) struct Row {
     pub(crate) state: ChildState,
     pub(crate) restarts: u64,
     pub(crate) nested: Option<Weak<Shared>>,
+    /// Why its last incarnation ended.
+    pub(crate) last_exit: Option<ExitReason>,
+    /// When its running incarnation started (taken only while observed).
+    pub(crate) since: Option<Instant>,
 }
 
 /// Supervisors that are not the child of another supervisor.
@@ -68,6 +104,8 @@ impl Shared {
     }
 
     pub(crate) fn snapshot(&self) -> SupervisorInfo {
+        let now = Instant::now();
+        let intensity_used = lock(&self.intensity).used(now);
         let rows = lock(&self.rows);
         let children = rows
             .iter()
@@ -78,6 +116,11 @@ impl Shared {
                 restart: row.restart,
                 state: row.state,
                 restarts: row.restarts,
+                last_exit: row.last_exit.clone(),
+                uptime: row
+                    .since
+                    .filter(|_| row.state == ChildState::Running)
+                    .map(|since| now.saturating_duration_since(since)),
                 supervisor: row
                     .nested
                     .as_ref()
@@ -91,6 +134,17 @@ impl Shared {
             pid: self.pid,
             strategy: self.strategy,
             children,
+            max_restarts: self.max_restarts,
+            max_seconds: self.max_seconds,
+            intensity_used,
+            uptime: now.saturating_duration_since(self.started),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            exits: REASONS
+                .iter()
+                .zip(&self.exits)
+                .map(|(label, n)| (*label, n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
         }
     }
 }
@@ -154,6 +208,22 @@ pub struct SupervisorInfo {
     pub strategy: Strategy,
     /// Its children in start order.
     pub children: Vec<ChildInfo>,
+    /// Its restart intensity: at most this many restarts…
+    pub max_restarts: u32,
+    /// …within any window this long.
+    pub max_seconds: Duration,
+    /// Restarts inside the current window: how much of
+    /// [`max_restarts`](Self::max_restarts) is used (one more than
+    /// `max_restarts` trips it).
+    pub intensity_used: usize,
+    /// How long it has run.
+    pub uptime: Duration,
+    /// Restarts of its children since it started.
+    pub restarts: u64,
+    /// Its children's exits since it started, by reason (`"normal"`,
+    /// `"shutdown"`, `"killed"`, `"error"`, `"panic"`, `"noproc"`); reasons
+    /// never seen are left out.
+    pub exits: Vec<(&'static str, u64)>,
 }
 
 /// One child in a snapshot of the tree.
@@ -184,6 +254,12 @@ pub struct ChildInfo {
     pub state: ChildState,
     /// How many times it has been restarted.
     pub restarts: u64,
+    /// Why its last incarnation ended (`None` before any ended).
+    pub last_exit: Option<ExitReason>,
+    /// How long its running incarnation has run: `None` when it is not
+    /// running, or when it started while nothing observed the node (the
+    /// start instant is only taken for an observer).
+    pub uptime: Option<Duration>,
     /// If the child is itself a supervisor: its own snapshot.
     pub supervisor: Option<Box<SupervisorInfo>>,
 }
