@@ -112,8 +112,11 @@ impl EventKind {
 pub struct Event {
     /// Position in the node's event sequence, from 1.
     pub seq: u64,
-    /// Time since the first event of the process (the runtime's clock, so
-    /// paused-clock tests see exact values).
+    /// Time since the first event of the process, on the runtime's clock
+    /// (paused-clock tests see exact values). Meaningful within one
+    /// runtime: a process that runs several (tests, each on its own paused
+    /// clock) measures every event from the first one's clock, and events
+    /// of a runtime whose clock is behind it read zero.
     pub at: Duration,
     /// What happened.
     pub kind: EventKind,
