@@ -235,6 +235,36 @@ impl AsyncRead for OneByte<'_> {
     }
 }
 
+/// Found by the cargo-fuzz target: a bit binary claiming 112 bits in its
+/// last byte made `eetf` subtract past zero and panic. Refused before it.
+#[test]
+fn a_bit_binary_with_a_bit_count_outside_one_to_eight_is_refused() {
+    // SEND-less frame: pass-through, version, BIT_BINARY_EXT len 3, 112 bits.
+    let crash = [112, 131, 77, 0, 0, 0, 3, 112, 131, 77, 112];
+    assert_eq!(
+        frame::decode(&crash),
+        Err(FrameError::BitCount { bits: 112, at: 2 })
+    );
+    dist_checks::frame(&crash);
+    for bits in [0, 9, 255] {
+        let data = [112, 131, 77, 0, 0, 0, 1, bits, 0xff];
+        assert!(
+            matches!(frame::decode(&data), Err(FrameError::BitCount { .. })),
+            "{bits}"
+        );
+    }
+    // 1 to 8 bits pass the check (and fail later only as "not a control
+    // message", a bare bit binary being none).
+    for bits in 1..=8 {
+        let data = [112, 131, 77, 0, 0, 0, 1, bits, 0xff];
+        assert!(
+            matches!(frame::decode(&data), Err(FrameError::Control { .. })),
+            "{bits}: {:?}",
+            frame::decode(&data)
+        );
+    }
+}
+
 #[test]
 fn every_hostile_count_is_refused_as_a_length_error_not_allocated() {
     for token in hostile_tokens() {

@@ -76,6 +76,14 @@ pub enum FrameError {
         /// Where it is.
         at: usize,
     },
+    /// A bit binary whose last byte claims a bit count outside 1 to 8.
+    #[error("bit binary at byte {at} uses {bits} bits of its last byte")]
+    BitCount {
+        /// The claimed bit count.
+        bits: u8,
+        /// Where the bit binary is.
+        at: usize,
+    },
     /// Terms nest deeper than [`MAX_DEPTH`].
     #[error("terms nest deeper than {MAX_DEPTH}")]
     TooDeep,
@@ -346,7 +354,12 @@ impl Cursor<'_> {
                 }
                 77 => {
                     let len = self.u32()?;
-                    self.skip(1)?;
+                    let bits = self.u8()?;
+                    // Erlang's own rule, and `eetf` shifts by `8 - bits`
+                    // (a fuzzed frame with 112 bits made it panic).
+                    if len > 0 && !(1..=8).contains(&bits) {
+                        return Err(FrameError::BitCount { bits, at });
+                    }
                     self.skip(len)?;
                     0
                 }
