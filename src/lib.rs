@@ -74,6 +74,9 @@
 //! | triotp `mailbox.create/open/send/receive` | [`mailbox`] |
 //! | `gen_server:start/call/cast/reply`, `handle_*`, `terminate` | [`gen_server`] |
 //! | triotp `supervisor`, `dynamic_supervisor`, `application`, `node.run` | [`supervisor`], [`dynamic_supervisor`], [`application`], [`node::run`] |
+//! | `gen_statem`, `pg` | [`gen_statem`], [`pg`] |
+//! | Erlang distribution (EPMD, handshake, external term format, `net_kernel`, `inet_tls`) | `trellis::dist` (cargo feature `dist`): a hidden node in an Erlang/Elixir cluster |
+//! | `observer`, Prometheus exporters | `trellis::observer` (cargo feature `observer`): the live tree in a browser, a JSON API, `/metrics` |
 //!
 //! # Example
 //!
