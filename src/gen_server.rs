@@ -1095,17 +1095,15 @@ impl<S: GenServer> Builder<S, S::Arg> {
             arg,
             options,
         } = self;
-        // An unnamed server's task is named after its type, without allocating.
-        let spawn = SpawnOptions::new().name(match options.name.as_deref() {
-            Some(name) => std::borrow::Cow::Owned(name.to_string()),
-            None => std::borrow::Cow::Borrowed(short_type_name::<S>()),
-        });
-        nursery
-            .start_with(spawn, move |status| {
-                server_loop::serve(server, arg, options, status, std::convert::identity)
-            })
-            .await
-            .map_err(start_error)
+        start_in(
+            nursery,
+            server,
+            arg,
+            options,
+            std::convert::identity,
+            short_type_name::<S>(),
+        )
+        .await
     }
 
     /// Runs the server in the current task: the body to give
@@ -1133,6 +1131,30 @@ impl<S: GenServer> Builder<S, S::Arg> {
             std::convert::identity,
         )
     }
+}
+
+/// Starts `server` as a task of `nursery` and returns what `report` makes
+/// of its handle once `init` has succeeded: [`Builder::start`]'s body, and
+/// gen_statem's (which reports its own handle). An unnamed server's task is
+/// named `type_name`, without allocating.
+pub(crate) async fn start_in<S: GenServer, H: Send + 'static>(
+    nursery: &Nursery,
+    server: S,
+    arg: S::Arg,
+    options: GenServerOptions,
+    report: fn(Server<S>) -> H,
+    type_name: &'static str,
+) -> Result<H, GenServerError> {
+    let spawn = SpawnOptions::new().name(match options.name.as_deref() {
+        Some(name) => std::borrow::Cow::Owned(name.to_string()),
+        None => std::borrow::Cow::Borrowed(type_name),
+    });
+    nursery
+        .start_with(spawn, move |status| {
+            server_loop::serve(server, arg, options, status, report)
+        })
+        .await
+        .map_err(start_error)
 }
 
 /// The [`GenServerError`] for a failed [`Nursery::start_with`] of a server

@@ -244,7 +244,7 @@ use crate::mailbox::Address;
 use crate::process::{Down, Exit, ExitReason, Pid};
 use crate::registry::{self, ProcessRef, RegistryError};
 use crate::supervisor::ChildSpec;
-use crate::{BoxError, Nursery, SpawnOptions, TaskStatus};
+use crate::{BoxError, Nursery, TaskStatus};
 
 mod context;
 mod error;
@@ -813,22 +813,15 @@ impl<M: GenStatem> Builder<M, M::Arg> {
             arg,
             options,
         } = self;
-        let spawn = SpawnOptions::new().name(match options.get_name() {
-            Some(name) => Cow::Owned(name.to_string()),
-            None => Cow::Borrowed(gen_server::short_type_name::<M>()),
-        });
-        nursery
-            .start_with(spawn, move |status| {
-                gen_server::server_loop::serve(
-                    Machine::new(machine),
-                    arg,
-                    options,
-                    status,
-                    Statem::wrap,
-                )
-            })
-            .await
-            .map_err(gen_server::start_error)
+        gen_server::start_in(
+            nursery,
+            Machine::new(machine),
+            arg,
+            options,
+            Statem::wrap,
+            gen_server::short_type_name::<M>(),
+        )
+        .await
     }
 
     /// Runs the machine in the current task: the body to give
