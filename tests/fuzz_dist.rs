@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use proptest::prelude::*;
-use proptest::sample::Index;
 use tokio::io::{AsyncRead, ReadBuf};
 use trellis::dist::frame::{self, FrameError, MAX_DEPTH};
 use trellis::dist::{Term, ToTerm, atom, tuple};
@@ -88,49 +87,9 @@ fn hostile_tokens() -> Vec<Vec<u8>> {
     tokens
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Truncate(Index),
-    Flip(Index, u8),
-    Insert(Index, Vec<u8>),
-    Delete(Index, usize),
-}
-
-fn apply(mut input: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
-    for mutation in mutations {
-        let at = |i: &Index, len: usize| i.index(len + 1);
-        match mutation {
-            Mutation::Truncate(i) => input.truncate(at(i, input.len())),
-            Mutation::Flip(i, mask) => {
-                if !input.is_empty() {
-                    let i = i.index(input.len());
-                    input[i] ^= mask;
-                }
-            }
-            Mutation::Insert(i, token) => {
-                let i = at(i, input.len());
-                input.splice(i..i, token.iter().copied());
-            }
-            Mutation::Delete(i, n) => {
-                let i = at(i, input.len());
-                let end = (i + n).min(input.len());
-                input.drain(i..end);
-            }
-        }
-    }
-    input
-}
-
-fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
-    let mutation = prop_oneof![
-        any::<Index>().prop_map(Mutation::Truncate),
-        (any::<Index>(), 1u8..).prop_map(|(i, m)| Mutation::Flip(i, m)),
-        (any::<Index>(), prop::sample::select(hostile_tokens()))
-            .prop_map(|(i, t)| Mutation::Insert(i, t)),
-        (any::<Index>(), 1usize..8).prop_map(|(i, n)| Mutation::Delete(i, n)),
-    ];
-    prop::collection::vec(mutation, 1..5)
-}
+#[path = "common/mutations.rs"]
+mod mutations;
+use mutations::{apply, mutations};
 
 proptest! {
     #![proptest_config(config())]
@@ -152,7 +111,7 @@ proptest! {
     #[test]
     fn valid_frames_round_trip_and_mutated_ones_never_panic(
         payload in terms(),
-        mutations in mutations(),
+        mutations in mutations(hostile_tokens()),
     ) {
         let valid = dist_checks::valid_send(payload.clone());
         let Ok(Some(frame::Message::Send(send))) = frame::decode(&valid) else {
