@@ -21,9 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use trellis::BoxError;
-use trellis::dist::{
-    self, DistNode, DistOptions, FromTerm, Incoming, Term, TermError, ToTerm, atom, tagged, tuple,
-};
+use trellis::dist::{self, DistNode, DistOptions, Incoming, Term, ToTerm, atom, tagged, tuple};
 use trellis::gen_server::{self, Context, GenServer, Init, Response};
 
 const COOKIE: &str = "dist-bench";
@@ -33,24 +31,10 @@ const CALLERS: u32 = 64;
 /// Answers `X` with `{echo, X}`.
 struct Echo;
 
-struct AnyTerm(Term);
-
-impl FromTerm for AnyTerm {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        Ok(AnyTerm(term))
-    }
-}
-
-impl ToTerm for AnyTerm {
-    fn to_term(&self) -> Term {
-        self.0.clone()
-    }
-}
-
 impl GenServer for Echo {
     type Arg = ();
-    type Call = AnyTerm;
-    type Reply = AnyTerm;
+    type Call = Term;
+    type Reply = Term;
     type Cast = ();
     type Info = ();
 
@@ -60,10 +44,10 @@ impl GenServer for Echo {
 
     async fn handle_call(
         &mut self,
-        AnyTerm(x): AnyTerm,
+        x: Term,
         _: &mut Context<Self>,
-    ) -> Result<Response<AnyTerm>, BoxError> {
-        Ok(Response::Reply(AnyTerm(tagged("echo", vec![x]))))
+    ) -> Result<Response<Term>, BoxError> {
+        Ok(Response::Reply(tagged("echo", vec![x])))
     }
 }
 

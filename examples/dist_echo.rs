@@ -21,33 +21,17 @@ use std::error::Error;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 use trellis::BoxError;
-use trellis::dist::{self, DistNode, DistOptions, FromTerm, Term, TermError, ToTerm, tagged};
+use trellis::dist::{self, DistNode, DistOptions, Term, tagged};
 use trellis::gen_server::{self, Context, GenServer, Init, Response};
 
 /// Answers any call `X` with `{echo, X}`.
 #[derive(Debug)]
 pub struct Echo;
 
-/// Any Erlang term: what [`Echo`] is called with and replies.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnyTerm(pub Term);
-
-impl FromTerm for AnyTerm {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        Ok(AnyTerm(term))
-    }
-}
-
-impl ToTerm for AnyTerm {
-    fn to_term(&self) -> Term {
-        self.0.clone()
-    }
-}
-
 impl GenServer for Echo {
     type Arg = ();
-    type Call = AnyTerm;
-    type Reply = AnyTerm;
+    type Call = Term;
+    type Reply = Term;
     type Cast = ();
     type Info = ();
 
@@ -57,10 +41,10 @@ impl GenServer for Echo {
 
     async fn handle_call(
         &mut self,
-        AnyTerm(x): AnyTerm,
+        x: Term,
         _: &mut Context<Self>,
-    ) -> Result<Response<AnyTerm>, BoxError> {
-        Ok(Response::Reply(AnyTerm(tagged("echo", vec![x]))))
+    ) -> Result<Response<Term>, BoxError> {
+        Ok(Response::Reply(tagged("echo", vec![x])))
     }
 }
 
