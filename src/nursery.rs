@@ -802,9 +802,12 @@ impl Nursery {
             },
             start,
             polled: false,
-            grace: options
-                .cancel_grace
-                .map(|grace| (grace, Box::pin(DeadlineTimer::new()))),
+            grace: options.cancel_grace.map(|period| {
+                Box::pin(task::Grace {
+                    period,
+                    timer: DeadlineTimer::new(),
+                })
+            }),
             registered: false,
             registration: WakerRegistration::default(),
             done: false,

@@ -127,23 +127,50 @@ pub(crate) enum Verdict {
 
 #[derive(Debug, Default)]
 struct State {
-    children: Slab<Arc<Node>>,
     cause: Option<Cause>,
     deadline: Option<Instant>,
-    grace_deadline: Option<Instant>,
-    /// A relative deadline, applied when the scope is entered (Trio's
-    /// `relative_deadline`); `None` once applied.
-    relative: Option<std::time::Duration>,
     /// Whether the node has been entered (its relative deadline applied).
     started: bool,
-    /// A task's cancel grace (traio's `cancel_timeout`): an inherited
-    /// cancellation first asks it to shut down, and cancels it only when
-    /// this has passed.
-    cancel_grace: Option<std::time::Duration>,
     shutdown_waiters: Waiters,
     /// The driver's waker. Woken by reference, never taken: a driver whose
     /// waker stays the same registers it once (see [`WakerRegistration`]).
     waker: Option<Waker>,
+    /// Boxed on first use: most nodes are the leaves of tasks, which never
+    /// have children, a grace or a relative deadline, and every node costs
+    /// its size for as long as it lives.
+    more: Option<Box<More>>,
+}
+
+/// The parts of a node's state that most nodes never use.
+#[derive(Debug, Default)]
+struct More {
+    children: Slab<Arc<Node>>,
+    grace_deadline: Option<Instant>,
+    /// A relative deadline, applied when the scope is entered (Trio's
+    /// `relative_deadline`); `None` once applied.
+    relative: Option<std::time::Duration>,
+    /// A task's cancel grace (traio's `cancel_timeout`): an inherited
+    /// cancellation first asks it to shut down, and cancels it only when
+    /// this has passed.
+    cancel_grace: Option<std::time::Duration>,
+}
+
+impl State {
+    fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_default()
+    }
+
+    fn grace_deadline(&self) -> Option<Instant> {
+        self.more.as_ref().and_then(|more| more.grace_deadline)
+    }
+
+    fn cancel_grace(&self) -> Option<std::time::Duration> {
+        self.more.as_ref().and_then(|more| more.cancel_grace)
+    }
+
+    fn relative(&self) -> Option<std::time::Duration> {
+        self.more.as_ref().and_then(|more| more.relative)
+    }
 }
 
 /// One scope in the tree. See the module docs.
@@ -204,7 +231,7 @@ impl Node {
     ) -> Arc<Node> {
         let node = Node::new(Kind::Task(name), false);
         if cancel_grace.is_some() {
-            node.lock().cancel_grace = cancel_grace;
+            node.lock().more().cancel_grace = cancel_grace;
         }
         let _ = node.parent.set(Arc::clone(parent));
         node
@@ -291,7 +318,7 @@ impl Node {
         };
         let mut state = parent.lock();
         let parent_flags = parent.flags.load(Ordering::Acquire);
-        let entry = state.children.vacant_entry();
+        let entry = state.more().children.vacant_entry();
         self.key.store(entry.key(), Ordering::Relaxed);
         entry.insert(Arc::clone(self));
         drop(state);
@@ -311,7 +338,9 @@ impl Node {
         }
         if let Some(parent) = self.parent() {
             let mut state = parent.lock();
-            state.children.try_remove(key);
+            if let Some(more) = &mut state.more {
+                more.children.try_remove(key);
+            }
         }
     }
 
@@ -386,7 +415,7 @@ impl Node {
         while let Some(node) = stack.pop() {
             let (children, waker) = {
                 let state = node.lock();
-                if let Some(grace) = state.cancel_grace {
+                if let Some(grace) = state.cancel_grace() {
                     drop(state);
                     node.shut_down_within(grace);
                     continue;
@@ -407,14 +436,16 @@ impl Node {
     }
 
     fn snapshot(state: &State) -> Vec<Arc<Node>> {
-        state.children.iter().map(|(_, c)| Arc::clone(c)).collect()
+        state.more.as_ref().map_or_else(Vec::new, |more| {
+            more.children.iter().map(|(_, c)| Arc::clone(c)).collect()
+        })
     }
 
     /// For a task with a cancel grace: instead of being cancelled, it is
     /// asked to shut down, and cancelled (by its driver's timer) once the
     /// grace has passed. Returns `false` for every other node.
     pub(crate) fn shut_down_gracefully(self: &Arc<Node>) -> bool {
-        let Some(grace) = self.lock().cancel_grace else {
+        let Some(grace) = self.lock().cancel_grace() else {
             return false;
         };
         self.shut_down_within(grace);
@@ -493,7 +524,7 @@ impl Node {
 
     /// The relative deadline waiting to be applied at entry, if any.
     pub(crate) fn relative_deadline(&self) -> Option<std::time::Duration> {
-        self.lock().relative
+        self.lock().relative()
     }
 
     /// Sets a relative deadline: kept until entry (see
@@ -501,7 +532,9 @@ impl Node {
     pub(crate) fn set_relative_deadline(&self, relative: Option<std::time::Duration>) {
         let mut state = self.lock();
         if !state.started {
-            state.relative = relative;
+            if relative.is_some() || state.more.is_some() {
+                state.more().relative = relative;
+            }
             return;
         }
         drop(state);
@@ -513,7 +546,7 @@ impl Node {
     pub(crate) fn apply_relative(&self, now: impl FnOnce() -> Instant) {
         let mut state = self.lock();
         state.started = true;
-        let Some(relative) = state.relative.take() else {
+        let Some(relative) = state.more.as_mut().and_then(|more| more.relative.take()) else {
             // Most scopes have no relative deadline: no clock read.
             return;
         };
@@ -531,7 +564,9 @@ impl Node {
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
         let mut state = self.lock();
         state.deadline = deadline;
-        state.relative = None;
+        if let Some(more) = &mut state.more {
+            more.relative = None;
+        }
         drop(state);
         self.deadline_generation.fetch_add(1, Ordering::AcqRel);
         self.wake_driver();
@@ -541,10 +576,10 @@ impl Node {
     pub(crate) fn set_grace_deadline(&self, at: Instant) {
         {
             let mut state = self.lock();
-            if state.grace_deadline.is_some_and(|old| old <= at) {
+            if state.grace_deadline().is_some_and(|old| old <= at) {
                 return;
             }
-            state.grace_deadline = Some(at);
+            state.more().grace_deadline = Some(at);
         }
         self.deadline_generation.fetch_add(1, Ordering::AcqRel);
         self.wake_driver();
@@ -563,7 +598,7 @@ impl Node {
     /// The instant the driver's timer must fire, and the cause it fires with.
     pub(crate) fn timer_target(&self) -> Option<(Instant, Cause)> {
         let state = self.lock();
-        match (state.deadline, state.grace_deadline) {
+        match (state.deadline, state.grace_deadline()) {
             (Some(d), Some(g)) if g < d => Some((g, Cause::Shutdown)),
             (Some(d), _) => Some((d, Cause::Deadline)),
             (None, Some(g)) => Some((g, Cause::Shutdown)),
@@ -578,7 +613,10 @@ impl Node {
         let mut node = Some(self);
         while let Some(n) = node {
             let state = n.lock();
-            for d in [state.deadline, state.grace_deadline].into_iter().flatten() {
+            for d in [state.deadline, state.grace_deadline()]
+                .into_iter()
+                .flatten()
+            {
                 best = Some(best.map_or(d, |b| b.min(d)));
             }
             drop(state);

@@ -211,51 +211,79 @@ struct Runner<S: GenServer> {
     stats: Option<Arc<ServerStats>>,
 }
 
-/// The receive loop. A plain function returning an `async move` block: an
-/// `async fn` would keep a second copy of its by-value arguments in its
-/// state for the server's whole life.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn would keep its arguments twice in its state"
-)]
+/// The server's life after `prepare`: `init` (with the start handshake),
+/// then the receive loop, then the stop sequence.
+///
+/// `init` runs once, in a box of its own that also holds the start's
+/// arguments (`arg`, `status`, `report`): the receive loop's future, which
+/// lives as long as the server, holds none of them.
 fn run<S: GenServer, H: Send + 'static>(
-    mut runner: Runner<S>,
-    mut mailbox: Mailbox<Envelope<S>>,
+    runner: Runner<S>,
+    mailbox: Mailbox<Envelope<S>>,
     arg: S::Arg,
     status: TaskStatus<H>,
     report: fn(Server<S>) -> H,
 ) -> impl Future<Output = Result<(), GenServerError>> + Send {
-    async move {
-        let Runner { server, ctx, .. } = &mut runner;
-        // `init` and `terminate` run once: boxed, their futures do not weigh on
-        // the server's future for its whole life.
-        let refused = match Box::pin(AssertUnwindSafe(server.init(arg, ctx)).catch_unwind()).await {
-            // `Context::stop` during `init` refuses the start too.
-            Ok(Ok(Init::Ready)) => ctx.stop.take().map(Some),
-            Ok(Ok(Init::Stop(reason))) => Some(Some(reason)),
-            Ok(Ok(Init::Ignore)) => Some(None),
-            Ok(Err(error)) => Some(Some(ExitReason::error(error))),
-            Err(payload) => Some(Some(panicked(payload))),
-        };
-        match refused {
-            None => status.started(report(ctx.server.clone())),
-            // Ignored: a normal end without `started`.
-            Some(None) => {
-                runner.finish(ExitReason::Normal);
-                return Ok(());
-            }
-            Some(Some(reason)) => {
-                runner.finish(reason.clone());
-                return Err(GenServerError::InitFailed { reason });
-            }
+    Box::pin(init(runner, mailbox, arg, status, report)).then(|started| match started {
+        Ok((runner, mailbox)) => Either::Left(receive(runner, mailbox)),
+        Err(ended) => Either::Right(std::future::ready(ended)),
+    })
+}
+
+/// Runs `init` and answers the start handshake. `Ok` with what the receive
+/// loop needs once the server has started; `Err` with the server's result
+/// when it did not start (ignored, refused, crashed).
+async fn init<S: GenServer, H: Send + 'static>(
+    mut runner: Runner<S>,
+    mailbox: Mailbox<Envelope<S>>,
+    arg: S::Arg,
+    status: TaskStatus<H>,
+    report: fn(Server<S>) -> H,
+) -> Result<(Runner<S>, Mailbox<Envelope<S>>), Result<(), GenServerError>> {
+    let Runner { server, ctx, .. } = &mut runner;
+    let refused = match AssertUnwindSafe(server.init(arg, ctx)).catch_unwind().await {
+        // `Context::stop` during `init` refuses the start too.
+        Ok(Ok(Init::Ready)) => ctx.stop.take().map(Some),
+        Ok(Ok(Init::Stop(reason))) => Some(Some(reason)),
+        Ok(Ok(Init::Ignore)) => Some(None),
+        Ok(Err(error)) => Some(Some(ExitReason::error(error))),
+        Err(payload) => Some(Some(panicked(payload))),
+    };
+    match refused {
+        None => {
+            status.started(report(ctx.server.clone()));
+            Ok((runner, mailbox))
         }
+        // Ignored: a normal end without `started`.
+        Some(None) => {
+            runner.finish(ExitReason::Normal);
+            Err(Ok(()))
+        }
+        Some(Some(reason)) => {
+            runner.finish(reason.clone());
+            Err(Err(GenServerError::InitFailed { reason }))
+        }
+    }
+}
+
+/// The receive loop, then the stop sequence. A plain function returning an
+/// `async move` block: an `async fn` would keep a second copy of its
+/// by-value arguments in its state for the server's whole life.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in its state"
+)]
+fn receive<S: GenServer>(
+    mut runner: Runner<S>,
+    mut mailbox: Mailbox<Envelope<S>>,
+) -> impl Future<Output = Result<(), GenServerError>> + Send {
+    async move {
         // Unpin: polled in place, without a pinned pointer in our state.
         let mut shutdown = wait_shutdown();
         let reason = loop {
             // Messages first; the shutdown signal is only looked at when the
             // mailbox is empty, which keeps its lock off the busy path.
-            // (Matched at once, so that no `Option` of it is kept.)
-            match poll_fn(|cx| {
+            let Some(envelope) = poll_fn(|cx| {
                 loop {
                     match mailbox.poll_receive_message(cx) {
                         Poll::Ready(Ok(envelope)) => return Poll::Ready(Some(envelope)),
@@ -267,28 +295,26 @@ fn run<S: GenServer, H: Send + 'static>(
                 }
             })
             .await
-            {
-                None => break ExitReason::Shutdown,
-                Some(envelope) => {
-                    // Observed: time the callback (one branch otherwise).
-                    let observed = runner.stats.is_some().then(|| {
-                        (
-                            tokio::time::Instant::now(),
-                            matches!(envelope, Envelope::Call(..)),
-                        )
-                    });
-                    let stop = runner.handle(envelope).await;
-                    if let (Some(stats), Some((started, call))) = (&runner.stats, observed) {
-                        stats.record(started.elapsed(), call, mailbox.queued());
-                    }
-                    if let Some(reason) = stop {
-                        break reason;
-                    }
-                    // `Context::stop` from the callback.
-                    if let Some(reason) = runner.ctx.stop.take() {
-                        break reason;
-                    }
-                }
+            else {
+                break ExitReason::Shutdown;
+            };
+            // Observed: time the callback (one branch otherwise).
+            let observed = runner.stats.is_some().then(|| {
+                (
+                    tokio::time::Instant::now(),
+                    matches!(envelope, Envelope::Call(..)),
+                )
+            });
+            let stop = runner.handle(envelope).await;
+            if let (Some(stats), Some((started, call))) = (&runner.stats, observed) {
+                stats.record(started.elapsed(), call, mailbox.queued());
+            }
+            if let Some(reason) = stop {
+                break reason;
+            }
+            // `Context::stop` from the callback.
+            if let Some(reason) = runner.ctx.stop.take() {
+                break reason;
             }
         };
         // The stop sequence runs once: boxed, its state does not weigh on

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -14,6 +15,9 @@ use super::error::StartError;
 /// starter's [`Started`].
 struct Handshake<T> {
     state: Mutex<State<T>>,
+    /// Set once answered: the task's driver then lets go of the handshake
+    /// without taking the lock (see [`StartHook::is_answered`]).
+    answered: AtomicBool,
 }
 
 enum State<T> {
@@ -35,6 +39,7 @@ impl<T> Handshake<T> {
                 starter: None,
                 starter_gone: false,
             }),
+            answered: AtomicBool::new(false),
         })
     }
 
@@ -62,6 +67,7 @@ impl<T> Handshake<T> {
             (Some(answer), None)
         };
         *state = State::Answered(kept);
+        self.answered.store(true, Ordering::Release);
         drop(state);
         drop(unread);
         if let Some(waker) = starter {
@@ -99,7 +105,7 @@ impl<T: Send + 'static> TaskStatus<T> {
                 handshake: Arc::clone(&handshake),
             },
             StartHook {
-                handshake: Some(Arc::clone(&handshake) as Arc<dyn Answer>),
+                handshake: Arc::clone(&handshake) as Arc<dyn Answer>,
             },
             Started { handshake },
         )
@@ -127,6 +133,7 @@ impl<T> TaskStatus<T> {
         TaskStatus {
             handshake: Arc::new(Handshake {
                 state: Mutex::new(State::Answered(None)),
+                answered: AtomicBool::new(true),
             }),
         }
     }
@@ -206,6 +213,9 @@ trait Answer: Send + Sync {
     /// error back if the task had already started (the error is then the
     /// nursery's business).
     fn fail(&self, error: StartError) -> Option<StartError>;
+
+    /// Whether the handshake has been answered (either way).
+    fn is_answered(&self) -> bool;
 }
 
 impl<T: Send> Answer for Handshake<T> {
@@ -216,30 +226,41 @@ impl<T: Send> Answer for Handshake<T> {
             _ => None,
         }
     }
+
+    fn is_answered(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
+    }
 }
 
 /// The task side's view of the handshake, kept by the task's driver (or a
 /// supervisor's child): lets it tell the starter why the task ended before
 /// it started. Dropped unused, it tells the starter the handshake closed.
 pub(crate) struct StartHook {
-    handshake: Option<Arc<dyn Answer>>,
+    // Not an `Option` (taken on use): a task's driver keeps an
+    // `Option<StartHook>`, which then costs no more than the `Arc`.
+    handshake: Arc<dyn Answer>,
 }
 
 impl StartHook {
     /// Ends the handshake with `error` if it is still waiting. Returns the
     /// error back if the task had already started.
-    pub(crate) fn fail(mut self, error: StartError) -> Option<StartError> {
-        match self.handshake.take() {
-            Some(handshake) => handshake.fail(error),
-            None => Some(error),
-        }
+    /// (`Drop` then finds the handshake answered, and leaves it.)
+    pub(crate) fn fail(self, error: StartError) -> Option<StartError> {
+        self.handshake.fail(error)
+    }
+
+    /// Whether the handshake has been answered: the hook has nothing left
+    /// to do, and its driver drops it rather than keep the handshake's
+    /// allocation alive for the task's whole life.
+    pub(crate) fn is_answered(&self) -> bool {
+        self.handshake.is_answered()
     }
 }
 
 impl Drop for StartHook {
     fn drop(&mut self) {
-        if let Some(handshake) = self.handshake.take() {
-            let _ = handshake.fail(StartError::Closed);
+        if !self.handshake.is_answered() {
+            let _ = self.handshake.fail(StartError::Closed);
         }
     }
 }

@@ -30,6 +30,15 @@ pub(super) struct TaskMeta {
     pub(super) awaited: bool,
 }
 
+pin_project! {
+    /// A task's cancel grace, and the timer of its node that enforces it.
+    pub(super) struct Grace {
+        pub(super) period: Duration,
+        #[pin]
+        pub(super) timer: DeadlineTimer,
+    }
+}
+
 /// How a task ended, as its nursery sees it.
 pub(super) enum Outcome {
     Ok,
@@ -57,7 +66,8 @@ pin_project! {
         pub(super) polled: bool,
         // A task with a cancel grace runs its node's timer: the grace
         // deadline of a graceful cancellation, then the cancellation.
-        pub(super) grace: Option<(Duration, Pin<Box<DeadlineTimer>>)>,
+        // Boxed: few tasks have one, and every task's future is smaller.
+        pub(super) grace: Option<Pin<Box<Grace>>>,
         // Whether the node has joined its parent's children (lazily, at the
         // first `Pending`).
         pub(super) registered: bool,
@@ -122,8 +132,8 @@ where
         let mut this = self.project();
         let _entered = this.span.as_deref().map(Span::enter);
         let first = !std::mem::replace(this.polled, true);
-        if let Some((_, timer)) = this.grace {
-            timer.as_mut().poll_fire(this.node, cx);
+        if let Some(grace) = this.grace {
+            grace.as_mut().project().timer.poll_fire(this.node, cx);
         }
         let mut polled = poll_body_catching(this.node, this.body.as_mut(), cx, first);
         if matches!(polled, BodyPoll::Pending | BodyPoll::Parked) {
@@ -144,12 +154,19 @@ where
         }
         let name = this.node.task_name();
         let (outcome, output) = match polled {
-            BodyPoll::Pending | BodyPoll::Parked => return Poll::Pending,
+            BodyPoll::Pending | BodyPoll::Parked => {
+                // Started: the handshake is the starter's now (a task that
+                // lives long would otherwise keep it for nothing).
+                if this.start.as_ref().is_some_and(StartHook::is_answered) {
+                    *this.start = None;
+                }
+                return Poll::Pending;
+            }
             BodyPoll::Dropped => match this.grace {
-                Some((grace, _)) if this.node.own_cause() == Some(Cause::Shutdown) => (
+                Some(grace) if this.node.own_cause() == Some(Cause::Shutdown) => (
                     Outcome::Failed(TaskFailure::from_error(
                         name.clone(),
-                        format!("could not cancel task `{name}` within {grace:?}").into(),
+                        format!("could not cancel task `{name}` within {:?}", grace.period).into(),
                     )),
                     Err(TaskError::Reported { task: name.clone() }),
                 ),
