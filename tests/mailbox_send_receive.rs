@@ -1,6 +1,8 @@
 //! Mailboxes: sending by address, name and pid; receiving with timeouts;
 //! bounded back-pressure; errors that give the message back.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -196,4 +198,45 @@ async fn open_registers_the_name_for_its_body_only() {
     .unwrap();
     assert_eq!(trellis::registry::whereis("scoped"), None);
     assert!(!trellis::process::is_alive(pid));
+}
+
+#[tokio::test]
+async fn a_receiver_whose_mailbox_never_empties_still_lets_other_tasks_run() {
+    // Current-thread runtime: without tokio's cooperative budget, the
+    // receiver would take all 10,000 messages in one poll before the
+    // observer task ran once.
+    let mut inbox = mailbox::create::<u32>();
+    let to = inbox.address();
+    for i in 0..10_000 {
+        to.send(i).await.unwrap();
+    }
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&received);
+    let receiver = tokio::spawn(async move {
+        for i in 0..10_000 {
+            assert_eq!(inbox.receive().await.unwrap(), i);
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let observer = tokio::spawn({
+        let received = Arc::clone(&received);
+        async move { received.load(Ordering::Relaxed) }
+    });
+    let seen = observer.await.unwrap();
+    receiver.await.unwrap();
+    assert!(seen < 10_000, "the observer ran only after {seen} messages");
+    assert_eq!(received.load(Ordering::Relaxed), 10_000);
+}
+
+#[tokio::test]
+async fn dropping_a_mailbox_drops_the_messages_waiting_in_it() {
+    let inbox = mailbox::create::<tokio::sync::oneshot::Sender<u32>>();
+    let to = inbox.address();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    to.send(reply).await.unwrap();
+    drop(inbox);
+    // The sender queued in the mailbox is gone with it: the waiter learns
+    // at once, instead of waiting for an answer that cannot come.
+    assert!(answer.await.is_err());
+    assert!(to.send(tokio::sync::oneshot::channel().0).await.is_err());
 }
