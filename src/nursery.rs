@@ -1171,8 +1171,26 @@ impl Nursery {
 /// The type name of `T` without the `::{{closure}}` suffixes of async blocks
 /// and without the generic parameters of the function that made it:
 /// `my_app::serve<my_app::Handler>::{{closure}}` becomes `my_app::serve`.
+///
+/// Every unnamed spawn asks for its future's name, and an async block's type
+/// name can be hundreds of characters long: each thread remembers the last
+/// name it trimmed (a loop spawning one kind of task trims once).
 pub(crate) fn short_type_name<T>() -> &'static str {
-    trim_type_name(std::any::type_name::<T>())
+    std::thread_local! {
+        static LAST: std::cell::Cell<Option<(&'static str, &'static str)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let full = std::any::type_name::<T>();
+    let cached = LAST.try_with(|last| match last.get() {
+        Some((seen, short)) if std::ptr::eq(seen, full) => Some(short),
+        _ => None,
+    });
+    if let Ok(Some(short)) = cached {
+        return short;
+    }
+    let short = trim_type_name(full);
+    let _ = LAST.try_with(|last| last.set(Some((full, short))));
+    short
 }
 
 fn trim_type_name(mut name: &str) -> &str {

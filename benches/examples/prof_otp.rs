@@ -6,10 +6,20 @@
 //! (workload: call, cast or start; contender: trellis, trellis_with_timeout,
 //! tokio, tokio_with_timeout,
 //! ractor, kameo; runtime: current or multi). With `PROF_START_ONLY=1`,
-//! `start` exits right after the starts.
+//! `start` exits right after the starts. `start_nowait` (Trellis only)
+//! spawns the servers without waiting for each `init`
+//! (`Nursery::spawn(gen_server::serve(server, TaskStatus::ignored()))`) and
+//! times until every `init` has run: the same work as `start trellis`
+//! without a handshake per server.
 
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use tokio::sync::Notify;
+use trellis::TaskStatus;
+use trellis::gen_server::{self, Context, GenServer, Init, Response};
 
 use trellis_benches::otp::{
     Contender, Kameo, Ractor, Tokio, TokioTimeout, Trellis, TrellisTimeout, in_nursery,
@@ -98,6 +108,59 @@ fn start<C: Contender>(rt: &tokio::runtime::Runtime, count: u64) {
     );
 }
 
+/// A counter whose `init` counts itself, and tells when the last has run.
+struct Counted {
+    inits: Arc<(AtomicU64, Notify)>,
+    count: u64,
+}
+
+impl GenServer for Counted {
+    type Arg = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+        if self.inits.0.fetch_add(1, Ordering::AcqRel) + 1 == self.count {
+            self.inits.1.notify_one();
+        }
+        Ok(Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        (): (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<()>, trellis::BoxError> {
+        Ok(Response::Reply(()))
+    }
+}
+
+fn start_nowait(rt: &tokio::runtime::Runtime, count: u64) {
+    let elapsed = rt.block_on(in_nursery(|n| async move {
+        tokio::spawn(async move {
+            let inits = Arc::new((AtomicU64::new(0), Notify::new()));
+            let start = Instant::now();
+            for _ in 0..count {
+                let server = Counted {
+                    inits: Arc::clone(&inits),
+                    count,
+                };
+                drop(n.spawn(gen_server::serve(server, TaskStatus::ignored())));
+            }
+            inits.1.notified().await;
+            start.elapsed()
+        })
+        .await
+        .expect("starter panicked")
+    }));
+    println!(
+        "trellis start_nowait: {:.0} ns/process",
+        elapsed.as_nanos() as f64 / count as f64
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "call".into());
@@ -112,6 +175,7 @@ fn main() {
         _ => trellis_benches::current_thread_runtime(),
     };
     let run = match (workload.as_str(), kind.as_str()) {
+        ("start_nowait", _) => start_nowait,
         ("start", "tokio") => start::<Tokio>,
         ("start", "ractor") => start::<Ractor>,
         ("start", "kameo") => start::<Kameo>,

@@ -216,7 +216,9 @@ struct Runner<S: GenServer> {
 ///
 /// `init` runs once, in a box of its own that also holds the start's
 /// arguments (`arg`, `status`, `report`): the receive loop's future, which
-/// lives as long as the server, holds none of them.
+/// lives as long as the server, holds none of them. The box is made on the
+/// first poll, by the thread that runs the server and frees it, not by the
+/// starter (a free from another thread contends on the allocator's lock).
 fn run<S: GenServer, H: Send + 'static>(
     runner: Runner<S>,
     mailbox: Mailbox<Envelope<S>>,
@@ -224,7 +226,8 @@ fn run<S: GenServer, H: Send + 'static>(
     status: TaskStatus<H>,
     report: fn(Server<S>) -> H,
 ) -> impl Future<Output = Result<(), GenServerError>> + Send {
-    Box::pin(init(runner, mailbox, arg, status, report)).then(|started| match started {
+    let init = async move { Box::pin(init(runner, mailbox, arg, status, report)).await };
+    init.then(|started| match started {
         Ok((runner, mailbox)) => Either::Left(receive(runner, mailbox)),
         Err(ended) => Either::Right(std::future::ready(ended)),
     })

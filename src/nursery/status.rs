@@ -84,7 +84,9 @@ impl<T> Handshake<T> {
 /// Until then a failure of the task goes to the starter, not to the
 /// nursery; after it the task is an ordinary nursery task.
 pub struct TaskStatus<T> {
-    handshake: Arc<Handshake<T>>,
+    /// `None` for an [ignored](Self::ignored) status: nobody to answer, and
+    /// nothing allocated for it.
+    handshake: Option<Arc<Handshake<T>>>,
 }
 
 impl<T> fmt::Debug for TaskStatus<T> {
@@ -102,7 +104,7 @@ impl<T: Send + 'static> TaskStatus<T> {
         let handshake = Handshake::new();
         (
             TaskStatus {
-                handshake: Arc::clone(&handshake),
+                handshake: Some(Arc::clone(&handshake)),
             },
             StartHook {
                 handshake: Arc::clone(&handshake) as Arc<dyn Answer>,
@@ -130,12 +132,7 @@ impl<T> TaskStatus<T> {
     /// # }).unwrap();
     /// ```
     pub fn ignored() -> Self {
-        TaskStatus {
-            handshake: Arc::new(Handshake {
-                state: Mutex::new(State::Answered(None)),
-                answered: AtomicBool::new(true),
-            }),
-        }
+        TaskStatus { handshake: None }
     }
 
     /// Reports that the task has started, handing `value` to the starter.
@@ -154,12 +151,17 @@ impl<T> TaskStatus<T> {
     /// that gave up), the value is dropped at once.
     pub fn started(self, value: T) {
         // Already answered, or nobody waits: the value is dropped.
-        let _ = self.handshake.answer(Ok(value));
+        if let Some(handshake) = &self.handshake {
+            let _ = handshake.answer(Ok(value));
+        }
     }
 
-    /// Whether [`started`](Self::started) has been called.
+    /// Whether [`started`](Self::started) has been called (always `true`
+    /// for an [ignored](Self::ignored) status: nobody waits for it).
     pub fn is_started(&self) -> bool {
-        matches!(*self.handshake.lock(), State::Answered(_))
+        self.handshake
+            .as_ref()
+            .is_none_or(|handshake| matches!(*handshake.lock(), State::Answered(_)))
     }
 }
 
@@ -292,7 +294,7 @@ mod tests {
         assert!(poll_now(&mut started).is_pending());
         assert!(!status.is_started());
         let looks_back = TaskStatus {
-            handshake: Arc::clone(&status.handshake),
+            handshake: status.handshake.clone(),
         };
         status.started(7);
         assert!(looks_back.is_started());
@@ -347,10 +349,10 @@ mod tests {
         let (status, _hook, started) = TaskStatus::<Probe>::new();
         drop(started);
         let looks_back = TaskStatus {
-            handshake: Arc::clone(&status.handshake),
+            handshake: status.handshake.clone(),
         };
         let observer = TaskStatus {
-            handshake: Arc::clone(&status.handshake),
+            handshake: status.handshake.clone(),
         };
         status.started(Probe {
             drops: Arc::clone(&drops),
@@ -365,7 +367,7 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         let (status, _hook, started) = TaskStatus::<Probe>::new();
         let looks_back = TaskStatus {
-            handshake: Arc::clone(&status.handshake),
+            handshake: status.handshake.clone(),
         };
         status.started(Probe {
             drops: Arc::clone(&drops),
