@@ -215,3 +215,35 @@ async fn spawning_from_terminate_while_the_server_is_killed_is_refused() {
     .unwrap();
     assert!(refused.load(Ordering::SeqCst));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_servers_tasks_belong_to_its_nursery_not_to_the_scope_it_was_started_from() {
+    let spawner = Spawner::new();
+    let dropped = spawner.dropped.clone();
+    let started = spawner.started.clone();
+    nursery(|n| async move {
+        // Started from inside a cancel scope that is over (and then
+        // cancelled) before the server spawns its task: as in Trio, what
+        // `start` started lives in the nursery, not in the starter's scope.
+        let scope = CancelScope::new();
+        let canceller = scope.clone();
+        let server = scope
+            .run(gen_server::start(&n, spawner))
+            .await
+            .expect("the scope was not cancelled while starting")?;
+        server.call((), LONG).await?;
+        started.wait().await;
+        canceller.cancel();
+        tokio::time::sleep(LONG).await;
+        assert!(
+            !dropped.load(Ordering::SeqCst),
+            "the server's task was cancelled"
+        );
+        server.call((), LONG).await?;
+        server.stop().await?;
+        assert!(dropped.load(Ordering::SeqCst));
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}

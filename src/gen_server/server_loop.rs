@@ -83,15 +83,14 @@ fn prepare<S: GenServer, H: Send + 'static>(
     if let Some(name) = &options.name {
         registry::register(&**name, entry.pid())?;
     }
-    // The scope the server runs in: its tasks' group hangs under it.
-    let scope = current();
     let runner = Runner {
         server,
         ctx: Context {
             server: Server {
                 address: mailbox.address(),
             },
-            scope: scope.clone(),
+            // Set on the first poll (see `Serving`).
+            scope: None,
             reply: None,
             stop: None,
             trap_exits: false,
@@ -102,7 +101,8 @@ fn prepare<S: GenServer, H: Send + 'static>(
     };
     Ok(Serving {
         entry,
-        scope,
+        scope: None,
+        polled: false,
         inner: Some(run(runner, mailbox, arg, status, report)),
     })
 }
@@ -152,7 +152,12 @@ pin_project! {
     /// group until its tasks are done; then the task's driver drops us.
     struct Serving<F> {
         entry: Arc<Entry>,
+        // The scope the server runs in, its tasks' group hangs under it:
+        // the current one at the first poll — the server's own task in a
+        // nursery, not the scope of whoever built the future (a starter's
+        // scope may end, or be cancelled, long before the server).
         scope: Option<Arc<Node>>,
+        polled: bool,
         // `None` once the loop has finished or been dropped.
         #[pin]
         inner: Option<F>,
@@ -179,6 +184,10 @@ impl<F: Future> Future for Serving<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let mut this = self.project();
+        if !*this.polled {
+            *this.polled = true;
+            *this.scope = current();
+        }
         // While the server runs, a call or stop aimed at itself fails at once.
         let _current = process::enter(this.entry.pid());
         if let Some(inner) = this.inner.as_mut().as_pin_mut() {
@@ -244,6 +253,8 @@ async fn init<S: GenServer, H: Send + 'static>(
     report: fn(Server<S>) -> H,
 ) -> Result<(Runner<S>, Mailbox<Envelope<S>>), Result<(), GenServerError>> {
     let Runner { server, ctx, .. } = &mut runner;
+    // Polled by `Serving` (its first poll): the scope the server runs in.
+    ctx.scope = current();
     let refused = match AssertUnwindSafe(server.init(arg, ctx)).catch_unwind().await {
         // `Context::stop` during `init` refuses the start too.
         Ok(Ok(Init::Ready)) => ctx.stop.take().map(Some),
