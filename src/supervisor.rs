@@ -225,6 +225,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::nursery::{TaskOutput, TaskStatus};
 use crate::process::{ExitReason, Pid};
@@ -242,7 +243,8 @@ pub(crate) type StartedValue = Box<dyn Any + Send>;
 /// to wait for (`None`: started once spawned, with `()`, as
 /// [`ChildSpec::task`] children are).
 pub(crate) struct Incarnation {
-    pub(crate) task: BoxFuture<'static, ()>,
+    /// The child's spawned task.
+    pub(crate) task: AbortOnDropHandle<()>,
     pub(crate) started: Option<BoxFuture<'static, Option<StartedValue>>>,
 }
 
@@ -557,10 +559,22 @@ impl ChildSpec {
             Incarnation {
                 // `start` is called inside the child's task and scope, so
                 // what it captures (`wait_shutdown()`…) belongs to the child.
-                task: launch.task(async move {
-                    // Held until the task ends: the handshake fails only then.
-                    let _hook = hook;
-                    start(status).await.into_result().map(drop)
+                task: launch.spawn(async move {
+                    // Held until the child has started, or its task ends
+                    // before: the handshake then fails.
+                    let child = start(status);
+                    let mut child = std::pin::pin!(child);
+                    let mut hook = Some(hook);
+                    std::future::poll_fn(|cx| {
+                        let polled = child.as_mut().poll(cx);
+                        if hook.as_ref().is_some_and(|hook| hook.is_answered()) {
+                            hook = None;
+                        }
+                        polled
+                    })
+                    .await
+                    .into_result()
+                    .map(drop)
                 }),
                 started: Some(Box::pin(async move {
                     match handshake.await {
@@ -605,7 +619,7 @@ impl ChildSpec {
             let start = Arc::clone(&start);
             Incarnation {
                 // Called inside the child's task and scope, as in `new`.
-                task: launch.task(async move { start().await.into_result().map(drop) }),
+                task: launch.spawn(async move { start().await.into_result().map(drop) }),
                 started: None,
             }
         });

@@ -23,13 +23,17 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
-use futures_util::future::BoxFuture;
+use futures_util::future::CatchUnwind;
+use pin_project_lite::pin_project;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
@@ -40,7 +44,7 @@ use super::{
     ChildId, ChildSpec, ChildState, Command, Shutdown, StartedChild, StartedValue, Strategy,
     Supervisor, SupervisorError, SupervisorOptions,
 };
-use crate::cancel::{CancelScope, WaitShutdown, wait_shutdown};
+use crate::cancel::{CancelScope, Scoped, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
 use crate::observer::bus::{self, Event, EventKind};
 use crate::process::{CHILD_PID, Entry, ExitReason, Pid, claimed_pid};
@@ -159,37 +163,67 @@ pub(crate) struct Launch {
 }
 
 impl Launch {
-    /// The child's whole task: `child` inside its scope, reporting how it
-    /// ended. Boxed once, here: the start function knows the child's type,
-    /// so the child's future needs no box of its own, and the (large) task
-    /// is moved once, not at every step of `spawn`.
-    pub(crate) fn task<F>(self, child: F) -> BoxFuture<'static, ()>
+    /// Spawns the child's whole task: `child` inside its scope, reporting
+    /// how it ended. Spawned here, where the child's type is known: the
+    /// task holds the child's future inline (no box of its own), and the
+    /// (large) future is moved once, not at every step of `spawn`.
+    pub(crate) fn spawn<F>(self, child: F) -> AbortOnDropHandle<()>
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         let child = run_child(child, self.scope, self.report);
-        Box::pin(PARENT.scope(self.parent, CHILD_PID.scope(self.own, child)))
+        AbortOnDropHandle::new(tokio::spawn(
+            PARENT.scope(self.parent, CHILD_PID.scope(self.own, child)),
+        ))
     }
 }
 
-/// The body of a child's tokio task. `report` is a parameter, so it is
-/// dropped (and sends) after the child's future, however the task ends.
-async fn run_child<F>(task: F, scope: CancelScope, mut report: Reporter)
+pin_project! {
+    /// The body of a child's tokio task: the child in its scope, its panics
+    /// caught. The exit report is a field after the child's future, so it
+    /// is dropped (and sends) after it, however the task ends. (A struct,
+    /// not an `async fn`, which would keep the child's future twice in the
+    /// task for its whole life.)
+    struct RunChild<F> {
+        #[pin]
+        child: CatchUnwind<AssertUnwindSafe<Scoped<F>>>,
+        report: Reporter,
+    }
+}
+
+fn run_child<F>(task: F, scope: CancelScope, report: Reporter) -> RunChild<F>
 where
     F: Future<Output = Result<(), BoxError>>,
 {
-    let out = AssertUnwindSafe(scope.run(task)).catch_unwind().await;
-    report.reason = Some(match out {
-        Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) == report.incarnation => {
-            Ended::Reason(ExitReason::Shutdown)
-        }
-        Ok(Some(Ok(()))) => Ended::Reason(ExitReason::Normal),
-        Ok(Some(Err(error))) => Ended::Error(error),
-        Ok(None) => Ended::Reason(ExitReason::Killed),
-        Err(payload) => Ended::Reason(ExitReason::Panic(
-            crate::cancel::panic_message(&*payload).into(),
-        )),
-    });
+    RunChild {
+        child: AssertUnwindSafe(scope.run(task)).catch_unwind(),
+        report,
+    }
+}
+
+impl<F> Future for RunChild<F>
+where
+    F: Future<Output = Result<(), BoxError>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let out = std::task::ready!(this.child.poll(cx));
+        let report = this.report;
+        report.reason = Some(match out {
+            Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) == report.incarnation => {
+                Ended::Reason(ExitReason::Shutdown)
+            }
+            Ok(Some(Ok(()))) => Ended::Reason(ExitReason::Normal),
+            Ok(Some(Err(error))) => Ended::Error(error),
+            Ok(None) => Ended::Reason(ExitReason::Killed),
+            Err(payload) => Ended::Reason(ExitReason::Panic(
+                crate::cancel::panic_message(&*payload).into(),
+            )),
+        });
+        Poll::Ready(())
+    }
 }
 
 struct Running {
@@ -536,6 +570,19 @@ impl Engine {
         let own = Arc::clone(&slot.own);
         let started = {
             let scope = CancelScope::new();
+            // The row is reset before the task exists: a nested supervisor
+            // hooks itself into it as it starts, which on a multi-thread
+            // runtime can happen on another worker before `spawn` returns.
+            {
+                let mut rows = lock(&self.shared.rows);
+                if let Ok(at) = rows.binary_search_by_key(&key, |r| r.key) {
+                    let row = &mut rows[at];
+                    row.own = Some(Arc::clone(&own));
+                    row.nested = None;
+                    row.since = bus::enabled().then(Instant::now);
+                    row.state = ChildState::Starting;
+                }
+            }
             let inc = (slot.spec.start)(Launch {
                 scope: scope.clone(),
                 report: Reporter {
@@ -548,38 +595,18 @@ impl Engine {
                 parent: (Arc::downgrade(&self.shared), key),
                 own: Arc::clone(&own),
             });
-            // The row is reset before the task exists: a nested supervisor
-            // hooks itself into it as it starts, which on a multi-thread
-            // runtime can happen on another worker before `spawn` returns.
-            {
-                let mut rows = lock(&self.shared.rows);
-                if let Ok(at) = rows.binary_search_by_key(&key, |r| r.key) {
-                    let row = &mut rows[at];
-                    row.own = Some(Arc::clone(&own));
-                    row.nested = None;
-                    row.since = bus::enabled().then(Instant::now);
-                    // Without a handshake, a child counts as started once
-                    // spawned.
-                    row.state = if inc.started.is_some() {
-                        ChildState::Starting
-                    } else {
-                        ChildState::Running
-                    };
-                }
-            }
-            let handle = AbortOnDropHandle::new(tokio::spawn(inc.task));
             slot.running = Some(Running {
                 incarnation,
                 scope,
-                handle,
+                handle: inc.task,
                 since: self.options.backoff.map(|_| Instant::now()),
             });
             inc.started
         };
         let Some(started) = started else {
-            // No handshake: started once spawned (its row says so already).
-            // Its body has not run yet: its pid, if it makes a process,
-            // comes later.
+            // No handshake: started once spawned. Its body may not have run
+            // yet: its pid, if it makes a process, comes later.
+            self.set_row(key, |row| row.state = ChildState::Running);
             lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(None), "child started");
             let slot = &self.slots[i];
             self.publish(
