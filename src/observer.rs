@@ -27,9 +27,37 @@
 //! `trellis_supervisor_intensity_exceeded_total`,
 //! `trellis_gen_server_mailbox_depth`, `trellis_gen_server_messages_total`,
 //! `trellis_gen_server_handler_seconds_total`, and the histogram
-//! `trellis_gen_server_call_duration_seconds` (time in `handle_call`, all
-//! servers), `trellis_protocol_connections` (by `listen` addresses).
-//! Supervisor series carry `supervisor` (name) and `pid` labels.
+//! `trellis_gen_server_call_duration_seconds` (time in `handle_call`),
+//! `trellis_protocol_connections` (by `listen` addresses).
+//!
+//! Counters (`_total`) and the histogram are kept by a stable identity —
+//! the `supervisor` label is the supervisor's name, the `name` label the
+//! gen_server's registered name (`name=""`: every unnamed server together)
+//! — and include the processes of that identity that have ended, so they
+//! only grow across restarts (Prometheus would read a drop as a reset).
+//! Gauges (mailbox depth, intensity used and max) describe the live
+//! processes and also carry a `pid` label.
+//!
+//! # What is exact and what is measured while watched
+//!
+//! | figure | kept |
+//! |---|---|
+//! | lifecycle events (`/api/events`) | built only while an event stream is open |
+//! | supervisor restarts, exits by reason, intensity, children's last exit and uptime | always exact (while an observer runs, for last exit and uptime) |
+//! | gen_server messages handled, mailbox depth | exact, for servers started while an observer runs |
+//! | gen_server handler time, call-latency histogram | only for messages taken while the node is **watched** |
+//!
+//! The node is watched while a request to the observer is in flight (the
+//! page's, the API's, a `/metrics` scrape), while an event stream is open
+//! (the page keeps one; so does a [`subscribe`] handle), and for a
+//! [scrape window](ObserverOptions::scrape_window) after each `/metrics`
+//! scrape (2 minutes by default), so that the next scrape sees the calls
+//! in between. Unwatched, a gen_server pays one relaxed atomic load and two
+//! single-writer counters per message instead of two clock reads. So
+//! between scrapes the histogram grows only inside each window: scraped at
+//! least once per window, a node is timed all the time; scraped less
+//! often, the histogram samples the window after each scrape, and its
+//! `_count` is smaller than `trellis_gen_server_messages_total`'s calls.
 //!
 //! # Safe by default
 //!
@@ -37,7 +65,9 @@
 //! [`allow_remote`](ObserverOptions::allow_remote) says otherwise, and is
 //! read-only unless [`actions`](ObserverOptions::actions) is set. When no
 //! observer runs, the hooks inside supervisors and gen_servers cost one
-//! relaxed atomic load each (measured in BENCHMARKS.md, "observer").
+//! relaxed atomic load each; when one runs and nobody looks, a gen_server
+//! message costs one more load and two uncontended stores (measured in
+//! BENCHMARKS.md, "observer").
 //! Gen_server statistics and protocol servers' connection counts are kept
 //! for the servers that start while an observer runs (start the observer
 //! first, as the node does).
@@ -89,6 +119,10 @@ pub use http::{Observer, ObserverError, ObserverOptions, serve, start};
 /// The node's metrics now, in Prometheus's text format: what `/metrics`
 /// answers, for programs that serve metrics from their own HTTP server.
 ///
+/// Counts as a scrape: while an observer server runs, gen_servers time
+/// their handlers for the default scrape window (2 minutes) after it (see
+/// [`ObserverOptions::scrape_window`]).
+///
 /// # Examples
 ///
 /// ```
@@ -97,7 +131,9 @@ pub use http::{Observer, ObserverError, ObserverOptions, serve, start};
 /// ```
 #[cfg(feature = "observer")]
 pub fn metrics_text() -> String {
-    metrics::render()
+    let text = metrics::render();
+    bus::scraped(http::SCRAPE_WINDOW);
+    text
 }
 
 /// The live tree now, as the JSON document `/api/tree` answers.

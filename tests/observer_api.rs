@@ -288,3 +288,125 @@ async fn metrics_count_the_open_connections_of_protocol_servers() {
     .await
     .unwrap();
 }
+
+/// Counts its calls; a call with `true` crashes it.
+struct Tally(u64);
+
+impl trellis::gen_server::GenServer for Tally {
+    type Arg = ();
+    type Call = bool;
+    type Reply = u64;
+    type Cast = ();
+    type Info = ();
+
+    async fn init(
+        &mut self,
+        (): (),
+        _ctx: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Init, trellis::BoxError> {
+        Ok(trellis::gen_server::Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        crash: bool,
+        _ctx: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Response<u64>, trellis::BoxError> {
+        if crash {
+            return Err("tally crashed".into());
+        }
+        self.0 += 1;
+        Ok(trellis::gen_server::Response::Reply(self.0))
+    }
+}
+
+/// The value of the sample `metric` whose labels include `labels`.
+fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {metric} {labels:?} in\n{body}"));
+    match found.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{metric}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
+    use trellis::gen_server;
+    trellis::nursery(|n| async move {
+        let options = ObserverOptions::new("127.0.0.1:0".parse()?).actions(true);
+        let obs = observer::start(&n, options).await?;
+        let addr = obs.local_addr();
+        let inner = ChildSpec::supervisor(
+            "grow-inner",
+            vec![ChildSpec::gen_server("grow-tally", || Tally(0), (), "grow-tally")],
+            SupervisorOptions::new().name("grow-inner"),
+        );
+        let outer = supervisor::start(&n, vec![inner], SupervisorOptions::new().name("grow-outer")).await?;
+        let call = |crash| gen_server::call::<Tally>("grow-tally", crash, Duration::from_secs(5));
+        let messages = |body: &str| {
+            sample(body, "trellis_gen_server_messages_total", &[("name", "grow-tally")])
+        };
+        let restarts = |body: &str| {
+            sample(body, "trellis_supervisor_restarts_total", &[("supervisor", "grow-inner")])
+        };
+        for _ in 0..3 {
+            call(false).await?;
+        }
+        let first = request(addr, "GET", "/metrics", false).await.1;
+        assert_eq!((messages(&first), restarts(&first)), (3.0, 0.0));
+
+        // The server crashes and its supervisor starts a new one (a new pid):
+        // the counter goes on from the old one's count.
+        let old = trellis::registry::whereis("grow-tally").unwrap();
+        assert!(call(true).await.is_err());
+        let new = loop {
+            match trellis::registry::whereis("grow-tally") {
+                Some(pid) if pid != old => break pid,
+                _ => tokio::task::yield_now().await,
+            }
+        };
+        assert_ne!(old, new);
+        call(false).await?;
+        let second = request(addr, "GET", "/metrics", false).await.1;
+        assert_eq!(messages(&second), 5.0, "{second}");
+        assert_eq!(restarts(&second), 1.0);
+        assert_eq!(
+            sample(&second, "trellis_supervisor_exits_total", &[("supervisor", "grow-inner"), ("reason", "error")]),
+            1.0
+        );
+
+        // The inner supervisor itself is restarted: a new supervisor (and a
+        // new server) whose own counts start at zero; the totals do not.
+        // The first child's key is 0 (as in the tests above).
+        let key = outer.which_children()[0].key.to_string().trim_start_matches('#').to_owned();
+        let (status, _) = request(
+            addr,
+            "POST",
+            &format!("/api/supervisor/{}/children/{key}/restart", outer.pid().id()),
+            true,
+        )
+        .await;
+        assert_eq!(status, 200);
+        call(false).await?;
+        let third = request(addr, "GET", "/metrics", false).await.1;
+        assert_eq!(messages(&third), 6.0, "{third}");
+        assert_eq!(restarts(&third), 1.0, "{third}");
+        assert_eq!(
+            sample(&third, "trellis_supervisor_restarts_total", &[("supervisor", "grow-outer")]),
+            1.0,
+            "the restart action counts as the outer supervisor's restart"
+        );
+        outer.stop().await?;
+        n.cancel();
+        Ok::<_, trellis::BoxError>(())
+    })
+    .await
+    .unwrap();
+}

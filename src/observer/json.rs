@@ -20,13 +20,13 @@ fn pid_json(pid: Option<Pid>) -> Value {
 
 fn server_json(stats: &ServerStats) -> Value {
     let handled = stats.handled.load(Ordering::Relaxed);
-    let calls: u64 = stats.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+    let timed_calls: u64 = stats.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum();
     json!({
         "pid": pid_json(Some(stats.pid)),
         "name": stats.name,
         "mailbox_depth": stats.depth.load(Ordering::Relaxed),
         "messages_handled": handled,
-        "calls": calls,
+        "timed_calls": timed_calls,
         "handler_seconds": stats.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
     })
 }

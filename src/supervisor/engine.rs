@@ -311,8 +311,7 @@ pub(crate) async fn run(
         max_restarts: options.max_restarts,
         max_seconds: options.max_seconds,
         started: Instant::now(),
-        restarts: AtomicU64::new(0),
-        exits: Default::default(),
+        counters: bus::supervisor_counters(&options.name),
     });
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let handle = Supervisor {
@@ -509,7 +508,7 @@ impl Engine {
 
     /// Counts a stopped child's exit and records it as its last.
     fn record_exit(&self, key: ChildId, reason: &ExitReason) {
-        self.shared.exits[super::tree::reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.exits[super::tree::reason_index(reason)].fetch_add(1, Ordering::Relaxed);
         self.set_row(key, |row| row.last_exit = Some(reason.clone()));
     }
 
@@ -772,7 +771,7 @@ impl Engine {
             } else {
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child exited");
             }
-            self.shared.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
             // Observed: the reason is kept as the child's last and published
             // (the error becomes an `ExitReason` once, here).
             let reason = if bus::enabled() {
@@ -831,7 +830,7 @@ impl Engine {
             slot.wanted = true;
             slot.restarts += 1;
             let restarts = slot.restarts;
-            self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.restarts.fetch_add(1, Ordering::Relaxed);
             let reset_after = self.options.backoff.map(|b| b.max);
             if ran_for
                 .zip(reset_after)
@@ -943,7 +942,7 @@ impl Engine {
                 slot.restarts += 1;
                 let restarts = slot.restarts;
                 let id = slot.spec.id.clone();
-                self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+                self.shared.counters.restarts.fetch_add(1, Ordering::Relaxed);
                 self.set_row(key, |row| row.restarts = restarts);
                 match self.start_slot(key).await {
                     Ok(_) => {

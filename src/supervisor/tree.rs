@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::observer::bus::{EXIT_LABELS, SupervisorCounters};
 use crate::process::{ExitReason, Pid, claimed_pid};
 
 use super::intensity::Intensity;
@@ -35,14 +36,14 @@ pub(crate) struct Shared {
     pub(crate) max_restarts: u32,
     pub(crate) max_seconds: Duration,
     pub(crate) started: Instant,
-    /// Restarts so far (relaxed: for introspection only).
-    pub(crate) restarts: AtomicU64,
-    /// Children's exits by reason, indexed by [`reason_index`].
-    pub(crate) exits: [AtomicU64; REASONS.len()],
+    /// Restarts and exits so far, by reason (indexed by [`reason_index`]);
+    /// relaxed, for introspection only. Shared with the observer, which
+    /// keeps them by the supervisor's name once it has ended.
+    pub(crate) counters: Arc<SupervisorCounters>,
 }
 
 /// The labels of exit reasons, as the observer's metrics name them.
-pub(crate) const REASONS: [&str; 6] = ["normal", "shutdown", "killed", "error", "panic", "noproc"];
+pub(crate) const REASONS: [&str; 6] = EXIT_LABELS;
 
 /// Where an error reason counts in [`Shared::exits`].
 pub(crate) const ERROR_INDEX: usize = 3;
@@ -138,10 +139,10 @@ impl Shared {
             max_seconds: self.max_seconds,
             intensity_used,
             uptime: now.saturating_duration_since(self.started),
-            restarts: self.restarts.load(Ordering::Relaxed),
+            restarts: self.counters.restarts.load(Ordering::Relaxed),
             exits: REASONS
                 .iter()
-                .zip(&self.exits)
+                .zip(&self.counters.exits)
                 .map(|(label, n)| (*label, n.load(Ordering::Relaxed)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
