@@ -410,3 +410,70 @@ async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
     .await
     .unwrap();
 }
+
+/// The nursery named `name` anywhere below `nurseries`.
+fn find_nursery<'a>(nurseries: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    nurseries.as_array()?.iter().find_map(|nursery| {
+        if nursery["name"] == name {
+            return Some(nursery);
+        }
+        find_nursery(&nursery["nurseries"], name).or_else(|| {
+            nursery["tasks"]
+                .as_array()?
+                .iter()
+                .find_map(|task| find_nursery(&task["nurseries"], name))
+        })
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tree_lists_nurseries_with_their_tasks_states_and_ages() {
+    use trellis::{NurseryOptions, SpawnOptions};
+    let hour = Duration::from_secs(3600);
+    trellis::nursery(|n| async move {
+        // Running: nurseries and tasks note when they start.
+        observer::start(&n, ObserverOptions::new("127.0.0.1:0".parse()?)).await?;
+        trellis::nursery_with(NurseryOptions::new().name("api-outer"), |outer| async move {
+            outer.spawn_with(SpawnOptions::new().name("api-sleeper"), tokio::time::sleep(hour));
+            outer.spawn_with(SpawnOptions::new().name("api-parent"), async move {
+                trellis::nursery_with(NurseryOptions::new().name("api-inner"), |inner| async move {
+                    inner.spawn_with(
+                        SpawnOptions::new().name("api-inner-task"),
+                        tokio::time::sleep(hour),
+                    );
+                })
+                .await
+            });
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let tree = json(&observer::tree_json());
+            let nurseries = &tree["nurseries"];
+            let found = find_nursery(nurseries, "api-outer").unwrap_or_else(|| panic!("{tree}"));
+            assert_eq!(found["age_seconds"], 5.0, "{found}");
+            assert_eq!(found["task_count"], 2, "{found}");
+            assert_eq!(found["cancelled"], false);
+            let tasks = found["tasks"].as_array().unwrap();
+            let sleeper = tasks.iter().find(|t| t["name"] == "api-sleeper").unwrap();
+            assert_eq!((&sleeper["state"], &sleeper["age_seconds"]), (&"running".into(), &5.0.into()));
+            // A nursery opened inside a task hangs under that task.
+            let parent = tasks.iter().find(|t| t["name"] == "api-parent").unwrap();
+            let inner = &parent["nurseries"][0];
+            assert_eq!(inner["name"], "api-inner", "{parent}");
+            assert_eq!(inner["tasks"][0]["name"], "api-inner-task");
+            assert_eq!(inner["tasks"][0]["age_seconds"], 5.0);
+
+            // Cancelled tasks say so until they end; ended ones are gone.
+            outer.cancel();
+            let tree = json(&observer::tree_json());
+            let found = find_nursery(&tree["nurseries"], "api-outer").unwrap();
+            let states: Vec<_> = found["tasks"].as_array().unwrap().iter().map(|t| t["state"].clone()).collect();
+            assert_eq!(states, ["cancelled", "cancelled"], "{found}");
+        })
+        .await?;
+        let tree = json(&observer::tree_json());
+        assert!(find_nursery(&tree["nurseries"], "api-outer").is_none(), "{tree}");
+        n.cancel();
+        Ok::<_, trellis::BoxError>(())
+    })
+    .await
+    .unwrap();
+}

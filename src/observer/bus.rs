@@ -165,12 +165,18 @@ pub(crate) struct Enabled(());
 impl Enabled {
     pub(crate) fn new() -> Self {
         OBSERVERS.fetch_add(1, Ordering::Relaxed);
+        // From now on, nurseries and tasks note when they start (one clock
+        // read as each joins the scope tree) for the tree's ages.
+        #[cfg(feature = "observer")]
+        crate::cancel::keep_ages(true);
         Enabled(())
     }
 }
 
 impl Drop for Enabled {
     fn drop(&mut self) {
+        // Nursery and task ages stay kept: an observer may start again,
+        // and turning them off would race the next one turning them on.
         OBSERVERS.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use serde_json::{Map, Value, json};
 
 use super::bus::{self, Event, ServerStats};
+use crate::nursery::TaskState;
+use crate::nursery::listing::{self, NurseryNode, TaskNode};
 use crate::process::{self, Pid};
 use crate::supervisor::{self, ChildInfo, SupervisorInfo};
 
@@ -97,6 +99,35 @@ pub(super) fn strategy_name(strategy: supervisor::Strategy) -> &'static str {
     }
 }
 
+fn age_json(age: Option<std::time::Duration>) -> Value {
+    age.map_or(Value::Null, |a| json!(a.as_secs_f64()))
+}
+
+fn task_json(task: &TaskNode) -> Value {
+    let state = match task.info.state {
+        TaskState::Running => "running",
+        TaskState::ShuttingDown => "shutting_down",
+        TaskState::Cancelled => "cancelled",
+    };
+    json!({
+        "name": task.info.name,
+        "state": state,
+        "age_seconds": age_json(task.age),
+        "nurseries": task.nurseries.iter().map(nursery_json).collect::<Vec<_>>(),
+    })
+}
+
+fn nursery_json(nursery: &NurseryNode) -> Value {
+    json!({
+        "name": nursery.name,
+        "age_seconds": age_json(nursery.age),
+        "cancelled": nursery.cancelled,
+        "task_count": nursery.task_count,
+        "tasks": nursery.tasks.iter().map(task_json).collect::<Vec<_>>(),
+        "nurseries": nursery.nurseries.iter().map(nursery_json).collect::<Vec<_>>(),
+    })
+}
+
 /// `GET /api/tree`.
 pub(super) fn tree() -> Value {
     let servers: HashMap<Pid, Arc<ServerStats>> = bus::live_servers()
@@ -113,6 +144,7 @@ pub(super) fn tree() -> Value {
         },
         "supervisors": trees.iter().map(|s| supervisor_json(s, &servers)).collect::<Vec<_>>(),
         "servers": all_servers,
+        "nurseries": listing::nursery_tree().iter().map(nursery_json).collect::<Vec<_>>(),
         "protocol_servers": bus::protocol_connections()
             .into_iter()
             .map(|(listen, connections)| json!({ "listen": listen, "connections": connections }))
