@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::observer::bus::{EXIT_LABELS, SupervisorCounters};
 use crate::process::{ExitReason, Pid, claimed_pid};
 
+use super::engine::Ended;
 use super::intensity::Intensity;
 
 use super::{ChildId, Restart, Strategy};
@@ -71,8 +72,8 @@ pub(crate) struct Row {
     pub(crate) state: ChildState,
     pub(crate) restarts: u64,
     pub(crate) nested: Option<Weak<Shared>>,
-    /// Why its last incarnation ended.
-    pub(crate) last_exit: Option<ExitReason>,
+    /// Why its last incarnation ended (kept while observed).
+    pub(crate) last_exit: Option<Ended>,
     /// When its running incarnation started (taken only while observed).
     pub(crate) since: Option<Instant>,
 }
@@ -107,9 +108,9 @@ impl Shared {
     pub(crate) fn snapshot(&self) -> SupervisorInfo {
         let now = Instant::now();
         let intensity_used = lock(&self.intensity).used(now);
-        let rows = lock(&self.rows);
+        let mut rows = lock(&self.rows);
         let children = rows
-            .iter()
+            .iter_mut()
             .map(|row| ChildInfo {
                 key: row.key,
                 id: row.id.to_string(),
@@ -117,7 +118,7 @@ impl Shared {
                 restart: row.restart,
                 state: row.state,
                 restarts: row.restarts,
-                last_exit: row.last_exit.clone(),
+                last_exit: last_exit(&mut row.last_exit),
                 uptime: row
                     .since
                     .filter(|_| row.state == ChildState::Running)
@@ -148,6 +149,14 @@ impl Shared {
                 .collect(),
         }
     }
+}
+
+/// A row's last exit as an [`ExitReason`], made one (once) if the child's
+/// error was kept as it came.
+fn last_exit(kept: &mut Option<Ended>) -> Option<ExitReason> {
+    let reason = kept.take()?.into_reason();
+    *kept = Some(Ended::Reason(reason.clone()));
+    Some(reason)
 }
 
 /// A snapshot of every live supervision tree in the process, roots first.
