@@ -382,6 +382,13 @@ async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
             1.0
         );
 
+        // The crash is the child's last exit (kept as the error it came
+        // as while nobody streams events, made a reason when read).
+        let tree = json(&request(addr, "GET", "/api/tree", false).await.1);
+        let inner = &find_supervisor(&tree, "grow-outer")["children"][0]["supervisor"];
+        let last = inner["children"][0]["last_exit"].as_str().unwrap();
+        assert!(last.starts_with("error: ") && last.contains("tally crashed"), "{inner}");
+
         // The inner supervisor itself is restarted: a new supervisor (and a
         // new server) whose own counts start at zero; the totals do not.
         // The first child's key is 0 (as in the tests above).
