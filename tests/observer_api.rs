@@ -345,16 +345,30 @@ async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
         let addr = obs.local_addr();
         let inner = ChildSpec::supervisor(
             "grow-inner",
-            vec![ChildSpec::gen_server("grow-tally", || Tally(0), (), "grow-tally")],
+            vec![ChildSpec::gen_server(
+                "grow-tally",
+                || Tally(0),
+                (),
+                "grow-tally",
+            )],
             SupervisorOptions::new().name("grow-inner"),
         );
-        let outer = supervisor::start(&n, vec![inner], SupervisorOptions::new().name("grow-outer")).await?;
+        let outer =
+            supervisor::start(&n, vec![inner], SupervisorOptions::new().name("grow-outer")).await?;
         let call = |crash| gen_server::call::<Tally>("grow-tally", crash, Duration::from_secs(5));
         let messages = |body: &str| {
-            sample(body, "trellis_gen_server_messages_total", &[("name", "grow-tally")])
+            sample(
+                body,
+                "trellis_gen_server_messages_total",
+                &[("name", "grow-tally")],
+            )
         };
         let restarts = |body: &str| {
-            sample(body, "trellis_supervisor_restarts_total", &[("supervisor", "grow-inner")])
+            sample(
+                body,
+                "trellis_supervisor_restarts_total",
+                &[("supervisor", "grow-inner")],
+            )
         };
         for _ in 0..3 {
             call(false).await?;
@@ -378,7 +392,11 @@ async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
         assert_eq!(messages(&second), 5.0, "{second}");
         assert_eq!(restarts(&second), 1.0);
         assert_eq!(
-            sample(&second, "trellis_supervisor_exits_total", &[("supervisor", "grow-inner"), ("reason", "error")]),
+            sample(
+                &second,
+                "trellis_supervisor_exits_total",
+                &[("supervisor", "grow-inner"), ("reason", "error")]
+            ),
             1.0
         );
 
@@ -387,16 +405,26 @@ async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
         let tree = json(&request(addr, "GET", "/api/tree", false).await.1);
         let inner = &find_supervisor(&tree, "grow-outer")["children"][0]["supervisor"];
         let last = inner["children"][0]["last_exit"].as_str().unwrap();
-        assert!(last.starts_with("error: ") && last.contains("tally crashed"), "{inner}");
+        assert!(
+            last.starts_with("error: ") && last.contains("tally crashed"),
+            "{inner}"
+        );
 
         // The inner supervisor itself is restarted: a new supervisor (and a
         // new server) whose own counts start at zero; the totals do not.
         // The first child's key is 0 (as in the tests above).
-        let key = outer.which_children()[0].key.to_string().trim_start_matches('#').to_owned();
+        let key = outer.which_children()[0]
+            .key
+            .to_string()
+            .trim_start_matches('#')
+            .to_owned();
         let (status, _) = request(
             addr,
             "POST",
-            &format!("/api/supervisor/{}/children/{key}/restart", outer.pid().id()),
+            &format!(
+                "/api/supervisor/{}/children/{key}/restart",
+                outer.pid().id()
+            ),
             true,
         )
         .await;
@@ -406,7 +434,11 @@ async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
         assert_eq!(messages(&third), 6.0, "{third}");
         assert_eq!(restarts(&third), 1.0, "{third}");
         assert_eq!(
-            sample(&third, "trellis_supervisor_restarts_total", &[("supervisor", "grow-outer")]),
+            sample(
+                &third,
+                "trellis_supervisor_restarts_total",
+                &[("supervisor", "grow-outer")]
+            ),
             1.0,
             "the restart action counts as the outer supervisor's restart"
         );
@@ -440,44 +472,65 @@ async fn the_tree_lists_nurseries_with_their_tasks_states_and_ages() {
     trellis::nursery(|n| async move {
         // Running: nurseries and tasks note when they start.
         observer::start(&n, ObserverOptions::new("127.0.0.1:0".parse()?)).await?;
-        trellis::nursery_with(NurseryOptions::new().name("api-outer"), |outer| async move {
-            outer.spawn_with(SpawnOptions::new().name("api-sleeper"), tokio::time::sleep(hour));
-            outer.spawn_with(SpawnOptions::new().name("api-parent"), async move {
-                trellis::nursery_with(NurseryOptions::new().name("api-inner"), |inner| async move {
-                    inner.spawn_with(
-                        SpawnOptions::new().name("api-inner-task"),
-                        tokio::time::sleep(hour),
-                    );
-                })
-                .await
-            });
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let tree = json(&observer::tree_json());
-            let nurseries = &tree["nurseries"];
-            let found = find_nursery(nurseries, "api-outer").unwrap_or_else(|| panic!("{tree}"));
-            assert_eq!(found["age_seconds"], 5.0, "{found}");
-            assert_eq!(found["task_count"], 2, "{found}");
-            assert_eq!(found["cancelled"], false);
-            let tasks = found["tasks"].as_array().unwrap();
-            let sleeper = tasks.iter().find(|t| t["name"] == "api-sleeper").unwrap();
-            assert_eq!((&sleeper["state"], &sleeper["age_seconds"]), (&"running".into(), &5.0.into()));
-            // A nursery opened inside a task hangs under that task.
-            let parent = tasks.iter().find(|t| t["name"] == "api-parent").unwrap();
-            let inner = &parent["nurseries"][0];
-            assert_eq!(inner["name"], "api-inner", "{parent}");
-            assert_eq!(inner["tasks"][0]["name"], "api-inner-task");
-            assert_eq!(inner["tasks"][0]["age_seconds"], 5.0);
+        trellis::nursery_with(
+            NurseryOptions::new().name("api-outer"),
+            |outer| async move {
+                outer.spawn_with(
+                    SpawnOptions::new().name("api-sleeper"),
+                    tokio::time::sleep(hour),
+                );
+                outer.spawn_with(SpawnOptions::new().name("api-parent"), async move {
+                    trellis::nursery_with(
+                        NurseryOptions::new().name("api-inner"),
+                        |inner| async move {
+                            inner.spawn_with(
+                                SpawnOptions::new().name("api-inner-task"),
+                                tokio::time::sleep(hour),
+                            );
+                        },
+                    )
+                    .await
+                });
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let tree = json(&observer::tree_json());
+                let nurseries = &tree["nurseries"];
+                let found =
+                    find_nursery(nurseries, "api-outer").unwrap_or_else(|| panic!("{tree}"));
+                assert_eq!(found["age_seconds"], 5.0, "{found}");
+                assert_eq!(found["task_count"], 2, "{found}");
+                assert_eq!(found["cancelled"], false);
+                let tasks = found["tasks"].as_array().unwrap();
+                let sleeper = tasks.iter().find(|t| t["name"] == "api-sleeper").unwrap();
+                assert_eq!(
+                    (&sleeper["state"], &sleeper["age_seconds"]),
+                    (&"running".into(), &5.0.into())
+                );
+                // A nursery opened inside a task hangs under that task.
+                let parent = tasks.iter().find(|t| t["name"] == "api-parent").unwrap();
+                let inner = &parent["nurseries"][0];
+                assert_eq!(inner["name"], "api-inner", "{parent}");
+                assert_eq!(inner["tasks"][0]["name"], "api-inner-task");
+                assert_eq!(inner["tasks"][0]["age_seconds"], 5.0);
 
-            // Cancelled tasks say so until they end; ended ones are gone.
-            outer.cancel();
-            let tree = json(&observer::tree_json());
-            let found = find_nursery(&tree["nurseries"], "api-outer").unwrap();
-            let states: Vec<_> = found["tasks"].as_array().unwrap().iter().map(|t| t["state"].clone()).collect();
-            assert_eq!(states, ["cancelled", "cancelled"], "{found}");
-        })
+                // Cancelled tasks say so until they end; ended ones are gone.
+                outer.cancel();
+                let tree = json(&observer::tree_json());
+                let found = find_nursery(&tree["nurseries"], "api-outer").unwrap();
+                let states: Vec<_> = found["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["state"].clone())
+                    .collect();
+                assert_eq!(states, ["cancelled", "cancelled"], "{found}");
+            },
+        )
         .await?;
         let tree = json(&observer::tree_json());
-        assert!(find_nursery(&tree["nurseries"], "api-outer").is_none(), "{tree}");
+        assert!(
+            find_nursery(&tree["nurseries"], "api-outer").is_none(),
+            "{tree}"
+        );
         n.cancel();
         Ok::<_, trellis::BoxError>(())
     })

@@ -312,7 +312,10 @@ fn the_page_draws_the_tree_and_shows_a_restart_without_a_reload() {
         .iter()
         .map(|n| n["name"].as_str().unwrap().to_owned())
         .collect();
-    assert!(!expected.is_empty(), "the example runs in a nursery: {tree}");
+    assert!(
+        !expected.is_empty(),
+        "the example runs in a nursery: {tree}"
+    );
     wait_for("the nurseries drawn", Duration::from_secs(20), || {
         let drawn = browser.script(
             "return [...document.querySelectorAll('#nurseries details.nursery')]\

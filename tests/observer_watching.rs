@@ -85,8 +85,11 @@ async fn handlers_are_timed_only_while_watched_and_for_a_window_after_a_scrape()
         // however many calls come in it, and no longer.
         let first = observer::metrics_text();
         assert!(
-            line(&first, "trellis_gen_server_call_duration_seconds_count{name=\"watch-slow\"}")
-                .ends_with(" 1"),
+            line(
+                &first,
+                "trellis_gen_server_call_duration_seconds_count{name=\"watch-slow\"}"
+            )
+            .ends_with(" 1"),
             "{first}"
         );
         call(3).await?;
@@ -101,7 +104,11 @@ async fn handlers_are_timed_only_while_watched_and_for_a_window_after_a_scrape()
         // histogram (each 3 ms: in the 5 ms bucket), and a new window.
         let second = observer::metrics_text();
         assert!(
-            line(&second, "trellis_gen_server_messages_total{name=\"watch-slow\"}").ends_with(" 6"),
+            line(
+                &second,
+                "trellis_gen_server_messages_total{name=\"watch-slow\"}"
+            )
+            .ends_with(" 6"),
             "{second}"
         );
         assert!(
@@ -121,8 +128,11 @@ async fn handlers_are_timed_only_while_watched_and_for_a_window_after_a_scrape()
             "{second}"
         );
         assert!(
-            line(&second, "trellis_gen_server_handler_seconds_total{name=\"watch-slow\"}")
-                .ends_with(" 0.009"),
+            line(
+                &second,
+                "trellis_gen_server_handler_seconds_total{name=\"watch-slow\"}"
+            )
+            .ends_with(" 0.009"),
             "{second}"
         );
         call(3).await?;

@@ -626,7 +626,8 @@ pub(crate) fn server_totals() -> Vec<(String, Totals)> {
 
 /// The labels of exit reasons, as supervisors count them and the metrics
 /// name them.
-pub(crate) const EXIT_LABELS: [&str; 6] = ["normal", "shutdown", "killed", "error", "panic", "noproc"];
+pub(crate) const EXIT_LABELS: [&str; 6] =
+    ["normal", "shutdown", "killed", "error", "panic", "noproc"];
 
 /// A supervisor's restarts and its children's exits by reason (indexed as
 /// [`EXIT_LABELS`]): written by the supervisor, read by introspection.

@@ -404,7 +404,11 @@ async fn route(state: &State, request: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["metrics"]) => {
             let text = metrics::render();
             bus::scraped(state.scrape_window);
-            full(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
+            full(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text,
+            )
         }
         (&Method::POST, ["api", ..]) => {
             if !state.actions {

@@ -509,8 +509,11 @@ impl Engine {
 
     /// Counts a stopped child's exit and records it as its last.
     fn record_exit(&self, key: ChildId, reason: &ExitReason) {
-        self.shared.counters.exits[super::tree::reason_index(reason)].fetch_add(1, Ordering::Relaxed);
-        self.set_row(key, |row| row.last_exit = Some(Ended::Reason(reason.clone())));
+        self.shared.counters.exits[super::tree::reason_index(reason)]
+            .fetch_add(1, Ordering::Relaxed);
+        self.set_row(key, |row| {
+            row.last_exit = Some(Ended::Reason(reason.clone()))
+        });
     }
 
     fn set_row(&self, key: ChildId, update: impl FnOnce(&mut Row)) {
@@ -846,7 +849,10 @@ impl Engine {
             slot.wanted = true;
             slot.restarts += 1;
             let restarts = slot.restarts;
-            self.shared.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .restarts
+                .fetch_add(1, Ordering::Relaxed);
             let reset_after = self.options.backoff.map(|b| b.max);
             if ran_for
                 .zip(reset_after)
@@ -958,7 +964,10 @@ impl Engine {
                 slot.restarts += 1;
                 let restarts = slot.restarts;
                 let id = slot.spec.id.clone();
-                self.shared.counters.restarts.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .restarts
+                    .fetch_add(1, Ordering::Relaxed);
                 self.set_row(key, |row| row.restarts = restarts);
                 match self.start_slot(key).await {
                     Ok(_) => {
