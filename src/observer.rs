@@ -9,12 +9,26 @@
 //! | route | what it answers |
 //! |---|---|
 //! | `GET /` | the page: the tree as a diagram, live, with restart sparklines, top processes and a details pane (self-contained: no CDN) |
-//! | `GET /api/tree` | the live tree as JSON: node, applications, supervisors (strategy, intensity and its use, uptime, restarts, exits by reason), children (id, pid, restart type, state, restarts, last exit reason, uptime), gen_servers (mailbox depth, messages handled, time in handlers) |
+//! | `GET /api/tree` | the live tree as JSON: node, applications, supervisors (strategy, intensity and its use, uptime, restarts, exits by reason), children (id, pid, restart type, state, restarts, last exit reason, uptime), gen_servers (mailbox depth, messages handled, timed calls, time in handlers), nurseries (see below) |
 //! | `GET /api/process/<n>` | one process (`<0.n>`) as JSON, 404 if it is not alive |
 //! | `GET /api/events` | Server-Sent Events: one JSON [`Event`] per `data:` line |
 //! | `GET /metrics` | Prometheus text format (see below) |
 //! | `POST /api/process/<n>/kill` | with [actions](ObserverOptions::actions) only: an exit signal `killed` (a supervisor is stopped instead) |
 //! | `POST /api/supervisor/<n>/children/<key>/restart` | with actions only: stops the child and starts it again (OTP's `restart_child`, without using intensity) |
+//!
+//! `nurseries` in `/api/tree` lists every live nursery of the process as
+//! the scope tree nests them, from the nurseries opened outside any other
+//! (`main`'s, a plain tokio task's): each with its `name`, `age_seconds`,
+//! `cancelled`, `task_count` and its running `tasks` (at most 200 listed;
+//! its forks' tasks included), each task with its `name`, `state`
+//! (`running`, `shutting_down`, `cancelled`), `age_seconds` and the
+//! `nurseries` opened inside it. A nursery opened in a nursery's body
+//! (outside its tasks) is listed in its `nurseries`. Ages are known for
+//! nurseries and tasks started once an observer has run in the process
+//! (`null` before): from then on each task reads the clock once, when it
+//! first waits. Nurseries hang where they are in the scope tree, not
+//! under the supervisor or process that owns them; a task is listed from
+//! its first wait (as [`Nursery::child_tasks`](crate::Nursery::child_tasks)).
 //!
 //! Actions also need the header `x-trellis-action: 1`, which a page from
 //! another origin cannot send without the browser asking first (a CORS

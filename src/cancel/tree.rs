@@ -341,7 +341,10 @@ impl Node {
         };
         #[cfg(feature = "observer")]
         if !matches!(self.kind, Kind::Scope) {
-            self.born.store(stamp_now(), Ordering::Relaxed);
+            let stamp = stamp_now();
+            if stamp != 0 {
+                self.born.store(stamp, Ordering::Relaxed);
+            }
         }
         let mut state = parent.lock();
         let parent_flags = parent.flags.load(Ordering::Acquire);
