@@ -252,10 +252,13 @@ pub async fn start(nursery: &Nursery, options: ObserverOptions) -> Result<Observ
     check(&options)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let started = nursery
-        .start(move |status: TaskStatus<SocketAddr>| async move {
-            let result = serve(options, status).await;
-            let _ = tx.send(result);
-        })
+        .start_with(
+            crate::SpawnOptions::new().name("observer"),
+            move |status: TaskStatus<SocketAddr>| async move {
+                let result = serve(options, status).await;
+                let _ = tx.send(result);
+            },
+        )
         .await;
     match started {
         Ok(addr) => Ok(Observer { addr }),
@@ -319,7 +322,8 @@ pub async fn serve(
     });
     status.started(local);
     tracing::info!(%local, actions = options.actions, "observer listening");
-    let result = crate::nursery(|n| async move {
+    let nursery_options = crate::NurseryOptions::new().name("observer");
+    let result = crate::nursery_with(nursery_options, |n| async move {
         n.spawn_with(
             // In the background: it ends with the server.
             crate::SpawnOptions::new()
@@ -338,21 +342,24 @@ pub async fn serve(
                 }
             };
             let state = Arc::clone(&state);
-            n.spawn(async move {
-                let service = service_fn(move |request| {
-                    let state = Arc::clone(&state);
-                    async move {
-                        // A request in flight watches the node (an event
-                        // stream keeps watching through its subscription).
-                        let _watching = Watching::new();
-                        Ok::<_, Infallible>(route(&state, request).await)
-                    }
-                });
-                // A client that goes away is not the observer's failure.
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            n.spawn_with(
+                crate::SpawnOptions::new().name("observer connection"),
+                async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        async move {
+                            // A request in flight watches the node (an event
+                            // stream keeps watching through its subscription).
+                            let _watching = Watching::new();
+                            Ok::<_, Infallible>(route(&state, request).await)
+                        }
+                    });
+                    // A client that goes away is not the observer's failure.
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                },
+            );
         }
     })
     .await;
