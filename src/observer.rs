@@ -49,6 +49,9 @@
 //! gen_server's registered name (`name=""`: every unnamed server together)
 //! — and include the processes of that identity that have ended, so they
 //! only grow across restarts (Prometheus would read a drop as a reset).
+//! Ended processes are kept by name for the first 1000 names; beyond that
+//! they count under `""` (a program that names a supervisor per connection
+//! does not grow the observer's memory without bound).
 //! Gauges (mailbox depth, intensity used and max) describe the live
 //! processes and also carry a `pid` label.
 //!

@@ -531,6 +531,22 @@ impl Totals {
     }
 }
 
+/// At most this many names keep totals of their ended processes; the
+/// ended processes of further names count under `""` (with the unnamed),
+/// so that a program that names processes uniquely (a supervisor per
+/// connection) does not grow the totals without bound.
+const MAX_ENDED_NAMES: usize = 1000;
+
+/// The totals of ended processes named `name` (see [`MAX_ENDED_NAMES`]).
+fn ended_entry<'a, T: Default>(ended: &'a mut HashMap<String, T>, name: &str) -> &'a mut T {
+    let name = if ended.contains_key(name) || ended.len() < MAX_ENDED_NAMES {
+        name
+    } else {
+        ""
+    };
+    ended.entry(name.to_owned()).or_default()
+}
+
 /// The observed gen_servers: those alive (and those ended since the last
 /// look, whose only holder is this map), and the totals of those ended.
 #[derive(Default)]
@@ -550,8 +566,8 @@ impl Servers {
             if Arc::strong_count(stats) > 1 {
                 return true;
             }
-            let identity = stats.name.clone().unwrap_or_default();
-            ended.entry(identity).or_default().add(&stats.totals());
+            let identity = stats.name.as_deref().unwrap_or_default();
+            ended_entry(ended, identity).add(&stats.totals());
             false
         });
     }
@@ -670,7 +686,7 @@ impl Supervisors {
             if Arc::strong_count(counters) > 1 {
                 return true;
             }
-            ended.entry(name.clone()).or_default().add(counters);
+            ended_entry(ended, name).add(counters);
             false
         });
     }
@@ -758,4 +774,23 @@ pub(crate) fn protocol_connections() -> Vec<(String, usize)> {
         .into_iter()
         .map(|(addrs, connections, _)| (addrs, connections.child_tasks().len()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_processes_beyond_the_name_limit_count_as_unnamed() {
+        let mut ended: HashMap<String, u64> = HashMap::new();
+        for i in 0..MAX_ENDED_NAMES {
+            *ended_entry(&mut ended, &format!("name-{i}")) += 1;
+        }
+        *ended_entry(&mut ended, "one-too-many") += 5;
+        // A name already kept still counts under itself.
+        *ended_entry(&mut ended, "name-0") += 1;
+        assert_eq!(ended.get(""), Some(&5));
+        assert_eq!(ended.get("name-0"), Some(&2));
+        assert!(!ended.contains_key("one-too-many"));
+    }
 }
