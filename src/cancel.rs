@@ -24,6 +24,8 @@ use tokio::time::{Instant, Sleep};
 
 pub(crate) use current::{InNode, current, in_node, with_node};
 pub(crate) use tree::{Cause, Kind, Node, Verdict, WakerRegistration};
+#[cfg(feature = "observer")]
+pub(crate) use tree::{keep_ages, roots};
 
 /// Cancels everything inside it when told to or when its deadline passes.
 ///

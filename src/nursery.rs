@@ -9,6 +9,8 @@
 mod error;
 mod fork;
 mod handle;
+#[cfg(feature = "observer")]
+pub(crate) mod listing;
 mod options;
 pub(crate) mod stats;
 mod status;
@@ -1296,6 +1298,10 @@ where
                 }
                 if let Some(parent) = current() {
                     node.attach(&parent);
+                } else {
+                    // A root of the scope tree: listed for the observer.
+                    #[cfg(feature = "observer")]
+                    node.register_root();
                 }
                 node.acquire_hold();
             }

@@ -288,3 +288,252 @@ async fn metrics_count_the_open_connections_of_protocol_servers() {
     .await
     .unwrap();
 }
+
+/// Counts its calls; a call with `true` crashes it.
+struct Tally(u64);
+
+impl trellis::gen_server::GenServer for Tally {
+    type Arg = ();
+    type Call = bool;
+    type Reply = u64;
+    type Cast = ();
+    type Info = ();
+
+    async fn init(
+        &mut self,
+        (): (),
+        _ctx: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Init, trellis::BoxError> {
+        Ok(trellis::gen_server::Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        crash: bool,
+        _ctx: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Response<u64>, trellis::BoxError> {
+        if crash {
+            return Err("tally crashed".into());
+        }
+        self.0 += 1;
+        Ok(trellis::gen_server::Response::Reply(self.0))
+    }
+}
+
+/// The value of the sample `metric` whose labels include `labels`.
+fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {metric} {labels:?} in\n{body}"));
+    match found.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{metric}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn counters_of_a_restarted_named_server_and_supervisor_keep_growing() {
+    use trellis::gen_server;
+    trellis::nursery(|n| async move {
+        let options = ObserverOptions::new("127.0.0.1:0".parse()?).actions(true);
+        let obs = observer::start(&n, options).await?;
+        let addr = obs.local_addr();
+        let inner = ChildSpec::supervisor(
+            "grow-inner",
+            vec![ChildSpec::gen_server(
+                "grow-tally",
+                || Tally(0),
+                (),
+                "grow-tally",
+            )],
+            SupervisorOptions::new().name("grow-inner"),
+        );
+        let outer =
+            supervisor::start(&n, vec![inner], SupervisorOptions::new().name("grow-outer")).await?;
+        let call = |crash| gen_server::call::<Tally>("grow-tally", crash, Duration::from_secs(5));
+        let messages = |body: &str| {
+            sample(
+                body,
+                "trellis_gen_server_messages_total",
+                &[("name", "grow-tally")],
+            )
+        };
+        let restarts = |body: &str| {
+            sample(
+                body,
+                "trellis_supervisor_restarts_total",
+                &[("supervisor", "grow-inner")],
+            )
+        };
+        for _ in 0..3 {
+            call(false).await?;
+        }
+        let first = request(addr, "GET", "/metrics", false).await.1;
+        assert_eq!((messages(&first), restarts(&first)), (3.0, 0.0));
+
+        // The server crashes and its supervisor starts a new one (a new pid):
+        // the counter goes on from the old one's count.
+        let old = trellis::registry::whereis("grow-tally").unwrap();
+        assert!(call(true).await.is_err());
+        let new = loop {
+            match trellis::registry::whereis("grow-tally") {
+                Some(pid) if pid != old => break pid,
+                _ => tokio::task::yield_now().await,
+            }
+        };
+        assert_ne!(old, new);
+        call(false).await?;
+        let second = request(addr, "GET", "/metrics", false).await.1;
+        assert_eq!(messages(&second), 5.0, "{second}");
+        assert_eq!(restarts(&second), 1.0);
+        assert_eq!(
+            sample(
+                &second,
+                "trellis_supervisor_exits_total",
+                &[("supervisor", "grow-inner"), ("reason", "error")]
+            ),
+            1.0
+        );
+
+        // The crash is the child's last exit (kept as the error it came
+        // as while nobody streams events, made a reason when read).
+        let tree = json(&request(addr, "GET", "/api/tree", false).await.1);
+        let inner = &find_supervisor(&tree, "grow-outer")["children"][0]["supervisor"];
+        let last = inner["children"][0]["last_exit"].as_str().unwrap();
+        assert!(
+            last.starts_with("error: ") && last.contains("tally crashed"),
+            "{inner}"
+        );
+
+        // The inner supervisor itself is restarted: a new supervisor (and a
+        // new server) whose own counts start at zero; the totals do not.
+        // The first child's key is 0 (as in the tests above).
+        let key = outer.which_children()[0]
+            .key
+            .to_string()
+            .trim_start_matches('#')
+            .to_owned();
+        let (status, _) = request(
+            addr,
+            "POST",
+            &format!(
+                "/api/supervisor/{}/children/{key}/restart",
+                outer.pid().id()
+            ),
+            true,
+        )
+        .await;
+        assert_eq!(status, 200);
+        call(false).await?;
+        let third = request(addr, "GET", "/metrics", false).await.1;
+        assert_eq!(messages(&third), 6.0, "{third}");
+        assert_eq!(restarts(&third), 1.0, "{third}");
+        assert_eq!(
+            sample(
+                &third,
+                "trellis_supervisor_restarts_total",
+                &[("supervisor", "grow-outer")]
+            ),
+            1.0,
+            "the restart action counts as the outer supervisor's restart"
+        );
+        outer.stop().await?;
+        n.cancel();
+        Ok::<_, trellis::BoxError>(())
+    })
+    .await
+    .unwrap();
+}
+
+/// The nursery named `name` anywhere below `nurseries`.
+fn find_nursery<'a>(nurseries: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    nurseries.as_array()?.iter().find_map(|nursery| {
+        if nursery["name"] == name {
+            return Some(nursery);
+        }
+        find_nursery(&nursery["nurseries"], name).or_else(|| {
+            nursery["tasks"]
+                .as_array()?
+                .iter()
+                .find_map(|task| find_nursery(&task["nurseries"], name))
+        })
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tree_lists_nurseries_with_their_tasks_states_and_ages() {
+    use trellis::{NurseryOptions, SpawnOptions};
+    let hour = Duration::from_secs(3600);
+    trellis::nursery(|n| async move {
+        // Running: nurseries and tasks note when they start.
+        observer::start(&n, ObserverOptions::new("127.0.0.1:0".parse()?)).await?;
+        trellis::nursery_with(
+            NurseryOptions::new().name("api-outer"),
+            |outer| async move {
+                outer.spawn_with(
+                    SpawnOptions::new().name("api-sleeper"),
+                    tokio::time::sleep(hour),
+                );
+                outer.spawn_with(SpawnOptions::new().name("api-parent"), async move {
+                    trellis::nursery_with(
+                        NurseryOptions::new().name("api-inner"),
+                        |inner| async move {
+                            inner.spawn_with(
+                                SpawnOptions::new().name("api-inner-task"),
+                                tokio::time::sleep(hour),
+                            );
+                        },
+                    )
+                    .await
+                });
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let tree = json(&observer::tree_json());
+                let nurseries = &tree["nurseries"];
+                let found =
+                    find_nursery(nurseries, "api-outer").unwrap_or_else(|| panic!("{tree}"));
+                assert_eq!(found["age_seconds"], 5.0, "{found}");
+                assert_eq!(found["task_count"], 2, "{found}");
+                assert_eq!(found["cancelled"], false);
+                let tasks = found["tasks"].as_array().unwrap();
+                let sleeper = tasks.iter().find(|t| t["name"] == "api-sleeper").unwrap();
+                assert_eq!(
+                    (&sleeper["state"], &sleeper["age_seconds"]),
+                    (&"running".into(), &5.0.into())
+                );
+                // A nursery opened inside a task hangs under that task.
+                let parent = tasks.iter().find(|t| t["name"] == "api-parent").unwrap();
+                let inner = &parent["nurseries"][0];
+                assert_eq!(inner["name"], "api-inner", "{parent}");
+                assert_eq!(inner["tasks"][0]["name"], "api-inner-task");
+                assert_eq!(inner["tasks"][0]["age_seconds"], 5.0);
+
+                // Cancelled tasks say so until they end; ended ones are gone.
+                outer.cancel();
+                let tree = json(&observer::tree_json());
+                let found = find_nursery(&tree["nurseries"], "api-outer").unwrap();
+                let states: Vec<_> = found["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["state"].clone())
+                    .collect();
+                assert_eq!(states, ["cancelled", "cancelled"], "{found}");
+            },
+        )
+        .await?;
+        let tree = json(&observer::tree_json());
+        assert!(
+            find_nursery(&tree["nurseries"], "api-outer").is_none(),
+            "{tree}"
+        );
+        n.cancel();
+        Ok::<_, trellis::BoxError>(())
+    })
+    .await
+    .unwrap();
+}

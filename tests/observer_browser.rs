@@ -305,6 +305,28 @@ fn the_page_draws_the_tree_and_shows_a_restart_without_a_reload() {
     let top = browser.script("return document.getElementById('top-busy').textContent;");
     assert!(top.as_str().unwrap().contains("tally"), "{top}");
 
+    // The nurseries and their tasks, from `/api/tree`'s `nurseries`.
+    let expected: Vec<String> = tree["nurseries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "the example runs in a nursery: {tree}"
+    );
+    wait_for("the nurseries drawn", Duration::from_secs(20), || {
+        let drawn = browser.script(
+            "return [...document.querySelectorAll('#nurseries details.nursery')]\
+             .map(d => [d.dataset.nursery, d.querySelectorAll('.task').length]);",
+        );
+        let drawn = drawn.as_array()?.clone();
+        let names: Vec<&str> = drawn.iter().filter_map(|d| d[0].as_str()).collect();
+        let tasks: u64 = drawn.iter().filter_map(|d| d[1].as_u64()).sum();
+        (expected.iter().all(|n| names.contains(&n.as_str())) && tasks > 0).then_some(())
+    });
+
     let png = browser.command("GET", "/screenshot", None);
     let png = base64::engine::general_purpose::STANDARD
         .decode(png.as_str().unwrap())

@@ -197,27 +197,26 @@ impl GenServer for Slow {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_observed_gen_server_counts_messages_and_handler_time() {
+async fn an_observed_gen_server_counts_messages_and_handler_time_by_its_name() {
+    // A subscription keeps the node watched: handlers are timed.
     let _observed = observer::subscribe();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(&n, Slow).await?;
+        let server = gen_server::Builder::new(Slow)
+            .name("events-slow")
+            .start(&n)
+            .await?;
         assert_eq!(server.call(5, Duration::from_secs(1)).await?, 5);
         assert_eq!(server.call(20, Duration::from_secs(1)).await?, 20);
-        let pid = server.pid();
         let body = reqless_metrics();
         let line = body
             .lines()
-            .find(|l| {
-                l.starts_with("trellis_gen_server_messages_total")
-                    && l.contains(&format!("pid=\"{pid}\""))
-            })
+            .find(|l| l.starts_with("trellis_gen_server_messages_total{name=\"events-slow\"}"))
             .expect("the server's counter is exported");
         assert!(line.ends_with(" 2"), "{line}");
         let busy = body
             .lines()
             .find(|l| {
-                l.starts_with("trellis_gen_server_handler_seconds_total")
-                    && l.contains(&format!("pid=\"{pid}\""))
+                l.starts_with("trellis_gen_server_handler_seconds_total{name=\"events-slow\"}")
             })
             .expect("the server's handler time is exported");
         assert!(busy.ends_with(" 0.025"), "{busy}");

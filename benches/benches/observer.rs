@@ -5,10 +5,13 @@
 //! `/api/events` all along).
 //!
 //! The call bench starts its server inside each measurement, so with an
-//! observer running the server keeps its statistics (two clock reads and a
-//! few relaxed counters per message); calls publish no events. Each restart
-//! publishes three events (exit, start, restart), which the streaming
-//! client receives as JSON.
+//! observer running the server keeps its statistics: with nobody connected
+//! (`idle`) it counts messages (one relaxed load and two single-writer
+//! stores per message) and times nothing; with a client streaming events
+//! the node is watched and each message is also timed (two clock reads and
+//! the histogram). Calls publish no events. Each restart publishes three
+//! events (exit, start, restart), which the streaming client receives as
+//! JSON.
 //!
 //! Run: `cargo bench -p trellis-benches --bench observer -- --warm-up-time 1 --measurement-time 3`
 //!

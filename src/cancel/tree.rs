@@ -192,7 +192,55 @@ pub(crate) struct Node {
     deadline_generation: AtomicU64,
     /// Set once a task has been spawned to run this node's timer (forks).
     timer_claimed: AtomicBool,
+    /// When a task or group node joined the tree, as [`stamp_now`] gives
+    /// it; 0 when ages were not kept then (see [`keep_ages`]).
+    #[cfg(feature = "observer")]
+    born: AtomicU64,
     state: Mutex<State>,
+}
+
+/// Whether task and group nodes stamp the time they join the tree (the
+/// observer shows their ages): off until an observer first runs in the
+/// process, so that spawning reads no clock for it.
+#[cfg(feature = "observer")]
+static KEEP_AGES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The instant ages count from: the first stamp of the process.
+#[cfg(feature = "observer")]
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Turns age stamps on or off (the observer turns them on as it starts).
+#[cfg(feature = "observer")]
+pub(crate) fn keep_ages(on: bool) {
+    KEEP_AGES.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Now as a stamp (nanoseconds since [`EPOCH`], plus one), or 0 when ages
+/// are not kept.
+#[cfg(feature = "observer")]
+fn stamp_now() -> u64 {
+    if !KEEP_AGES.load(std::sync::atomic::Ordering::Relaxed) {
+        return 0;
+    }
+    let now = Instant::now();
+    let epoch = *EPOCH.get_or_init(|| now);
+    u64::try_from(now.saturating_duration_since(epoch).as_nanos())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// Scope-tree roots that are nurseries (a nursery entered with no scope
+/// around it: `main`'s, a plain tokio task's): where a walk of every
+/// nursery starts. A weak list, pruned as it grows and as it is read.
+#[cfg(feature = "observer")]
+static ROOTS: std::sync::Mutex<Vec<std::sync::Weak<Node>>> = std::sync::Mutex::new(Vec::new());
+
+/// The live root nurseries' nodes (see [`Node::register_root`]).
+#[cfg(feature = "observer")]
+pub(crate) fn roots() -> Vec<Arc<Node>> {
+    let mut roots = crate::loom::lock(&ROOTS);
+    roots.retain(|r| r.strong_count() > 0);
+    roots.iter().filter_map(std::sync::Weak::upgrade).collect()
 }
 
 const DETACHED: usize = usize::MAX;
@@ -209,6 +257,8 @@ impl Node {
             holds: AtomicUsize::new(0),
             deadline_generation: AtomicU64::new(0),
             timer_claimed: AtomicBool::new(false),
+            #[cfg(feature = "observer")]
+            born: AtomicU64::new(0),
             state: Mutex::new(State::default()),
         })
     }
@@ -316,6 +366,13 @@ impl Node {
         let Some(parent) = self.parent() else {
             return;
         };
+        #[cfg(feature = "observer")]
+        if !matches!(self.kind, Kind::Scope) {
+            let stamp = stamp_now();
+            if stamp != 0 {
+                self.born.store(stamp, Ordering::Relaxed);
+            }
+        }
         let mut state = parent.lock();
         let parent_flags = parent.flags.load(Ordering::Acquire);
         let entry = state.more().children.vacant_entry();
@@ -328,6 +385,28 @@ impl Node {
         if parent_flags & CANCELLED != 0 && !self.is_shield() {
             self.cancel_inherited();
         }
+    }
+
+    /// Lists a nursery's node that has no parent among the [`roots`]
+    /// (once per root nursery: a lock, no clock unless ages are kept).
+    #[cfg(feature = "observer")]
+    pub(crate) fn register_root(self: &Arc<Node>) {
+        self.born.store(stamp_now(), Ordering::Relaxed);
+        let mut roots = crate::loom::lock(&ROOTS);
+        if roots.len() >= 16 && roots.len().is_power_of_two() {
+            roots.retain(|r| r.strong_count() > 0);
+        }
+        roots.push(Arc::downgrade(self));
+    }
+
+    /// How long ago this task or group node joined the tree, if ages were
+    /// kept then.
+    #[cfg(feature = "observer")]
+    pub(crate) fn age(&self) -> Option<std::time::Duration> {
+        let born = self.born.load(Ordering::Relaxed).checked_sub(1)?;
+        let epoch = EPOCH.get()?;
+        let now = Instant::now().saturating_duration_since(*epoch);
+        Some(now.saturating_sub(std::time::Duration::from_nanos(born)))
     }
 
     /// Removes this node from its parent's children (invariant 5).

@@ -216,7 +216,7 @@ struct Runner<S: GenServer> {
     terminating: bool,
     finished: bool,
     /// Set only if an observer ran when the server started: then each
-    /// message is counted and timed.
+    /// message is counted, and timed while the node is watched.
     stats: Option<Arc<ServerStats>>,
 }
 
@@ -312,16 +312,18 @@ fn receive<S: GenServer>(
             else {
                 break ExitReason::Shutdown;
             };
-            // Observed: time the callback (one branch otherwise).
-            let observed = runner.stats.is_some().then(|| {
+            // Observed: counted; timed only while someone watches (one
+            // branch and one relaxed load otherwise).
+            let timed = (runner.stats.is_some() && bus::watched()).then(|| {
                 (
                     tokio::time::Instant::now(),
                     matches!(envelope, Envelope::Call(..)),
                 )
             });
             let stop = runner.handle(envelope).await;
-            if let (Some(stats), Some((started, call))) = (&runner.stats, observed) {
-                stats.record(started.elapsed(), call, mailbox.queued());
+            if let Some(stats) = &runner.stats {
+                let took = timed.map(|(started, call)| (started.elapsed(), call));
+                stats.record(took, mailbox.queued());
             }
             if let Some(reason) = stop {
                 break reason;

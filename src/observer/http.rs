@@ -17,7 +17,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::bus::{self, Enabled, Subscription};
+use super::bus::{self, Enabled, Subscription, Watching};
 use super::{json, metrics};
 use crate::nursery::{Nursery, TaskStatus};
 use crate::process::{Entry, ExitReason, Pid, local_pid};
@@ -33,6 +33,7 @@ const PAGE: &str = include_str!("page.html");
 /// | [`new(addr)`](Self::new) | the address to listen on (port 0: any free port) |
 /// | [`actions`](Self::actions) | `false`: read-only |
 /// | [`allow_remote`](Self::allow_remote) | `false`: only a loopback address is accepted |
+/// | [`scrape_window`](Self::scrape_window) | 2 minutes: how long handler timing stays on after a `/metrics` scrape |
 ///
 /// # Examples
 ///
@@ -48,7 +49,11 @@ pub struct ObserverOptions {
     addr: SocketAddr,
     actions: bool,
     allow_remote: bool,
+    scrape_window: Duration,
 }
+
+/// The default [`ObserverOptions::scrape_window`].
+pub(super) const SCRAPE_WINDOW: Duration = Duration::from_secs(120);
 
 impl ObserverOptions {
     /// Listen on `addr`, read-only, loopback only (checked when the
@@ -67,6 +72,7 @@ impl ObserverOptions {
             addr,
             actions: false,
             allow_remote: false,
+            scrape_window: SCRAPE_WINDOW,
         }
     }
 
@@ -114,6 +120,39 @@ impl ObserverOptions {
     pub fn allow_remote(mut self, allowed: bool) -> Self {
         self.allow_remote = allowed;
         self
+    }
+
+    /// How long gen_servers keep timing their handlers after a `/metrics`
+    /// scrape (default 2 minutes).
+    ///
+    /// Handler time and the call-latency histogram are measured only while
+    /// someone watches the node (see the [module docs](super#what-is-exact-and-what-is-measured-while-watched)).
+    /// A scrape is a short request: to give the next scrape the latencies
+    /// of the time in between, each scrape keeps timing on for this long.
+    /// A node scraped more often than this is timed all the time; with a
+    /// window shorter than the scrape interval the histogram samples the
+    /// part of each interval just after a scrape. `Duration::ZERO`: only
+    /// open requests and event streams turn timing on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trellis::observer::ObserverOptions;
+    ///
+    /// let options = ObserverOptions::new("127.0.0.1:0".parse().unwrap());
+    /// assert_eq!(options.scrape_window_length(), Duration::from_secs(120));
+    /// let options = options.scrape_window(Duration::from_secs(30));
+    /// assert_eq!(options.scrape_window_length(), Duration::from_secs(30));
+    /// ```
+    pub fn scrape_window(mut self, window: Duration) -> Self {
+        self.scrape_window = window;
+        self
+    }
+
+    /// The scrape window (see [`scrape_window`](Self::scrape_window)).
+    pub fn scrape_window_length(&self) -> Duration {
+        self.scrape_window
     }
 
     /// The address to listen on.
@@ -213,10 +252,13 @@ pub async fn start(nursery: &Nursery, options: ObserverOptions) -> Result<Observ
     check(&options)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let started = nursery
-        .start(move |status: TaskStatus<SocketAddr>| async move {
-            let result = serve(options, status).await;
-            let _ = tx.send(result);
-        })
+        .start_with(
+            crate::SpawnOptions::new().name("observer"),
+            move |status: TaskStatus<SocketAddr>| async move {
+                let result = serve(options, status).await;
+                let _ = tx.send(result);
+            },
+        )
         .await;
     match started {
         Ok(addr) => Ok(Observer { addr }),
@@ -276,10 +318,19 @@ pub async fn serve(
     let _enabled = Enabled::new();
     let state = Arc::new(State {
         actions: options.actions,
+        scrape_window: options.scrape_window,
     });
     status.started(local);
     tracing::info!(%local, actions = options.actions, "observer listening");
-    let result = crate::nursery(|n| async move {
+    let nursery_options = crate::NurseryOptions::new().name("observer");
+    let result = crate::nursery_with(nursery_options, |n| async move {
+        n.spawn_with(
+            // In the background: it ends with the server.
+            crate::SpawnOptions::new()
+                .name("observer scrape window")
+                .awaited(false),
+            bus::close_scrape_windows(),
+        );
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(accepted) => accepted,
@@ -291,16 +342,24 @@ pub async fn serve(
                 }
             };
             let state = Arc::clone(&state);
-            n.spawn(async move {
-                let service = service_fn(move |request| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(route(&state, request).await) }
-                });
-                // A client that goes away is not the observer's failure.
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            n.spawn_with(
+                crate::SpawnOptions::new().name("observer connection"),
+                async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        async move {
+                            // A request in flight watches the node (an event
+                            // stream keeps watching through its subscription).
+                            let _watching = Watching::new();
+                            Ok::<_, Infallible>(route(&state, request).await)
+                        }
+                    });
+                    // A client that goes away is not the observer's failure.
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                },
+            );
         }
     })
     .await;
@@ -309,6 +368,7 @@ pub async fn serve(
 
 struct State {
     actions: bool,
+    scrape_window: Duration,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -348,11 +408,15 @@ async fn route(state: &State, request: Request<Incoming>) -> Response<Body> {
             None => error(StatusCode::BAD_REQUEST, "a pid is a number"),
         },
         (&Method::GET, ["api", "events"]) => events(bus::subscribe()),
-        (&Method::GET, ["metrics"]) => full(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics::render(),
-        ),
+        (&Method::GET, ["metrics"]) => {
+            let text = metrics::render();
+            bus::scraped(state.scrape_window);
+            full(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text,
+            )
+        }
         (&Method::POST, ["api", ..]) => {
             if !state.actions {
                 return error(StatusCode::FORBIDDEN, "actions are disabled");

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use serde_json::{Map, Value, json};
 
 use super::bus::{self, Event, ServerStats};
+use crate::nursery::TaskState;
+use crate::nursery::listing::{self, NurseryNode, TaskNode};
 use crate::process::{self, Pid};
 use crate::supervisor::{self, ChildInfo, SupervisorInfo};
 
@@ -20,13 +22,13 @@ fn pid_json(pid: Option<Pid>) -> Value {
 
 fn server_json(stats: &ServerStats) -> Value {
     let handled = stats.handled.load(Ordering::Relaxed);
-    let calls: u64 = stats.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+    let timed_calls: u64 = stats.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum();
     json!({
         "pid": pid_json(Some(stats.pid)),
         "name": stats.name,
         "mailbox_depth": stats.depth.load(Ordering::Relaxed),
         "messages_handled": handled,
-        "calls": calls,
+        "timed_calls": timed_calls,
         "handler_seconds": stats.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
     })
 }
@@ -97,6 +99,35 @@ pub(super) fn strategy_name(strategy: supervisor::Strategy) -> &'static str {
     }
 }
 
+fn age_json(age: Option<std::time::Duration>) -> Value {
+    age.map_or(Value::Null, |a| json!(a.as_secs_f64()))
+}
+
+fn task_json(task: &TaskNode) -> Value {
+    let state = match task.info.state {
+        TaskState::Running => "running",
+        TaskState::ShuttingDown => "shutting_down",
+        TaskState::Cancelled => "cancelled",
+    };
+    json!({
+        "name": task.info.name,
+        "state": state,
+        "age_seconds": age_json(task.age),
+        "nurseries": task.nurseries.iter().map(nursery_json).collect::<Vec<_>>(),
+    })
+}
+
+fn nursery_json(nursery: &NurseryNode) -> Value {
+    json!({
+        "name": nursery.name,
+        "age_seconds": age_json(nursery.age),
+        "cancelled": nursery.cancelled,
+        "task_count": nursery.task_count,
+        "tasks": nursery.tasks.iter().map(task_json).collect::<Vec<_>>(),
+        "nurseries": nursery.nurseries.iter().map(nursery_json).collect::<Vec<_>>(),
+    })
+}
+
 /// `GET /api/tree`.
 pub(super) fn tree() -> Value {
     let servers: HashMap<Pid, Arc<ServerStats>> = bus::live_servers()
@@ -113,6 +144,7 @@ pub(super) fn tree() -> Value {
         },
         "supervisors": trees.iter().map(|s| supervisor_json(s, &servers)).collect::<Vec<_>>(),
         "servers": all_servers,
+        "nurseries": listing::nursery_tree().iter().map(nursery_json).collect::<Vec<_>>(),
         "protocol_servers": bus::protocol_connections()
             .into_iter()
             .map(|(listen, connections)| json!({ "listen": listen, "connections": connections }))

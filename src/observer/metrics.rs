@@ -1,12 +1,16 @@
 //! `/metrics`: the node in Prometheus's text exposition format (0.0.4).
 //!
 //! Names follow Prometheus's conventions: a `trellis_` prefix, base units
-//! (seconds), `_total` on counters.
+//! (seconds), `_total` on counters. Counters and histograms are kept by a
+//! stable identity (a supervisor's name, a gen_server's registered name),
+//! not by pid, and include the processes of that identity that have ended:
+//! a restart never makes them go back (which Prometheus would read as a
+//! counter reset). Gauges describe live processes and carry their pid.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::bus::{self, BUCKETS};
+use super::bus::{self, BUCKETS, EXIT_LABELS};
 use crate::process;
 use crate::supervisor::{self, SupervisorInfo};
 
@@ -57,33 +61,38 @@ pub(super) fn render() -> String {
     let labels =
         |s: &SupervisorInfo| format!("supervisor=\"{}\",pid=\"{}\"", escape(&s.name), s.pid);
 
+    // Counters by supervisor name, ended supervisors included: they never
+    // go back when a supervisor restarts.
+    let totals = bus::supervisor_totals();
     header(
         &mut out,
         "trellis_supervisor_restarts_total",
         "counter",
-        "Restarts of a supervisor's children since it started.",
+        "Restarts of the children of the supervisors of this name, in the process's life.",
     );
-    for s in &sups {
+    for (name, t) in &totals {
         let _ = writeln!(
             out,
-            "trellis_supervisor_restarts_total{{{}}} {}",
-            labels(s),
-            s.restarts
+            "trellis_supervisor_restarts_total{{supervisor=\"{}\"}} {}",
+            escape(name),
+            t.restarts
         );
     }
     header(
         &mut out,
         "trellis_supervisor_exits_total",
         "counter",
-        "Exits of a supervisor's children since it started, by reason.",
+        "Exits of the children of the supervisors of this name, by reason, in the process's life.",
     );
-    for s in &sups {
-        for (reason, n) in &s.exits {
-            let _ = writeln!(
-                out,
-                "trellis_supervisor_exits_total{{{},reason=\"{reason}\"}} {n}",
-                labels(s)
-            );
+    for (name, t) in &totals {
+        for (reason, n) in EXIT_LABELS.iter().zip(&t.exits) {
+            if *n > 0 {
+                let _ = writeln!(
+                    out,
+                    "trellis_supervisor_exits_total{{supervisor=\"{}\",reason=\"{reason}\"}} {n}",
+                    escape(name)
+                );
+            }
         }
     }
     header(
@@ -162,69 +171,69 @@ pub(super) fn render() -> String {
             s.depth.load(Ordering::Relaxed)
         );
     }
+
+    // Counters and the histogram by registered name (`name=""`: every
+    // unnamed server), ended servers included.
+    let totals = bus::server_totals();
+    let name_label = |name: &str| format!("name=\"{}\"", escape(name));
     header(
         &mut out,
         "trellis_gen_server_messages_total",
         "counter",
-        "Messages a gen_server has handled (calls, casts, infos, signals).",
+        "Messages the gen_servers of this registered name have handled (calls, casts, infos, signals).",
     );
-    for s in &servers {
+    for (name, t) in &totals {
         let _ = writeln!(
             out,
             "trellis_gen_server_messages_total{{{}}} {}",
-            server_labels(s),
-            s.handled.load(Ordering::Relaxed)
+            name_label(name),
+            t.handled
         );
     }
     header(
         &mut out,
         "trellis_gen_server_handler_seconds_total",
         "counter",
-        "Time a gen_server has spent in its callbacks.",
+        "Time the gen_servers of this registered name have spent in callbacks while the node was watched.",
     );
-    for s in &servers {
+    for (name, t) in &totals {
         let _ = writeln!(
             out,
             "trellis_gen_server_handler_seconds_total{{{}}} {}",
-            server_labels(s),
-            s.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9
+            name_label(name),
+            t.busy_nanos as f64 / 1e9
         );
     }
     header(
         &mut out,
         "trellis_gen_server_call_duration_seconds",
         "histogram",
-        "Time in handle_call, all observed gen_servers together.",
+        "Time in handle_call of the gen_servers of this registered name, for calls taken while the node was watched.",
     );
-    let mut buckets = [0u64; BUCKETS.len() + 1];
-    let mut sum_nanos = 0u64;
-    for s in &servers {
-        for (total, count) in buckets.iter_mut().zip(&s.calls) {
-            *total += count.load(Ordering::Relaxed);
+    for (name, t) in &totals {
+        let labels = name_label(name);
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&t.calls) {
+            cumulative += count;
+            let _ = writeln!(
+                out,
+                "trellis_gen_server_call_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+            );
         }
-        sum_nanos += s.call_nanos.load(Ordering::Relaxed);
-    }
-    let mut cumulative = 0;
-    for (bound, count) in BUCKETS.iter().zip(&buckets) {
-        cumulative += count;
+        cumulative += t.calls[BUCKETS.len()];
         let _ = writeln!(
             out,
-            "trellis_gen_server_call_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            "trellis_gen_server_call_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "trellis_gen_server_call_duration_seconds_sum{{{labels}}} {}",
+            t.call_nanos as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "trellis_gen_server_call_duration_seconds_count{{{labels}}} {cumulative}"
         );
     }
-    cumulative += buckets[BUCKETS.len()];
-    let _ = writeln!(
-        out,
-        "trellis_gen_server_call_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-    );
-    let _ = writeln!(
-        out,
-        "trellis_gen_server_call_duration_seconds_sum {}",
-        sum_nanos as f64 / 1e9
-    );
-    let _ = writeln!(
-        out,
-        "trellis_gen_server_call_duration_seconds_count {cumulative}"
-    );
     out
 }

@@ -86,14 +86,15 @@ struct Exit {
 /// Why a child incarnation ended, as its task saw it. An error stays the
 /// error it returned until something needs its text (an error value, an
 /// enabled log line, which formats it as [`ExitReason`] would): a restart
-/// after an `Err` formats nothing.
-enum Ended {
+/// after an `Err` formats nothing. (Also a child's last exit in its
+/// [`Row`], made an [`ExitReason`] only when the tree is read.)
+pub(super) enum Ended {
     Reason(ExitReason),
     Error(BoxError),
 }
 
 impl Ended {
-    fn is_abnormal(&self) -> bool {
+    pub(super) fn is_abnormal(&self) -> bool {
         match self {
             Ended::Reason(reason) => reason.is_abnormal(),
             Ended::Error(_) => true,
@@ -109,7 +110,7 @@ impl Ended {
         }
     }
 
-    fn into_reason(self) -> ExitReason {
+    pub(super) fn into_reason(self) -> ExitReason {
         match self {
             Ended::Reason(reason) => reason,
             Ended::Error(error) => ExitReason::error(error),
@@ -345,8 +346,7 @@ pub(crate) async fn run(
         max_restarts: options.max_restarts,
         max_seconds: options.max_seconds,
         started: Instant::now(),
-        restarts: AtomicU64::new(0),
-        exits: Default::default(),
+        counters: bus::supervisor_counters(&options.name),
     });
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let handle = Supervisor {
@@ -543,8 +543,11 @@ impl Engine {
 
     /// Counts a stopped child's exit and records it as its last.
     fn record_exit(&self, key: ChildId, reason: &ExitReason) {
-        self.shared.exits[super::tree::reason_index(reason)].fetch_add(1, Ordering::Relaxed);
-        self.set_row(key, |row| row.last_exit = Some(reason.clone()));
+        self.shared.counters.exits[super::tree::reason_index(reason)]
+            .fetch_add(1, Ordering::Relaxed);
+        self.set_row(key, |row| {
+            row.last_exit = Some(Ended::Reason(reason.clone()))
+        });
     }
 
     fn set_row(&self, key: ChildId, update: impl FnOnce(&mut Row)) {
@@ -799,31 +802,46 @@ impl Engine {
             } else {
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child exited");
             }
-            self.shared.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
-            // Observed: the reason is kept as the child's last and published
-            // (the error becomes an `ExitReason` once, here).
-            let reason = if bus::enabled() {
+            self.shared.counters.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
+            // Observed: the reason is kept as the child's last, in the same
+            // row update as the exit. Streamed, it is published too (the
+            // error becomes an `ExitReason` once, here); otherwise it moves
+            // into the row as it is, made an `ExitReason` only if the tree
+            // is read (or the supervisor gives up, below).
+            let (reason, mut last) = if bus::subscribed() {
                 let reason = reason.into_reason();
                 let restarts = self.slots[i].restarts;
                 self.publish(EventKind::ChildExited, &id, pid.0, Some(&reason), restarts);
-                self.set_row(key, |row| row.last_exit = Some(reason.clone()));
-                Ended::Reason(reason)
+                let last = Ended::Reason(reason.clone());
+                (Some(Ended::Reason(reason)), Some(last))
+            } else if bus::enabled() {
+                (None, Some(reason))
             } else {
-                reason
+                (Some(reason), None)
             };
-            let stopped = |row: &mut Row| {
+            let stopped = |row: &mut Row, last: Option<Ended>| {
                 row.state = ChildState::Stopped;
                 row.own = None;
+                if last.is_some() {
+                    row.last_exit = last;
+                }
             };
-            if !restart.restarts_if(reason.is_abnormal()) {
-                self.set_row(key, stopped);
+            if !restart.restarts_if(abnormal) {
+                self.set_row(key, |row| stopped(row, last));
                 if self.dynamic || restart == super::Restart::Temporary {
                     self.remove_slot(key);
                 }
                 continue;
             }
             if !lock(&self.shared.intensity).record(Instant::now()) {
-                self.set_row(key, stopped);
+                // The reason is needed again: made one `ExitReason` here.
+                let reason = match reason.or_else(|| last.take()) {
+                    Some(reason) => reason.into_reason(),
+                    None => ExitReason::Killed,
+                };
+                let kept = bus::enabled().then(|| Ended::Reason(reason.clone()));
+                self.set_row(key, |row| stopped(row, kept));
+                let reason = Ended::Reason(reason);
                 bus::record_trip(&self.shared.name);
                 if let Ended::Reason(reason) = &reason {
                     // Always a reason when observed (see above).
@@ -858,7 +876,10 @@ impl Engine {
             slot.wanted = true;
             slot.restarts += 1;
             let restarts = slot.restarts;
-            self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .restarts
+                .fetch_add(1, Ordering::Relaxed);
             let reset_after = self.options.backoff.map(|b| b.max);
             if ran_for
                 .zip(reset_after)
@@ -871,7 +892,7 @@ impl Engine {
             // One update for the exit and the restart count: nothing waits
             // between them.
             self.set_row(key, |row| {
-                stopped(row);
+                stopped(row, last);
                 row.restarts = restarts;
             });
             // Siblings to take down with it, in reverse start order.
@@ -970,7 +991,10 @@ impl Engine {
                 slot.restarts += 1;
                 let restarts = slot.restarts;
                 let id = slot.spec.id.clone();
-                self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .restarts
+                    .fetch_add(1, Ordering::Relaxed);
                 self.set_row(key, |row| row.restarts = restarts);
                 match self.start_slot(key).await {
                     Ok(_) => {

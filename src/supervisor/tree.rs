@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::observer::bus::{EXIT_LABELS, SupervisorCounters};
 use crate::process::{ExitReason, Pid, claimed_pid};
 
+use super::engine::Ended;
 use super::intensity::Intensity;
 
 use super::{ChildId, Restart, Strategy};
@@ -35,14 +37,14 @@ pub(crate) struct Shared {
     pub(crate) max_restarts: u32,
     pub(crate) max_seconds: Duration,
     pub(crate) started: Instant,
-    /// Restarts so far (relaxed: for introspection only).
-    pub(crate) restarts: AtomicU64,
-    /// Children's exits by reason, indexed by [`reason_index`].
-    pub(crate) exits: [AtomicU64; REASONS.len()],
+    /// Restarts and exits so far, by reason (indexed by [`reason_index`]);
+    /// relaxed, for introspection only. Shared with the observer, which
+    /// keeps them by the supervisor's name once it has ended.
+    pub(crate) counters: Arc<SupervisorCounters>,
 }
 
 /// The labels of exit reasons, as the observer's metrics name them.
-pub(crate) const REASONS: [&str; 6] = ["normal", "shutdown", "killed", "error", "panic", "noproc"];
+pub(crate) const REASONS: [&str; 6] = EXIT_LABELS;
 
 /// Where an error reason counts in [`Shared::exits`].
 pub(crate) const ERROR_INDEX: usize = 3;
@@ -70,8 +72,8 @@ pub(crate) struct Row {
     pub(crate) state: ChildState,
     pub(crate) restarts: u64,
     pub(crate) nested: Option<Weak<Shared>>,
-    /// Why its last incarnation ended.
-    pub(crate) last_exit: Option<ExitReason>,
+    /// Why its last incarnation ended (kept while observed).
+    pub(crate) last_exit: Option<Ended>,
     /// When its running incarnation started (taken only while observed).
     pub(crate) since: Option<Instant>,
 }
@@ -106,9 +108,9 @@ impl Shared {
     pub(crate) fn snapshot(&self) -> SupervisorInfo {
         let now = Instant::now();
         let intensity_used = lock(&self.intensity).used(now);
-        let rows = lock(&self.rows);
+        let mut rows = lock(&self.rows);
         let children = rows
-            .iter()
+            .iter_mut()
             .map(|row| ChildInfo {
                 key: row.key,
                 id: row.id.to_string(),
@@ -116,7 +118,7 @@ impl Shared {
                 restart: row.restart,
                 state: row.state,
                 restarts: row.restarts,
-                last_exit: row.last_exit.clone(),
+                last_exit: last_exit(&mut row.last_exit),
                 uptime: row
                     .since
                     .filter(|_| row.state == ChildState::Running)
@@ -138,15 +140,23 @@ impl Shared {
             max_seconds: self.max_seconds,
             intensity_used,
             uptime: now.saturating_duration_since(self.started),
-            restarts: self.restarts.load(Ordering::Relaxed),
+            restarts: self.counters.restarts.load(Ordering::Relaxed),
             exits: REASONS
                 .iter()
-                .zip(&self.exits)
+                .zip(&self.counters.exits)
                 .map(|(label, n)| (*label, n.load(Ordering::Relaxed)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
         }
     }
+}
+
+/// A row's last exit as an [`ExitReason`], made one (once) if the child's
+/// error was kept as it came.
+fn last_exit(kept: &mut Option<Ended>) -> Option<ExitReason> {
+    let reason = kept.take()?.into_reason();
+    *kept = Some(Ended::Reason(reason.clone()));
+    Some(reason)
 }
 
 /// A snapshot of every live supervision tree in the process, roots first.
