@@ -6,11 +6,12 @@
 //! (workload: call, cast or start; contender: trellis, trellis_with_timeout,
 //! tokio, tokio_with_timeout,
 //! ractor, kameo; runtime: current or multi). With `PROF_START_ONLY=1`,
-//! `start` exits right after the starts. `start_nowait` (Trellis only)
-//! spawns the servers without waiting for each `init`
-//! (`Nursery::spawn(gen_server::serve(server, TaskStatus::ignored()))`) and
-//! times until every `init` has run: the same work as `start trellis`
-//! without a handshake per server.
+//! `start` exits right after the starts. `start_nowait` spawns the
+//! processes without waiting for each to start — Trellis:
+//! `Nursery::spawn(gen_server::serve(server, TaskStatus::ignored()))`;
+//! tokio: a task looping on its `mpsc` receiver, no `oneshot` — and times
+//! until every one has run its start (a shared count): the same work as
+//! `start` without a handshake per process.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -137,6 +138,35 @@ impl GenServer for Counted {
     }
 }
 
+fn start_nowait_tokio(rt: &tokio::runtime::Runtime, count: u64) {
+    let elapsed = rt.block_on(async move {
+        tokio::spawn(async move {
+            let inits = Arc::new((AtomicU64::new(0), Notify::new()));
+            let mut senders = Vec::with_capacity(count as usize);
+            let start = Instant::now();
+            for _ in 0..count {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                let inits = Arc::clone(&inits);
+                tokio::spawn(async move {
+                    if inits.0.fetch_add(1, Ordering::AcqRel) + 1 == count {
+                        inits.1.notify_one();
+                    }
+                    while rx.recv().await.is_some() {}
+                });
+                senders.push(tx);
+            }
+            inits.1.notified().await;
+            start.elapsed()
+        })
+        .await
+        .expect("starter panicked")
+    });
+    println!(
+        "tokio start_nowait: {:.0} ns/process",
+        elapsed.as_nanos() as f64 / count as f64
+    );
+}
+
 fn start_nowait(rt: &tokio::runtime::Runtime, count: u64) {
     let elapsed = rt.block_on(in_nursery(|n| async move {
         tokio::spawn(async move {
@@ -175,6 +205,7 @@ fn main() {
         _ => trellis_benches::current_thread_runtime(),
     };
     let run = match (workload.as_str(), kind.as_str()) {
+        ("start_nowait", "tokio") => start_nowait_tokio,
         ("start_nowait", _) => start_nowait,
         ("start", "tokio") => start::<Tokio>,
         ("start", "ractor") => start::<Ractor>,
