@@ -240,3 +240,33 @@ async fn dropping_a_mailbox_drops_the_messages_waiting_in_it() {
     assert!(answer.await.is_err());
     assert!(to.send(tokio::sync::oneshot::channel().0).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_from_many_senders_on_many_threads_all_arrive_in_each_senders_order() {
+    const SENDERS: u32 = 4;
+    const EACH: u32 = 10_000;
+    let mut inbox = mailbox::create::<(u32, u32)>();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let to = inbox.address();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    to.send((sender, i)).await.unwrap();
+                    if i % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut next = [0_u32; SENDERS as usize];
+    for _ in 0..SENDERS * EACH {
+        let (sender, i) = inbox.receive().await.unwrap();
+        assert_eq!(i, next[sender as usize], "sender {sender} out of order");
+        next[sender as usize] += 1;
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    assert!(next.iter().all(|&n| n == EACH));
+}
