@@ -509,6 +509,10 @@ impl fmt::Display for ChildId {
 pub struct ChildSpec {
     pub(crate) id: Cow<'static, str>,
     pub(crate) start: StartFn,
+    /// Whether the child reports started through the handshake
+    /// ([`ChildSpec::new`]) or counts as started once spawned
+    /// ([`ChildSpec::task`]).
+    pub(crate) handshake: bool,
     pub(crate) restart: Restart,
     pub(crate) shutdown: Shutdown,
 }
@@ -587,6 +591,7 @@ impl ChildSpec {
         ChildSpec {
             id: id.into(),
             start,
+            handshake: true,
             restart: Restart::default(),
             shutdown: Shutdown::default(),
         }
@@ -626,6 +631,7 @@ impl ChildSpec {
         ChildSpec {
             id: id.into(),
             start,
+            handshake: false,
             restart: Restart::default(),
             shutdown: Shutdown::default(),
         }

@@ -583,7 +583,13 @@ impl Engine {
                     row.own = Some(Arc::clone(&own));
                     row.nested = None;
                     row.since = bus::enabled().then(Instant::now);
-                    row.state = ChildState::Starting;
+                    // Without a handshake, a child counts as started once
+                    // spawned.
+                    row.state = if slot.spec.handshake {
+                        ChildState::Starting
+                    } else {
+                        ChildState::Running
+                    };
                 }
             }
             let inc = (slot.spec.start)(Launch {
@@ -607,9 +613,9 @@ impl Engine {
             inc.started
         };
         let Some(started) = started else {
-            // No handshake: started once spawned. Its body may not have run
-            // yet: its pid, if it makes a process, comes later.
-            self.set_row(key, |row| row.state = ChildState::Running);
+            // No handshake: started once spawned (its row says so already).
+            // Its body may not have run yet: its pid, if it makes a process,
+            // comes later.
             lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(None), "child started");
             let slot = &self.slots[i];
             self.publish(
