@@ -216,7 +216,8 @@ impl Shards {
         let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::new(); self.handles.len()];
         for (i, count, result) in answers {
             outcomes[i] = match result {
-                Some(results) => results,
+                // The operations come back to be dropped here.
+                Some((results, _ops)) => results,
                 None => {
                     // The shard crashed (or is restarting): its operations
                     // fail, and the next batch looks it up again.
@@ -802,19 +803,30 @@ impl Batch {
             )),
             "MGET" => Step::Values(self.ops(router, &mut args[1..], |_, k| Op::Get(k))),
             "MSET" if argc % 2 == 1 => {
-                let (keys, values): (Vec<Bytes>, Vec<Bytes>) = args[1..]
-                    .chunks_exact_mut(2)
-                    .map(|pair| (std::mem::take(&mut pair[0]), std::mem::take(&mut pair[1])))
-                    .unzip();
-                let mut values = values.into_iter();
-                Step::AllDone(self.ops(router, &mut { keys }, |_, key| Op::Set {
-                    key,
-                    value: values.next().unwrap_or_default(),
-                    expiry: Expiry::Clear,
-                    condition: Condition::Always,
-                    get: false,
-                    command: "mset",
-                }))
+                // Shared if every key is on one shard (routed once then).
+                let first = router.of(&args[1]);
+                let several = args[1..].iter().step_by(2).any(|k| router.of(k) != first);
+                let mode = if several {
+                    Mode::Exclusive
+                } else {
+                    Mode::Shared
+                };
+                let mut slots = Vec::with_capacity(argc / 2);
+                for pair in args[1..].chunks_exact_mut(2) {
+                    let key = std::mem::take(&mut pair[0]);
+                    let shard = if several { router.of(&key) } else { first };
+                    self.lock(shard, mode);
+                    let op = Op::Set {
+                        key,
+                        value: std::mem::take(&mut pair[1]),
+                        expiry: Expiry::Clear,
+                        condition: Condition::Always,
+                        get: false,
+                        command: "mset",
+                    };
+                    slots.push(self.push(shard, op));
+                }
+                Step::AllDone(slots)
             }
             "MSETNX" if argc % 2 == 1 => {
                 let pairs: Vec<(Bytes, Bytes)> = args[1..]

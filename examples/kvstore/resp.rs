@@ -118,6 +118,9 @@ pub(crate) struct Progress {
     spans: Vec<(usize, usize)>,
 }
 
+/// Most argument spans whose vector a connection keeps between requests.
+const KEPT_SPANS: usize = 64;
+
 /// Takes one complete request off the front of `buf`: its arguments, or
 /// `Ok(None)` if more bytes are needed (nothing is consumed then).
 #[cfg_attr(not(test), allow(dead_code))] // The fuzz tests use it.
@@ -173,11 +176,17 @@ fn parse_multibulk(
     // Room is made for the arguments the buffer can hold (each takes at
     // least `$0\r\n\r\n`), not for the count claimed: `*1048576\r\n`
     // alone must not allocate 16 MiB.
-    *progress = Progress {
-        remaining: count as usize,
-        at,
-        spans: Vec::with_capacity((count as usize).min((buf.len() - at) / 6)),
-    };
+    // The spans' vector is kept from request to request (one allocation
+    // fewer per request), unless a large request left it large.
+    if progress.spans.capacity() > KEPT_SPANS {
+        progress.spans = Vec::new();
+    }
+    progress.remaining = count as usize;
+    progress.at = at;
+    progress.spans.clear();
+    progress
+        .spans
+        .reserve((count as usize).min((buf.len() - at) / 6));
     parse_arguments(buf, limits, progress)
 }
 
@@ -223,14 +232,14 @@ fn parse_arguments(
     }
     // Split the request off and slice the arguments out of it.
     let request = buf.split_to(progress.at).freeze();
-    let spans = std::mem::take(&mut progress.spans);
-    *progress = Progress::default();
-    Ok(Some(
-        spans
-            .into_iter()
-            .map(|(start, end)| request.slice(start..end))
-            .collect(),
-    ))
+    let args = progress
+        .spans
+        .drain(..)
+        .map(|(start, end)| request.slice(start..end))
+        .collect();
+    progress.remaining = 0;
+    progress.at = 0;
+    Ok(Some(args))
 }
 
 /// A byte as Redis prints it in "expected '$', got …": itself if printable,

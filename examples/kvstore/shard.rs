@@ -472,7 +472,10 @@ pub(crate) enum Tick {
 impl GenServer for Shard {
     type Arg = ();
     type Call = Vec<Op>;
-    type Reply = Vec<Outcome>;
+    /// The outcomes, and the operations themselves, handed back so that
+    /// their buffers (slices of the connection's input) are released on
+    /// the connection's side, not here.
+    type Reply = (Vec<Outcome>, Vec<Op>);
     type Cast = ();
     type Info = Tick;
 
@@ -485,11 +488,10 @@ impl GenServer for Shard {
         &mut self,
         ops: Vec<Op>,
         _: &mut Context<Self>,
-    ) -> Result<Response<Vec<Outcome>>, BoxError> {
+    ) -> Result<Response<(Vec<Outcome>, Vec<Op>)>, BoxError> {
         let now = self.now_ms();
-        Ok(Response::Reply(
-            ops.into_iter().map(|op| self.apply(op, now)).collect(),
-        ))
+        let outcomes = ops.iter().map(|op| self.apply(op, now)).collect();
+        Ok(Response::Reply((outcomes, ops)))
     }
 
     async fn handle_info(
@@ -668,12 +670,12 @@ impl Shard {
         self.live(key, now).map(|(slot, _)| slot.value_bytes())
     }
 
-    fn apply(&mut self, op: Op, now: i64) -> Outcome {
+    fn apply(&mut self, op: &Op, now: i64) -> Outcome {
         match op {
             Op::Get(key) => Outcome::Value(self.value_of(&key, now)),
-            Op::Set {
-                key,
-                value,
+            &Op::Set {
+                ref key,
+                ref value,
                 expiry,
                 condition,
                 get,
@@ -725,8 +727,8 @@ impl Shard {
                     return Outcome::Value(None);
                 };
                 let expiry = match expiry {
-                    Ok(expiry) => expiry,
-                    Err(error) => return error,
+                    Ok(expiry) => *expiry,
+                    Err(error) => return error.clone(),
                 };
                 match expiry {
                     Expiry::Keep => {}
@@ -755,7 +757,7 @@ impl Shard {
                     b"none"
                 },
             ))),
-            Op::IncrBy(key, by) => {
+            &Op::IncrBy(ref key, by) => {
                 const OVERFLOW: &str = "ERR increment or decrement would overflow";
                 // One lookup: the value is rewritten in its slot.
                 let mut text = itoa::Buffer::new();
@@ -778,7 +780,7 @@ impl Shard {
                 };
                 Outcome::Int(next)
             }
-            Op::IncrByFloat(key, by) => {
+            &Op::IncrByFloat(ref key, by) => {
                 let current = match self.live(&key, now) {
                     None => 0.0,
                     Some((slot, _)) => match parse_float(slot.value()) {
@@ -810,11 +812,11 @@ impl Shard {
                 self.live(&key, now)
                     .map_or(0, |(slot, _)| slot.value().len() as i64),
             ),
-            Op::GetRange(key, start, end) => {
+            &Op::GetRange(ref key, start, end) => {
                 let value = self.value_of(&key, now).unwrap_or_default();
                 Outcome::Value(Some(get_range(&value, start, end)))
             }
-            Op::SetRange(key, offset, part) => {
+            &Op::SetRange(ref key, offset, ref part) => {
                 let current = self.value_of(&key, now);
                 if part.is_empty() {
                     return Outcome::Int(current.map_or(0, |v| v.len() as i64));
@@ -831,7 +833,7 @@ impl Shard {
                 self.replace_value(&key, Fresh::Own(Bytes::from(value)), now);
                 Outcome::Int(len)
             }
-            Op::Expire(key, ttl, condition, command) => {
+            &Op::Expire(ref key, ttl, condition, command) => {
                 // An overflow is refused before the key is looked at, as
                 // Redis does.
                 let at = match ttl.map(|ttl| Self::deadline(ttl, now)) {
@@ -863,7 +865,7 @@ impl Shard {
                 }
                 Outcome::Int(1)
             }
-            Op::Ttl(key, ms) => Outcome::Int(match self.live(&key, now).map(|(_, at)| at) {
+            &Op::Ttl(ref key, ms) => Outcome::Int(match self.live(&key, now).map(|(_, at)| at) {
                 None => -2,
                 Some(None) => -1,
                 Some(Some(at)) => {
@@ -871,23 +873,25 @@ impl Shard {
                     if ms { left } else { (left + 500) / 1000 }
                 }
             }),
-            Op::ExpireTime(key, ms) => Outcome::Int(match self.live(&key, now).map(|(_, at)| at) {
-                None => -2,
-                Some(None) => -1,
-                Some(Some(at)) => {
-                    if ms {
-                        at
-                    } else {
-                        (at + 500) / 1000
+            &Op::ExpireTime(ref key, ms) => {
+                Outcome::Int(match self.live(&key, now).map(|(_, at)| at) {
+                    None => -2,
+                    Some(None) => -1,
+                    Some(Some(at)) => {
+                        if ms {
+                            at
+                        } else {
+                            (at + 500) / 1000
+                        }
                     }
-                }
-            }),
+                })
+            }
             Op::Dump(key) => Outcome::Entry(
                 self.live(&key, now)
                     .map(|(slot, at)| (slot.value_bytes(), at)),
             ),
-            Op::Restore(key, value, deadline) => {
-                self.store(&key, Fresh::Own(value), deadline);
+            &Op::Restore(ref key, ref value, deadline) => {
+                self.store(key, Fresh::Own(value.clone()), deadline);
                 Outcome::Done
             }
             Op::Watch(key) => {
@@ -904,7 +908,7 @@ impl Shard {
                 Outcome::Int(self.watched.get(&key[..]).map_or(-1, |(v, _)| *v as i64))
             }
             Op::Unwatch(key) => {
-                if let hash_map::Entry::Occupied(mut entry) = self.watched.entry(key) {
+                if let hash_map::Entry::Occupied(mut entry) = self.watched.entry(key.clone()) {
                     entry.get_mut().1 -= 1;
                     if entry.get().1 == 0 {
                         entry.remove();
@@ -1072,12 +1076,12 @@ mod tests {
     async fn a_deadline_that_overflows_is_an_error_and_the_shard_keeps_its_keys() {
         let mut shard = Shard::default();
         let now = shard.now_ms();
-        assert_eq!(shard.apply(set("a", None), now), Outcome::Done);
+        assert_eq!(shard.apply(&set("a", None), now), Outcome::Done);
         assert_eq!(
-            shard.apply(set("b", Some(Ttl::In(i64::MAX))), now),
+            shard.apply(&set("b", Some(Ttl::In(i64::MAX))), now),
             invalid_expire("set")
         );
-        assert_eq!(shard.apply(Op::Size, now), Outcome::Int(1));
+        assert_eq!(shard.apply(&Op::Size, now), Outcome::Int(1));
     }
 
     #[tokio::test(start_paused = true)]
@@ -1085,7 +1089,7 @@ mod tests {
         let mut shard = Shard::default();
         let now = shard.now_ms();
         for i in 0..10_000 {
-            shard.apply(set(&format!("k{i}"), Some(Ttl::In(1000))), now);
+            shard.apply(&set(&format!("k{i}"), Some(Ttl::In(1000))), now);
         }
         assert_eq!(shard.ttl_count(), 10_000);
         // All expired: one tick drops at most SAMPLE * SAMPLE_ROUNDS.
@@ -1097,7 +1101,7 @@ mod tests {
         // None expired: one sample, nothing dropped.
         let mut fresh = Shard::default();
         for i in 0..10_000 {
-            fresh.apply(set(&format!("k{i}"), Some(Ttl::In(100_000))), now);
+            fresh.apply(&set(&format!("k{i}"), Some(Ttl::In(100_000))), now);
         }
         assert_eq!(fresh.sample_expired(now + 1), 0);
         assert_eq!(fresh.ttl_count(), 10_000);
@@ -1108,14 +1112,14 @@ mod tests {
         let mut shard = Shard::default();
         let now = shard.now_ms();
         for i in 0..50 {
-            shard.apply(set(&format!("k{i}"), Some(Ttl::In(1000))), now);
+            shard.apply(&set(&format!("k{i}"), Some(Ttl::In(1000))), now);
         }
         for i in (0..50).step_by(3) {
-            shard.apply(Op::Del(Bytes::from(format!("k{i}"))), now);
+            shard.apply(&Op::Del(Bytes::from(format!("k{i}"))), now);
         }
         for i in (1..50).step_by(3) {
             shard.apply(
-                Op::Expire(
+                &Op::Expire(
                     Bytes::from(format!("k{i}")),
                     None,
                     ExpireIf::default(),
@@ -1134,7 +1138,7 @@ mod tests {
         let flagged = shard.data.iter().filter(|slot| slot.expires()).count();
         assert_eq!(flagged, 16);
         while shard.sample_expired(now + 2000) > 0 {}
-        assert_eq!(shard.apply(Op::Size, now + 2000), Outcome::Int(17));
+        assert_eq!(shard.apply(&Op::Size, now + 2000), Outcome::Int(17));
     }
 
     #[test]
@@ -1181,14 +1185,14 @@ mod tests {
     async fn overwriting_a_key_keeps_or_clears_its_deadline_as_asked() {
         let mut shard = Shard::default();
         let now = shard.now_ms();
-        shard.apply(set("a", Some(Ttl::In(1000))), now);
+        shard.apply(&set("a", Some(Ttl::In(1000))), now);
         assert_eq!(
-            shard.apply(Op::IncrBy(Bytes::from("a"), 1), now),
+            shard.apply(&Op::IncrBy(Bytes::from("a"), 1), now),
             Outcome::error(NOT_INTEGER)
         );
-        shard.apply(set("n", Some(Ttl::In(1000))), now);
+        shard.apply(&set("n", Some(Ttl::In(1000))), now);
         shard.apply(
-            Op::Set {
+            &Op::Set {
                 key: Bytes::from("n"),
                 value: Bytes::from("41"),
                 expiry: Expiry::Keep,
@@ -1200,26 +1204,26 @@ mod tests {
         );
         // INCR keeps the deadline; a plain SET clears it.
         assert_eq!(
-            shard.apply(Op::IncrBy(Bytes::from("n"), 1), now),
+            shard.apply(&Op::IncrBy(Bytes::from("n"), 1), now),
             Outcome::Int(42)
         );
         assert_eq!(
-            shard.apply(Op::Ttl(Bytes::from("n"), true), now),
+            shard.apply(&Op::Ttl(Bytes::from("n"), true), now),
             Outcome::Int(1000)
         );
-        assert_eq!(shard.apply(set("a", None), now), Outcome::Done);
+        assert_eq!(shard.apply(&set("a", None), now), Outcome::Done);
         assert_eq!(
-            shard.apply(Op::Ttl(Bytes::from("a"), true), now),
+            shard.apply(&Op::Ttl(Bytes::from("a"), true), now),
             Outcome::Int(-1)
         );
         assert_eq!(shard.ttl_count(), 1);
         // Past the deadline, the key is gone on access.
         assert_eq!(
-            shard.apply(Op::Get(Bytes::from("n")), now + 1000),
+            shard.apply(&Op::Get(Bytes::from("n")), now + 1000),
             Outcome::Value(None)
         );
         assert_eq!(shard.ttl_count(), 0);
-        assert_eq!(shard.apply(Op::Size, now + 1000), Outcome::Int(1));
+        assert_eq!(shard.apply(&Op::Size, now + 1000), Outcome::Int(1));
     }
 
     #[test]
