@@ -603,7 +603,7 @@ impl Batch {
                 argc >= -arity
             }
         };
-        let known = arity(&name);
+        let known = arity(name);
         if session.multi.is_some() && !matches!(name, "EXEC" | "DISCARD" | "MULTI" | "WATCH") {
             let step = match known {
                 None => {

@@ -9,9 +9,8 @@
 //! [`SAMPLE`] random keys among those with a time to live, drops the
 //! expired ones, and goes on while more than a quarter of a sample had
 //! expired — but never past [`SAMPLE_ROUNDS`] samples a tick. A tick thus
-//! costs O(1) whatever the number of keys; keys with a TTL sit in a dense
-//! vector (`ttl_keys`, each entry knowing its index) so that a random one
-//! is one index away.
+//! costs O(1) whatever the number of keys; keys with a TTL sit in the
+//! deadlines' dense list, so that a random one is one index away.
 //!
 //! Deadlines are Unix milliseconds, as Redis keeps them (`EXAT`/`PXAT`,
 //! `EXPIRETIME`), read from a clock that follows tokio's (so a paused test
@@ -19,8 +18,22 @@
 //! time elapsed since. Every deadline computed from a client's number is
 //! checked arithmetic: an overflow is an error reply, never a crash.
 //!
+//! The table: a `hashbrown::HashTable` of 16-byte slots, each hashing the
+//! key bytes it holds (no key stored twice, no per-entry `Arc` or `Vec`
+//! header). A key with a value of up to [`INLINE`] bytes is *one*
+//! allocation: a varint header (`key length << 1 | has a deadline`), the
+//! key, the value — a 14-byte key and a 9-byte value take 24 bytes, glibc's
+//! smallest chunk. A longer value lives in a shared buffer of its own (a
+//! `GET` hands out a reference, not a copy), beside a boxed key. A value
+//! overwritten by one of the same length is written in place. Deadlines are
+//! kept out of the slot, as Redis keeps its `expires` dictionary: a side
+//! table (a dense list plus a key → index table) holds the keys that have
+//! one, and the slot's header bit says whether to look there.
+//!
 //! Values and keys are copied out of the connection's input buffer when
-//! stored, so that a small value never keeps a large request alive.
+//! stored, so that a small value never keeps a large request alive. The
+//! operations themselves go back to the connection with their outcomes, so
+//! that their slices of its input buffer are released on its side.
 //!
 //! The data lives in memory only: a shard that crashes is restarted empty by
 //! its supervisor.
@@ -672,7 +685,7 @@ impl Shard {
 
     fn apply(&mut self, op: &Op, now: i64) -> Outcome {
         match op {
-            Op::Get(key) => Outcome::Value(self.value_of(&key, now)),
+            Op::Get(key) => Outcome::Value(self.value_of(key, now)),
             &Op::Set {
                 ref key,
                 ref value,
@@ -686,7 +699,7 @@ impl Shard {
                 let old = if plain {
                     None
                 } else {
-                    self.live(&key, now)
+                    self.live(key, now)
                         .map(|(slot, at)| (get.then(|| slot.value_bytes()), at))
                 };
                 let allowed = match condition {
@@ -703,10 +716,10 @@ impl Shard {
                     },
                 };
                 if allowed {
-                    self.store(&key, Fresh::Copy(&value), deadline);
+                    self.store(key, Fresh::Copy(value), deadline);
                     // A deadline already past: the key is gone at once.
                     if deadline.is_some_and(|at| at <= now) {
-                        self.remove(&key);
+                        self.remove(key);
                     }
                 }
                 match (get, allowed) {
@@ -716,14 +729,14 @@ impl Shard {
                 }
             }
             Op::GetDel(key) => {
-                let value = self.value_of(&key, now);
+                let value = self.value_of(key, now);
                 if value.is_some() {
-                    self.remove(&key);
+                    self.remove(key);
                 }
                 Outcome::Value(value)
             }
             Op::GetEx(key, expiry) => {
-                let Some(value) = self.value_of(&key, now) else {
+                let Some(value) = self.value_of(key, now) else {
                     return Outcome::Value(None);
                 };
                 let expiry = match expiry {
@@ -732,36 +745,36 @@ impl Shard {
                 };
                 match expiry {
                     Expiry::Keep => {}
-                    Expiry::Clear => self.set_deadline(&key, None),
+                    Expiry::Clear => self.set_deadline(key, None),
                     Expiry::Set(ttl) => match Self::deadline(ttl, now) {
                         None => return invalid_expire("getex"),
                         Some(at) if at <= now => {
-                            self.remove(&key);
+                            self.remove(key);
                         }
                         Some(at) => {
-                            self.touch(&key);
-                            self.set_deadline(&key, Some(at));
+                            self.touch(key);
+                            self.set_deadline(key, Some(at));
                         }
                     },
                 }
                 Outcome::Value(Some(value))
             }
             Op::Del(key) => Outcome::Int(i64::from(
-                self.live(&key, now).is_some() && self.remove(&key).is_some(),
+                self.live(key, now).is_some() && self.remove(key).is_some(),
             )),
-            Op::Exists(key) => Outcome::Int(i64::from(self.live(&key, now).is_some())),
-            Op::Type(key) => Outcome::Value(Some(Bytes::from_static(
-                if self.live(&key, now).is_some() {
+            Op::Exists(key) => Outcome::Int(i64::from(self.live(key, now).is_some())),
+            Op::Type(key) => {
+                Outcome::Value(Some(Bytes::from_static(if self.live(key, now).is_some() {
                     b"string"
                 } else {
                     b"none"
-                },
-            ))),
+                })))
+            }
             &Op::IncrBy(ref key, by) => {
                 const OVERFLOW: &str = "ERR increment or decrement would overflow";
                 // One lookup: the value is rewritten in its slot.
                 let mut text = itoa::Buffer::new();
-                let next = match self.live(&key, now) {
+                let next = match self.live(key, now) {
                     Some((slot, _)) => {
                         let Some(current) = crate::resp::strict_i64(slot.value()) else {
                             return Outcome::error(NOT_INTEGER);
@@ -770,18 +783,18 @@ impl Shard {
                             return Outcome::error(OVERFLOW);
                         };
                         slot.set_value(Fresh::Copy(text.format(next).as_bytes()));
-                        self.touch(&key);
+                        self.touch(key);
                         next
                     }
                     None => {
-                        self.store(&key, Fresh::Copy(text.format(by).as_bytes()), None);
+                        self.store(key, Fresh::Copy(text.format(by).as_bytes()), None);
                         by
                     }
                 };
                 Outcome::Int(next)
             }
             &Op::IncrByFloat(ref key, by) => {
-                let current = match self.live(&key, now) {
+                let current = match self.live(key, now) {
                     None => 0.0,
                     Some((slot, _)) => match parse_float(slot.value()) {
                         Some(x) => x,
@@ -793,31 +806,31 @@ impl Shard {
                     return Outcome::error("ERR increment would produce NaN or Infinity");
                 }
                 let text = Bytes::from(format_float(next));
-                self.replace_value(&key, Fresh::Copy(&text), now);
+                self.replace_value(key, Fresh::Copy(&text), now);
                 Outcome::Value(Some(text))
             }
             Op::Append(key, tail) => {
-                let current = self.value_of(&key, now).unwrap_or_default();
+                let current = self.value_of(key, now).unwrap_or_default();
                 if current.len() + tail.len() > MAX_STRING {
                     return Outcome::error(TOO_LARGE);
                 }
                 let mut joined = Vec::with_capacity(current.len() + tail.len());
                 joined.extend_from_slice(&current);
-                joined.extend_from_slice(&tail);
+                joined.extend_from_slice(tail);
                 let len = joined.len() as i64;
-                self.replace_value(&key, Fresh::Own(Bytes::from(joined)), now);
+                self.replace_value(key, Fresh::Own(Bytes::from(joined)), now);
                 Outcome::Int(len)
             }
             Op::Strlen(key) => Outcome::Int(
-                self.live(&key, now)
+                self.live(key, now)
                     .map_or(0, |(slot, _)| slot.value().len() as i64),
             ),
             &Op::GetRange(ref key, start, end) => {
-                let value = self.value_of(&key, now).unwrap_or_default();
+                let value = self.value_of(key, now).unwrap_or_default();
                 Outcome::Value(Some(get_range(&value, start, end)))
             }
             &Op::SetRange(ref key, offset, ref part) => {
-                let current = self.value_of(&key, now);
+                let current = self.value_of(key, now);
                 if part.is_empty() {
                     return Outcome::Int(current.map_or(0, |v| v.len() as i64));
                 }
@@ -828,9 +841,9 @@ impl Shard {
                 if value.len() < offset + part.len() {
                     value.resize(offset + part.len(), 0);
                 }
-                value[offset..offset + part.len()].copy_from_slice(&part);
+                value[offset..offset + part.len()].copy_from_slice(part);
                 let len = value.len() as i64;
-                self.replace_value(&key, Fresh::Own(Bytes::from(value)), now);
+                self.replace_value(key, Fresh::Own(Bytes::from(value)), now);
                 Outcome::Int(len)
             }
             &Op::Expire(ref key, ttl, condition, command) => {
@@ -841,7 +854,7 @@ impl Shard {
                     Some(Some(at)) => Some(at),
                     None => None,
                 };
-                let Some(current) = self.live(&key, now).map(|(_, at)| at) else {
+                let Some(current) = self.live(key, now).map(|(_, at)| at) else {
                     return Outcome::Int(0);
                 };
                 let Some(at) = at else {
@@ -849,8 +862,8 @@ impl Shard {
                     if current.is_none() {
                         return Outcome::Int(0);
                     }
-                    self.touch(&key);
-                    self.set_deadline(&key, None);
+                    self.touch(key);
+                    self.set_deadline(key, None);
                     return Outcome::Int(1);
                 };
                 let allowed = condition.allows(current, at);
@@ -858,14 +871,14 @@ impl Shard {
                     return Outcome::Int(0);
                 }
                 if at <= now {
-                    self.remove(&key);
+                    self.remove(key);
                 } else {
-                    self.touch(&key);
-                    self.set_deadline(&key, Some(at));
+                    self.touch(key);
+                    self.set_deadline(key, Some(at));
                 }
                 Outcome::Int(1)
             }
-            &Op::Ttl(ref key, ms) => Outcome::Int(match self.live(&key, now).map(|(_, at)| at) {
+            &Op::Ttl(ref key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
                 None => -2,
                 Some(None) => -1,
                 Some(Some(at)) => {
@@ -874,7 +887,7 @@ impl Shard {
                 }
             }),
             &Op::ExpireTime(ref key, ms) => {
-                Outcome::Int(match self.live(&key, now).map(|(_, at)| at) {
+                Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
                     None => -2,
                     Some(None) => -1,
                     Some(Some(at)) => {
@@ -887,7 +900,7 @@ impl Shard {
                 })
             }
             Op::Dump(key) => Outcome::Entry(
-                self.live(&key, now)
+                self.live(key, now)
                     .map(|(slot, at)| (slot.value_bytes(), at)),
             ),
             &Op::Restore(ref key, ref value, deadline) => {
@@ -897,14 +910,14 @@ impl Shard {
             Op::Watch(key) => {
                 // A key already expired is dropped first: its expiry is no
                 // change after the WATCH.
-                let _ = self.live(&key, now);
-                let (version, watchers) = self.watched.entry(copy(&key)).or_insert((0, 0));
+                let _ = self.live(key, now);
+                let (version, watchers) = self.watched.entry(copy(key)).or_insert((0, 0));
                 *watchers += 1;
                 Outcome::Int(*version as i64)
             }
             Op::Version(key) => {
                 // An expired key counts as changed, as in Redis.
-                let _ = self.live(&key, now);
+                let _ = self.live(key, now);
                 Outcome::Int(self.watched.get(&key[..]).map_or(-1, |(v, _)| *v as i64))
             }
             Op::Unwatch(key) => {
