@@ -584,7 +584,8 @@ impl Batch {
     }
 
     /// Plans one request of a connection in `session`.
-    pub(crate) fn add(&mut self, router: &Router, session: &mut Session, mut args: Vec<Bytes>) {
+    /// The arguments an operation keeps are moved out of `args`.
+    pub(crate) fn add(&mut self, router: &Router, session: &mut Session, args: &mut [Bytes]) {
         let Some(first) = args.first() else {
             return;
         };
@@ -616,7 +617,7 @@ impl Batch {
                 }
                 Some(_) => {
                     if let Some(queue) = &mut session.multi {
-                        queue.push(args);
+                        queue.push(args.iter_mut().map(std::mem::take).collect());
                     }
                     Step::Now(Bytes::from_static(QUEUED))
                 }
@@ -627,7 +628,7 @@ impl Batch {
         let step = match known {
             None => unknown_command(&args),
             Some(arity) if !arity_ok(arity) => wrong_args(name),
-            Some(_) => self.plan(router, session, name, &mut args),
+            Some(_) => self.plan(router, session, name, args),
         };
         self.steps.push(step);
     }
@@ -933,8 +934,8 @@ impl Batch {
         }
         let check = self.special(Special::CheckWatched(watched.clone()), &[]);
         self.steps.push(Step::ExecStart(check, queue.len()));
-        for args in queue {
-            self.add(router, session, args);
+        for mut args in queue {
+            self.add(router, session, &mut args);
         }
         self.parts.push(Part::EndExec);
         self.unwatch_all(router, &watched);

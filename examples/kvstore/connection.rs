@@ -66,9 +66,11 @@ impl Flow {
     }
 }
 
-/// The requests of one read, and the protocol error that ended it, if any.
+/// The requests of one read (their arguments in one vector, each request
+/// ending where `ends` says), and the protocol error that ended it, if any.
 struct Read {
-    requests: Vec<Vec<Bytes>>,
+    args: Vec<Bytes>,
+    ends: Vec<usize>,
     error: Option<String>,
 }
 
@@ -148,22 +150,30 @@ impl Protocol for RespConnection {
         }
         self.input.extend_from_slice(data);
         let mut read = Read {
-            requests: Vec::new(),
+            args: Vec::new(),
+            ends: Vec::new(),
             error: None,
         };
         loop {
-            match resp::parse_request_from(&mut self.input, &self.limits, &mut self.progress) {
-                Ok(Some(args)) => {
-                    let quit = args
-                        .first()
+            let start = read.args.len();
+            match resp::parse_request_into(
+                &mut self.input,
+                &self.limits,
+                &mut self.progress,
+                &mut read.args,
+            ) {
+                Ok(true) => {
+                    let quit = read
+                        .args
+                        .get(start)
                         .is_some_and(|a| a.eq_ignore_ascii_case(b"QUIT"));
-                    read.requests.push(args);
+                    read.ends.push(read.args.len());
                     if quit {
                         self.done = true;
                         break;
                     }
                 }
-                Ok(None) => break,
+                Ok(false) => break,
                 Err(error) => {
                     // Answer what came before, then the error, then close.
                     read.error = Some(error.to_string());
@@ -172,7 +182,7 @@ impl Protocol for RespConnection {
                 }
             }
         }
-        if !read.requests.is_empty() || read.error.is_some() {
+        if !read.ends.is_empty() || read.error.is_some() {
             self.queue(read);
         }
         if self.done || (self.input.is_empty() && self.input.capacity() > IDLE_INPUT) {
@@ -245,8 +255,10 @@ async fn execute(
     let mut out = BytesMut::new();
     while let Some(read) = reads.recv().await {
         let mut batch = Batch::new(router.count());
-        for args in read.requests {
-            batch.add(&router, &mut session, args);
+        let (mut args, mut start) = (read.args, 0);
+        for end in read.ends {
+            batch.add(&router, &mut session, &mut args[start..end]);
+            start = end;
         }
         if let Some(error) = read.error {
             batch.protocol_error(&error);
