@@ -609,7 +609,7 @@ impl Batch {
             let step = match known {
                 None => {
                     session.multi_failed = true;
-                    unknown_command(&args)
+                    unknown_command(args)
                 }
                 Some(arity) if !arity_ok(arity) => {
                     session.multi_failed = true;
@@ -626,7 +626,7 @@ impl Batch {
             return;
         }
         let step = match known {
-            None => unknown_command(&args),
+            None => unknown_command(args),
             Some(arity) if !arity_ok(arity) => wrong_args(name),
             Some(_) => self.plan(router, session, name, args),
         };
@@ -1768,7 +1768,7 @@ mod tests {
             .iter()
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect();
-        let Step::Now(reply) = unknown_command(&args) else {
+        let Step::Now(reply) = unknown_command(args) else {
             panic!("an immediate reply")
         };
         assert_eq!(
