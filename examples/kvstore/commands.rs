@@ -1768,7 +1768,7 @@ mod tests {
             .iter()
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect();
-        let Step::Now(reply) = unknown_command(args) else {
+        let Step::Now(reply) = unknown_command(&args) else {
             panic!("an immediate reply")
         };
         assert_eq!(
