@@ -185,6 +185,11 @@ impl Protocol for RespConnection {
         if !read.ends.is_empty() || read.error.is_some() {
             self.queue(read);
         }
+        if self.input.is_empty() {
+            // No request in progress (its bytes would still be here): an
+            // idle connection keeps no argument spans.
+            self.progress = Progress::default();
+        }
         if self.done || (self.input.is_empty() && self.input.capacity() > IDLE_INPUT) {
             // Nothing pending: a large buffer left by a large request goes.
             self.input = BytesMut::new();
