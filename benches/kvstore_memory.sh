@@ -10,6 +10,7 @@
 #
 #   bash benches/kvstore_memory.sh
 #   KEYS=200000 CONNECTIONS=2000 TTL_KEYS=1000000 bash benches/kvstore_memory.sh
+#   KVSTORE_BIN=/tmp/kvstore-old bash benches/kvstore_memory.sh   # another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,11 @@ TTL_KEYS=${TTL_KEYS:-1000000}
 SHARDS=${SHARDS:-2}
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release --example kvstore -q
+KVSTORE_BIN=${KVSTORE_BIN:-}
+if [ -z "$KVSTORE_BIN" ]; then
+    cargo build --release --example kvstore -q
+    KVSTORE_BIN=target/release/examples/kvstore
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -30,23 +35,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --maxclients 20000 --dir "$work" --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
-redis_pid=$!
-pids+=("$redis_pid")
-RUST_LOG=warn target/release/examples/kvstore --addr "127.0.0.1:$KVSTORE_PORT" \
-    --shards "$SHARDS" --max-connections 20000 >"$work/kvstore.log" 2>&1 &
-kvstore_pid=$!
-pids+=("$kvstore_pid")
-
-for port in "$REDIS_PORT" "$KVSTORE_PORT"; do
-    for _ in $(seq 100); do
-        if redis-cli -p "$port" PING >/dev/null 2>&1; then break; fi
-        sleep 0.1
+# start_servers: a fresh redis-server and kvstore (sets redis_pid, kvstore_pid).
+start_servers() {
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --maxclients 20000 --dir "$work" --daemonize no --loglevel warning >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    pids+=("$redis_pid")
+    RUST_LOG=warn "$KVSTORE_BIN" --addr "127.0.0.1:$KVSTORE_PORT" \
+        --shards "$SHARDS" --max-connections 20000 >"$work/kvstore.log" 2>&1 &
+    kvstore_pid=$!
+    pids+=("$kvstore_pid")
+    for port in "$REDIS_PORT" "$KVSTORE_PORT"; do
+        for _ in $(seq 100); do
+            if redis-cli -p "$port" PING >/dev/null 2>&1; then break; fi
+            sleep 0.1
+        done
     done
-done
+}
 
-python3 benches/kvstore_memory.py "$REDIS_PORT" "$redis_pid" "$KVSTORE_PORT" "$kvstore_pid"
+stop_servers() {
+    kill "$redis_pid" "$kvstore_pid"
+    wait "$redis_pid" "$kvstore_pid" 2>/dev/null || true
+}
+
+# Memory per key in fresh processes (memory freed by an earlier figure,
+# e.g. closed connections, would be reused by the keys and read as free),
+# then the other figures in fresh processes again.
+start_servers
+python3 benches/kvstore_memory.py "$REDIS_PORT" "$redis_pid" "$KVSTORE_PORT" "$kvstore_pid" keys
+stop_servers
+start_servers
+python3 benches/kvstore_memory.py "$REDIS_PORT" "$redis_pid" "$KVSTORE_PORT" "$kvstore_pid" rest
 
 # GET latency with and without TTL_KEYS keys holding a TTL: the active
 # expiry must not scan them.

@@ -60,7 +60,9 @@ pub(crate) const REDIS_VERSION: &str = "7.0.15";
 pub(crate) struct Router {
     instance: Arc<str>,
     count: usize,
-    hasher: std::collections::hash_map::RandomState,
+    /// Routes keys to shards: foldhash, seeded at random per process (a
+    /// keyed hash, against hash flooding, cheaper than SipHash).
+    hasher: hashbrown::DefaultHashBuilder,
     /// Whether `DEBUG PANIC` is served (off unless asked for, as Redis's
     /// `enable-debug-command`).
     debug: bool,
@@ -96,7 +98,7 @@ impl Router {
         Router {
             instance: instance.into(),
             count,
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
             debug,
             locks: (0..count).map(|_| RwLock::new(())).collect(),
             clients: Arc::new(Clients {
@@ -214,7 +216,8 @@ impl Shards {
         let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::new(); self.handles.len()];
         for (i, count, result) in answers {
             outcomes[i] = match result {
-                Some(results) => results,
+                // The operations come back to be dropped here.
+                Some((results, _ops)) => results,
                 None => {
                     // The shard crashed (or is restarting): its operations
                     // fail, and the next batch looks it up again.
@@ -425,6 +428,11 @@ fn arity(name: &str) -> Option<i32> {
     })
 }
 
+/// Moves argument `i` out of `args` (an empty buffer left in its place).
+fn take(args: &mut [Bytes], i: usize) -> Bytes {
+    std::mem::take(&mut args[i])
+}
+
 /// Up-cases a command name into a stack buffer; longer names are no
 /// command we know.
 fn upper_name<'a>(name: &[u8], buf: &'a mut [u8; 16]) -> &'a str {
@@ -516,27 +524,43 @@ impl Batch {
         self.push(shard, op)
     }
 
-    /// One operation per key; the shards are locked exclusive if there are
-    /// several.
+    /// One operation on `key`'s shard (the key moved into it), which is
+    /// locked shared.
+    fn op_on(&mut self, router: &Router, key: Bytes, make: impl FnOnce(Bytes) -> Op) -> Slot {
+        let shard = router.of(&key);
+        self.lock(shard, Mode::Shared);
+        self.push(shard, make(key))
+    }
+
+    /// One operation per key (each key moved out of `keys` into its
+    /// operation); the shards are locked exclusive if there are several.
     fn ops(
         &mut self,
         router: &Router,
-        keys: &[Bytes],
-        mut make: impl FnMut(usize, &Bytes) -> Op,
+        keys: &mut [Bytes],
+        mut make: impl FnMut(usize, Bytes) -> Op,
     ) -> Vec<Slot> {
-        let shards: Vec<usize> = keys.iter().map(|key| router.of(key)).collect();
-        let several = shards.iter().any(|&s| s != shards[0]);
+        let first = keys.first().map(|key| router.of(key));
+        let mut several = false;
+        let shards: Vec<usize> = keys
+            .iter()
+            .map(|key| {
+                let shard = router.of(key);
+                several |= Some(shard) != first;
+                shard
+            })
+            .collect();
         let mode = if several {
             Mode::Exclusive
         } else {
             Mode::Shared
         };
-        keys.iter()
+        keys.iter_mut()
             .zip(shards)
             .enumerate()
             .map(|(i, (key, shard))| {
                 self.lock(shard, mode);
-                self.push(shard, make(i, key))
+                self.push(shard, make(i, std::mem::take(key)))
             })
             .collect()
     }
@@ -560,12 +584,13 @@ impl Batch {
     }
 
     /// Plans one request of a connection in `session`.
-    pub(crate) fn add(&mut self, router: &Router, session: &mut Session, args: Vec<Bytes>) {
+    /// The arguments an operation keeps are moved out of `args`.
+    pub(crate) fn add(&mut self, router: &Router, session: &mut Session, args: &mut [Bytes]) {
         let Some(first) = args.first() else {
             return;
         };
         let mut buf = [0u8; 16];
-        let name = upper_name(first, &mut buf).to_owned();
+        let name = upper_name(first, &mut buf);
         if name == "QUIT" {
             self.quit = true;
             self.steps.push(Step::Now(Bytes::from_static(OK)));
@@ -579,20 +604,20 @@ impl Batch {
                 argc >= -arity
             }
         };
-        let known = arity(&name);
-        if session.multi.is_some() && !matches!(&*name, "EXEC" | "DISCARD" | "MULTI" | "WATCH") {
+        let known = arity(name);
+        if session.multi.is_some() && !matches!(name, "EXEC" | "DISCARD" | "MULTI" | "WATCH") {
             let step = match known {
                 None => {
                     session.multi_failed = true;
-                    unknown_command(&args)
+                    unknown_command(args)
                 }
                 Some(arity) if !arity_ok(arity) => {
                     session.multi_failed = true;
-                    wrong_args(&name)
+                    wrong_args(name)
                 }
                 Some(_) => {
                     if let Some(queue) = &mut session.multi {
-                        queue.push(args);
+                        queue.push(args.iter_mut().map(std::mem::take).collect());
                     }
                     Step::Now(Bytes::from_static(QUEUED))
                 }
@@ -601,16 +626,25 @@ impl Batch {
             return;
         }
         let step = match known {
-            None => unknown_command(&args),
-            Some(arity) if !arity_ok(arity) => wrong_args(&name),
-            Some(_) => self.plan(router, session, &name, &args),
+            None => unknown_command(args),
+            Some(arity) if !arity_ok(arity) => wrong_args(name),
+            Some(_) => self.plan(router, session, name, args),
         };
         self.steps.push(step);
     }
 
-    /// Plans a known command with a valid number of arguments.
+    /// Plans a known command with a valid number of arguments. The
+    /// arguments the operations keep are moved out of `args` (a clone
+    /// would touch the input buffer's shared count once more, from this
+    /// thread, as the shard drops its own from another).
     #[allow(clippy::too_many_lines)]
-    fn plan(&mut self, router: &Router, session: &mut Session, name: &str, args: &[Bytes]) -> Step {
+    fn plan(
+        &mut self,
+        router: &Router,
+        session: &mut Session,
+        name: &str,
+        args: &mut [Bytes],
+    ) -> Step {
         let argc = args.len();
         let key = || args[1].clone();
         match name {
@@ -620,19 +654,19 @@ impl Batch {
                 _ => wrong_args(name),
             },
             "ECHO" => now_reply(|out| resp::bulk(out, Some(&args[1]))),
-            "GET" => Step::Value(self.op(router, &args[1], Op::Get(key()))),
+            "GET" => Step::Value(self.op_on(router, take(args, 1), Op::Get)),
             "GETDEL" => Step::Value(self.op(router, &args[1], Op::GetDel(key()))),
             "SET" => match set_options(&args[3..]) {
                 Ok((expiry, condition, get)) => {
-                    let op = Op::Set {
-                        key: key(),
-                        value: args[2].clone(),
+                    let value = take(args, 2);
+                    Step::Value(self.op_on(router, take(args, 1), |key| Op::Set {
+                        key,
+                        value,
                         expiry,
                         condition,
                         get,
                         command: "set",
-                    };
-                    Step::Value(self.op(router, &args[1], op))
+                    }))
                 }
                 Err(step) => step,
             },
@@ -683,13 +717,11 @@ impl Batch {
                 Ok(expiry) => Step::Value(self.op(router, &args[1], Op::GetEx(key(), expiry))),
                 Err(step) => step,
             },
-            "DEL" | "UNLINK" => Step::Sum(self.ops(router, &args[1..], |_, k| Op::Del(k.clone()))),
-            "EXISTS" | "TOUCH" => {
-                Step::Sum(self.ops(router, &args[1..], |_, k| Op::Exists(k.clone())))
-            }
+            "DEL" | "UNLINK" => Step::Sum(self.ops(router, &mut args[1..], |_, k| Op::Del(k))),
+            "EXISTS" | "TOUCH" => Step::Sum(self.ops(router, &mut args[1..], |_, k| Op::Exists(k))),
             "TYPE" => Step::Type(self.op(router, &args[1], Op::Type(key()))),
-            "INCR" => Step::Value(self.op(router, &args[1], Op::IncrBy(key(), 1))),
-            "DECR" => Step::Value(self.op(router, &args[1], Op::IncrBy(key(), -1))),
+            "INCR" => Step::Value(self.op_on(router, take(args, 1), |k| Op::IncrBy(k, 1))),
+            "DECR" => Step::Value(self.op_on(router, take(args, 1), |k| Op::IncrBy(k, -1))),
             "INCRBY" | "DECRBY" => {
                 let by = parse_int(&args[2]).and_then(|by| {
                     if name == "DECRBY" {
@@ -770,17 +802,32 @@ impl Batch {
                 &args[1],
                 Op::ExpireTime(key(), name == "PEXPIRETIME"),
             )),
-            "MGET" => Step::Values(self.ops(router, &args[1..], |_, k| Op::Get(k.clone()))),
+            "MGET" => Step::Values(self.ops(router, &mut args[1..], |_, k| Op::Get(k))),
             "MSET" if argc % 2 == 1 => {
-                let keys: Vec<Bytes> = args[1..].iter().step_by(2).cloned().collect();
-                Step::AllDone(self.ops(router, &keys, |i, key| Op::Set {
-                    key: key.clone(),
-                    value: args[2 + 2 * i].clone(),
-                    expiry: Expiry::Clear,
-                    condition: Condition::Always,
-                    get: false,
-                    command: "mset",
-                }))
+                // Shared if every key is on one shard (routed once then).
+                let first = router.of(&args[1]);
+                let several = args[1..].iter().step_by(2).any(|k| router.of(k) != first);
+                let mode = if several {
+                    Mode::Exclusive
+                } else {
+                    Mode::Shared
+                };
+                let mut slots = Vec::with_capacity(argc / 2);
+                for pair in args[1..].chunks_exact_mut(2) {
+                    let key = std::mem::take(&mut pair[0]);
+                    let shard = if several { router.of(&key) } else { first };
+                    self.lock(shard, mode);
+                    let op = Op::Set {
+                        key,
+                        value: std::mem::take(&mut pair[1]),
+                        expiry: Expiry::Clear,
+                        condition: Condition::Always,
+                        get: false,
+                        command: "mset",
+                    };
+                    slots.push(self.push(shard, op));
+                }
+                Step::AllDone(slots)
             }
             "MSETNX" if argc % 2 == 1 => {
                 let pairs: Vec<(Bytes, Bytes)> = args[1..]
@@ -887,8 +934,8 @@ impl Batch {
         }
         let check = self.special(Special::CheckWatched(watched.clone()), &[]);
         self.steps.push(Step::ExecStart(check, queue.len()));
-        for args in queue {
-            self.add(router, session, args);
+        for mut args in queue {
+            self.add(router, session, &mut args);
         }
         self.parts.push(Part::EndExec);
         self.unwatch_all(router, &watched);

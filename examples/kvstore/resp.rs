@@ -118,6 +118,9 @@ pub(crate) struct Progress {
     spans: Vec<(usize, usize)>,
 }
 
+/// Most argument spans whose vector a connection keeps between requests.
+const KEPT_SPANS: usize = 64;
+
 /// Takes one complete request off the front of `buf`: its arguments, or
 /// `Ok(None)` if more bytes are needed (nothing is consumed then).
 #[cfg_attr(not(test), allow(dead_code))] // The fuzz tests use it.
@@ -130,24 +133,44 @@ pub(crate) fn parse_request(
 
 /// As [`parse_request`], going on from `progress` (what an earlier call
 /// found of a request not yet complete) and leaving it for the next call.
+#[cfg_attr(not(test), allow(dead_code))] // The tests use it.
 pub(crate) fn parse_request_from(
     buf: &mut BytesMut,
     limits: &Limits,
     progress: &mut Progress,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let mut args = Vec::new();
+    Ok(parse_request_into(buf, limits, progress, &mut args)?.then_some(args))
+}
+
+/// As [`parse_request_from`], appending the arguments of a complete request
+/// to `out` (a connection keeps the requests of one read in one vector):
+/// `true` if a request was complete (possibly with no arguments), `false`
+/// if more bytes are needed; `out` is left as it was then, and on an error.
+pub(crate) fn parse_request_into(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    progress: &mut Progress,
+    out: &mut Vec<Bytes>,
+) -> Result<bool, ProtocolError> {
     if progress.remaining > 0 {
-        return parse_arguments(buf, limits, progress);
+        return parse_arguments(buf, limits, progress, out);
     }
     loop {
         match buf.first() {
-            None => return Ok(None),
-            Some(b'*') => return parse_multibulk(buf, limits, progress),
+            None => return Ok(false),
+            Some(b'*') => return parse_multibulk(buf, limits, progress, out),
             // Empty lines between requests are ignored, as Redis does.
             Some(b'\r' | b'\n') => buf.advance(1),
-            Some(_) => match parse_inline(buf, limits)? {
-                Some(args) if args.is_empty() => continue,
-                other => return Ok(other),
-            },
+            Some(_) => {
+                let before = out.len();
+                if !parse_inline(buf, limits, out)? {
+                    return Ok(false);
+                }
+                if out.len() > before {
+                    return Ok(true);
+                }
+            }
         }
     }
 }
@@ -156,16 +179,17 @@ fn parse_multibulk(
     buf: &mut BytesMut,
     limits: &Limits,
     progress: &mut Progress,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    out: &mut Vec<Bytes>,
+) -> Result<bool, ProtocolError> {
     let Some((count, at)) = header(buf, 0, 32, "too big mbulk count string")? else {
-        return Ok(None);
+        return Ok(false);
     };
     let Some(count) = count else {
         return error("invalid multibulk length");
     };
     if count <= 0 {
         buf.advance(at);
-        return Ok(Some(Vec::new()));
+        return Ok(true);
     }
     if count as u64 > limits.max_args as u64 {
         return error("invalid multibulk length");
@@ -173,12 +197,18 @@ fn parse_multibulk(
     // Room is made for the arguments the buffer can hold (each takes at
     // least `$0\r\n\r\n`), not for the count claimed: `*1048576\r\n`
     // alone must not allocate 16 MiB.
-    *progress = Progress {
-        remaining: count as usize,
-        at,
-        spans: Vec::with_capacity((count as usize).min((buf.len() - at) / 6)),
-    };
-    parse_arguments(buf, limits, progress)
+    // The spans' vector is kept from request to request (one allocation
+    // fewer per request), unless a large request left it large.
+    if progress.spans.capacity() > KEPT_SPANS {
+        progress.spans = Vec::new();
+    }
+    progress.remaining = count as usize;
+    progress.at = at;
+    progress.spans.clear();
+    progress
+        .spans
+        .reserve((count as usize).min((buf.len() - at) / 6));
+    parse_arguments(buf, limits, progress, out)
 }
 
 /// Checks the arguments of a multibulk request as far as they have come,
@@ -187,11 +217,12 @@ fn parse_arguments(
     buf: &mut BytesMut,
     limits: &Limits,
     progress: &mut Progress,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    out: &mut Vec<Bytes>,
+) -> Result<bool, ProtocolError> {
     while progress.remaining > 0 {
         let at = progress.at;
         match buf.get(at) {
-            None => return Ok(None),
+            None => return Ok(false),
             Some(b'$') => {}
             Some(&other) => {
                 *progress = Progress::default();
@@ -201,7 +232,7 @@ fn parse_arguments(
         let Some((len, start)) = header(buf, at, 32, "too big bulk count string")
             .inspect_err(|_| *progress = Progress::default())?
         else {
-            return Ok(None);
+            return Ok(false);
         };
         let Some(len) = len.filter(|&len| len >= 0 && len as u64 <= limits.max_bulk as u64) else {
             *progress = Progress::default();
@@ -211,7 +242,7 @@ fn parse_arguments(
         if buf.len() < end.saturating_add(2) {
             // Room grows with what arrives (amortised doubling), never by
             // the length a header claims.
-            return Ok(None);
+            return Ok(false);
         }
         if &buf[end..end + 2] != b"\r\n" {
             *progress = Progress::default();
@@ -223,14 +254,15 @@ fn parse_arguments(
     }
     // Split the request off and slice the arguments out of it.
     let request = buf.split_to(progress.at).freeze();
-    let spans = std::mem::take(&mut progress.spans);
-    *progress = Progress::default();
-    Ok(Some(
-        spans
-            .into_iter()
-            .map(|(start, end)| request.slice(start..end))
-            .collect(),
-    ))
+    out.extend(
+        progress
+            .spans
+            .drain(..)
+            .map(|(start, end)| request.slice(start..end)),
+    );
+    progress.remaining = 0;
+    progress.at = 0;
+    Ok(true)
 }
 
 /// A byte as Redis prints it in "expected '$', got …": itself if printable,
@@ -243,12 +275,16 @@ fn printable_byte(byte: u8) -> char {
     }
 }
 
-fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+fn parse_inline(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    out: &mut Vec<Bytes>,
+) -> Result<bool, ProtocolError> {
     let Some(newline) = memchr::memchr(b'\n', buf) else {
         if buf.len() > limits.max_inline {
             return error("too big inline request");
         }
-        return Ok(None);
+        return Ok(false);
     };
     // The same limit for a line that came whole, or the answer would depend
     // on how the bytes were split.
@@ -262,15 +298,18 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
         .map_or(text.clone(), |t| text.slice(..t.len()));
     if !text.contains(&b'"') && !text.contains(&b'\'') {
         // The common case: words split on whitespace, no copy.
-        let args = text
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|w| !w.is_empty())
-            .map(|word| text.slice_ref(word))
-            .collect();
-        return Ok(Some(args));
+        out.extend(
+            text.split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .map(|word| text.slice_ref(word)),
+        );
+        return Ok(true);
     }
     match split_quoted(&text) {
-        Some(args) => Ok(Some(args.into_iter().map(Bytes::from).collect())),
+        Some(args) => {
+            out.extend(args.into_iter().map(Bytes::from));
+            Ok(true)
+        }
         None => error("unbalanced quotes in request"),
     }
 }
@@ -584,6 +623,30 @@ mod tests {
         // No reply text echoes a header: a CR inside one stays out.
         let error = parse_all(b"*1\r2\r\n").unwrap_err().to_string();
         assert!(!error.contains('\r'), "{error:?}");
+    }
+
+    #[test]
+    fn requests_of_one_read_append_to_one_vector_and_a_partial_one_appends_nothing() {
+        let mut buf = BytesMut::from(
+            &b"*2\r\n$3\r\nGET\r\n$1\r\na\r\nPING x\r\n\r\n*0\r\n*2\r\n$3\r\nGET"[..],
+        );
+        let (limits, mut progress, mut out) = (Limits::default(), Progress::default(), Vec::new());
+        let mut ends = Vec::new();
+        while parse_request_into(&mut buf, &limits, &mut progress, &mut out).unwrap() {
+            ends.push(out.len());
+        }
+        // GET a, PING x, and the empty `*0` request; the blank line is none.
+        assert_eq!(out, ["GET", "a", "PING", "x"]);
+        assert_eq!(ends, [2, 4, 4]);
+        // The rest of the partial request completes it.
+        buf.extend_from_slice(b"\r\n$1\r\nb\r\n");
+        assert!(parse_request_into(&mut buf, &limits, &mut progress, &mut out).unwrap());
+        assert_eq!(&out[4..], ["GET", "b"]);
+        // An error appends nothing either.
+        let mut bad = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n?"[..]);
+        let before = out.len();
+        assert!(parse_request_into(&mut bad, &limits, &mut Progress::default(), &mut out).is_err());
+        assert_eq!(out.len(), before);
     }
 
     #[test]

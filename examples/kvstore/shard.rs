@@ -9,9 +9,8 @@
 //! [`SAMPLE`] random keys among those with a time to live, drops the
 //! expired ones, and goes on while more than a quarter of a sample had
 //! expired — but never past [`SAMPLE_ROUNDS`] samples a tick. A tick thus
-//! costs O(1) whatever the number of keys; keys with a TTL sit in a dense
-//! vector (`ttl_keys`, each entry knowing its index) so that a random one
-//! is one index away.
+//! costs O(1) whatever the number of keys; keys with a TTL sit in the
+//! deadlines' dense list, so that a random one is one index away.
 //!
 //! Deadlines are Unix milliseconds, as Redis keeps them (`EXAT`/`PXAT`,
 //! `EXPIRETIME`), read from a clock that follows tokio's (so a paused test
@@ -19,17 +18,33 @@
 //! time elapsed since. Every deadline computed from a client's number is
 //! checked arithmetic: an overflow is an error reply, never a crash.
 //!
+//! The table: a `hashbrown::HashTable` of 16-byte slots, each hashing the
+//! key bytes it holds (no key stored twice, no per-entry `Arc` or `Vec`
+//! header). A key with a value of up to [`INLINE`] bytes is *one*
+//! allocation: a varint header (`key length << 1 | has a deadline`), the
+//! key, the value — a 14-byte key and a 9-byte value take 24 bytes, glibc's
+//! smallest chunk. A longer value lives in a shared buffer of its own (a
+//! `GET` hands out a reference, not a copy), beside a boxed key. A value
+//! overwritten by one of the same length is written in place. Deadlines are
+//! kept out of the slot, as Redis keeps its `expires` dictionary: a side
+//! table (a dense list plus a key → index table) holds the keys that have
+//! one, and the slot's header bit says whether to look there.
+//!
 //! Values and keys are copied out of the connection's input buffer when
-//! stored, so that a small value never keeps a large request alive.
+//! stored, so that a small value never keeps a large request alive. The
+//! operations themselves go back to the connection with their outcomes, so
+//! that their slices of its input buffer are released on its side.
 //!
 //! The data lives in memory only: a shard that crashes is restarted empty by
 //! its supervisor.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, hash_map};
+use std::hash::BuildHasher;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
 use tokio::time::Instant;
 use trellis::BoxError;
 use trellis::gen_server::{Context, Flow, GenServer, Init, Response};
@@ -207,79 +222,233 @@ pub(crate) fn invalid_expire(command: &str) -> Outcome {
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 const TOO_LARGE: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
-/// A stored value: up to [`INLINE`] bytes in the entry itself (no
-/// allocation of its own), longer ones in a shared buffer (a `GET` hands
-/// out a reference, not a copy).
-#[derive(Clone)]
-enum Value {
-    Inline(u8, [u8; INLINE]),
-    Shared(Bytes),
+/// The longest value kept in its key's allocation; a longer one lives in a
+/// shared buffer of its own, so that a `GET` hands out a reference to it,
+/// not a copy.
+const INLINE: usize = 64;
+
+/// A value to store: bytes to copy (a client's: never kept as a slice of
+/// its request), or a buffer this shard already owns.
+enum Fresh<'a> {
+    Copy(&'a [u8]),
+    Own(Bytes),
 }
 
-/// The longest value kept inline.
-const INLINE: usize = 22;
-
-impl Value {
-    /// `bytes` as a value that owns its memory (a copy, never a slice of
-    /// a larger buffer).
-    fn copied(bytes: &[u8]) -> Value {
-        if bytes.len() <= INLINE {
-            let mut inline = [0; INLINE];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            Value::Inline(bytes.len() as u8, inline)
-        } else {
-            Value::Shared(Bytes::copy_from_slice(bytes))
-        }
-    }
-
-    /// A value already owned (from this shard): kept as it is if long.
-    fn owned(bytes: Bytes) -> Value {
-        if bytes.len() <= INLINE {
-            Value::copied(&bytes)
-        } else {
-            Value::Shared(bytes)
-        }
-    }
-
-    fn to_bytes(&self) -> Bytes {
+impl Fresh<'_> {
+    fn bytes(&self) -> &[u8] {
         match self {
-            Value::Inline(..) => Bytes::copy_from_slice(self),
-            Value::Shared(bytes) => bytes.clone(),
+            Fresh::Copy(bytes) => bytes,
+            Fresh::Own(bytes) => bytes,
         }
     }
-}
 
-impl std::ops::Deref for Value {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
+    fn shared(self) -> Bytes {
         match self {
-            Value::Inline(len, bytes) => &bytes[..usize::from(*len)],
-            Value::Shared(bytes) => bytes,
+            Fresh::Copy(bytes) => Bytes::copy_from_slice(bytes),
+            Fresh::Own(bytes) => bytes,
         }
     }
 }
 
-struct Entry {
-    value: Value,
-    /// Deadline, Unix ms.
-    expires: Option<i64>,
-    /// Index in `Shard::ttl_keys` when `expires` is set.
-    slot: u32,
+/// One key and its value, as the table holds them: 16 bytes in the table
+/// (a boxed slice, or a thin box in the slice's length word).
+enum Slot {
+    /// Key and value in one allocation: a header, the key, the value. The
+    /// header is a varint of `key length << 1 | has a deadline` (one byte
+    /// for keys of up to 63 bytes); the value is what follows the key.
+    Small(Box<[u8]>),
+    /// A value longer than [`INLINE`], in a shared buffer.
+    Large(Box<Large>),
 }
 
-impl Entry {
-    fn live(&self, now: i64) -> bool {
-        self.expires.is_none_or(|at| at > now)
+struct Large {
+    key: Box<[u8]>,
+    value: Bytes,
+    /// Whether the key has a deadline (in `Shard::deadlines`).
+    expires: bool,
+}
+
+/// Bytes of the varint `n`.
+fn header_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Reads the header of a small slot: (its number, its length in bytes).
+fn read_header(bytes: &[u8]) -> (usize, usize) {
+    let mut n = 0usize;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        n |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return (n, i + 1);
+        }
+    }
+    (n, bytes.len())
+}
+
+impl Slot {
+    /// A slot owning a copy of `key` and `value`.
+    fn new(key: &[u8], value: Fresh<'_>, expires: bool) -> Slot {
+        let bytes = value.bytes();
+        if bytes.len() <= INLINE {
+            let mut header = (key.len() << 1) | usize::from(expires);
+            // Exactly sized: a boxed slice from a larger vector would be
+            // reallocated.
+            let mut slot = Vec::with_capacity(header_len(header) + key.len() + bytes.len());
+            while header >= 0x80 {
+                slot.push((header & 0x7f) as u8 | 0x80);
+                header >>= 7;
+            }
+            slot.push(header as u8);
+            slot.extend_from_slice(key);
+            slot.extend_from_slice(bytes);
+            Slot::Small(slot.into_boxed_slice())
+        } else {
+            Slot::Large(Box::new(Large {
+                key: Box::from(key),
+                value: value.shared(),
+                expires,
+            }))
+        }
+    }
+
+    /// The key and the value.
+    fn parts(&self) -> (&[u8], &[u8]) {
+        match self {
+            Slot::Small(bytes) => {
+                let (header, at) = read_header(bytes);
+                bytes[at..].split_at((header >> 1).min(bytes.len() - at))
+            }
+            Slot::Large(large) => (&large.key, &large.value),
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.parts().0
+    }
+
+    fn value(&self) -> &[u8] {
+        self.parts().1
+    }
+
+    /// The value as a buffer of its own (a copy if small, a reference to
+    /// the shared buffer if large).
+    fn value_bytes(&self) -> Bytes {
+        match self {
+            Slot::Small(_) => Bytes::copy_from_slice(self.value()),
+            Slot::Large(large) => large.value.clone(),
+        }
+    }
+
+    /// Whether the key has a deadline.
+    fn expires(&self) -> bool {
+        match self {
+            Slot::Small(bytes) => bytes.first().is_some_and(|b| b & 1 == 1),
+            Slot::Large(large) => large.expires,
+        }
+    }
+
+    fn set_expires(&mut self, expires: bool) {
+        match self {
+            // The flag is the header's lowest bit: its length stays.
+            Slot::Small(bytes) => {
+                if let Some(first) = bytes.first_mut() {
+                    *first = (*first & !1) | u8::from(expires);
+                }
+            }
+            Slot::Large(large) => large.expires = expires,
+        }
+    }
+
+    /// Replaces the value, in place when a small one keeps its length.
+    fn set_value(&mut self, value: Fresh<'_>) {
+        if let Slot::Small(bytes) = self {
+            let (header, at) = read_header(bytes);
+            let start = at + (header >> 1);
+            if bytes.len() - start == value.bytes().len() && value.bytes().len() <= INLINE {
+                bytes[start..].copy_from_slice(value.bytes());
+                return;
+            }
+        }
+        let slot = Slot::new(self.key(), value, self.expires());
+        *self = slot;
+    }
+}
+
+/// The deadlines of the keys that have one, kept out of the common slot
+/// (as Redis keeps its `expires` dictionary): a dense list, so that a
+/// random one is one index away, and a table from key to index.
+#[derive(Default)]
+struct Deadlines {
+    index: HashTable<usize>,
+    list: Vec<(Box<[u8]>, i64)>,
+    hasher: DefaultHashBuilder,
+}
+
+impl Deadlines {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn get(&self, key: &[u8]) -> Option<i64> {
+        let hash = self.hasher.hash_one(key);
+        let i = self.index.find(hash, |&i| *self.list[i].0 == *key)?;
+        Some(self.list[*i].1)
+    }
+
+    fn set(&mut self, key: &[u8], at: i64) {
+        let hash = self.hasher.hash_one(key);
+        let (list, hasher) = (&mut self.list, &self.hasher);
+        match self.index.entry(
+            hash,
+            |&i| *list[i].0 == *key,
+            |&i| hasher.hash_one(&*list[i].0),
+        ) {
+            hash_table::Entry::Occupied(entry) => list[*entry.get()].1 = at,
+            hash_table::Entry::Vacant(entry) => {
+                entry.insert(list.len());
+                list.push((Box::from(key), at));
+            }
+        }
+    }
+
+    /// Forgets `key`'s deadline; the last of the list takes its place.
+    fn remove(&mut self, key: &[u8]) -> Option<i64> {
+        let hash = self.hasher.hash_one(key);
+        let list = &self.list;
+        let (i, _) = self
+            .index
+            .find_entry(hash, |&i| *list[i].0 == *key)
+            .ok()?
+            .remove();
+        let (_, at) = self.list.swap_remove(i);
+        if let Some((moved, _)) = self.list.get(i) {
+            let last = self.list.len();
+            let hash = self.hasher.hash_one(&**moved);
+            if let Some(index) = self.index.find_mut(hash, |&j| j == last) {
+                *index = i;
+            }
+        }
+        Some(at)
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.list.clear();
     }
 }
 
 /// The state of one shard.
 pub(crate) struct Shard {
-    /// Keys are boxed slices (16 bytes in the table, one allocation).
-    data: HashMap<Box<[u8]>, Entry>,
-    /// The keys that have a time to live, densely, for sampling.
-    ttl_keys: Vec<Box<[u8]>>,
+    /// Every key, with its value: one allocation per small key and value.
+    data: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
+    /// The deadlines of the keys that have one.
+    deadlines: Deadlines,
     /// Versions of watched keys: (version, watchers).
     watched: HashMap<Bytes, (u64, u32)>,
     /// The clock: the wall clock (Unix ms) at `start`.
@@ -295,8 +464,9 @@ impl Default for Shard {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Shard {
-            data: HashMap::new(),
-            ttl_keys: Vec::new(),
+            data: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            deadlines: Deadlines::default(),
             watched: HashMap::new(),
             epoch_ms,
             start: Instant::now(),
@@ -315,7 +485,10 @@ pub(crate) enum Tick {
 impl GenServer for Shard {
     type Arg = ();
     type Call = Vec<Op>;
-    type Reply = Vec<Outcome>;
+    /// The outcomes, and the operations themselves, handed back so that
+    /// their buffers (slices of the connection's input) are released on
+    /// the connection's side, not here.
+    type Reply = (Vec<Outcome>, Vec<Op>);
     type Cast = ();
     type Info = Tick;
 
@@ -328,11 +501,10 @@ impl GenServer for Shard {
         &mut self,
         ops: Vec<Op>,
         _: &mut Context<Self>,
-    ) -> Result<Response<Vec<Outcome>>, BoxError> {
+    ) -> Result<Response<(Vec<Outcome>, Vec<Op>)>, BoxError> {
         let now = self.now_ms();
-        Ok(Response::Reply(
-            ops.into_iter().map(|op| self.apply(op, now)).collect(),
-        ))
+        let outcomes = ops.iter().map(|op| self.apply(op, now)).collect();
+        Ok(Response::Reply((outcomes, ops)))
     }
 
     async fn handle_info(
@@ -343,6 +515,15 @@ impl GenServer for Shard {
         let now = self.now_ms();
         self.sample_expired(now);
         Ok(Flow::Continue)
+    }
+}
+
+/// Marks a watched key as changed.
+fn touch(watched: &mut HashMap<Bytes, (u64, u32)>, key: &[u8]) {
+    if !watched.is_empty() {
+        if let Some((version, _)) = watched.get_mut(key) {
+            *version += 1;
+        }
     }
 }
 
@@ -371,22 +552,19 @@ impl Shard {
     pub(crate) fn sample_expired(&mut self, now: i64) -> usize {
         let mut dropped = 0;
         for _ in 0..SAMPLE_ROUNDS {
-            if self.ttl_keys.is_empty() {
+            if self.deadlines.len() == 0 {
                 break;
             }
             let mut expired = 0;
-            let looks = SAMPLE.min(self.ttl_keys.len());
+            let looks = SAMPLE.min(self.deadlines.len());
             for _ in 0..looks {
-                if self.ttl_keys.is_empty() {
+                if self.deadlines.len() == 0 {
                     break;
                 }
-                let i = (self.next_random() % self.ttl_keys.len() as u64) as usize;
-                if self
-                    .data
-                    .get(&self.ttl_keys[i])
-                    .is_some_and(|e| !e.live(now))
-                {
-                    let key = self.ttl_keys[i].clone();
+                let i = (self.next_random() % self.deadlines.len() as u64) as usize;
+                let (key, at) = &self.deadlines.list[i];
+                if *at <= now {
+                    let key = key.clone();
                     self.remove(&key);
                     expired += 1;
                 }
@@ -401,101 +579,95 @@ impl Shard {
 
     /// Marks a watched key as changed.
     fn touch(&mut self, key: &[u8]) {
-        if !self.watched.is_empty() {
-            if let Some((version, _)) = self.watched.get_mut(key) {
-                *version += 1;
-            }
-        }
+        touch(&mut self.watched, key);
     }
 
-    /// Removes `key`, keeping `ttl_keys` dense.
-    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.data.remove(key)?;
-        if entry.expires.is_some() {
-            self.forget_ttl(entry.slot);
+    fn contains(&self, key: &[u8]) -> bool {
+        let hash = self.hasher.hash_one(key);
+        self.data.find(hash, |slot| slot.key() == key).is_some()
+    }
+
+    /// Removes `key` and its deadline.
+    fn remove(&mut self, key: &[u8]) -> Option<Slot> {
+        let hash = self.hasher.hash_one(key);
+        let (slot, _) = self
+            .data
+            .find_entry(hash, |slot| slot.key() == key)
+            .ok()?
+            .remove();
+        if slot.expires() {
+            self.deadlines.remove(key);
         }
         self.touch(key);
-        Some(entry)
+        Some(slot)
     }
 
-    fn forget_ttl(&mut self, slot: u32) {
-        let slot = slot as usize;
-        self.ttl_keys.swap_remove(slot);
-        if let Some(moved) = self.ttl_keys.get(slot) {
-            if let Some(entry) = self.data.get_mut(moved) {
-                entry.slot = slot as u32;
-            }
-        }
-    }
-
-    /// Sets the deadline of the live entry under `key`.
+    /// Sets the deadline of the entry under `key`, if there is one.
     fn set_deadline(&mut self, key: &[u8], deadline: Option<i64>) {
-        let Some(entry) = self.data.get_mut(key) else {
+        let hash = self.hasher.hash_one(key);
+        let Some(slot) = self.data.find_mut(hash, |slot| slot.key() == key) else {
             return;
         };
-        let had = entry.expires.is_some();
-        entry.expires = deadline;
-        match (had, deadline.is_some()) {
-            (false, true) => {
-                entry.slot = self.ttl_keys.len() as u32;
-                self.ttl_keys.push(Box::from(key));
+        let had = slot.expires();
+        slot.set_expires(deadline.is_some());
+        match deadline {
+            Some(at) => self.deadlines.set(key, at),
+            None if had => {
+                self.deadlines.remove(key);
             }
-            (true, false) => {
-                let slot = entry.slot;
-                self.forget_ttl(slot);
-            }
-            _ => {}
+            None => {}
         }
     }
 
-    /// The entry under `key` if it has not expired; an expired one is
-    /// dropped on the way.
-    fn live(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        let expired = !self.data.get(key)?.live(now);
-        if expired {
-            self.remove(key);
+    /// The entry under `key` and its deadline, if it has not expired; an
+    /// expired one is dropped on the way. One lookup for a key without a
+    /// deadline.
+    fn live(&mut self, key: &[u8], now: i64) -> Option<(&mut Slot, Option<i64>)> {
+        let hash = self.hasher.hash_one(key);
+        let entry = self.data.find_entry(hash, |slot| slot.key() == key).ok()?;
+        let deadline = if entry.get().expires() {
+            self.deadlines.get(key)
+        } else {
+            None
+        };
+        if deadline.is_some_and(|at| at <= now) {
+            entry.remove();
+            self.deadlines.remove(key);
+            touch(&mut self.watched, key);
             return None;
         }
-        self.data.get_mut(key)
+        Some((entry.into_mut(), deadline))
     }
 
-    /// Stores `value` under `key` with `deadline`, replacing any entry
-    /// (one lookup, plus one more only when a time to live goes away).
-    fn store(&mut self, key: &[u8], value: Value, deadline: Option<i64>) {
+    /// Stores `value` under `key` with `deadline`, replacing any entry (one
+    /// lookup, and a value of the same small size is written in place).
+    fn store(&mut self, key: &[u8], value: Fresh<'_>, deadline: Option<i64>) {
         self.touch(key);
-        let forget = match self.data.get_mut(key) {
-            Some(entry) => {
-                entry.value = value;
-                let had = entry.expires.is_some();
-                entry.expires = deadline;
-                match (had, deadline.is_some()) {
-                    (false, true) => {
-                        entry.slot = self.ttl_keys.len() as u32;
-                        self.ttl_keys.push(Box::from(key));
-                        None
-                    }
-                    (true, false) => Some(entry.slot),
-                    _ => None,
-                }
+        let hash = self.hasher.hash_one(key);
+        let hasher = &self.hasher;
+        let had = match self.data.entry(
+            hash,
+            |slot| slot.key() == key,
+            |slot| hasher.hash_one(slot.key()),
+        ) {
+            hash_table::Entry::Occupied(mut entry) => {
+                let slot = entry.get_mut();
+                slot.set_value(value);
+                let had = slot.expires();
+                slot.set_expires(deadline.is_some());
+                had
             }
-            None => {
-                let slot = self.ttl_keys.len() as u32;
-                if deadline.is_some() {
-                    self.ttl_keys.push(Box::from(key));
-                }
-                self.data.insert(
-                    Box::from(key),
-                    Entry {
-                        value,
-                        expires: deadline,
-                        slot,
-                    },
-                );
-                None
+            hash_table::Entry::Vacant(entry) => {
+                entry.insert(Slot::new(key, value, deadline.is_some()));
+                false
             }
         };
-        if let Some(slot) = forget {
-            self.forget_ttl(slot);
+        match deadline {
+            Some(at) => self.deadlines.set(key, at),
+            None if had => {
+                self.deadlines.remove(key);
+            }
+            None => {}
         }
     }
 
@@ -508,15 +680,15 @@ impl Shard {
     }
 
     fn value_of(&mut self, key: &[u8], now: i64) -> Option<Bytes> {
-        self.live(key, now).map(|e| e.value.to_bytes())
+        self.live(key, now).map(|(slot, _)| slot.value_bytes())
     }
 
-    fn apply(&mut self, op: Op, now: i64) -> Outcome {
+    fn apply(&mut self, op: &Op, now: i64) -> Outcome {
         match op {
-            Op::Get(key) => Outcome::Value(self.value_of(&key, now)),
-            Op::Set {
-                key,
-                value,
+            Op::Get(key) => Outcome::Value(self.value_of(key, now)),
+            &Op::Set {
+                ref key,
+                ref value,
                 expiry,
                 condition,
                 get,
@@ -527,8 +699,8 @@ impl Shard {
                 let old = if plain {
                     None
                 } else {
-                    self.live(&key, now)
-                        .map(|e| (get.then(|| e.value.to_bytes()), e.expires))
+                    self.live(key, now)
+                        .map(|(slot, at)| (get.then(|| slot.value_bytes()), at))
                 };
                 let allowed = match condition {
                     Condition::Always => true,
@@ -544,10 +716,10 @@ impl Shard {
                     },
                 };
                 if allowed {
-                    self.store(&key, Value::copied(&value), deadline);
+                    self.store(key, Fresh::Copy(value), deadline);
                     // A deadline already past: the key is gone at once.
                     if deadline.is_some_and(|at| at <= now) {
-                        self.remove(&key);
+                        self.remove(key);
                     }
                 }
                 match (get, allowed) {
@@ -557,67 +729,74 @@ impl Shard {
                 }
             }
             Op::GetDel(key) => {
-                let value = self.value_of(&key, now);
+                let value = self.value_of(key, now);
                 if value.is_some() {
-                    self.remove(&key);
+                    self.remove(key);
                 }
                 Outcome::Value(value)
             }
             Op::GetEx(key, expiry) => {
-                let Some(value) = self.value_of(&key, now) else {
+                let Some(value) = self.value_of(key, now) else {
                     return Outcome::Value(None);
                 };
                 let expiry = match expiry {
-                    Ok(expiry) => expiry,
-                    Err(error) => return error,
+                    Ok(expiry) => *expiry,
+                    Err(error) => return error.clone(),
                 };
                 match expiry {
                     Expiry::Keep => {}
-                    Expiry::Clear => self.set_deadline(&key, None),
+                    Expiry::Clear => self.set_deadline(key, None),
                     Expiry::Set(ttl) => match Self::deadline(ttl, now) {
                         None => return invalid_expire("getex"),
                         Some(at) if at <= now => {
-                            self.remove(&key);
+                            self.remove(key);
                         }
                         Some(at) => {
-                            self.touch(&key);
-                            self.set_deadline(&key, Some(at));
+                            self.touch(key);
+                            self.set_deadline(key, Some(at));
                         }
                     },
                 }
                 Outcome::Value(Some(value))
             }
             Op::Del(key) => Outcome::Int(i64::from(
-                self.live(&key, now).is_some() && self.remove(&key).is_some(),
+                self.live(key, now).is_some() && self.remove(key).is_some(),
             )),
-            Op::Exists(key) => Outcome::Int(i64::from(self.live(&key, now).is_some())),
-            Op::Type(key) => Outcome::Value(Some(Bytes::from_static(
-                if self.live(&key, now).is_some() {
+            Op::Exists(key) => Outcome::Int(i64::from(self.live(key, now).is_some())),
+            Op::Type(key) => {
+                Outcome::Value(Some(Bytes::from_static(if self.live(key, now).is_some() {
                     b"string"
                 } else {
                     b"none"
-                },
-            ))),
-            Op::IncrBy(key, by) => {
-                let entry = self.live(&key, now);
-                let current = match entry {
-                    None => 0,
-                    Some(entry) => match crate::resp::strict_i64(&entry.value) {
-                        Some(n) => n,
-                        None => return Outcome::error(NOT_INTEGER),
-                    },
+                })))
+            }
+            &Op::IncrBy(ref key, by) => {
+                const OVERFLOW: &str = "ERR increment or decrement would overflow";
+                // One lookup: the value is rewritten in its slot.
+                let mut text = itoa::Buffer::new();
+                let next = match self.live(key, now) {
+                    Some((slot, _)) => {
+                        let Some(current) = crate::resp::strict_i64(slot.value()) else {
+                            return Outcome::error(NOT_INTEGER);
+                        };
+                        let Some(next) = current.checked_add(by) else {
+                            return Outcome::error(OVERFLOW);
+                        };
+                        slot.set_value(Fresh::Copy(text.format(next).as_bytes()));
+                        self.touch(key);
+                        next
+                    }
+                    None => {
+                        self.store(key, Fresh::Copy(text.format(by).as_bytes()), None);
+                        by
+                    }
                 };
-                let Some(next) = current.checked_add(by) else {
-                    return Outcome::error("ERR increment or decrement would overflow");
-                };
-                let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
-                self.replace_value(&key, text, now);
                 Outcome::Int(next)
             }
-            Op::IncrByFloat(key, by) => {
-                let current = match self.live(&key, now) {
+            &Op::IncrByFloat(ref key, by) => {
+                let current = match self.live(key, now) {
                     None => 0.0,
-                    Some(entry) => match parse_float(&entry.value) {
+                    Some((slot, _)) => match parse_float(slot.value()) {
                         Some(x) => x,
                         None => return Outcome::error("ERR value is not a valid float"),
                     },
@@ -627,30 +806,31 @@ impl Shard {
                     return Outcome::error("ERR increment would produce NaN or Infinity");
                 }
                 let text = Bytes::from(format_float(next));
-                self.replace_value(&key, text.clone(), now);
+                self.replace_value(key, Fresh::Copy(&text), now);
                 Outcome::Value(Some(text))
             }
             Op::Append(key, tail) => {
-                let current = self.value_of(&key, now).unwrap_or_default();
+                let current = self.value_of(key, now).unwrap_or_default();
                 if current.len() + tail.len() > MAX_STRING {
                     return Outcome::error(TOO_LARGE);
                 }
                 let mut joined = Vec::with_capacity(current.len() + tail.len());
                 joined.extend_from_slice(&current);
-                joined.extend_from_slice(&tail);
+                joined.extend_from_slice(tail);
                 let len = joined.len() as i64;
-                self.replace_value(&key, Bytes::from(joined), now);
+                self.replace_value(key, Fresh::Own(Bytes::from(joined)), now);
                 Outcome::Int(len)
             }
-            Op::Strlen(key) => {
-                Outcome::Int(self.live(&key, now).map_or(0, |e| e.value.len() as i64))
-            }
-            Op::GetRange(key, start, end) => {
-                let value = self.value_of(&key, now).unwrap_or_default();
+            Op::Strlen(key) => Outcome::Int(
+                self.live(key, now)
+                    .map_or(0, |(slot, _)| slot.value().len() as i64),
+            ),
+            &Op::GetRange(ref key, start, end) => {
+                let value = self.value_of(key, now).unwrap_or_default();
                 Outcome::Value(Some(get_range(&value, start, end)))
             }
-            Op::SetRange(key, offset, part) => {
-                let current = self.value_of(&key, now);
+            &Op::SetRange(ref key, offset, ref part) => {
+                let current = self.value_of(key, now);
                 if part.is_empty() {
                     return Outcome::Int(current.map_or(0, |v| v.len() as i64));
                 }
@@ -661,12 +841,12 @@ impl Shard {
                 if value.len() < offset + part.len() {
                     value.resize(offset + part.len(), 0);
                 }
-                value[offset..offset + part.len()].copy_from_slice(&part);
+                value[offset..offset + part.len()].copy_from_slice(part);
                 let len = value.len() as i64;
-                self.replace_value(&key, Bytes::from(value), now);
+                self.replace_value(key, Fresh::Own(Bytes::from(value)), now);
                 Outcome::Int(len)
             }
-            Op::Expire(key, ttl, condition, command) => {
+            &Op::Expire(ref key, ttl, condition, command) => {
                 // An overflow is refused before the key is looked at, as
                 // Redis does.
                 let at = match ttl.map(|ttl| Self::deadline(ttl, now)) {
@@ -674,7 +854,7 @@ impl Shard {
                     Some(Some(at)) => Some(at),
                     None => None,
                 };
-                let Some(current) = self.live(&key, now).map(|e| e.expires) else {
+                let Some(current) = self.live(key, now).map(|(_, at)| at) else {
                     return Outcome::Int(0);
                 };
                 let Some(at) = at else {
@@ -682,8 +862,8 @@ impl Shard {
                     if current.is_none() {
                         return Outcome::Int(0);
                     }
-                    self.touch(&key);
-                    self.set_deadline(&key, None);
+                    self.touch(key);
+                    self.set_deadline(key, None);
                     return Outcome::Int(1);
                 };
                 let allowed = condition.allows(current, at);
@@ -691,59 +871,57 @@ impl Shard {
                     return Outcome::Int(0);
                 }
                 if at <= now {
-                    self.remove(&key);
+                    self.remove(key);
                 } else {
-                    self.touch(&key);
-                    self.set_deadline(&key, Some(at));
+                    self.touch(key);
+                    self.set_deadline(key, Some(at));
                 }
                 Outcome::Int(1)
             }
-            Op::Ttl(key, ms) => Outcome::Int(match self.live(&key, now) {
+            &Op::Ttl(ref key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
                 None => -2,
-                Some(Entry { expires: None, .. }) => -1,
-                Some(Entry {
-                    expires: Some(at), ..
-                }) => {
-                    let left = *at - now;
+                Some(None) => -1,
+                Some(Some(at)) => {
+                    let left = at - now;
                     if ms { left } else { (left + 500) / 1000 }
                 }
             }),
-            Op::ExpireTime(key, ms) => Outcome::Int(match self.live(&key, now) {
-                None => -2,
-                Some(Entry { expires: None, .. }) => -1,
-                Some(Entry {
-                    expires: Some(at), ..
-                }) => {
-                    if ms {
-                        *at
-                    } else {
-                        (*at + 500) / 1000
+            &Op::ExpireTime(ref key, ms) => {
+                Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
+                    None => -2,
+                    Some(None) => -1,
+                    Some(Some(at)) => {
+                        if ms {
+                            at
+                        } else {
+                            (at + 500) / 1000
+                        }
                     }
-                }
-            }),
+                })
+            }
             Op::Dump(key) => Outcome::Entry(
-                self.live(&key, now)
-                    .map(|e| (e.value.to_bytes(), e.expires)),
+                self.live(key, now)
+                    .map(|(slot, at)| (slot.value_bytes(), at)),
             ),
-            Op::Restore(key, value, deadline) => {
-                self.store(&key, Value::owned(value), deadline);
+            &Op::Restore(ref key, ref value, deadline) => {
+                self.store(key, Fresh::Own(value.clone()), deadline);
                 Outcome::Done
             }
             Op::Watch(key) => {
                 // A key already expired is dropped first: its expiry is no
                 // change after the WATCH.
-                let _ = self.live(&key, now);
-                let (version, watchers) = self.watched.entry(copy(&key)).or_insert((0, 0));
+                let _ = self.live(key, now);
+                let (version, watchers) = self.watched.entry(copy(key)).or_insert((0, 0));
                 *watchers += 1;
                 Outcome::Int(*version as i64)
             }
             Op::Version(key) => {
                 // An expired key counts as changed, as in Redis.
-                let _ = self.live(&key, now);
+                let _ = self.live(key, now);
                 Outcome::Int(self.watched.get(&key[..]).map_or(-1, |(v, _)| *v as i64))
             }
             Op::Unwatch(key) => {
-                if let hash_map::Entry::Occupied(mut entry) = self.watched.entry(key) {
+                if let hash_map::Entry::Occupied(mut entry) = self.watched.entry(key.clone()) {
                     entry.get_mut().1 -= 1;
                     if entry.get().1 == 0 {
                         entry.remove();
@@ -754,13 +932,14 @@ impl Shard {
             Op::Keys(pattern) => Outcome::Keys(
                 self.data
                     .iter()
-                    .filter(|(key, entry)| {
-                        entry.live(now)
+                    .filter(|slot| {
+                        (!slot.expires()
+                            || self.deadlines.get(slot.key()).is_none_or(|at| at > now))
                             && pattern
                                 .as_ref()
-                                .is_none_or(|p| crate::commands::glob_match(p, key))
+                                .is_none_or(|p| crate::commands::glob_match(p, slot.key()))
                     })
-                    .map(|(key, _)| Bytes::copy_from_slice(key))
+                    .map(|slot| Bytes::copy_from_slice(slot.key()))
                     .collect(),
             ),
             Op::RandomKey => {
@@ -770,13 +949,14 @@ impl Shard {
                     }
                     // A random key: a random one of those with a TTL, or
                     // the map's first (its order is already random).
-                    let key = if !self.ttl_keys.is_empty() && self.next_random() % 2 == 0 {
-                        let i = (self.next_random() % self.ttl_keys.len() as u64) as usize;
-                        self.ttl_keys[i].clone()
+                    let key: Box<[u8]> = if self.deadlines.len() > 0 && self.next_random() % 2 == 0
+                    {
+                        let i = (self.next_random() % self.deadlines.len() as u64) as usize;
+                        self.deadlines.list[i].0.clone()
                     } else {
                         let skip = (self.next_random() % self.data.len().min(64) as u64) as usize;
-                        match self.data.keys().nth(skip) {
-                            Some(key) => key.clone(),
+                        match self.data.iter().nth(skip) {
+                            Some(slot) => Box::from(slot.key()),
                             None => break,
                         }
                     };
@@ -792,18 +972,20 @@ impl Shard {
             }
             Op::Stats => {
                 self.drop_expired(now);
-                Outcome::Pair(self.data.len() as i64, self.ttl_keys.len() as i64)
+                Outcome::Pair(self.data.len() as i64, self.deadlines.len() as i64)
             }
             Op::Flush => {
                 // Watched keys that existed change (as in Redis: not those
                 // that were absent anyway).
-                for (key, (version, _)) in &mut self.watched {
-                    if self.data.contains_key(&key[..]) {
+                let mut watched = std::mem::take(&mut self.watched);
+                for (key, (version, _)) in &mut watched {
+                    if self.contains(key) {
                         *version += 1;
                     }
                 }
+                self.watched = watched;
                 self.data.clear();
-                self.ttl_keys.clear();
+                self.deadlines.clear();
                 Outcome::Done
             }
             Op::Panic => panic!("DEBUG PANIC: shard crashed on request"),
@@ -812,21 +994,21 @@ impl Shard {
 
     /// Replaces the value of `key` keeping its deadline (or makes it, with
     /// none).
-    fn replace_value(&mut self, key: &Bytes, value: Bytes, now: i64) {
-        let deadline = self.live(key, now).and_then(|e| e.expires);
-        self.store(key, Value::owned(value), deadline);
+    fn replace_value(&mut self, key: &[u8], value: Fresh<'_>, now: i64) {
+        if let Some((slot, _)) = self.live(key, now) {
+            slot.set_value(value);
+            self.touch(key);
+        } else {
+            self.store(key, value, None);
+        }
     }
 
     /// Drops every expired key (`DBSIZE`, `INFO`: an exact count).
     fn drop_expired(&mut self, now: i64) {
         let mut i = 0;
-        while i < self.ttl_keys.len() {
-            if self
-                .data
-                .get(&self.ttl_keys[i])
-                .is_some_and(|e| !e.live(now))
-            {
-                let key = self.ttl_keys[i].clone();
+        while let Some((key, at)) = self.deadlines.list.get(i) {
+            if *at <= now {
+                let key = key.clone();
                 self.remove(&key);
             } else {
                 i += 1;
@@ -837,7 +1019,7 @@ impl Shard {
     /// Keys with a time to live (for tests of the sampler).
     #[cfg(test)]
     pub(crate) fn ttl_count(&self) -> usize {
-        self.ttl_keys.len()
+        self.deadlines.len()
     }
 }
 
@@ -907,12 +1089,12 @@ mod tests {
     async fn a_deadline_that_overflows_is_an_error_and_the_shard_keeps_its_keys() {
         let mut shard = Shard::default();
         let now = shard.now_ms();
-        assert_eq!(shard.apply(set("a", None), now), Outcome::Done);
+        assert_eq!(shard.apply(&set("a", None), now), Outcome::Done);
         assert_eq!(
-            shard.apply(set("b", Some(Ttl::In(i64::MAX))), now),
+            shard.apply(&set("b", Some(Ttl::In(i64::MAX))), now),
             invalid_expire("set")
         );
-        assert_eq!(shard.apply(Op::Size, now), Outcome::Int(1));
+        assert_eq!(shard.apply(&Op::Size, now), Outcome::Int(1));
     }
 
     #[tokio::test(start_paused = true)]
@@ -920,7 +1102,7 @@ mod tests {
         let mut shard = Shard::default();
         let now = shard.now_ms();
         for i in 0..10_000 {
-            shard.apply(set(&format!("k{i}"), Some(Ttl::In(1000))), now);
+            shard.apply(&set(&format!("k{i}"), Some(Ttl::In(1000))), now);
         }
         assert_eq!(shard.ttl_count(), 10_000);
         // All expired: one tick drops at most SAMPLE * SAMPLE_ROUNDS.
@@ -932,7 +1114,7 @@ mod tests {
         // None expired: one sample, nothing dropped.
         let mut fresh = Shard::default();
         for i in 0..10_000 {
-            fresh.apply(set(&format!("k{i}"), Some(Ttl::In(100_000))), now);
+            fresh.apply(&set(&format!("k{i}"), Some(Ttl::In(100_000))), now);
         }
         assert_eq!(fresh.sample_expired(now + 1), 0);
         assert_eq!(fresh.ttl_count(), 10_000);
@@ -943,14 +1125,14 @@ mod tests {
         let mut shard = Shard::default();
         let now = shard.now_ms();
         for i in 0..50 {
-            shard.apply(set(&format!("k{i}"), Some(Ttl::In(1000))), now);
+            shard.apply(&set(&format!("k{i}"), Some(Ttl::In(1000))), now);
         }
         for i in (0..50).step_by(3) {
-            shard.apply(Op::Del(Bytes::from(format!("k{i}"))), now);
+            shard.apply(&Op::Del(Bytes::from(format!("k{i}"))), now);
         }
         for i in (1..50).step_by(3) {
             shard.apply(
-                Op::Expire(
+                &Op::Expire(
                     Bytes::from(format!("k{i}")),
                     None,
                     ExpireIf::default(),
@@ -959,18 +1141,102 @@ mod tests {
                 now,
             );
         }
-        let left = shard.ttl_keys.len();
-        assert_eq!(left, 16);
-        for (i, key) in shard.ttl_keys.iter().enumerate() {
-            assert_eq!(shard.data[key].slot as usize, i);
+        assert_eq!(shard.deadlines.len(), 16);
+        for (i, (key, _)) in shard.deadlines.list.iter().enumerate() {
+            let hash = shard.deadlines.hasher.hash_one(&**key);
+            assert_eq!(shard.deadlines.index.find(hash, |&j| j == i), Some(&i));
+            let slot = shard.data.iter().find(|slot| slot.key() == &key[..]);
+            assert!(slot.is_some_and(Slot::expires));
         }
+        let flagged = shard.data.iter().filter(|slot| slot.expires()).count();
+        assert_eq!(flagged, 16);
         while shard.sample_expired(now + 2000) > 0 {}
-        assert_eq!(shard.apply(Op::Size, now + 2000), Outcome::Int(17));
+        assert_eq!(shard.apply(&Op::Size, now + 2000), Outcome::Int(17));
     }
 
     #[test]
-    fn an_entry_and_its_key_take_at_most_72_bytes_of_table() {
-        assert!(std::mem::size_of::<(Box<[u8]>, Entry)>() <= 72);
+    fn a_small_key_and_value_take_16_bytes_of_table_and_one_exact_allocation() {
+        assert_eq!(std::mem::size_of::<Slot>(), 16);
+        // The benchmark's shape: a 14-byte key, a 9-byte value, and a
+        // one-byte header: 24 bytes, the smallest malloc chunk's payload.
+        let slot = Slot::new(b"key:0000000001", Fresh::Copy(b"v00000001"), false);
+        let Slot::Small(bytes) = &slot else {
+            panic!("a small value is stored inline")
+        };
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(slot.parts(), (&b"key:0000000001"[..], &b"v00000001"[..]));
+    }
+
+    #[test]
+    fn slots_keep_key_value_and_deadline_flag_apart_at_every_size() {
+        for key_len in [0, 1, 63, 64, 200, 20_000] {
+            for value_len in [0, 1, INLINE, INLINE + 1, 1000] {
+                let key = vec![b'k'; key_len];
+                let value = vec![b'v'; value_len];
+                let mut slot = Slot::new(&key, Fresh::Copy(&value), false);
+                assert_eq!(slot.parts(), (&key[..], &value[..]));
+                assert!(!slot.expires());
+                slot.set_expires(true);
+                assert!(slot.expires());
+                assert_eq!(slot.parts(), (&key[..], &value[..]));
+                // Same length (in place), then another length.
+                let same = vec![b'w'; value_len];
+                slot.set_value(Fresh::Copy(&same));
+                assert_eq!(slot.parts(), (&key[..], &same[..]));
+                let other = vec![b'x'; value_len + 7];
+                slot.set_value(Fresh::Own(Bytes::from(other.clone())));
+                assert_eq!(slot.parts(), (&key[..], &other[..]));
+                assert!(slot.expires(), "the flag survives a new value");
+                slot.set_expires(false);
+                assert!(!slot.expires());
+                assert_eq!(slot.key(), &key[..]);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn overwriting_a_key_keeps_or_clears_its_deadline_as_asked() {
+        let mut shard = Shard::default();
+        let now = shard.now_ms();
+        shard.apply(&set("a", Some(Ttl::In(1000))), now);
+        assert_eq!(
+            shard.apply(&Op::IncrBy(Bytes::from("a"), 1), now),
+            Outcome::error(NOT_INTEGER)
+        );
+        shard.apply(&set("n", Some(Ttl::In(1000))), now);
+        shard.apply(
+            &Op::Set {
+                key: Bytes::from("n"),
+                value: Bytes::from("41"),
+                expiry: Expiry::Keep,
+                condition: Condition::Always,
+                get: false,
+                command: "set",
+            },
+            now,
+        );
+        // INCR keeps the deadline; a plain SET clears it.
+        assert_eq!(
+            shard.apply(&Op::IncrBy(Bytes::from("n"), 1), now),
+            Outcome::Int(42)
+        );
+        assert_eq!(
+            shard.apply(&Op::Ttl(Bytes::from("n"), true), now),
+            Outcome::Int(1000)
+        );
+        assert_eq!(shard.apply(&set("a", None), now), Outcome::Done);
+        assert_eq!(
+            shard.apply(&Op::Ttl(Bytes::from("a"), true), now),
+            Outcome::Int(-1)
+        );
+        assert_eq!(shard.ttl_count(), 1);
+        // Past the deadline, the key is gone on access.
+        assert_eq!(
+            shard.apply(&Op::Get(Bytes::from("n")), now + 1000),
+            Outcome::Value(None)
+        );
+        assert_eq!(shard.ttl_count(), 0);
+        assert_eq!(shard.apply(&Op::Size, now + 1000), Outcome::Int(1));
     }
 
     #[test]
