@@ -170,11 +170,17 @@ fn command(rng: &mut Rng) -> Vec<Vec<u8>> {
             args
         }
         23 | 24 => {
-            let mut args = vec![
-                s(rng.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"])),
-                k,
-                time(rng),
-            ];
+            let name = rng.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]);
+            let at = match name {
+                // No future absolute deadline (see `SET … EXAT`): past,
+                // invalid, or overflowing once made milliseconds.
+                "EXPIREAT" => {
+                    s(rng.pick(&["100000", "0", "-5", "x", "+100", "9223372036854775807"]))
+                }
+                "PEXPIREAT" => s(rng.pick(&["100000", "0", "-5", "x", "+100"])),
+                _ => time(rng),
+            };
+            let mut args = vec![s(name), k, at];
             if rng.below(2) == 0 {
                 args.push(s(rng.pick(&["NX", "XX", "GT", "LT", "BAD"])));
             }
