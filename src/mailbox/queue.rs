@@ -194,6 +194,9 @@ pub(crate) struct UnboundedRx<M> {
     shared: Arc<Shared<M>>,
 }
 
+/// The most items an empty queue keeps room for while it waits.
+const KEPT_CAPACITY: usize = 32;
+
 struct Shared<M> {
     state: Mutex<State<M>>,
     senders: AtomicUsize,
@@ -283,6 +286,11 @@ impl<M> UnboundedRx<M> {
         if self.shared.senders.load(Ordering::Acquire) == 0 {
             return Poll::Ready(None);
         }
+        // Empty, about to wait: a buffer grown by a burst is given back, so
+        // that a process idle after a backlog does not keep it for life.
+        if state.items.capacity() > KEPT_CAPACITY {
+            state.items = VecDeque::new();
+        }
         match &mut state.waker {
             Some(waker) => waker.clone_from(cx.waker()),
             slot @ None => *slot = Some(cx.waker().clone()),
@@ -308,5 +316,52 @@ impl<M> Drop for UnboundedRx<M> {
         drop(state);
         // Outside the lock: dropping a message may run user code.
         drop(items);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    #[test]
+    fn an_empty_queue_gives_back_the_room_a_burst_made() {
+        let (tx, mut rx) = unbounded::<u64>();
+        for i in 0..10_000 {
+            tx.send(Item::Message(i)).ok().unwrap();
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut received = 0;
+        while let Poll::Ready(Some(Item::Message(i))) = rx.poll_recv(&mut cx) {
+            assert_eq!(i, received);
+            received += 1;
+        }
+        assert_eq!(received, 10_000);
+        assert!(lock(&rx.shared.state).items.capacity() <= KEPT_CAPACITY);
+    }
+
+    #[test]
+    fn the_receiver_sees_the_end_once_every_sender_is_gone() {
+        let (tx, mut rx) = unbounded::<u64>();
+        let other = tx.clone();
+        let mut cx = Context::from_waker(Waker::noop());
+        tx.send(Item::Message(1)).ok().unwrap();
+        drop(tx);
+        assert!(matches!(
+            rx.poll_recv(&mut cx),
+            Poll::Ready(Some(Item::Message(1)))
+        ));
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        drop(other);
+        assert!(matches!(rx.poll_recv(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_send_after_the_receiver_is_gone_hands_the_item_back() {
+        let (tx, rx) = unbounded::<u64>();
+        drop(rx);
+        assert!(tx.is_closed());
+        assert!(matches!(tx.send(Item::Message(7)), Err(Item::Message(7))));
     }
 }
