@@ -29,6 +29,8 @@
 //! | `self()` of a process talking to the cluster, `register/2` | [`DistNode::mailbox`], [`DistNode::register`] | a mailbox is the remote face of a Trellis process, not the process itself |
 //! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
+//! | a remote pid held by any process | [`DistNode::to_pid`]: a Trellis [`Pid`](crate::process::Pid) with node ≠ 0 | `Context::monitor`/`link`/`demonitor`/`unlink` and a mailbox's take it as a local pid; `Down`/`Exit` come as for a local one, reasons through [`reason_from_term`] |
+//! | `self()` of a Trellis process, as Erlang sees it | [`DistNode::erl_pid`] | Erlang may monitor and link it; messages to it are dropped (a Trellis process takes typed messages, not terms) |
 //! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
 //! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
 //! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
@@ -81,6 +83,24 @@
 //! with data to a tagged tuple `{variant, ...}`. The helpers [`atom`],
 //! [`tuple()`] and [`tagged`] keep those impls short.
 //!
+//! # Remote pids
+//!
+//! [`DistNode::to_pid`] turns an Erlang pid of another node into a Trellis
+//! [`Pid`](crate::process::Pid) whose node is an index into a table of
+//! `(node, creation)` pairs seen through that `DistNode` (never reused: a
+//! restarted node gets a new index). It prints as Erlang's `<3.81.0>`
+//! (index, number, serial). A gen_server's
+//! [`Context::monitor`](crate::gen_server::Context::monitor) and
+//! [`Context::link`](crate::gen_server::Context::link) on it send
+//! `MONITOR_P`/`LINK` over the node's connection; the `DOWN`/`EXIT` comes
+//! back as the same [`Down`](crate::process::Down) /
+//! [`Exit`](crate::process::Exit) a local process's end gives, with
+//! [`reason_from_term`]'s [`ExitReason`](crate::process::ExitReason):
+//! `noconnection` (as [`DistError::RemoteExit`]) when the node dies or goes
+//! silent, or at once when it is not connected. An abnormal remote exit
+//! stops a linked server that does not trap exits, as a local one does.
+//! Local pids cost nothing more: every hook is behind one `is_local` branch.
+//!
 //! Every node of a cluster must use the same `net_ticktime`
 //! ([`DistOptions::net_ticktime`]): a peer is declared down after that long
 //! without a byte from it, and ticks are sent after a quarter of it.
@@ -108,10 +128,12 @@ use crate::loom::lock;
 
 mod conn;
 pub mod frame;
+mod remote;
 mod serde_term;
 mod term;
 mod tls;
 
+pub use remote::{reason_from_term, reason_to_term};
 pub use serde_term::{Serde, from_term, to_term};
 pub use tls::DistTls;
 
@@ -236,6 +258,16 @@ pub enum DistError {
     /// The node was shut down.
     #[error("distribution stopped")]
     Stopped,
+    /// A remote process ended (or sent an exit signal) with an Erlang
+    /// reason that has no [`ExitReason`](crate::process::ExitReason) of its
+    /// own, as `noconnection` or `{badarg, ...}`: carried in
+    /// [`ExitReason::Error`](crate::process::ExitReason::Error) (see
+    /// [`reason_from_term`]).
+    #[error("remote exit: {reason}")]
+    RemoteExit {
+        /// The Erlang reason.
+        reason: Term,
+    },
 }
 
 /// How to start distribution: the node's name, cookie and timings.
@@ -424,6 +456,10 @@ pub enum NodeEvent {
 
 /// Where a message or call goes: a pid, or a name on a node.
 ///
+/// A Trellis [`Pid`](crate::process::Pid) of a remote process converts too
+/// ([`Dest::Process`]); it resolves through the node that made it
+/// ([`DistNode::to_pid`]).
+///
 /// # Examples
 ///
 /// ```
@@ -445,6 +481,9 @@ pub enum Dest {
         /// The node, `name@host`.
         node: String,
     },
+    /// A Trellis pid: a remote process's (from [`DistNode::to_pid`]),
+    /// resolved to its [`ErlPid`] when used; a local process takes no terms.
+    Process(crate::process::Pid),
 }
 
 impl Dest {
@@ -452,6 +491,7 @@ impl Dest {
         match self {
             Dest::Pid(pid) => &pid.node.name,
             Dest::Name { node, .. } => node,
+            Dest::Process(_) => "",
         }
     }
 
@@ -459,13 +499,39 @@ impl Dest {
         match self {
             Dest::Pid(pid) => pid.to_term(),
             Dest::Name { name, node } => tuple(vec![atom(name), atom(node)]),
+            Dest::Process(pid) => atom(&pid.to_string()),
+        }
+    }
+
+    /// A [`Dest::Process`] of a remote process as its [`Dest::Pid`]
+    /// through `inner`; the others as they are.
+    fn resolve(self, inner: &Arc<Inner>) -> Result<Dest, DistError> {
+        match self {
+            Dest::Process(pid) if !pid.is_local() => remote::to_erl(inner, pid)
+                .map(Dest::Pid)
+                .ok_or_else(|| DistError::NoProcess {
+                    to: pid.to_string(),
+                }),
+            Dest::Process(pid) => Err(DistError::NoProcess {
+                to: pid.to_string(),
+            }),
+            other => Ok(other),
         }
     }
 }
 
 impl fmt::Display for Dest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.as_term())
+        match self {
+            Dest::Process(pid) => write!(f, "{pid}"),
+            other => write!(f, "{}", other.as_term()),
+        }
+    }
+}
+
+impl From<crate::process::Pid> for Dest {
+    fn from(pid: crate::process::Pid) -> Self {
+        Dest::Process(pid)
     }
 }
 
@@ -528,6 +594,13 @@ struct State {
     watched_by: HashMap<u32, Vec<Watcher>>,
     /// Remote processes linked to our mailboxes, by mailbox id.
     links: HashMap<u32, Vec<ErlPid>>,
+    /// Monitors local Trellis processes hold on remote ones, by reference ids.
+    proc_watching: HashMap<Vec<u32>, remote::ProcWatch>,
+    /// Links between local Trellis processes and remote ones, by node.
+    proc_links: HashMap<String, Vec<remote::ProcLink>>,
+    /// Monitors remote processes hold on local Trellis processes, by
+    /// reference ids: the watcher's node (removed when demonitored).
+    proc_watched: HashMap<Vec<u32>, String>,
     stopped: bool,
 }
 
@@ -544,6 +617,7 @@ pub(crate) struct Inner {
     next_id: AtomicU32,
     next_ref: AtomicU32,
     next_conn: AtomicU64,
+    next_unlink: AtomicU64,
     state: Mutex<State>,
     tasks: Mutex<Vec<AbortHandle>>,
     /// Notified whenever a connection is installed.
@@ -597,6 +671,40 @@ impl Inner {
         }
     }
 
+    /// The reference with ids `id`, made by this node.
+    fn reference(&self, id: Vec<u32>) -> ErlRef {
+        ErlRef {
+            node: self.atom(),
+            id,
+            creation: self.creation,
+        }
+    }
+
+    /// A fresh `UNLINK_ID` id.
+    fn next_unlink_id(&self) -> Term {
+        let id = self.next_unlink.fetch_add(1, Ordering::Relaxed);
+        Term::from(eetf::BigInteger::from(id))
+    }
+
+    /// Forgets the link between the local `local` and the remote `remote`
+    /// on `node`.
+    fn forget_proc_link(
+        &self,
+        node: &str,
+        local: crate::process::Pid,
+        remote: crate::process::Pid,
+    ) {
+        if let Some(links) = self.state().proc_links.get_mut(node) {
+            links.retain(|l| !(l.local == local && l.remote == remote));
+        }
+    }
+
+    /// The local Trellis process `to` names (serial ≥ 1), if alive.
+    fn local_process(self: &Arc<Self>, to: &ErlPid) -> Option<Arc<crate::process::Entry>> {
+        let pid = remote::to_pid(self, to)?;
+        crate::process::Entry::find(pid)
+    }
+
     fn is_connected(&self, node: &str) -> bool {
         self.state().conns.contains_key(node)
     }
@@ -646,6 +754,12 @@ impl Inner {
     /// Handles one control message from `peer`.
     fn dispatch(self: &Arc<Self>, peer: &str, message: Message) {
         match message {
+            Message::Send(m) if m.to_pid.serial != 0 => {
+                tracing::debug!(node = peer, to = %m.to_pid, "message to a Trellis process dropped");
+            }
+            Message::SendSender(m) if m.to_pid.serial != 0 => {
+                tracing::debug!(node = peer, to = %m.to_pid, "message to a Trellis process dropped");
+            }
             Message::Send(m) => self.deliver(
                 m.to_pid.id,
                 Incoming::Message {
@@ -676,6 +790,9 @@ impl Inner {
                     }
                 }
             }
+            Message::MonitorP(m) if matches!(&m.to_proc, PidOrAtom::Pid(p) if p.serial != 0) => {
+                self.process_monitored(peer, m.from_pid, m.to_proc, m.reference);
+            }
             Message::MonitorP(m) => match self.resolve_local(&m.to_proc) {
                 Some(0) => {}
                 Some(id) => {
@@ -698,12 +815,37 @@ impl Inner {
             },
             Message::DemonitorP(m) => {
                 let mut state = self.state();
+                state.proc_watched.remove(&m.reference.id);
                 for watchers in state.watched_by.values_mut() {
                     watchers.retain(|w| w.reference != m.reference);
                 }
             }
             Message::MonitorPExit(m) => self.monitor_fired(m.reference, m.to_pid, m.reason),
             Message::PayloadMonitorPExit(m) => self.monitor_fired(m.reference, m.to_pid, m.reason),
+            Message::Link(m) if m.to_pid.serial != 0 => {
+                let linked = self.local_process(&m.to_pid).is_some_and(|entry| {
+                    let Some(from) = remote::to_pid(self, &m.from_pid) else {
+                        return false;
+                    };
+                    entry.add_remote_link(from) && {
+                        self.state()
+                            .proc_links
+                            .entry(peer.to_string())
+                            .or_default()
+                            .push(remote::ProcLink {
+                                local: entry.pid(),
+                                remote: from,
+                            });
+                        true
+                    }
+                });
+                if !linked {
+                    self.send_to(
+                        peer,
+                        Message::payload_exit(m.to_pid, m.from_pid, atom("noproc")),
+                    );
+                }
+            }
             Message::Link(m) => {
                 let linked = {
                     let mut state = self.state();
@@ -725,10 +867,10 @@ impl Inner {
                 }
             }
             Message::UnlinkId(m) => {
-                self.unlink_local(m.to_pid.id, &m.from_pid);
+                self.unlinked(&m.to_pid, &m.from_pid);
                 self.send_to(peer, Message::unlink_id_ack(m.id, m.to_pid, m.from_pid));
             }
-            Message::Unlink(m) => self.unlink_local(m.to_pid.id, &m.from_pid),
+            Message::Unlink(m) => self.unlinked(&m.to_pid, &m.from_pid),
             Message::Exit(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, true),
             Message::PayloadExit(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, true),
             Message::Exit2(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, false),
@@ -741,6 +883,13 @@ impl Inner {
     }
 
     fn monitor_fired(&self, reference: ErlRef, to: ErlPid, reason: Term) {
+        let process = self.state().proc_watching.remove(&reference.id);
+        if let Some(watch) = process {
+            if let Some(entry) = watch.entry.upgrade() {
+                entry.remote_down(watch.monitor, watch.target, reason_from_term(reason));
+            }
+            return;
+        }
         let watch = self.state().watching.remove(&reference.id);
         let process = watch.map_or_else(|| atom("undefined"), |w| w.process);
         self.deliver(
@@ -753,13 +902,78 @@ impl Inner {
         );
     }
 
-    fn unlink_local(&self, id: u32, remote: &ErlPid) {
+    fn unlink_local(self: &Arc<Self>, id: u32, remote: &ErlPid) {
         if let Some(links) = self.state().links.get_mut(&id) {
             links.retain(|p| p != remote);
         }
     }
 
-    fn exit_signal(&self, from: ErlPid, to: ErlPid, reason: Term, linked: bool) {
+    /// An unlink, addressed to a local Trellis process or a mailbox.
+    fn unlinked(self: &Arc<Self>, to: &ErlPid, from: &ErlPid) {
+        if to.serial == 0 {
+            return self.unlink_local(to.id, from);
+        }
+        if let (Some(entry), Some(remote)) = (self.local_process(to), remote::to_pid(self, from)) {
+            entry.drop_remote_link(remote);
+            self.forget_proc_link(&from.node.name, entry.pid(), remote);
+        }
+    }
+
+    /// A remote process monitors the local Trellis process `to`: its
+    /// `MONITOR_P_EXIT` goes out when that process ends (`noproc` at once
+    /// if it has).
+    fn process_monitored(
+        self: &Arc<Self>,
+        peer: &str,
+        from: ErlPid,
+        to: PidOrAtom,
+        reference: ErlRef,
+    ) {
+        let PidOrAtom::Pid(pid) = &to else { return };
+        let entry = self.local_process(pid);
+        let watched = entry.is_some_and(|entry| {
+            self.state()
+                .proc_watched
+                .insert(reference.id.clone(), peer.to_string());
+            let inner = Arc::downgrade(self);
+            let weak_entry = Arc::downgrade(&entry);
+            let (from, to, reference) = (from.clone(), to.clone(), reference.clone());
+            entry.on_exit(Box::new(move |_| {
+                let Some(inner) = inner.upgrade() else { return };
+                let Some(node) = inner.state().proc_watched.remove(&reference.id) else {
+                    return;
+                };
+                let reason = weak_entry
+                    .upgrade()
+                    .and_then(|e| e.exit_reason())
+                    .map_or_else(|| atom("noproc"), |r| reason_to_term(&r));
+                inner.send_to(
+                    &node,
+                    Message::monitor_p_exit(to, from, reference, term::wire_safe(reason)),
+                );
+            }))
+        });
+        if !watched {
+            self.state().proc_watched.remove(&reference.id);
+            self.send_to(
+                peer,
+                Message::monitor_p_exit(to, from, reference, atom("noproc")),
+            );
+        }
+    }
+
+    fn exit_signal(self: &Arc<Self>, from: ErlPid, to: ErlPid, reason: Term, linked: bool) {
+        if to.serial != 0 {
+            if let (Some(entry), Some(remote)) =
+                (self.local_process(&to), remote::to_pid(self, &from))
+            {
+                if linked {
+                    self.forget_proc_link(&from.node.name, entry.pid(), remote);
+                }
+                entry.remote_exit(remote, reason_from_term(reason), linked);
+            }
+            return;
+        }
         if linked {
             self.unlink_local(to.id, &from);
         }
@@ -871,7 +1085,7 @@ impl Inner {
             DistError::NodeDown { .. } => "connection_closed".to_string(),
             other => other.to_string(),
         };
-        let (downs, exits) = {
+        let (downs, exits, proc_downs, proc_exits) = {
             let mut state = self.state();
             if state.conns.get(peer).is_none_or(|c| c.id != id) {
                 return;
@@ -902,6 +1116,17 @@ impl Inner {
             for watchers in state.watched_by.values_mut() {
                 watchers.retain(|w| w.pid.node.name != peer);
             }
+            let mut proc_downs = Vec::new();
+            state.proc_watching.retain(|_, w| {
+                if w.erl_target.node.name == peer {
+                    proc_downs.push((w.entry.clone(), w.monitor, w.target));
+                    false
+                } else {
+                    true
+                }
+            });
+            let proc_exits = state.proc_links.remove(peer).unwrap_or_default();
+            state.proc_watched.retain(|_, node| node != peer);
             let event = NodeEvent::Down {
                 node: peer.to_string(),
                 reason: reason.clone(),
@@ -909,9 +1134,19 @@ impl Inner {
             state
                 .node_watchers
                 .retain(|w| w.send(event.clone()).is_ok());
-            (downs, exits)
+            (downs, exits, proc_downs, proc_exits)
         };
         tracing::warn!(node = %peer, %reason, "distribution connection down");
+        for (entry, monitor, target) in proc_downs {
+            if let Some(entry) = entry.upgrade() {
+                entry.remote_down(monitor, target, remote::no_connection());
+            }
+        }
+        for link in proc_exits {
+            if let Some(entry) = crate::process::Entry::find(link.local) {
+                entry.remote_exit(link.remote, remote::no_connection(), true);
+            }
+        }
         for (ids, mailbox, process) in downs {
             self.deliver(
                 mailbox,
@@ -1001,6 +1236,9 @@ impl Inner {
     async fn send(self: &Arc<Self>, from: &ErlPid, to: &Dest, term: Term) -> Result<(), DistError> {
         let term = term::wire_safe(term);
         match to {
+            // A Trellis process of this node: it takes no terms.
+            Dest::Pid(pid) if pid.node.name == self.name && pid.serial != 0 => return Ok(()),
+            Dest::Process(_) => return Ok(()),
             Dest::Pid(pid) if pid.node.name == self.name => {
                 self.deliver(
                     pid.id,
@@ -1033,6 +1271,7 @@ impl Inner {
             Dest::Name { name, .. } => {
                 Message::reg_send(from.clone(), Atom::from(name.as_str()), term)
             }
+            Dest::Process(_) => return Ok(()),
         };
         if self.send_to(node, message) {
             Ok(())
@@ -1276,10 +1515,12 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
         next_id: AtomicU32::new(1),
         next_ref: AtomicU32::new(1),
         next_conn: AtomicU64::new(1),
+        next_unlink: AtomicU64::new(1),
         state: Mutex::new(State::default()),
         tasks: Mutex::new(Vec::new()),
         installed: tokio::sync::Notify::new(),
     });
+    remote::install();
     inner.spawn(keep_registered(registration, alive, port, epmd_port));
     let acceptor = inner.clone();
     inner.spawn(async move {
@@ -1343,6 +1584,44 @@ impl DistNode {
         let mut nodes: Vec<String> = self.inner.state().conns.keys().cloned().collect();
         nodes.sort();
         nodes
+    }
+
+    /// The Trellis [`Pid`](crate::process::Pid) of the Erlang pid `pid`:
+    /// for a process of another node, a pid with a node index ≠ 0 that
+    /// [`gen_server::Context::monitor`](crate::gen_server::Context::monitor),
+    /// `link` and [`DistNode::call`] accept; for a Trellis process of this
+    /// node, its local pid; `None` for this node's [`DistMailbox`]es.
+    ///
+    /// The same Erlang pid always gives the same `Pid` through the same
+    /// `DistNode`; a restarted node (new creation) gets a new index, so an
+    /// old pid never names a process of the new incarnation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::dist::{self, DistOptions, ErlPid};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), trellis::dist::DistError> {
+    /// let node = dist::start(DistOptions::short(format!("doc_pid_{}", std::process::id())).cookie("c")).await?;
+    /// let erl = ErlPid::new("a@host", 81, 0, 7);
+    /// let pid = node.to_pid(&erl).unwrap();
+    /// assert!(!pid.is_local());
+    /// assert_eq!(pid.to_string(), format!("<{}.81.0>", pid.node()));
+    /// assert_eq!(node.to_pid(&erl), Some(pid));
+    /// assert_eq!(node.erl_pid(pid), Some(erl));
+    /// # Ok(()) }
+    /// ```
+    pub fn to_pid(&self, pid: &ErlPid) -> Option<crate::process::Pid> {
+        remote::to_pid(&self.inner, pid)
+    }
+
+    /// The Erlang pid of `pid`: a remote process's own, or, for a local
+    /// Trellis process, the pid Erlang processes reach it by (monitors and
+    /// links on it work; messages to it are dropped, as it takes no terms).
+    /// `None` for a remote pid another `DistNode` made.
+    pub fn erl_pid(&self, pid: crate::process::Pid) -> Option<ErlPid> {
+        remote::to_erl(&self.inner, pid)
     }
 
     /// Subscribes to node up/down events from now on (Erlang's
@@ -1424,7 +1703,7 @@ impl DistNode {
         request: impl ToTerm,
         timeout: Duration,
     ) -> Result<R, DistError> {
-        let to = to.into();
+        let to = to.into().resolve(&self.inner)?;
         let mut mailbox = self.mailbox()?;
         let reply = match tokio::time::timeout(timeout, mailbox.call(&to, request.to_term())).await
         {
@@ -1444,9 +1723,9 @@ impl DistNode {
     /// [`FromTerm`] into `S::Call`, replies with [`ToTerm`]. A request that
     /// does not convert is answered `{error, badarg}` and logged.
     ///
-    /// Runs until the node stops or `server` ends: the first request after
-    /// its end is answered `{error, Reason}`, then the name is released and
-    /// remote monitors of it get `DOWN`.
+    /// Runs until the node stops or `server` ends: then the name is
+    /// released and remote monitors of it (`erlang:monitor(process, {Name,
+    /// Node})`) get `DOWN` with the server's reason ([`reason_to_term`]).
     ///
     /// # Errors
     ///
@@ -1458,6 +1737,28 @@ impl DistNode {
         S::Reply: ToTerm,
     {
         let mut mailbox = self.register(name)?;
+        // The server's end releases the name, and remote monitors of it get
+        // its reason.
+        if let Some(entry) = crate::process::Entry::find(server.pid()) {
+            let weak = Arc::downgrade(&self.inner);
+            let id = mailbox.id;
+            let server_entry = Arc::downgrade(&entry);
+            let watching = entry.on_exit(Box::new(move |_| {
+                let reason = server_entry
+                    .upgrade()
+                    .and_then(|e| e.exit_reason())
+                    .map_or_else(|| atom("normal"), |r| reason_to_term(&r));
+                if let Some(inner) = weak.upgrade() {
+                    inner.close_mailbox(id, reason);
+                }
+            }));
+            if !watching {
+                let reason = server
+                    .exit_reason()
+                    .map_or_else(|| atom("noproc"), |r| reason_to_term(&r));
+                self.inner.close_mailbox(id, reason);
+            }
+        }
         let inner = self.inner.clone();
         self.inner.spawn(async move {
             while let Some(incoming) = mailbox.recv().await {
@@ -1624,9 +1925,8 @@ impl DistMailbox {
     ///
     /// The connection errors of [`DistNode::connect`].
     pub async fn send(&self, to: impl Into<Dest>, message: impl ToTerm) -> Result<(), DistError> {
-        self.inner
-            .send(&self.pid, &to.into(), message.to_term())
-            .await
+        let to = to.into().resolve(&self.inner)?;
+        self.inner.send(&self.pid, &to, message.to_term()).await
     }
 
     /// Monitors `to`: an [`Incoming::Down`] arrives when it ends (`noproc`
@@ -1641,7 +1941,7 @@ impl DistMailbox {
     ///
     /// The connection errors of [`DistNode::connect`].
     pub async fn monitor(&self, to: impl Into<Dest>) -> Result<ErlRef, DistError> {
-        let to = to.into();
+        let to = to.into().resolve(&self.inner)?;
         let reference = self.inner.make_ref();
         let node = to.node().to_string();
         if node == self.inner.name {
@@ -1649,6 +1949,7 @@ impl DistMailbox {
             let target = match &to {
                 Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
                 Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
+                Dest::Process(_) => return Err(DistError::NoProcess { to: to.to_string() }),
             };
             if self.inner.resolve_local(&target).is_none() {
                 self.inner.deliver(
@@ -1666,6 +1967,7 @@ impl DistMailbox {
         let target = match &to {
             Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
             Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
+            Dest::Process(_) => return Err(DistError::NoProcess { to: to.to_string() }),
         };
         self.inner.state().watching.insert(
             reference.id.clone(),
