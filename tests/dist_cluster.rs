@@ -357,3 +357,18 @@ impl Drop for KillEpmd {
             .output();
     }
 }
+
+#[tokio::test]
+async fn a_finished_call_leaves_no_monitor_on_the_erlang_server() {
+    let node = trellis_node("caller").await;
+    let mut erl = ErlNode::start(&unique("server"), COOKIE, node.name(), READY);
+    erl.expect("ready").await;
+    let to = ("echo", erl.name.as_str());
+    for _ in 0..3 {
+        let _: Term = node.call(to, atom("x"), WAIT).await.unwrap();
+    }
+    // The earlier calls' DEMONITOR_Ps went out ahead of this call's
+    // MONITOR_P: only this call monitors the server while it answers.
+    let monitors: i64 = node.call(to, atom("monitored_by"), WAIT).await.unwrap();
+    assert_eq!(monitors, 1);
+}

@@ -15,6 +15,9 @@ init([]) -> {ok, nostate}.
 
 handle_call(stall, _From, S) -> {noreply, S};
 handle_call(whoami, _From, S) -> {reply, self(), S};
+handle_call(monitored_by, _From, S) ->
+    {monitored_by, By} = erlang:process_info(self(), monitored_by),
+    {reply, length(By), S};
 handle_call(victim, _From, S) -> {reply, spawn(fun victim/0), S};
 handle_call(stop, _From, S) -> {stop, normal, stopped, S};
 handle_call(X, _From, S) -> {reply, {echo, X}, S}.
