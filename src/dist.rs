@@ -567,6 +567,10 @@ struct Conn {
     out: conn::Out,
 }
 
+/// Answers one `gen_server:call` to an exported server: `(caller, tag,
+/// request)`.
+type Exported = Arc<dyn Fn(ErlPid, Term, Term) + Send + Sync>;
+
 /// A monitor held by one of our mailboxes on a remote process.
 struct Watch {
     mailbox: u32,
@@ -596,6 +600,8 @@ struct State {
     links: HashMap<u32, Vec<ErlPid>>,
     /// Monitors local Trellis processes hold on remote ones, by reference ids.
     proc_watching: HashMap<Vec<u32>, remote::ProcWatch>,
+    /// Exported gen_servers' call handlers, by mailbox id.
+    exports: HashMap<u32, Exported>,
     /// Links between local Trellis processes and remote ones, by node.
     proc_links: HashMap<String, Vec<remote::ProcLink>>,
     /// Monitors remote processes hold on local Trellis processes, by
@@ -778,8 +784,17 @@ impl Inner {
                 if m.to_name.name == "net_kernel" {
                     self.net_kernel(peer, m.message);
                 } else {
-                    let id = self.state().names.get(&m.to_name.name).copied();
-                    if let Some(id) = id {
+                    let (id, exported) = {
+                        let state = self.state();
+                        let id = state.names.get(&m.to_name.name).copied();
+                        let exported = id.and_then(|id| state.exports.get(&id).cloned());
+                        (id, exported)
+                    };
+                    if let Some(exported) = exported.filter(|_| is_gen_call(&m.message)) {
+                        if let Some((caller, tag, request)) = gen_call_parts(m.message) {
+                            exported(caller, tag, request);
+                        }
+                    } else if let Some(id) = id {
                         self.deliver(
                             id,
                             Incoming::Message {
@@ -978,6 +993,25 @@ impl Inner {
             self.unlink_local(to.id, &from);
         }
         self.deliver(to.id, Incoming::Exit { from, reason });
+    }
+
+    /// Sends `{Tag, Reply}` from `me` to the `caller` of a
+    /// `gen_server:call` (dropped if its node is gone).
+    fn reply(&self, me: ErlPid, caller: ErlPid, tag: Term, reply: Term) {
+        let node = caller.node.name.clone();
+        let answer = term::wire_safe(tuple(vec![tag, reply]));
+        if node == self.name {
+            // A call from this node's own mailbox.
+            self.deliver(
+                caller.id,
+                Incoming::Message {
+                    from: Some(me),
+                    term: answer,
+                },
+            );
+            return;
+        }
+        self.send_to(&node, Message::send_sender(me, caller, answer));
     }
 
     /// The `net_kernel` responder: answers `{is_auth, Node}` with `yes`, as
@@ -1393,6 +1427,7 @@ impl Inner {
         let (watchers, links, watching) = {
             let mut state = self.state();
             state.mailboxes.remove(&id);
+            state.exports.remove(&id);
             state.names.retain(|_, v| *v != id);
             let mut watching = Vec::new();
             state.watching.retain(|reference, w| {
@@ -1851,43 +1886,35 @@ impl DistNode {
                 self.inner.close_mailbox(id, reason);
             }
         }
-        let inner = self.inner.clone();
-        self.inner.spawn(async move {
-            while let Some(incoming) = mailbox.recv().await {
-                let Incoming::Message { term, .. } = incoming else {
-                    continue;
-                };
-                let Some((caller, tag, request)) = gen_call_parts(term) else {
-                    continue;
-                };
-                let handle = server.clone();
-                let inner2 = inner.clone();
-                let me = mailbox.pid.clone();
-                inner.spawn(async move {
-                    let reply = match S::Call::from_term(request) {
-                        Ok(request) => {
-                            match handle.call(request, Duration::from_secs(3600)).await {
-                                Ok(reply) => reply.to_term(),
-                                Err(error) => {
-                                    tracing::warn!(%error, "exported gen_server call failed");
-                                    tagged("error", vec![error.to_string().to_term()])
-                                }
-                            }
-                        }
+        // Calls go from the connection's reader straight to a task that
+        // calls the server and writes the reply (no hop through the
+        // mailbox); anything else reaches the mailbox and is dropped.
+        let me = mailbox.pid.clone();
+        let weak = Arc::downgrade(&self.inner);
+        let handler: Exported = Arc::new(move |caller: ErlPid, tag: Term, request: Term| {
+            let (server, me, weak) = (server.clone(), me.clone(), weak.clone());
+            tokio::spawn(async move {
+                let reply = match S::Call::from_term(request) {
+                    Ok(request) => match server.call(request, Duration::from_secs(3600)).await {
+                        Ok(reply) => reply.to_term(),
                         Err(error) => {
-                            tracing::warn!(%error, "request from the cluster does not convert");
-                            tagged("error", vec![atom("badarg")])
+                            tracing::warn!(%error, "exported gen_server call failed");
+                            tagged("error", vec![error.to_string().to_term()])
                         }
-                    };
-                    let _ = inner2
-                        .send(&me, &Dest::Pid(caller), tuple(vec![tag, reply]))
-                        .await;
-                });
-                if server.exit_reason().is_some() {
-                    break;
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "request from the cluster does not convert");
+                        tagged("error", vec![atom("badarg")])
+                    }
+                };
+                if let Some(inner) = weak.upgrade() {
+                    inner.reply(me, caller, tag, reply);
                 }
-            }
+            });
         });
+        self.inner.state().exports.insert(mailbox.id, handler);
+        self.inner
+            .spawn(async move { while mailbox.recv().await.is_some() {} });
         Ok(())
     }
 
@@ -1941,6 +1968,11 @@ fn call_down(to: &Dest, reason: &Term) -> DistError {
             reason: reason.to_string(),
         },
     }
+}
+
+/// Whether `term` is `{'$gen_call', {From, Tag}, Request}`.
+fn is_gen_call(term: &Term) -> bool {
+    matches!(term, Term::Tuple(t) if t.elements.len() == 3 && as_atom(&t.elements[0]) == Some("$gen_call"))
 }
 
 /// The parts of `{'$gen_call', {From, Tag}, Request}`.
