@@ -740,6 +740,18 @@ impl Inner {
         }
     }
 
+    /// Queues `message` to `node` for the connection's writer, which
+    /// gathers many frames per write (one-way sends nobody waits on).
+    fn send_batched(&self, node: &str, message: Message) -> bool {
+        let Some(out) = self.state().conns.get(node).map(|c| c.out.clone()) else {
+            return false;
+        };
+        match conn::encode(message) {
+            Some(frame) => out.send_batched(frame),
+            None => false,
+        }
+    }
+
     fn deliver(&self, id: u32, incoming: Incoming) {
         let tx = self.state().mailboxes.get(&id).cloned();
         if let Some(tx) = tx {
@@ -1299,7 +1311,9 @@ impl Inner {
             _ => {}
         }
         let node = to.node();
-        self.ensure_connected(node).await?;
+        if !self.is_connected(node) {
+            self.ensure_connected(node).await?;
+        }
         let message = match to {
             Dest::Pid(pid) => Message::send_sender(from.clone(), pid.clone(), term),
             Dest::Name { name, .. } => {
@@ -1307,7 +1321,7 @@ impl Inner {
             }
             Dest::Process(_) => return Ok(()),
         };
-        if self.send_to(node, message) {
+        if self.send_batched(node, message) {
             Ok(())
         } else {
             Err(DistError::NodeDown {

@@ -30,6 +30,10 @@ pub(crate) const SIMULTANEOUS: &str = "simultaneous connect: the peer's attempt 
 /// The most bytes one write gathers from queued frames.
 const COALESCE: usize = 256 * 1024;
 
+/// The most bytes one-way sends queue before the sender writes them
+/// itself (see [`Out::send_batched`]).
+const MAX_BATCH: usize = 64 * 1024;
+
 /// The local node as the handshake sees it.
 fn local_node(inner: &Inner) -> Result<LocalNode, DistError> {
     let name: NodeName = inner.name.parse().map_err(|_| DistError::InvalidName {
@@ -297,6 +301,18 @@ impl Out {
         }
     }
 
+    /// Queues `frame` for the writer task, which gathers what callers
+    /// queued meanwhile into one write (one-way messages: throughput over
+    /// latency). Past [`MAX_BATCH`] queued bytes the caller writes them
+    /// itself, so that a sender faster than the writer is not buffered
+    /// without bound while the socket takes data. False if closed.
+    pub(crate) fn send_batched(&self, frame: Vec<u8>) -> bool {
+        match self {
+            Out::Tcp(out) => out.send_batched(&frame),
+            Out::Queue(tx) => tx.send(frame).is_ok(),
+        }
+    }
+
     /// Sends `frame` with the next frame sent, or at the next tick at the
     /// latest (for frames nobody waits on, as a call's `DEMONITOR_P`): it
     /// then costs no write of its own. False if the connection is closed.
@@ -386,6 +402,40 @@ impl TcpOut {
             state.pending.extend_from_slice(frame);
         } else {
             state.deferred.extend_from_slice(frame);
+        }
+        true
+    }
+
+    fn send_batched(&self, frame: &[u8]) -> bool {
+        self.active.store(true, Ordering::Relaxed);
+        let mut state = crate::loom::lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        let was_empty = state.pending.is_empty();
+        if !state.deferred.is_empty() {
+            let deferred = std::mem::take(&mut state.deferred);
+            state.pending.extend_from_slice(&deferred);
+        }
+        state.pending.extend_from_slice(frame);
+        if !state.writing && state.pending.len() >= MAX_BATCH {
+            match self.write.try_write(&state.pending) {
+                Ok(n) => {
+                    state.pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    state.closed = true;
+                    drop(state);
+                    self.wake.notify_one();
+                    return false;
+                }
+            }
+        }
+        let wake = was_empty || state.pending.len() >= MAX_BATCH;
+        drop(state);
+        if wake {
+            self.wake.notify_one();
         }
         true
     }
