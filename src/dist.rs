@@ -123,16 +123,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::gen_server::{GenServer, Server};
 use crate::loom::lock;
 
+mod call;
 mod conn;
 pub mod frame;
+mod mailbox;
 mod remote;
 mod serde_term;
 mod term;
 mod tls;
 
+pub use mailbox::DistMailbox;
 pub use remote::{reason_from_term, reason_to_term};
 pub use serde_term::{Serde, from_term, to_term};
 pub use tls::DistTls;
@@ -567,10 +569,6 @@ struct Conn {
     out: conn::Out,
 }
 
-/// Answers one `gen_server:call` to an exported server: `(caller, tag,
-/// request)`.
-type Exported = Arc<dyn Fn(ErlPid, Term, Term) + Send + Sync>;
-
 /// A monitor held by one of our mailboxes on a remote process.
 struct Watch {
     mailbox: u32,
@@ -601,7 +599,7 @@ struct State {
     /// Monitors local Trellis processes hold on remote ones, by reference ids.
     proc_watching: HashMap<Vec<u32>, remote::ProcWatch>,
     /// Exported gen_servers' call handlers, by mailbox id.
-    exports: HashMap<u32, Exported>,
+    exports: HashMap<u32, call::Exported>,
     /// Links between local Trellis processes and remote ones, by node.
     proc_links: HashMap<String, Vec<remote::ProcLink>>,
     /// Monitors remote processes hold on local Trellis processes, by
@@ -802,8 +800,8 @@ impl Inner {
                         let exported = id.and_then(|id| state.exports.get(&id).cloned());
                         (id, exported)
                     };
-                    if let Some(exported) = exported.filter(|_| is_gen_call(&m.message)) {
-                        if let Some((caller, tag, request)) = gen_call_parts(m.message) {
+                    if let Some(exported) = exported.filter(|_| call::is_gen_call(&m.message)) {
+                        if let Some((caller, tag, request)) = call::gen_call_parts(m.message) {
                             exported(caller, tag, request);
                         }
                     } else if let Some(id) = id {
@@ -1007,29 +1005,10 @@ impl Inner {
         self.deliver(to.id, Incoming::Exit { from, reason });
     }
 
-    /// Sends `{Tag, Reply}` from `me` to the `caller` of a
-    /// `gen_server:call` (dropped if its node is gone).
-    fn reply(&self, me: ErlPid, caller: ErlPid, tag: Term, reply: Term) {
-        let node = caller.node.name.clone();
-        let answer = term::wire_safe(tuple(vec![tag, reply]));
-        if node == self.name {
-            // A call from this node's own mailbox.
-            self.deliver(
-                caller.id,
-                Incoming::Message {
-                    from: Some(me),
-                    term: answer,
-                },
-            );
-            return;
-        }
-        self.send_to(&node, Message::send_sender(me, caller, answer));
-    }
-
     /// The `net_kernel` responder: answers `{is_auth, Node}` with `yes`, as
     /// `net_adm:ping` and Elixir's `Node.ping` expect.
     fn net_kernel(&self, peer: &str, message: Term) {
-        let Some((caller, tag, request)) = gen_call_parts(message) else {
+        let Some((caller, tag, request)) = call::gen_call_parts(message) else {
             return;
         };
         let answer = match as_tuple(&request).and_then(|t| t.first()).and_then(as_atom) {
@@ -1328,93 +1307,6 @@ impl Inner {
                 node: node.to_string(),
                 reason: "not connected".into(),
             })
-        }
-    }
-
-    /// One `gen:call` to a process of another node, on the fast path: the
-    /// `MONITOR_P` and the request leave in one write, the reply comes
-    /// straight to this task's queue, and the `DEMONITOR_P` rides with the
-    /// next frame to that node (or its next tick).
-    ///
-    /// Cancel safe: dropped, it forgets the call (a late reply is dropped).
-    async fn call_remote(self: &Arc<Self>, to: &Dest, request: Term) -> Result<Term, DistError> {
-        let node = to.node();
-        self.ensure_connected(node).await?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let me = self.pid(id);
-        let reference = self.make_ref();
-        let tag = reference.to_term();
-        let target = match to {
-            Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
-            Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
-            Dest::Process(_) => return Err(DistError::NoProcess { to: to.to_string() }),
-        };
-        let call = tuple(vec![
-            atom("$gen_call"),
-            tuple(vec![me.to_term(), tag.clone()]),
-            term::wire_safe(request),
-        ]);
-        let monitor = Message::monitor_p(me.clone(), target.clone(), reference.clone());
-        let send = match to {
-            Dest::Name { name, .. } => {
-                Message::reg_send(me.clone(), Atom::from(name.as_str()), call)
-            }
-            Dest::Pid(pid) => Message::send_sender(me.clone(), pid.clone(), call),
-            Dest::Process(_) => unreachable!("rejected above"),
-        };
-        let (Some(mut frames), Some(request)) = (conn::encode(monitor), conn::encode(send)) else {
-            return Err(DistError::Term(TermError {
-                expected: "a request the external term format encodes",
-                got: "one it does not".into(),
-            }));
-        };
-        frames.extend_from_slice(&request);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let conn = {
-            let mut state = self.state();
-            if state.stopped {
-                return Err(DistError::Stopped);
-            }
-            state.mailboxes.insert(id, tx);
-            state.watching.insert(
-                reference.id.clone(),
-                Watch {
-                    mailbox: id,
-                    node: node.to_string(),
-                    process: to.as_term(),
-                },
-            );
-            state.conns.get(node).map(|c| c.out.clone())
-        };
-        let _forget = PendingCall {
-            inner: self,
-            id,
-            me,
-            target,
-            reference: reference.clone(),
-            node,
-        };
-        if !conn.is_some_and(|out| out.send(frames)) {
-            return Err(DistError::NodeDown {
-                node: node.to_string(),
-                reason: "not connected".into(),
-            });
-        }
-        loop {
-            match rx.recv().await {
-                None => return Err(DistError::Stopped),
-                Some(Incoming::Message {
-                    term: Term::Tuple(t),
-                    ..
-                }) if t.elements.len() == 2 && t.elements[0] == tag => {
-                    let mut elements = t.elements;
-                    return Ok(elements.pop().unwrap_or_else(|| atom("undefined")));
-                }
-                Some(Incoming::Down {
-                    monitor: m, reason, ..
-                }) if m == reference => return Err(call_down(to, &reason)),
-                Some(_) => {}
-            }
         }
     }
 
@@ -1817,191 +1709,11 @@ impl DistNode {
         Ok(mailbox)
     }
 
-    /// Calls the gen_server `to` as `gen_server:call` does: monitors it,
-    /// sends `{'$gen_call', {Self, Ref}, Request}`, and waits for the reply,
-    /// its `DOWN` or the timeout, whichever comes first.
-    ///
-    /// # Errors
-    ///
-    /// [`DistError::NoProcess`] at once for an unknown name or dead pid,
-    /// [`DistError::NodeDown`] if the node goes down or silent meanwhile,
-    /// [`DistError::Exited`] if the server ends, [`DistError::Timeout`],
-    /// [`DistError::Term`] if the reply does not convert, and the
-    /// connection errors of [`DistNode::connect`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropped before the reply, the call is abandoned: a late reply is
-    /// discarded with its mailbox.
-    pub async fn call<R: FromTerm>(
-        &self,
-        to: impl Into<Dest>,
-        request: impl ToTerm,
-        timeout: Duration,
-    ) -> Result<R, DistError> {
-        let to = to.into().resolve(&self.inner)?;
-        let request = request.to_term();
-        let outcome = if to.node() == self.inner.name {
-            let mut mailbox = self.mailbox()?;
-            tokio::time::timeout(timeout, mailbox.call(&to, request)).await
-        } else {
-            tokio::time::timeout(timeout, self.inner.call_remote(&to, request)).await
-        };
-        let reply = match outcome {
-            Ok(reply) => reply?,
-            Err(_) => {
-                return Err(DistError::Timeout {
-                    to: to.to_string(),
-                    timeout,
-                });
-            }
-        };
-        Ok(R::from_term(reply)?)
-    }
-
-    /// Makes the Trellis gen_server `server` answer `gen_server:call({name,
-    /// Node}, Request)` from the cluster: requests convert with
-    /// [`FromTerm`] into `S::Call`, replies with [`ToTerm`]. A request that
-    /// does not convert is answered `{error, badarg}` and logged.
-    ///
-    /// Runs until the node stops or `server` ends: then the name is
-    /// released and remote monitors of it (`erlang:monitor(process, {Name,
-    /// Node})`) get `DOWN` with the server's reason ([`reason_to_term`]).
-    ///
-    /// # Errors
-    ///
-    /// [`DistError::NameTaken`], [`DistError::Stopped`].
-    pub fn export<S>(&self, name: &str, server: Server<S>) -> Result<(), DistError>
-    where
-        S: GenServer,
-        S::Call: FromTerm,
-        S::Reply: ToTerm,
-    {
-        let mut mailbox = self.register(name)?;
-        // The server's end releases the name, and remote monitors of it get
-        // its reason.
-        if let Some(entry) = crate::process::Entry::find(server.pid()) {
-            let weak = Arc::downgrade(&self.inner);
-            let id = mailbox.id;
-            let server_entry = Arc::downgrade(&entry);
-            let watching = entry.on_exit(Box::new(move |_| {
-                let reason = server_entry
-                    .upgrade()
-                    .and_then(|e| e.exit_reason())
-                    .map_or_else(|| atom("normal"), |r| reason_to_term(&r));
-                if let Some(inner) = weak.upgrade() {
-                    inner.close_mailbox(id, reason);
-                }
-            }));
-            if !watching {
-                let reason = server
-                    .exit_reason()
-                    .map_or_else(|| atom("noproc"), |r| reason_to_term(&r));
-                self.inner.close_mailbox(id, reason);
-            }
-        }
-        // Calls go from the connection's reader straight to a task that
-        // calls the server and writes the reply (no hop through the
-        // mailbox); anything else reaches the mailbox and is dropped.
-        let me = mailbox.pid.clone();
-        let weak = Arc::downgrade(&self.inner);
-        let handler: Exported = Arc::new(move |caller: ErlPid, tag: Term, request: Term| {
-            let (server, me, weak) = (server.clone(), me.clone(), weak.clone());
-            tokio::spawn(async move {
-                let reply = match S::Call::from_term(request) {
-                    Ok(request) => match server.call(request, Duration::from_secs(3600)).await {
-                        Ok(reply) => reply.to_term(),
-                        Err(error) => {
-                            tracing::warn!(%error, "exported gen_server call failed");
-                            tagged("error", vec![error.to_string().to_term()])
-                        }
-                    },
-                    Err(error) => {
-                        tracing::warn!(%error, "request from the cluster does not convert");
-                        tagged("error", vec![atom("badarg")])
-                    }
-                };
-                if let Some(inner) = weak.upgrade() {
-                    inner.reply(me, caller, tag, reply);
-                }
-            });
-        });
-        self.inner.state().exports.insert(mailbox.id, handler);
-        self.inner
-            .spawn(async move { while mailbox.recv().await.is_some() {} });
-        Ok(())
-    }
-
     /// Stops the node: unregisters from EPMD, closes every connection,
     /// ends its tasks. Mailboxes receive nothing more.
     pub fn shutdown(&self) {
         self.inner.stop();
     }
-}
-
-/// A call in flight on [`Inner::call_remote`]'s fast path; dropped (the
-/// reply came, or the caller gave up), it removes the call's queue and
-/// monitor, and sends the `DEMONITOR_P` if the monitor had not fired.
-struct PendingCall<'a> {
-    inner: &'a Arc<Inner>,
-    id: u32,
-    me: ErlPid,
-    target: PidOrAtom,
-    reference: ErlRef,
-    node: &'a str,
-}
-
-impl Drop for PendingCall<'_> {
-    fn drop(&mut self) {
-        let (watched, out) = {
-            let mut state = self.inner.state();
-            state.mailboxes.remove(&self.id);
-            let watched = state.watching.remove(&self.reference.id).is_some();
-            (watched, state.conns.get(self.node).map(|c| c.out.clone()))
-        };
-        if let (true, Some(out)) = (watched, out) {
-            let demonitor =
-                Message::demonitor_p(self.me.clone(), self.target.clone(), self.reference.clone());
-            if let Some(frame) = conn::encode(demonitor) {
-                out.send_deferred(frame);
-            }
-        }
-    }
-}
-
-/// The error a call's monitor firing with `reason` gives.
-fn call_down(to: &Dest, reason: &Term) -> DistError {
-    match as_atom(reason) {
-        Some("noproc") => DistError::NoProcess { to: to.to_string() },
-        Some("noconnection") => DistError::NodeDown {
-            node: to.node().to_string(),
-            reason: "noconnection".into(),
-        },
-        _ => DistError::Exited {
-            to: to.to_string(),
-            reason: reason.to_string(),
-        },
-    }
-}
-
-/// Whether `term` is `{'$gen_call', {From, Tag}, Request}`.
-fn is_gen_call(term: &Term) -> bool {
-    matches!(term, Term::Tuple(t) if t.elements.len() == 3 && as_atom(&t.elements[0]) == Some("$gen_call"))
-}
-
-/// The parts of `{'$gen_call', {From, Tag}, Request}`.
-fn gen_call_parts(term: Term) -> Option<(ErlPid, Term, Term)> {
-    let Term::Tuple(t) = term else { return None };
-    let [kind, from, request]: [Term; 3] = t.elements.try_into().ok()?;
-    if as_atom(&kind) != Some("$gen_call") {
-        return None;
-    }
-    let Term::Tuple(from) = from else { return None };
-    let [caller, tag]: [Term; 2] = from.elements.try_into().ok()?;
-    let Term::Pid(caller) = caller else {
-        return None;
-    };
-    Some((caller, tag, request))
 }
 
 /// Node up/down events ([`DistNode::monitor_nodes`]).
@@ -2037,226 +1749,5 @@ impl NodeEvents {
     /// Cancel safe: an event is either returned or still queued.
     pub async fn recv(&mut self) -> Option<NodeEvent> {
         self.rx.recv().await
-    }
-}
-
-/// A Trellis process's address on the cluster: its own Erlang pid, an
-/// optional registered name, and a queue of [`Incoming`].
-///
-/// Dropped (or [`closed`](DistMailbox::close)), it leaves: its name is
-/// released, remote monitors get `DOWN` and links `EXIT` (reason `normal`
-/// when dropped).
-///
-/// # Examples
-///
-/// ```
-/// use trellis::dist::{self, DistOptions, Incoming, atom};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), trellis::dist::DistError> {
-/// let id = std::process::id();
-/// let a = dist::start(DistOptions::short(format!("doc_mb_a_{id}")).cookie("c")).await?;
-/// let b = dist::start(DistOptions::short(format!("doc_mb_b_{id}")).cookie("c")).await?;
-/// let mut inbox = b.register("inbox")?;
-/// let mut outbox = a.mailbox()?;
-/// outbox.send(("inbox", b.name()), atom("hello")).await?;
-/// let Some(Incoming::Message { from, term }) = inbox.recv().await else { panic!() };
-/// assert_eq!((from.as_ref(), term), (Some(outbox.pid()), atom("hello")));
-/// // Monitors: `DOWN` when the watched mailbox leaves. (`sync` follows the
-/// // monitor on the same connection: once it is in, so is the monitor.)
-/// let monitor = outbox.monitor(inbox.pid()).await?;
-/// outbox.send(inbox.pid(), atom("sync")).await?;
-/// assert!(matches!(inbox.recv().await, Some(Incoming::Message { .. })));
-/// inbox.close(atom("done"));
-/// let Some(Incoming::Down { monitor: fired, reason, .. }) = outbox.recv().await else { panic!() };
-/// assert_eq!((fired, reason), (monitor, atom("done")));
-/// # Ok(()) }
-/// ```
-pub struct DistMailbox {
-    inner: Arc<Inner>,
-    id: u32,
-    pid: ErlPid,
-    rx: mpsc::UnboundedReceiver<Incoming>,
-}
-
-impl fmt::Debug for DistMailbox {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DistMailbox({})", self.pid)
-    }
-}
-
-impl DistMailbox {
-    /// This mailbox's pid, as Erlang processes see it.
-    pub fn pid(&self) -> &ErlPid {
-        &self.pid
-    }
-
-    /// The next message or signal; `None` once the node stopped.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe.
-    pub async fn recv(&mut self) -> Option<Incoming> {
-        self.rx.recv().await
-    }
-
-    /// Sends `message` to `to` (a pid or `{name, node}`), connecting to its
-    /// node first if needed. As in Erlang, sending to a process that does
-    /// not exist is not an error.
-    ///
-    /// # Errors
-    ///
-    /// The connection errors of [`DistNode::connect`].
-    pub async fn send(&self, to: impl Into<Dest>, message: impl ToTerm) -> Result<(), DistError> {
-        let to = to.into().resolve(&self.inner)?;
-        self.inner.send(&self.pid, &to, message.to_term()).await
-    }
-
-    /// Monitors `to`: an [`Incoming::Down`] arrives when it ends (`noproc`
-    /// at once if it does not exist, `noconnection` if its node goes down
-    /// or silent). Returns the monitor reference.
-    ///
-    /// A mailbox of this same node can be monitored only for its absence
-    /// (`noproc` at once); monitor local Trellis processes with
-    /// [`process`](crate::process)'s monitors instead.
-    ///
-    /// # Errors
-    ///
-    /// The connection errors of [`DistNode::connect`].
-    pub async fn monitor(&self, to: impl Into<Dest>) -> Result<ErlRef, DistError> {
-        let to = to.into().resolve(&self.inner)?;
-        let reference = self.inner.make_ref();
-        let node = to.node().to_string();
-        if node == self.inner.name {
-            // A local target: only its absence is reported (no DOWN later).
-            let target = match &to {
-                Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
-                Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
-                Dest::Process(_) => return Err(DistError::NoProcess { to: to.to_string() }),
-            };
-            if self.inner.resolve_local(&target).is_none() {
-                self.inner.deliver(
-                    self.id,
-                    Incoming::Down {
-                        monitor: reference.clone(),
-                        process: to.as_term(),
-                        reason: atom("noproc"),
-                    },
-                );
-            }
-            return Ok(reference);
-        }
-        self.inner.ensure_connected(&node).await?;
-        let target = match &to {
-            Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
-            Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
-            Dest::Process(_) => return Err(DistError::NoProcess { to: to.to_string() }),
-        };
-        self.inner.state().watching.insert(
-            reference.id.clone(),
-            Watch {
-                mailbox: self.id,
-                node: node.clone(),
-                process: to.as_term(),
-            },
-        );
-        if !self.inner.send_to(
-            &node,
-            Message::monitor_p(self.pid.clone(), target, reference.clone()),
-        ) {
-            self.inner.state().watching.remove(&reference.id);
-            self.inner.deliver(
-                self.id,
-                Incoming::Down {
-                    monitor: reference.clone(),
-                    process: to.as_term(),
-                    reason: atom("noconnection"),
-                },
-            );
-        }
-        Ok(reference)
-    }
-
-    /// Removes the monitor `monitor` (its `DOWN` will not arrive unless
-    /// already queued).
-    pub fn demonitor(&self, monitor: &ErlRef) {
-        let watch = self.inner.state().watching.remove(&monitor.id);
-        if let Some(watch) = watch {
-            let target = match watch.process {
-                Term::Pid(pid) => PidOrAtom::Pid(pid),
-                Term::Tuple(t) => match t.elements.into_iter().next() {
-                    Some(Term::Atom(a)) => PidOrAtom::Atom(a),
-                    _ => return,
-                },
-                _ => return,
-            };
-            self.inner.send_to(
-                &watch.node,
-                Message::demonitor_p(self.pid.clone(), target, monitor.clone()),
-            );
-        }
-    }
-
-    /// Links this mailbox with the remote process `to`: when either ends,
-    /// the other gets an exit signal (here an [`Incoming::Exit`], `noproc`
-    /// at once if `to` does not exist, `noconnection` if its node goes down).
-    ///
-    /// # Errors
-    ///
-    /// The connection errors of [`DistNode::connect`].
-    pub async fn link(&self, to: &ErlPid) -> Result<(), DistError> {
-        let node = to.node.name.clone();
-        self.inner.ensure_connected(&node).await?;
-        {
-            let mut state = self.inner.state();
-            let links = state.links.entry(self.id).or_default();
-            if !links.contains(to) {
-                links.push(to.clone());
-            }
-        }
-        self.inner
-            .send_to(&node, Message::link(self.pid.clone(), to.clone()));
-        Ok(())
-    }
-
-    /// Leaves with `reason`: remote monitors get `DOWN` and links `EXIT`
-    /// with it.
-    pub fn close(self, reason: Term) {
-        self.inner.close_mailbox(self.id, reason);
-    }
-
-    /// One `gen:call`: monitor, send, wait for the reply or the `DOWN`.
-    async fn call(&mut self, to: &Dest, request: Term) -> Result<Term, DistError> {
-        let monitor = self.monitor(to.clone()).await?;
-        let tag = monitor.to_term();
-        let call = tuple(vec![
-            atom("$gen_call"),
-            tuple(vec![self.pid.to_term(), tag.clone()]),
-            request,
-        ]);
-        self.send(to.clone(), call).await?;
-        loop {
-            match self.recv().await {
-                None => return Err(DistError::Stopped),
-                Some(Incoming::Message {
-                    term: Term::Tuple(t),
-                    ..
-                }) if t.elements.len() == 2 && t.elements[0] == tag => {
-                    self.demonitor(&monitor);
-                    let mut elements = t.elements;
-                    return Ok(elements.pop().unwrap_or_else(|| atom("undefined")));
-                }
-                Some(Incoming::Down {
-                    monitor: m, reason, ..
-                }) if m == monitor => return Err(call_down(to, &reason)),
-                Some(_) => {}
-            }
-        }
-    }
-}
-
-impl Drop for DistMailbox {
-    fn drop(&mut self) {
-        self.inner.close_mailbox(self.id, atom("normal"));
     }
 }
