@@ -29,7 +29,7 @@ use crate::{BoxError, Nursery, NurseryError};
 /// A `Pid` is node-qualified: node `0` is this node; with the `dist`
 /// feature, a process on another node of an Erlang cluster gets a pid whose
 /// node is an index into the distribution's node table
-/// ([`DistNode::to_pid`](crate::dist::DistNode::to_pid)), and monitors and
+/// (`trellis::dist::DistNode::to_pid`), and monitors and
 /// links on it work as on a local one. Its `Display` form follows Erlang's:
 /// `<0.42>` for a local pid, `<3.81.0>` (node index, Erlang process number,
 /// serial) for a remote one.

@@ -79,7 +79,11 @@ impl DistMailbox {
     ///
     /// The connection errors of [`DistNode::connect`](super::DistNode::connect).
     pub async fn send(&self, to: impl Into<Dest>, message: impl ToTerm) -> Result<(), DistError> {
-        let to = to.into().resolve(&self.inner)?;
+        // A Trellis pid that names no Erlang process (a local one, or one
+        // another node made): dropped, as a send to a dead pid is.
+        let Ok(to) = to.into().resolve(&self.inner) else {
+            return Ok(());
+        };
         self.inner.send(&self.pid, &to, message.to_term()).await
     }
 
