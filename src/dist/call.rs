@@ -136,7 +136,15 @@ impl Inner {
 impl DistNode {
     /// Calls the gen_server `to` as `gen_server:call` does: monitors it,
     /// sends `{'$gen_call', {Self, Ref}, Request}`, and waits for the reply,
-    /// its `DOWN` or the timeout, whichever comes first.
+    /// its `DOWN` or the timeout, whichever comes first. `to` is a
+    /// `(name, node)` pair, an [`ErlPid`], or a Trellis
+    /// [`Pid`](crate::process::Pid) of a remote process
+    /// ([`DistNode::to_pid`]).
+    ///
+    /// To another node, the monitor and the request leave in one write and
+    /// the `DEMONITOR_P` goes with the next frame to that node (or its next
+    /// tick, a quarter of `net_ticktime`), so the server may see the
+    /// finished call's monitor that long.
     ///
     /// # Errors
     ///
