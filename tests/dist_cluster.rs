@@ -330,6 +330,15 @@ async fn a_node_registers_again_when_epmd_restarts() {
     // `-relaxed_command_check`: `-kill` works while nodes are registered.
     epmd(&["-daemon", "-relaxed_command_check"]);
     let _kill_at_end = KillEpmd(port);
+    // `epmd -daemon` returns before the daemon listens: wait until it answers.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !epmd(&["-names"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "private epmd never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let short = unique("phoenix");
     let node = dist::start(DistOptions::short(&short).cookie(COOKIE).epmd_port(port))
         .await
