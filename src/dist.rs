@@ -604,7 +604,10 @@ struct State {
     proc_links: HashMap<String, Vec<remote::ProcLink>>,
     /// Monitors remote processes hold on local Trellis processes, by
     /// reference ids: the watcher's node (removed when demonitored).
-    proc_watched: HashMap<Vec<u32>, String>,
+    proc_watched: HashMap<Vec<u32>, remote::ProcWatched>,
+    /// Local Trellis processes with an exit hook sending those monitors'
+    /// `MONITOR_P_EXIT`s (one hook per process, however many monitors).
+    proc_hooked: std::collections::HashSet<crate::process::Pid>,
     stopped: bool,
 }
 
@@ -955,27 +958,34 @@ impl Inner {
         reference: ErlRef,
     ) {
         let PidOrAtom::Pid(pid) = &to else { return };
-        let entry = self.local_process(pid);
-        let watched = entry.is_some_and(|entry| {
-            self.state()
-                .proc_watched
-                .insert(reference.id.clone(), peer.to_string());
+        let watched = self.local_process(pid).is_some_and(|entry| {
+            let local = entry.pid();
+            let hook = {
+                let mut state = self.state();
+                state.proc_watched.insert(
+                    reference.id.clone(),
+                    remote::ProcWatched {
+                        node: peer.to_string(),
+                        local,
+                        from: from.clone(),
+                        to: to.clone(),
+                        reference: reference.clone(),
+                    },
+                );
+                state.proc_hooked.insert(local)
+            };
+            if !hook {
+                return true;
+            }
             let inner = Arc::downgrade(self);
             let weak_entry = Arc::downgrade(&entry);
-            let (from, to, reference) = (from.clone(), to.clone(), reference.clone());
             entry.on_exit(Box::new(move |_| {
                 let Some(inner) = inner.upgrade() else { return };
-                let Some(node) = inner.state().proc_watched.remove(&reference.id) else {
-                    return;
-                };
                 let reason = weak_entry
                     .upgrade()
                     .and_then(|e| e.exit_reason())
                     .map_or_else(|| atom("noproc"), |r| reason_to_term(&r));
-                inner.send_to(
-                    &node,
-                    Message::monitor_p_exit(to, from, reference, term::wire_safe(reason)),
-                );
+                inner.process_ended(local, &term::wire_safe(reason));
             }))
         });
         if !watched {
@@ -983,6 +993,30 @@ impl Inner {
             self.send_to(
                 peer,
                 Message::monitor_p_exit(to, from, reference, atom("noproc")),
+            );
+        }
+    }
+
+    /// The local Trellis process `local` ended with `reason`: every remote
+    /// monitor of it gets its `MONITOR_P_EXIT`.
+    fn process_ended(&self, local: crate::process::Pid, reason: &Term) {
+        let fired: Vec<remote::ProcWatched> = {
+            let mut state = self.state();
+            state.proc_hooked.remove(&local);
+            let ids: Vec<Vec<u32>> = state
+                .proc_watched
+                .iter()
+                .filter(|(_, w)| w.local == local)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| state.proc_watched.remove(&id))
+                .collect()
+        };
+        for w in fired {
+            self.send_to(
+                &w.node,
+                Message::monitor_p_exit(w.to, w.from, w.reference, reason.clone()),
             );
         }
     }
@@ -1151,7 +1185,7 @@ impl Inner {
                 }
             });
             let proc_exits = state.proc_links.remove(peer).unwrap_or_default();
-            state.proc_watched.retain(|_, node| node != peer);
+            state.proc_watched.retain(|_, w| w.node != peer);
             let event = NodeEvent::Down {
                 node: peer.to_string(),
                 reason: reason.clone(),

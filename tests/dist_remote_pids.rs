@@ -388,6 +388,20 @@ async fn forwarder_watching(node: &DistNode, verb: &str, pid: Pid) -> ErlNode {
     erl
 }
 
+/// Has the forwarder on `erl` monitor the Trellis process `pid` once more.
+async fn monitor_from_forwarder(node: &DistNode, erl: &ErlNode, pid: Pid) {
+    let me = node.erl_pid(pid).unwrap();
+    let mut ack = node.mailbox().unwrap();
+    ack.send(
+        ("fwd", erl.name.as_str()),
+        tuple(vec![atom("monitor"), me.to_term(), ack.pid().to_term()]),
+    )
+    .await
+    .unwrap();
+    let done = tokio::time::timeout(WAIT, ack.recv()).await.unwrap();
+    assert!(matches!(done, Some(dist::Incoming::Message { .. })));
+}
+
 #[tokio::test]
 async fn an_erlang_process_linked_to_a_trellis_gen_server_gets_its_exit() {
     let node = trellis_node("linked").await;
@@ -410,13 +424,15 @@ async fn an_erlang_process_linked_to_a_trellis_gen_server_gets_its_exit() {
 }
 
 #[tokio::test]
-async fn an_erlang_monitor_on_a_trellis_pid_fires_with_its_reason() {
+async fn erlang_monitors_on_a_trellis_pid_all_fire_with_its_reason() {
     let node = trellis_node("monpid").await;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let watching = node.clone();
     trellis::nursery(|n| async move {
         let server = gen_server::start(&n, Greeter).await?;
         let erl = forwarder_watching(&watching, "monitor", server.pid()).await;
+        // A second monitor from the same process: both fire.
+        monitor_from_forwarder(&watching, &erl, server.pid()).await;
         server.stop_with(ExitReason::Shutdown).await?;
         let _ = tx.send(erl);
         Ok::<_, BoxError>(())
@@ -424,9 +440,13 @@ async fn an_erlang_monitor_on_a_trellis_pid_fires_with_its_reason() {
     .await
     .unwrap();
     let mut erl = rx.await.unwrap();
-    let line = erl.line().await;
-    assert!(line.starts_with("{'DOWN',#Ref<"), "{line}");
-    assert!(line.ends_with(",shutdown}"), "{line}");
+    let first = erl.line().await;
+    let second = erl.line().await;
+    assert_ne!(first, second, "two monitors, two references");
+    for line in [first, second] {
+        assert!(line.starts_with("{'DOWN',#Ref<"), "{line}");
+        assert!(line.ends_with(",shutdown}"), "{line}");
+    }
 }
 
 #[tokio::test]

@@ -41,6 +41,20 @@ pub(super) struct ProcWatch {
     pub(super) from: ErlPid,
 }
 
+/// A monitor a remote process holds on a local Trellis process.
+pub(super) struct ProcWatched {
+    /// The watcher's node.
+    pub(super) node: String,
+    /// The watched local process.
+    pub(super) local: Pid,
+    /// The watcher.
+    pub(super) from: ErlPid,
+    /// The watched process, as the watcher named it.
+    pub(super) to: PidOrAtom,
+    /// The monitor.
+    pub(super) reference: super::ErlRef,
+}
+
 /// A link between a local Trellis process and a remote one.
 #[derive(Clone)]
 pub(super) struct ProcLink {
