@@ -29,6 +29,8 @@
 //! | `self()` of a process talking to the cluster, `register/2` | [`DistNode::mailbox`], [`DistNode::register`] | a mailbox is the remote face of a Trellis process, not the process itself |
 //! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
+//! | a remote pid held by any process | [`DistNode::to_pid`]: a Trellis [`Pid`](crate::process::Pid) with node ≠ 0 | `Context::monitor`/`link`/`demonitor`/`unlink` and a mailbox's take it as a local pid; `Down`/`Exit` come as for a local one, reasons through [`reason_from_term`] |
+//! | `self()` of a Trellis process, as Erlang sees it | [`DistNode::erl_pid`] | Erlang may monitor and link it; messages to it are dropped (a Trellis process takes typed messages, not terms) |
 //! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
 //! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
 //! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
@@ -81,6 +83,24 @@
 //! with data to a tagged tuple `{variant, ...}`. The helpers [`atom`],
 //! [`tuple()`] and [`tagged`] keep those impls short.
 //!
+//! # Remote pids
+//!
+//! [`DistNode::to_pid`] turns an Erlang pid of another node into a Trellis
+//! [`Pid`](crate::process::Pid) whose node is an index into a table of
+//! `(node, creation)` pairs seen through that `DistNode` (never reused: a
+//! restarted node gets a new index). It prints as Erlang's `<3.81.0>`
+//! (index, number, serial). A gen_server's
+//! [`Context::monitor`](crate::gen_server::Context::monitor) and
+//! [`Context::link`](crate::gen_server::Context::link) on it send
+//! `MONITOR_P`/`LINK` over the node's connection; the `DOWN`/`EXIT` comes
+//! back as the same [`Down`](crate::process::Down) /
+//! [`Exit`](crate::process::Exit) a local process's end gives, with
+//! [`reason_from_term`]'s [`ExitReason`](crate::process::ExitReason):
+//! `noconnection` (as [`DistError::RemoteExit`]) when the node dies or goes
+//! silent, or at once when it is not connected. An abnormal remote exit
+//! stops a linked server that does not trap exits, as a local one does.
+//! Local pids cost nothing more: every hook is behind one `is_local` branch.
+//!
 //! Every node of a cluster must use the same `net_ticktime`
 //! ([`DistOptions::net_ticktime`]): a peer is declared down after that long
 //! without a byte from it, and ticks are sent after a quarter of it.
@@ -103,15 +123,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::gen_server::{GenServer, Server};
 use crate::loom::lock;
 
+mod call;
 mod conn;
 pub mod frame;
+mod mailbox;
+mod remote;
 mod serde_term;
 mod term;
 mod tls;
 
+pub use mailbox::DistMailbox;
+pub use remote::{reason_from_term, reason_to_term};
 pub use serde_term::{Serde, from_term, to_term};
 pub use tls::DistTls;
 
@@ -236,6 +260,16 @@ pub enum DistError {
     /// The node was shut down.
     #[error("distribution stopped")]
     Stopped,
+    /// A remote process ended (or sent an exit signal) with an Erlang
+    /// reason that has no [`ExitReason`](crate::process::ExitReason) of its
+    /// own, as `noconnection` or `{badarg, ...}`: carried in
+    /// [`ExitReason::Error`](crate::process::ExitReason::Error) (see
+    /// [`reason_from_term`]).
+    #[error("remote exit: {reason}")]
+    RemoteExit {
+        /// The Erlang reason.
+        reason: Term,
+    },
 }
 
 /// How to start distribution: the node's name, cookie and timings.
@@ -424,6 +458,10 @@ pub enum NodeEvent {
 
 /// Where a message or call goes: a pid, or a name on a node.
 ///
+/// A Trellis [`Pid`](crate::process::Pid) of a remote process converts too
+/// ([`Dest::Process`]); it resolves through the node that made it
+/// ([`DistNode::to_pid`]).
+///
 /// # Examples
 ///
 /// ```
@@ -445,6 +483,9 @@ pub enum Dest {
         /// The node, `name@host`.
         node: String,
     },
+    /// A Trellis pid: a remote process's (from [`DistNode::to_pid`]),
+    /// resolved to its [`ErlPid`] when used; a local process takes no terms.
+    Process(crate::process::Pid),
 }
 
 impl Dest {
@@ -452,6 +493,7 @@ impl Dest {
         match self {
             Dest::Pid(pid) => &pid.node.name,
             Dest::Name { node, .. } => node,
+            Dest::Process(_) => "",
         }
     }
 
@@ -459,13 +501,39 @@ impl Dest {
         match self {
             Dest::Pid(pid) => pid.to_term(),
             Dest::Name { name, node } => tuple(vec![atom(name), atom(node)]),
+            Dest::Process(pid) => atom(&pid.to_string()),
+        }
+    }
+
+    /// A [`Dest::Process`] of a remote process as its [`Dest::Pid`]
+    /// through `inner`; the others as they are.
+    fn resolve(self, inner: &Arc<Inner>) -> Result<Dest, DistError> {
+        match self {
+            Dest::Process(pid) if !pid.is_local() => remote::to_erl(inner, pid)
+                .map(Dest::Pid)
+                .ok_or_else(|| DistError::NoProcess {
+                    to: pid.to_string(),
+                }),
+            Dest::Process(pid) => Err(DistError::NoProcess {
+                to: pid.to_string(),
+            }),
+            other => Ok(other),
         }
     }
 }
 
 impl fmt::Display for Dest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.as_term())
+        match self {
+            Dest::Process(pid) => write!(f, "{pid}"),
+            other => write!(f, "{}", other.as_term()),
+        }
+    }
+}
+
+impl From<crate::process::Pid> for Dest {
+    fn from(pid: crate::process::Pid) -> Self {
+        Dest::Process(pid)
     }
 }
 
@@ -528,6 +596,18 @@ struct State {
     watched_by: HashMap<u32, Vec<Watcher>>,
     /// Remote processes linked to our mailboxes, by mailbox id.
     links: HashMap<u32, Vec<ErlPid>>,
+    /// Monitors local Trellis processes hold on remote ones, by reference ids.
+    proc_watching: HashMap<Vec<u32>, remote::ProcWatch>,
+    /// Exported gen_servers' call handlers, by mailbox id.
+    exports: HashMap<u32, call::Exported>,
+    /// Links between local Trellis processes and remote ones, by node.
+    proc_links: HashMap<String, Vec<remote::ProcLink>>,
+    /// Monitors remote processes hold on local Trellis processes, by
+    /// reference ids: the watcher's node (removed when demonitored).
+    proc_watched: HashMap<Vec<u32>, remote::ProcWatched>,
+    /// Local Trellis processes with an exit hook sending those monitors'
+    /// `MONITOR_P_EXIT`s (one hook per process, however many monitors).
+    proc_hooked: std::collections::HashSet<crate::process::Pid>,
     stopped: bool,
 }
 
@@ -544,6 +624,7 @@ pub(crate) struct Inner {
     next_id: AtomicU32,
     next_ref: AtomicU32,
     next_conn: AtomicU64,
+    next_unlink: AtomicU64,
     state: Mutex<State>,
     tasks: Mutex<Vec<AbortHandle>>,
     /// Notified whenever a connection is installed.
@@ -597,6 +678,40 @@ impl Inner {
         }
     }
 
+    /// The reference with ids `id`, made by this node.
+    fn reference(&self, id: Vec<u32>) -> ErlRef {
+        ErlRef {
+            node: self.atom(),
+            id,
+            creation: self.creation,
+        }
+    }
+
+    /// A fresh `UNLINK_ID` id.
+    fn next_unlink_id(&self) -> Term {
+        let id = self.next_unlink.fetch_add(1, Ordering::Relaxed);
+        Term::from(eetf::BigInteger::from(id))
+    }
+
+    /// Forgets the link between the local `local` and the remote `remote`
+    /// on `node`.
+    fn forget_proc_link(
+        &self,
+        node: &str,
+        local: crate::process::Pid,
+        remote: crate::process::Pid,
+    ) {
+        if let Some(links) = self.state().proc_links.get_mut(node) {
+            links.retain(|l| !(l.local == local && l.remote == remote));
+        }
+    }
+
+    /// The local Trellis process `to` names (serial ≥ 1), if alive.
+    fn local_process(self: &Arc<Self>, to: &ErlPid) -> Option<Arc<crate::process::Entry>> {
+        let pid = remote::to_pid(self, to)?;
+        crate::process::Entry::find(pid)
+    }
+
     fn is_connected(&self, node: &str) -> bool {
         self.state().conns.contains_key(node)
     }
@@ -626,6 +741,18 @@ impl Inner {
         }
     }
 
+    /// Queues `message` to `node` for the connection's writer, which
+    /// gathers many frames per write (one-way sends nobody waits on).
+    fn send_batched(&self, node: &str, message: Message) -> bool {
+        let Some(out) = self.state().conns.get(node).map(|c| c.out.clone()) else {
+            return false;
+        };
+        match conn::encode(message) {
+            Some(frame) => out.send_batched(frame),
+            None => false,
+        }
+    }
+
     fn deliver(&self, id: u32, incoming: Incoming) {
         let tx = self.state().mailboxes.get(&id).cloned();
         if let Some(tx) = tx {
@@ -646,6 +773,12 @@ impl Inner {
     /// Handles one control message from `peer`.
     fn dispatch(self: &Arc<Self>, peer: &str, message: Message) {
         match message {
+            Message::Send(m) if m.to_pid.serial != 0 => {
+                tracing::debug!(node = peer, to = %m.to_pid, "message to a Trellis process dropped");
+            }
+            Message::SendSender(m) if m.to_pid.serial != 0 => {
+                tracing::debug!(node = peer, to = %m.to_pid, "message to a Trellis process dropped");
+            }
             Message::Send(m) => self.deliver(
                 m.to_pid.id,
                 Incoming::Message {
@@ -664,8 +797,17 @@ impl Inner {
                 if m.to_name.name == "net_kernel" {
                     self.net_kernel(peer, m.message);
                 } else {
-                    let id = self.state().names.get(&m.to_name.name).copied();
-                    if let Some(id) = id {
+                    let (id, exported) = {
+                        let state = self.state();
+                        let id = state.names.get(&m.to_name.name).copied();
+                        let exported = id.and_then(|id| state.exports.get(&id).cloned());
+                        (id, exported)
+                    };
+                    if let Some(exported) = exported.filter(|_| call::is_gen_call(&m.message)) {
+                        if let Some((caller, tag, request)) = call::gen_call_parts(m.message) {
+                            exported(caller, tag, request);
+                        }
+                    } else if let Some(id) = id {
                         self.deliver(
                             id,
                             Incoming::Message {
@@ -675,6 +817,9 @@ impl Inner {
                         );
                     }
                 }
+            }
+            Message::MonitorP(m) if matches!(&m.to_proc, PidOrAtom::Pid(p) if p.serial != 0) => {
+                self.process_monitored(peer, m.from_pid, m.to_proc, m.reference);
             }
             Message::MonitorP(m) => match self.resolve_local(&m.to_proc) {
                 Some(0) => {}
@@ -698,12 +843,37 @@ impl Inner {
             },
             Message::DemonitorP(m) => {
                 let mut state = self.state();
+                state.proc_watched.remove(&m.reference.id);
                 for watchers in state.watched_by.values_mut() {
                     watchers.retain(|w| w.reference != m.reference);
                 }
             }
             Message::MonitorPExit(m) => self.monitor_fired(m.reference, m.to_pid, m.reason),
             Message::PayloadMonitorPExit(m) => self.monitor_fired(m.reference, m.to_pid, m.reason),
+            Message::Link(m) if m.to_pid.serial != 0 => {
+                let linked = self.local_process(&m.to_pid).is_some_and(|entry| {
+                    let Some(from) = remote::to_pid(self, &m.from_pid) else {
+                        return false;
+                    };
+                    entry.add_remote_link(from) && {
+                        self.state()
+                            .proc_links
+                            .entry(peer.to_string())
+                            .or_default()
+                            .push(remote::ProcLink {
+                                local: entry.pid(),
+                                remote: from,
+                            });
+                        true
+                    }
+                });
+                if !linked {
+                    self.send_to(
+                        peer,
+                        Message::payload_exit(m.to_pid, m.from_pid, atom("noproc")),
+                    );
+                }
+            }
             Message::Link(m) => {
                 let linked = {
                     let mut state = self.state();
@@ -725,10 +895,10 @@ impl Inner {
                 }
             }
             Message::UnlinkId(m) => {
-                self.unlink_local(m.to_pid.id, &m.from_pid);
+                self.unlinked(&m.to_pid, &m.from_pid);
                 self.send_to(peer, Message::unlink_id_ack(m.id, m.to_pid, m.from_pid));
             }
-            Message::Unlink(m) => self.unlink_local(m.to_pid.id, &m.from_pid),
+            Message::Unlink(m) => self.unlinked(&m.to_pid, &m.from_pid),
             Message::Exit(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, true),
             Message::PayloadExit(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, true),
             Message::Exit2(m) => self.exit_signal(m.from_pid, m.to_pid, m.reason, false),
@@ -741,6 +911,13 @@ impl Inner {
     }
 
     fn monitor_fired(&self, reference: ErlRef, to: ErlPid, reason: Term) {
+        let process = self.state().proc_watching.remove(&reference.id);
+        if let Some(watch) = process {
+            if let Some(entry) = watch.entry.upgrade() {
+                entry.remote_down(watch.monitor, watch.target, reason_from_term(reason));
+            }
+            return;
+        }
         let watch = self.state().watching.remove(&reference.id);
         let process = watch.map_or_else(|| atom("undefined"), |w| w.process);
         self.deliver(
@@ -753,13 +930,109 @@ impl Inner {
         );
     }
 
-    fn unlink_local(&self, id: u32, remote: &ErlPid) {
+    fn unlink_local(self: &Arc<Self>, id: u32, remote: &ErlPid) {
         if let Some(links) = self.state().links.get_mut(&id) {
             links.retain(|p| p != remote);
         }
     }
 
-    fn exit_signal(&self, from: ErlPid, to: ErlPid, reason: Term, linked: bool) {
+    /// An unlink, addressed to a local Trellis process or a mailbox.
+    fn unlinked(self: &Arc<Self>, to: &ErlPid, from: &ErlPid) {
+        if to.serial == 0 {
+            return self.unlink_local(to.id, from);
+        }
+        if let (Some(entry), Some(remote)) = (self.local_process(to), remote::to_pid(self, from)) {
+            entry.drop_remote_link(remote);
+            self.forget_proc_link(&from.node.name, entry.pid(), remote);
+        }
+    }
+
+    /// A remote process monitors the local Trellis process `to`: its
+    /// `MONITOR_P_EXIT` goes out when that process ends (`noproc` at once
+    /// if it has).
+    fn process_monitored(
+        self: &Arc<Self>,
+        peer: &str,
+        from: ErlPid,
+        to: PidOrAtom,
+        reference: ErlRef,
+    ) {
+        let PidOrAtom::Pid(pid) = &to else { return };
+        let watched = self.local_process(pid).is_some_and(|entry| {
+            let local = entry.pid();
+            let hook = {
+                let mut state = self.state();
+                state.proc_watched.insert(
+                    reference.id.clone(),
+                    remote::ProcWatched {
+                        node: peer.to_string(),
+                        local,
+                        from: from.clone(),
+                        to: to.clone(),
+                        reference: reference.clone(),
+                    },
+                );
+                state.proc_hooked.insert(local)
+            };
+            if !hook {
+                return true;
+            }
+            let inner = Arc::downgrade(self);
+            let weak_entry = Arc::downgrade(&entry);
+            entry.on_exit(Box::new(move |_| {
+                let Some(inner) = inner.upgrade() else { return };
+                let reason = weak_entry
+                    .upgrade()
+                    .and_then(|e| e.exit_reason())
+                    .map_or_else(|| atom("noproc"), |r| reason_to_term(&r));
+                inner.process_ended(local, &term::wire_safe(reason));
+            }))
+        });
+        if !watched {
+            self.state().proc_watched.remove(&reference.id);
+            self.send_to(
+                peer,
+                Message::monitor_p_exit(to, from, reference, atom("noproc")),
+            );
+        }
+    }
+
+    /// The local Trellis process `local` ended with `reason`: every remote
+    /// monitor of it gets its `MONITOR_P_EXIT`.
+    fn process_ended(&self, local: crate::process::Pid, reason: &Term) {
+        let fired: Vec<remote::ProcWatched> = {
+            let mut state = self.state();
+            state.proc_hooked.remove(&local);
+            let ids: Vec<Vec<u32>> = state
+                .proc_watched
+                .iter()
+                .filter(|(_, w)| w.local == local)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| state.proc_watched.remove(&id))
+                .collect()
+        };
+        for w in fired {
+            self.send_to(
+                &w.node,
+                Message::monitor_p_exit(w.to, w.from, w.reference, reason.clone()),
+            );
+        }
+    }
+
+    fn exit_signal(self: &Arc<Self>, from: ErlPid, to: ErlPid, reason: Term, linked: bool) {
+        if to.serial != 0 {
+            if let (Some(entry), Some(remote)) =
+                (self.local_process(&to), remote::to_pid(self, &from))
+            {
+                if linked {
+                    self.forget_proc_link(&from.node.name, entry.pid(), remote);
+                }
+                entry.remote_exit(remote, reason_from_term(reason), linked);
+            }
+            return;
+        }
         if linked {
             self.unlink_local(to.id, &from);
         }
@@ -769,7 +1042,7 @@ impl Inner {
     /// The `net_kernel` responder: answers `{is_auth, Node}` with `yes`, as
     /// `net_adm:ping` and Elixir's `Node.ping` expect.
     fn net_kernel(&self, peer: &str, message: Term) {
-        let Some((caller, tag, request)) = gen_call_parts(message) else {
+        let Some((caller, tag, request)) = call::gen_call_parts(message) else {
             return;
         };
         let answer = match as_tuple(&request).and_then(|t| t.first()).and_then(as_atom) {
@@ -871,7 +1144,7 @@ impl Inner {
             DistError::NodeDown { .. } => "connection_closed".to_string(),
             other => other.to_string(),
         };
-        let (downs, exits) = {
+        let (downs, exits, proc_downs, proc_exits) = {
             let mut state = self.state();
             if state.conns.get(peer).is_none_or(|c| c.id != id) {
                 return;
@@ -902,6 +1175,17 @@ impl Inner {
             for watchers in state.watched_by.values_mut() {
                 watchers.retain(|w| w.pid.node.name != peer);
             }
+            let mut proc_downs = Vec::new();
+            state.proc_watching.retain(|_, w| {
+                if w.erl_target.node.name == peer {
+                    proc_downs.push((w.entry.clone(), w.monitor, w.target));
+                    false
+                } else {
+                    true
+                }
+            });
+            let proc_exits = state.proc_links.remove(peer).unwrap_or_default();
+            state.proc_watched.retain(|_, w| w.node != peer);
             let event = NodeEvent::Down {
                 node: peer.to_string(),
                 reason: reason.clone(),
@@ -909,9 +1193,19 @@ impl Inner {
             state
                 .node_watchers
                 .retain(|w| w.send(event.clone()).is_ok());
-            (downs, exits)
+            (downs, exits, proc_downs, proc_exits)
         };
         tracing::warn!(node = %peer, %reason, "distribution connection down");
+        for (entry, monitor, target) in proc_downs {
+            if let Some(entry) = entry.upgrade() {
+                entry.remote_down(monitor, target, remote::no_connection());
+            }
+        }
+        for link in proc_exits {
+            if let Some(entry) = crate::process::Entry::find(link.local) {
+                entry.remote_exit(link.remote, remote::no_connection(), true);
+            }
+        }
         for (ids, mailbox, process) in downs {
             self.deliver(
                 mailbox,
@@ -1001,6 +1295,9 @@ impl Inner {
     async fn send(self: &Arc<Self>, from: &ErlPid, to: &Dest, term: Term) -> Result<(), DistError> {
         let term = term::wire_safe(term);
         match to {
+            // A Trellis process of this node: it takes no terms.
+            Dest::Pid(pid) if pid.node.name == self.name && pid.serial != 0 => return Ok(()),
+            Dest::Process(_) => return Ok(()),
             Dest::Pid(pid) if pid.node.name == self.name => {
                 self.deliver(
                     pid.id,
@@ -1027,14 +1324,17 @@ impl Inner {
             _ => {}
         }
         let node = to.node();
-        self.ensure_connected(node).await?;
+        if !self.is_connected(node) {
+            self.ensure_connected(node).await?;
+        }
         let message = match to {
             Dest::Pid(pid) => Message::send_sender(from.clone(), pid.clone(), term),
             Dest::Name { name, .. } => {
                 Message::reg_send(from.clone(), Atom::from(name.as_str()), term)
             }
+            Dest::Process(_) => return Ok(()),
         };
-        if self.send_to(node, message) {
+        if self.send_batched(node, message) {
             Ok(())
         } else {
             Err(DistError::NodeDown {
@@ -1067,6 +1367,7 @@ impl Inner {
         let (watchers, links, watching) = {
             let mut state = self.state();
             state.mailboxes.remove(&id);
+            state.exports.remove(&id);
             state.names.retain(|_, v| *v != id);
             let mut watching = Vec::new();
             state.watching.retain(|reference, w| {
@@ -1276,10 +1577,12 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
         next_id: AtomicU32::new(1),
         next_ref: AtomicU32::new(1),
         next_conn: AtomicU64::new(1),
+        next_unlink: AtomicU64::new(1),
         state: Mutex::new(State::default()),
         tasks: Mutex::new(Vec::new()),
         installed: tokio::sync::Notify::new(),
     });
+    remote::install();
     inner.spawn(keep_registered(registration, alive, port, epmd_port));
     let acceptor = inner.clone();
     inner.spawn(async move {
@@ -1345,6 +1648,44 @@ impl DistNode {
         nodes
     }
 
+    /// The Trellis [`Pid`](crate::process::Pid) of the Erlang pid `pid`:
+    /// for a process of another node, a pid with a node index ≠ 0 that
+    /// [`gen_server::Context::monitor`](crate::gen_server::Context::monitor),
+    /// `link` and [`DistNode::call`] accept; for a Trellis process of this
+    /// node, its local pid; `None` for this node's [`DistMailbox`]es.
+    ///
+    /// The same Erlang pid always gives the same `Pid` through the same
+    /// `DistNode`; a restarted node (new creation) gets a new index, so an
+    /// old pid never names a process of the new incarnation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trellis::dist::{self, DistOptions, ErlPid};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), trellis::dist::DistError> {
+    /// let node = dist::start(DistOptions::short(format!("doc_pid_{}", std::process::id())).cookie("c")).await?;
+    /// let erl = ErlPid::new("a@host", 81, 0, 7);
+    /// let pid = node.to_pid(&erl).unwrap();
+    /// assert!(!pid.is_local());
+    /// assert_eq!(pid.to_string(), format!("<{}.81.0>", pid.node()));
+    /// assert_eq!(node.to_pid(&erl), Some(pid));
+    /// assert_eq!(node.erl_pid(pid), Some(erl));
+    /// # Ok(()) }
+    /// ```
+    pub fn to_pid(&self, pid: &ErlPid) -> Option<crate::process::Pid> {
+        remote::to_pid(&self.inner, pid)
+    }
+
+    /// The Erlang pid of `pid`: a remote process's own, or, for a local
+    /// Trellis process, the pid Erlang processes reach it by (monitors and
+    /// links on it work; messages to it are dropped, as it takes no terms).
+    /// `None` for a remote pid another `DistNode` made.
+    pub fn erl_pid(&self, pid: crate::process::Pid) -> Option<ErlPid> {
+        remote::to_erl(&self.inner, pid)
+    }
+
     /// Subscribes to node up/down events from now on (Erlang's
     /// `net_kernel:monitor_nodes(true)`).
     pub fn monitor_nodes(&self) -> NodeEvents {
@@ -1402,122 +1743,11 @@ impl DistNode {
         Ok(mailbox)
     }
 
-    /// Calls the gen_server `to` as `gen_server:call` does: monitors it,
-    /// sends `{'$gen_call', {Self, Ref}, Request}`, and waits for the reply,
-    /// its `DOWN` or the timeout, whichever comes first.
-    ///
-    /// # Errors
-    ///
-    /// [`DistError::NoProcess`] at once for an unknown name or dead pid,
-    /// [`DistError::NodeDown`] if the node goes down or silent meanwhile,
-    /// [`DistError::Exited`] if the server ends, [`DistError::Timeout`],
-    /// [`DistError::Term`] if the reply does not convert, and the
-    /// connection errors of [`DistNode::connect`].
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropped before the reply, the call is abandoned: a late reply is
-    /// discarded with its mailbox.
-    pub async fn call<R: FromTerm>(
-        &self,
-        to: impl Into<Dest>,
-        request: impl ToTerm,
-        timeout: Duration,
-    ) -> Result<R, DistError> {
-        let to = to.into();
-        let mut mailbox = self.mailbox()?;
-        let reply = match tokio::time::timeout(timeout, mailbox.call(&to, request.to_term())).await
-        {
-            Ok(reply) => reply?,
-            Err(_) => {
-                return Err(DistError::Timeout {
-                    to: to.to_string(),
-                    timeout,
-                });
-            }
-        };
-        Ok(R::from_term(reply)?)
-    }
-
-    /// Makes the Trellis gen_server `server` answer `gen_server:call({name,
-    /// Node}, Request)` from the cluster: requests convert with
-    /// [`FromTerm`] into `S::Call`, replies with [`ToTerm`]. A request that
-    /// does not convert is answered `{error, badarg}` and logged.
-    ///
-    /// Runs until the node stops or `server` ends: the first request after
-    /// its end is answered `{error, Reason}`, then the name is released and
-    /// remote monitors of it get `DOWN`.
-    ///
-    /// # Errors
-    ///
-    /// [`DistError::NameTaken`], [`DistError::Stopped`].
-    pub fn export<S>(&self, name: &str, server: Server<S>) -> Result<(), DistError>
-    where
-        S: GenServer,
-        S::Call: FromTerm,
-        S::Reply: ToTerm,
-    {
-        let mut mailbox = self.register(name)?;
-        let inner = self.inner.clone();
-        self.inner.spawn(async move {
-            while let Some(incoming) = mailbox.recv().await {
-                let Incoming::Message { term, .. } = incoming else {
-                    continue;
-                };
-                let Some((caller, tag, request)) = gen_call_parts(term) else {
-                    continue;
-                };
-                let handle = server.clone();
-                let inner2 = inner.clone();
-                let me = mailbox.pid.clone();
-                inner.spawn(async move {
-                    let reply = match S::Call::from_term(request) {
-                        Ok(request) => {
-                            match handle.call(request, Duration::from_secs(3600)).await {
-                                Ok(reply) => reply.to_term(),
-                                Err(error) => {
-                                    tracing::warn!(%error, "exported gen_server call failed");
-                                    tagged("error", vec![error.to_string().to_term()])
-                                }
-                            }
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "request from the cluster does not convert");
-                            tagged("error", vec![atom("badarg")])
-                        }
-                    };
-                    let _ = inner2
-                        .send(&me, &Dest::Pid(caller), tuple(vec![tag, reply]))
-                        .await;
-                });
-                if server.exit_reason().is_some() {
-                    break;
-                }
-            }
-        });
-        Ok(())
-    }
-
     /// Stops the node: unregisters from EPMD, closes every connection,
     /// ends its tasks. Mailboxes receive nothing more.
     pub fn shutdown(&self) {
         self.inner.stop();
     }
-}
-
-/// The parts of `{'$gen_call', {From, Tag}, Request}`.
-fn gen_call_parts(term: Term) -> Option<(ErlPid, Term, Term)> {
-    let Term::Tuple(t) = term else { return None };
-    let [kind, from, request]: [Term; 3] = t.elements.try_into().ok()?;
-    if as_atom(&kind) != Some("$gen_call") {
-        return None;
-    }
-    let Term::Tuple(from) = from else { return None };
-    let [caller, tag]: [Term; 2] = from.elements.try_into().ok()?;
-    let Term::Pid(caller) = caller else {
-        return None;
-    };
-    Some((caller, tag, request))
 }
 
 /// Node up/down events ([`DistNode::monitor_nodes`]).
@@ -1553,237 +1783,5 @@ impl NodeEvents {
     /// Cancel safe: an event is either returned or still queued.
     pub async fn recv(&mut self) -> Option<NodeEvent> {
         self.rx.recv().await
-    }
-}
-
-/// A Trellis process's address on the cluster: its own Erlang pid, an
-/// optional registered name, and a queue of [`Incoming`].
-///
-/// Dropped (or [`closed`](DistMailbox::close)), it leaves: its name is
-/// released, remote monitors get `DOWN` and links `EXIT` (reason `normal`
-/// when dropped).
-///
-/// # Examples
-///
-/// ```
-/// use trellis::dist::{self, DistOptions, Incoming, atom};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), trellis::dist::DistError> {
-/// let id = std::process::id();
-/// let a = dist::start(DistOptions::short(format!("doc_mb_a_{id}")).cookie("c")).await?;
-/// let b = dist::start(DistOptions::short(format!("doc_mb_b_{id}")).cookie("c")).await?;
-/// let mut inbox = b.register("inbox")?;
-/// let mut outbox = a.mailbox()?;
-/// outbox.send(("inbox", b.name()), atom("hello")).await?;
-/// let Some(Incoming::Message { from, term }) = inbox.recv().await else { panic!() };
-/// assert_eq!((from.as_ref(), term), (Some(outbox.pid()), atom("hello")));
-/// // Monitors: `DOWN` when the watched mailbox leaves. (`sync` follows the
-/// // monitor on the same connection: once it is in, so is the monitor.)
-/// let monitor = outbox.monitor(inbox.pid()).await?;
-/// outbox.send(inbox.pid(), atom("sync")).await?;
-/// assert!(matches!(inbox.recv().await, Some(Incoming::Message { .. })));
-/// inbox.close(atom("done"));
-/// let Some(Incoming::Down { monitor: fired, reason, .. }) = outbox.recv().await else { panic!() };
-/// assert_eq!((fired, reason), (monitor, atom("done")));
-/// # Ok(()) }
-/// ```
-pub struct DistMailbox {
-    inner: Arc<Inner>,
-    id: u32,
-    pid: ErlPid,
-    rx: mpsc::UnboundedReceiver<Incoming>,
-}
-
-impl fmt::Debug for DistMailbox {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DistMailbox({})", self.pid)
-    }
-}
-
-impl DistMailbox {
-    /// This mailbox's pid, as Erlang processes see it.
-    pub fn pid(&self) -> &ErlPid {
-        &self.pid
-    }
-
-    /// The next message or signal; `None` once the node stopped.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe.
-    pub async fn recv(&mut self) -> Option<Incoming> {
-        self.rx.recv().await
-    }
-
-    /// Sends `message` to `to` (a pid or `{name, node}`), connecting to its
-    /// node first if needed. As in Erlang, sending to a process that does
-    /// not exist is not an error.
-    ///
-    /// # Errors
-    ///
-    /// The connection errors of [`DistNode::connect`].
-    pub async fn send(&self, to: impl Into<Dest>, message: impl ToTerm) -> Result<(), DistError> {
-        self.inner
-            .send(&self.pid, &to.into(), message.to_term())
-            .await
-    }
-
-    /// Monitors `to`: an [`Incoming::Down`] arrives when it ends (`noproc`
-    /// at once if it does not exist, `noconnection` if its node goes down
-    /// or silent). Returns the monitor reference.
-    ///
-    /// A mailbox of this same node can be monitored only for its absence
-    /// (`noproc` at once); monitor local Trellis processes with
-    /// [`process`](crate::process)'s monitors instead.
-    ///
-    /// # Errors
-    ///
-    /// The connection errors of [`DistNode::connect`].
-    pub async fn monitor(&self, to: impl Into<Dest>) -> Result<ErlRef, DistError> {
-        let to = to.into();
-        let reference = self.inner.make_ref();
-        let node = to.node().to_string();
-        if node == self.inner.name {
-            // A local target: only its absence is reported (no DOWN later).
-            let target = match &to {
-                Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
-                Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
-            };
-            if self.inner.resolve_local(&target).is_none() {
-                self.inner.deliver(
-                    self.id,
-                    Incoming::Down {
-                        monitor: reference.clone(),
-                        process: to.as_term(),
-                        reason: atom("noproc"),
-                    },
-                );
-            }
-            return Ok(reference);
-        }
-        self.inner.ensure_connected(&node).await?;
-        let target = match &to {
-            Dest::Pid(pid) => PidOrAtom::Pid(pid.clone()),
-            Dest::Name { name, .. } => PidOrAtom::Atom(Atom::from(name.as_str())),
-        };
-        self.inner.state().watching.insert(
-            reference.id.clone(),
-            Watch {
-                mailbox: self.id,
-                node: node.clone(),
-                process: to.as_term(),
-            },
-        );
-        if !self.inner.send_to(
-            &node,
-            Message::monitor_p(self.pid.clone(), target, reference.clone()),
-        ) {
-            self.inner.state().watching.remove(&reference.id);
-            self.inner.deliver(
-                self.id,
-                Incoming::Down {
-                    monitor: reference.clone(),
-                    process: to.as_term(),
-                    reason: atom("noconnection"),
-                },
-            );
-        }
-        Ok(reference)
-    }
-
-    /// Removes the monitor `monitor` (its `DOWN` will not arrive unless
-    /// already queued).
-    pub fn demonitor(&self, monitor: &ErlRef) {
-        let watch = self.inner.state().watching.remove(&monitor.id);
-        if let Some(watch) = watch {
-            let target = match watch.process {
-                Term::Pid(pid) => PidOrAtom::Pid(pid),
-                Term::Tuple(t) => match t.elements.into_iter().next() {
-                    Some(Term::Atom(a)) => PidOrAtom::Atom(a),
-                    _ => return,
-                },
-                _ => return,
-            };
-            self.inner.send_to(
-                &watch.node,
-                Message::demonitor_p(self.pid.clone(), target, monitor.clone()),
-            );
-        }
-    }
-
-    /// Links this mailbox with the remote process `to`: when either ends,
-    /// the other gets an exit signal (here an [`Incoming::Exit`], `noproc`
-    /// at once if `to` does not exist, `noconnection` if its node goes down).
-    ///
-    /// # Errors
-    ///
-    /// The connection errors of [`DistNode::connect`].
-    pub async fn link(&self, to: &ErlPid) -> Result<(), DistError> {
-        let node = to.node.name.clone();
-        self.inner.ensure_connected(&node).await?;
-        {
-            let mut state = self.inner.state();
-            let links = state.links.entry(self.id).or_default();
-            if !links.contains(to) {
-                links.push(to.clone());
-            }
-        }
-        self.inner
-            .send_to(&node, Message::link(self.pid.clone(), to.clone()));
-        Ok(())
-    }
-
-    /// Leaves with `reason`: remote monitors get `DOWN` and links `EXIT`
-    /// with it.
-    pub fn close(self, reason: Term) {
-        self.inner.close_mailbox(self.id, reason);
-    }
-
-    /// One `gen:call`: monitor, send, wait for the reply or the `DOWN`.
-    async fn call(&mut self, to: &Dest, request: Term) -> Result<Term, DistError> {
-        let monitor = self.monitor(to.clone()).await?;
-        let tag = monitor.to_term();
-        let call = tuple(vec![
-            atom("$gen_call"),
-            tuple(vec![self.pid.to_term(), tag.clone()]),
-            request,
-        ]);
-        self.send(to.clone(), call).await?;
-        loop {
-            match self.recv().await {
-                None => return Err(DistError::Stopped),
-                Some(Incoming::Message {
-                    term: Term::Tuple(t),
-                    ..
-                }) if t.elements.len() == 2 && t.elements[0] == tag => {
-                    self.demonitor(&monitor);
-                    let mut elements = t.elements;
-                    return Ok(elements.pop().unwrap_or_else(|| atom("undefined")));
-                }
-                Some(Incoming::Down {
-                    monitor: m, reason, ..
-                }) if m == monitor => {
-                    return Err(match as_atom(&reason) {
-                        Some("noproc") => DistError::NoProcess { to: to.to_string() },
-                        Some("noconnection") => DistError::NodeDown {
-                            node: to.node().to_string(),
-                            reason: "noconnection".into(),
-                        },
-                        _ => DistError::Exited {
-                            to: to.to_string(),
-                            reason: reason.to_string(),
-                        },
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-    }
-}
-
-impl Drop for DistMailbox {
-    fn drop(&mut self) {
-        self.inner.close_mailbox(self.id, atom("normal"));
     }
 }

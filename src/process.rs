@@ -26,9 +26,13 @@ use crate::{BoxError, Nursery, NurseryError};
 /// The identifier of a process: cheap to copy, unique, never reused within a
 /// node.
 ///
-/// A `Pid` is node-qualified so that it can name a process on another node
-/// once distribution arrives; today every pid is local (node `0`). Its
-/// `Display` form follows Erlang's, `<node.id>`, e.g. `<0.42>`.
+/// A `Pid` is node-qualified: node `0` is this node; with the `dist`
+/// feature, a process on another node of an Erlang cluster gets a pid whose
+/// node is an index into the distribution's node table
+/// (`trellis::dist::DistNode::to_pid`), and monitors and
+/// links on it work as on a local one. Its `Display` form follows Erlang's:
+/// `<0.42>` for a local pid, `<3.81.0>` (node index, Erlang process number,
+/// serial) for a remote one.
 ///
 /// # Examples
 ///
@@ -68,6 +72,37 @@ pub(crate) fn local_pid(id: u64) -> Pid {
     Pid { node: 0, id }
 }
 
+/// The pid of a process on another node: `node` indexes the distribution's
+/// node table, `id` holds the Erlang serial (high half) and number (low).
+#[cfg(feature = "dist")]
+pub(crate) fn remote_pid(node: u32, id: u64) -> Pid {
+    debug_assert!(node != 0);
+    Pid { node, id }
+}
+
+/// Carries monitors, links and exits to processes on other nodes (pids with
+/// node ≠ 0); installed once by the distribution layer, which also delivers
+/// their `Down`s and `Exit`s back ([`Entry::remote_down`],
+/// [`Entry::remote_exit`]). Without a reachable node the hook itself
+/// delivers `noconnection`, as Erlang does.
+#[cfg(feature = "dist")]
+pub(crate) trait Remote: Send + Sync {
+    /// Starts `monitor`, held by `watcher`, on the remote `target`.
+    fn monitor(&self, watcher: &Arc<Entry>, monitor: MonitorRef, target: Pid);
+    /// Stops it; returns whether it was active.
+    fn demonitor(&self, watcher: Pid, monitor: MonitorRef, target: Pid) -> bool;
+    /// Links `from` (already recording `target`) with the remote `target`.
+    fn link(&self, from: &Arc<Entry>, target: Pid);
+    /// Removes the link between `from` and the remote `target`.
+    fn unlink(&self, from: Pid, target: Pid);
+    /// `from`, linked with the remote `target`, ended with `reason`.
+    fn exit(&self, from: Pid, target: Pid, reason: &ExitReason);
+}
+
+/// The distribution layer's [`Remote`], once a node started.
+#[cfg(feature = "dist")]
+pub(crate) static REMOTE: OnceLock<Box<dyn Remote>> = OnceLock::new();
+
 /// The last local process number handed out; 0 is never used.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -100,7 +135,13 @@ impl Pid {
 
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{}.{}>", self.node, self.id)
+        if self.node == 0 {
+            write!(f, "<0.{}>", self.id)
+        } else {
+            // Erlang's `<Node.Number.Serial>`.
+            let (serial, number) = (self.id >> 32, self.id & 0xffff_ffff);
+            write!(f, "<{}.{number}.{serial}>", self.node)
+        }
     }
 }
 
@@ -688,6 +729,10 @@ impl Entry {
     /// in this process's signals when `target` ends (at once if it has).
     pub(crate) fn monitor(self: &Arc<Self>, target: Pid) -> MonitorRef {
         let monitor = MonitorRef::new();
+        #[cfg(feature = "dist")]
+        if !target.is_local() {
+            return self.monitor_remote(monitor, target);
+        }
         let reason = match Entry::find(target) {
             Some(entry) => {
                 let added = {
@@ -729,6 +774,77 @@ impl Entry {
         monitor
     }
 
+    /// [`Entry::monitor`] of a process on another node, through [`REMOTE`].
+    #[cfg(feature = "dist")]
+    #[cold]
+    fn monitor_remote(self: &Arc<Self>, monitor: MonitorRef, target: Pid) -> MonitorRef {
+        {
+            let mut state = self.lock();
+            if state.exit.is_some() {
+                return monitor;
+            }
+            state.more().watching.push((monitor, target));
+        }
+        if let Some(remote) = REMOTE.get() {
+            remote.monitor(self, monitor, target);
+        }
+        monitor
+    }
+
+    /// Delivers the `Down` of `monitor`, held by this process on the remote
+    /// `pid` (the distribution layer calls this).
+    #[cfg(feature = "dist")]
+    pub(crate) fn remote_down(&self, monitor: MonitorRef, pid: Pid, reason: ExitReason) {
+        self.forget_watching(monitor);
+        self.deliver(Signal::Down(Down {
+            monitor,
+            pid,
+            reason,
+        }));
+    }
+
+    /// Delivers an exit signal from the remote `from`: a linked one (its
+    /// end; ignored unless linked, and the link goes) or a direct one
+    /// (Erlang's `exit(Pid, Reason)`).
+    #[cfg(feature = "dist")]
+    pub(crate) fn remote_exit(&self, from: Pid, reason: ExitReason, linked: bool) {
+        if linked {
+            let was_linked = {
+                let mut state = self.lock();
+                state.more_mut().is_some_and(|more| {
+                    let before = more.links.len();
+                    more.links.retain(|p| *p != from);
+                    more.links.len() != before
+                })
+            };
+            if !was_linked {
+                return;
+            }
+        }
+        self.deliver(Signal::Exit(Exit { pid: from, reason }));
+    }
+
+    /// Records a link a remote process made with this one; false if this
+    /// process has ended.
+    #[cfg(feature = "dist")]
+    pub(crate) fn add_remote_link(&self, other: Pid) -> bool {
+        let mut state = self.lock();
+        if state.exit.is_some() {
+            return false;
+        }
+        let links = &mut state.more().links;
+        if !links.contains(&other) {
+            links.push(other);
+        }
+        true
+    }
+
+    /// Forgets the link with the remote `other` (it unlinked).
+    #[cfg(feature = "dist")]
+    pub(crate) fn drop_remote_link(&self, other: Pid) {
+        entry_unlink(self, other);
+    }
+
     /// Removes the monitor `monitor` that another process holds on this one.
     /// Returns whether it was there.
     fn remove_monitor(&self, monitor: MonitorRef) -> bool {
@@ -753,6 +869,12 @@ impl Entry {
     /// already queued. Returns whether the monitor was still active.
     pub(crate) fn demonitor(&self, target: Pid, monitor: MonitorRef) -> bool {
         let removed = Entry::find(target).is_some_and(|entry| entry.remove_monitor(monitor));
+        #[cfg(feature = "dist")]
+        let removed = removed
+            || (!target.is_local()
+                && REMOTE
+                    .get()
+                    .is_some_and(|r| r.demonitor(self.pid, monitor, target)));
         let mut state = self.lock();
         if let Some(more) = state.more_mut() {
             more.watching.retain(|(m, _)| *m != monitor);
@@ -798,6 +920,13 @@ impl Entry {
                 links.push(other);
             }
         }
+        #[cfg(feature = "dist")]
+        if !other.is_local() {
+            if let Some(remote) = REMOTE.get() {
+                remote.link(self, other);
+            }
+            return;
+        }
         let linked = Entry::find(other).is_some_and(|entry| {
             let mut state = entry.lock();
             if state.exit.is_some() {
@@ -821,6 +950,13 @@ impl Entry {
     /// Removes the link between this process and `other`, both ways.
     pub(crate) fn unlink(&self, other: Pid) {
         entry_unlink(self, other);
+        #[cfg(feature = "dist")]
+        if !other.is_local() {
+            if let Some(remote) = REMOTE.get() {
+                remote.unlink(self.pid, other);
+            }
+            return;
+        }
         if let Some(entry) = Entry::find(other) {
             entry_unlink(&entry, self.pid);
         }
@@ -861,6 +997,13 @@ impl Entry {
         }
         // Our monitors on others end with us.
         for (monitor, target) in watching {
+            #[cfg(feature = "dist")]
+            if !target.is_local() {
+                if let Some(remote) = REMOTE.get() {
+                    remote.demonitor(self.pid, monitor, target);
+                }
+                continue;
+            }
             if let Some(entry) = Entry::find(target) {
                 entry.remove_monitor(monitor);
             }
@@ -876,6 +1019,13 @@ impl Entry {
             }
         }
         for pid in links {
+            #[cfg(feature = "dist")]
+            if !pid.is_local() {
+                if let Some(remote) = REMOTE.get() {
+                    remote.exit(self.pid, pid, &reason);
+                }
+                continue;
+            }
             if let Some(entry) = Entry::find(pid) {
                 entry_unlink(&entry, self.pid);
                 entry.deliver(Signal::Exit(Exit {

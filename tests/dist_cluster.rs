@@ -330,6 +330,15 @@ async fn a_node_registers_again_when_epmd_restarts() {
     // `-relaxed_command_check`: `-kill` works while nodes are registered.
     epmd(&["-daemon", "-relaxed_command_check"]);
     let _kill_at_end = KillEpmd(port);
+    // `epmd -daemon` returns before the daemon listens: wait until it answers.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !epmd(&["-names"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "private epmd never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let short = unique("phoenix");
     let node = dist::start(DistOptions::short(&short).cookie(COOKIE).epmd_port(port))
         .await
@@ -356,4 +365,19 @@ impl Drop for KillEpmd {
             .args(["-port", &self.0.to_string(), "-kill"])
             .output();
     }
+}
+
+#[tokio::test]
+async fn a_finished_call_leaves_no_monitor_on_the_erlang_server() {
+    let node = trellis_node("caller").await;
+    let mut erl = ErlNode::start(&unique("server"), COOKIE, node.name(), READY);
+    erl.expect("ready").await;
+    let to = ("echo", erl.name.as_str());
+    for _ in 0..3 {
+        let _: Term = node.call(to, atom("x"), WAIT).await.unwrap();
+    }
+    // The earlier calls' DEMONITOR_Ps went out ahead of this call's
+    // MONITOR_P: only this call monitors the server while it answers.
+    let monitors: i64 = node.call(to, atom("monitored_by"), WAIT).await.unwrap();
+    assert_eq!(monitors, 1);
 }

@@ -30,6 +30,10 @@ pub(crate) const SIMULTANEOUS: &str = "simultaneous connect: the peer's attempt 
 /// The most bytes one write gathers from queued frames.
 const COALESCE: usize = 256 * 1024;
 
+/// The most bytes one-way sends queue before the sender writes them
+/// itself (see [`Out::send_batched`]).
+const MAX_BATCH: usize = 64 * 1024;
+
 /// The local node as the handshake sees it.
 fn local_node(inner: &Inner) -> Result<LocalNode, DistError> {
     let name: NodeName = inner.name.parse().map_err(|_| DistError::InvalidName {
@@ -297,6 +301,28 @@ impl Out {
         }
     }
 
+    /// Queues `frame` for the writer task, which gathers what callers
+    /// queued meanwhile into one write (one-way messages: throughput over
+    /// latency). Past [`MAX_BATCH`] queued bytes the caller writes them
+    /// itself, so that a sender faster than the writer is not buffered
+    /// without bound while the socket takes data. False if closed.
+    pub(crate) fn send_batched(&self, frame: Vec<u8>) -> bool {
+        match self {
+            Out::Tcp(out) => out.send_batched(&frame),
+            Out::Queue(tx) => tx.send(frame).is_ok(),
+        }
+    }
+
+    /// Sends `frame` with the next frame sent, or at the next tick at the
+    /// latest (for frames nobody waits on, as a call's `DEMONITOR_P`): it
+    /// then costs no write of its own. False if the connection is closed.
+    pub(crate) fn send_deferred(&self, frame: Vec<u8>) -> bool {
+        match self {
+            Out::Tcp(out) => out.send_deferred(&frame),
+            Out::Queue(tx) => tx.send(frame).is_ok(),
+        }
+    }
+
     /// Stops the writer; the write side closes once it is done.
     pub(crate) fn close(&self) {
         if let Out::Tcp(out) = self {
@@ -359,17 +385,77 @@ pub(crate) struct TcpOut {
 #[derive(Default)]
 pub(crate) struct OutState {
     pending: Vec<u8>,
+    /// Frames to send with the next one (or at the next tick).
+    deferred: Vec<u8>,
     writing: bool,
     closed: bool,
 }
 
 impl TcpOut {
+    fn send_deferred(&self, frame: &[u8]) -> bool {
+        let mut state = crate::loom::lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        if state.writing || !state.pending.is_empty() {
+            // The writer is draining `pending`: it takes this too.
+            state.pending.extend_from_slice(frame);
+        } else {
+            state.deferred.extend_from_slice(frame);
+        }
+        true
+    }
+
+    fn send_batched(&self, frame: &[u8]) -> bool {
+        self.active.store(true, Ordering::Relaxed);
+        let mut state = crate::loom::lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        let was_empty = state.pending.is_empty();
+        if !state.deferred.is_empty() {
+            let deferred = std::mem::take(&mut state.deferred);
+            state.pending.extend_from_slice(&deferred);
+        }
+        state.pending.extend_from_slice(frame);
+        if !state.writing && state.pending.len() >= MAX_BATCH {
+            match self.write.try_write(&state.pending) {
+                Ok(n) => {
+                    state.pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    state.closed = true;
+                    drop(state);
+                    self.wake.notify_one();
+                    return false;
+                }
+            }
+        }
+        let wake = was_empty || state.pending.len() >= MAX_BATCH;
+        drop(state);
+        if wake {
+            self.wake.notify_one();
+        }
+        true
+    }
+
     fn send(&self, frame: &[u8]) -> bool {
         self.active.store(true, Ordering::Relaxed);
         let mut state = crate::loom::lock(&self.state);
         if state.closed {
             return false;
         }
+        // Deferred frames go first, in the same write.
+        let joined;
+        let frame = if state.deferred.is_empty() {
+            frame
+        } else {
+            let mut both = std::mem::take(&mut state.deferred);
+            both.extend_from_slice(frame);
+            joined = both;
+            &joined[..]
+        };
         if !state.writing && state.pending.is_empty() {
             match self.write.try_write(frame) {
                 Ok(n) if n == frame.len() => return true,
@@ -415,10 +501,14 @@ async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
         let woken = tokio::time::timeout(tick, out.wake.notified())
             .await
             .is_ok();
-        if !woken && !out.active.swap(false, Ordering::Relaxed) {
-            crate::loom::lock(&out.state)
-                .pending
-                .extend_from_slice(&[0, 0, 0, 0]);
+        if !woken {
+            let mut state = crate::loom::lock(&out.state);
+            let deferred = std::mem::take(&mut state.deferred);
+            if !deferred.is_empty() {
+                state.pending.extend_from_slice(&deferred);
+            } else if !out.active.swap(false, Ordering::Relaxed) {
+                state.pending.extend_from_slice(&[0, 0, 0, 0]);
+            }
         }
         loop {
             let buf = {

@@ -77,11 +77,77 @@ impl ErlNode {
         eval: &str,
         extra: &[&str],
     ) -> ErlNode {
+        Self::spawn(
+            "-sname",
+            short,
+            &format!("{short}@{}", host()),
+            cookie,
+            target,
+            eval,
+            extra,
+        )
+    }
+
+    /// Starts `erl -name <full>` (a long name, `name@host.domain` or
+    /// `name@127.0.0.1`), otherwise as [`ErlNode::start`].
+    pub(crate) fn start_long(full: &str, cookie: &str, target: &str, eval: &str) -> ErlNode {
+        Self::spawn("-name", full, full, cookie, target, eval, &[])
+    }
+
+    /// Whether `elixir` is installed. Under `CI` it must be: a missing
+    /// `elixir` panics there instead of skipping the Elixir tests.
+    pub(crate) fn elixir_available() -> bool {
+        let found = std::process::Command::new("elixir")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found && std::env::var_os("CI").is_some() {
+            panic!("elixir is not installed, and CI is set: install it (apt-get install elixir)");
+        }
+        if !found {
+            eprintln!("elixir not installed: skipping (set CI to make this a failure)");
+        }
+        found
+    }
+
+    /// Starts `elixir --sname <short> --cookie <cookie> -e <script>`, a
+    /// hidden Elixir node (`TRELLIS_NODE` in its environment is `target`).
+    pub(crate) fn start_elixir(short: &str, cookie: &str, target: &str, script: &str) -> ErlNode {
+        setup();
+        let mut child = Command::new("elixir")
+            .args([
+                "--sname", short, "--cookie", cookie, "--hidden", "-e", script,
+            ])
+            .env("TRELLIS_NODE", target)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("elixir starts");
+        let stdout = child.stdout.take().unwrap();
+        ErlNode {
+            name: format!("{short}@{}", host()),
+            child,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    fn spawn(
+        flag: &str,
+        name: &str,
+        full: &str,
+        cookie: &str,
+        target: &str,
+        eval: &str,
+        extra: &[&str],
+    ) -> ErlNode {
         let beams = setup();
         let mut child = Command::new("erl")
             .args([
-                "-sname",
-                short,
+                flag,
+                name,
                 "-setcookie",
                 cookie,
                 "-noshell",
@@ -99,7 +165,7 @@ impl ErlNode {
             .expect("erl starts");
         let stdout = child.stdout.take().unwrap();
         ErlNode {
-            name: format!("{short}@{}", host()),
+            name: full.to_string(),
             child,
             lines: BufReader::new(stdout).lines(),
         }

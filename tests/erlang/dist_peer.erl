@@ -4,7 +4,7 @@
 -module(dist_peer).
 -behaviour(gen_server).
 -export([start/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
--export([print/1, watch/1, forward/0]).
+-export([print/1, watch/1, watch_call/1, forward/0]).
 -export([bench_calls/2, bench_concurrent/3, bench_oneway/3, sink/0]).
 
 start() ->
@@ -15,10 +15,22 @@ init([]) -> {ok, nostate}.
 
 handle_call(stall, _From, S) -> {noreply, S};
 handle_call(whoami, _From, S) -> {reply, self(), S};
+handle_call(monitored_by, _From, S) ->
+    {monitored_by, By} = erlang:process_info(self(), monitored_by),
+    {reply, length(By), S};
+handle_call(victim, _From, S) -> {reply, spawn(fun victim/0), S};
 handle_call(stop, _From, S) -> {stop, normal, stopped, S};
 handle_call(X, _From, S) -> {reply, {echo, X}, S}.
 
 handle_cast(_, S) -> {noreply, S}.
+
+%% A process the tests watch from Trellis: ends with R on {exit, R}, is
+%% killed (exit(self(), kill): `killed` to its links) on `kill`.
+victim() ->
+    receive
+        {exit, R} -> exit(R);
+        kill -> exit(self(), kill)
+    end.
 handle_info(_, S) -> {noreply, S}.
 
 %% One line on stdout, as the tests read it.
@@ -29,6 +41,13 @@ print(Term) -> io:format("~0p~n", [Term]).
 watch(Dest) ->
     Ref = erlang:monitor(process, Dest),
     Dest ! monitoring,
+    receive {'DOWN', Ref, process, _, Reason} -> print({down, Reason}) end.
+
+%% Monitors Dest, calls it with `hello` (so the monitor is in when the reply
+%% comes), prints {reply, R}, then the DOWN's reason.
+watch_call(Dest) ->
+    Ref = erlang:monitor(process, Dest),
+    print({reply, gen_server:call(Dest, hello)}),
     receive {'DOWN', Ref, process, _, Reason} -> print({down, Reason}) end.
 
 %% Registered as `fwd`, trapping exits: prints each message it receives;
@@ -42,6 +61,8 @@ forward() ->
 forward_loop() ->
     receive
         {link, P} -> link(P), P ! linked, forward_loop();
+        {link, P, Ack} -> link(P), Ack ! linked, forward_loop();
+        {monitor, P, Ack} -> erlang:monitor(process, P), Ack ! monitoring, forward_loop();
         Msg -> print(Msg), forward_loop()
     end.
 
