@@ -53,7 +53,7 @@ fn scope(parent: &Arc<Node>) -> Arc<Node> {
 /// slot and its parent. Returns the children, in slot order.
 fn children(parent: &Arc<Node>) -> Vec<Arc<Node>> {
     let state = parent.lock();
-    for (key, child) in &state.children {
+    for (key, child) in state.more.iter().flat_map(|more| &more.children) {
         assert_eq!(child.key.load(Ordering::Relaxed), key);
         assert!(Arc::ptr_eq(
             child.parent().expect("a child has a parent"),
