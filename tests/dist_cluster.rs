@@ -6,16 +6,14 @@
 
 use std::time::Duration;
 
-use trellis::BoxError;
 use trellis::dist::{
-    self, DistError, DistOptions, FromTerm, Incoming, NodeEvent, Term, TermError, ToTerm, atom,
-    tagged,
+    self, DistError, DistOptions, Incoming, NodeEvent, Term, ToTerm, atom, tagged,
 };
-use trellis::gen_server::{self, Context, GenServer, Init, Response};
+use trellis::gen_server::{self};
 
 #[allow(clippy::mod_module_files)]
 mod dist_common;
-use dist_common::{COOKIE, ErlNode, WAIT, unique};
+use dist_common::{COOKIE, Echo, ErlNode, WAIT, unique};
 
 async fn trellis_node(prefix: &str) -> dist::DistNode {
     dist_common::setup();
@@ -91,45 +89,6 @@ async fn a_wrong_cookie_is_rejected_both_ways() {
         }
     );
     assert!(node.nodes().is_empty());
-}
-
-/// A Trellis gen_server that answers any call `X` with `{echo, X}`.
-struct Echo;
-
-/// Any term, wrapped: what `Echo` receives and returns.
-#[derive(Debug, PartialEq)]
-struct Any(Term);
-
-impl FromTerm for Any {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        Ok(Any(term))
-    }
-}
-
-impl ToTerm for Any {
-    fn to_term(&self) -> Term {
-        self.0.clone()
-    }
-}
-
-impl GenServer for Echo {
-    type Arg = ();
-    type Call = Any;
-    type Reply = Any;
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
-        Ok(Init::Ready)
-    }
-
-    async fn handle_call(
-        &mut self,
-        Any(x): Any,
-        _: &mut Context<Self>,
-    ) -> Result<Response<Any>, BoxError> {
-        Ok(Response::Reply(Any(tagged("echo", vec![x]))))
-    }
 }
 
 #[tokio::test]

@@ -8,12 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 use trellis::BoxError;
-use trellis::dist::{self, DistOptions, FromTerm, Serde, Term, TermError, ToTerm, tagged};
-use trellis::gen_server::{self, Context, GenServer, Init, Response};
+use trellis::dist::{self, DistOptions, Serde};
+use trellis::gen_server::{self};
 
 #[allow(clippy::mod_module_files)]
 mod dist_common;
-use dist_common::{COOKIE, ErlNode, WAIT, unique};
+use dist_common::{COOKIE, Echo, ErlNode, WAIT, unique};
 
 /// The Elixir side: a `Shapes` GenServer registered as `:shapes`, then a
 /// ping and a call to the Trellis node's `:echo`, printed.
@@ -61,44 +61,6 @@ enum Ask {
 enum Answer {
     Moved(Point),
     NotFound,
-}
-
-/// Any term, both ways.
-struct Any(Term);
-
-impl FromTerm for Any {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        Ok(Any(term))
-    }
-}
-
-impl ToTerm for Any {
-    fn to_term(&self) -> Term {
-        self.0.clone()
-    }
-}
-
-/// Answers `X` with `{echo, X}`.
-struct Echo;
-
-impl GenServer for Echo {
-    type Arg = ();
-    type Call = Any;
-    type Reply = Any;
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
-        Ok(Init::Ready)
-    }
-
-    async fn handle_call(
-        &mut self,
-        Any(x): Any,
-        _: &mut Context<Self>,
-    ) -> Result<Response<Any>, BoxError> {
-        Ok(Response::Reply(Any(tagged("echo", vec![x]))))
-    }
 }
 
 #[tokio::test]

@@ -4,50 +4,12 @@
 #![cfg(feature = "dist")]
 
 use trellis::BoxError;
-use trellis::dist::{self, DistOptions, FromTerm, Term, TermError, ToTerm, atom, tagged, tuple};
-use trellis::gen_server::{self, Context, GenServer, Init, Response};
+use trellis::dist::{self, DistOptions, Term, atom, tuple};
+use trellis::gen_server::{self};
 
 #[allow(clippy::mod_module_files)]
 mod dist_common;
-use dist_common::{COOKIE, ErlNode, WAIT, unique};
-
-/// Any term, both ways.
-struct Any(Term);
-
-impl FromTerm for Any {
-    fn from_term(term: Term) -> Result<Self, TermError> {
-        Ok(Any(term))
-    }
-}
-
-impl ToTerm for Any {
-    fn to_term(&self) -> Term {
-        self.0.clone()
-    }
-}
-
-/// Answers `X` with `{echo, X}`.
-struct Echo;
-
-impl GenServer for Echo {
-    type Arg = ();
-    type Call = Any;
-    type Reply = Any;
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, BoxError> {
-        Ok(Init::Ready)
-    }
-
-    async fn handle_call(
-        &mut self,
-        Any(x): Any,
-        _: &mut Context<Self>,
-    ) -> Result<Response<Any>, BoxError> {
-        Ok(Response::Reply(Any(tagged("echo", vec![x]))))
-    }
-}
+use dist_common::{COOKIE, Echo, ErlNode, WAIT, unique};
 
 #[tokio::test]
 async fn a_long_named_trellis_node_and_a_long_named_erlang_node_ping_and_call_each_other() {

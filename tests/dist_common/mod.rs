@@ -227,3 +227,33 @@ impl Drop for ErlNode {
         let _ = self.child.start_kill();
     }
 }
+
+/// A Trellis gen_server that answers any call `X` with `{echo, X}`.
+pub(crate) struct Echo;
+
+impl trellis::gen_server::GenServer for Echo {
+    type Arg = ();
+    type Call = trellis::dist::Term;
+    type Reply = trellis::dist::Term;
+    type Cast = ();
+    type Info = ();
+
+    async fn init(
+        &mut self,
+        (): (),
+        _: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Init, trellis::BoxError> {
+        Ok(trellis::gen_server::Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        x: trellis::dist::Term,
+        _: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Response<trellis::dist::Term>, trellis::BoxError> {
+        Ok(trellis::gen_server::Response::Reply(trellis::dist::tagged(
+            "echo",
+            vec![x],
+        )))
+    }
+}
