@@ -41,8 +41,9 @@ use fork::{ForkState, GroupLink};
 pub use handle::{TaskError, TaskHandle, TaskInfo, TaskState};
 pub use options::{NurseryOptions, SpawnOptions};
 use stats::{Probe, Recorder};
+pub(crate) use status::StartHook;
 pub use status::TaskStatus;
-use status::{StartHook, not_started};
+use status::not_started;
 use task::{Outcome, TaskDriver, TaskMeta};
 
 /// What a task (or a nursery body) may return: `()` or a `Result` whose error

@@ -227,7 +227,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::nursery::{TaskOutput, TaskStatus};
+use crate::nursery::{StartHook, TaskOutput, TaskStatus};
 use crate::process::{ExitReason, Pid};
 use crate::registry::ProcessRef;
 use engine::Launch;
@@ -571,9 +571,7 @@ impl ChildSpec {
                     let mut hook = Some(hook);
                     std::future::poll_fn(|cx| {
                         let polled = child.as_mut().poll(cx);
-                        if hook.as_ref().is_some_and(|hook| hook.is_answered()) {
-                            hook = None;
-                        }
+                        StartHook::release_if_answered(&mut hook);
                         polled
                     })
                     .await

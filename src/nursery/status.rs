@@ -16,7 +16,7 @@ use super::error::StartError;
 struct Handshake<T> {
     state: Mutex<State<T>>,
     /// Set once answered: the task's driver then lets go of the handshake
-    /// without taking the lock (see [`StartHook::is_answered`]).
+    /// without taking the lock (see [`StartHook::release_if_answered`]).
     answered: AtomicBool,
 }
 
@@ -251,11 +251,18 @@ impl StartHook {
         self.handshake.fail(error)
     }
 
-    /// Whether the handshake has been answered: the hook has nothing left
-    /// to do, and its driver drops it rather than keep the handshake's
-    /// allocation alive for the task's whole life.
-    pub(crate) fn is_answered(&self) -> bool {
-        self.handshake.is_answered()
+    /// Drops the hook in `slot` once its handshake is answered: it has
+    /// nothing left to do, and a task that lives long would otherwise keep
+    /// the handshake's allocation for its whole life. Called by whoever
+    /// holds the hook after each poll of the task (a task's driver, a
+    /// supervised child).
+    pub(crate) fn release_if_answered(slot: &mut Option<StartHook>) {
+        if slot
+            .as_ref()
+            .is_some_and(|hook| hook.handshake.is_answered())
+        {
+            *slot = None;
+        }
     }
 }
 

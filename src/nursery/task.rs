@@ -155,11 +155,7 @@ where
         let name = this.node.task_name();
         let (outcome, output) = match polled {
             BodyPoll::Pending | BodyPoll::Parked => {
-                // Started: the handshake is the starter's now (a task that
-                // lives long would otherwise keep it for nothing).
-                if this.start.as_ref().is_some_and(StartHook::is_answered) {
-                    *this.start = None;
-                }
+                StartHook::release_if_answered(this.start);
                 return Poll::Pending;
             }
             BodyPoll::Dropped => match this.grace {
