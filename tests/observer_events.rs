@@ -7,9 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use trellis::gen_server::{self, Context, GenServer, Init, Response};
+use trellis::gen_server::{self};
 use trellis::observer::{self, Event, EventKind, Subscription};
 use trellis::supervisor::{self, ChildSpec, SupervisorInfo, SupervisorOptions};
+
+#[allow(clippy::mod_module_files)]
+mod support;
+use support::Slow;
 
 /// A child that fails `failures` times, each after `lifetime`, then waits
 /// for shutdown.
@@ -171,29 +175,6 @@ async fn nothing_is_published_while_nobody_observes() {
     })
     .await
     .unwrap();
-}
-
-struct Slow;
-
-impl GenServer for Slow {
-    type Arg = ();
-    type Call = u64;
-    type Reply = u64;
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&mut self, (): (), _ctx: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
-        Ok(Init::Ready)
-    }
-
-    async fn handle_call(
-        &mut self,
-        millis: u64,
-        _ctx: &mut Context<Self>,
-    ) -> Result<Response<u64>, trellis::BoxError> {
-        tokio::time::sleep(Duration::from_millis(millis)).await;
-        Ok(Response::Reply(millis))
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,32 +7,12 @@
 
 use std::time::Duration;
 
-use trellis::gen_server::{self, Context, GenServer, Init, Response};
+use trellis::gen_server::{self};
 use trellis::observer::{self, ObserverOptions};
 
-/// Sleeps the asked milliseconds in each call.
-struct Slow;
-
-impl GenServer for Slow {
-    type Arg = ();
-    type Call = u64;
-    type Reply = u64;
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&mut self, (): (), _ctx: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
-        Ok(Init::Ready)
-    }
-
-    async fn handle_call(
-        &mut self,
-        millis: u64,
-        _ctx: &mut Context<Self>,
-    ) -> Result<Response<u64>, trellis::BoxError> {
-        tokio::time::sleep(Duration::from_millis(millis)).await;
-        Ok(Response::Reply(millis))
-    }
-}
+#[allow(clippy::mod_module_files)]
+mod support;
+use support::Slow;
 
 /// (messages handled, timed calls) of the server named `watch-slow`, as
 /// `/api/tree` reports them (read without a request: not watching).

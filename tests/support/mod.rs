@@ -1,5 +1,6 @@
-//! Helpers shared by the test files: an event log, a drop marker, and a
-//! `tracing` capture. A test file uses them with `mod support;`.
+//! Helpers shared by the test files: an event log, a drop marker, a
+//! `tracing` capture, and a slow gen_server. A test file uses them with
+//! `mod support;`.
 //!
 //! Each test file is its own crate and uses only some of these, hence the
 //! `dead_code` allowance.
@@ -72,4 +73,33 @@ pub(crate) fn capture_logs() -> (Captured, DefaultGuard) {
         .with_ansi(false)
         .finish();
     (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// A gen_server whose every call sleeps the asked milliseconds (on tokio's
+/// clock: paused in the tests) and answers them.
+pub(crate) struct Slow;
+
+impl trellis::gen_server::GenServer for Slow {
+    type Arg = ();
+    type Call = u64;
+    type Reply = u64;
+    type Cast = ();
+    type Info = ();
+
+    async fn init(
+        &mut self,
+        (): (),
+        _: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Init, trellis::BoxError> {
+        Ok(trellis::gen_server::Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        millis: u64,
+        _: &mut trellis::gen_server::Context<Self>,
+    ) -> Result<trellis::gen_server::Response<u64>, trellis::BoxError> {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        Ok(trellis::gen_server::Response::Reply(millis))
+    }
 }
