@@ -819,6 +819,13 @@ pub async fn checkpoint() {
     tokio::task::yield_now().await;
 }
 
+/// Whether the innermost scope around the caller has been cancelled or
+/// asked to shut down (by itself or an enclosing scope): what a supervised
+/// child's task looks at before it restarts its child in place.
+pub(crate) fn current_is_stopping() -> bool {
+    current::current().is_some_and(|node| node.is_cancelled() || node.is_shutdown_requested())
+}
+
 /// The nearest deadline that applies to the calling task: the earliest
 /// deadline among the enclosing scopes and nurseries (up to a shield), or
 /// `None` outside any scope with a deadline.

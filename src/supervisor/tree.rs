@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -41,6 +41,9 @@ pub(crate) struct Shared {
     /// relaxed, for introspection only. Shared with the observer, which
     /// keeps them by the supervisor's name once it has ended.
     pub(crate) counters: Arc<SupervisorCounters>,
+    /// Set once the supervisor stops all its children (it is ending): a
+    /// child's task then restarts nothing in place.
+    pub(crate) closing: AtomicBool,
 }
 
 /// The labels of exit reasons, as the observer's metrics name them.
