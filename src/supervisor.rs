@@ -247,7 +247,7 @@ use crate::BoxError;
 use crate::nursery::{StartHook, TaskOutput, TaskStatus};
 use crate::process::{ExitReason, Pid};
 use crate::registry::ProcessRef;
-use engine::{Launch, OnStarted};
+use engine::{Launch, restarted_started};
 
 pub use tree::{ChildInfo, ChildState, SupervisorInfo, Tree, tree};
 
@@ -271,13 +271,14 @@ type StartFn = Arc<dyn Fn(Launch) -> Incarnation + Send + Sync>;
 /// the child's task and scope (on the first poll), so what it captures
 /// (`wait_shutdown()`…) belongs to the child. The start hook is held until
 /// the child has started, or its task ends before (the handshake then
-/// fails); `on_started` is told when it started.
+/// fails). Its output says whether it started; one `restarted` in place
+/// reports its start to its row then.
 async fn handshake_incarnation<T, F, Fut>(
     start: Arc<F>,
     status: TaskStatus<T>,
     hook: StartHook,
-    on_started: OnStarted,
-) -> Result<(), BoxError>
+    restarted: bool,
+) -> (Result<(), BoxError>, bool)
 where
     T: Send + 'static,
     F: Fn(TaskStatus<T>) -> Fut + Send + Sync + 'static,
@@ -287,33 +288,30 @@ where
     let child = start(status);
     let mut child = std::pin::pin!(child);
     let mut hook = Some(hook);
-    let mut on_started = Some(on_started);
-    std::future::poll_fn(|cx| {
+    let out = std::future::poll_fn(|cx| {
         let polled = child.as_mut().poll(cx);
         if hook.is_some() {
             StartHook::release_if_answered(&mut hook);
-            if hook.is_none() {
-                if let Some(on_started) = on_started.take() {
-                    on_started.fire();
-                }
+            if hook.is_none() && restarted {
+                restarted_started();
             }
         }
         polled
     })
-    .await
-    .into_result()
-    .map(drop)
+    .await;
+    (out.into_result().map(drop), hook.is_none())
 }
 
 /// One incarnation of a [`ChildSpec::task`] child (`start` called inside
-/// its task and scope, as in [`handshake_incarnation`]).
-async fn task_incarnation<F, Fut>(start: Arc<F>) -> Result<(), BoxError>
+/// its task and scope, as in [`handshake_incarnation`]): started once
+/// spawned.
+async fn task_incarnation<F, Fut>(start: Arc<F>) -> (Result<(), BoxError>, bool)
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: TaskOutput,
 {
-    start().await.into_result().map(drop)
+    (start().await.into_result().map(drop), true)
 }
 
 /// When a child that ended is restarted (OTP's `restart` in a child spec).
@@ -625,15 +623,14 @@ impl ChildSpec {
         let start = Arc::new(start);
         let start: StartFn = Arc::new(move |launch: Launch| {
             let (status, hook, handshake) = TaskStatus::<T>::new();
-            let first =
-                handshake_incarnation(Arc::clone(&start), status, hook, launch.on_started());
+            let first = handshake_incarnation(Arc::clone(&start), status, hook, false);
             let start = Arc::clone(&start);
             Incarnation {
-                task: launch.spawn(first, move |on_started| {
+                task: launch.spawn(first, move |restarted| {
                     // Restarted in place: nobody waits for this handshake
-                    // (its answer only marks the child started).
+                    // (its answer marks the child started).
                     let (status, hook, _unread) = TaskStatus::<T>::new();
-                    handshake_incarnation(Arc::clone(&start), status, hook, on_started)
+                    handshake_incarnation(Arc::clone(&start), status, hook, restarted)
                 }),
                 started: Some(Box::pin(async move {
                     match handshake.await {

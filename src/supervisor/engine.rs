@@ -21,7 +21,6 @@
 //! fields are listed in the module docs of `supervisor`).
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -42,8 +41,8 @@ use tokio_util::task::AbortOnDropHandle;
 use super::intensity::Intensity;
 use super::tree::{PARENT, Row, Shared, lock};
 use super::{
-    ChildId, ChildSpec, ChildState, Command, Restart, Shutdown, StartedChild, StartedValue,
-    Strategy, Supervisor, SupervisorError, SupervisorOptions,
+    ChildId, ChildSpec, ChildState, Command, Shutdown, StartedChild, StartedValue, Strategy,
+    Supervisor, SupervisorError, SupervisorOptions,
 };
 use crate::cancel::{CancelScope, Scoped, WaitShutdown, wait_shutdown};
 use crate::nursery::TaskStatus;
@@ -83,7 +82,7 @@ struct Exit {
     incarnation: u64,
     reason: Ended,
     /// Its task restarted it in place before, and this incarnation ended
-    /// before it reported started (see [`InPlace`]).
+    /// before it reported started (see [`restart_in_place`]).
     unstarted: bool,
     /// Its task already recorded this exit in the restart window, which
     /// was full: the supervisor gives up without recording it again.
@@ -140,6 +139,8 @@ struct Reporter {
     tx: mpsc::UnboundedSender<Exit>,
     key: ChildId,
     incarnation: u64,
+    /// The slot's [`Slot::stopping`].
+    stopping: Arc<AtomicU64>,
     reason: Option<Ended>,
     unstarted: bool,
     tripped: bool,
@@ -162,47 +163,39 @@ impl Drop for Reporter {
 }
 
 /// What the supervisor gives a child's start function for one start: what
-/// the child's task runs in (its scope, its exit report, the supervisor it
-/// belongs to) and, for a child it may restart by itself, the slot's
-/// [`InPlace`].
+/// the child's task runs in (its scope, its exit report, and the supervisor
+/// and row it belongs to).
 pub(crate) struct Launch {
     scope: CancelScope,
     report: Reporter,
     parent: (std::sync::Weak<Shared>, ChildId),
     /// Where the child's own process records its pid.
     own: Arc<AtomicU64>,
-    /// The slot's [`Slot::stopping`].
-    stopping: Arc<AtomicU64>,
-    in_place: Option<Arc<InPlace>>,
+    handshake: bool,
 }
 
 impl Launch {
-    /// What the first incarnation's start wrapper tells when the child
-    /// reports started.
-    pub(crate) fn on_started(&self) -> OnStarted {
-        OnStarted {
-            in_place: self.in_place.clone(),
-            restarted: None,
-        }
-    }
-
     /// Spawns the child's whole task: `first` inside its scope, reporting
-    /// how it ended; `again` makes the incarnations the task restarts in
-    /// place (see [`InPlace`]). Spawned here, where the child's type is
-    /// known: the task holds the child's future inline (no box of its
-    /// own), and the (large) future is moved once, not at every step of
+    /// how it ended; `again` makes the incarnations the task restarts by
+    /// itself (see [`restart_in_place`]). Spawned here, where the child's
+    /// type is known: the task holds the child's future inline (no box of
+    /// its own), and the (large) future is moved once, not at every step of
     /// `spawn`.
+    ///
+    /// An incarnation's output says whether it reported started (always
+    /// `true` for a child without a handshake). One that `again(true)`
+    /// made (restarted in place) calls [`restarted_started`] when it
+    /// reports started.
     pub(crate) fn spawn<F, M>(self, first: F, again: M) -> AbortOnDropHandle<()>
     where
-        F: Future<Output = Result<(), BoxError>> + Send + 'static,
-        M: FnMut(OnStarted) -> F + Send + 'static,
+        F: Future<Output = (Result<(), BoxError>, bool)> + Send + 'static,
+        M: FnMut(bool) -> F + Send + 'static,
     {
         let incarnations = Incarnations {
             current: AssertUnwindSafe(first).catch_unwind(),
             again,
-            in_place: self.in_place,
-            stopping: self.stopping,
-            incarnation: self.report.incarnation,
+            handshake: self.handshake,
+            restarted: false,
         };
         let child = RunChild {
             child: self.scope.run(incarnations),
@@ -214,205 +207,175 @@ impl Launch {
     }
 }
 
-/// A slot whose child its own task restarts, without a word to the
-/// supervisor, when the child ends and the supervisor would only start it
-/// again: a one-for-one (or dynamic) supervisor without backoff, a child
-/// that is not temporary, and nobody subscribed to the observer's events.
-/// The task records the restart where the supervisor would (the restart
-/// window under its lock, the counters, the child's row, the log lines) and
-/// makes the next incarnation in the same task and scope: no exit report,
-/// no wake-up of the supervisor, no new task. Whatever the supervisor must
-/// decide (the window is full, the child is not to be restarted, it is
-/// being stopped, a restarted child failed before it reported started)
-/// goes to the supervisor as before.
-pub(crate) struct InPlace {
-    shared: Arc<Shared>,
-    key: ChildId,
-    id: Cow<'static, str>,
-    restart: Restart,
-    dynamic: bool,
-    handshake: bool,
-    own: Arc<AtomicU64>,
-    /// Whether the running incarnation reported started (always, for a
-    /// child without a handshake).
-    started: AtomicBool,
-}
-
-/// What was recorded for a restart in place, logged once the new
-/// incarnation reports started (with its pid), as the supervisor logs a
-/// restart after the new incarnation's handshake.
-struct Restarted {
-    abnormal: bool,
-    restarts: u64,
-}
-
-/// Handed to each incarnation's start wrapper: [`fire`](Self::fire) it
-/// when the child reports started.
-pub(crate) struct OnStarted {
-    in_place: Option<Arc<InPlace>>,
-    restarted: Option<Restarted>,
-}
-
-impl OnStarted {
-    /// The incarnation reported started.
-    pub(crate) fn fire(self) {
-        let Some(in_place) = self.in_place else {
-            return;
-        };
-        in_place.started.store(true, Ordering::Release);
-        if let Some(restarted) = self.restarted {
-            in_place.set_row(|row| row.state = ChildState::Running);
-            in_place.log_restart(&restarted);
+/// A child restarted in place has started: its row says so, and the
+/// restart is logged (with the new incarnation's pid), as the supervisor
+/// logs a restart once the new incarnation's handshake is answered.
+pub(crate) fn restarted_started() {
+    let Some((shared, key)) = parent() else {
+        return;
+    };
+    update_row(&shared, key, |row| {
+        if row.state == ChildState::Starting {
+            row.state = ChildState::Running;
         }
-    }
-}
-
-impl InPlace {
-    fn set_row(&self, update: impl FnOnce(&mut Row)) {
-        let mut rows = lock(&self.shared.rows);
-        if let Ok(at) = rows.binary_search_by_key(&self.key, |r| r.key) {
-            update(&mut rows[at]);
-        }
-    }
-
-    fn log_restart(&self, restarted: &Restarted) {
-        let supervisor = &self.shared.name;
-        let (id, restarts) = (&self.id, restarted.restarts);
-        let pid = || ShowPid(claimed_pid(&self.own));
-        if restarted.abnormal {
-            tracing::error!(supervisor = %supervisor, child = %id, pid = %pid(), restarts, "child restarted after an abnormal exit");
+        let (id, restarts) = (&row.id, row.restarts);
+        let pid = ShowPid(row.own.as_deref().and_then(claimed_pid));
+        if row.restarted_after_abnormal {
+            tracing::error!(supervisor = %shared.name, child = %id, %pid, restarts, "child restarted after an abnormal exit");
         } else {
-            tracing::info!(supervisor = %supervisor, child = %id, pid = %pid(), restarts, "child restarted");
+            tracing::info!(supervisor = %shared.name, child = %id, %pid, restarts, "child restarted");
         }
-    }
+    });
+}
 
-    /// Records the end of an incarnation and a restart in place, or gives
-    /// the reason back, with whether the restart window was full, for the
-    /// supervisor to handle.
-    fn restart(&self, reason: Ended) -> Result<Restarted, (Ended, bool)> {
-        let abnormal = reason.is_abnormal();
-        if !self.restart.restarts_if(abnormal)
-            || bus::subscribed()
-            || self.shared.closing.load(Ordering::Acquire)
-        {
-            return Err((reason, false));
-        }
-        if !lock(&self.shared.intensity).record(Instant::now()) {
-            return Err((reason, true));
-        }
-        let pid = ShowPid(claimed_pid(&self.own));
-        let (supervisor, id) = (&self.shared.name, &self.id);
+/// The supervisor and row of the running child task.
+fn parent() -> Option<(Arc<Shared>, ChildId)> {
+    PARENT
+        .try_with(|(shared, key)| shared.upgrade().map(|shared| (shared, *key)))
+        .ok()
+        .flatten()
+}
+
+/// Updates row `key` of `shared`, if it is still there.
+fn update_row<R>(shared: &Shared, key: ChildId, update: impl FnOnce(&mut Row) -> R) -> Option<R> {
+    let mut rows = lock(&shared.rows);
+    // Rows stay in key order, as slots do.
+    let at = rows.binary_search_by_key(&key, |r| r.key).ok()?;
+    Some(update(&mut rows[at]))
+}
+
+/// Restarts a child in its own task, without a word to the supervisor, when
+/// the supervisor would only start it again: a one-for-one (or dynamic)
+/// supervisor without backoff that is not stopping, a running child whose
+/// [`Restart`](super::Restart) type restarts it after `reason`, room in the
+/// restart window, and nobody subscribed to the observer's events. Records
+/// what the supervisor would record (the restart window under its lock, the
+/// counters, the child's row, the log line); the caller then runs the next
+/// incarnation in the same task and scope: no exit report, no wake-up of
+/// the supervisor, no new task.
+///
+/// Otherwise gives the reason back, with whether the restart window was
+/// full, for the supervisor to handle as it always does.
+fn restart_in_place(reason: Ended, handshake: bool) -> Result<(), (Ended, bool)> {
+    let abnormal = reason.is_abnormal();
+    let Some((shared, key)) = parent() else {
+        return Err((reason, false));
+    };
+    if !shared.restarts_in_place
+        || shared.closing.load(Ordering::Acquire)
+        || bus::subscribed()
+        || crate::cancel::current_is_stopping()
+    {
+        return Err((reason, false));
+    }
+    let wanted = update_row(&shared, key, |row| {
+        // The supervisor marks a child `Stopping` before it stops it.
+        row.state == ChildState::Running && row.restart.restarts_if(abnormal)
+    });
+    if wanted != Some(true) {
+        return Err((reason, false));
+    }
+    if !lock(&shared.intensity).record(Instant::now()) {
+        return Err((reason, true));
+    }
+    let counters = &shared.counters;
+    counters.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
+    counters.restarts.fetch_add(1, Ordering::Relaxed);
+    let observed = bus::enabled();
+    let (name, dynamic) = (&shared.name, shared.dynamic);
+    update_row(&shared, key, |row| {
+        let id = &row.id;
+        let pid = ShowPid(row.own.as_deref().and_then(claimed_pid));
         if abnormal {
-            tracing::error!(supervisor = %supervisor, child = %id, %pid, %reason, restart = ?self.restart, "child terminated abnormally");
+            // OTP's crash report and `child_terminated` supervisor report.
+            tracing::error!(supervisor = %name, child = %id, %pid, %reason, restart = ?row.restart, "child terminated abnormally");
         } else {
-            lifecycle!(self.dynamic, supervisor = %supervisor, child = %id, %pid, %reason, "child exited");
+            lifecycle!(dynamic, supervisor = %name, child = %id, %pid, %reason, "child exited");
         }
-        let counters = &self.shared.counters;
-        counters.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
-        counters.restarts.fetch_add(1, Ordering::Relaxed);
-        self.own.store(0, Ordering::Release);
-        self.started.store(!self.handshake, Ordering::Release);
+        if let Some(own) = &row.own {
+            own.store(0, Ordering::Release);
+        }
+        row.restarts += 1;
+        row.restarted_after_abnormal = abnormal;
+        row.state = if handshake {
+            ChildState::Starting
+        } else {
+            ChildState::Running
+        };
+        row.nested = None;
         // Kept only while observed, as the supervisor keeps it.
-        let last = bus::enabled().then_some(reason);
-        let mut restarts = 0;
-        self.set_row(|row| {
-            row.restarts += 1;
-            restarts = row.restarts;
-            row.state = if self.handshake {
-                ChildState::Starting
-            } else {
-                ChildState::Running
-            };
-            row.nested = None;
-            if last.is_some() {
-                row.last_exit = last;
-                row.since = Some(Instant::now());
-            }
-        });
-        Ok(Restarted { abnormal, restarts })
-    }
+        if observed {
+            row.last_exit = Some(reason);
+            row.since = Some(Instant::now());
+        }
+    });
+    Ok(())
 }
 
 pin_project! {
     /// A child's incarnations, one after the other in one task: the
-    /// current one, its panics caught, and what makes the next.
+    /// current one, its panics caught, and what makes the next;
+    /// `restarted`: the current one was restarted in place.
     struct Incarnations<F, M> {
         #[pin]
         current: CatchUnwind<AssertUnwindSafe<F>>,
         again: M,
-        in_place: Option<Arc<InPlace>>,
-        stopping: Arc<AtomicU64>,
-        incarnation: u64,
+        handshake: bool,
+        restarted: bool,
     }
 }
 
 /// How a child's task ended, for its exit report.
 struct Ending {
     reason: Ended,
+    /// Restarted in place, it ended before it reported started.
     unstarted: bool,
+    /// Its end was counted in a full restart window.
     tripped: bool,
 }
 
 impl<F, M> Future for Incarnations<F, M>
 where
-    F: Future<Output = Result<(), BoxError>>,
-    M: FnMut(OnStarted) -> F,
+    F: Future<Output = (Result<(), BoxError>, bool)>,
+    M: FnMut(bool) -> F,
 {
     type Output = Ending;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ending> {
         let mut this = self.project();
         loop {
-            let out = std::task::ready!(this.current.as_mut().poll(cx));
-            let stopping = this.stopping.load(Ordering::Acquire) == *this.incarnation;
-            let reason = match out {
-                Ok(Ok(())) if stopping => Ended::Reason(ExitReason::Shutdown),
-                Ok(Ok(())) => Ended::Reason(ExitReason::Normal),
-                Ok(Err(error)) => Ended::Error(error),
-                Err(payload) => Ended::Reason(ExitReason::Panic(
-                    crate::cancel::panic_message(&*payload).into(),
-                )),
+            let (reason, started) = match std::task::ready!(this.current.as_mut().poll(cx)) {
+                Ok((Ok(()), started)) => (Ended::Reason(ExitReason::Normal), started),
+                Ok((Err(error), started)) => (Ended::Error(error), started),
+                Err(payload) => (
+                    Ended::Reason(ExitReason::Panic(
+                        crate::cancel::panic_message(&*payload).into(),
+                    )),
+                    // Unknown; a panic is abnormal either way.
+                    true,
+                ),
             };
-            let Some(in_place) = this.in_place.as_ref() else {
+            if !started {
+                // The first incarnation's start is the supervisor's own
+                // wait; a restarted one's goes to it as a failed start.
                 return Poll::Ready(Ending {
                     reason,
-                    unstarted: false,
-                    tripped: false,
-                });
-            };
-            let started = in_place.started.load(Ordering::Acquire);
-            if !started || stopping || crate::cancel::current_is_stopping() {
-                return Poll::Ready(Ending {
-                    reason,
-                    // The first incarnation's start is the supervisor's
-                    // own wait; a restarted one's is reported.
-                    unstarted: !started,
+                    unstarted: *this.restarted,
                     tripped: false,
                 });
             }
-            let restarted = match in_place.restart(reason) {
-                Ok(restarted) => restarted,
-                Err((reason, tripped)) => {
-                    return Poll::Ready(Ending {
-                        reason,
-                        unstarted: false,
-                        tripped,
-                    });
-                }
-            };
-            let on_started = if in_place.handshake {
-                OnStarted {
-                    in_place: Some(Arc::clone(in_place)),
-                    restarted: Some(restarted),
-                }
-            } else {
-                in_place.log_restart(&restarted);
-                OnStarted {
-                    in_place: None,
-                    restarted: None,
-                }
-            };
-            let next = (this.again)(on_started);
+            if let Err((reason, tripped)) = restart_in_place(reason, *this.handshake) {
+                return Poll::Ready(Ending {
+                    reason,
+                    unstarted: false,
+                    tripped,
+                });
+            }
+            *this.restarted = true;
+            if !*this.handshake {
+                restarted_started();
+            }
+            let next = (this.again)(true);
             this.current.set(AssertUnwindSafe(next).catch_unwind());
             // A child that fails at once would otherwise restart for ever
             // in one poll: each restart spends the task's budget, as a
@@ -437,8 +400,8 @@ pin_project! {
 
 impl<F, M> Future for RunChild<F, M>
 where
-    F: Future<Output = Result<(), BoxError>>,
-    M: FnMut(OnStarted) -> F,
+    F: Future<Output = (Result<(), BoxError>, bool)>,
+    M: FnMut(bool) -> F,
 {
     type Output = ();
 
@@ -446,14 +409,18 @@ where
         let this = self.project();
         let ending = std::task::ready!(this.child.poll(cx));
         let report = this.report;
-        match ending {
-            Some(ending) => {
-                report.reason = Some(ending.reason);
-                report.unstarted = ending.unstarted;
-                report.tripped = ending.tripped;
-            }
-            None => report.reason = Some(Ended::Reason(ExitReason::Killed)),
-        }
+        let Some(ending) = ending else {
+            report.reason = Some(Ended::Reason(ExitReason::Killed));
+            return Poll::Ready(());
+        };
+        let stopped = report.stopping.load(Ordering::Acquire) == report.incarnation;
+        report.reason = Some(match ending.reason {
+            // It returned `Ok` as asked to.
+            Ended::Reason(ExitReason::Normal) if stopped => Ended::Reason(ExitReason::Shutdown),
+            reason => reason,
+        });
+        report.unstarted = ending.unstarted;
+        report.tripped = ending.tripped;
         Poll::Ready(())
     }
 }
@@ -482,8 +449,6 @@ struct Slot {
     own: Arc<AtomicU64>,
     /// Consecutive restarts, for the backoff.
     streak: u32,
-    /// Set where the child's task restarts it by itself.
-    in_place: Option<Arc<InPlace>>,
 }
 
 /// Why a child did not start.
@@ -579,6 +544,9 @@ pub(crate) async fn run(
         max_seconds: options.max_seconds,
         started: Instant::now(),
         counters: bus::supervisor_counters(&options.name),
+        dynamic,
+        restarts_in_place: (dynamic || options.strategy == Strategy::OneForOne)
+            && options.backoff.is_none(),
         closing: AtomicBool::new(false),
     });
     let (commands_tx, commands) = mpsc::unbounded_channel();
@@ -721,22 +689,6 @@ impl Engine {
     fn add_slot(&mut self, spec: ChildSpec) -> ChildId {
         let key = ChildId(self.next_key);
         self.next_key += 1;
-        let own = Arc::new(AtomicU64::new(0));
-        let in_place = ((self.dynamic || self.options.strategy == Strategy::OneForOne)
-            && self.options.backoff.is_none()
-            && spec.restart != Restart::Temporary)
-            .then(|| {
-                Arc::new(InPlace {
-                    shared: Arc::clone(&self.shared),
-                    key,
-                    id: spec.id.clone(),
-                    restart: spec.restart,
-                    dynamic: self.dynamic,
-                    handshake: spec.handshake,
-                    own: Arc::clone(&own),
-                    started: AtomicBool::new(false),
-                })
-            });
         lock(&self.shared.rows).push(Row {
             key,
             id: spec.id.clone(),
@@ -747,16 +699,16 @@ impl Engine {
             nested: None,
             last_exit: None,
             since: None,
+            restarted_after_abnormal: false,
         });
         self.slots.push(Slot {
             key,
             spec,
             running: None,
             stopping: Arc::new(AtomicU64::new(u64::MAX)),
-            own,
+            own: Arc::new(AtomicU64::new(0)),
             wanted: true,
             streak: 0,
-            in_place,
         });
         key
     }
@@ -827,11 +779,6 @@ impl Engine {
         let slot = &mut self.slots[i];
         slot.wanted = false;
         slot.own.store(0, Ordering::Release);
-        if let Some(in_place) = &slot.in_place {
-            in_place
-                .started
-                .store(!slot.spec.handshake, Ordering::Release);
-        }
         let own = Arc::clone(&slot.own);
         let started = {
             let scope = CancelScope::new();
@@ -860,14 +807,14 @@ impl Engine {
                     tx: self.exits_tx.clone(),
                     key,
                     incarnation,
+                    stopping: Arc::clone(&slot.stopping),
                     reason: None,
                     unstarted: false,
                     tripped: false,
                 },
                 parent: (Arc::downgrade(&self.shared), key),
                 own: Arc::clone(&own),
-                stopping: Arc::clone(&slot.stopping),
-                in_place: slot.in_place.clone(),
+                handshake: slot.spec.handshake,
             });
             slot.running = Some(Running {
                 incarnation,
@@ -1069,7 +1016,8 @@ impl Engine {
     }
 
     /// Reacts to a child that ended on its own (or failed to restart).
-    /// `tripped`: its task found the restart window full (see [`InPlace`]).
+    /// `tripped`: its task found the restart window full (see
+    /// [`restart_in_place`]).
     async fn on_down(
         &mut self,
         key: ChildId,

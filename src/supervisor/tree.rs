@@ -41,6 +41,12 @@ pub(crate) struct Shared {
     /// relaxed, for introspection only. Shared with the observer, which
     /// keeps them by the supervisor's name once it has ended.
     pub(crate) counters: Arc<SupervisorCounters>,
+    /// Whether it is a dynamic supervisor (its children's starts and
+    /// normal exits log at `DEBUG`).
+    pub(crate) dynamic: bool,
+    /// Whether a child's task may restart its child by itself (one-for-one
+    /// or dynamic, without backoff; see the engine's `restart_in_place`).
+    pub(crate) restarts_in_place: bool,
     /// Set once the supervisor stops all its children (it is ending): a
     /// child's task then restarts nothing in place.
     pub(crate) closing: AtomicBool,
@@ -79,6 +85,9 @@ pub(crate) struct Row {
     pub(crate) last_exit: Option<Ended>,
     /// When its running incarnation started (taken only while observed).
     pub(crate) since: Option<Instant>,
+    /// Its task restarted it after an abnormal exit: how the restart is
+    /// logged once the new incarnation has started.
+    pub(crate) restarted_after_abnormal: bool,
 }
 
 /// Supervisors that are not the child of another supervisor.
