@@ -30,7 +30,7 @@
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -59,11 +59,16 @@ use crate::loom::lock;
 ///
 /// If it has to wait outside a tokio runtime, as `tokio::time::timeout`
 /// does.
-pub(crate) async fn timeout<F: Future>(duration: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
+///
+/// `fut` is taken pinned by the caller (`Unpin`: a `Pin<&mut _>` or a
+/// box), so that a large future is not moved once more into this one.
+pub(crate) fn timeout<F: Future + Unpin>(
+    duration: Duration,
+    mut fut: F,
+) -> impl Future<Output = Option<F::Output>> {
     let mut waiting = Waiting::NotYet;
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+    poll_fn(move |cx| {
+        if let Poll::Ready(output) = Pin::new(&mut fut).poll(cx) {
             return Poll::Ready(Some(output));
         }
         match &waiting {
@@ -88,7 +93,6 @@ pub(crate) async fn timeout<F: Future>(duration: Duration, fut: F) -> Option<F::
         }
         Poll::Pending
     })
-    .await
 }
 
 /// Where a [`timeout`] stands.
@@ -285,6 +289,7 @@ async fn watch(mut watching: Watching, mut timer: Pin<Box<Sleep>>) {
 #[cfg(test)]
 mod tests {
     use std::future::pending;
+    use std::pin::pin;
 
     use super::*;
 
@@ -335,7 +340,7 @@ mod tests {
         let tasks = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();
-        assert_eq!(timeout(Duration::from_secs(1), async { 1 }).await, Some(1));
+        assert_eq!(timeout(Duration::from_secs(1), pin!(async { 1 })).await, Some(1));
         // Ready at once: no deadline was registered, no watcher started.
         assert_eq!(
             tokio::runtime::Handle::current()
