@@ -8,7 +8,7 @@
 //! timeout, so that timer is almost always waste.
 //!
 //! Here each thread keeps a small table of pending deadlines. A wait adds its
-//! deadline and waker to the table of the thread it first waits on (one
+//! deadline and waker to the table of the thread it registers on (one
 //! uncontended lock) and removes them when it ends (another). One watcher
 //! task per table sleeps until the earliest deadline and wakes the waits that
 //! reached it. The watcher is told of a new deadline only when it is earlier
@@ -25,8 +25,10 @@
 //! pending after that registers (see [`timeout`]).
 //!
 //! Compared with `tokio::time::timeout`, the value wins when both are ready
-//! (the future is polled first), and a wait that moves to another worker
-//! stays in its first thread's table (the watcher runs anywhere).
+//! (the future is polled first), a wait that moves to another worker
+//! stays in the table it registered in (the watcher runs anywhere), and on a
+//! current-thread runtime a wait's deadline may count from its second poll
+//! rather than its first (one pass of the run queue later).
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -340,7 +342,10 @@ mod tests {
         let tasks = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();
-        assert_eq!(timeout(Duration::from_secs(1), pin!(async { 1 })).await, Some(1));
+        assert_eq!(
+            timeout(Duration::from_secs(1), pin!(async { 1 })).await,
+            Some(1)
+        );
         // Ready at once: no deadline was registered, no watcher started.
         assert_eq!(
             tokio::runtime::Handle::current()
@@ -378,7 +383,9 @@ mod tests {
         // Scheduled before the waiter's second poll: answers during its yield.
         let answer = tokio::spawn(async move { tx.send(7).unwrap() });
         assert_eq!(
-            timeout(Duration::from_secs(5), rx).await.map(Result::unwrap),
+            timeout(Duration::from_secs(5), rx)
+                .await
+                .map(Result::unwrap),
             Some(7)
         );
         answer.await.unwrap();

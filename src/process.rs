@@ -581,7 +581,10 @@ impl Table {
     }
 
     fn len(&self) -> usize {
-        self.shards.iter().map(|shard| crate::loom::lock(&shard.0).len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| crate::loom::lock(&shard.0).len())
+            .sum()
     }
 
     fn pids(&self) -> Vec<Pid> {
