@@ -282,8 +282,7 @@ async fn a_call_times_out_with_its_own_error() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn every_call_on_a_current_thread_runtime_times_out_at_its_own_timeout_and_a_late_answer_within_it_arrives()
- {
+async fn current_thread_calls_time_out_on_time_first_and_later_and_late_answers_arrive() {
     // The first wait on a thread registers its deadline at once; later ones
     // on a current-thread runtime yield once first: both must keep time.
     with_probe(None, |server| async move {
