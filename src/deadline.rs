@@ -8,7 +8,7 @@
 //! timeout, so that timer is almost always waste.
 //!
 //! Here each thread keeps a small table of pending deadlines. A wait adds its
-//! deadline and waker to the table of the thread it first waits on (one
+//! deadline and waker to the table of the thread it registers on (one
 //! uncontended lock) and removes them when it ends (another). One watcher
 //! task per table sleeps until the earliest deadline and wakes the waits that
 //! reached it. The watcher is told of a new deadline only when it is earlier
@@ -19,16 +19,25 @@
 //! watcher sleeps on tokio's clock, so paused-clock tests see exact
 //! timeouts, as with `tokio::time::timeout`.
 //!
+//! On a current-thread runtime most waits never reach the table: a call's
+//! first wait yields once instead (the server runs before the caller is
+//! polled again and has usually answered by then), and only a wait still
+//! pending after that registers (see [`timeout`]).
+//!
 //! Compared with `tokio::time::timeout`, the value wins when both are ready
-//! (the future is polled first), and a wait that moves to another worker
-//! stays in its first thread's table (the watcher runs anywhere).
+//! (the future is polled first), a wait that moves to another worker
+//! stays in the table it registered in (the watcher runs anywhere), and on a
+//! current-thread runtime a wait's deadline may count from its second poll
+//! rather than its first (one pass of the run queue later).
 
+use std::cell::Cell;
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
@@ -37,32 +46,77 @@ use crate::loom::lock;
 /// Runs `fut` for at most `duration`: `Some(output)`, or `None` if the
 /// deadline came first (the future is then dropped).
 ///
+/// The deadline counts from the first time `fut` has to wait (the clock is
+/// read then, not before: a future that is ready at once reads no clock).
+/// On a thread known to run a current-thread runtime, the first wait
+/// registers nothing: the task is woken at once (a yield to the back of the
+/// run queue), and only if `fut` is still pending when polled again is the
+/// deadline read and registered. A call whose server answers within that
+/// yield (nearly every call on a current-thread runtime: the server runs
+/// before the caller is polled again) costs no clock read, no table entry
+/// and no waker clone; a call that waits longer has its deadline counted
+/// from its second poll, at most one pass of the run queue late.
+///
 /// # Panics
 ///
 /// If it has to wait outside a tokio runtime, as `tokio::time::timeout`
 /// does.
-pub(crate) async fn timeout<F: Future>(duration: Duration, fut: F) -> Option<F::Output> {
-    let Some(deadline) = Instant::now().checked_add(duration) else {
-        // Too far to represent: no deadline at all.
-        return Some(fut.await);
-    };
-    let mut fut = pin!(fut);
-    let mut entry: Option<Entry> = None;
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+///
+/// `fut` is taken pinned by the caller (`Unpin`: a `Pin<&mut _>` or a
+/// box), so that a large future is not moved once more into this one.
+pub(crate) fn timeout<F: Future + Unpin>(
+    duration: Duration,
+    mut fut: F,
+) -> impl Future<Output = Option<F::Output>> {
+    let mut waiting = Waiting::NotYet;
+    poll_fn(move |cx| {
+        if let Poll::Ready(output) = Pin::new(&mut fut).poll(cx) {
             return Poll::Ready(Some(output));
         }
-        match &entry {
-            None => entry = Some(Entry::register(deadline, cx.waker())),
-            Some(entry) => {
+        match &waiting {
+            Waiting::NotYet if YIELD_FIRST.get() => {
+                // Polled again after everything scheduled before us.
+                cx.waker().wake_by_ref();
+                waiting = Waiting::Yielded;
+            }
+            Waiting::NotYet | Waiting::Yielded => {
+                waiting = match Instant::now().checked_add(duration) {
+                    Some(deadline) => Waiting::Registered(Entry::register(deadline, cx.waker())),
+                    // Too far to represent: no deadline at all.
+                    None => Waiting::Unbounded,
+                };
+            }
+            Waiting::Registered(entry) => {
                 if entry.expired(cx.waker()) {
                     return Poll::Ready(None);
                 }
             }
+            Waiting::Unbounded => {}
         }
         Poll::Pending
     })
-    .await
+}
+
+/// Where a [`timeout`] stands.
+enum Waiting {
+    /// Not polled yet, or ready at its first poll.
+    NotYet,
+    /// Pending once, woken at once to look again before registering.
+    Yielded,
+    /// Its deadline is in a table.
+    Registered(Entry),
+    /// Its deadline is beyond what `Instant` represents.
+    Unbounded,
+}
+
+thread_local! {
+    /// Whether this thread's watcher, when last started, ran on a
+    /// current-thread runtime: then the thread polls every task of its
+    /// runtime, and a first wait yields once instead of registering (see
+    /// [`timeout`]). Only a hint, read for speed: a stale value (the thread
+    /// now runs another kind of runtime) costs a yield or a registration,
+    /// never a missed deadline, and is corrected when a watcher starts.
+    static YIELD_FIRST: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A thread's pending deadlines and the state of its watcher.
@@ -139,7 +193,9 @@ impl Entry {
             // driver this panics in the caller, as `tokio::time::timeout`
             // does, not silently in a detached task.
             let timer = Box::pin(tokio::time::sleep_until(deadline));
-            tokio::spawn(watch(watching, timer));
+            let runtime = tokio::runtime::Handle::current();
+            YIELD_FIRST.set(runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
+            runtime.spawn(watch(watching, timer));
         } else if wake_watcher {
             wheel.earlier.notify_one();
         }
@@ -235,6 +291,7 @@ async fn watch(mut watching: Watching, mut timer: Pin<Box<Sleep>>) {
 #[cfg(test)]
 mod tests {
     use std::future::pending;
+    use std::pin::pin;
 
     use super::*;
 
@@ -285,7 +342,10 @@ mod tests {
         let tasks = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();
-        assert_eq!(timeout(Duration::from_secs(1), async { 1 }).await, Some(1));
+        assert_eq!(
+            timeout(Duration::from_secs(1), pin!(async { 1 })).await,
+            Some(1)
+        );
         // Ready at once: no deadline was registered, no watcher started.
         assert_eq!(
             tokio::runtime::Handle::current()
@@ -303,6 +363,85 @@ mod tests {
                 .num_alive_tasks(),
             tasks
         );
+    }
+
+    fn alive_tasks() -> usize {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_current_thread_runtime_an_answer_within_one_yield_registers_nothing() {
+        // The first registered wait starts this thread's watcher, which
+        // learns the runtime's kind.
+        assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
+        assert!(YIELD_FIRST.get());
+        tokio::task::yield_now().await;
+        let tasks = alive_tasks();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Scheduled before the waiter's second poll: answers during its yield.
+        let answer = tokio::spawn(async move { tx.send(7).unwrap() });
+        assert_eq!(
+            timeout(Duration::from_secs(5), rx)
+                .await
+                .map(Result::unwrap),
+            Some(7)
+        );
+        answer.await.unwrap();
+        // A registration would have started a watcher sleeping until 5 s.
+        assert_eq!(alive_tasks(), tasks);
+        assert_eq!(slots_in_use(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_a_current_thread_runtime_a_wait_pending_after_its_yield_times_out_exactly() {
+        assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
+        assert!(YIELD_FIRST.get());
+        let start = Instant::now();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // Answered after the deadline: the wait registered after its yield.
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let _ = tx.send(());
+        });
+        assert_eq!(timeout(Duration::from_secs(2), rx).await, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(slots_in_use(), 0);
+        late.await.unwrap();
+    }
+
+    #[test]
+    fn a_wait_registered_on_one_thread_times_out_after_moving_to_another() {
+        // Real time: a paused clock is per runtime, and this wait crosses
+        // runtimes. The outcome does not depend on timing: the future never
+        // completes, so only the deadline can end the wait.
+        let workers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let mut wait = Box::pin(timeout(Duration::from_millis(200), pending::<()>()));
+        let start = std::time::Instant::now();
+        // Polled on the worker thread: registered in the worker's table,
+        // whose watcher runs on the worker runtime.
+        let (wait, registered) = workers.block_on(async move {
+            tokio::spawn(async move {
+                let first = futures::poll!(wait.as_mut());
+                assert!(first.is_pending());
+                (wait, slots_in_use())
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(registered, 1);
+        // Awaited on this thread, in another runtime.
+        let elsewhere = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        assert_eq!(elsewhere.block_on(wait), None);
+        assert!(start.elapsed() >= Duration::from_millis(200));
     }
 
     #[test]

@@ -115,6 +115,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -452,7 +453,7 @@ impl<S: GenServer> Server<S> {
             return self.round_trip(request).await;
         }
         // A coarse deadline, not a tokio timer per call (see `deadline`).
-        match crate::deadline::timeout(timeout, self.round_trip(request)).await {
+        match crate::deadline::timeout(timeout, pin!(self.round_trip(request))).await {
             Some(result) => result,
             None => Err(GenServerError::Timeout {
                 pid: self.pid(),

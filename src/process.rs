@@ -18,8 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use dashmap::DashMap;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHashMap;
 
 use crate::{BoxError, Nursery, NurseryError};
 
@@ -67,7 +66,6 @@ pub(crate) fn claimed_pid(cell: &AtomicU64) -> Option<Pid> {
 }
 
 /// The local pid numbered `id` (the observer names pids by number).
-#[cfg_attr(not(feature = "observer"), allow(dead_code))]
 pub(crate) fn local_pid(id: u64) -> Pid {
     Pid { node: 0, id }
 }
@@ -103,18 +101,40 @@ pub(crate) trait Remote: Send + Sync {
 #[cfg(feature = "dist")]
 pub(crate) static REMOTE: OnceLock<Box<dyn Remote>> = OnceLock::new();
 
-/// The last local process number handed out; 0 is never used.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// How many consecutive process numbers a thread takes at once: its next
+/// pids need no shared counter, and land in one shard of the table.
+const BLOCK: u64 = 64;
+
+/// The next block of process numbers to hand out (block `b` holds the
+/// numbers `b * BLOCK ..= b * BLOCK + BLOCK - 1`; number 0 is never used).
+static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The next number of this thread's block, and the end of the block.
+    static BLOCK_LEFT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
 
 impl Pid {
     /// Allocates a fresh local pid, never handed out before in this node.
+    ///
+    /// Each thread takes numbers from a block of its own, so pids made on
+    /// one thread increase, while pids made on different threads are not
+    /// ordered by the time they were made.
     #[must_use]
     #[allow(clippy::new_without_default)] // a default pid would read as a constant
     pub fn new() -> Self {
-        Pid {
-            node: 0,
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        }
+        let id = BLOCK_LEFT.with(|left| {
+            let (mut next, mut end) = left.get();
+            if next == end {
+                let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
+                // The first block starts at 1: 0 means "no pid" in places.
+                (next, end) = (block * BLOCK, block * BLOCK + BLOCK);
+                next = next.max(1);
+            }
+            left.set((next + 1, end));
+            next
+        });
+        Pid { node: 0, id }
     }
 
     /// The process number within its node.
@@ -509,12 +529,78 @@ impl fmt::Debug for Entry {
     }
 }
 
-/// Every live process of this node, by pid. Pids are handed out by this
-/// node, never chosen by a peer, so the table hashes them with a fast
-/// non-keyed hash (every start, send by pid and exit hashes one).
-fn table() -> &'static DashMap<Pid, Registered, FxBuildHasher> {
-    static TABLE: OnceLock<DashMap<Pid, Registered, FxBuildHasher>> = OnceLock::new();
-    TABLE.get_or_init(DashMap::default)
+/// Every live process of this node, by pid number: [`SHARDS`] maps, each
+/// under its own lock on its own cache lines, the shard chosen by the pid's
+/// block ([`BLOCK`]). A thread's pids come from one block at a time and
+/// consecutive blocks go to different shards, so the starts made on one
+/// thread touch one shard while another thread's touch another: no lock line
+/// moves between cores at every start, as the hashed shards of a concurrent
+/// map did (each insert landed on any shard). Pid numbers are handed out by
+/// this node, never chosen by a peer, so each map hashes them with a fast
+/// non-keyed hash.
+struct Table {
+    shards: Box<[Shard]>,
+}
+
+/// How many shards the table has: many more than cores, so that the blocks
+/// threads are using at a time rarely share one.
+const SHARDS: usize = 256;
+
+/// One shard, alone on its cache lines (two 64-byte lines: adjacent-line
+/// prefetch pairs them on x86).
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<FxHashMap<u64, Registered>>);
+
+impl Table {
+    /// The shard that holds the local pid numbered `id`.
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, FxHashMap<u64, Registered>> {
+        // The block index, wrapped: the remainder fits a `usize`.
+        let index = ((id / BLOCK) % SHARDS as u64) as usize;
+        crate::loom::lock(&self.shards[index].0)
+    }
+
+    fn insert(&self, pid: Pid, registered: Registered) {
+        debug_assert!(pid.is_local());
+        self.shard(pid.id).insert(pid.id, registered);
+    }
+
+    fn remove(&self, pid: Pid) -> Option<Registered> {
+        if !pid.is_local() {
+            return None;
+        }
+        self.shard(pid.id).remove(&pid.id)
+    }
+
+    /// Reads the live process with this pid, if any.
+    fn with<R>(&self, pid: Pid, read: impl FnOnce(&Registered) -> R) -> Option<R> {
+        if !pid.is_local() {
+            return None;
+        }
+        self.shard(pid.id).get(&pid.id).map(read)
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| crate::loom::lock(&shard.0).len())
+            .sum()
+    }
+
+    fn pids(&self) -> Vec<Pid> {
+        let mut pids = Vec::new();
+        for shard in &self.shards {
+            pids.extend(crate::loom::lock(&shard.0).keys().map(|&id| local_pid(id)));
+        }
+        pids
+    }
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| Table {
+        shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+    })
 }
 
 impl Entry {
@@ -546,12 +632,12 @@ impl Entry {
 
     /// The live process with this pid, if any.
     pub(crate) fn find(pid: Pid) -> Option<Arc<Entry>> {
-        table().get(&pid).map(|e| e.value().entry.clone())
+        table().with(pid, |registered| registered.entry.clone())
     }
 
     /// The live process with this pid and its endpoints, if any.
     pub(crate) fn find_registered(pid: Pid) -> Option<Registered> {
-        table().get(&pid).map(|e| e.value().clone())
+        table().with(pid, Registered::clone)
     }
 
     pub(crate) fn pid(&self) -> Pid {
@@ -988,7 +1074,9 @@ impl Entry {
                 None => Default::default(),
             }
         };
-        table().remove(&self.pid);
+        // Dropped after the shard's lock: the handle may be the last one.
+        let registered = table().remove(self.pid);
+        drop(registered);
         for cleanup in on_exit {
             cleanup(self.pid);
         }
@@ -1115,7 +1203,7 @@ impl Drop for Current {
 /// # }
 /// ```
 pub fn is_alive(pid: Pid) -> bool {
-    table().contains_key(&pid)
+    table().with(pid, |_| ()).is_some()
 }
 
 /// What a live process holds, from [`stats`]: a plain snapshot for tests
@@ -1187,7 +1275,7 @@ pub fn count() -> usize {
 /// ```
 #[doc(alias = "processes")]
 pub fn list() -> Vec<Pid> {
-    table().iter().map(|entry| *entry.key()).collect()
+    table().pids()
 }
 
 impl fmt::Debug for Registered {

@@ -282,6 +282,30 @@ async fn a_call_times_out_with_its_own_error() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn current_thread_calls_time_out_on_time_first_and_later_and_late_answers_arrive() {
+    // The first wait on a thread registers its deadline at once; later ones
+    // on a current-thread runtime yield once first: both must keep time.
+    with_probe(None, |server| async move {
+        let timeout = Duration::from_millis(50);
+        let started = Instant::now();
+        for round in 1..=2 {
+            // The server sleeps 60 ms per request, so each call outlives its
+            // timeout (the second also waits for the first to be handled).
+            let error = server
+                .call(Request::Slow(Duration::from_millis(60)), timeout)
+                .await
+                .unwrap_err();
+            assert!(matches!(error, GenServerError::Timeout { .. }));
+            assert_eq!(started.elapsed(), timeout * round);
+        }
+        // Sent at 100 ms, handled when the server wakes at 120 ms.
+        assert_eq!(server.call(Request::Add(1), timeout).await.unwrap(), Ok(2));
+        assert_eq!(started.elapsed(), Duration::from_millis(120));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_call_inside_fail_after_gives_up_at_the_scope_deadline() {
     with_probe(None, |server| async move {
         let started = Instant::now();
