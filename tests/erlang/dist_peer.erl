@@ -19,9 +19,16 @@ handle_call(monitored_by, _From, S) ->
     {monitored_by, By} = erlang:process_info(self(), monitored_by),
     {reply, length(By), S};
 handle_call(victim, _From, S) -> {reply, spawn(fun victim/0), S};
+handle_call({monitored_by, P}, _From, S) ->
+    {monitored_by, By} = erlang:process_info(P, monitored_by),
+    {reply, length(By), S};
+handle_call({links, P}, _From, S) ->
+    {links, Links} = erlang:process_info(P, links),
+    {reply, length(Links), S};
 handle_call(stop, _From, S) -> {stop, normal, stopped, S};
 handle_call(X, _From, S) -> {reply, {echo, X}, S}.
 
+handle_cast({disconnect, Node}, S) -> erlang:disconnect_node(Node), {noreply, S};
 handle_cast(_, S) -> {noreply, S}.
 
 %% A process the tests watch from Trellis: ends with R on {exit, R}, is
