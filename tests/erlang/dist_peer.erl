@@ -5,7 +5,7 @@
 -behaviour(gen_server).
 -export([start/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
 -export([print/1, watch/1, watch_call/1, forward/0]).
--export([bench_calls/2, bench_concurrent/3, bench_oneway/3, sink/0]).
+-export([bench_server/0, sinks/1]).
 
 start() ->
     {ok, _} = gen_server:start({local, echo}, ?MODULE, [], []),
@@ -75,42 +75,57 @@ forward_loop() ->
 
 %% --- Benchmarks (examples/dist_bench.rs) -----------------------------------
 
-%% Calls Dest N times in a row; prints {calls, N, Micros}.
-bench_calls(Dest, N) ->
-    call_n(Dest, 100),
+%% Registered as `bench`: runs one benchmark row per request and answers
+%% the requester {done, Ops, Micros}.
+bench_server() ->
+    register(bench, self()),
+    print(ready),
+    bench_loop().
+
+bench_loop() ->
+    receive
+        {calls, Dest, N, From} ->
+            call_n(Dest, 100),
+            From ! {done, N, timed(fun() -> call_n(Dest, N) end)};
+        {concurrent, Dest, P, N, From} ->
+            From ! {done, P * N, timed(fun() -> concurrent(Dest, P, N) end)};
+        {oneway, Sinks, Payload, N, From} ->
+            Each = N div length(Sinks),
+            From ! {done, Each * length(Sinks), timed(fun() -> oneway(Sinks, Payload, Each) end)}
+    end,
+    bench_loop().
+
+timed(Fun) ->
     T0 = erlang:monotonic_time(microsecond),
-    call_n(Dest, N),
-    print({calls, N, erlang:monotonic_time(microsecond) - T0}).
+    Fun(),
+    erlang:monotonic_time(microsecond) - T0.
 
 call_n(_, 0) -> ok;
 call_n(Dest, N) -> {echo, x} = gen_server:call(Dest, x), call_n(Dest, N - 1).
 
-%% P processes calling Dest N times each; prints {concurrent, P * N, Micros}.
-bench_concurrent(Dest, P, N) ->
+%% P processes calling Dest N times each.
+concurrent(Dest, P, N) ->
     Self = self(),
-    T0 = erlang:monotonic_time(microsecond),
-    [spawn(fun() -> call_n(Dest, N), Self ! done end) || _ <- lists:seq(1, P)],
-    [receive done -> ok end || _ <- lists:seq(1, P)],
-    print({concurrent, P * N, erlang:monotonic_time(microsecond) - T0}).
+    [spawn(fun() -> call_n(Dest, N), Self ! called end) || _ <- lists:seq(1, P)],
+    [receive called -> ok end || _ <- lists:seq(1, P)].
 
-%% Sends N messages {m, Payload} to Dest (a sink) and waits until it has
-%% them all; prints {oneway, N, Micros}.
-bench_oneway(Dest, Payload, N) ->
-    T0 = erlang:monotonic_time(microsecond),
-    Dest ! {expect, N, self()},
-    send_n(Dest, {m, Payload}, N),
-    receive {drained, N} -> ok end,
-    print({oneway, N, erlang:monotonic_time(microsecond) - T0}).
+%% Sends Each messages {m, Payload} to every sink (round robin) and waits
+%% until each has them all.
+oneway(Sinks, Payload, Each) ->
+    [S ! {expect, Each, self()} || S <- Sinks],
+    send_rr(Sinks, Sinks, {m, Payload}, Each * length(Sinks)),
+    [receive {drained, Each} -> ok end || _ <- Sinks].
 
-send_n(_, _, 0) -> ok;
-send_n(Dest, Msg, N) -> Dest ! Msg, send_n(Dest, Msg, N - 1).
+send_rr(_, _, _, 0) -> ok;
+send_rr([], All, Msg, N) -> send_rr(All, All, Msg, N);
+send_rr([S | Rest], All, Msg, N) -> S ! Msg, send_rr(Rest, All, Msg, N - 1).
 
-%% Registered as `sink`: on {expect, N, From}, takes N {m, _} messages, then
-%% tells From {drained, N}.
-sink() ->
-    register(sink, self()),
-    print(ready),
-    sink_loop().
+%% K sink processes registered as sink1 .. sinkK: each, on {expect, N,
+%% From}, takes N {m, _} messages, then tells From {drained, N}.
+sinks(K) ->
+    [register(list_to_atom("sink" ++ integer_to_list(I)), spawn(fun sink_loop/0))
+     || I <- lists:seq(1, K)],
+    print(ready).
 
 sink_loop() ->
     receive
