@@ -9,9 +9,10 @@
 //! node (`dist_bench --serve`: an exported echo gen_server and sink
 //! mailboxes), an Erlang caller/sender node (`A`) and an Erlang echo/sink
 //! node (`B`). Every row is started from here, one at a time, and the CPU
-//! time each side's process used during the row (all its threads, from
-//! `/proc/PID/task/*/schedstat`) is printed per operation next to the wall
-//! time.
+//! time each side's process used during the row, and how many times its
+//! threads were scheduled in (wake-ups: all its threads, from
+//! `/proc/PID/task/*/schedstat`), are printed per operation next to the
+//! wall time.
 //!
 //! ```sh
 //! epmd -daemon
@@ -72,17 +73,23 @@ impl GenServer for Echo {
     }
 }
 
-/// The CPU time all threads of process `pid` have used so far
-/// (`/proc/PID/task/*/schedstat`, nanoseconds).
-fn cpu_ns(pid: u32) -> u64 {
+/// The CPU time all threads of process `pid` have used so far, and how
+/// many times they were scheduled in (`/proc/PID/task/*/schedstat`:
+/// nanoseconds on a CPU, time slices).
+fn cpu(pid: u32) -> (u64, u64) {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return (0, 0);
     };
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+        .filter_map(|s| {
+            let mut fields = s.split_whitespace();
+            let ns = fields.next()?.parse::<u64>().ok()?;
+            let slices = fields.nth(1)?.parse::<u64>().ok()?;
+            Some((ns, slices))
+        })
+        .fold((0, 0), |(a, b), (ns, slices)| (a + ns, b + slices))
 }
 
 /// One result row: its key, what, how many operations, how long, and the
@@ -92,20 +99,25 @@ struct Row {
     what: String,
     ops: u64,
     elapsed: Duration,
-    cpu: Option<(u64, u64)>,
+    /// CPU nanoseconds and time slices of the client's and the server's
+    /// processes during the row.
+    cpu: Option<((u64, u64), (u64, u64))>,
 }
 
 impl Row {
     fn print(&self) {
         let per = self.elapsed.as_secs_f64() * 1e6 / self.ops as f64;
         let rate = self.ops as f64 / self.elapsed.as_secs_f64();
+        let ops = self.ops as f64;
         let cpu = match self.cpu {
-            Some((client, server)) => format!(
-                "{:.2} µs | {:.2} µs",
-                client as f64 / 1e3 / self.ops as f64,
-                server as f64 / 1e3 / self.ops as f64
+            Some(((client, client_in), (server, server_in))) => format!(
+                "{:.2} µs | {:.2} µs | {:.2} | {:.2}",
+                client as f64 / 1e3 / ops,
+                server as f64 / 1e3 / ops,
+                client_in as f64 / ops,
+                server_in as f64 / ops,
             ),
-            None => " | ".into(),
+            None => " | | | ".into(),
         };
         println!(
             "| {} | {} | {} | {per:.2} µs | {rate:.0}/s | {cpu} |",
@@ -243,17 +255,30 @@ impl Bench {
         } else {
             (self.s.clone(), self.s_pid)
         };
-        let before = (cpu_ns(client.os_pid), cpu_ns(server_pid));
+        let before = (cpu(client.os_pid), cpu(server_pid));
         let started = Instant::now();
         let (ops, elapsed) = if client.rust {
-            let ops = match &kind {
-                Kind::Calls => rust_calls(&self.r, ("echo", &server), self.n).await?,
-                Kind::Concurrent => rust_concurrent(&self.r, ("echo", &server), self.n).await?,
-                Kind::OneWay(payload) => {
-                    let sinks = self.sink_names();
-                    rust_oneway(&mut self.mailbox, &sinks, &server, payload, self.n * 5).await?
-                }
+            // In a task of its own, as a Trellis process would call or send
+            // (the main future runs outside the runtime's workers, and each
+            // wake-up of it would cost a thread switch of its own).
+            let (node, sinks, n) = (self.r.clone(), self.sink_names(), self.n);
+            let kind = match &kind {
+                Kind::Calls => Kind::Calls,
+                Kind::Concurrent => Kind::Concurrent,
+                Kind::OneWay(payload) => Kind::OneWay(payload.clone()),
             };
+            let ops = tokio::spawn(async move {
+                let to = ("echo", server.as_str());
+                match kind {
+                    Kind::Calls => rust_calls(&node, to, n).await,
+                    Kind::Concurrent => rust_concurrent(&node, to, n).await,
+                    Kind::OneWay(payload) => {
+                        let mut mailbox = node.mailbox()?;
+                        rust_oneway(&mut mailbox, &sinks, &server, &payload, n * 5).await
+                    }
+                }
+            })
+            .await??;
             (ops, started.elapsed())
         } else {
             let me = self.mailbox.pid().to_term();
@@ -293,13 +318,16 @@ impl Bench {
             let micros: u64 = dist::FromTerm::from_term(micros.clone())?;
             (ops, Duration::from_micros(micros))
         };
-        let after = (cpu_ns(client.os_pid), cpu_ns(server_pid));
+        let after = (cpu(client.os_pid), cpu(server_pid));
         Ok(Row {
             key: key.into(),
             what: what.into(),
             ops,
             elapsed,
-            cpu: Some((after.0 - before.0, after.1 - before.1)),
+            cpu: Some((
+                (after.0.0 - before.0.0, after.0.1 - before.0.1),
+                (after.1.0 - before.1.0, after.1.1 - before.1.1),
+            )),
         })
     }
 
@@ -533,9 +561,9 @@ async fn bench() -> Result<(), BoxError> {
     }
 
     println!(
-        "| key | measure | ops | per op | rate | client CPU/op | server CPU/op |"
+        "| key | measure | ops | per op | rate | client CPU/op | server CPU/op | client slices/op | server slices/op |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         row.print();
     }
