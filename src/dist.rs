@@ -770,10 +770,7 @@ impl Inner {
         let Some(out) = self.state().conns.get(node).map(|c| c.out.clone()) else {
             return false;
         };
-        match conn::encode(message) {
-            Some(frame) => out.send_batched(frame),
-            None => false,
-        }
+        out.send_message_batched(message)
     }
 
     fn deliver(&self, id: u32, incoming: Incoming) {
