@@ -131,6 +131,7 @@ mod call;
 mod conn;
 pub mod frame;
 mod mailbox;
+mod pg;
 mod remote;
 mod serde_term;
 mod term;

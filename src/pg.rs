@@ -668,3 +668,57 @@ pub fn get_local_members(group: impl AsRef<str>) -> Vec<Pid> {
 pub fn which_groups() -> Vec<Arc<str>> {
     default_scope().which_groups()
 }
+
+/// Members other nodes announce, for the distribution layer's scope
+/// process ([`DistNode::share_pg`](crate::dist::DistNode::share_pg)): listed
+/// and removed without the local exit hook (their node's scope reports
+/// their end, or the node's loss removes them).
+#[cfg(feature = "dist")]
+impl Scope {
+    /// Lists the remote `pids` in `group` once more each.
+    pub(crate) fn join_remote(&self, group: &str, pids: Vec<Pid>) {
+        if pids.is_empty() {
+            return;
+        }
+        let mut table = lock(&self.table);
+        let group = match table.groups.get_key_value(group) {
+            Some((key, _)) => key.clone(),
+            None => group.into(),
+        };
+        table
+            .groups
+            .entry(group.clone())
+            .or_default()
+            .extend(pids.iter().copied());
+        table.notify(&PgEvent::Join { group, pids });
+    }
+
+    /// Removes one listing of each of `pids` from `group`, where listed.
+    pub(crate) fn leave_remote(&self, group: &str, pids: &[Pid]) {
+        let mut table = lock(&self.table);
+        let Some((group, members)) = table
+            .groups
+            .get_key_value(group)
+            .map(|(k, m)| (k.clone(), m.clone()))
+        else {
+            return;
+        };
+        let mut members = members;
+        let mut gone = Vec::new();
+        for pid in pids {
+            if let Some(at) = members.iter().position(|p| p == pid) {
+                members.remove(at);
+                gone.push(*pid);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        if members.is_empty() {
+            table.groups.remove(&group);
+        } else {
+            table.groups.insert(group.clone(), members);
+        }
+        table.notify(&PgEvent::Leave { group, pids: gone });
+    }
+}

@@ -4,7 +4,7 @@
 -module(dist_peer).
 -behaviour(gen_server).
 -export([start/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
--export([print/1, watch/1, watch_call/1, forward/0]).
+-export([print/1, watch/1, watch_call/1, forward/0, pg_peer/1]).
 -export([bench_server/0, sinks/1]).
 
 start() ->
@@ -71,6 +71,36 @@ forward_loop() ->
         {link, P, Ack} -> link(P), Ack ! linked, forward_loop();
         {monitor, P, Ack} -> erlang:monitor(process, P), Ack ! monitoring, forward_loop();
         Msg -> print(Msg), forward_loop()
+    end.
+
+%% --- pg across nodes (tests/dist_pg.rs) -------------------------------------
+
+%% Starts the pg scope S, registers as `pg_peer`, prints `ready`, then
+%% prints every change of the scope as {Action, Group, Pids}; on {join, G}
+%% a new process joins G (printed {joined, G}); on {stop, P}, P ends.
+pg_peer(S) ->
+    {ok, _} = pg:start(S),
+    {Ref, _} = pg:monitor_scope(S),
+    register(pg_peer, self()),
+    print(ready),
+    pg_loop(S, Ref).
+
+pg_loop(S, Ref) ->
+    receive
+        {Ref, Action, Group, Pids} ->
+            print({Action, Group, length(Pids)}),
+            pg_loop(S, Ref);
+        {join, Group} ->
+            P = spawn(fun() -> receive stop -> ok end end),
+            ok = pg:join(S, Group, P),
+            print({joined, Group}),
+            pg_loop(S, Ref);
+        {stop, P} ->
+            P ! stop,
+            pg_loop(S, Ref);
+        {members, Group, From} ->
+            From ! {members, [P || P <- pg:get_members(S, Group), node(P) =/= node()]},
+            pg_loop(S, Ref)
     end.
 
 %% --- Benchmarks (examples/dist_bench.rs) -----------------------------------
