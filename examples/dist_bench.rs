@@ -41,8 +41,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use trellis::BoxError;
 use trellis::dist::{
-    self, DistMailbox, DistNode, DistOptions, ErlPid, Incoming, Term, ToTerm, as_tuple, atom,
-    tuple,
+    self, DistMailbox, DistNode, DistOptions, ErlPid, Incoming, Term, ToTerm, as_tuple, atom, tuple,
 };
 use trellis::gen_server::{self, Context, GenServer, Init, Response};
 
@@ -307,9 +306,7 @@ impl Bench {
                     ])
                 }
             };
-            self.mailbox
-                .send(("bench", self.a.as_str()), order)
-                .await?;
+            self.mailbox.send(("bench", self.a.as_str()), order).await?;
             let done = self.expect("done").await?;
             let [_, ops, micros] = done.as_slice() else {
                 return Err("bad done".into());
@@ -352,6 +349,10 @@ async fn expect(mailbox: &mut DistMailbox, tag: &str) -> Result<Vec<Term>, BoxEr
         }
     }
 }
+
+/// One row of the plan: key, what, client side, whether the server is
+/// Erlang's, and what it does (given the 1 KiB payload).
+type Planned<'a> = (&'a str, &'a str, &'a Side, bool, fn(&Term) -> Kind);
 
 enum Kind {
     Calls,
@@ -398,7 +399,11 @@ async fn rust_oneway(
     let each = n / sinks.len() as u64;
     let message = tuple(vec![atom("m"), payload.clone()]);
     for sink in sinks {
-        let expect = tuple(vec![atom("expect"), each.to_term(), mailbox.pid().to_term()]);
+        let expect = tuple(vec![
+            atom("expect"),
+            each.to_term(),
+            mailbox.pid().to_term(),
+        ]);
         mailbox.send((sink.as_str(), node), expect).await?;
     }
     for i in 0..each * sinks.len() as u64 {
@@ -536,27 +541,119 @@ async fn bench() -> Result<(), BoxError> {
         os_pid: bench.a_pid,
     };
     let kib = "a".repeat(1024).to_term();
-    let plan: Vec<(&str, &str, &Side, bool, fn(&Term) -> Kind)> = vec![
-        ("call_ee", "call round trip Erlang→Erlang", &erlang, true, |_| Kind::Calls),
-        ("call_er", "call round trip Erlang→Rust", &erlang, false, |_| Kind::Calls),
-        ("call_re", "call round trip Rust→Erlang", &rust, true, |_| Kind::Calls),
-        ("call_rr", "call round trip Rust→Rust", &rust, false, |_| Kind::Calls),
-        ("conc_ee", "calls, 64 callers, Erlang→Erlang", &erlang, true, |_| Kind::Concurrent),
-        ("conc_er", "calls, 64 callers, Erlang→Rust", &erlang, false, |_| Kind::Concurrent),
-        ("conc_re", "calls, 64 callers, Rust→Erlang", &rust, true, |_| Kind::Concurrent),
-        ("conc_rr", "calls, 64 callers, Rust→Rust", &rust, false, |_| Kind::Concurrent),
-        ("small_ee", "one-way small Erlang→Erlang", &erlang, true, |_| Kind::OneWay(atom("x"))),
-        ("small_re", "one-way small Rust→Erlang", &rust, true, |_| Kind::OneWay(atom("x"))),
-        ("small_er", "one-way small Erlang→Rust", &erlang, false, |_| Kind::OneWay(atom("x"))),
-        ("small_rr", "one-way small Rust→Rust", &rust, false, |_| Kind::OneWay(atom("x"))),
-        ("kib_ee", "one-way 1 KiB Erlang→Erlang", &erlang, true, |k| Kind::OneWay(k.clone())),
-        ("kib_re", "one-way 1 KiB Rust→Erlang", &rust, true, |k| Kind::OneWay(k.clone())),
-        ("kib_er", "one-way 1 KiB Erlang→Rust", &erlang, false, |k| Kind::OneWay(k.clone())),
-        ("kib_rr", "one-way 1 KiB Rust→Rust", &rust, false, |k| Kind::OneWay(k.clone())),
+    let plan: Vec<Planned<'_>> = vec![
+        (
+            "call_ee",
+            "call round trip Erlang→Erlang",
+            &erlang,
+            true,
+            |_| Kind::Calls,
+        ),
+        (
+            "call_er",
+            "call round trip Erlang→Rust",
+            &erlang,
+            false,
+            |_| Kind::Calls,
+        ),
+        (
+            "call_re",
+            "call round trip Rust→Erlang",
+            &rust,
+            true,
+            |_| Kind::Calls,
+        ),
+        (
+            "call_rr",
+            "call round trip Rust→Rust",
+            &rust,
+            false,
+            |_| Kind::Calls,
+        ),
+        (
+            "conc_ee",
+            "calls, 64 callers, Erlang→Erlang",
+            &erlang,
+            true,
+            |_| Kind::Concurrent,
+        ),
+        (
+            "conc_er",
+            "calls, 64 callers, Erlang→Rust",
+            &erlang,
+            false,
+            |_| Kind::Concurrent,
+        ),
+        (
+            "conc_re",
+            "calls, 64 callers, Rust→Erlang",
+            &rust,
+            true,
+            |_| Kind::Concurrent,
+        ),
+        (
+            "conc_rr",
+            "calls, 64 callers, Rust→Rust",
+            &rust,
+            false,
+            |_| Kind::Concurrent,
+        ),
+        (
+            "small_ee",
+            "one-way small Erlang→Erlang",
+            &erlang,
+            true,
+            |_| Kind::OneWay(atom("x")),
+        ),
+        (
+            "small_re",
+            "one-way small Rust→Erlang",
+            &rust,
+            true,
+            |_| Kind::OneWay(atom("x")),
+        ),
+        (
+            "small_er",
+            "one-way small Erlang→Rust",
+            &erlang,
+            false,
+            |_| Kind::OneWay(atom("x")),
+        ),
+        (
+            "small_rr",
+            "one-way small Rust→Rust",
+            &rust,
+            false,
+            |_| Kind::OneWay(atom("x")),
+        ),
+        (
+            "kib_ee",
+            "one-way 1 KiB Erlang→Erlang",
+            &erlang,
+            true,
+            |k| Kind::OneWay(k.clone()),
+        ),
+        ("kib_re", "one-way 1 KiB Rust→Erlang", &rust, true, |k| {
+            Kind::OneWay(k.clone())
+        }),
+        (
+            "kib_er",
+            "one-way 1 KiB Erlang→Rust",
+            &erlang,
+            false,
+            |k| Kind::OneWay(k.clone()),
+        ),
+        ("kib_rr", "one-way 1 KiB Rust→Rust", &rust, false, |k| {
+            Kind::OneWay(k.clone())
+        }),
     ];
     for (key, what, client, erlang_server, kind) in plan {
         if wanted(key) {
-            rows.push(bench.row(key, what, client, erlang_server, kind(&kib)).await?);
+            rows.push(
+                bench
+                    .row(key, what, client, erlang_server, kind(&kib))
+                    .await?,
+            );
         }
     }
 

@@ -34,6 +34,7 @@
 //! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
 //! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
 //! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
+//! | `pg:start(Scope)` on a node of the cluster | [`DistNode::share_pg`]`(&`[`pg::scope`](crate::pg::scope)`(..))` | groups cross as atoms; the Trellis scope sends `discover` itself (Erlang's scopes only discover visible nodes, and this one is hidden) |
 //! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), atom cache, fragments | not provided | a hidden node is not asked for them |
 //!
 //! # Terms

@@ -99,7 +99,9 @@ async fn erlang_members_appear_as_remote_pids_and_go_when_they_end_or_their_node
     let peer = node.mailbox().unwrap();
     let to = ("pg_peer", erl.name.as_str());
 
-    peer.send(to, tagged("join", vec![atom("jobs")])).await.unwrap();
+    peer.send(to, tagged("join", vec![atom("jobs")]))
+        .await
+        .unwrap();
     let PgEvent::Join { pids, .. } = next_event(&mut jobs).await else {
         panic!("not a join")
     };
@@ -122,7 +124,9 @@ async fn erlang_members_appear_as_remote_pids_and_go_when_they_end_or_their_node
     );
 
     // Its node dies: its members leave here.
-    peer.send(to, tagged("join", vec![atom("jobs")])).await.unwrap();
+    peer.send(to, tagged("join", vec![atom("jobs")]))
+        .await
+        .unwrap();
     let PgEvent::Join { pids, .. } = next_event(&mut jobs).await else {
         panic!("not a join")
     };

@@ -474,7 +474,10 @@ async fn a_call_by_remote_pid_reaches_the_erlang_server() {
 /// `erlang:disconnect_node`), and waits until `node` has seen it go.
 async fn disconnect(node: &DistNode, erl: &ErlNode) {
     let mut events = node.monitor_nodes();
-    let cast = tagged("$gen_cast", vec![tagged("disconnect", vec![atom(node.name())])]);
+    let cast = tagged(
+        "$gen_cast",
+        vec![tagged("disconnect", vec![atom(node.name())])],
+    );
     tell_name(node, erl, cast).await;
     loop {
         let event = tokio::time::timeout(WAIT, events.recv())

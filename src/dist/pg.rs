@@ -99,8 +99,7 @@ impl DistNode {
             local,
             peers: HashMap::new(),
         };
-        self.inner
-            .spawn(shared.run(events, nodes, connected));
+        self.inner.spawn(shared.run(events, nodes, connected));
         Ok(())
     }
 }
@@ -274,10 +273,7 @@ impl Shared {
                             continue;
                         };
                         if let Some(group) = group_name(group) {
-                            announced
-                                .entry(group)
-                                .or_default()
-                                .extend(self.pids(pids));
+                            announced.entry(group).or_default().extend(self.pids(pids));
                         }
                     }
                 }
