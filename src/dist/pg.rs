@@ -10,7 +10,7 @@
 //! the Erlang scope answers with its members, monitors this one, and keeps
 //! it informed. Groups cross as atoms (a binary from the peer is read as a
 //! string too); members as pids: remote ones become remote
-//! [`Pid`](crate::process::Pid)s in the local scope, local ones are sent as
+//! [`Pid`]s in the local scope, local ones are sent as
 //! this node's Erlang pids of those processes.
 
 use std::collections::HashMap;
@@ -46,7 +46,7 @@ impl DistNode {
     /// `pg:start(Scope)` on this node): Erlang's `pg:get_members(Scope,
     /// Group)` lists the Trellis processes that joined `Group` here, and
     /// members that join on other nodes appear in `scope` as remote
-    /// [`Pid`](crate::process::Pid)s (with [`PgEvent`]s to its monitors),
+    /// [`Pid`]s (with [`PgEvent`]s to its monitors),
     /// until they leave, end, or their node goes down.
     ///
     /// Groups cross as atoms: a Trellis group `"workers"` is Erlang's
