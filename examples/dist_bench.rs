@@ -26,7 +26,8 @@
 //! current-thread runtime, in both Trellis processes), `DIST_BENCH_ROWS`
 //! (a comma-separated list of row keys, as printed in the table's first
 //! column; default all), `DIST_BENCH_SINKS` (sink processes per node the
-//! one-way rows spread over, round robin; default 1).
+//! one-way rows spread over, round robin; default 1), `DIST_BENCH_ERL_ARGS`
+//! (more `erl` flags for both Erlang nodes, e.g. `+sbwt none`).
 //!
 //! Needs `erl` and `erlc` (Debian's `erlang-nox`). The Erlang side is
 //! `tests/erlang/dist_peer.erl`, compiled into a temporary folder.
@@ -188,6 +189,13 @@ fn erl(
         ])
         .arg(beams)
         .args(["-eval", eval])
+        // `DIST_BENCH_ERL_ARGS`: more emulator flags for both Erlang nodes,
+        // e.g. `+sbwt none` (schedulers sleep at once instead of spinning).
+        .args(
+            std::env::var("DIST_BENCH_ERL_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .kill_on_drop(true)

@@ -51,7 +51,9 @@ impl DistNode {
     ///
     /// Groups cross as atoms: a Trellis group `"workers"` is Erlang's
     /// `workers`. A group that is neither an atom nor a UTF-8 binary on the
-    /// other side is not shared. Runs until the node stops.
+    /// other side is not shared. The Erlang nodes must run the scope
+    /// (`pg:start(Scope)`; OTP starts the default scope `pg` only with
+    /// `-kernel start_pg true`). Runs until the node stops.
     ///
     /// # Errors
     ///
