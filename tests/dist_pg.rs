@@ -1,6 +1,7 @@
 //! `pg` across nodes, against real Erlang nodes running a `pg` scope of the
 //! same name: a Trellis member is listed by Erlang's `pg:get_members` and
-//! leaves when it ends; Erlang members appear in the Trellis scope as
+//! leaves when it ends; members that joined before the scope was shared
+//! arrive with the sync; Erlang members appear in the Trellis scope as
 //! remote pids and go when they end or their node dies.
 
 #![cfg(feature = "dist")]
@@ -139,4 +140,21 @@ async fn erlang_members_appear_as_remote_pids_and_go_when_they_end_or_their_node
         }
     );
     assert!(scope.get_members("jobs").is_empty());
+}
+
+#[tokio::test]
+async fn members_that_joined_before_sharing_are_synced_and_a_leave_crosses_too() {
+    let node = trellis_node("pgearly").await;
+    let scope_name = unique("scope");
+    let scope = pg::scope(&scope_name);
+    let early = mailbox::create::<()>();
+    scope.join("early", early.pid()).unwrap();
+    scope.join("early", early.pid()).unwrap();
+    let mut erl = erlang_with_scope(&node, &scope_name).await;
+    node.share_pg(&scope).unwrap();
+    assert!(node.ping(&erl.name, WAIT).await);
+    // Both listings arrive with the sync that answers Erlang's discover.
+    assert_eq!(erl.line().await, "{join,early,2}");
+    scope.leave("early", early.pid()).unwrap();
+    assert_eq!(erl.line().await, "{leave,early,1}");
 }
