@@ -29,11 +29,12 @@
 //! | `self()` of a process talking to the cluster, `register/2` | [`DistNode::mailbox`], [`DistNode::register`] | a mailbox is the remote face of a Trellis process, not the process itself |
 //! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
-//! | a remote pid held by any process | [`DistNode::to_pid`]: a Trellis [`Pid`](crate::process::Pid) with node ≠ 0 | `Context::monitor`/`link`/`demonitor`/`unlink` and a mailbox's take it as a local pid; `Down`/`Exit` come as for a local one, reasons through [`reason_from_term`] |
+//! | a remote pid held by any process | [`DistNode::to_pid`]: a Trellis [`Pid`](crate::process::Pid) with node ≠ 0 | `Context::monitor`/`link`/`demonitor`/`unlink` and a mailbox's take it as a local pid; `Down`/`Exit` come as for a local one, reasons through [`reason_from_term`]; a node not connected is connected first (auto-connect), `noconnection` if that fails |
 //! | `self()` of a Trellis process, as Erlang sees it | [`DistNode::erl_pid`] | Erlang may monitor and link it; messages to it are dropped (a Trellis process takes typed messages, not terms) |
 //! | `gen_server:call({Name, Node}, Req)` | [`DistNode::call`] | a timeout is required (no `infinity`) |
 //! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
 //! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
+//! | `pg:start(Scope)` on a node of the cluster | [`DistNode::share_pg`]`(&`[`pg::scope`](crate::pg::scope)`(..))` | groups cross as atoms; the Trellis scope sends `discover` itself (Erlang's scopes only discover visible nodes, and this one is hidden) |
 //! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), atom cache, fragments | not provided | a hidden node is not asked for them |
 //!
 //! # Terms
@@ -97,7 +98,9 @@
 //! [`Exit`](crate::process::Exit) a local process's end gives, with
 //! [`reason_from_term`]'s [`ExitReason`](crate::process::ExitReason):
 //! `noconnection` (as [`DistError::RemoteExit`]) when the node dies or goes
-//! silent, or at once when it is not connected. An abnormal remote exit
+//! silent. A monitor or link on a pid of a node not connected connects
+//! first, as Erlang's auto-connect does (within the set-up time, 7 s as
+//! `net_setuptime`), and is `noconnection` only if that connection fails. An abnormal remote exit
 //! stops a linked server that does not trap exits, as a local one does.
 //! Local pids cost nothing more: every hook is behind one `is_local` branch.
 //!
@@ -129,6 +132,7 @@ mod call;
 mod conn;
 pub mod frame;
 mod mailbox;
+mod pg;
 mod remote;
 mod serde_term;
 mod term;
@@ -730,6 +734,27 @@ impl Inner {
         tasks.push(handle);
     }
 
+    /// Runs `then` once `node` is connected: at once if it is, else after a
+    /// connection attempt (made as a send would make it, within the set-up
+    /// time) whatever its outcome; `then` checks the connection itself.
+    fn when_connected(
+        self: &Arc<Self>,
+        node: String,
+        then: impl FnOnce(&Arc<Self>, &str) + Send + 'static,
+    ) {
+        if self.is_connected(&node) || tokio::runtime::Handle::try_current().is_err() {
+            then(self, &node);
+            return;
+        }
+        let inner = self.clone();
+        self.spawn(async move {
+            if let Err(error) = inner.ensure_connected(&node).await {
+                tracing::debug!(node, %error, "connect on demand failed");
+            }
+            then(&inner, &node);
+        });
+    }
+
     /// Queues `message` to `node`, if connected.
     fn send_to(&self, node: &str, message: Message) -> bool {
         let Some(conn) = self.state().conns.get(node).cloned() else {
@@ -747,10 +772,7 @@ impl Inner {
         let Some(out) = self.state().conns.get(node).map(|c| c.out.clone()) else {
             return false;
         };
-        match conn::encode(message) {
-            Some(frame) => out.send_batched(frame),
-            None => false,
-        }
+        out.send_message_batched(message)
     }
 
     fn deliver(&self, id: u32, incoming: Incoming) {

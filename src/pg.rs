@@ -27,15 +27,20 @@
 //! Members are [`Pid`]s, which name their node: the data model holds
 //! remote members as well as local ones ([`Scope::get_local_members`]
 //! filters on [`Pid::is_local`]). Joining is local, as in OTP (a process
-//! joins for itself, or a local process is joined); sharing memberships
-//! between nodes will come with distribution.
+//! joins for itself, or a local process is joined). With the `dist`
+//! feature, `DistNode::share_pg(&scope)` shares a scope with the Erlang
+//! (or Trellis) nodes of a cluster that run a `pg` scope of the same name:
+//! local members are listed there, and theirs appear here as remote pids,
+//! with the same [`PgEvent`]s, until they leave, end, or their node goes
+//! down.
 //!
 //! # Where Trellis differs from OTP
 //!
 //! | OTP | Trellis | why |
 //! |---|---|---|
-//! | a scope is a process, started under a supervisor | a scope is a node-wide table made on first use; membership changes are synchronous | nothing to supervise while groups are local; a join is visible as soon as it returns |
-//! | groups are any term | groups are strings | a name every node can read |
+//! | a scope is a process, started under a supervisor | a scope is a node-wide table made on first use; membership changes are synchronous; a scope process for other nodes runs only once shared (`DistNode::share_pg`) | nothing to supervise while groups are local; a join is visible as soon as it returns |
+//! | scopes find each other through `net_kernel:monitor_nodes` (visible nodes) | a shared scope sends `discover` itself to every node it connects to | a Trellis node is hidden: Erlang's scopes would never discover it |
+//! | groups are any term | groups are strings; across nodes, atoms (a UTF-8 binary is read too; other terms are not shared) | a name every node can read |
 //! | `monitor` sends `{Ref, join \| leave, Group, Pids}` to the caller's mailbox | a [`PgMonitor`] to receive [`PgEvent`]s from (forward them to a gen_server with [`Context::spawn`](crate::gen_server::Context::spawn) if needed); dropping it demonitors | a typed event stream; no untyped mailbox |
 //! | `join` of a dead pid is a no-op that is cleaned up later | [`PgError::ProcessNotFound`] | errors are values |
 //! | no dispatch helpers (users pick from `get_members`) | `send_all`/`send_random`/`send_round_robin`, `pick_*` | the three dispatches every pool writes |
@@ -667,4 +672,58 @@ pub fn get_local_members(group: impl AsRef<str>) -> Vec<Pid> {
 /// The groups of the [`default_scope`].
 pub fn which_groups() -> Vec<Arc<str>> {
     default_scope().which_groups()
+}
+
+/// Members other nodes announce, for the distribution layer's scope
+/// process ([`DistNode::share_pg`](crate::dist::DistNode::share_pg)): listed
+/// and removed without the local exit hook (their node's scope reports
+/// their end, or the node's loss removes them).
+#[cfg(feature = "dist")]
+impl Scope {
+    /// Lists the remote `pids` in `group` once more each.
+    pub(crate) fn join_remote(&self, group: &str, pids: Vec<Pid>) {
+        if pids.is_empty() {
+            return;
+        }
+        let mut table = lock(&self.table);
+        let group = match table.groups.get_key_value(group) {
+            Some((key, _)) => key.clone(),
+            None => group.into(),
+        };
+        table
+            .groups
+            .entry(group.clone())
+            .or_default()
+            .extend(pids.iter().copied());
+        table.notify(&PgEvent::Join { group, pids });
+    }
+
+    /// Removes one listing of each of `pids` from `group`, where listed.
+    pub(crate) fn leave_remote(&self, group: &str, pids: &[Pid]) {
+        let mut table = lock(&self.table);
+        let Some((group, members)) = table
+            .groups
+            .get_key_value(group)
+            .map(|(k, m)| (k.clone(), m.clone()))
+        else {
+            return;
+        };
+        let mut members = members;
+        let mut gone = Vec::new();
+        for pid in pids {
+            if let Some(at) = members.iter().position(|p| p == pid) {
+                members.remove(at);
+                gone.push(*pid);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        if members.is_empty() {
+            table.groups.remove(&group);
+        } else {
+            table.groups.insert(group.clone(), members);
+        }
+        table.notify(&PgEvent::Leave { group, pids: gone });
+    }
 }

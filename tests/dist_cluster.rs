@@ -340,3 +340,33 @@ async fn a_finished_call_leaves_no_monitor_on_the_erlang_server() {
     let monitors: i64 = node.call(to, atom("monitored_by"), WAIT).await.unwrap();
     assert_eq!(monitors, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_one_way_messages_reaches_a_slower_erlang_reader_complete_and_in_order() {
+    const COUNT: u32 = 20_000;
+    let node = trellis_node("flood").await;
+    let mut erl = ErlNode::start(
+        &unique("reader"),
+        COOKIE,
+        node.name(),
+        &format!(
+            "register(seq, self()), dist_peer:print(ready), \
+             Check = fun F(N) when N > {COUNT} -> dist_peer:print(in_order); \
+                         F(N) -> receive {{M, _}} when M =:= N -> F(N + 1); \
+                                         {{M, _}} -> dist_peer:print({{out_of_order, N, M}}) end end, \
+             Check(1)."
+        ),
+    );
+    erl.expect("ready").await;
+    let mailbox = node.mailbox().unwrap();
+    // 20 MiB queued far faster than Erlang decodes it: the sender's own
+    // writes past the batch limit are partial, and the writer takes over.
+    let kib = "k".repeat(1024);
+    for i in 1..=COUNT {
+        mailbox
+            .send(("seq", erl.name.as_str()), (i, kib.as_str()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(erl.line().await, "in_order");
+}

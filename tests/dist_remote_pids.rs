@@ -469,3 +469,167 @@ async fn a_call_by_remote_pid_reaches_the_erlang_server() {
     let local = node.call::<Term>(Pid::new(), atom("x"), WAIT).await;
     assert!(matches!(local, Err(DistError::NoProcess { .. })));
 }
+
+/// Has `erl`'s echo server drop the connection to `node` (Erlang's
+/// `erlang:disconnect_node`), and waits until `node` has seen it go.
+async fn disconnect(node: &DistNode, erl: &ErlNode) {
+    let mut events = node.monitor_nodes();
+    let cast = tagged(
+        "$gen_cast",
+        vec![tagged("disconnect", vec![atom(node.name())])],
+    );
+    tell_name(node, erl, cast).await;
+    loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("within the wait")
+            .expect("events");
+        if matches!(&event, dist::NodeEvent::Down { node, .. } if *node == erl.name) {
+            break;
+        }
+    }
+    assert!(!node.nodes().contains(&erl.name));
+}
+
+async fn tell_name(node: &DistNode, erl: &ErlNode, message: Term) {
+    node.mailbox()
+        .unwrap()
+        .send(("echo", erl.name.as_str()), message)
+        .await
+        .expect("sent");
+}
+
+/// Asks `erl`'s echo server `{question, pid}` until it answers `expected`
+/// (the monitor or link made on demand is in place on the Erlang side).
+async fn until_erlang_counts(
+    node: &DistNode,
+    erl: &ErlNode,
+    question: &str,
+    pid: &ErlPid,
+    expected: i64,
+) {
+    let asking = async {
+        loop {
+            let count: i64 = node
+                .call(
+                    ("echo", erl.name.as_str()),
+                    tagged(question, vec![pid.to_term()]),
+                    WAIT,
+                )
+                .await
+                .expect("echo answers");
+            if count == expected {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, asking)
+        .await
+        .unwrap_or_else(|_| panic!("erlang never counted {expected} for {question}"));
+}
+
+#[tokio::test]
+async fn a_monitor_on_a_pid_of_a_node_not_connected_connects_first_and_gets_the_real_down() {
+    let node = trellis_node("monauto").await;
+    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
+    erl.expect("ready").await;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    trellis::nursery(|n| async move {
+        let server = gen_server::start(
+            &n,
+            Watcher {
+                trap: false,
+                seen: tx,
+            },
+        )
+        .await?;
+        let (pid, erl_pid) = victim(&node, &erl).await;
+        disconnect(&node, &erl).await;
+        let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
+        // No `noconnection`: the node was connected again and the monitor
+        // reached the Erlang process.
+        until_erlang_counts(&node, &erl, "monitored_by", &erl_pid, 1).await;
+        assert!(node.nodes().contains(&erl.name));
+        tell(&node, &erl_pid, tagged("exit", vec![atom("boom")])).await;
+        let Seen::Down(down) = next(&mut seen).await else {
+            panic!("not a Down")
+        };
+        assert_eq!((down.monitor, down.pid), (monitor, pid));
+        assert_eq!(reason_to_term(&down.reason), atom("boom"));
+        n.cancel();
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_link_to_a_pid_of_a_node_not_connected_connects_first_and_gets_the_real_exit() {
+    let node = trellis_node("linkauto").await;
+    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
+    erl.expect("ready").await;
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    trellis::nursery(|n| async move {
+        let server = gen_server::start(
+            &n,
+            Watcher {
+                trap: true,
+                seen: tx,
+            },
+        )
+        .await?;
+        let (pid, erl_pid) = victim(&node, &erl).await;
+        disconnect(&node, &erl).await;
+        server.call(Watch::Link(pid), WAIT).await?;
+        until_erlang_counts(&node, &erl, "links", &erl_pid, 1).await;
+        tell(&node, &erl_pid, atom("kill")).await;
+        let Seen::Exit(exit) = next(&mut seen).await else {
+            panic!("not an Exit")
+        };
+        assert_eq!((exit.pid, exit.reason), (pid, ExitReason::Killed));
+        n.cancel();
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_monitor_or_link_on_a_pid_of_a_node_that_cannot_be_reached_is_noconnection() {
+    let node = trellis_node("monnowhere").await;
+    let nowhere = ErlPid::new(
+        format!("{}@{}", unique("nowhere"), dist_common::host()).as_str(),
+        81,
+        0,
+        1,
+    );
+    let pid = node.to_pid(&nowhere).expect("a remote pid");
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    trellis::nursery(|n| async move {
+        let server = gen_server::start(
+            &n,
+            Watcher {
+                trap: true,
+                seen: tx,
+            },
+        )
+        .await?;
+        let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
+        let Seen::Down(down) = next(&mut seen).await else {
+            panic!("not a Down")
+        };
+        assert_eq!((down.monitor, down.pid), (monitor, pid));
+        assert_eq!(reason_to_term(&down.reason), atom("noconnection"));
+        server.call(Watch::Link(pid), WAIT).await?;
+        let Seen::Exit(exit) = next(&mut seen).await else {
+            panic!("not an Exit")
+        };
+        assert_eq!(exit.pid, pid);
+        assert_eq!(reason_to_term(&exit.reason), atom("noconnection"));
+        n.cancel();
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}

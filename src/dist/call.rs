@@ -227,14 +227,16 @@ impl DistNode {
         }
         // Calls go from the connection's reader straight to a task that
         // calls the server and writes the reply (no hop through the
-        // mailbox); anything else reaches the mailbox and is dropped.
+        // mailbox); anything else reaches the mailbox and is dropped. No
+        // timeout of our own, as Erlang's server side has none: the caller
+        // has its own, and a server that ends fails the call at once.
         let me = mailbox.pid.clone();
         let weak = Arc::downgrade(&self.inner);
         let handler: Exported = Arc::new(move |caller: ErlPid, tag: Term, request: Term| {
             let (server, me, weak) = (server.clone(), me.clone(), weak.clone());
             tokio::spawn(async move {
                 let reply = match S::Call::from_term(request) {
-                    Ok(request) => match server.call(request, Duration::from_secs(3600)).await {
+                    Ok(request) => match server.call(request, crate::gen_server::INFINITY).await {
                         Ok(reply) => reply.to_term(),
                         Err(error) => {
                             tracing::warn!(%error, "exported gen_server call failed");

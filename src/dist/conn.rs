@@ -31,8 +31,11 @@ pub(crate) const SIMULTANEOUS: &str = "simultaneous connect: the peer's attempt 
 const COALESCE: usize = 256 * 1024;
 
 /// The most bytes one-way sends queue before the sender writes them
-/// itself (see [`Out::send_batched`]).
+/// itself (see [`Out::send_message_batched`]).
 const MAX_BATCH: usize = 64 * 1024;
+
+/// The read buffer of a connection: many small frames per `recv`.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// The local node as the handshake sees it.
 fn local_node(inner: &Inner) -> Result<LocalNode, DistError> {
@@ -234,10 +237,13 @@ fn handshake_error(node: &str, error: HandshakeError) -> DistError {
 pub(crate) async fn read_loop(
     inner: Arc<Inner>,
     peer: Arc<str>,
-    mut read: impl tokio::io::AsyncRead + Unpin,
+    read: impl tokio::io::AsyncRead + Unpin,
     silence: Duration,
     max_frame: usize,
 ) -> DistError {
+    // Buffered: one `recv` takes many frames (each frame would otherwise
+    // cost two, its length and its body).
+    let mut read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
     let mut buf = Vec::new();
     loop {
         let frame =
@@ -301,15 +307,18 @@ impl Out {
         }
     }
 
-    /// Queues `frame` for the writer task, which gathers what callers
-    /// queued meanwhile into one write (one-way messages: throughput over
-    /// latency). Past [`MAX_BATCH`] queued bytes the caller writes them
-    /// itself, so that a sender faster than the writer is not buffered
-    /// without bound while the socket takes data. False if closed.
-    pub(crate) fn send_batched(&self, frame: Vec<u8>) -> bool {
+    /// Encodes `message` and queues it for the writer task, which gathers
+    /// what callers queued meanwhile into one write (one-way messages:
+    /// throughput over latency); on TCP the frame is encoded straight into
+    /// the writer's buffer (no frame of its own to allocate, copy and free).
+    /// Past [`MAX_BATCH`] queued bytes the caller writes them itself, so
+    /// that a sender faster than the writer is not buffered without bound
+    /// while the socket takes data. False if closed or if the message does
+    /// not encode (logged).
+    pub(crate) fn send_message_batched(&self, message: Message) -> bool {
         match self {
-            Out::Tcp(out) => out.send_batched(&frame),
-            Out::Queue(tx) => tx.send(frame).is_ok(),
+            Out::Tcp(out) => out.send_message_batched(message),
+            Out::Queue(tx) => encode(message).is_some_and(|frame| tx.send(frame).is_ok()),
         }
     }
 
@@ -385,6 +394,10 @@ pub(crate) struct TcpOut {
 #[derive(Default)]
 pub(crate) struct OutState {
     pending: Vec<u8>,
+    /// How much of `pending`'s front a sender already wrote (see
+    /// [`TcpOut::send_message_batched`]); `pending` is cleared when all of
+    /// it is written, so an empty `pending` still means nothing waits.
+    head: usize,
     /// Frames to send with the next one (or at the next tick).
     deferred: Vec<u8>,
     writing: bool,
@@ -406,7 +419,7 @@ impl TcpOut {
         true
     }
 
-    fn send_batched(&self, frame: &[u8]) -> bool {
+    fn send_message_batched(&self, message: Message) -> bool {
         self.active.store(true, Ordering::Relaxed);
         let mut state = crate::loom::lock(&self.state);
         if state.closed {
@@ -417,11 +430,28 @@ impl TcpOut {
             let deferred = std::mem::take(&mut state.deferred);
             state.pending.extend_from_slice(&deferred);
         }
-        state.pending.extend_from_slice(frame);
-        if !state.writing && state.pending.len() >= MAX_BATCH {
-            match self.write.try_write(&state.pending) {
+        if let Err(error) = frame::encode_into(message, &mut state.pending) {
+            drop(state);
+            tracing::warn!(%error, "a term could not be encoded; not sent");
+            return false;
+        }
+        if !state.writing && state.pending.len() - state.head >= MAX_BATCH {
+            let head = state.head;
+            match self.write.try_write(&state.pending[head..]) {
                 Ok(n) => {
-                    state.pending.drain(..n);
+                    // Advance past what the socket took; move the rest to the
+                    // front only once it is the smaller part (moving it on
+                    // every partial write cost a copy of the whole queue per
+                    // message while the peer read slowly).
+                    state.head += n;
+                    if state.head == state.pending.len() {
+                        state.pending.clear();
+                        state.head = 0;
+                    } else if state.head >= state.pending.len() / 2 {
+                        let head = state.head;
+                        state.pending.drain(..head);
+                        state.head = 0;
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -432,7 +462,7 @@ impl TcpOut {
                 }
             }
         }
-        let wake = was_empty || state.pending.len() >= MAX_BATCH;
+        let wake = was_empty || state.pending.len() - state.head >= MAX_BATCH;
         drop(state);
         if wake {
             self.wake.notify_one();
@@ -497,6 +527,9 @@ async fn write_fully(write: &OwnedWriteHalf, buf: &[u8]) -> std::io::Result<()> 
 /// Drains what callers queued, and sends a tick after `tick` without
 /// traffic.
 async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
+    // The buffer written last, cleared: it becomes `pending` again, so
+    // senders do not grow a fresh buffer from nothing after every write.
+    let mut spare = Vec::new();
     loop {
         let woken = tokio::time::timeout(tick, out.wake.notified())
             .await
@@ -521,11 +554,21 @@ async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
                     break;
                 }
                 state.writing = true;
-                std::mem::take(&mut state.pending)
+                let head = std::mem::take(&mut state.head);
+                (
+                    std::mem::replace(&mut state.pending, std::mem::take(&mut spare)),
+                    head,
+                )
             };
-            if write_fully(&out.write, &buf).await.is_err() {
+            let (buf, head) = buf;
+            if write_fully(&out.write, &buf[head..]).await.is_err() {
                 crate::loom::lock(&out.state).closed = true;
                 return;
+            }
+            // Kept unless a large message made it large.
+            if buf.capacity() <= 2 * COALESCE {
+                spare = buf;
+                spare.clear();
             }
         }
     }

@@ -204,22 +204,36 @@ pub async fn read<R: AsyncRead + Unpin>(
 /// [`FrameError::Control`] if the message holds a term that cannot be
 /// encoded (a float that is not finite, for one).
 pub fn encode(message: Message) -> Result<Vec<u8>, FrameError> {
-    let mut out = vec![0, 0, 0, 0, PASS_THROUGH];
-    if matches!(message, Message::Tick) {
-        out.truncate(4);
-        return Ok(out);
-    }
-    message
-        .write_into(&mut out)
-        .map_err(|e| FrameError::Control {
-            reason: e.to_string(),
-        })?;
-    let len = u32::try_from(out.len() - 4).map_err(|_| FrameError::Length {
-        len: out.len() as u64,
-        at: 0,
-    })?;
-    out[..4].copy_from_slice(&len.to_be_bytes());
+    // Room for a typical control message and small payload up front: grown
+    // from a handful of bytes, the buffer was reallocated several times per
+    // frame.
+    let mut out = Vec::with_capacity(256);
+    encode_into(message, &mut out)?;
     Ok(out)
+}
+
+/// Appends `message` as a whole frame to `out` (as [`encode`]); on an error
+/// `out` is left as it was.
+pub(crate) fn encode_into(message: Message, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let start = out.len();
+    if matches!(message, Message::Tick) {
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        return Ok(());
+    }
+    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
+    if let Err(e) = message.write_into(&mut *out) {
+        out.truncate(start);
+        return Err(FrameError::Control {
+            reason: e.to_string(),
+        });
+    }
+    let Ok(len) = u32::try_from(out.len() - start - 4) else {
+        let len = (out.len() - start) as u64;
+        out.truncate(start);
+        return Err(FrameError::Length { len, at: 0 });
+    };
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 /// Checks that `bytes` holds one or two whole terms (each with its version

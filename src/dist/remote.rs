@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use erl_dist::message::Message;
 use erl_dist::term::PidOrAtom;
 
-use super::{DistError, Inner, Term, as_atom, atom, tagged};
+use super::{DistError, Inner, Term, as_atom, atom, conn, tagged};
 use crate::loom::lock;
 use crate::process::{Entry, ExitReason, MonitorRef, Pid, REMOTE, Remote, remote_pid};
 
@@ -200,7 +200,7 @@ struct Hook;
 
 impl Remote for Hook {
     fn monitor(&self, watcher: &Arc<Entry>, monitor: MonitorRef, target: Pid) {
-        let sent = lookup(target).and_then(|(inner, erl)| {
+        let started = lookup(target).and_then(|(inner, erl)| {
             let from = to_erl(&inner, watcher.pid())?;
             let reference = inner.make_ref();
             let node = erl.node.name.clone();
@@ -215,14 +215,35 @@ impl Remote for Hook {
                 },
             );
             let message = Message::monitor_p(from, PidOrAtom::Pid(erl), reference.clone());
-            if inner.send_to(&node, message) {
-                Some(())
-            } else {
-                inner.state().proc_watching.remove(&reference.id);
-                None
-            }
+            // Not connected: connect first, as Erlang does, then monitor;
+            // `noconnection` only if the connection cannot be made.
+            let entry = Arc::downgrade(watcher);
+            inner.when_connected(node, move |inner, node| {
+                let sent = {
+                    let mut state = inner.state();
+                    if !state.proc_watching.contains_key(&reference.id) {
+                        // Demonitored, or its node went down meanwhile.
+                        return;
+                    }
+                    // Under the state lock, so that a demonitor cannot
+                    // overtake it.
+                    let sent = state
+                        .conns
+                        .get(node)
+                        .zip(conn::encode(message))
+                        .is_some_and(|(conn, frame)| conn.out.send(frame));
+                    if !sent {
+                        state.proc_watching.remove(&reference.id);
+                    }
+                    sent
+                };
+                if !sent && let Some(watcher) = entry.upgrade() {
+                    watcher.remote_down(monitor, target, no_connection());
+                }
+            });
+            Some(())
         });
-        if sent.is_none() {
+        if started.is_none() {
             watcher.remote_down(monitor, target, no_connection());
         }
     }
@@ -253,26 +274,50 @@ impl Remote for Hook {
     }
 
     fn link(&self, from: &Arc<Entry>, target: Pid) {
-        let sent = lookup(target).and_then(|(inner, erl)| {
+        let started = lookup(target).and_then(|(inner, erl)| {
             let me = to_erl(&inner, from.pid())?;
             let node = erl.node.name.clone();
+            let link = ProcLink {
+                local: from.pid(),
+                remote: target,
+            };
             inner
                 .state()
                 .proc_links
                 .entry(node.clone())
                 .or_default()
-                .push(ProcLink {
-                    local: from.pid(),
-                    remote: target,
-                });
-            if inner.send_to(&node, Message::link(me, erl)) {
-                Some(())
-            } else {
-                inner.forget_proc_link(&node, from.pid(), target);
-                None
-            }
+                .push(link.clone());
+            // As for a monitor: connect first; `noconnection` only if that
+            // fails.
+            inner.when_connected(node, move |inner, node| {
+                let sent = {
+                    let mut state = inner.state();
+                    let present = state.proc_links.get(node).is_some_and(|links| {
+                        links
+                            .iter()
+                            .any(|l| l.local == link.local && l.remote == link.remote)
+                    });
+                    if !present {
+                        // Unlinked, or its node went down meanwhile.
+                        return;
+                    }
+                    let sent = state
+                        .conns
+                        .get(node)
+                        .zip(conn::encode(Message::link(me, erl)))
+                        .is_some_and(|(conn, frame)| conn.out.send(frame));
+                    if !sent && let Some(links) = state.proc_links.get_mut(node) {
+                        links.retain(|l| !(l.local == link.local && l.remote == link.remote));
+                    }
+                    sent
+                };
+                if !sent && let Some(entry) = crate::process::Entry::find(link.local) {
+                    entry.remote_exit(link.remote, no_connection(), true);
+                }
+            });
+            Some(())
         });
-        if sent.is_none() {
+        if started.is_none() {
             from.remote_exit(target, no_connection(), true);
         }
     }
