@@ -109,6 +109,13 @@ impl RespConnection {
                     transport.write_buffer_size() <= WRITE_CEILING && !transport.is_closing()
                 });
                 if !finished {
+                    // Written inside a callback, the bytes wait in the
+                    // transport's buffer until it returns, so its own
+                    // pause may never be signalled (the socket may take
+                    // them all at once). Marks of zero make sure of the
+                    // pause now and of `resume_writing` once the buffer
+                    // is empty.
+                    let _ = transport.set_write_buffer_limits(Some(0), Some(0));
                     if !*reading_paused {
                         *reading_paused = true;
                         transport.pause_reading();
@@ -253,6 +260,9 @@ impl Protocol for RespConnection {
 
     fn resume_writing(&mut self) {
         self.writing_paused = false;
+        if let Some(transport) = &self.transport {
+            let _ = transport.set_write_buffer_limits(Some(WRITE_CEILING), None);
+        }
         self.serve();
     }
 }
