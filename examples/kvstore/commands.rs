@@ -460,15 +460,27 @@ fn quoted(arg: &[u8]) -> String {
 impl Batch {
     /// An empty batch for `shards` shards.
     pub(crate) fn new(shards: usize) -> Self {
+        Batch::with_capacity(shards, 0, 0)
+    }
+
+    /// An empty batch for `shards` shards, with room for `items`
+    /// operations and `steps` requests (a connection's guess from its
+    /// previous batch, so that a pipeline's vectors grow once).
+    pub(crate) fn with_capacity(shards: usize, items: usize, steps: usize) -> Self {
         Batch {
             shards,
-            items: Vec::new(),
+            items: Vec::with_capacity(items),
             ops: 0,
-            steps: Vec::new(),
+            steps: Vec::with_capacity(steps),
             need: vec![false; shards],
             specials: 0,
             quit: false,
         }
+    }
+
+    /// How many operations and requests it holds (a guess for the next).
+    pub(crate) fn size(&self) -> (usize, usize) {
+        (self.items.len(), self.steps.len())
     }
 
     /// Ends the batch with a protocol error reply; the connection closes
@@ -596,7 +608,7 @@ impl Batch {
         let key = || args[1].clone();
         match name {
             "PING" => match argc {
-                1 => now_reply(|out| resp::simple(out, "PONG")),
+                1 => Step::Now(Bytes::from_static(b"+PONG\r\n")),
                 2 => now_reply(|out| resp::bulk(out, Some(&args[1]))),
                 _ => wrong_args(name),
             },

@@ -34,6 +34,9 @@ use crate::resp::{self, Limits, Progress};
 /// Unsent reply bytes above which the connection waits for the client.
 pub(crate) const WRITE_CEILING: usize = 256 * 1024;
 
+/// Largest guess of a batch's size taken from the previous one.
+const MAX_GUESS: usize = 256;
+
 /// The input buffer's size when idle; a larger one (left by a large
 /// request) is given back once it is empty.
 const IDLE_INPUT: usize = 4 * 1024;
@@ -54,6 +57,9 @@ pub(crate) struct RespConnection {
     writing_paused: bool,
     /// Reading was paused here (by `serve`).
     reading_paused: bool,
+    /// The size of the previous batch (operations, requests), as a guess
+    /// for the next: pipelines tend to repeat.
+    sizes: (usize, usize),
     /// The client closed its side: close once everything is answered.
     eof: bool,
     /// A protocol error or `QUIT` was seen: ignore the rest.
@@ -75,6 +81,7 @@ impl RespConnection {
             out: BytesMut::new(),
             writing_paused: false,
             reading_paused: false,
+            sizes: (0, 0),
             eof: false,
             done: false,
         }
@@ -95,6 +102,7 @@ impl RespConnection {
             out,
             writing_paused,
             reading_paused,
+            sizes,
             eof,
             done,
         } = self
@@ -132,9 +140,12 @@ impl RespConnection {
             if *done || *writing_paused {
                 break;
             }
-            let Some(batch) = parse(input, limits, progress, router, session, done) else {
+            let Some(batch) = parse(input, limits, progress, router, session, done, *sizes)
+            else {
                 break;
             };
+            let (items, steps) = batch.size();
+            *sizes = (items.min(MAX_GUESS), steps.min(MAX_GUESS));
             *pending = Some(batch.run(router, tables, session));
         }
         if !out.is_empty() {
@@ -173,14 +184,16 @@ fn parse(
     router: &Router,
     session: &mut Session,
     done: &mut bool,
+    (items, steps): (usize, usize),
 ) -> Option<Batch> {
+    let new = || Batch::with_capacity(router.count(), items, steps);
     let mut args: Vec<Bytes> = Vec::new();
     let mut batch: Option<Batch> = None;
     loop {
         args.clear();
         match resp::parse_request_into(input, limits, progress, &mut args) {
             Ok(true) => {
-                let batch = batch.get_or_insert_with(|| Batch::new(router.count()));
+                let batch = batch.get_or_insert_with(new);
                 batch.add(router, session, &mut args);
                 if batch.quit {
                     *done = true;
@@ -190,9 +203,7 @@ fn parse(
             Ok(false) => break,
             Err(error) => {
                 // Answer what came before, then the error, then close.
-                batch
-                    .get_or_insert_with(|| Batch::new(router.count()))
-                    .protocol_error(&error.to_string());
+                batch.get_or_insert_with(new).protocol_error(&error.to_string());
                 *done = true;
                 break;
             }
