@@ -1,8 +1,16 @@
-//! A shard: a gen_server that owns one part of the keyspace.
+//! A shard: a gen_server that owns one part of the keyspace, held in its
+//! [`Table`].
 //!
-//! Connections send a shard a *batch* of operations — every operation for
-//! this shard found in one read of a pipelined connection — and get the
-//! results back in order, in one `call`.
+//! The shard owns the table's lifetime, as an OTP process owns an ETS
+//! table: `init` creates it and publishes it in the server's [`Directory`];
+//! the shard's own timer runs the active expiry on it; when the shard ends —
+//! a crash, `DEBUG PANIC`, a stop — the table is retired (marked dead and
+//! emptied), and the supervisor's restart publishes a new, empty one.
+//! Connections do not send the shard messages: they hold a reference to the
+//! table and run their operations ([`Op`] → [`Outcome`]) on its [`Data`]
+//! directly, under its lock, on their own task, and look the table up again
+//! in the directory when they find it retired. The lock is a plain mutex,
+//! held for one batch of operations and never across an `.await`.
 //!
 //! Expiry is Redis's: a key past its deadline is dropped when it is
 //! touched (lazily), and an active sampler, every 100 ms, looks at up to
@@ -31,9 +39,7 @@
 //! one, and the slot's header bit says whether to look there.
 //!
 //! Values and keys are copied out of the connection's input buffer when
-//! stored, so that a small value never keeps a large request alive. The
-//! operations themselves go back to the connection with their outcomes, so
-//! that their slices of its input buffer are released on its side.
+//! stored, so that a small value never keeps a large request alive.
 //!
 //! The data lives in memory only: a shard that crashes is restarted empty by
 //! its supervisor.
@@ -50,6 +56,7 @@ use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
 use tokio::time::Instant;
 use trellis::BoxError;
 use trellis::gen_server::{Context, Flow, GenServer, Init, Response};
+use trellis::process::ExitReason;
 
 /// Keys looked at per sample of the active expiry (Redis: 20).
 pub(crate) const SAMPLE: usize = 20;
@@ -635,6 +642,13 @@ impl GenServer for Shard {
 
     async fn handle_cast(&mut self, Crash::Panic: Crash, _: &mut Context<Self>) -> Result<Flow, BoxError> {
         panic!("DEBUG PANIC: shard crashed on request")
+    }
+
+    async fn terminate(&mut self, _: &ExitReason, _: &mut Context<Self>) {
+        // Before `stop` returns; `Drop` covers an end without `terminate`.
+        if let Some(table) = &self.table {
+            table.retire();
+        }
     }
 
     async fn handle_info(
@@ -1368,6 +1382,44 @@ mod tests {
         );
         assert_eq!(shard.ttl_count(), 0);
         assert_eq!(shard.apply(&Op::Size, now + 1000), Outcome::Int(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shard_owns_its_table_and_its_next_incarnation_starts_empty() {
+        let directory = Arc::new(Directory::new(1));
+        let dir = directory.clone();
+        trellis::nursery(|n| async move {
+            assert!(dir.table(0).is_none(), "nothing before the shard starts");
+            let shard = trellis::gen_server::start(&n, Shard::new(dir.clone(), 0))
+                .await
+                .unwrap();
+            let table = dir.table(0).expect("published by init");
+            {
+                let mut data = table.lock().expect("live");
+                let now = data.now_ms();
+                assert_eq!(data.apply(&set("k", None), now), Outcome::Done);
+            }
+            shard.stop().await.unwrap();
+            // The table went with its owner: refused, and no longer listed.
+            assert!(!table.is_live());
+            assert!(table.lock().is_none());
+            assert!(dir.table(0).is_none());
+            // The next incarnation publishes a new, empty table.
+            let again = trellis::gen_server::start(&n, Shard::new(dir.clone(), 0))
+                .await
+                .unwrap();
+            let fresh = dir.table(0).expect("published again");
+            assert!(!Arc::ptr_eq(&table, &fresh));
+            {
+                let mut data = fresh.lock().expect("live");
+                let now = data.now_ms();
+                assert_eq!(data.apply(&Op::Size, now), Outcome::Int(0));
+                assert_eq!(data.apply(&Op::Get(Bytes::from_static(b"k")), now), Outcome::Value(None));
+            }
+            again.stop().await.unwrap();
+        })
+        .await
+        .unwrap();
     }
 
     #[test]
