@@ -488,8 +488,12 @@ impl Batch {
     /// operations and `steps` requests (a connection's guess from its
     /// previous batch, so that a pipeline's vectors grow once).
     pub(crate) fn with_capacity(shards: usize, items: usize, steps: usize) -> Self {
-        let (mut items_vec, mut steps_vec) =
-            SPARE.with_borrow_mut(|spare| (std::mem::take(&mut spare.items), std::mem::take(&mut spare.steps)));
+        let (mut items_vec, mut steps_vec) = SPARE.with_borrow_mut(|spare| {
+            (
+                std::mem::take(&mut spare.items),
+                std::mem::take(&mut spare.steps),
+            )
+        });
         items_vec.reserve(items);
         steps_vec.reserve(steps);
         Batch {
@@ -555,7 +559,9 @@ impl Batch {
     }
 
     fn everywhere(&mut self, op: impl Fn() -> Op) -> Vec<Slot> {
-        (0..self.shards).map(|shard| self.push(shard, op())).collect()
+        (0..self.shards)
+            .map(|shard| self.push(shard, op()))
+            .collect()
     }
 
     fn special(&mut self, special: Special, shards: &[usize]) -> usize {
@@ -1033,7 +1039,12 @@ impl Batch {
     /// operations in request order, releases the locks, and returns the
     /// replies to encode. Nothing here waits: the locks are never held
     /// across an `.await`.
-    pub(crate) fn run(self, router: &Router, tables: &mut Tables, session: &mut Session) -> Replies {
+    pub(crate) fn run(
+        self,
+        router: &Router,
+        tables: &mut Tables,
+        session: &mut Session,
+    ) -> Replies {
         let Batch {
             mut items,
             ops,
@@ -1198,7 +1209,10 @@ impl Replies {
 
     /// Hands the (emptied) vectors to the next batch of this thread.
     fn recycle(&mut self) {
-        let (mut steps, mut outcomes) = (std::mem::take(&mut self.steps), std::mem::take(&mut self.outcomes));
+        let (mut steps, mut outcomes) = (
+            std::mem::take(&mut self.steps),
+            std::mem::take(&mut self.outcomes),
+        );
         steps.clear();
         outcomes.clear();
         SPARE.with_borrow_mut(|spare| {

@@ -140,8 +140,7 @@ impl RespConnection {
             if *done || *writing_paused {
                 break;
             }
-            let Some(batch) = parse(input, limits, progress, router, session, done, *sizes)
-            else {
+            let Some(batch) = parse(input, limits, progress, router, session, done, *sizes) else {
                 break;
             };
             let (items, steps) = batch.size();
@@ -203,7 +202,9 @@ fn parse(
             Ok(false) => break,
             Err(error) => {
                 // Answer what came before, then the error, then close.
-                batch.get_or_insert_with(new).protocol_error(&error.to_string());
+                batch
+                    .get_or_insert_with(new)
+                    .protocol_error(&error.to_string());
                 *done = true;
                 break;
             }

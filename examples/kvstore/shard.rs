@@ -555,7 +555,11 @@ impl Directory {
 
     /// Shard `i`'s table, if that shard runs.
     pub(crate) fn table(&self, i: usize) -> Option<Arc<Table>> {
-        let slot = self.slots.get(i)?.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = self
+            .slots
+            .get(i)?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         slot.as_ref().filter(|table| table.is_live()).cloned()
     }
 
@@ -640,7 +644,11 @@ impl GenServer for Shard {
         }
     }
 
-    async fn handle_cast(&mut self, Crash::Panic: Crash, _: &mut Context<Self>) -> Result<Flow, BoxError> {
+    async fn handle_cast(
+        &mut self,
+        Crash::Panic: Crash,
+        _: &mut Context<Self>,
+    ) -> Result<Flow, BoxError> {
         panic!("DEBUG PANIC: shard crashed on request")
     }
 
@@ -1414,7 +1422,10 @@ mod tests {
                 let mut data = fresh.lock().expect("live");
                 let now = data.now_ms();
                 assert_eq!(data.apply(&Op::Size, now), Outcome::Int(0));
-                assert_eq!(data.apply(&Op::Get(Bytes::from_static(b"k")), now), Outcome::Value(None));
+                assert_eq!(
+                    data.apply(&Op::Get(Bytes::from_static(b"k")), now),
+                    Outcome::Value(None)
+                );
             }
             again.stop().await.unwrap();
         })
