@@ -524,8 +524,9 @@ impl Table {
         self.live.load(Ordering::Relaxed).then_some(guard)
     }
 
-    /// Marks the table dead, under its lock (`data`): no operation runs on
-    /// it after this. Its keys go when its shard ends.
+    /// Marks the table dead, under its lock (the guard, `_locked`, shows it
+    /// is held): no operation runs on it after this. Its keys go when its
+    /// shard ends.
     pub(crate) fn condemn(&self, _locked: &mut MutexGuard<'_, Data>) {
         self.live.store(false, Ordering::Release);
     }
