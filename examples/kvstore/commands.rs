@@ -1,61 +1,56 @@
-//! From requests to replies: each request becomes operations on shards and a
-//! step that turns their outcomes into the reply, in request order.
+//! From requests to replies: each request becomes operations on shards'
+//! tables and a step that turns their outcomes into the reply, in request
+//! order.
 //!
 //! A connection hands [`Batch`] every request of one read (a pipeline); the
-//! batch sends each shard *one* `call` with all of its operations, waits for
-//! all shards at once, and writes the replies in the order the requests
-//! came. Multi-key commands are split across shards here and merged back.
+//! batch locks the tables of the shards it touches, runs every operation on
+//! them in request order on the connection's own task, releases them, and
+//! then encodes the replies ([`Replies`]), in the order the requests came.
+//! Multi-key commands are split across shards here and merged back. No
+//! message, no other task: a shard's gen_server owns its table's lifetime
+//! (see `shard.rs`), the connections operate on it in place, as OTP
+//! processes read and write an ETS table owned by another process.
 //!
 //! # Atomicity across shards
 //!
 //! Redis runs one command at a time, so `MSET a 1 b 2` is never seen half
-//! done. Here `a` and `b` may live on two shards, so every batch takes a
-//! lock per shard it touches — a `tokio::sync::RwLock` per shard, shared by
-//! all connections — before its calls, and holds them until every shard has
-//! answered:
-//!
-//! - a command that touches one shard only needs that shard *shared*: many
-//!   connections' batches go on at once, and the shard's own mailbox
-//!   orders their operations;
-//! - a command that touches several shards (`MSET`, `MSETNX`, `MGET`,
-//!   `DEL`/`EXISTS`/`TOUCH`/`UNLINK` of several keys, `RENAME`, `KEYS`,
-//!   `SCAN`, `DBSIZE`, `FLUSHDB`, `RANDOMKEY`, `INFO`) takes each of them
-//!   *exclusive*; `EXEC` takes every shard exclusive.
-//!
-//! Locks are always taken in ascending shard order, so two batches cannot
-//! wait on each other (no deadlock), and tokio's lock is fair (a waiting
-//! writer is not starved by readers). This is two-phase locking: a batch's
-//! operations see, and leave, the keyspace as if the batches had run one
-//! at a time — a reader never sees half an `MSET`, and two `MSET`s of the
-//! same keys never leave a mix. The locks are released before the replies
-//! are written, so a client that does not read its replies holds up only
-//! itself. Commands whose second half depends on the first (`RENAME`,
-//! `MSETNX`, `EXEC`'s `WATCH` check) run as several rounds of calls under
-//! the same locks.
+//! done. Here `a` and `b` may live on two shards, so a batch takes the lock
+//! of every table it touches before its first operation and holds them
+//! until its last: two-phase locking, so a batch's operations see, and
+//! leave, the keyspace as if the batches had run one at a time — a reader
+//! never sees half an `MSET`, and two `MSET`s of the same keys never leave
+//! a mix. `EXEC`, `KEYS`, `DBSIZE`, `FLUSHDB`, `RANDOMKEY` and `INFO` lock
+//! every shard. Locks are always taken in ascending shard order, so two
+//! batches cannot wait on each other (no deadlock). They are plain mutexes,
+//! never held across an `.await`: the operations run between taking them
+//! and releasing them without waiting for anything, and the replies are
+//! encoded and written after, so a client that does not read its replies
+//! holds up only itself. Commands whose second half depends on the first
+//! (`RENAME`, `MSETNX`, `EXEC`'s `WATCH` check) run in order under the
+//! same locks.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::join_all;
-use tokio::sync::RwLock;
 use tokio::time::Instant;
-use trellis::gen_server::{GenServerError, Server};
+use trellis::gen_server::Server;
 
 use crate::resp;
 use crate::shard::{
-    Condition, ExpireIf, Expiry, MAX_STRING, Op, Outcome, Shard, Ttl, invalid_expire,
+    Condition, Crash, Data, Directory, ExpireIf, Expiry, MAX_STRING, Op, Outcome, Shard, Table,
+    Ttl, invalid_expire,
 };
 
 /// The Redis version this server answers as (clients check it).
 pub(crate) const REDIS_VERSION: &str = "7.0.15";
 
 /// What every connection of one server shares: where keys live, the
-/// shards' locks, and the clients.
+/// shards' tables, and the clients.
 #[derive(Clone)]
 pub(crate) struct Router {
     instance: Arc<str>,
@@ -66,7 +61,8 @@ pub(crate) struct Router {
     /// Whether `DEBUG PANIC` is served (off unless asked for, as Redis's
     /// `enable-debug-command`).
     debug: bool,
-    locks: Arc<[RwLock<()>]>,
+    /// Each shard's current table.
+    directory: Arc<Directory>,
     clients: Arc<Clients>,
 }
 
@@ -92,15 +88,20 @@ struct ClientInfo {
 }
 
 impl Router {
-    /// A router over the `count` shards of server `instance`; `debug`
-    /// enables `DEBUG PANIC`.
-    pub(crate) fn new(instance: &str, count: usize, debug: bool) -> Self {
+    /// A router over the `count` shards of server `instance`, whose tables
+    /// `directory` lists; `debug` enables `DEBUG PANIC`.
+    pub(crate) fn new(
+        instance: &str,
+        count: usize,
+        debug: bool,
+        directory: Arc<Directory>,
+    ) -> Self {
         Router {
             instance: instance.into(),
             count,
             hasher: hashbrown::DefaultHashBuilder::default(),
             debug,
-            locks: (0..count).map(|_| RwLock::new(())).collect(),
+            directory,
             clients: Arc::new(Clients {
                 next_id: AtomicU64::new(1),
                 connected: AtomicUsize::new(0),
@@ -162,10 +163,11 @@ fn crate_lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The shards' handles, as one connection knows them.
-pub(crate) struct Shards {
+/// The shards' tables, as one connection knows them.
+pub(crate) struct Tables {
     instance: Arc<str>,
-    handles: Vec<Option<Server<Shard>>>,
+    directory: Arc<Directory>,
+    handles: Vec<Option<Arc<Table>>>,
 }
 
 /// The registered name of shard `i` of server `instance`.
@@ -173,69 +175,53 @@ pub(crate) fn shard_name(instance: &str, i: usize) -> String {
     format!("{instance}-shard-{i}")
 }
 
-impl Shards {
-    /// Handles for the shards `router` knows, looked up by name when first
-    /// used.
+impl Tables {
+    /// Handles for the shards `router` knows, found in its directory when
+    /// first used.
     pub(crate) fn new(router: &Router) -> Self {
-        Shards {
+        Tables {
             instance: router.instance.clone(),
+            directory: router.directory.clone(),
             handles: vec![None; router.count],
         }
     }
 
-    /// The shard's current incarnation (looked up again after a failure, so a
-    /// restarted shard is found under its name).
-    fn handle(&mut self, i: usize) -> Result<Server<Shard>, GenServerError> {
-        if let Some(handle) = &self.handles[i] {
-            return Ok(handle.clone());
-        }
-        let handle: Server<Shard> = trellis::registry::lookup(shard_name(&self.instance, i))?;
-        self.handles[i] = Some(handle.clone());
-        Ok(handle)
-    }
-
-    /// One call to each shard with operations, all at once; a shard that
-    /// fails answers every operation with an error.
-    async fn call(&mut self, ops: Vec<Vec<Op>>) -> Vec<Vec<Outcome>> {
-        let mut calls = Vec::new();
-        for (i, ops) in ops.into_iter().enumerate() {
-            if ops.is_empty() {
-                continue;
+    /// Makes sure every needed shard's handle is its current table: one
+    /// retired by a crash is replaced by the restarted shard's, if it has
+    /// published one yet.
+    fn attach(&mut self, need: &[bool]) {
+        for (i, handle) in self.handles.iter_mut().enumerate() {
+            if need[i] && !handle.as_ref().is_some_and(|table| table.is_live()) {
+                *handle = self.directory.table(i);
             }
-            calls.push((i, self.handle(i).ok(), ops));
         }
-        let answers = join_all(calls.into_iter().map(|(i, handle, ops)| async move {
-            let count = ops.len();
-            let result = match handle {
-                Some(handle) => handle.call(ops, CALL_TIMEOUT).await.ok(),
-                None => None,
-            };
-            (i, count, result)
-        }))
-        .await;
-        let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::new(); self.handles.len()];
-        for (i, count, result) in answers {
-            outcomes[i] = match result {
-                // The operations come back to be dropped here.
-                Some((results, _ops)) => results,
-                None => {
-                    // The shard crashed (or is restarting): its operations
-                    // fail, and the next batch looks it up again.
-                    self.handles[i] = None;
-                    vec![Outcome::Error(Cow::Borrowed(UNAVAILABLE)); count]
-                }
-            };
-        }
-        outcomes
     }
 
-    async fn call_one(&mut self, shard: usize, op: Op) -> Outcome {
-        let mut ops = vec![Vec::new(); self.handles.len()];
-        ops[shard].push(op);
-        let mut outcomes = self.call(ops).await;
-        outcomes[shard]
-            .pop()
-            .unwrap_or(Outcome::Error(Cow::Borrowed(UNAVAILABLE)))
+    /// Locks the needed tables in ascending shard order (so that no two
+    /// batches wait on each other).
+    fn lock(&self, need: &[bool]) -> Locked<'_> {
+        let tables = self
+            .handles
+            .iter()
+            .zip(need)
+            .map(|(handle, &need)| {
+                let table = handle.as_deref().filter(|_| need)?;
+                let data = table.lock()?;
+                let now = data.now_ms();
+                Some((table, data, now))
+            })
+            .collect();
+        Locked { tables }
+    }
+
+    /// `DEBUG PANIC`: crashes shard `i` (its table is already retired).
+    fn crash(&self, i: usize) {
+        let server: Result<Server<Shard>, _> =
+            trellis::registry::lookup(shard_name(&self.instance, i));
+        if let Ok(server) = server {
+            // A full or closed mailbox means the shard is going down anyway.
+            let _ = server.try_cast(Crash::Panic);
+        }
     }
 }
 
@@ -278,10 +264,16 @@ impl Session {
         }
     }
 
-    /// Ends the session: forgets its watches and the client.
-    pub(crate) async fn end(mut self, router: &Router, shards: &mut Shards) {
+    /// Ends the session: forgets its watches (and, when dropped, the
+    /// client).
+    pub(crate) fn end(&mut self, router: &Router, tables: &mut Tables) {
         let watched = std::mem::take(&mut self.watched);
-        unwatch(router, shards, watched).await;
+        if watched.is_empty() {
+            return;
+        }
+        let mut batch = Batch::new(router.count);
+        batch.unwatch_all(router, &watched);
+        drop(batch.run(router, tables, self));
     }
 }
 
@@ -291,25 +283,14 @@ impl Drop for Session {
     }
 }
 
-async fn unwatch(router: &Router, shards: &mut Shards, watched: Vec<(Bytes, Version)>) {
-    if watched.is_empty() {
-        return;
-    }
-    let mut ops = vec![Vec::new(); router.count];
-    for (key, _) in watched {
-        ops[router.of(&key)].push(Op::Unwatch(key));
-    }
-    shards.call(ops).await;
-}
-
-/// Where a step finds an outcome: (round, shard, index in its batch).
-type Slot = (usize, usize, usize);
+/// Where a step finds an outcome: its index among the batch's operations.
+type Slot = usize;
 
 enum Step {
     /// A reply known without the shards (already encoded).
     Now(Bytes),
-    /// A reply made under the locks by a multi-round command (an index in
-    /// `Run::made`).
+    /// A reply made under the locks by a multi-step command (an index in
+    /// `Replies::made`).
     Made(usize),
     /// `GET` & co.: a bulk string or nil, an integer, `+OK`, or an error.
     Value(Slot),
@@ -332,14 +313,14 @@ enum Step {
     /// `INFO`: the text, with the shards' counts filled in.
     Info(Vec<u8>, Vec<Slot>),
     /// The start of `EXEC`'s reply: the array header, or nil if a watched
-    /// key changed (an index in `Run::aborted`); the steps up to the
+    /// key changed (an index in `Replies::aborted`); the steps up to the
     /// matching `ExecEnd` are skipped then.
     ExecStart(usize, usize),
     /// The end of an `EXEC`.
     ExecEnd,
 }
 
-/// A multi-round command, run under the batch's locks.
+/// A multi-step command, run under the batch's locks.
 enum Special {
     /// `RENAME`/`RENAMENX`.
     Rename { from: Bytes, to: Bytes, nx: bool },
@@ -350,28 +331,49 @@ enum Special {
     CheckWatched(Vec<(Bytes, Version)>),
 }
 
-/// One round of calls (each shard at most once), or a special command.
-enum Part {
-    Round(Vec<Vec<Op>>),
+/// What the batch runs, in order.
+enum Item {
+    /// One operation on one shard's table.
+    Op(usize, Op),
+    /// A special command.
     Special(Special),
+    /// `DEBUG PANIC`: retires the shard's table and crashes the shard.
+    Crash(usize),
     /// The end of an `EXEC`'s commands (they are skipped if its check
     /// failed).
     EndExec,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Mode {
-    None,
-    Shared,
-    Exclusive,
+/// The vectors of a finished batch, kept for the next batch of the same
+/// worker thread: warm in the cache, and no allocation. (A batch is planned
+/// and run within one callback of its connection, so on one thread; its
+/// replies may be encoded later, elsewhere, and then hand their vectors to
+/// that thread.) Per thread, not per connection, so that an idle
+/// connection holds none.
+#[derive(Default)]
+struct Spare {
+    items: Vec<Item>,
+    steps: Vec<Step>,
+    outcomes: Vec<Outcome>,
 }
 
-/// The requests of one read, planned per shard.
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::default();
+}
+
+/// Most elements a spare vector keeps (a larger one, left by a large
+/// batch, is freed).
+const SPARE_MAX: usize = 1024;
+
+/// The requests of one read, planned.
 pub(crate) struct Batch {
     shards: usize,
-    parts: Vec<Part>,
+    items: Vec<Item>,
+    /// Operations so far (the next one's slot).
+    ops: usize,
     steps: Vec<Step>,
-    modes: Vec<Mode>,
+    /// The shards whose tables the batch locks.
+    need: Vec<bool>,
     /// Specials and exec checks so far (their results' indexes).
     specials: usize,
     /// `QUIT` was seen: reply, then close.
@@ -479,14 +481,35 @@ fn quoted(arg: &[u8]) -> String {
 impl Batch {
     /// An empty batch for `shards` shards.
     pub(crate) fn new(shards: usize) -> Self {
+        Batch::with_capacity(shards, 0, 0)
+    }
+
+    /// An empty batch for `shards` shards, with room for `items`
+    /// operations and `steps` requests (a connection's guess from its
+    /// previous batch, so that a pipeline's vectors grow once).
+    pub(crate) fn with_capacity(shards: usize, items: usize, steps: usize) -> Self {
+        let (mut items_vec, mut steps_vec) = SPARE.with_borrow_mut(|spare| {
+            (
+                std::mem::take(&mut spare.items),
+                std::mem::take(&mut spare.steps),
+            )
+        });
+        items_vec.reserve(items);
+        steps_vec.reserve(steps);
         Batch {
             shards,
-            parts: Vec::new(),
-            steps: Vec::new(),
-            modes: vec![Mode::None; shards],
+            items: items_vec,
+            ops: 0,
+            steps: steps_vec,
+            need: vec![false; shards],
             specials: 0,
             quit: false,
         }
+    }
+
+    /// How many operations and requests it holds (a guess for the next).
+    pub(crate) fn size(&self) -> (usize, usize) {
+        (self.items.len(), self.steps.len())
     }
 
     /// Ends the batch with a protocol error reply; the connection closes
@@ -496,70 +519,40 @@ impl Batch {
         self.quit = true;
     }
 
-    fn round(&mut self) -> usize {
-        if !matches!(self.parts.last(), Some(Part::Round(_))) {
-            self.parts
-                .push(Part::Round((0..self.shards).map(|_| Vec::new()).collect()));
-        }
-        self.parts.len() - 1
-    }
-
-    fn lock(&mut self, shard: usize, mode: Mode) {
-        self.modes[shard] = self.modes[shard].max(mode);
+    fn lock(&mut self, shard: usize) {
+        self.need[shard] = true;
     }
 
     fn push(&mut self, shard: usize, op: Op) -> Slot {
-        let round = self.round();
-        let Part::Round(ops) = &mut self.parts[round] else {
-            unreachable!("round() returns a round")
-        };
-        ops[shard].push(op);
-        (round, shard, ops[shard].len() - 1)
+        self.need[shard] = true;
+        self.items.push(Item::Op(shard, op));
+        self.ops += 1;
+        self.ops - 1
     }
 
-    /// One operation on `key`'s shard, which is locked shared.
+    /// One operation on `key`'s shard.
     fn op(&mut self, router: &Router, key: &Bytes, op: Op) -> Slot {
-        let shard = router.of(key);
-        self.lock(shard, Mode::Shared);
-        self.push(shard, op)
+        self.push(router.of(key), op)
     }
 
-    /// One operation on `key`'s shard (the key moved into it), which is
-    /// locked shared.
+    /// One operation on `key`'s shard (the key moved into it).
     fn op_on(&mut self, router: &Router, key: Bytes, make: impl FnOnce(Bytes) -> Op) -> Slot {
         let shard = router.of(&key);
-        self.lock(shard, Mode::Shared);
         self.push(shard, make(key))
     }
 
     /// One operation per key (each key moved out of `keys` into its
-    /// operation); the shards are locked exclusive if there are several.
+    /// operation).
     fn ops(
         &mut self,
         router: &Router,
         keys: &mut [Bytes],
         mut make: impl FnMut(usize, Bytes) -> Op,
     ) -> Vec<Slot> {
-        let first = keys.first().map(|key| router.of(key));
-        let mut several = false;
-        let shards: Vec<usize> = keys
-            .iter()
-            .map(|key| {
-                let shard = router.of(key);
-                several |= Some(shard) != first;
-                shard
-            })
-            .collect();
-        let mode = if several {
-            Mode::Exclusive
-        } else {
-            Mode::Shared
-        };
         keys.iter_mut()
-            .zip(shards)
             .enumerate()
-            .map(|(i, (key, shard))| {
-                self.lock(shard, mode);
+            .map(|(i, key)| {
+                let shard = router.of(key);
                 self.push(shard, make(i, std::mem::take(key)))
             })
             .collect()
@@ -567,18 +560,15 @@ impl Batch {
 
     fn everywhere(&mut self, op: impl Fn() -> Op) -> Vec<Slot> {
         (0..self.shards)
-            .map(|shard| {
-                self.lock(shard, Mode::Exclusive);
-                self.push(shard, op())
-            })
+            .map(|shard| self.push(shard, op()))
             .collect()
     }
 
     fn special(&mut self, special: Special, shards: &[usize]) -> usize {
         for &shard in shards {
-            self.lock(shard, Mode::Exclusive);
+            self.lock(shard);
         }
-        self.parts.push(Part::Special(special));
+        self.items.push(Item::Special(special));
         self.specials += 1;
         self.specials - 1
     }
@@ -649,7 +639,7 @@ impl Batch {
         let key = || args[1].clone();
         match name {
             "PING" => match argc {
-                1 => now_reply(|out| resp::simple(out, "PONG")),
+                1 => Step::Now(Bytes::from_static(b"+PONG\r\n")),
                 2 => now_reply(|out| resp::bulk(out, Some(&args[1]))),
                 _ => wrong_args(name),
             },
@@ -804,19 +794,13 @@ impl Batch {
             )),
             "MGET" => Step::Values(self.ops(router, &mut args[1..], |_, k| Op::Get(k))),
             "MSET" if argc % 2 == 1 => {
-                // Shared if every key is on one shard (routed once then).
+                // Routed once if every key is on one shard.
                 let first = router.of(&args[1]);
                 let several = args[1..].iter().step_by(2).any(|k| router.of(k) != first);
-                let mode = if several {
-                    Mode::Exclusive
-                } else {
-                    Mode::Shared
-                };
                 let mut slots = Vec::with_capacity(argc / 2);
                 for pair in args[1..].chunks_exact_mut(2) {
                     let key = std::mem::take(&mut pair[0]);
                     let shard = if several { router.of(&key) } else { first };
-                    self.lock(shard, mode);
                     let op = Op::Set {
                         key,
                         value: std::mem::take(&mut pair[1]),
@@ -912,7 +896,10 @@ impl Batch {
                 "ERR DEBUG command not allowed (start the server with --enable-debug-command)",
             ),
             "DEBUG" if argc == 3 && args[1].eq_ignore_ascii_case(b"PANIC") => {
-                Step::Value(self.op(router, &args[2], Op::Panic))
+                let shard = router.of(&args[2]);
+                self.lock(shard);
+                self.items.push(Item::Crash(shard));
+                error_step(UNAVAILABLE)
             }
             _ => wrong_args(name),
         }
@@ -930,14 +917,14 @@ impl Batch {
         }
         // Every shard exclusive: the transaction runs as if alone.
         for shard in 0..self.shards {
-            self.lock(shard, Mode::Exclusive);
+            self.lock(shard);
         }
         let check = self.special(Special::CheckWatched(watched.clone()), &[]);
         self.steps.push(Step::ExecStart(check, queue.len()));
         for mut args in queue {
             self.add(router, session, &mut args);
         }
-        self.parts.push(Part::EndExec);
+        self.items.push(Item::EndExec);
         self.unwatch_all(router, &watched);
         Step::ExecEnd
     }
@@ -994,7 +981,6 @@ impl Batch {
         } else {
             0
         };
-        self.lock(shard, Mode::Shared);
         Step::Scan(next, self.push(shard, Op::Keys(pattern)))
     }
 
@@ -1049,209 +1035,328 @@ impl Batch {
         Step::Info(text.into_bytes(), slots)
     }
 
-    /// Runs the batch: takes its shards' locks, makes one call per shard
-    /// per round, releases the locks, and encodes every reply, in request
-    /// order, handing `out` to `flush` whenever it has grown past 64 KiB
-    /// (so that a large reply is written, and waited for, in parts).
-    pub(crate) async fn run<F, Fut>(
+    /// Runs the batch: locks the tables it needs (in shard order), runs its
+    /// operations in request order, releases the locks, and returns the
+    /// replies to encode. Nothing here waits: the locks are never held
+    /// across an `.await`.
+    pub(crate) fn run(
         self,
         router: &Router,
-        shards: &mut Shards,
+        tables: &mut Tables,
         session: &mut Session,
-        out: &mut BytesMut,
-        mut flush: F,
-    ) where
-        F: FnMut(&mut BytesMut) -> Fut,
-        Fut: Future<Output = ()>,
-    {
+    ) -> Replies {
         let Batch {
-            parts,
+            mut items,
+            ops,
             steps,
-            modes,
+            need,
+            quit,
             ..
         } = self;
-        // Outcomes by part (empty for specials), replies made by specials,
-        // and whether each `EXEC` check failed, by special.
-        let mut rounds: Vec<Vec<Vec<Outcome>>> = Vec::with_capacity(parts.len());
+        let mut outcomes = SPARE.with_borrow_mut(|spare| std::mem::take(&mut spare.outcomes));
+        outcomes.reserve(ops);
         let mut made: Vec<Bytes> = Vec::new();
         let mut aborted: Vec<bool> = Vec::new();
-        {
-            // Locks in ascending shard order: no two batches wait on each
-            // other.
-            let mut shared = Vec::new();
-            let mut exclusive = Vec::new();
-            for (lock, mode) in router.locks.iter().zip(&modes) {
-                match mode {
-                    Mode::None => {}
-                    Mode::Shared => shared.push(lock.read().await),
-                    Mode::Exclusive => exclusive.push(lock.write().await),
-                }
-            }
+        let mut crashed = Vec::new();
+        if !items.is_empty() {
+            tables.attach(&need);
+            let mut locked = tables.lock(&need);
             let mut skip = false;
-            for part in parts {
-                match part {
-                    Part::Round(_) if skip => rounds.push(Vec::new()),
-                    Part::Special(_) if skip => {
-                        rounds.push(Vec::new());
+            for item in items.drain(..) {
+                match item {
+                    Item::Op(..) if skip => outcomes.push(Outcome::NotDone),
+                    Item::Special(_) if skip => {
                         made.push(Bytes::new());
                         aborted.push(false);
                     }
-                    Part::Round(ops) => rounds.push(shards.call(ops).await),
-                    Part::Special(Special::CheckWatched(watched)) => {
-                        let watched: Vec<(Bytes, i64)> = watched
-                            .into_iter()
-                            .map(|(key, version)| (key, resolve(&rounds, version)))
-                            .collect();
-                        let ok = check_watched(router, shards, &watched).await;
-                        rounds.push(Vec::new());
+                    Item::Crash(_) if skip => {}
+                    Item::Op(shard, op) => outcomes.push(locked.apply(shard, &op)),
+                    Item::Special(Special::CheckWatched(watched)) => {
+                        let ok = check_watched(router, &mut locked, &outcomes, &watched);
                         made.push(Bytes::new());
                         aborted.push(!ok);
                         skip = !ok;
                     }
-                    Part::Special(special) => {
-                        rounds.push(Vec::new());
-                        made.push(run_special(router, shards, special).await);
+                    Item::Special(special) => {
+                        made.push(run_special(router, &mut locked, special));
                         aborted.push(false);
                     }
-                    Part::EndExec => {
-                        rounds.push(Vec::new());
-                        skip = false;
+                    Item::Crash(shard) => {
+                        if locked.condemn(shard) {
+                            crashed.push(shard);
+                        }
                     }
+                    Item::EndExec => skip = false,
                 }
             }
-            drop(exclusive);
-            drop(shared);
+        }
+        if items.capacity() <= SPARE_MAX {
+            SPARE.with_borrow_mut(|spare| spare.items = items);
+        }
+        for shard in crashed {
+            tables.crash(shard);
         }
         for (_, version) in &mut session.watched {
-            *version = Version::Known(resolve(&rounds, *version));
+            *version = Version::Known(resolve(&outcomes, *version));
         }
-        let mut skipping = false;
-        let get = |(round, shard, index): &Slot| &rounds[*round][*shard][*index];
-        for step in steps {
-            if skipping && !matches!(step, Step::ExecEnd) {
+        Replies {
+            steps,
+            next: 0,
+            current: None,
+            at: 0,
+            outcomes,
+            made,
+            aborted,
+            skipping: false,
+            quit,
+        }
+    }
+}
+
+/// The locked tables of one batch, by shard (`None`: not needed, or its
+/// shard is down), with the time the lock was taken.
+pub(crate) struct Locked<'a> {
+    tables: Vec<Option<(&'a Table, MutexGuard<'a, Data>, i64)>>,
+}
+
+impl Locked<'_> {
+    /// Runs `op` on `shard`'s table.
+    fn apply(&mut self, shard: usize, op: &Op) -> Outcome {
+        match &mut self.tables[shard] {
+            Some((_, data, now)) => data.apply(op, *now),
+            None => Outcome::Error(Cow::Borrowed(UNAVAILABLE)),
+        }
+    }
+
+    /// Runs operations by shard; their outcomes, by shard.
+    fn apply_all(&mut self, ops: &[Vec<Op>]) -> Vec<Vec<Outcome>> {
+        ops.iter()
+            .enumerate()
+            .map(|(shard, ops)| ops.iter().map(|op| self.apply(shard, op)).collect())
+            .collect()
+    }
+
+    /// Retires `shard`'s table (its operations fail from here on) and
+    /// unlocks it; whether it was live.
+    fn condemn(&mut self, shard: usize) -> bool {
+        match self.tables[shard].take() {
+            Some((table, mut data, _)) => {
+                table.condemn(&mut data);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The replies of a batch that has run, encoded on demand (in parts, as
+/// the client reads them).
+pub(crate) struct Replies {
+    /// The steps; those before `next` are done (left as `ExecEnd`).
+    steps: Vec<Step>,
+    next: usize,
+    /// A step whose items were encoded up to `at` when the client had to
+    /// catch up.
+    current: Option<Step>,
+    at: usize,
+    outcomes: Vec<Outcome>,
+    made: Vec<Bytes>,
+    aborted: Vec<bool>,
+    /// In a transaction whose `WATCH` check failed: its steps are skipped.
+    skipping: bool,
+    /// `QUIT` (or a protocol error) was seen: reply, then close.
+    pub(crate) quit: bool,
+}
+
+impl Replies {
+    /// Encodes the replies into `out`, in request order. Whenever `out` has
+    /// grown past 64 KiB it is handed to `room`, which takes its bytes and
+    /// says whether to go on; returns `true` when every reply is encoded,
+    /// `false` when `room` said to stop (call again to go on).
+    pub(crate) fn encode(
+        &mut self,
+        out: &mut BytesMut,
+        mut room: impl FnMut(&mut BytesMut) -> bool,
+    ) -> bool {
+        loop {
+            let step = match self.current.take() {
+                Some(step) => step,
+                None => match self.steps.get_mut(self.next) {
+                    Some(step) => {
+                        self.next += 1;
+                        self.at = 0;
+                        std::mem::replace(step, Step::ExecEnd)
+                    }
+                    None => {
+                        self.recycle();
+                        return true;
+                    }
+                },
+            };
+            if self.skipping && !matches!(step, Step::ExecEnd) {
                 continue;
             }
-            match step {
-                Step::Now(bytes) => out.extend_from_slice(&bytes),
-                Step::Made(i) => out.extend_from_slice(&made[i]),
-                Step::Value(slot) => value_reply(out, get(&slot)),
-                Step::SetNx(slot) => match get(&slot) {
-                    Outcome::Done => resp::integer(out, 1),
-                    Outcome::NotDone => resp::integer(out, 0),
-                    other => value_reply(out, other),
-                },
-                Step::Type(slot) => match get(&slot) {
-                    Outcome::Value(Some(t)) => {
-                        resp::simple(out, std::str::from_utf8(t).unwrap_or("none"))
-                    }
-                    other => value_reply(out, other),
-                },
-                Step::Sum(slots) => {
-                    let mut sum = 0;
-                    let mut failed = None;
-                    for slot in &slots {
-                        match get(slot) {
-                            Outcome::Int(n) => sum += n,
-                            Outcome::Error(e) => failed = Some(e.clone()),
-                            _ => {}
-                        }
-                    }
-                    match failed {
-                        Some(e) => resp::error_reply(out, &e),
-                        None => resp::integer(out, sum),
-                    }
-                }
-                Step::Values(slots) => {
-                    resp::array(out, slots.len());
-                    for slot in &slots {
-                        match get(slot) {
-                            Outcome::Value(v) => resp::bulk(out, v.as_deref()),
-                            _ => resp::bulk(out, None),
-                        }
-                        if out.len() > FLUSH_AT {
-                            flush(out).await;
-                        }
-                    }
-                }
-                Step::AllDone(slots) => match slots.iter().find_map(|s| match get(s) {
-                    Outcome::Error(e) => Some(e.clone()),
-                    _ => None,
-                }) {
-                    Some(e) => resp::error_reply(out, &e),
-                    None => out.extend_from_slice(OK),
-                },
-                Step::Keys(slots) => {
-                    let keys: Vec<&Bytes> = slots
-                        .iter()
-                        .flat_map(|s| match get(s) {
-                            Outcome::Keys(keys) => keys.as_slice(),
-                            _ => &[],
-                        })
-                        .collect();
-                    resp::array(out, keys.len());
-                    for key in keys {
-                        resp::bulk(out, Some(key));
-                        if out.len() > FLUSH_AT {
-                            flush(out).await;
-                        }
-                    }
-                }
-                Step::Scan(next, slot) => {
-                    resp::array(out, 2);
-                    resp::bulk(out, Some(itoa::Buffer::new().format(next).as_bytes()));
-                    match get(&slot) {
-                        Outcome::Keys(keys) => {
-                            resp::array(out, keys.len());
-                            for key in keys {
-                                resp::bulk(out, Some(key));
-                            }
-                        }
-                        _ => resp::array(out, 0),
-                    }
-                }
-                Step::RandomKey(slots) => {
-                    let found: Vec<&Bytes> = slots
-                        .iter()
-                        .filter_map(|s| match get(s) {
-                            Outcome::Value(Some(key)) => Some(key),
-                            _ => None,
-                        })
-                        .collect();
-                    let pick = found.get(random_index(found.len()));
-                    resp::bulk(out, pick.map(|k| &k[..]));
-                }
-                Step::Info(mut text, slots) => {
-                    if !slots.is_empty() {
-                        let (mut keys, mut expires) = (0, 0);
-                        for slot in &slots {
-                            if let Outcome::Pair(k, e) = get(slot) {
-                                keys += k;
-                                expires += e;
-                            }
-                        }
-                        if keys > 0 {
-                            text.extend_from_slice(
-                                format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n")
-                                    .as_bytes(),
-                            );
-                        }
-                    }
-                    resp::bulk(out, Some(&text));
-                }
-                Step::ExecStart(check, count) => {
-                    if aborted.get(check).copied().unwrap_or(false) {
-                        out.extend_from_slice(b"*-1\r\n");
-                        skipping = true;
-                    } else {
-                        resp::array(out, count);
-                    }
-                }
-                Step::ExecEnd => skipping = false,
+            if let Some(at) = self.step(&step, out, &mut room) {
+                self.current = Some(step);
+                self.at = at;
+                return false;
             }
-            if out.len() > FLUSH_AT {
-                flush(out).await;
+            if out.len() > FLUSH_AT && !room(out) {
+                return false;
             }
         }
+    }
+
+    /// Hands the (emptied) vectors to the next batch of this thread.
+    fn recycle(&mut self) {
+        let (mut steps, mut outcomes) = (
+            std::mem::take(&mut self.steps),
+            std::mem::take(&mut self.outcomes),
+        );
+        steps.clear();
+        outcomes.clear();
+        SPARE.with_borrow_mut(|spare| {
+            if steps.capacity() <= SPARE_MAX {
+                spare.steps = steps;
+            }
+            if outcomes.capacity() <= SPARE_MAX {
+                spare.outcomes = outcomes;
+            }
+        });
+    }
+
+    /// Encodes one step, from item `self.at` on for the steps of many
+    /// items; `Some(next item)` if `room` said to stop in the middle.
+    #[allow(clippy::too_many_lines)]
+    fn step(
+        &mut self,
+        step: &Step,
+        out: &mut BytesMut,
+        room: &mut impl FnMut(&mut BytesMut) -> bool,
+    ) -> Option<usize> {
+        let outcomes = &self.outcomes;
+        let get = |slot: &Slot| &outcomes[*slot];
+        match step {
+            Step::Now(bytes) => out.extend_from_slice(bytes),
+            Step::Made(i) => out.extend_from_slice(&self.made[*i]),
+            Step::Value(slot) => value_reply(out, get(slot)),
+            Step::SetNx(slot) => match get(slot) {
+                Outcome::Done => resp::integer(out, 1),
+                Outcome::NotDone => resp::integer(out, 0),
+                other => value_reply(out, other),
+            },
+            Step::Type(slot) => match get(slot) {
+                Outcome::Value(Some(t)) => {
+                    resp::simple(out, std::str::from_utf8(t).unwrap_or("none"));
+                }
+                other => value_reply(out, other),
+            },
+            Step::Sum(slots) => {
+                let mut sum = 0;
+                let mut failed = None;
+                for slot in slots {
+                    match get(slot) {
+                        Outcome::Int(n) => sum += n,
+                        Outcome::Error(e) => failed = Some(e.clone()),
+                        _ => {}
+                    }
+                }
+                match failed {
+                    Some(e) => resp::error_reply(out, &e),
+                    None => resp::integer(out, sum),
+                }
+            }
+            Step::Values(slots) => {
+                if self.at == 0 {
+                    resp::array(out, slots.len());
+                }
+                for (i, slot) in slots.iter().enumerate().skip(self.at) {
+                    match get(slot) {
+                        Outcome::Value(v) => resp::bulk(out, v.as_deref()),
+                        _ => resp::bulk(out, None),
+                    }
+                    if out.len() > FLUSH_AT && !room(out) {
+                        return Some(i + 1);
+                    }
+                }
+            }
+            Step::AllDone(slots) => match slots.iter().find_map(|s| match get(s) {
+                Outcome::Error(e) => Some(e.clone()),
+                _ => None,
+            }) {
+                Some(e) => resp::error_reply(out, &e),
+                None => out.extend_from_slice(OK),
+            },
+            Step::Keys(slots) => {
+                let keys = || {
+                    slots.iter().flat_map(|s| match get(s) {
+                        Outcome::Keys(keys) => keys.as_slice(),
+                        _ => &[],
+                    })
+                };
+                if self.at == 0 {
+                    resp::array(out, keys().count());
+                }
+                for (i, key) in keys().enumerate().skip(self.at) {
+                    resp::bulk(out, Some(key));
+                    if out.len() > FLUSH_AT && !room(out) {
+                        return Some(i + 1);
+                    }
+                }
+            }
+            Step::Scan(next, slot) => {
+                resp::array(out, 2);
+                resp::bulk(out, Some(itoa::Buffer::new().format(*next).as_bytes()));
+                match get(slot) {
+                    Outcome::Keys(keys) => {
+                        resp::array(out, keys.len());
+                        for key in keys {
+                            resp::bulk(out, Some(key));
+                        }
+                    }
+                    _ => resp::array(out, 0),
+                }
+            }
+            Step::RandomKey(slots) => {
+                let found: Vec<&Bytes> = slots
+                    .iter()
+                    .filter_map(|s| match get(s) {
+                        Outcome::Value(Some(key)) => Some(key),
+                        _ => None,
+                    })
+                    .collect();
+                let pick = found.get(random_index(found.len()));
+                resp::bulk(out, pick.map(|k| &k[..]));
+            }
+            Step::Info(text, slots) => {
+                let mut text = text.clone();
+                if !slots.is_empty() {
+                    let (mut keys, mut expires) = (0, 0);
+                    for slot in slots {
+                        if let Outcome::Pair(k, e) = get(slot) {
+                            keys += k;
+                            expires += e;
+                        }
+                    }
+                    if keys > 0 {
+                        text.extend_from_slice(
+                            format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n").as_bytes(),
+                        );
+                    }
+                }
+                resp::bulk(out, Some(&text));
+            }
+            Step::ExecStart(check, count) => {
+                if self.aborted.get(*check).copied().unwrap_or(false) {
+                    out.extend_from_slice(b"*-1\r\n");
+                    self.skipping = true;
+                } else {
+                    resp::array(out, *count);
+                }
+            }
+            Step::ExecEnd => self.skipping = false,
+        }
+        None
     }
 }
 
@@ -1269,43 +1374,35 @@ fn random_index(len: usize) -> usize {
 }
 
 /// A watched key's version, from the batch's outcomes if it was pending.
-fn resolve(rounds: &[Vec<Vec<Outcome>>], version: Version) -> i64 {
+fn resolve(outcomes: &[Outcome], version: Version) -> i64 {
     match version {
         Version::Known(version) => version,
-        Version::Pending((round, shard, index)) => {
-            match rounds.get(round).and_then(|r| r.get(shard)?.get(index)) {
-                Some(Outcome::Int(version)) => *version,
-                // The shard failed: no version matches (-2 is never one).
-                _ => -2,
-            }
-        }
+        Version::Pending(slot) => match outcomes.get(slot) {
+            Some(Outcome::Int(version)) => *version,
+            // The shard failed: no version matches (-2 is never one).
+            _ => -2,
+        },
     }
 }
 
-async fn check_watched(router: &Router, shards: &mut Shards, watched: &[(Bytes, i64)]) -> bool {
-    if watched.is_empty() {
-        return true;
-    }
-    let mut ops = vec![Vec::new(); router.count];
-    let mut expected = vec![Vec::new(); router.count];
-    for (key, version) in watched {
-        let shard = router.of(key);
-        ops[shard].push(Op::Version(key.clone()));
-        expected[shard].push(*version);
-    }
-    let outcomes = shards.call(ops).await;
-    outcomes.iter().zip(&expected).all(|(got, want)| {
-        got.len() == want.len() && got.iter().zip(want).all(|(g, w)| *g == Outcome::Int(*w))
+/// Whether no watched key changed since `WATCH` saw it.
+fn check_watched(
+    router: &Router,
+    locked: &mut Locked<'_>,
+    outcomes: &[Outcome],
+    watched: &[(Bytes, Version)],
+) -> bool {
+    watched.iter().all(|(key, version)| {
+        let want = resolve(outcomes, *version);
+        locked.apply(router.of(key), &Op::Version(key.clone())) == Outcome::Int(want)
     })
 }
 
-async fn run_special(router: &Router, shards: &mut Shards, special: Special) -> Bytes {
+fn run_special(router: &Router, locked: &mut Locked<'_>, special: Special) -> Bytes {
     let mut out = BytesMut::new();
     match special {
         Special::Rename { from, to, nx } => {
-            let source = shards
-                .call_one(router.of(&from), Op::Dump(from.clone()))
-                .await;
+            let source = locked.apply(router.of(&from), &Op::Dump(from.clone()));
             match source {
                 Outcome::Entry(None) => resp::error_reply(&mut out, "ERR no such key"),
                 Outcome::Entry(Some((value, deadline))) => {
@@ -1318,18 +1415,14 @@ async fn run_special(router: &Router, shards: &mut Shards, special: Special) -> 
                         return out.freeze();
                     }
                     if nx {
-                        let exists = shards
-                            .call_one(router.of(&to), Op::Exists(to.clone()))
-                            .await;
+                        let exists = locked.apply(router.of(&to), &Op::Exists(to.clone()));
                         if exists == Outcome::Int(1) {
                             resp::integer(&mut out, 0);
                             return out.freeze();
                         }
                     }
-                    shards.call_one(router.of(&from), Op::Del(from)).await;
-                    let put = shards
-                        .call_one(router.of(&to), Op::Restore(to, value, deadline))
-                        .await;
+                    locked.apply(router.of(&from), &Op::Del(from));
+                    let put = locked.apply(router.of(&to), &Op::Restore(to, value, deadline));
                     match put {
                         Outcome::Error(e) => resp::error_reply(&mut out, &e),
                         _ if nx => resp::integer(&mut out, 1),
@@ -1344,7 +1437,7 @@ async fn run_special(router: &Router, shards: &mut Shards, special: Special) -> 
             for (key, _) in &pairs {
                 ops[router.of(key)].push(Op::Exists(key.clone()));
             }
-            let found = shards.call(ops).await;
+            let found = locked.apply_all(&ops);
             if let Some(error) = found.iter().flatten().find_map(|o| match o {
                 Outcome::Error(e) => Some(e.clone()),
                 _ => None,
@@ -1364,7 +1457,7 @@ async fn run_special(router: &Router, shards: &mut Shards, special: Special) -> 
                         command: "msetnx",
                     });
                 }
-                let done = shards.call(ops).await;
+                let done = locked.apply_all(&ops);
                 match done.iter().flatten().find_map(|o| match o {
                     Outcome::Error(e) => Some(e.clone()),
                     _ => None,
@@ -1378,9 +1471,6 @@ async fn run_special(router: &Router, shards: &mut Shards, special: Special) -> 
     }
     out.freeze()
 }
-
-/// Shards answer in microseconds; a shard that takes this long is stuck.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn value_reply(out: &mut BytesMut, outcome: &Outcome) {
     match outcome {

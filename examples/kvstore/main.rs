@@ -2,6 +2,17 @@
 //! a node, an application, supervisors, a dynamic supervisor of connection
 //! handlers, gen_server shards holding the data, and the protocol layer.
 //!
+//! Each shard gen_server owns one table (OTP's idiom of an ETS table owned
+//! by a process): it creates the table when it starts, runs the active
+//! expiry on it, and takes it with it when it ends — a crashed shard is
+//! restarted by its supervisor with a new, empty table. A connection is one
+//! task (its protocol driver): it parses a read's requests, runs them on the
+//! tables of the shards their keys hash to, directly under the tables'
+//! locks (taken in shard order, so that multi-key commands and `MULTI`/
+//! `EXEC` are atomic across shards), and writes the replies — no message
+//! and no hand-off to another task per request, as `redis-server` parses,
+//! executes and answers on one thread.
+//!
 //! ```sh
 //! cargo run --release --example kvstore                   # 127.0.0.1:6380, one shard per core
 //! cargo run --release --example kvstore -- --addr 0.0.0.0:7000 --shards 4
@@ -28,8 +39,9 @@
 //! in memory only. SIGINT/SIGTERM stop it gracefully.
 //!
 //! Files: `server.rs` (the supervision tree), `connection.rs` (one client),
-//! `commands.rs` (requests → shard operations → replies), `shard.rs` (the
-//! gen_server owning a slice of the keys), `resp.rs` (the wire format).
+//! `commands.rs` (requests → operations on the shards' tables → replies),
+//! `shard.rs` (the gen_server owning a slice of the keys, and its table),
+//! `resp.rs` (the wire format).
 
 mod commands;
 mod connection;

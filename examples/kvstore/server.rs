@@ -12,8 +12,10 @@
 //! ```
 //!
 //! Shards start first, so the listener never accepts a request no shard can
-//! answer. A shard that crashes is restarted empty under its name, and the
-//! next batch of every connection finds the new incarnation. The listener
+//! answer. Each shard publishes its table in the server's directory when it
+//! starts; connections operate on the tables directly. A shard that crashes
+//! takes its table with it and is restarted empty under its name, and the
+//! next batch of every connection finds the new incarnation's table. The listener
 //! and its connection supervisor form one child: if the listener itself
 //! fails, both are restarted together (a fresh bind), and connection
 //! handlers are temporary — a connection that ends is not restarted.
@@ -41,7 +43,7 @@ use trellis::{TaskStatus, nursery};
 use crate::commands::{Router, shard_name};
 use crate::connection::RespConnection;
 use crate::resp::Limits;
-use crate::shard::Shard;
+use crate::shard::{Directory, Shard};
 
 /// What the server is asked to be.
 #[derive(Debug, Clone)]
@@ -117,12 +119,14 @@ pub(crate) async fn kvstore_app(
 }
 
 fn tree(config: Config, bound: Option<Arc<Mutex<Option<SocketAddr>>>>) -> Vec<ChildSpec> {
+    let directory = Arc::new(Directory::new(config.shards));
     let shards = (0..config.shards)
         .map(|i| {
             let name = shard_name(&config.name, i);
+            let directory = directory.clone();
             ChildSpec::gen_server(
                 name.clone(),
-                Shard::default,
+                move || Shard::new(directory.clone(), i),
                 (),
                 GenServerOptions::new().name(name),
             )
@@ -139,7 +143,7 @@ fn tree(config: Config, bound: Option<Arc<Mutex<Option<SocketAddr>>>>) -> Vec<Ch
             .max_seconds(Duration::from_secs(10)),
     );
     let front = ChildSpec::new("front", move |status: TaskStatus<SocketAddr>| {
-        front(config.clone(), bound.clone(), status)
+        front(config.clone(), directory.clone(), bound.clone(), status)
     });
     vec![shards, front]
 }
@@ -147,6 +151,7 @@ fn tree(config: Config, bound: Option<Arc<Mutex<Option<SocketAddr>>>>) -> Vec<Ch
 /// Binds the listener, starts the connection supervisor, and accepts.
 async fn front(
     config: Config,
+    directory: Arc<Directory>,
     bound: Option<Arc<Mutex<Option<SocketAddr>>>>,
     status: TaskStatus<SocketAddr>,
 ) -> io::Result<()> {
@@ -156,7 +161,7 @@ async fn front(
         .next()
         .ok_or_else(|| io::Error::other("no address to listen on"))?;
     let local = listener.local_addr()?;
-    let router = Router::new(&config.name, config.shards, config.debug_command);
+    let router = Router::new(&config.name, config.shards, config.debug_command, directory);
     router.set_port(local.port());
     let max = max_clients(&config);
     router
@@ -219,17 +224,16 @@ async fn front(
                 async move {
                     // A temporary child runs once: the stream is always there.
                     if let Some((stream, _connected)) = stream {
-                        // A connection's own nursery holds its executor task.
-                        // A graceful stop closes the connection; replies not
+                        // One task per connection: it reads, runs the
+                        // requests on the shards' tables, and writes. A
+                        // graceful stop closes the connection; replies not
                         // yet written are lost with it.
-                        nursery(|_| async move {
-                            tokio::select! {
-                                served = run_connection(protocol, stream) => served.map(drop),
-                                () = trellis::wait_shutdown() => Ok(()),
+                        tokio::select! {
+                            served = run_connection(protocol, stream) => {
+                                served.map_err(io::Error::other)?;
                             }
-                        })
-                        .await
-                        .map_err(io::Error::other)?;
+                            () = trellis::wait_shutdown() => {}
+                        }
                     }
                     Ok::<_, io::Error>(())
                 }

@@ -1,8 +1,16 @@
-//! A shard: a gen_server that owns one part of the keyspace.
+//! A shard: a gen_server that owns one part of the keyspace, held in its
+//! [`Table`].
 //!
-//! Connections send a shard a *batch* of operations — every operation for
-//! this shard found in one read of a pipelined connection — and get the
-//! results back in order, in one `call`.
+//! The shard owns the table's lifetime, as an OTP process owns an ETS
+//! table: `init` creates it and publishes it in the server's [`Directory`];
+//! the shard's own timer runs the active expiry on it; when the shard ends —
+//! a crash, `DEBUG PANIC`, a stop — the table is retired (marked dead and
+//! emptied), and the supervisor's restart publishes a new, empty one.
+//! Connections do not send the shard messages: they hold a reference to the
+//! table and run their operations ([`Op`] → [`Outcome`]) on its [`Data`]
+//! directly, under its lock, on their own task, and look the table up again
+//! in the directory when they find it retired. The lock is a plain mutex,
+//! held for one batch of operations and never across an `.await`.
 //!
 //! Expiry is Redis's: a key past its deadline is dropped when it is
 //! touched (lazily), and an active sampler, every 100 ms, looks at up to
@@ -31,9 +39,7 @@
 //! one, and the slot's header bit says whether to look there.
 //!
 //! Values and keys are copied out of the connection's input buffer when
-//! stored, so that a small value never keeps a large request alive. The
-//! operations themselves go back to the connection with their outcomes, so
-//! that their slices of its input buffer are released on its side.
+//! stored, so that a small value never keeps a large request alive.
 //!
 //! The data lives in memory only: a shard that crashes is restarted empty by
 //! its supervisor.
@@ -41,6 +47,8 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, hash_map};
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -48,6 +56,7 @@ use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
 use tokio::time::Instant;
 use trellis::BoxError;
 use trellis::gen_server::{Context, Flow, GenServer, Init, Response};
+use trellis::process::ExitReason;
 
 /// Keys looked at per sample of the active expiry (Redis: 20).
 pub(crate) const SAMPLE: usize = 20;
@@ -181,8 +190,6 @@ pub(crate) enum Op {
     Stats,
     /// `FLUSHDB` of this shard.
     Flush,
-    /// `DEBUG PANIC`: crashes the shard (a test aid for supervision).
-    Panic,
 }
 
 /// The result of one [`Op`].
@@ -264,7 +271,7 @@ enum Slot {
 struct Large {
     key: Box<[u8]>,
     value: Bytes,
-    /// Whether the key has a deadline (in `Shard::deadlines`).
+    /// Whether the key has a deadline (in `Data::deadlines`).
     expires: bool,
 }
 
@@ -442,8 +449,9 @@ impl Deadlines {
     }
 }
 
-/// The state of one shard.
-pub(crate) struct Shard {
+/// The keys and values of one shard, with their deadlines and watchers:
+/// what a [`Table`]'s lock guards.
+pub(crate) struct Data {
     /// Every key, with its value: one allocation per small key and value.
     data: HashTable<Slot>,
     hasher: DefaultHashBuilder,
@@ -458,12 +466,12 @@ pub(crate) struct Shard {
     random: u64,
 }
 
-impl Default for Shard {
+impl Default for Data {
     fn default() -> Self {
         let epoch_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Shard {
+        Data {
             data: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             deadlines: Deadlines::default(),
@@ -475,6 +483,126 @@ impl Default for Shard {
     }
 }
 
+/// A shard's table: its [`Data`] under a lock, and whether the shard that
+/// owns it still runs.
+///
+/// The shard gen_server creates it in `init` and publishes it in the
+/// server's [`Directory`]; connections hold a reference and run their
+/// operations on it directly, under the lock, on their own task. When the
+/// shard ends (a crash, `DEBUG PANIC`, a stop), its table is *retired*: marked
+/// dead and emptied, so that a connection still holding it gets an error and
+/// looks up the shard's next incarnation, which starts with a new, empty
+/// table.
+pub(crate) struct Table {
+    data: Mutex<Data>,
+    /// Cleared, under the lock, when the owning shard ends.
+    live: AtomicBool,
+}
+
+impl Table {
+    fn new() -> Self {
+        Table {
+            data: Mutex::new(Data::default()),
+            live: AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the shard that owns the table still runs (a hint: [`lock`]
+    /// decides).
+    ///
+    /// [`lock`]: Table::lock
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// The data, locked; `None` if the table was retired. The guard must
+    /// not be held across an `.await`.
+    pub(crate) fn lock(&self) -> Option<MutexGuard<'_, Data>> {
+        // A panic under the lock (none is known) ends a connection, not
+        // the table: the lock's poison is ignored.
+        let guard = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        self.live.load(Ordering::Relaxed).then_some(guard)
+    }
+
+    /// Marks the table dead, under its lock (the guard, `_locked`, shows it
+    /// is held): no operation runs on it after this. Its keys go when its
+    /// shard ends.
+    pub(crate) fn condemn(&self, _locked: &mut MutexGuard<'_, Data>) {
+        self.live.store(false, Ordering::Release);
+    }
+
+    /// Marks the table dead (no operation runs on it after this) and drops
+    /// its keys.
+    pub(crate) fn retire(&self) {
+        let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        self.live.store(false, Ordering::Release);
+        *data = Data::default();
+    }
+}
+
+/// Where connections find each shard's current table: one slot per shard,
+/// written by the shard when it starts.
+pub(crate) struct Directory {
+    slots: Box<[Mutex<Option<Arc<Table>>>]>,
+}
+
+impl Directory {
+    /// A directory of `shards` empty slots.
+    pub(crate) fn new(shards: usize) -> Self {
+        Directory {
+            slots: (0..shards).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// Shard `i`'s table, if that shard runs.
+    pub(crate) fn table(&self, i: usize) -> Option<Arc<Table>> {
+        let slot = self
+            .slots
+            .get(i)?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().filter(|table| table.is_live()).cloned()
+    }
+
+    fn publish(&self, i: usize, table: Arc<Table>) {
+        if let Some(slot) = self.slots.get(i) {
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(table);
+        }
+    }
+}
+
+/// The shard gen_server: owns one [`Table`] for its lifetime.
+///
+/// `init` creates the table and publishes it; the shard's own timer runs
+/// the active expiry on it every 100 ms; `DEBUG PANIC` (a cast) crashes
+/// it. Ending, however it ends, retires the table, so its supervisor's
+/// restart starts over with an empty one: the data lives only as long as
+/// the process that owns it, as an ETS table lives with its owner.
+pub(crate) struct Shard {
+    directory: Arc<Directory>,
+    index: usize,
+    table: Option<Arc<Table>>,
+}
+
+impl Shard {
+    /// Shard `index` of the server whose tables `directory` lists.
+    pub(crate) fn new(directory: Arc<Directory>, index: usize) -> Self {
+        Shard {
+            directory,
+            index,
+            table: None,
+        }
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        if let Some(table) = &self.table {
+            table.retire();
+        }
+    }
+}
+
 /// Messages of the shard's own timer.
 #[derive(Debug)]
 pub(crate) enum Tick {
@@ -482,29 +610,54 @@ pub(crate) enum Tick {
     Sweep,
 }
 
+/// Casts to a shard.
+#[derive(Debug)]
+pub(crate) enum Crash {
+    /// `DEBUG PANIC`: the shard panics (a test aid for supervision). The
+    /// connection that asked has already retired the table.
+    Panic,
+}
+
 impl GenServer for Shard {
     type Arg = ();
-    type Call = Vec<Op>;
-    /// The outcomes, and the operations themselves, handed back so that
-    /// their buffers (slices of the connection's input) are released on
-    /// the connection's side, not here.
-    type Reply = (Vec<Outcome>, Vec<Op>);
-    type Cast = ();
+    /// A request for the shard's table.
+    type Call = ();
+    type Reply = Arc<Table>;
+    type Cast = Crash;
     type Info = Tick;
 
     async fn init(&mut self, (): (), ctx: &mut Context<Self>) -> Result<Init, BoxError> {
+        let table = Arc::new(Table::new());
+        self.directory.publish(self.index, table.clone());
+        self.table = Some(table);
         ctx.send_interval(Duration::from_millis(100), || Tick::Sweep)?;
         Ok(Init::Ready)
     }
 
     async fn handle_call(
         &mut self,
-        ops: Vec<Op>,
+        (): (),
         _: &mut Context<Self>,
-    ) -> Result<Response<(Vec<Outcome>, Vec<Op>)>, BoxError> {
-        let now = self.now_ms();
-        let outcomes = ops.iter().map(|op| self.apply(op, now)).collect();
-        Ok(Response::Reply((outcomes, ops)))
+    ) -> Result<Response<Arc<Table>>, BoxError> {
+        match &self.table {
+            Some(table) => Ok(Response::Reply(table.clone())),
+            None => Err("the shard has no table".into()),
+        }
+    }
+
+    async fn handle_cast(
+        &mut self,
+        Crash::Panic: Crash,
+        _: &mut Context<Self>,
+    ) -> Result<Flow, BoxError> {
+        panic!("DEBUG PANIC: shard crashed on request")
+    }
+
+    async fn terminate(&mut self, _: &ExitReason, _: &mut Context<Self>) {
+        // Before `stop` returns; `Drop` covers an end without `terminate`.
+        if let Some(table) = &self.table {
+            table.retire();
+        }
     }
 
     async fn handle_info(
@@ -512,8 +665,10 @@ impl GenServer for Shard {
         Tick::Sweep: Tick,
         _: &mut Context<Self>,
     ) -> Result<Flow, BoxError> {
-        let now = self.now_ms();
-        self.sample_expired(now);
+        if let Some(mut data) = self.table.as_ref().and_then(|table| table.lock()) {
+            let now = data.now_ms();
+            data.sample_expired(now);
+        }
         Ok(Flow::Continue)
     }
 }
@@ -531,9 +686,9 @@ fn copy(bytes: &Bytes) -> Bytes {
     Bytes::copy_from_slice(bytes)
 }
 
-impl Shard {
+impl Data {
     /// Unix milliseconds, following tokio's clock.
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         let elapsed = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.epoch_ms.saturating_add(elapsed)
     }
@@ -683,7 +838,7 @@ impl Shard {
         self.live(key, now).map(|(slot, _)| slot.value_bytes())
     }
 
-    fn apply(&mut self, op: &Op, now: i64) -> Outcome {
+    pub(crate) fn apply(&mut self, op: &Op, now: i64) -> Outcome {
         match op {
             Op::Get(key) => Outcome::Value(self.value_of(key, now)),
             &Op::Set {
@@ -988,7 +1143,6 @@ impl Shard {
                 self.deadlines.clear();
                 Outcome::Done
             }
-            Op::Panic => panic!("DEBUG PANIC: shard crashed on request"),
         }
     }
 
@@ -1087,7 +1241,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_deadline_that_overflows_is_an_error_and_the_shard_keeps_its_keys() {
-        let mut shard = Shard::default();
+        let mut shard = Data::default();
         let now = shard.now_ms();
         assert_eq!(shard.apply(&set("a", None), now), Outcome::Done);
         assert_eq!(
@@ -1099,7 +1253,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_sampler_costs_a_bounded_number_of_looks_per_tick() {
-        let mut shard = Shard::default();
+        let mut shard = Data::default();
         let now = shard.now_ms();
         for i in 0..10_000 {
             shard.apply(&set(&format!("k{i}"), Some(Ttl::In(1000))), now);
@@ -1112,7 +1266,7 @@ mod tests {
             "{dropped}"
         );
         // None expired: one sample, nothing dropped.
-        let mut fresh = Shard::default();
+        let mut fresh = Data::default();
         for i in 0..10_000 {
             fresh.apply(&set(&format!("k{i}"), Some(Ttl::In(100_000))), now);
         }
@@ -1122,7 +1276,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn keys_with_a_ttl_stay_indexed_through_deletes_and_persists() {
-        let mut shard = Shard::default();
+        let mut shard = Data::default();
         let now = shard.now_ms();
         for i in 0..50 {
             shard.apply(&set(&format!("k{i}"), Some(Ttl::In(1000))), now);
@@ -1196,7 +1350,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn overwriting_a_key_keeps_or_clears_its_deadline_as_asked() {
-        let mut shard = Shard::default();
+        let mut shard = Data::default();
         let now = shard.now_ms();
         shard.apply(&set("a", Some(Ttl::In(1000))), now);
         assert_eq!(
@@ -1237,6 +1391,47 @@ mod tests {
         );
         assert_eq!(shard.ttl_count(), 0);
         assert_eq!(shard.apply(&Op::Size, now + 1000), Outcome::Int(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shard_owns_its_table_and_its_next_incarnation_starts_empty() {
+        let directory = Arc::new(Directory::new(1));
+        let dir = directory.clone();
+        trellis::nursery(|n| async move {
+            assert!(dir.table(0).is_none(), "nothing before the shard starts");
+            let shard = trellis::gen_server::start(&n, Shard::new(dir.clone(), 0))
+                .await
+                .unwrap();
+            let table = dir.table(0).expect("published by init");
+            {
+                let mut data = table.lock().expect("live");
+                let now = data.now_ms();
+                assert_eq!(data.apply(&set("k", None), now), Outcome::Done);
+            }
+            shard.stop().await.unwrap();
+            // The table went with its owner: refused, and no longer listed.
+            assert!(!table.is_live());
+            assert!(table.lock().is_none());
+            assert!(dir.table(0).is_none());
+            // The next incarnation publishes a new, empty table.
+            let again = trellis::gen_server::start(&n, Shard::new(dir.clone(), 0))
+                .await
+                .unwrap();
+            let fresh = dir.table(0).expect("published again");
+            assert!(!Arc::ptr_eq(&table, &fresh));
+            {
+                let mut data = fresh.lock().expect("live");
+                let now = data.now_ms();
+                assert_eq!(data.apply(&Op::Size, now), Outcome::Int(0));
+                assert_eq!(
+                    data.apply(&Op::Get(Bytes::from_static(b"k")), now),
+                    Outcome::Value(None)
+                );
+            }
+            again.stop().await.unwrap();
+        })
+        .await
+        .unwrap();
     }
 
     #[test]
