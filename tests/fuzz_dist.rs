@@ -123,6 +123,37 @@ proptest! {
     }
 
     #[test]
+    fn valid_reg_send_frames_round_trip_and_mutated_ones_decode_as_the_general_path_does(
+        payload in terms(),
+        name in "[a-z_]{0,12}",
+        mutations in mutations(hostile_tokens()),
+    ) {
+        let valid = dist_checks::valid_reg_send(payload.clone(), &name);
+        let Ok(Some(frame::Message::RegSend(send))) = frame::decode(&valid) else {
+            panic!("a valid frame is refused");
+        };
+        prop_assert_eq!(send.to_name.name, name);
+        prop_assert_eq!(normal(send.message), normal(payload));
+        dist_checks::frame(&valid);
+        dist_checks::frame(&apply(valid, &mutations));
+    }
+
+    #[test]
+    fn valid_send_sender_frames_round_trip_and_mutated_ones_decode_as_the_general_path_does(
+        payload in terms(),
+        mutations in mutations(hostile_tokens()),
+    ) {
+        let valid = dist_checks::valid_send_sender(payload.clone());
+        let Ok(Some(frame::Message::SendSender(send))) = frame::decode(&valid) else {
+            panic!("a valid frame is refused");
+        };
+        prop_assert_eq!(send.from_pid.id, 7);
+        prop_assert_eq!(normal(send.message), normal(payload));
+        dist_checks::frame(&valid);
+        dist_checks::frame(&apply(valid, &mutations));
+    }
+
+    #[test]
     fn the_frame_reader_reads_the_same_frames_whole_or_byte_by_byte(
         payloads in prop::collection::vec(terms(), 0..4),
         ticks in prop::collection::vec(any::<bool>(), 4),
@@ -254,4 +285,38 @@ async fn a_frame_length_over_the_limit_is_refused_before_reading_it() {
         .unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
     assert!(buf.capacity() <= 64 * 1024, "{}", buf.capacity());
+}
+
+/// The frames that carry messages take the one-pass path: a `REG_SEND` of
+/// `{m, x}` costs one allocation per atom, pid node and tuple (the general
+/// path also built the control tuple and read through `std::io::Read`).
+#[test]
+fn a_small_reg_send_decodes_with_one_allocation_per_part() {
+    let valid = dist_checks::valid_reg_send(tuple(vec![atom("m"), atom("x")]), "sink1");
+    let count = |decode: fn(&[u8]) -> Result<Option<frame::Message>, FrameError>| {
+        allocation_counter::measure(|| {
+            let message = decode(&valid);
+            assert!(matches!(message, Ok(Some(frame::Message::RegSend(_)))));
+        })
+        .count_total
+    };
+    // The pid's node, the name, the payload tuple, `m`, `x`.
+    assert_eq!(count(frame::decode), 5);
+    assert!(count(frame::decode_general) > 5);
+}
+
+/// Nesting past the fast path's bound takes the general path, which still
+/// decodes it (up to its own bound) or refuses it.
+#[test]
+fn deep_payloads_past_the_fast_bound_still_decode_or_are_refused() {
+    let mut nested = atom("x");
+    for _ in 0..100 {
+        nested = tuple(vec![nested]);
+    }
+    let valid = dist_checks::valid_send(nested.clone());
+    let Ok(Some(frame::Message::Send(send))) = frame::decode(&valid) else {
+        panic!("a valid deep frame is refused");
+    };
+    assert_eq!(send.message, nested);
+    dist_checks::frame(&valid);
 }
