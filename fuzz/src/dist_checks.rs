@@ -55,7 +55,7 @@ pub fn frame(data: &[u8]) {
     }
 }
 
-/// Whether `message` may hold a map (any message but the three the fast
+/// Whether `message` may hold a map (any message but the five the fast
 /// path decodes, or one of those whose payload holds a map).
 fn holds_map(message: &frame::Message) -> bool {
     fn term_holds_map(term: &Term) -> bool {
@@ -73,6 +73,7 @@ fn holds_map(message: &frame::Message) -> bool {
         frame::Message::Send(m) => term_holds_map(&m.message),
         frame::Message::RegSend(m) => term_holds_map(&m.message),
         frame::Message::SendSender(m) => term_holds_map(&m.message),
+        frame::Message::MonitorP(_) | frame::Message::DemonitorP(_) => false,
         _ => true,
     }
 }

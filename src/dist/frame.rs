@@ -16,8 +16,9 @@
 //! frame costs at most its own size and closes its connection only.
 //!
 //! The frames that carry messages (`SEND`, `REG_SEND`, `SEND_SENDER` with
-//! payloads of integers, atoms, binaries, strings, tuples, lists and pids)
-//! take a faster path first: one pass over the bytes, straight into the
+//! payloads of integers, atoms, binaries, strings, tuples, lists, pids and
+//! references) and a call's `MONITOR_P` and `DEMONITOR_P` take a faster
+//! path first: one pass over the bytes, straight into the
 //! message, with the same bounds (every count checked against the bytes
 //! left, nesting limited); what it does not know, malformed bytes included,
 //! goes the general way ([`decode_general`]), so both answer the same.
@@ -146,7 +147,8 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Message>, FrameError> {
 ///
 /// [`decode`] first tries a one-pass decoder for the frames that carry
 /// messages (`SEND`, `REG_SEND`, `SEND_SENDER` with payloads of integers,
-/// atoms, binaries, strings, tuples, lists and pids) and falls back to this
+/// atoms, binaries, strings, tuples, lists, pids and references) and for
+/// `MONITOR_P` / `DEMONITOR_P`, and falls back to this
 /// path for everything else; both answer the same for the same bytes (the
 /// fuzz harnesses check it), this one more slowly. It is public so that they
 /// can.

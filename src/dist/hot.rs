@@ -1,5 +1,6 @@
 //! The one-pass decoder of the frames that carry messages (`SEND`,
-//! `REG_SEND`, `SEND_SENDER`), used before the checked, general path of
+//! `REG_SEND`, `SEND_SENDER`) and of a call's monitor frames (`MONITOR_P`,
+//! `DEMONITOR_P`), used before the checked, general path of
 //! [`frame::decode`](super::frame::decode).
 //!
 //! The general path walks every frame twice (a check that refuses hostile
@@ -12,7 +13,7 @@
 //!
 //! It is total and conservative: it decodes only the control messages above
 //! and only payload terms built of small and 32-bit integers, atoms, nil,
-//! strings, binaries, tuples, lists and pids, nested at most
+//! strings, binaries, tuples, lists, pids and references, nested at most
 //! [`MAX_HOT_DEPTH`] deep; anything else, malformed bytes included, makes it
 //! answer `None`, and the frame goes through the general path, which accepts
 //! or refuses it with its own error. Every count is checked against the
@@ -22,8 +23,9 @@
 //! (a property test in this module compares the two on random and mutated
 //! frames).
 
-use eetf::{Atom, Binary, ByteList, FixInteger, ImproperList, List, Pid, Term, Tuple};
-use erl_dist::message::{Message, RegSend, Send, SendSender};
+use eetf::{Atom, Binary, ByteList, FixInteger, ImproperList, List, Pid, Reference, Term, Tuple};
+use erl_dist::message::{DemonitorP, Message, MonitorP, RegSend, Send, SendSender};
+use erl_dist::term::PidOrAtom;
 
 /// How deep payload terms may nest on this path; deeper ones take the
 /// general path (whose limit is [`MAX_DEPTH`](super::frame::MAX_DEPTH)).
@@ -33,7 +35,8 @@ pub(crate) const MAX_HOT_DEPTH: usize = 64;
 const VERSION: u8 = 131;
 
 /// Decodes `terms` (a frame after its pass-through tag) if it is a `SEND`,
-/// `REG_SEND` or `SEND_SENDER` of a payload this decoder knows; `None`
+/// `REG_SEND` or `SEND_SENDER` of a payload this decoder knows, or a
+/// `MONITOR_P` or `DEMONITOR_P` (one each per `gen_server:call`); `None`
 /// otherwise (the caller then takes the general path).
 pub(crate) fn decode(terms: &[u8]) -> Option<Message> {
     let mut input = Input { bytes: terms };
@@ -76,6 +79,31 @@ pub(crate) fn decode(terms: &[u8]) -> Option<Message> {
                 to_pid,
                 message,
             })
+        }
+        // {MONITOR_P | DEMONITOR_P, FromPid, ToProc, Ref}: every call.
+        (19 | 20, 4) => {
+            let from_pid = input.pid()?;
+            let to_proc = match input.term(0)? {
+                Term::Pid(pid) => PidOrAtom::Pid(pid),
+                Term::Atom(atom) => PidOrAtom::Atom(atom),
+                _ => return None,
+            };
+            let Term::Reference(reference) = input.term(0)? else {
+                return None;
+            };
+            if op == 19 {
+                Message::MonitorP(MonitorP {
+                    from_pid,
+                    to_proc,
+                    reference: *reference,
+                })
+            } else {
+                Message::DemonitorP(DemonitorP {
+                    from_pid,
+                    to_proc,
+                    reference: *reference,
+                })
+            }
         }
         _ => return None,
     };
@@ -217,6 +245,24 @@ impl<'a> Input<'a> {
                 }
             }
             103 | 88 => Term::from(self.pid_after(tag)?),
+            // NEW_REFERENCE, NEWER_REFERENCE: at most 5 ids (Erlang's own
+            // limit, and the general path's).
+            114 | 90 => {
+                let ids = usize::from(self.u16()?);
+                if ids > 5 {
+                    return None;
+                }
+                let node = self.atom()?;
+                let creation = if tag == 90 {
+                    self.u32()?
+                } else {
+                    u32::from(self.u8()?)
+                };
+                let id = (0..ids)
+                    .map(|_| self.u32())
+                    .collect::<Option<Vec<u32>>>()?;
+                Term::from(Reference { node, id, creation })
+            }
             _ => return None,
         };
         Some(term)
