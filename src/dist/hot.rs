@@ -258,9 +258,7 @@ impl<'a> Input<'a> {
                 } else {
                     u32::from(self.u8()?)
                 };
-                let id = (0..ids)
-                    .map(|_| self.u32())
-                    .collect::<Option<Vec<u32>>>()?;
+                let id = (0..ids).map(|_| self.u32()).collect::<Option<Vec<u32>>>()?;
                 Term::from(Reference { node, id, creation })
             }
             _ => return None,
