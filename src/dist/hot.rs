@@ -19,9 +19,12 @@
 //! or refuses it with its own error. Every count is checked against the
 //! bytes left before anything is reserved for it, and nesting is bounded,
 //! so no input makes it allocate more than a small multiple of its size or
-//! recurse deeply. Where it answers, it answers what the general path would
-//! (a property test in this module compares the two on random and mutated
-//! frames).
+//! recurse deeply. Where it answers, it answers what the general path would:
+//! the fuzz property in `fuzz/src/dist_checks.rs` (run by
+//! `tests/fuzz_dist.rs` on random and mutated frames, and by the cargo-fuzz
+//! target `dist_frame`) compares [`frame::decode`](super::frame::decode)
+//! with [`frame::decode_general`](super::frame::decode_general) on every
+//! input.
 
 use eetf::{Atom, Binary, ByteList, FixInteger, ImproperList, List, Pid, Reference, Term, Tuple};
 use erl_dist::message::{DemonitorP, Message, MonitorP, RegSend, Send, SendSender};
@@ -141,7 +144,8 @@ impl<'a> Input<'a> {
     }
 
     fn i32(&mut self) -> Option<i32> {
-        self.u32().map(|u| u32::cast_signed(u))
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// The payload term, with its version byte.
