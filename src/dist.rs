@@ -131,6 +131,7 @@ use crate::loom::lock;
 mod call;
 mod conn;
 pub mod frame;
+mod hot;
 mod mailbox;
 mod pg;
 mod remote;

@@ -100,6 +100,31 @@ async fn a_malformed_term_closes_that_connection_only() {
 }
 
 #[tokio::test]
+async fn a_malformed_frame_read_in_one_go_behind_others_closes_that_connection_only() {
+    dist_common::setup();
+    let node = dist::start(DistOptions::short(unique("target")).cookie(COOKIE))
+        .await
+        .unwrap();
+    let mut events = node.monitor_nodes();
+    let mut erl = good_peer(&node).await;
+    let (mut evil, evil_name) = raw_peer(&node).await;
+    // Two ticks, then the hostile list, in one write: the reader takes the
+    // later frames from its buffer, where they are decoded in place.
+    let mut bytes = vec![0, 0, 0, 0, 0, 0, 0, 0];
+    bytes.extend([0, 0, 0, 7, 112, 131, 108, 0xff, 0xff, 0xff, 0xff]);
+    evil.write_all(&bytes).await.unwrap();
+    closed(&mut evil).await;
+    let reason = down_of(&mut events, &evil_name).await;
+    assert!(reason.contains("malformed"), "{reason}");
+    let mailbox = node.mailbox().unwrap();
+    mailbox
+        .send(("fwd", erl.name.as_str()), atom("still_here"))
+        .await
+        .unwrap();
+    assert_eq!(erl.line().await, "still_here");
+}
+
+#[tokio::test]
 async fn a_frame_over_the_size_limit_closes_that_connection_only() {
     dist_common::setup();
     let node = dist::start(

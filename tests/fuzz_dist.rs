@@ -62,7 +62,17 @@ fn leaves() -> impl Strategy<Value = Term> {
         ".{0,16}".prop_map(|s| s.to_term()),
         any::<bool>().prop_map(|b| b.to_term()),
         (0u32..1000).prop_map(|n| trellis::dist::ErlPid::new("a@b", n, 0, 1).to_term()),
+        (prop::collection::vec(any::<u32>(), 0..=5), any::<u32>()).prop_map(reference),
     ]
+}
+
+/// A reference of node `a@b` with `ids`.
+fn reference((ids, creation): (Vec<u32>, u32)) -> Term {
+    Term::from(trellis::dist::ErlRef {
+        node: trellis::dist::Atom::from("a@b"),
+        id: ids,
+        creation,
+    })
 }
 
 /// Byte sequences that have broken term decoders: huge counts for lists,
@@ -119,6 +129,62 @@ proptest! {
         };
         // A list of bytes travels as a string: the same term to Erlang.
         prop_assert_eq!(normal(send.message), normal(payload));
+        dist_checks::frame(&apply(valid, &mutations));
+    }
+
+    #[test]
+    fn valid_reg_send_frames_round_trip_and_mutated_ones_decode_as_the_general_path_does(
+        payload in terms(),
+        name in "[a-z_]{0,12}",
+        mutations in mutations(hostile_tokens()),
+    ) {
+        let valid = dist_checks::valid_reg_send(payload.clone(), &name);
+        let Ok(Some(frame::Message::RegSend(send))) = frame::decode(&valid) else {
+            panic!("a valid frame is refused");
+        };
+        prop_assert_eq!(send.to_name.name, name);
+        prop_assert_eq!(normal(send.message), normal(payload));
+        dist_checks::frame(&valid);
+        dist_checks::frame(&apply(valid, &mutations));
+    }
+
+    #[test]
+    fn valid_send_sender_frames_round_trip_and_mutated_ones_decode_as_the_general_path_does(
+        payload in terms(),
+        mutations in mutations(hostile_tokens()),
+    ) {
+        let valid = dist_checks::valid_send_sender(payload.clone());
+        let Ok(Some(frame::Message::SendSender(send))) = frame::decode(&valid) else {
+            panic!("a valid frame is refused");
+        };
+        prop_assert_eq!(send.from_pid.id, 7);
+        prop_assert_eq!(normal(send.message), normal(payload));
+        dist_checks::frame(&valid);
+        dist_checks::frame(&apply(valid, &mutations));
+    }
+
+    #[test]
+    fn valid_monitor_frames_round_trip_and_mutated_ones_decode_as_the_general_path_does(
+        ids in prop::collection::vec(any::<u32>(), 0..=5),
+        by_name in any::<bool>(),
+        demonitor in any::<bool>(),
+        mutations in mutations(hostile_tokens()),
+    ) {
+        let from = trellis::dist::ErlPid::new("peer@host", 7, 0, 3);
+        let to = if by_name {
+            erl_dist::term::PidOrAtom::Atom(trellis::dist::Atom::from("server"))
+        } else {
+            erl_dist::term::PidOrAtom::Pid(trellis::dist::ErlPid::new("here@host", 9, 0, 4))
+        };
+        let Term::Reference(reference) = reference((ids, 5)) else { unreachable!() };
+        let message = if demonitor {
+            frame::Message::demonitor_p(from, to, *reference)
+        } else {
+            frame::Message::monitor_p(from, to, *reference)
+        };
+        let valid = frame::encode(message.clone()).unwrap()[4..].to_vec();
+        prop_assert_eq!(frame::decode(&valid), Ok(Some(message)));
+        dist_checks::frame(&valid);
         dist_checks::frame(&apply(valid, &mutations));
     }
 
@@ -254,4 +320,59 @@ async fn a_frame_length_over_the_limit_is_refused_before_reading_it() {
         .unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
     assert!(buf.capacity() <= 64 * 1024, "{}", buf.capacity());
+}
+
+/// The frames that carry messages take the one-pass path: a `REG_SEND` of
+/// `{m, x}` costs one allocation per atom, pid node and tuple (the general
+/// path also built the control tuple and read through `std::io::Read`).
+#[test]
+fn a_small_reg_send_decodes_with_one_allocation_per_part() {
+    let valid = dist_checks::valid_reg_send(tuple(vec![atom("m"), atom("x")]), "sink1");
+    let count = |decode: fn(&[u8]) -> Result<Option<frame::Message>, FrameError>| {
+        allocation_counter::measure(|| {
+            let message = decode(&valid);
+            assert!(matches!(message, Ok(Some(frame::Message::RegSend(_)))));
+        })
+        .count_total
+    };
+    // The pid's node, the name, the payload tuple, `m`, `x`.
+    assert_eq!(count(frame::decode), 5);
+    assert!(count(frame::decode_general) > 5);
+}
+
+/// Nesting past the fast path's bound takes the general path, which still
+/// decodes it (up to its own bound) or refuses it.
+#[test]
+fn deep_payloads_past_the_fast_bound_still_decode_or_are_refused() {
+    let mut nested = atom("x");
+    for _ in 0..100 {
+        nested = tuple(vec![nested]);
+    }
+    let valid = dist_checks::valid_send(nested.clone());
+    let Ok(Some(frame::Message::Send(send))) = frame::decode(&valid) else {
+        panic!("a valid deep frame is refused");
+    };
+    assert_eq!(send.message, nested);
+    dist_checks::frame(&valid);
+}
+
+/// Erlang's references carry at most 5 ids: a sixth is refused on both
+/// paths (a message frame, whose payload the fast path would otherwise
+/// take).
+#[test]
+fn a_reference_with_more_than_five_ids_is_refused() {
+    let five = dist_checks::valid_send(reference((vec![1, 2, 3, 4, 5], 9)));
+    // The payload is last: NEWER_REFERENCE (90), a 2-byte id count, then
+    // the node, the creation and the ids; make the count 6 and add an id.
+    let at = five.iter().rposition(|&b| b == 90).unwrap();
+    assert_eq!(five[at + 1..at + 3], [0, 5]);
+    let mut six = five.clone();
+    six[at + 2] = 6;
+    six.extend([0, 0, 0, 6]);
+    assert!(matches!(frame::decode(&five), Ok(Some(_))));
+    assert!(matches!(
+        frame::decode(&six),
+        Err(FrameError::Length { len: 6, .. })
+    ));
+    dist_checks::frame(&six);
 }

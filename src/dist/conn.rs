@@ -11,7 +11,7 @@ use erl_dist::handshake::{
 };
 use erl_dist::message::Message;
 use erl_dist::node::{LocalNode, NodeName};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -246,6 +246,18 @@ pub(crate) async fn read_loop(
     let mut read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
     let mut buf = Vec::new();
     loop {
+        // A whole frame already buffered (the usual case under load): decode
+        // it where it lies, without copying it out or awaiting anything.
+        if let Some(total) = buffered_frame(read.buffer(), max_frame) {
+            let decoded = frame::decode(&read.buffer()[4..total]);
+            std::pin::Pin::new(&mut read).consume(total);
+            match decoded {
+                Ok(Some(message)) => inner.dispatch(&peer, message),
+                Ok(None) => {}
+                Err(error) => return malformed(&peer, error),
+            }
+            continue;
+        }
         let frame =
             tokio::time::timeout(silence, frame::read(&mut read, &mut buf, max_frame)).await;
         let message = match frame {
@@ -276,16 +288,28 @@ pub(crate) async fn read_loop(
             Ok(Ok(())) => match frame::decode(&buf) {
                 Ok(Some(message)) => message,
                 Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(node = %peer, %error, "malformed distribution frame; closing the connection");
-                    return DistError::Malformed {
-                        node: peer.to_string(),
-                        error,
-                    };
-                }
+                Err(error) => return malformed(&peer, error),
             },
         };
         inner.dispatch(&peer, message);
+    }
+}
+
+/// The length, header included, of the whole frame at the start of
+/// `buffered`, if it is all there and within `max_frame`.
+fn buffered_frame(buffered: &[u8], max_frame: usize) -> Option<usize> {
+    let header = buffered.get(..4)?;
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    (len <= max_frame && len <= buffered.len() - 4).then_some(4 + len)
+}
+
+/// The error that closes a connection whose peer sent a malformed frame
+/// (logged).
+fn malformed(peer: &str, error: FrameError) -> DistError {
+    tracing::warn!(node = %peer, %error, "malformed distribution frame; closing the connection");
+    DistError::Malformed {
+        node: peer.to_string(),
+        error,
     }
 }
 

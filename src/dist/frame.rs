@@ -14,6 +14,14 @@
 //! the encodings a Trellis node does not accept (compressed terms, funs,
 //! atom-cache references). Only bytes that pass are decoded, so a malformed
 //! frame costs at most its own size and closes its connection only.
+//!
+//! The frames that carry messages (`SEND`, `REG_SEND`, `SEND_SENDER` with
+//! payloads of integers, atoms, binaries, strings, tuples, lists, pids and
+//! references) and a call's `MONITOR_P` and `DEMONITOR_P` take a faster
+//! path first: one pass over the bytes, straight into the
+//! message, with the same bounds (every count checked against the bytes
+//! left, nesting limited); what it does not know, malformed bytes included,
+//! goes the general way ([`decode_general`]), so both answer the same.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -124,6 +132,43 @@ pub enum FrameError {
 ///
 /// [`FrameError`] for anything but a well-formed tick or control message.
 pub fn decode(bytes: &[u8]) -> Result<Option<Message>, FrameError> {
+    // The frames that carry messages, in one pass; everything else (and
+    // anything that path does not know) through the check and `eetf`.
+    if let [PASS_THROUGH, terms @ ..] = bytes {
+        if let Some(message) = super::hot::decode(terms) {
+            return Ok(Some(message));
+        }
+    }
+    decode_general(bytes)
+}
+
+/// Decodes one frame's bytes as [`decode`] does, but always by the general
+/// path: [`check_terms`], then `eetf`'s decoder.
+///
+/// [`decode`] first tries a one-pass decoder for the frames that carry
+/// messages (`SEND`, `REG_SEND`, `SEND_SENDER` with payloads of integers,
+/// atoms, binaries, strings, tuples, lists, pids and references) and for
+/// `MONITOR_P` / `DEMONITOR_P`, and falls back to this
+/// path for everything else; both answer the same for the same bytes (the
+/// fuzz harnesses check it), this one more slowly. It is public so that they
+/// can.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::frame::{Message, decode, decode_general, encode};
+/// use trellis::dist::{ErlPid, atom, tuple};
+///
+/// let to = ErlPid::new("a@host", 1, 0, 7);
+/// let frame = encode(Message::send(to, tuple(vec![atom("m"), atom("x")]))).unwrap();
+/// assert_eq!(decode_general(&frame[4..]), decode(&frame[4..]));
+/// assert!(decode_general(&frame[4..frame.len() - 1]).is_err());
+/// ```
+///
+/// # Errors
+///
+/// As [`decode`].
+pub fn decode_general(bytes: &[u8]) -> Result<Option<Message>, FrameError> {
     let Some((&tag, terms)) = bytes.split_first() else {
         return Ok(None);
     };
