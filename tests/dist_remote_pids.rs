@@ -101,6 +101,22 @@ async fn next(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
         .expect("server reports")
 }
 
+/// The server's next report, which must be a `Down`.
+async fn next_down(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Down {
+    match next(seen).await {
+        Seen::Down(down) => down,
+        _ => panic!("not a Down"),
+    }
+}
+
+/// The server's next report, which must be an `Exit`.
+async fn next_exit(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Exit {
+    match next(seen).await {
+        Seen::Exit(exit) => exit,
+        _ => panic!("not an Exit"),
+    }
+}
+
 /// A fresh Erlang process on `erl` (unlinked, waiting for `{exit, R}` or
 /// `kill`), as a Trellis pid and an Erlang pid.
 async fn victim(node: &DistNode, erl: &ErlNode) -> (Pid, ErlPid) {
@@ -141,9 +157,7 @@ async fn a_trellis_gen_server_monitoring_an_erlang_process_by_pid_gets_down_with
         let first = server.call(Watch::Monitor(crashing), WAIT).await?.unwrap();
         let second = server.call(Watch::Monitor(quitting), WAIT).await?.unwrap();
         tell(&node, &crashing_erl, tagged("exit", vec![atom("boom")])).await;
-        let Seen::Down(down) = next(&mut seen).await else {
-            panic!("not a Down")
-        };
+        let down = next_down(&mut seen).await;
         assert_eq!((down.monitor, down.pid), (first, crashing));
         assert_eq!(reason_to_term(&down.reason), atom("boom"));
         let ExitReason::Error(error) = &down.reason else {
@@ -156,9 +170,7 @@ async fn a_trellis_gen_server_monitoring_an_erlang_process_by_pid_gets_down_with
             })
         );
         tell(&node, &quitting_erl, tagged("exit", vec![atom("normal")])).await;
-        let Seen::Down(down) = next(&mut seen).await else {
-            panic!("not a Down")
-        };
+        let down = next_down(&mut seen).await;
         assert_eq!(
             (down.monitor, down.pid, down.reason),
             (second, quitting, ExitReason::Normal)
@@ -193,9 +205,7 @@ async fn a_demonitored_erlang_process_sends_no_down_and_a_gone_one_is_down_nopro
         // first thing the server sees (no Down for the removed monitor).
         let again = loop {
             let again = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
-            let Seen::Down(down) = next(&mut seen).await else {
-                panic!("not a Down")
-            };
+            let down = next_down(&mut seen).await;
             assert_eq!(down.monitor, again, "the demonitored Down arrived");
             if down.reason == ExitReason::NoProcess {
                 break again;
@@ -231,9 +241,7 @@ async fn a_linked_trapping_gen_server_gets_exit_killed_when_the_erlang_process_i
         // Linked: the LINK went out before this call returned, and the kill
         // follows it on the same connection.
         tell(&node, &erl_pid, atom("kill")).await;
-        let Seen::Exit(exit) = next(&mut seen).await else {
-            panic!("not an Exit")
-        };
+        let exit = next_exit(&mut seen).await;
         assert_eq!((exit.pid, exit.reason), (pid, ExitReason::Killed));
         n.cancel();
         Ok::<_, BoxError>(())
@@ -310,9 +318,7 @@ async fn kill_9_of_the_erlang_node_gives_noconnection_to_remote_monitors_and_lin
         assert_eq!(reason_to_term(&exit.reason), atom("noconnection"));
         // A pid of the dead node now: noconnection at once.
         let late = server.call(Watch::Monitor(watched), WAIT).await?.unwrap();
-        let Seen::Down(d) = next(&mut seen).await else {
-            panic!("not a Down")
-        };
+        let d = next_down(&mut seen).await;
         assert_eq!(d.monitor, late);
         assert_eq!(reason_to_term(&d.reason), atom("noconnection"));
         n.cancel();
@@ -552,9 +558,7 @@ async fn a_monitor_on_a_pid_of_a_node_not_connected_connects_first_and_gets_the_
         until_erlang_counts(&node, &erl, "monitored_by", &erl_pid, 1).await;
         assert!(node.nodes().contains(&erl.name));
         tell(&node, &erl_pid, tagged("exit", vec![atom("boom")])).await;
-        let Seen::Down(down) = next(&mut seen).await else {
-            panic!("not a Down")
-        };
+        let down = next_down(&mut seen).await;
         assert_eq!((down.monitor, down.pid), (monitor, pid));
         assert_eq!(reason_to_term(&down.reason), atom("boom"));
         n.cancel();
@@ -584,9 +588,7 @@ async fn a_link_to_a_pid_of_a_node_not_connected_connects_first_and_gets_the_rea
         server.call(Watch::Link(pid), WAIT).await?;
         until_erlang_counts(&node, &erl, "links", &erl_pid, 1).await;
         tell(&node, &erl_pid, atom("kill")).await;
-        let Seen::Exit(exit) = next(&mut seen).await else {
-            panic!("not an Exit")
-        };
+        let exit = next_exit(&mut seen).await;
         assert_eq!((exit.pid, exit.reason), (pid, ExitReason::Killed));
         n.cancel();
         Ok::<_, BoxError>(())
@@ -616,15 +618,11 @@ async fn a_monitor_or_link_on_a_pid_of_a_node_that_cannot_be_reached_is_noconnec
         )
         .await?;
         let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
-        let Seen::Down(down) = next(&mut seen).await else {
-            panic!("not a Down")
-        };
+        let down = next_down(&mut seen).await;
         assert_eq!((down.monitor, down.pid), (monitor, pid));
         assert_eq!(reason_to_term(&down.reason), atom("noconnection"));
         server.call(Watch::Link(pid), WAIT).await?;
-        let Seen::Exit(exit) = next(&mut seen).await else {
-            panic!("not an Exit")
-        };
+        let exit = next_exit(&mut seen).await;
         assert_eq!(exit.pid, pid);
         assert_eq!(reason_to_term(&exit.reason), atom("noconnection"));
         n.cancel();
