@@ -19,10 +19,14 @@
 //! watcher sleeps on tokio's clock, so paused-clock tests see exact
 //! timeouts, as with `tokio::time::timeout`.
 //!
-//! On a current-thread runtime most waits never reach the table: a call's
+//! Most waits never reach the table. On a current-thread runtime a call's
 //! first wait yields once instead (the server runs before the caller is
-//! polled again and has usually answered by then), and only a wait still
-//! pending after that registers (see [`timeout`]).
+//! polled again and has usually answered by then); on a multi-thread
+//! runtime it reads the clock and defers its wake-up to the worker's next
+//! look at its deferred tasks (tokio's `yield_now`: when the worker runs out
+//! of work, or at its regular maintenance, every few dozen polls), which the
+//! answer nearly always beats. Only a wait still pending after that
+//! registers (see [`timeout`]).
 //!
 //! Compared with `tokio::time::timeout`, the value wins when both are ready
 //! (the future is polled first), a wait that moves to another worker
@@ -32,7 +36,7 @@
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -57,6 +61,12 @@ use crate::loom::lock;
 /// and no waker clone; a call that waits longer has its deadline counted
 /// from its second poll, at most one pass of the run queue late.
 ///
+/// Elsewhere (a multi-thread runtime) the deadline is read at the first
+/// wait, which defers its wake-up to the worker's next look at its deferred
+/// tasks instead of registering; the second poll (the answer's wake-up, or
+/// that deferred one) registers the same deadline if still needed. A call
+/// answered before the worker looks costs a clock read and no table entry.
+///
 /// # Panics
 ///
 /// If it has to wait outside a tokio runtime, as `tokio::time::timeout`
@@ -74,12 +84,31 @@ pub(crate) fn timeout<F: Future + Unpin>(
             return Poll::Ready(Some(output));
         }
         match &waiting {
-            Waiting::NotYet if YIELD_FIRST.get() => {
+            Waiting::NotYet if yield_first() => {
                 // Polled again after everything scheduled before us.
                 cx.waker().wake_by_ref();
                 waiting = Waiting::Yielded;
             }
-            Waiting::NotYet | Waiting::Yielded => {
+            Waiting::NotYet => {
+                let Some(deadline) = Instant::now().checked_add(duration) else {
+                    // Too far to represent: no deadline at all.
+                    waiting = Waiting::Unbounded;
+                    return Poll::Pending;
+                };
+                // Polled again when the worker next looks at its deferred
+                // tasks (when it runs out of work, or at its regular
+                // maintenance), unless the answer wakes us first: tokio's
+                // `yield_now`, whose first poll only defers our waker.
+                let _ = pin!(tokio::task::yield_now()).poll(cx);
+                waiting = Waiting::Deferred(deadline);
+            }
+            &Waiting::Deferred(deadline) => {
+                if deadline <= Instant::now() {
+                    return Poll::Ready(None);
+                }
+                waiting = Waiting::Registered(Entry::register(deadline, cx.waker()));
+            }
+            Waiting::Yielded => {
                 waiting = match Instant::now().checked_add(duration) {
                     Some(deadline) => Waiting::Registered(Entry::register(deadline, cx.waker())),
                     // Too far to represent: no deadline at all.
@@ -101,8 +130,12 @@ pub(crate) fn timeout<F: Future + Unpin>(
 enum Waiting {
     /// Not polled yet, or ready at its first poll.
     NotYet,
-    /// Pending once, woken at once to look again before registering.
+    /// Pending once, woken at once to look again before registering
+    /// (current-thread runtime).
     Yielded,
+    /// Pending once with this deadline, its wake-up deferred to the
+    /// worker's next look at its deferred tasks (multi-thread runtime).
+    Deferred(Instant),
     /// Its deadline is in a table.
     Registered(Entry),
     /// Its deadline is beyond what `Instant` represents.
@@ -110,13 +143,28 @@ enum Waiting {
 }
 
 thread_local! {
-    /// Whether this thread's watcher, when last started, ran on a
-    /// current-thread runtime: then the thread polls every task of its
-    /// runtime, and a first wait yields once instead of registering (see
-    /// [`timeout`]). Only a hint, read for speed: a stale value (the thread
-    /// now runs another kind of runtime) costs a yield or a registration,
-    /// never a missed deadline, and is corrected when a watcher starts.
+    /// Whether this thread runs a current-thread runtime, as learnt at its
+    /// first wait and again whenever a watcher starts on it: then the thread
+    /// polls every task of its runtime, and a first wait yields once instead
+    /// of deferring (see [`timeout`]). Only a hint, read for speed: a stale
+    /// value (the thread now runs another kind of runtime) costs a yield or
+    /// a deferral, never a missed deadline.
     static YIELD_FIRST: Cell<bool> = const { Cell::new(false) };
+    /// Whether [`YIELD_FIRST`] was set on this thread yet.
+    static FLAVOR_KNOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// [`YIELD_FIRST`], learnt from the runtime at the thread's first wait if
+/// no watcher has started on the thread yet.
+fn yield_first() -> bool {
+    if !FLAVOR_KNOWN.get() {
+        FLAVOR_KNOWN.set(true);
+        YIELD_FIRST.set(
+            tokio::runtime::Handle::try_current()
+                .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread),
+        );
+    }
+    YIELD_FIRST.get()
 }
 
 /// A thread's pending deadlines and the state of its watcher.
@@ -195,6 +243,7 @@ impl Entry {
             let timer = Box::pin(tokio::time::sleep_until(deadline));
             let runtime = tokio::runtime::Handle::current();
             YIELD_FIRST.set(runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
+            FLAVOR_KNOWN.set(true);
             runtime.spawn(watch(watching, timer));
         } else if wake_watcher {
             wheel.earlier.notify_one();
@@ -412,6 +461,29 @@ mod tests {
     }
 
     #[test]
+    fn on_a_multi_thread_runtime_an_answer_before_the_deferred_look_registers_nothing() {
+        let workers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let (answered, slots) = workers.block_on(async {
+            tokio::spawn(async {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let mut wait = pin!(timeout(Duration::from_secs(5), rx));
+                assert!(futures::poll!(wait.as_mut()).is_pending());
+                tx.send(7).unwrap();
+                let answered = futures::poll!(wait.as_mut());
+                (answered, slots_in_use())
+            })
+            .await
+            .unwrap()
+        });
+        assert!(matches!(answered, Poll::Ready(Some(Ok(7)))));
+        assert_eq!(slots, 0, "no deadline was registered");
+    }
+
+    #[test]
     fn a_wait_registered_on_one_thread_times_out_after_moving_to_another() {
         // Real time: a paused clock is per runtime, and this wait crosses
         // runtimes. The outcome does not depend on timing: the future never
@@ -423,18 +495,20 @@ mod tests {
             .unwrap();
         let mut wait = Box::pin(timeout(Duration::from_millis(200), pending::<()>()));
         let start = std::time::Instant::now();
-        // Polled on the worker thread: registered in the worker's table,
-        // whose watcher runs on the worker runtime.
-        let (wait, registered) = workers.block_on(async move {
+        // Polled twice on the worker thread (the first poll of a wait on a
+        // multi-thread runtime only defers it): registered in the worker's
+        // table, whose watcher runs on the worker runtime.
+        let (wait, deferred, registered) = workers.block_on(async move {
             tokio::spawn(async move {
-                let first = futures::poll!(wait.as_mut());
-                assert!(first.is_pending());
-                (wait, slots_in_use())
+                assert!(futures::poll!(wait.as_mut()).is_pending());
+                let deferred = slots_in_use();
+                assert!(futures::poll!(wait.as_mut()).is_pending());
+                (wait, deferred, slots_in_use())
             })
             .await
             .unwrap()
         });
-        assert_eq!(registered, 1);
+        assert_eq!((deferred, registered), (0, 1));
         // Awaited on this thread, in another runtime.
         let elsewhere = tokio::runtime::Builder::new_current_thread()
             .enable_time()

@@ -540,3 +540,30 @@ async fn an_infinite_call_still_fails_at_once_when_the_server_dies() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_thread_calls_time_out_and_answered_ones_return_their_reply() {
+    // Real time (a paused clock needs a current-thread runtime). The outcome
+    // does not depend on timing: the server sleeps 10 s, far past the
+    // timeout, and then stays busy, so only the deadline can end each call.
+    with_probe(None, |server| async move {
+        assert_eq!(
+            server
+                .call(Request::Add(1), Duration::from_secs(5))
+                .await
+                .unwrap(),
+            Ok(2)
+        );
+        let timeout = Duration::from_millis(50);
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let error = server
+                .call(Request::Slow(Duration::from_secs(10)), timeout)
+                .await
+                .unwrap_err();
+            assert!(matches!(error, GenServerError::Timeout { .. }), "{error:?}");
+            assert!(started.elapsed() >= timeout);
+        }
+    })
+    .await;
+}
