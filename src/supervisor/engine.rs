@@ -65,6 +65,7 @@ macro_rules! lifecycle {
 use crate::BoxError;
 
 /// A child's pid in a log event: OTP's `undefined` when it has none.
+#[derive(Clone, Copy)]
 struct ShowPid(Option<Pid>);
 
 impl fmt::Display for ShowPid {
@@ -73,6 +74,34 @@ impl fmt::Display for ShowPid {
             Some(pid) => pid.fmt(f),
             None => f.write_str("undefined"),
         }
+    }
+}
+
+/// Logs a child's end as the supervisor saw it: abnormal, OTP's crash
+/// report and `child_terminated` supervisor report (`ERROR`); normal, a
+/// lifecycle event. (Written by the supervisor, or by a child's task that
+/// restarts it in place.)
+fn log_exit(
+    supervisor: &str,
+    dynamic: bool,
+    child: &str,
+    pid: ShowPid,
+    reason: &Ended,
+    restart: super::Restart,
+) {
+    if reason.is_abnormal() {
+        tracing::error!(supervisor = %supervisor, child = %child, %pid, %reason, ?restart, "child terminated abnormally");
+    } else {
+        lifecycle!(dynamic, supervisor = %supervisor, child = %child, %pid, %reason, "child exited");
+    }
+}
+
+/// Logs a restart once the new incarnation has started.
+fn log_restart(supervisor: &str, child: &str, pid: ShowPid, restarts: u64, abnormal: bool) {
+    if abnormal {
+        tracing::error!(supervisor = %supervisor, child = %child, %pid, restarts, "child restarted after an abnormal exit");
+    } else {
+        tracing::info!(supervisor = %supervisor, child = %child, %pid, restarts, "child restarted");
     }
 }
 
@@ -218,13 +247,14 @@ pub(crate) fn restarted_started() {
         if row.state == ChildState::Starting {
             row.state = ChildState::Running;
         }
-        let (id, restarts) = (&row.id, row.restarts);
         let pid = ShowPid(row.own.as_deref().and_then(claimed_pid));
-        if row.restarted_after_abnormal {
-            tracing::error!(supervisor = %shared.name, child = %id, %pid, restarts, "child restarted after an abnormal exit");
-        } else {
-            tracing::info!(supervisor = %shared.name, child = %id, %pid, restarts, "child restarted");
-        }
+        log_restart(
+            &shared.name,
+            &row.id,
+            pid,
+            row.restarts,
+            row.restarted_after_abnormal,
+        );
     });
 }
 
@@ -282,29 +312,31 @@ fn restart_in_place(reason: Ended, handshake: bool) -> Result<(), (Ended, bool)>
     {
         return Err((reason, false));
     }
-    let wanted = update_row(&shared, key, |row| {
-        // The supervisor marks a child `Stopping` before it stops it.
-        row.state == ChildState::Running && row.restart.restarts_if(abnormal)
-    });
-    if wanted != Some(true) {
-        return Err((reason, false));
-    }
-    if !lock(&shared.intensity).record(Instant::now()) {
-        return Err((reason, true));
-    }
-    let counters = &shared.counters;
-    counters.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
-    counters.restarts.fetch_add(1, Ordering::Relaxed);
     let observed = bus::enabled();
-    let (name, dynamic) = (&shared.name, shared.dynamic);
-    update_row(&shared, key, |row| {
-        let id = &row.id;
-        let pid = ShowPid(row.own.as_deref().and_then(claimed_pid));
-        if abnormal {
-            // OTP's crash report and `child_terminated` supervisor report.
-            tracing::error!(supervisor = %name, child = %id, %pid, %reason, restart = ?row.restart, "child terminated abnormally");
-        } else {
-            lifecycle!(dynamic, supervisor = %name, child = %id, %pid, %reason, "child exited");
+    let mut reason = Some(reason);
+    // One lock of the rows for the check and the record (the window's
+    // lock is taken inside it; nothing takes them the other way round).
+    let outcome = update_row(&shared, key, |row| {
+        // The supervisor marks a child `Stopping` before it stops it.
+        if row.state != ChildState::Running || !row.restart.restarts_if(abnormal) {
+            return Err(false);
+        }
+        if !lock(&shared.intensity).record(Instant::now()) {
+            return Err(true);
+        }
+        if let Some(ended) = &reason {
+            let counters = &shared.counters;
+            counters.exits[ended.index()].fetch_add(1, Ordering::Relaxed);
+            counters.restarts.fetch_add(1, Ordering::Relaxed);
+            let pid = ShowPid(row.own.as_deref().and_then(claimed_pid));
+            log_exit(
+                &shared.name,
+                shared.dynamic,
+                &row.id,
+                pid,
+                ended,
+                row.restart,
+            );
         }
         if let Some(own) = &row.own {
             own.store(0, Ordering::Release);
@@ -319,11 +351,16 @@ fn restart_in_place(reason: Ended, handshake: bool) -> Result<(), (Ended, bool)>
         row.nested = None;
         // Kept only while observed, as the supervisor keeps it.
         if observed {
-            row.last_exit = Some(reason);
+            row.last_exit = reason.take();
             row.since = Some(Instant::now());
         }
+        Ok(())
     });
-    Ok(())
+    match (outcome, reason) {
+        // (The reason is taken only by a restart.)
+        (Some(Ok(())), _) | (_, None) => Ok(()),
+        (refused, Some(reason)) => Err((reason, refused == Some(Err(true)))),
+    }
 }
 
 pin_project! {
@@ -768,16 +805,11 @@ impl Engine {
     /// The child's restarts so far (kept in its row, which its task
     /// updates when it restarts the child in place).
     fn restarts(&self, key: ChildId) -> u64 {
-        let rows = lock(&self.shared.rows);
-        position(&rows, key, |r| r.key).map_or(0, |at| rows[at].restarts)
+        update_row(&self.shared, key, |row| row.restarts).unwrap_or(0)
     }
 
     fn set_row(&self, key: ChildId, update: impl FnOnce(&mut Row)) {
-        let mut rows = lock(&self.shared.rows);
-        // Rows stay in key order, as slots do.
-        if let Some(at) = position(&rows, key, |r| r.key) {
-            update(&mut rows[at]);
-        }
+        update_row(&self.shared, key, update);
     }
 
     /// Spawns a new incarnation of the child and waits for its handshake;
@@ -1048,12 +1080,7 @@ impl Engine {
             let restart = spec.restart;
             let pid = ShowPid(claimed_pid(&self.slots[i].own));
             let abnormal = reason.is_abnormal();
-            if abnormal {
-                // OTP's crash report and `child_terminated` supervisor report.
-                tracing::error!(supervisor = %self.shared.name, child = %id, %pid, %reason, ?restart, "child terminated abnormally");
-            } else {
-                lifecycle!(self.dynamic, supervisor = %self.shared.name, child = %id, %pid, %reason, "child exited");
-            }
+            log_exit(&self.shared.name, self.dynamic, &id, pid, &reason, restart);
             self.shared.counters.exits[reason.index()].fetch_add(1, Ordering::Relaxed);
             // Observed: the reason is kept as the child's last, in the same
             // row update as the exit. Streamed, it is published too (the
@@ -1192,22 +1219,11 @@ impl Engine {
                     Ok(None) => {} // ignored: recorded, not restarted again
                     Ok(Some(_)) => {
                         if restarted {
-                            // Field values are computed only if the event is enabled.
-                            let pid = || {
-                                ShowPid(
-                                    self.index(owed_key)
-                                        .and_then(|j| claimed_pid(&self.slots[j].own)),
-                                )
-                            };
-                            if abnormal {
-                                tracing::error!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted after an abnormal exit");
-                            } else {
-                                tracing::info!(supervisor = %self.shared.name, child = %id, pid = %pid(), restarts, "child restarted");
-                            }
-                            if bus::subscribed() {
-                                let pid = pid().0;
-                                self.publish(EventKind::ChildRestarted, &id, pid, None, restarts);
-                            }
+                            let pid = self
+                                .index(owed_key)
+                                .and_then(|j| claimed_pid(&self.slots[j].own));
+                            log_restart(&self.shared.name, &id, ShowPid(pid), restarts, abnormal);
+                            self.publish(EventKind::ChildRestarted, &id, pid, None, restarts);
                         }
                     }
                     Err(StartFailure::Shutdown) => return Ok(Flow::Stop),
