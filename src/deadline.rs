@@ -149,22 +149,19 @@ thread_local! {
     /// of deferring (see [`timeout`]). Only a hint, read for speed: a stale
     /// value (the thread now runs another kind of runtime) costs a yield or
     /// a deferral, never a missed deadline.
-    static YIELD_FIRST: Cell<bool> = const { Cell::new(false) };
-    /// Whether [`YIELD_FIRST`] was set on this thread yet.
-    static FLAVOR_KNOWN: Cell<bool> = const { Cell::new(false) };
+    /// `None` until the thread's first wait.
+    static YIELD_FIRST: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
 /// [`YIELD_FIRST`], learnt from the runtime at the thread's first wait if
 /// no watcher has started on the thread yet.
 fn yield_first() -> bool {
-    if !FLAVOR_KNOWN.get() {
-        FLAVOR_KNOWN.set(true);
-        YIELD_FIRST.set(
-            tokio::runtime::Handle::try_current()
-                .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread),
-        );
-    }
-    YIELD_FIRST.get()
+    YIELD_FIRST.get().unwrap_or_else(|| {
+        let current_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        YIELD_FIRST.set(Some(current_thread));
+        current_thread
+    })
 }
 
 /// A thread's pending deadlines and the state of its watcher.
@@ -242,8 +239,9 @@ impl Entry {
             // does, not silently in a detached task.
             let timer = Box::pin(tokio::time::sleep_until(deadline));
             let runtime = tokio::runtime::Handle::current();
-            YIELD_FIRST.set(runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
-            FLAVOR_KNOWN.set(true);
+            YIELD_FIRST.set(Some(
+                runtime.runtime_flavor() == RuntimeFlavor::CurrentThread,
+            ));
             runtime.spawn(watch(watching, timer));
         } else if wake_watcher {
             wheel.earlier.notify_one();
@@ -425,7 +423,7 @@ mod tests {
         // The first registered wait starts this thread's watcher, which
         // learns the runtime's kind.
         assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
-        assert!(YIELD_FIRST.get());
+        assert_eq!(YIELD_FIRST.get(), Some(true));
         tokio::task::yield_now().await;
         let tasks = alive_tasks();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -446,7 +444,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn on_a_current_thread_runtime_a_wait_pending_after_its_yield_times_out_exactly() {
         assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
-        assert!(YIELD_FIRST.get());
+        assert_eq!(YIELD_FIRST.get(), Some(true));
         let start = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         // Answered after the deadline: the wait registered after its yield.
