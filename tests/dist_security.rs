@@ -60,6 +60,19 @@ async fn closed(stream: &mut TcpStream) {
     }
 }
 
+/// A frame whose control term claims a list of four billion elements.
+const HUGE_LIST: [u8; 11] = [0, 0, 0, 7, 112, 131, 108, 0xff, 0xff, 0xff, 0xff];
+
+/// The good peer is still served: a message forwarded to it arrives.
+async fn still_served(node: &dist::DistNode, erl: &mut ErlNode) {
+    let mailbox = node.mailbox().unwrap();
+    mailbox
+        .send(("fwd", erl.name.as_str()), atom("still_here"))
+        .await
+        .unwrap();
+    assert_eq!(erl.line().await, "still_here");
+}
+
 async fn good_peer(node: &dist::DistNode) -> ErlNode {
     let mut erl = ErlNode::start(
         &unique("good"),
@@ -83,20 +96,13 @@ async fn a_malformed_term_closes_that_connection_only() {
     let mut erl = good_peer(&node).await;
     let (mut evil, evil_name) = raw_peer(&node).await;
     // A control term that claims a list of four billion elements.
-    evil.write_all(&[0, 0, 0, 7, 112, 131, 108, 0xff, 0xff, 0xff, 0xff])
-        .await
-        .unwrap();
+    evil.write_all(&HUGE_LIST).await.unwrap();
     closed(&mut evil).await;
     let reason = down_of(&mut events, &evil_name).await;
     assert!(reason.contains("malformed"), "{reason}");
     // The good peer is still served.
     assert_eq!(node.nodes(), vec![erl.name.clone()]);
-    let mailbox = node.mailbox().unwrap();
-    mailbox
-        .send(("fwd", erl.name.as_str()), atom("still_here"))
-        .await
-        .unwrap();
-    assert_eq!(erl.line().await, "still_here");
+    still_served(&node, &mut erl).await;
 }
 
 #[tokio::test]
@@ -111,17 +117,12 @@ async fn a_malformed_frame_read_in_one_go_behind_others_closes_that_connection_o
     // Two ticks, then the hostile list, in one write: the reader takes the
     // later frames from its buffer, where they are decoded in place.
     let mut bytes = vec![0, 0, 0, 0, 0, 0, 0, 0];
-    bytes.extend([0, 0, 0, 7, 112, 131, 108, 0xff, 0xff, 0xff, 0xff]);
+    bytes.extend(HUGE_LIST);
     evil.write_all(&bytes).await.unwrap();
     closed(&mut evil).await;
     let reason = down_of(&mut events, &evil_name).await;
     assert!(reason.contains("malformed"), "{reason}");
-    let mailbox = node.mailbox().unwrap();
-    mailbox
-        .send(("fwd", erl.name.as_str()), atom("still_here"))
-        .await
-        .unwrap();
-    assert_eq!(erl.line().await, "still_here");
+    still_served(&node, &mut erl).await;
 }
 
 #[tokio::test]
@@ -142,10 +143,5 @@ async fn a_frame_over_the_size_limit_closes_that_connection_only() {
     closed(&mut evil).await;
     let reason = down_of(&mut events, &evil_name).await;
     assert!(reason.contains("malformed"), "{reason}");
-    let mailbox = node.mailbox().unwrap();
-    mailbox
-        .send(("fwd", erl.name.as_str()), atom("still_here"))
-        .await
-        .unwrap();
-    assert_eq!(erl.line().await, "still_here");
+    still_served(&node, &mut erl).await;
 }
