@@ -101,6 +101,22 @@ async fn next(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
         .expect("server reports")
 }
 
+/// A fresh Erlang node running the test peer, connected to `node`.
+async fn peer(node: &DistNode) -> ErlNode {
+    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
+    erl.expect("ready").await;
+    erl
+}
+
+/// Starts a [`Watcher`] in `n` that reports to `seen`.
+async fn watcher(
+    n: &trellis::Nursery,
+    trap: bool,
+    seen: mpsc::UnboundedSender<Seen>,
+) -> Result<gen_server::Server<Watcher>, gen_server::GenServerError> {
+    gen_server::start(n, Watcher { trap, seen }).await
+}
+
 /// The server's next report, which must be a `Down`.
 async fn next_down(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Down {
     match next(seen).await {
@@ -138,18 +154,10 @@ async fn tell(node: &DistNode, to: &ErlPid, message: Term) {
 #[tokio::test]
 async fn a_trellis_gen_server_monitoring_an_erlang_process_by_pid_gets_down_with_its_reason() {
     let node = trellis_node("mon").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: false,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, false, tx).await?;
         let (crashing, crashing_erl) = victim(&node, &erl).await;
         let (quitting, quitting_erl) = victim(&node, &erl).await;
         assert!(!crashing.is_local());
@@ -185,18 +193,10 @@ async fn a_trellis_gen_server_monitoring_an_erlang_process_by_pid_gets_down_with
 #[tokio::test]
 async fn a_demonitored_erlang_process_sends_no_down_and_a_gone_one_is_down_noproc() {
     let node = trellis_node("demon").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: false,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, false, tx).await?;
         let (pid, erl_pid) = victim(&node, &erl).await;
         let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
         server.call(Watch::Demonitor(pid, monitor), WAIT).await?;
@@ -224,18 +224,10 @@ async fn a_demonitored_erlang_process_sends_no_down_and_a_gone_one_is_down_nopro
 #[tokio::test]
 async fn a_linked_trapping_gen_server_gets_exit_killed_when_the_erlang_process_is_killed() {
     let node = trellis_node("link").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: true,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, true, tx).await?;
         let (pid, erl_pid) = victim(&node, &erl).await;
         server.call(Watch::Link(pid), WAIT).await?;
         // Linked: the LINK went out before this call returned, and the kill
@@ -253,19 +245,11 @@ async fn a_linked_trapping_gen_server_gets_exit_killed_when_the_erlang_process_i
 #[tokio::test]
 async fn a_linked_gen_server_not_trapping_exits_stops_with_the_remote_reason() {
     let node = trellis_node("link").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     let (node, erl) = (&node, &erl);
     let outcome = trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: false,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, false, tx).await?;
         let (pid, erl_pid) = victim(node, erl).await;
         server.call(Watch::Link(pid), WAIT).await?;
         tell(node, &erl_pid, tagged("exit", vec![atom("badarith")])).await;
@@ -285,18 +269,10 @@ async fn a_linked_gen_server_not_trapping_exits_stops_with_the_remote_reason() {
 #[tokio::test]
 async fn kill_9_of_the_erlang_node_gives_noconnection_to_remote_monitors_and_links() {
     let node = trellis_node("nodedown").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: true,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, true, tx).await?;
         let (watched, _) = victim(&node, &erl).await;
         let (linked, _) = victim(&node, &erl).await;
         let monitor = server.call(Watch::Monitor(watched), WAIT).await?.unwrap();
@@ -458,8 +434,7 @@ async fn erlang_monitors_on_a_trellis_pid_all_fire_with_its_reason() {
 #[tokio::test]
 async fn a_call_by_remote_pid_reaches_the_erlang_server() {
     let node = trellis_node("callpid").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let echo: ErlPid = node
         .call(("echo", erl.name.as_str()), atom("whoami"), WAIT)
         .await
@@ -538,18 +513,10 @@ async fn until_erlang_counts(
 #[tokio::test]
 async fn a_monitor_on_a_pid_of_a_node_not_connected_connects_first_and_gets_the_real_down() {
     let node = trellis_node("monauto").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: false,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, false, tx).await?;
         let (pid, erl_pid) = victim(&node, &erl).await;
         disconnect(&node, &erl).await;
         let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
@@ -571,18 +538,10 @@ async fn a_monitor_on_a_pid_of_a_node_not_connected_connects_first_and_gets_the_
 #[tokio::test]
 async fn a_link_to_a_pid_of_a_node_not_connected_connects_first_and_gets_the_real_exit() {
     let node = trellis_node("linkauto").await;
-    let mut erl = ErlNode::start(&unique("peer"), COOKIE, node.name(), READY);
-    erl.expect("ready").await;
+    let erl = peer(&node).await;
     let (tx, mut seen) = mpsc::unbounded_channel();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: true,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, true, tx).await?;
         let (pid, erl_pid) = victim(&node, &erl).await;
         disconnect(&node, &erl).await;
         server.call(Watch::Link(pid), WAIT).await?;
@@ -609,14 +568,7 @@ async fn a_monitor_or_link_on_a_pid_of_a_node_that_cannot_be_reached_is_noconnec
     let pid = node.to_pid(&nowhere).expect("a remote pid");
     let (tx, mut seen) = mpsc::unbounded_channel();
     trellis::nursery(|n| async move {
-        let server = gen_server::start(
-            &n,
-            Watcher {
-                trap: true,
-                seen: tx,
-            },
-        )
-        .await?;
+        let server = watcher(&n, true, tx).await?;
         let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
         let down = next_down(&mut seen).await;
         assert_eq!((down.monitor, down.pid), (monitor, pid));
