@@ -626,11 +626,11 @@ impl ChildSpec {
             let first = handshake_incarnation(Arc::clone(&start), status, hook, false);
             let start = Arc::clone(&start);
             Incarnation {
-                task: launch.spawn(first, move |restarted| {
+                task: launch.spawn(first, move || {
                     // Restarted in place: nobody waits for this handshake
                     // (its answer marks the child started).
                     let (status, hook, _unread) = TaskStatus::<T>::new();
-                    handshake_incarnation(Arc::clone(&start), status, hook, restarted)
+                    handshake_incarnation(Arc::clone(&start), status, hook, true)
                 }),
                 started: Some(Box::pin(async move {
                     match handshake.await {
@@ -676,7 +676,7 @@ impl ChildSpec {
             let first = task_incarnation(Arc::clone(&start));
             let start = Arc::clone(&start);
             Incarnation {
-                task: launch.spawn(first, move |_| task_incarnation(Arc::clone(&start))),
+                task: launch.spawn(first, move || task_incarnation(Arc::clone(&start))),
                 started: None,
             }
         });

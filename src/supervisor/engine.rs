@@ -212,13 +212,13 @@ impl Launch {
     /// `spawn`.
     ///
     /// An incarnation's output says whether it reported started (always
-    /// `true` for a child without a handshake). One that `again(true)`
-    /// made (restarted in place) calls [`restarted_started`] when it
-    /// reports started.
+    /// `true` for a child without a handshake). One that `again` made
+    /// (restarted in place) calls [`restarted_started`] when it reports
+    /// started.
     pub(crate) fn spawn<F, M>(self, first: F, again: M) -> AbortOnDropHandle<()>
     where
         F: Future<Output = (Result<(), BoxError>, bool)> + Send + 'static,
-        M: FnMut(bool) -> F + Send + 'static,
+        M: FnMut() -> F + Send + 'static,
     {
         let incarnations = Incarnations {
             current: AssertUnwindSafe(first).catch_unwind(),
@@ -388,7 +388,7 @@ struct Ending {
 impl<F, M> Future for Incarnations<F, M>
 where
     F: Future<Output = (Result<(), BoxError>, bool)>,
-    M: FnMut(bool) -> F,
+    M: FnMut() -> F,
 {
     type Output = Ending;
 
@@ -426,7 +426,7 @@ where
             if !*this.handshake {
                 restarted_started();
             }
-            let next = (this.again)(true);
+            let next = (this.again)();
             this.current.set(AssertUnwindSafe(next).catch_unwind());
             // A child that fails at once would otherwise restart for ever
             // in one poll: each restart spends the task's budget, as a
@@ -452,7 +452,7 @@ pin_project! {
 impl<F, M> Future for RunChild<F, M>
 where
     F: Future<Output = (Result<(), BoxError>, bool)>,
-    M: FnMut(bool) -> F,
+    M: FnMut() -> F,
 {
     type Output = ();
 
