@@ -8,7 +8,8 @@
 //! `TRELLIS_REQUIRE_REDIS_TOOLS` is set.
 //!
 //! What is not compared byte for byte, and why: `PTTL` (milliseconds pass
-//! between the two servers: only the reply's kind is compared); `KEYS`
+//! between the two servers: only the reply's kind is compared, on its own
+//! and inside an `EXEC`'s reply); `KEYS`
 //! patterns match one key at most (several come in hash order); absolute
 //! deadlines are in the past or invalid (a future one's `TTL` in seconds
 //! rounds on the millisecond each server reads it at). Left out of the streams: `RANDOMKEY`,
@@ -217,24 +218,56 @@ fn command(rng: &mut Rng) -> Vec<Vec<u8>> {
 }
 
 /// Normalises what differs by design: `PTTL`'s milliseconds, `KEYS`'
-/// order.
-fn normalise(request: &[Vec<u8>], reply: Vec<u8>) -> Vec<u8> {
+/// order — also inside an `EXEC`'s reply, whose items answer `queued`.
+fn normalise(request: &[Vec<u8>], reply: Vec<u8>, queued: &[Vec<Vec<u8>>]) -> Vec<u8> {
     let name = request[0].to_ascii_uppercase();
     if name == b"PTTL" && reply.starts_with(b":") && !reply.starts_with(b":-") {
         return b":<positive>".to_vec();
     }
     if name == b"KEYS" && reply.starts_with(b"*") {
-        let mut items = Vec::new();
-        let mut at = memchr::memmem::find(&reply, b"\r\n").unwrap() + 2;
-        while at < reply.len() {
-            let len = harness::reply_len(&reply[at..]).unwrap();
-            items.push(reply[at..at + len].to_vec());
-            at += len;
-        }
+        let mut items = array_items(&reply).1;
         items.sort();
         return items.concat();
     }
+    if name == b"EXEC" && reply.starts_with(b"*") && !reply.starts_with(b"*-") {
+        let (head, items) = array_items(&reply);
+        assert_eq!(
+            items.len(),
+            queued.len(),
+            "EXEC answers each queued command"
+        );
+        let mut normalised = head;
+        for (request, item) in queued.iter().zip(items) {
+            normalised.extend(normalise(request, item, &[]));
+        }
+        return normalised;
+    }
     reply
+}
+
+/// An array reply's header line and its items' bytes.
+fn array_items(reply: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let head = memchr::memmem::find(reply, b"\r\n").unwrap() + 2;
+    let mut items = Vec::new();
+    let mut at = head;
+    while at < reply.len() {
+        let len = harness::reply_len(&reply[at..]).unwrap();
+        items.push(reply[at..at + len].to_vec());
+        at += len;
+    }
+    (reply[..head].to_vec(), items)
+}
+
+/// Follows a connection's transaction from redis-server's replies: which
+/// commands an `EXEC` will answer (`None` outside `MULTI`).
+fn track_transaction(queued: &mut Option<Vec<Vec<Vec<u8>>>>, request: &[Vec<u8>], reply: &[u8]) {
+    let name = request[0].to_ascii_uppercase();
+    match queued {
+        None if name == b"MULTI" && reply == b"+OK\r\n" => *queued = Some(Vec::new()),
+        Some(_) if name == b"EXEC" || name == b"DISCARD" => *queued = None,
+        Some(commands) if reply == b"+QUEUED\r\n" => commands.push(request.to_vec()),
+        _ => {}
+    }
 }
 
 /// Sends `requests` to `addr` in one pipeline, cut where `cuts` say, and
@@ -265,6 +298,8 @@ async fn compare_streams(kvstore: SocketAddr, redis: SocketAddr, seed: u64, roun
     // Each piece goes out at once (no Nagle delay).
     ours.set_nodelay(true).unwrap();
     theirs.set_nodelay(true).unwrap();
+    // The commands queued since `MULTI`, which an `EXEC` answers.
+    let mut queued: Option<Vec<Vec<Vec<u8>>>> = None;
     for round in 0..rounds {
         let requests: Vec<Vec<Vec<u8>>> =
             (0..1 + rng.below(12)).map(|_| command(&mut rng)).collect();
@@ -278,8 +313,13 @@ async fn compare_streams(kvstore: SocketAddr, redis: SocketAddr, seed: u64, roun
         let expected = exchange(&mut theirs, &wire, &cuts, requests.len()).await;
         let got = exchange(&mut ours, &wire, &cuts, requests.len()).await;
         for ((request, expected), got) in requests.iter().zip(expected).zip(got) {
-            let expected = normalise(request, expected);
-            let got = normalise(request, got);
+            let answered = match &queued {
+                Some(commands) if request[0].eq_ignore_ascii_case(b"EXEC") => commands.clone(),
+                _ => Vec::new(),
+            };
+            track_transaction(&mut queued, request, &expected);
+            let expected = normalise(request, expected, &answered);
+            let got = normalise(request, got, &answered);
             assert!(
                 expected == got,
                 "seed {seed}, round {round}: {:?}\n redis-server: {:?}\n kvstore:      {:?}",
