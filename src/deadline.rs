@@ -19,20 +19,21 @@
 //! watcher sleeps on tokio's clock, so paused-clock tests see exact
 //! timeouts, as with `tokio::time::timeout`.
 //!
-//! Most waits never reach the table. On a current-thread runtime a call's
-//! first wait yields once instead (the server runs before the caller is
-//! polled again and has usually answered by then); on a multi-thread
-//! runtime it reads the clock and defers its wake-up to the worker's next
-//! look at its deferred tasks (tokio's `yield_now`: when the worker runs out
-//! of work, or at its regular maintenance, every few dozen polls), which the
-//! answer nearly always beats. Only a wait still pending after that
+//! Most waits never reach the table, nor read the clock. A call's first
+//! wait only arranges to be polled again soon: on a current-thread runtime
+//! it yields (the server runs before the caller is polled again and has
+//! usually answered by then); on a multi-thread runtime it defers its
+//! wake-up to the worker's next look at its deferred tasks (tokio's
+//! `yield_now`: when the worker runs out of work, or at its regular
+//! maintenance, every few dozen polls), which the answer nearly always
+//! beats. Only a wait still pending at its second poll reads the clock and
 //! registers (see [`timeout`]).
 //!
 //! Compared with `tokio::time::timeout`, the value wins when both are ready
 //! (the future is polled first), a wait that moves to another worker
-//! stays in the table it registered in (the watcher runs anywhere), and on a
-//! current-thread runtime a wait's deadline may count from its second poll
-//! rather than its first (one pass of the run queue later).
+//! stays in the table it registered in (the watcher runs anywhere), and a
+//! wait's deadline counts from its second poll rather than its first (one
+//! pass of the scheduler later).
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -50,22 +51,17 @@ use crate::loom::lock;
 /// Runs `fut` for at most `duration`: `Some(output)`, or `None` if the
 /// deadline came first (the future is then dropped).
 ///
-/// The deadline counts from the first time `fut` has to wait (the clock is
-/// read then, not before: a future that is ready at once reads no clock).
-/// On a thread known to run a current-thread runtime, the first wait
-/// registers nothing: the task is woken at once (a yield to the back of the
-/// run queue), and only if `fut` is still pending when polled again is the
-/// deadline read and registered. A call whose server answers within that
-/// yield (nearly every call on a current-thread runtime: the server runs
-/// before the caller is polled again) costs no clock read, no table entry
-/// and no waker clone; a call that waits longer has its deadline counted
-/// from its second poll, at most one pass of the run queue late.
-///
-/// Elsewhere (a multi-thread runtime) the deadline is read at the first
-/// wait, which defers its wake-up to the worker's next look at its deferred
-/// tasks instead of registering; the second poll (the answer's wake-up, or
-/// that deferred one) registers the same deadline if still needed. A call
-/// answered before the worker looks costs a clock read and no table entry.
+/// The first time `fut` has to wait, nothing is registered and no clock
+/// is read: the task only arranges to be polled again soon — on a thread
+/// known to run a current-thread runtime by waking itself at once (a yield
+/// to the back of the run queue), elsewhere by deferring its wake-up to the
+/// worker's next look at its deferred tasks (tokio's `yield_now`: when the
+/// worker runs out of work, or at its maintenance, every few dozen polls).
+/// Only if `fut` is still pending at that second poll is the deadline read
+/// and registered. A call whose server answers before then (nearly every
+/// call: the server runs meanwhile) costs no clock read, no table entry and
+/// no waker clone; a call that waits longer has its deadline counted from
+/// its second poll, at most one pass of the scheduler late.
 ///
 /// # Panics
 ///
@@ -90,23 +86,12 @@ pub(crate) fn timeout<F: Future + Unpin>(
                 waiting = Waiting::Yielded;
             }
             Waiting::NotYet => {
-                let Some(deadline) = Instant::now().checked_add(duration) else {
-                    // Too far to represent: no deadline at all.
-                    waiting = Waiting::Unbounded;
-                    return Poll::Pending;
-                };
                 // Polled again when the worker next looks at its deferred
                 // tasks (when it runs out of work, or at its regular
                 // maintenance), unless the answer wakes us first: tokio's
                 // `yield_now`, whose first poll only defers our waker.
                 let _ = pin!(tokio::task::yield_now()).poll(cx);
-                waiting = Waiting::Deferred(deadline);
-            }
-            &Waiting::Deferred(deadline) => {
-                if deadline <= Instant::now() {
-                    return Poll::Ready(None);
-                }
-                waiting = Waiting::Registered(Entry::register(deadline, cx.waker()));
+                waiting = Waiting::Yielded;
             }
             Waiting::Yielded => {
                 waiting = match Instant::now().checked_add(duration) {
@@ -130,12 +115,10 @@ pub(crate) fn timeout<F: Future + Unpin>(
 enum Waiting {
     /// Not polled yet, or ready at its first poll.
     NotYet,
-    /// Pending once, woken at once to look again before registering
-    /// (current-thread runtime).
+    /// Pending once, to be polled again soon (woken at once on a
+    /// current-thread runtime, its wake-up deferred on a multi-thread one)
+    /// before registering.
     Yielded,
-    /// Pending once with this deadline, its wake-up deferred to the
-    /// worker's next look at its deferred tasks (multi-thread runtime).
-    Deferred(Instant),
     /// Its deadline is in a table.
     Registered(Entry),
     /// Its deadline is beyond what `Instant` represents.
@@ -456,6 +439,24 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(2));
         assert_eq!(slots_in_use(), 0);
         late.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waits_deadline_counts_from_its_second_poll_whether_it_yielded_or_deferred() {
+        // The multi-thread way (a deferred wake-up) is taken on this thread
+        // by telling it so; tokio's current-thread scheduler defers too.
+        for yield_first in [true, false] {
+            YIELD_FIRST.set(Some(yield_first));
+            let start = Instant::now();
+            let mut wait = pin!(timeout(Duration::from_secs(2), pending::<()>()));
+            assert!(futures::poll!(wait.as_mut()).is_pending());
+            assert_eq!(slots_in_use(), 0, "the first wait registers nothing");
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert!(futures::poll!(wait.as_mut()).is_pending());
+            assert_eq!(slots_in_use(), 1);
+            assert_eq!(wait.await, None);
+            assert_eq!(start.elapsed(), Duration::from_secs(3), "{yield_first}");
+        }
     }
 
     #[test]
