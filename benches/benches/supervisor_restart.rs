@@ -21,8 +21,11 @@
 //!     in `on_start`, which kameo treats as a failure to restart (it has no
 //!     hook after start-up; failing on a first message would add a send).
 //! - `startup_100k`: a supervisor holding 100k gen_servers (each started with
-//!   the handshake) vs 100k raw tokio tasks waiting on an mpsc receiver. The
-//!   RSS delta of each is printed once, before the timings.
+//!   the handshake) vs 100k raw tokio tasks waiting on an mpsc receiver,
+//!   spawned without waiting (`tokio/tasks`) and, the floor of OTP's order,
+//!   each waited for before the next is spawned (`tokio/tasks_in_order`: a
+//!   oneshot answered by the task's first poll). The RSS delta of each is
+//!   printed once, before the timings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -338,6 +341,36 @@ async fn tokio_startup(hold: impl FnOnce()) -> Duration {
     elapsed
 }
 
+/// 100k raw tasks started one by one, each waited for (a oneshot sent by
+/// its first poll) before the next is spawned: a supervisor's start order
+/// with nothing else.
+async fn tokio_startup_in_order() -> Duration {
+    // On a worker, as the supervisor runs: not on `block_on`'s thread.
+    tokio::spawn(async {
+        let start = Instant::now();
+        let mut senders = Vec::with_capacity(CHILDREN);
+        let mut handles = Vec::with_capacity(CHILDREN);
+        for _ in 0..CHILDREN {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+            senders.push(tx);
+            handles.push(tokio::spawn(async move {
+                let _ = started_tx.send(());
+                while rx.recv().await.is_some() {}
+            }));
+            let _ = started.await;
+        }
+        let elapsed = start.elapsed();
+        drop(senders);
+        for h in handles {
+            let _ = h.await;
+        }
+        elapsed
+    })
+    .await
+    .expect("starter panicked")
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -371,6 +404,13 @@ fn startup(c: &mut Criterion) {
     });
     group.bench_function(BenchmarkId::new("tokio", "tasks"), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(tokio_startup(|| {}))).sum());
+    });
+    group.bench_function(BenchmarkId::new("tokio", "tasks_in_order"), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(tokio_startup_in_order()))
+                .sum()
+        });
     });
     group.finish();
 }

@@ -3,11 +3,16 @@
 //!
 //! Counts calls to the global allocator (and bytes requested) over 10k
 //! starts after a warm-up, and prints the sizes requested by one Trellis
-//! start, in order, to tell which allocation is which.
+//! start, in order, to tell which allocation is which. Then the same per
+//! child of a supervisor: the difference between starting a supervisor of
+//! 10,001 gen_server children and one of 1 (the specs made beforehand),
+//! and the sizes requested by the second child's start.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
+use trellis::gen_server::{Context, GenServer, Init, Response};
+use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 use trellis_benches::otp::{Contender, Tokio, Trellis, in_nursery};
 
 struct Counting;
@@ -61,6 +66,48 @@ async fn measure<C: Contender>(nursery: &trellis::Nursery) -> Vec<C::Handle> {
     keep
 }
 
+/// An idle gen_server, as `supervisor_restart`'s `startup_100k` holds.
+struct Idle;
+
+impl GenServer for Idle {
+    type Arg = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+        Ok(Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        (): (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<()>, trellis::BoxError> {
+        Ok(Response::Reply(()))
+    }
+}
+
+/// Starts a supervisor of `children` idle gen_servers (specs made before
+/// counting) and returns the allocations and bytes its start requested.
+async fn supervisor_start(children: usize) -> (usize, usize) {
+    let specs: Vec<ChildSpec> = (0..children)
+        .map(|i| ChildSpec::gen_server(format!("s{i}"), || Idle, (), ()))
+        .collect();
+    let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+    trellis::nursery(|n| async move {
+        let sup = n
+            .start(|status| supervisor::serve(specs, SupervisorOptions::new(), status))
+            .await?;
+        let counts = (ALLOCS.load(Relaxed) - a0, BYTES.load(Relaxed) - b0);
+        sup.stop().await?;
+        Ok::<_, trellis::BoxError>(counts)
+    })
+    .await
+    .expect("supervisor")
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -84,4 +131,13 @@ fn main() {
             Tokio::stop(task).await;
         }
     }));
+    let (one, many) = rt.block_on(async {
+        let one = supervisor_start(1).await;
+        (one, supervisor_start(STARTS + 1).await)
+    });
+    println!(
+        "supervised gen_server: {:.2} allocations, {:.0} bytes requested per child",
+        (many.0 - one.0) as f64 / STARTS as f64,
+        (many.1 - one.1) as f64 / STARTS as f64
+    );
 }

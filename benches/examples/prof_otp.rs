@@ -11,7 +11,11 @@
 //! `Nursery::spawn(gen_server::serve(server, TaskStatus::ignored()))`;
 //! tokio: a task looping on its `mpsc` receiver, no `oneshot` — and times
 //! until every one has run its start (a shared count): the same work as
-//! `start` without a handshake per process.
+//! `start` without a handshake per process. `supervise` (Trellis only)
+//! starts one supervisor with that many gen_server children, each started
+//! with its handshake in OTP's order, as `supervisor_restart`'s
+//! `startup_100k` does; compare with `start tokio` (the same handshakes,
+//! one task each) and `start_nowait tokio` (no handshake).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use std::time::Instant;
 use tokio::sync::Notify;
 use trellis::TaskStatus;
 use trellis::gen_server::{self, Context, GenServer, Init, Response};
+use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 
 use trellis_benches::otp::{
     Contender, Kameo, Ractor, Tokio, TokioTimeout, Trellis, TrellisTimeout, in_nursery,
@@ -191,6 +196,38 @@ fn start_nowait(rt: &tokio::runtime::Runtime, count: u64) {
     );
 }
 
+/// A supervisor with `count` gen_server children: the time until it has
+/// started them all.
+fn supervise(rt: &tokio::runtime::Runtime, count: u64) {
+    let elapsed = rt.block_on(in_nursery(|n| async move {
+        let children: Vec<ChildSpec> = (0..count)
+            .map(|i| {
+                let server = move || Counted {
+                    inits: Arc::new((AtomicU64::new(0), Notify::new())),
+                    count: u64::MAX,
+                };
+                ChildSpec::gen_server(format!("s{i}"), server, (), ())
+            })
+            .collect();
+        let start = Instant::now();
+        let sup = n
+            .start(|status| supervisor::serve(children, SupervisorOptions::new(), status))
+            .await
+            .expect("supervisor started");
+        let elapsed = start.elapsed();
+        if std::env::var_os("PROF_START_ONLY").is_some() {
+            println!("trellis supervise: {:?}", elapsed / count as u32);
+            std::process::exit(0);
+        }
+        sup.stop().await.expect("supervisor stopped");
+        elapsed
+    }));
+    println!(
+        "trellis supervise: {:.0} ns/child",
+        elapsed.as_nanos() as f64 / count as f64
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "call".into());
@@ -205,6 +242,7 @@ fn main() {
         _ => trellis_benches::current_thread_runtime(),
     };
     let run = match (workload.as_str(), kind.as_str()) {
+        ("supervise", _) => supervise,
         ("start_nowait", "tokio") => start_nowait_tokio,
         ("start_nowait", _) => start_nowait,
         ("start", "tokio") => start::<Tokio>,
