@@ -20,14 +20,12 @@
 //! timeouts, as with `tokio::time::timeout`.
 //!
 //! Most waits never reach the table, nor read the clock. A call's first
-//! wait only arranges to be polled again soon: on a current-thread runtime
-//! it yields (the server runs before the caller is polled again and has
-//! usually answered by then); on a multi-thread runtime it defers its
-//! wake-up to the worker's next look at its deferred tasks (tokio's
-//! `yield_now`: when the worker runs out of work, or at its regular
-//! maintenance, every few dozen polls), which the answer nearly always
-//! beats. Only a wait still pending at its second poll reads the clock and
-//! registers (see [`timeout`]).
+//! wait only defers its wake-up to the scheduler's next look at its
+//! deferred tasks (tokio's `yield_now`: when the worker runs out of work,
+//! or at its regular maintenance, every few dozen polls), which the answer
+//! nearly always beats: the server runs meanwhile. Only a wait still
+//! pending when polled again reads the clock and registers (see
+//! [`timeout`]).
 //!
 //! Compared with `tokio::time::timeout`, the value wins when both are ready
 //! (the future is polled first), a wait that moves to another worker
@@ -35,14 +33,12 @@
 //! wait's deadline counts from its second poll rather than its first (one
 //! pass of the scheduler later).
 
-use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use tokio::runtime::RuntimeFlavor;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
@@ -52,16 +48,15 @@ use crate::loom::lock;
 /// deadline came first (the future is then dropped).
 ///
 /// The first time `fut` has to wait, nothing is registered and no clock
-/// is read: the task only arranges to be polled again soon — on a thread
-/// known to run a current-thread runtime by waking itself at once (a yield
-/// to the back of the run queue), elsewhere by deferring its wake-up to the
-/// worker's next look at its deferred tasks (tokio's `yield_now`: when the
-/// worker runs out of work, or at its maintenance, every few dozen polls).
-/// Only if `fut` is still pending at that second poll is the deadline read
-/// and registered. A call whose server answers before then (nearly every
-/// call: the server runs meanwhile) costs no clock read, no table entry and
-/// no waker clone; a call that waits longer has its deadline counted from
-/// its second poll, at most one pass of the scheduler late.
+/// is read: the task only defers its wake-up to the scheduler's next look
+/// at its deferred tasks (tokio's `yield_now`: when the worker runs out of
+/// work, or at its maintenance, every few dozen polls; outside a tokio
+/// scheduler, a wake-up at once). Only if `fut` is still pending when
+/// polled again is the deadline read and registered. A call whose server
+/// answers before then (nearly every call: the server runs meanwhile) costs
+/// no clock read, no table entry and no waker clone; a call that waits
+/// longer has its deadline counted from its second poll, at most one pass
+/// of the scheduler late.
 ///
 /// # Panics
 ///
@@ -80,20 +75,14 @@ pub(crate) fn timeout<F: Future + Unpin>(
             return Poll::Ready(Some(output));
         }
         match &waiting {
-            Waiting::NotYet if yield_first() => {
-                // Polled again after everything scheduled before us.
-                cx.waker().wake_by_ref();
-                waiting = Waiting::Yielded;
-            }
             Waiting::NotYet => {
-                // Polled again when the worker next looks at its deferred
-                // tasks (when it runs out of work, or at its regular
-                // maintenance), unless the answer wakes us first: tokio's
+                // Polled again at the scheduler's next look at its deferred
+                // tasks, unless the answer wakes us first: tokio's
                 // `yield_now`, whose first poll only defers our waker.
                 let _ = pin!(tokio::task::yield_now()).poll(cx);
-                waiting = Waiting::Yielded;
+                waiting = Waiting::Deferred;
             }
-            Waiting::Yielded => {
+            Waiting::Deferred => {
                 waiting = match Instant::now().checked_add(duration) {
                     Some(deadline) => Waiting::Registered(Entry::register(deadline, cx.waker())),
                     // Too far to represent: no deadline at all.
@@ -115,36 +104,13 @@ pub(crate) fn timeout<F: Future + Unpin>(
 enum Waiting {
     /// Not polled yet, or ready at its first poll.
     NotYet,
-    /// Pending once, to be polled again soon (woken at once on a
-    /// current-thread runtime, its wake-up deferred on a multi-thread one)
-    /// before registering.
-    Yielded,
+    /// Pending once, its wake-up deferred: registers if polled again
+    /// while still pending.
+    Deferred,
     /// Its deadline is in a table.
     Registered(Entry),
     /// Its deadline is beyond what `Instant` represents.
     Unbounded,
-}
-
-thread_local! {
-    /// Whether this thread runs a current-thread runtime, as learnt at its
-    /// first wait and again whenever a watcher starts on it: then the thread
-    /// polls every task of its runtime, and a first wait yields once instead
-    /// of deferring (see [`timeout`]). Only a hint, read for speed: a stale
-    /// value (the thread now runs another kind of runtime) costs a yield or
-    /// a deferral, never a missed deadline.
-    /// `None` until the thread's first wait.
-    static YIELD_FIRST: Cell<Option<bool>> = const { Cell::new(None) };
-}
-
-/// [`YIELD_FIRST`], learnt from the runtime at the thread's first wait if
-/// no watcher has started on the thread yet.
-fn yield_first() -> bool {
-    YIELD_FIRST.get().unwrap_or_else(|| {
-        let current_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
-        YIELD_FIRST.set(Some(current_thread));
-        current_thread
-    })
 }
 
 /// A thread's pending deadlines and the state of its watcher.
@@ -221,11 +187,7 @@ impl Entry {
             // driver this panics in the caller, as `tokio::time::timeout`
             // does, not silently in a detached task.
             let timer = Box::pin(tokio::time::sleep_until(deadline));
-            let runtime = tokio::runtime::Handle::current();
-            YIELD_FIRST.set(Some(
-                runtime.runtime_flavor() == RuntimeFlavor::CurrentThread,
-            ));
-            runtime.spawn(watch(watching, timer));
+            tokio::runtime::Handle::current().spawn(watch(watching, timer));
         } else if wake_watcher {
             wheel.earlier.notify_one();
         }
@@ -402,15 +364,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn on_a_current_thread_runtime_an_answer_within_one_yield_registers_nothing() {
-        // The first registered wait starts this thread's watcher, which
-        // learns the runtime's kind.
-        assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
-        assert_eq!(YIELD_FIRST.get(), Some(true));
-        tokio::task::yield_now().await;
+    async fn on_a_current_thread_runtime_an_answer_before_the_deferred_look_registers_nothing() {
         let tasks = alive_tasks();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // Scheduled before the waiter's second poll: answers during its yield.
+        // Scheduled before the waiter's second poll: answers meanwhile.
         let answer = tokio::spawn(async move { tx.send(7).unwrap() });
         assert_eq!(
             timeout(Duration::from_secs(5), rx)
@@ -425,12 +382,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn on_a_current_thread_runtime_a_wait_pending_after_its_yield_times_out_exactly() {
-        assert_eq!(timeout(Duration::from_secs(1), pending::<()>()).await, None);
-        assert_eq!(YIELD_FIRST.get(), Some(true));
+    async fn on_a_current_thread_runtime_a_wait_pending_after_its_deferral_times_out_exactly() {
         let start = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        // Answered after the deadline: the wait registered after its yield.
+        // Answered after the deadline: the wait registered when polled again.
         let late = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
             let _ = tx.send(());
@@ -442,21 +397,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_waits_deadline_counts_from_its_second_poll_whether_it_yielded_or_deferred() {
-        // The multi-thread way (a deferred wake-up) is taken on this thread
-        // by telling it so; tokio's current-thread scheduler defers too.
-        for yield_first in [true, false] {
-            YIELD_FIRST.set(Some(yield_first));
-            let start = Instant::now();
-            let mut wait = pin!(timeout(Duration::from_secs(2), pending::<()>()));
-            assert!(futures::poll!(wait.as_mut()).is_pending());
-            assert_eq!(slots_in_use(), 0, "the first wait registers nothing");
-            tokio::time::advance(Duration::from_secs(1)).await;
-            assert!(futures::poll!(wait.as_mut()).is_pending());
-            assert_eq!(slots_in_use(), 1);
-            assert_eq!(wait.await, None);
-            assert_eq!(start.elapsed(), Duration::from_secs(3), "{yield_first}");
-        }
+    async fn a_waits_deadline_counts_from_its_second_poll() {
+        let start = Instant::now();
+        let mut wait = pin!(timeout(Duration::from_secs(2), pending::<()>()));
+        assert!(futures::poll!(wait.as_mut()).is_pending());
+        assert_eq!(slots_in_use(), 0, "the first wait registers nothing");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(futures::poll!(wait.as_mut()).is_pending());
+        assert_eq!(slots_in_use(), 1);
+        assert_eq!(wait.await, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
     }
 
     #[test]
