@@ -619,15 +619,16 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-pin_project! {
-    /// The timer a driver keeps for its node's deadline and grace deadline.
-    /// Re-armed whenever the node's deadline generation changes.
-    pub(crate) struct DeadlineTimer {
-        #[pin]
-        sleep: Option<Sleep>,
-        cause: Cause,
-        generation: u64,
-    }
+/// The timer a driver keeps for its node's deadline and grace deadline.
+/// Re-armed whenever the node's deadline generation changes.
+///
+/// The tokio timer is boxed, made when a deadline is first set: most nodes
+/// never have one, and a `Sleep` inline (112 bytes) would sit in every
+/// task and scoped future for nothing.
+pub(crate) struct DeadlineTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+    cause: Cause,
+    generation: u64,
 }
 
 impl DeadlineTimer {
@@ -643,27 +644,27 @@ impl DeadlineTimer {
 
     /// Cancels `node` if its deadline has passed; otherwise arranges a wake-up.
     pub(crate) fn poll_fire(self: Pin<&mut Self>, node: &Node, cx: &mut Context<'_>) {
-        let mut this = self.project();
+        let this = self.get_mut();
         let generation = node.deadline_generation();
-        if *this.generation != generation {
-            *this.generation = generation;
+        if this.generation != generation {
+            this.generation = generation;
             match node.timer_target() {
                 Some((at, cause)) => {
-                    *this.cause = cause;
-                    match this.sleep.as_mut().as_pin_mut() {
-                        Some(sleep) => sleep.reset(at),
-                        None => this.sleep.set(Some(tokio::time::sleep_until(at))),
+                    this.cause = cause;
+                    match &mut this.sleep {
+                        Some(sleep) => sleep.as_mut().reset(at),
+                        None => this.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
                     }
                 }
-                None => this.sleep.set(None),
+                None => this.sleep = None,
             }
         }
         if node.is_cancelled_by_itself() {
             return;
         }
-        if let Some(sleep) = this.sleep.as_pin_mut() {
-            if sleep.poll(cx).is_ready() {
-                node.cancel(*this.cause);
+        if let Some(sleep) = &mut this.sleep {
+            if sleep.as_mut().poll(cx).is_ready() {
+                node.cancel(this.cause);
             }
         }
     }

@@ -1142,10 +1142,10 @@ impl Nursery {
         }
         let fork = self.fork.clone();
         let shared = Arc::clone(&self.shared);
-        let mut timer = Box::pin(DeadlineTimer::new());
+        let mut timer = DeadlineTimer::new();
         let run = std::future::poll_fn(move |cx| {
             node.register_waker(cx.waker());
-            timer.as_mut().poll_fire(&node, cx);
+            Pin::new(&mut timer).poll_fire(&node, cx);
             if !node.is_cancelled() {
                 return Poll::Pending;
             }
