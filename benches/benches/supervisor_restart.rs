@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::Notify;
-use trellis::gen_server::{Context, GenServer, Init, Response};
 use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
+use trellis_benches::otp::Idle;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -275,28 +275,6 @@ fn restart(c: &mut Criterion) {
     }
     group.finish();
     let _ = std::panic::take_hook();
-}
-
-struct Idle;
-
-impl GenServer for Idle {
-    type Arg = ();
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
-        Ok(Init::Ready)
-    }
-
-    async fn handle_call(
-        &mut self,
-        (): (),
-        _: &mut Context<Self>,
-    ) -> Result<Response<()>, trellis::BoxError> {
-        Ok(Response::Reply(()))
-    }
 }
 
 const CHILDREN: usize = 100_000;

@@ -11,9 +11,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use trellis::gen_server::{Context, GenServer, Init, Response};
 use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
-use trellis_benches::otp::{Contender, Tokio, Trellis, in_nursery};
+use trellis_benches::otp::{Contender, Idle, Tokio, Trellis, in_nursery};
 
 struct Counting;
 
@@ -64,29 +63,6 @@ async fn measure<C: Contender>(nursery: &trellis::Nursery) -> Vec<C::Handle> {
         (b1 - b0) as f64 / STARTS as f64
     );
     keep
-}
-
-/// An idle gen_server, as `supervisor_restart`'s `startup_100k` holds.
-struct Idle;
-
-impl GenServer for Idle {
-    type Arg = ();
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
-    type Info = ();
-
-    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
-        Ok(Init::Ready)
-    }
-
-    async fn handle_call(
-        &mut self,
-        (): (),
-        _: &mut Context<Self>,
-    ) -> Result<Response<()>, trellis::BoxError> {
-        Ok(Response::Reply(()))
-    }
 }
 
 /// Starts a supervisor of `children` idle gen_servers (specs made before

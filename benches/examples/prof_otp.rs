@@ -28,7 +28,7 @@ use trellis::gen_server::{self, Context, GenServer, Init, Response};
 use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
 
 use trellis_benches::otp::{
-    Contender, Kameo, Ractor, Tokio, TokioTimeout, Trellis, TrellisTimeout, in_nursery,
+    Contender, Idle, Kameo, Ractor, Tokio, TokioTimeout, Trellis, TrellisTimeout, in_nursery,
 };
 
 fn call<C: Contender>(rt: &tokio::runtime::Runtime, calls: u64) {
@@ -201,13 +201,7 @@ fn start_nowait(rt: &tokio::runtime::Runtime, count: u64) {
 fn supervise(rt: &tokio::runtime::Runtime, count: u64) {
     let elapsed = rt.block_on(in_nursery(|n| async move {
         let children: Vec<ChildSpec> = (0..count)
-            .map(|i| {
-                let server = move || Counted {
-                    inits: Arc::new((AtomicU64::new(0), Notify::new())),
-                    count: u64::MAX,
-                };
-                ChildSpec::gen_server(format!("s{i}"), server, (), ())
-            })
+            .map(|i| ChildSpec::gen_server(format!("s{i}"), || Idle, (), ()))
             .collect();
         let start = Instant::now();
         let sup = n

@@ -486,3 +486,27 @@ where
     .await
     .expect("benchmark nursery failed")
 }
+
+/// A gen_server that does nothing but exist: the children of the
+/// supervisor start-up workloads.
+pub struct Idle;
+
+impl GenServer for Idle {
+    type Arg = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(&mut self, (): (), _: &mut Context<Self>) -> Result<Init, trellis::BoxError> {
+        Ok(Init::Ready)
+    }
+
+    async fn handle_call(
+        &mut self,
+        (): (),
+        _: &mut Context<Self>,
+    ) -> Result<Response<()>, trellis::BoxError> {
+        Ok(Response::Reply(()))
+    }
+}
