@@ -87,6 +87,21 @@ fn header(
     max_line: usize,
     too_big: &str,
 ) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+    // The common case first, without a search for the newline: up to 18
+    // digits (no overflow), no leading zero, then CRLF — a line the rules
+    // below read the same way.
+    let mut n: i64 = 0;
+    let mut at = from + 1;
+    while at < buf.len() && at < from + 19 && buf[at].is_ascii_digit() {
+        n = n * 10 + i64::from(buf[at] - b'0');
+        at += 1;
+    }
+    let digits = at - from - 1;
+    if (digits == 1 || (digits > 1 && buf[from + 1] != b'0'))
+        && buf.get(at..at + 2) == Some(b"\r\n")
+    {
+        return Ok(Some((Some(n), at + 2)));
+    }
     let Some(newline) = memchr::memchr(b'\n', &buf[from..]) else {
         if buf.len() - from > max_line {
             return error(too_big);
@@ -799,6 +814,15 @@ mod tests {
             let parsed: Vec<Vec<Vec<u8>>> = parsed.into_iter().map(|r| r.into_iter().map(|a| a.to_vec()).collect()).collect();
             prop_assert_eq!(parsed, requests);
             prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn a_header_line_reads_as_redis_reads_its_digits(
+            text in "-?[0-9]{0,21}|[0-9+ -]{0,6}",
+        ) {
+            let line = format!("${text}\r\nrest");
+            let read = header(line.as_bytes(), 0, 32, "too big").unwrap();
+            prop_assert_eq!(read, Some((strict_i64(text.as_bytes()), text.len() + 3)));
         }
 
         #[test]
