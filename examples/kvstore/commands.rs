@@ -1556,7 +1556,7 @@ fn hello(session: &mut Session, args: &[&[u8]]) -> Step {
     let mut i = 2;
     while i < args.len() {
         if args[i].eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.len() {
-            if !valid_client_name(&args[i + 1]) {
+            if !valid_client_name(args[i + 1]) {
                 return error_step(
                     "ERR Client names cannot contain spaces, newlines or special characters.",
                 );
@@ -1568,7 +1568,7 @@ fn hello(session: &mut Session, args: &[&[u8]]) -> Step {
         } else {
             return error_step(&format!(
                 "ERR Syntax error in HELLO option '{}'",
-                quoted(&args[i])
+                quoted(args[i])
             ));
         }
     }
@@ -1608,7 +1608,7 @@ fn client(router: &Router, session: &mut Session, args: &[&[u8]]) -> Step {
     match (&sub[..], args.len()) {
         (b"ID", 2) => now_reply(|out| resp::integer(out, session.id as i64)),
         (b"SETNAME", 3) => {
-            if !valid_client_name(&args[2]) {
+            if !valid_client_name(args[2]) {
                 return error_step(
                     "ERR Client names cannot contain spaces, newlines or special characters.",
                 );

@@ -9,6 +9,14 @@
 //! reply is written. Pipelined requests therefore cost one lock per shard
 //! per read, not one per request.
 //!
+//! Nothing is copied or counted per argument: the parser finds the
+//! arguments of a read's complete requests as spans of the input buffer,
+//! the batch's operations borrow those bytes while it runs, and the input
+//! moves on only once it has. What outlives the batch is copied: a command
+//! queued by `MULTI`, a `WATCH`ed key, a client's name, a stored key and
+//! value. An `EXEC` ends its batch (the transaction it runs leaves the
+//! session for the batch to borrow).
+//!
 //! A request that arrives in many small reads is parsed incrementally: the
 //! parser remembers how far it got ([`Progress`]), so each read costs what
 //! it brings, not the size of the request so far.

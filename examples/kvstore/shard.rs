@@ -890,8 +890,8 @@ impl Data {
         match op {
             Op::Get(key) => Outcome::Value(self.value_of(key, now)),
             &Op::Set {
-                ref key,
-                ref value,
+                key,
+                value,
                 expiry,
                 condition,
                 get,
@@ -973,7 +973,7 @@ impl Data {
                     b"none"
                 })))
             }
-            &Op::IncrBy(ref key, by) => {
+            &Op::IncrBy(key, by) => {
                 const OVERFLOW: &str = "ERR increment or decrement would overflow";
                 // One lookup: the value is rewritten in its slot.
                 let mut text = itoa::Buffer::new();
@@ -996,7 +996,7 @@ impl Data {
                 };
                 Outcome::Int(next)
             }
-            &Op::IncrByFloat(ref key, by) => {
+            &Op::IncrByFloat(key, by) => {
                 let current = match self.live(key, now) {
                     None => 0.0,
                     Some((slot, _)) => match parse_float(slot.value()) {
@@ -1028,11 +1028,11 @@ impl Data {
                 self.live(key, now)
                     .map_or(0, |(slot, _)| slot.value().len() as i64),
             ),
-            &Op::GetRange(ref key, start, end) => {
+            &Op::GetRange(key, start, end) => {
                 let value = self.value_of(key, now).unwrap_or_default();
                 Outcome::Value(Some(get_range(&value, start, end)))
             }
-            &Op::SetRange(ref key, offset, ref part) => {
+            &Op::SetRange(key, offset, part) => {
                 let current = self.value_of(key, now);
                 if part.is_empty() {
                     return Outcome::Int(current.map_or(0, |v| v.len() as i64));
@@ -1049,7 +1049,7 @@ impl Data {
                 self.replace_value(key, Fresh::Own(Bytes::from(value)), now);
                 Outcome::Int(len)
             }
-            &Op::Expire(ref key, ttl, condition, command) => {
+            &Op::Expire(key, ttl, condition, command) => {
                 // An overflow is refused before the key is looked at, as
                 // Redis does.
                 let at = match ttl.map(|ttl| Self::deadline(ttl, now)) {
@@ -1081,7 +1081,7 @@ impl Data {
                 }
                 Outcome::Int(1)
             }
-            &Op::Ttl(ref key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
+            &Op::Ttl(key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
                 None => -2,
                 Some(None) => -1,
                 Some(Some(at)) => {
@@ -1089,25 +1089,23 @@ impl Data {
                     if ms { left } else { (left + 500) / 1000 }
                 }
             }),
-            &Op::ExpireTime(ref key, ms) => {
-                Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
-                    None => -2,
-                    Some(None) => -1,
-                    Some(Some(at)) => {
-                        if ms {
-                            at
-                        } else {
-                            (at + 500) / 1000
-                        }
+            &Op::ExpireTime(key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
+                None => -2,
+                Some(None) => -1,
+                Some(Some(at)) => {
+                    if ms {
+                        at
+                    } else {
+                        (at + 500) / 1000
                     }
-                })
-            }
+                }
+            }),
             Op::Dump(key) => Outcome::Entry(
                 self.live(key, now)
                     .map(|(slot, at)| Box::new((slot.value_bytes(), at))),
             ),
-            &Op::Restore(ref key, ref value, deadline) => {
-                self.store(key, Fresh::Own((*value).clone()), deadline);
+            &Op::Restore(key, value, deadline) => {
+                self.store(key, Fresh::Own(value.clone()), deadline);
                 Outcome::Done
             }
             Op::Watch(key) => {
