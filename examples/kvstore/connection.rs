@@ -247,10 +247,8 @@ fn scan(
         }
     }
     if !progress.in_request() {
-        // Blank lines between requests are ignored: they go too.
-        while matches!(input.get(at), Some(b'\r' | b'\n')) {
-            at += 1;
-        }
+        // Lines without a request are ignored: they go too.
+        at = resp::skip_empty_lines(input, at);
     }
     Scan {
         consumed: at,

@@ -220,6 +220,25 @@ pub(crate) fn parse_request_at(
     }
 }
 
+/// Where the lines that [`parse_request_at`] ignores end, from `at` on:
+/// empty lines, and complete inline lines with no word. A connection lets
+/// go of them even when no request follows yet (else a client sending only
+/// those would grow its input without end).
+pub(crate) fn skip_empty_lines(buf: &[u8], mut at: usize) -> usize {
+    loop {
+        match buf.get(at) {
+            Some(b'\r' | b'\n') => at += 1,
+            Some(_) => match memchr::memchr(b'\n', &buf[at..]) {
+                Some(newline) if buf[at..at + newline].iter().all(u8::is_ascii_whitespace) => {
+                    at += newline + 1;
+                }
+                _ => return at,
+            },
+            None => return at,
+        }
+    }
+}
+
 fn parse_multibulk(
     buf: &[u8],
     from: usize,
@@ -751,6 +770,18 @@ mod tests {
             parse_request_at(&mut bad, 0, &limits, &mut Progress::default(), &mut out).is_err()
         );
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn empty_lines_and_lines_of_spaces_are_skipped_up_to_a_request_or_a_partial_line() {
+        assert_eq!(skip_empty_lines(b"\r\n \t \r\n\n*1\r\n", 0), 8);
+        assert_eq!(
+            skip_empty_lines(b"\r\n  ", 0),
+            2,
+            "a line not yet ended stays"
+        );
+        assert_eq!(skip_empty_lines(b"x\r\n  \r\n", 0), 0);
+        assert_eq!(skip_empty_lines(b"x\r\n  \r\n", 3), 7);
     }
 
     #[test]
