@@ -9,6 +9,14 @@
 //! reply is written. Pipelined requests therefore cost one lock per shard
 //! per read, not one per request.
 //!
+//! Nothing is copied or counted per argument: the parser finds the
+//! arguments of a read's complete requests as spans of the input buffer,
+//! the batch's operations borrow those bytes while it runs, and the input
+//! moves on only once it has. What outlives the batch is copied: a command
+//! queued by `MULTI`, a `WATCH`ed key, a client's name, a stored key and
+//! value. An `EXEC` ends its batch (the transaction it runs leaves the
+//! session for the batch to borrow).
+//!
 //! A request that arrives in many small reads is parsed incrementally: the
 //! parser remembers how far it got ([`Progress`]), so each read costs what
 //! it brings, not the size of the request so far.
@@ -25,11 +33,11 @@
 
 use std::io;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use trellis::protocol::{Protocol, Transport};
 
-use crate::commands::{Batch, Replies, Router, Session, Tables};
-use crate::resp::{self, Limits, Progress};
+use crate::commands::{Batch, Replies, Router, Session, Tables, reuse};
+use crate::resp::{self, Limits, Progress, Span};
 
 /// Unsent reply bytes above which the connection waits for the client.
 pub(crate) const WRITE_CEILING: usize = 256 * 1024;
@@ -140,12 +148,12 @@ impl RespConnection {
             if *done || *writing_paused {
                 break;
             }
-            let Some(batch) = parse(input, limits, progress, router, session, done, *sizes) else {
+            let Some(replies) = run_read(
+                input, limits, progress, router, tables, session, done, sizes,
+            ) else {
                 break;
             };
-            let (items, steps) = batch.size();
-            *sizes = (items.min(MAX_GUESS), steps.min(MAX_GUESS));
-            *pending = Some(batch.run(router, tables, session));
+            *pending = Some(replies);
         }
         if !out.is_empty() {
             let _ = transport.write(out);
@@ -174,43 +182,159 @@ impl RespConnection {
     }
 }
 
-/// Plans every complete request in `input` as one batch; `None` if there is
-/// none. Sets `done` at `QUIT` or a protocol error (answered last).
-fn parse(
+/// The vectors of one read's parse, kept for the next read of the same
+/// worker thread (per thread, so that an idle connection holds none).
+#[derive(Default)]
+struct Spare {
+    spans: Vec<Span>,
+    ends: Vec<usize>,
+    /// Kept empty, for slices of any read ([`reuse`]).
+    args: Vec<&'static [u8]>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::default();
+}
+
+/// Most elements a spare vector keeps.
+const SPARE_MAX: usize = 1024;
+
+/// What [`scan`] found at the front of the input.
+struct Scan {
+    /// The bytes the complete requests take (and the blank lines after).
+    consumed: usize,
+    /// The protocol error that ended the scan.
+    error: Option<resp::ProtocolError>,
+    /// The last request is an `EXEC`.
+    exec_last: bool,
+}
+
+/// Finds the complete requests at the front of `input`, without copying:
+/// their arguments' spans, and where each request's spans end. An `EXEC`
+/// ends the scan (its transaction, taken out of the session, is borrowed
+/// by the batch that runs it, so it comes last).
+fn scan(
+    input: &mut [u8],
+    limits: &Limits,
+    progress: &mut Progress,
+    spans: &mut Vec<Span>,
+    ends: &mut Vec<usize>,
+) -> Scan {
+    let mut at = 0;
+    loop {
+        let before = spans.len();
+        match resp::parse_request_at(input, at, limits, progress, spans) {
+            Ok(Some(next)) => {
+                ends.push(spans.len());
+                at = next;
+                let name = spans.get(before).map(|&(start, end)| &input[start..end]);
+                if name.is_some_and(|name| name.eq_ignore_ascii_case(b"EXEC")) {
+                    return Scan {
+                        consumed: at,
+                        error: None,
+                        exec_last: true,
+                    };
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                return Scan {
+                    consumed: at,
+                    error: Some(error),
+                    exec_last: false,
+                };
+            }
+        }
+    }
+    if !progress.in_request() {
+        // Lines without a request are ignored: they go too.
+        at = resp::skip_empty_lines(input, at);
+    }
+    Scan {
+        consumed: at,
+        error: None,
+        exec_last: false,
+    }
+}
+
+/// Plans every complete request in `input` as one batch and runs it: the
+/// operations borrow the input's bytes, which are let go of once the batch
+/// has run. `None` if no request is complete. Sets `done` at `QUIT` or a
+/// protocol error (answered last).
+#[allow(clippy::too_many_arguments)]
+fn run_read(
     input: &mut BytesMut,
     limits: &Limits,
     progress: &mut Progress,
     router: &Router,
+    tables: &mut Tables,
     session: &mut Session,
     done: &mut bool,
-    (items, steps): (usize, usize),
-) -> Option<Batch> {
-    let new = || Batch::with_capacity(router.count(), items, steps);
-    let mut args: Vec<Bytes> = Vec::new();
-    let mut batch: Option<Batch> = None;
-    loop {
-        args.clear();
-        match resp::parse_request_into(input, limits, progress, &mut args) {
-            Ok(true) => {
-                let batch = batch.get_or_insert_with(new);
-                batch.add(router, session, &mut args);
-                if batch.quit {
-                    *done = true;
-                    break;
-                }
-            }
-            Ok(false) => break,
-            Err(error) => {
-                // Answer what came before, then the error, then close.
-                batch
-                    .get_or_insert_with(new)
-                    .protocol_error(&error.to_string());
-                *done = true;
+    sizes: &mut (usize, usize),
+) -> Option<Replies> {
+    let (mut spans, mut ends, args) = SPARE.with_borrow_mut(|spare| {
+        (
+            std::mem::take(&mut spare.spans),
+            std::mem::take(&mut spare.ends),
+            std::mem::take(&mut spare.args),
+        )
+    });
+    let found = scan(input, limits, progress, &mut spans, &mut ends);
+    let mut replies = None;
+    let mut args: Vec<&[u8]> = reuse(args);
+    if !ends.is_empty() || found.error.is_some() {
+        let bytes: &[u8] = input;
+        args.extend(spans.iter().map(|&(start, end)| &bytes[start..end]));
+        let mut batch = Batch::with_capacity(router.count(), sizes.0, sizes.1);
+        let plain = ends.len() - usize::from(found.exec_last);
+        let mut start = 0;
+        for &end in &ends[..plain] {
+            batch.add(router, session, &args[start..end]);
+            start = end;
+            if batch.quit {
                 break;
             }
         }
+        // The transaction an `EXEC` runs leaves the session for the batch
+        // (and comes back if that was no `EXEC` to run).
+        let held = if found.exec_last && !batch.quit {
+            session.multi.take()
+        } else {
+            None
+        };
+        if found.exec_last && !batch.quit {
+            if let Some(queue) = &held {
+                batch.set_exec_queue(queue);
+            }
+            batch.add(router, session, &args[start..]);
+        }
+        if let Some(error) = &found.error {
+            if !batch.quit {
+                // Answer what came before, then the error, then close.
+                batch.protocol_error(&error.to_string());
+            }
+        }
+        *done |= batch.quit;
+        let (items, steps) = batch.size();
+        *sizes = (items.min(MAX_GUESS), steps.min(MAX_GUESS));
+        let used = batch.exec_queue_used();
+        replies = Some(batch.run(router, tables, session));
+        if !used {
+            session.multi = held;
+        }
     }
-    batch
+    let args = reuse(args);
+    spans.clear();
+    ends.clear();
+    SPARE.with_borrow_mut(|spare| {
+        if spans.capacity() <= SPARE_MAX {
+            spare.spans = spans;
+            spare.ends = ends;
+            spare.args = args;
+        }
+    });
+    input.advance(found.consumed);
+    replies
 }
 
 impl Protocol for RespConnection {

@@ -7,7 +7,7 @@
 //! bytes". A malformed request is an error; the caller answers with it and
 //! closes that one connection, as Redis does.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 /// How large requests may be. Redis's defaults, except where noted.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +87,21 @@ fn header(
     max_line: usize,
     too_big: &str,
 ) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
+    // The common case first, without a search for the newline: up to 18
+    // digits (no overflow), no leading zero, then CRLF — a line the rules
+    // below read the same way.
+    let mut n: i64 = 0;
+    let mut at = from + 1;
+    while at < buf.len() && at < from + 19 && buf[at].is_ascii_digit() {
+        n = n * 10 + i64::from(buf[at] - b'0');
+        at += 1;
+    }
+    let digits = at - from - 1;
+    if (digits == 1 || (digits > 1 && buf[from + 1] != b'0'))
+        && buf.get(at..at + 2) == Some(b"\r\n")
+    {
+        return Ok(Some((Some(n), at + 2)));
+    }
     let Some(newline) = memchr::memchr(b'\n', &buf[from..]) else {
         if buf.len() - from > max_line {
             return error(too_big);
@@ -105,17 +120,30 @@ fn header(
     Ok(Some((digits, newline + 1)))
 }
 
+/// Where an argument lies in the buffer parsed: `start..end`.
+pub(crate) type Span = (usize, usize);
+
 /// Where the parser stopped inside a multibulk request that has not all
 /// come yet, so that the next read goes on from there instead of scanning
-/// the request again from its start.
+/// the request again from its start. Its offsets count from where that
+/// request's parse began (`from`): the caller keeps those bytes at the
+/// front of its buffer and calls again with `from` = 0.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     /// Arguments still expected (0: no request in progress).
     remaining: usize,
     /// Where the next argument's header starts.
     at: usize,
-    /// The arguments found so far, as spans of the buffer.
-    spans: Vec<(usize, usize)>,
+    /// The arguments found so far.
+    spans: Vec<Span>,
+}
+
+impl Progress {
+    /// Whether a request is partly parsed (its bytes must stay where they
+    /// are).
+    pub(crate) fn in_request(&self) -> bool {
+        self.remaining > 0
+    }
 }
 
 /// Most argument spans whose vector a connection keeps between requests.
@@ -139,130 +167,194 @@ pub(crate) fn parse_request_from(
     limits: &Limits,
     progress: &mut Progress,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let mut args = Vec::new();
-    Ok(parse_request_into(buf, limits, progress, &mut args)?.then_some(args))
+    let mut spans = Vec::new();
+    let Some(end) = parse_request_at(buf, 0, limits, progress, &mut spans)? else {
+        return Ok(None);
+    };
+    let request = buf.split_to(end).freeze();
+    Ok(Some(
+        spans
+            .iter()
+            .map(|&(start, end)| request.slice(start..end))
+            .collect(),
+    ))
 }
 
-/// As [`parse_request_from`], appending the arguments of a complete request
-/// to `out` (a connection keeps the requests of one read in one vector):
-/// `true` if a request was complete (possibly with no arguments), `false`
-/// if more bytes are needed; `out` is left as it was then, and on an error.
-pub(crate) fn parse_request_into(
-    buf: &mut BytesMut,
+/// Parses one request starting at `buf[from]`, without copying: appends
+/// the spans of its arguments (offsets in `buf`) to `out` and returns
+/// where the next request starts, or `None` if more bytes are needed
+/// (`progress` then keeps what was found, counted from `from`). A request
+/// may have no arguments (`*0`). `out` is left as it was when more bytes
+/// are needed and on an error.
+///
+/// An inline request with quotes is unquoted in place (the unquoted words
+/// are never longer than the line), so that its arguments are spans too.
+pub(crate) fn parse_request_at(
+    buf: &mut [u8],
+    from: usize,
     limits: &Limits,
     progress: &mut Progress,
-    out: &mut Vec<Bytes>,
-) -> Result<bool, ProtocolError> {
+    out: &mut Vec<Span>,
+) -> Result<Option<usize>, ProtocolError> {
     if progress.remaining > 0 {
-        return parse_arguments(buf, limits, progress, out);
+        return go_on(buf, from, limits, progress, out);
     }
+    let mut at = from;
     loop {
-        match buf.first() {
-            None => return Ok(false),
-            Some(b'*') => return parse_multibulk(buf, limits, progress, out),
+        match buf.get(at) {
+            None => return Ok(None),
+            Some(b'*') => return parse_multibulk(buf, from, at, limits, progress, out),
             // Empty lines between requests are ignored, as Redis does.
-            Some(b'\r' | b'\n') => buf.advance(1),
+            Some(b'\r' | b'\n') => at += 1,
             Some(_) => {
                 let before = out.len();
-                if !parse_inline(buf, limits, out)? {
-                    return Ok(false);
-                }
+                let Some(end) = parse_inline(buf, at, limits, out)? else {
+                    return Ok(None);
+                };
                 if out.len() > before {
-                    return Ok(true);
+                    return Ok(Some(end));
                 }
+                at = end;
             }
+        }
+    }
+}
+
+/// Where the lines that [`parse_request_at`] ignores end, from `at` on:
+/// empty lines, and complete inline lines with no word. A connection lets
+/// go of them even when no request follows yet (else a client sending only
+/// those would grow its input without end).
+pub(crate) fn skip_empty_lines(buf: &[u8], mut at: usize) -> usize {
+    loop {
+        match buf.get(at) {
+            Some(b'\r' | b'\n') => at += 1,
+            Some(_) => match memchr::memchr(b'\n', &buf[at..]) {
+                Some(newline) if buf[at..at + newline].iter().all(u8::is_ascii_whitespace) => {
+                    at += newline + 1;
+                }
+                _ => return at,
+            },
+            None => return at,
         }
     }
 }
 
 fn parse_multibulk(
-    buf: &mut BytesMut,
+    buf: &[u8],
+    from: usize,
+    at: usize,
     limits: &Limits,
     progress: &mut Progress,
-    out: &mut Vec<Bytes>,
-) -> Result<bool, ProtocolError> {
-    let Some((count, at)) = header(buf, 0, 32, "too big mbulk count string")? else {
-        return Ok(false);
+    out: &mut Vec<Span>,
+) -> Result<Option<usize>, ProtocolError> {
+    let Some((count, next)) = header(buf, at, 32, "too big mbulk count string")? else {
+        return Ok(None);
     };
     let Some(count) = count else {
         return error("invalid multibulk length");
     };
     if count <= 0 {
-        buf.advance(at);
-        return Ok(true);
+        return Ok(Some(next));
     }
     if count as u64 > limits.max_args as u64 {
         return error("invalid multibulk length");
     }
-    // Room is made for the arguments the buffer can hold (each takes at
-    // least `$0\r\n\r\n`), not for the count claimed: `*1048576\r\n`
-    // alone must not allocate 16 MiB.
-    // The spans' vector is kept from request to request (one allocation
-    // fewer per request), unless a large request left it large.
+    // The spans go straight to `out` (room grows with the arguments found,
+    // never by the count claimed: `*1048576\r\n` alone must not allocate
+    // 16 MiB); only a request that has not all come is set aside.
+    let before = out.len();
+    let (stop, remaining) = bulk_strings(buf, next, count as usize, limits, |span| out.push(span))
+        .inspect_err(|_| out.truncate(before))?;
+    if remaining == 0 {
+        return Ok(Some(stop));
+    }
+    // The spans' vector is kept from request to request, unless a large
+    // request left it large.
     if progress.spans.capacity() > KEPT_SPANS {
         progress.spans = Vec::new();
     }
-    progress.remaining = count as usize;
-    progress.at = at;
     progress.spans.clear();
-    progress
-        .spans
-        .reserve((count as usize).min((buf.len() - at) / 6));
-    parse_arguments(buf, limits, progress, out)
+    progress.spans.extend(
+        out.drain(before..)
+            .map(|(start, end)| (start - from, end - from)),
+    );
+    progress.remaining = remaining;
+    progress.at = stop - from;
+    Ok(None)
 }
 
-/// Checks the arguments of a multibulk request as far as they have come,
-/// without copying; once all have, splits the request off.
-fn parse_arguments(
-    buf: &mut BytesMut,
+/// Goes on with a multibulk request an earlier call found incomplete.
+fn go_on(
+    buf: &[u8],
+    from: usize,
     limits: &Limits,
     progress: &mut Progress,
-    out: &mut Vec<Bytes>,
-) -> Result<bool, ProtocolError> {
-    while progress.remaining > 0 {
-        let at = progress.at;
+    out: &mut Vec<Span>,
+) -> Result<Option<usize>, ProtocolError> {
+    let spans = &mut progress.spans;
+    let found = bulk_strings(
+        buf,
+        from + progress.at,
+        progress.remaining,
+        limits,
+        |(s, e)| {
+            spans.push((s - from, e - from));
+        },
+    );
+    let (stop, remaining) = found.inspect_err(|_| *progress = Progress::default())?;
+    progress.remaining = remaining;
+    if remaining > 0 {
+        progress.at = stop - from;
+        return Ok(None);
+    }
+    progress.at = 0;
+    out.extend(
+        progress
+            .spans
+            .drain(..)
+            .map(|(start, end)| (start + from, end + from)),
+    );
+    Ok(Some(stop))
+}
+
+/// Checks up to `remaining` bulk strings from `at` on, as far as they have
+/// come, handing each one's span to `found`; returns where it stopped and
+/// how many are still to come.
+fn bulk_strings(
+    buf: &[u8],
+    mut at: usize,
+    mut remaining: usize,
+    limits: &Limits,
+    mut found: impl FnMut(Span),
+) -> Result<(usize, usize), ProtocolError> {
+    while remaining > 0 {
         match buf.get(at) {
-            None => return Ok(false),
+            None => break,
             Some(b'$') => {}
             Some(&other) => {
-                *progress = Progress::default();
                 return error(format!("expected '$', got '{}'", printable_byte(other)));
             }
         }
-        let Some((len, start)) = header(buf, at, 32, "too big bulk count string")
-            .inspect_err(|_| *progress = Progress::default())?
-        else {
-            return Ok(false);
+        let Some((len, start)) = header(buf, at, 32, "too big bulk count string")? else {
+            break;
         };
         let Some(len) = len.filter(|&len| len >= 0 && len as u64 <= limits.max_bulk as u64) else {
-            *progress = Progress::default();
             return error("invalid bulk length");
         };
         let end = start.saturating_add(len as usize);
         if buf.len() < end.saturating_add(2) {
             // Room grows with what arrives (amortised doubling), never by
             // the length a header claims.
-            return Ok(false);
+            break;
         }
         if &buf[end..end + 2] != b"\r\n" {
-            *progress = Progress::default();
             return error("bulk string not terminated by '\\r\\n'");
         }
-        progress.spans.push((start, end));
-        progress.at = end + 2;
-        progress.remaining -= 1;
+        found((start, end));
+        at = end + 2;
+        remaining -= 1;
     }
-    // Split the request off and slice the arguments out of it.
-    let request = buf.split_to(progress.at).freeze();
-    out.extend(
-        progress
-            .spans
-            .drain(..)
-            .map(|(start, end)| request.slice(start..end)),
-    );
-    progress.remaining = 0;
-    progress.at = 0;
-    Ok(true)
+    Ok((at, remaining))
 }
 
 /// A byte as Redis prints it in "expected '$', got …": itself if printable,
@@ -275,88 +367,107 @@ fn printable_byte(byte: u8) -> char {
     }
 }
 
+/// An inline request: a line of words. Returns where the next request
+/// starts (the line may hold no word), `None` if the line is not all here.
 fn parse_inline(
-    buf: &mut BytesMut,
+    buf: &mut [u8],
+    at: usize,
     limits: &Limits,
-    out: &mut Vec<Bytes>,
-) -> Result<bool, ProtocolError> {
-    let Some(newline) = memchr::memchr(b'\n', buf) else {
-        if buf.len() > limits.max_inline {
+    out: &mut Vec<Span>,
+) -> Result<Option<usize>, ProtocolError> {
+    let Some(newline) = memchr::memchr(b'\n', &buf[at..]) else {
+        if buf.len() - at > limits.max_inline {
             return error("too big inline request");
         }
-        return Ok(false);
+        return Ok(None);
     };
     // The same limit for a line that came whole, or the answer would depend
     // on how the bytes were split.
     if newline > limits.max_inline {
         return error("too big inline request");
     }
-    let line = buf.split_to(newline + 1).freeze();
-    let text = line.slice(..newline);
-    let text = text
-        .strip_suffix(b"\r")
-        .map_or(text.clone(), |t| text.slice(..t.len()));
-    if !text.contains(&b'"') && !text.contains(&b'\'') {
+    let next = at + newline + 1;
+    let mut end = at + newline;
+    if end > at && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let line = &buf[at..end];
+    if !line.contains(&b'"') && !line.contains(&b'\'') {
         // The common case: words split on whitespace, no copy.
-        out.extend(
-            text.split(|b| b.is_ascii_whitespace())
-                .filter(|w| !w.is_empty())
-                .map(|word| text.slice_ref(word)),
-        );
-        return Ok(true);
-    }
-    match split_quoted(&text) {
-        Some(args) => {
-            out.extend(args.into_iter().map(Bytes::from));
-            Ok(true)
+        let mut i = at;
+        while i < end {
+            while i < end && buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < end && !buf[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i > start {
+                out.push((start, i));
+            }
         }
-        None => error("unbalanced quotes in request"),
+        return Ok(Some(next));
     }
+    let before = out.len();
+    if unquote(buf, at, end, out).is_none() {
+        out.truncate(before);
+        return error("unbalanced quotes in request");
+    }
+    Ok(Some(next))
 }
 
-/// Splits an inline command line with quoting as `redis-cli` writes it:
-/// `"…"` with backslash escapes (`\n`, `\r`, `\t`, `\b`, `\a`, `\\`,
-/// `\"`, `\xHH`), `'…'` with only `\'`. A closing quote must end the
-/// word. `None` if the quotes do not balance.
-fn split_quoted(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut args = Vec::new();
-    let mut i = 0;
+/// Splits the inline line `buf[at..end]` with quoting as `redis-cli`
+/// writes it: `"…"` with backslash escapes (`\n`, `\r`, `\t`, `\b`, `\a`,
+/// `\\`, `\"`, `\xHH`), `'…'` with only `\'`. A closing quote must end the
+/// word. The words are written over the line, in place (a word is never
+/// longer than its quoted text: writing never passes reading), and their
+/// spans appended to `out`. `None` if the quotes do not balance.
+fn unquote(buf: &mut [u8], at: usize, end: usize, out: &mut Vec<Span>) -> Option<()> {
+    let line = at..end;
+    let get = |buf: &[u8], i: usize| line.contains(&i).then(|| buf[i]);
+    // Read at `i`, write at `w` (`w <= i` throughout).
+    let (mut i, mut w) = (at, at);
     loop {
-        while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+        while get(buf, i).is_some_and(|b| b.is_ascii_whitespace()) {
             i += 1;
         }
-        let Some(&first) = line.get(i) else {
-            return Some(args);
+        let Some(first) = get(buf, i) else {
+            return Some(());
         };
-        let mut word = Vec::new();
+        let start = w;
         match first {
             b'"' => {
                 i += 1;
                 loop {
-                    match *line.get(i)? {
+                    match get(buf, i)? {
                         b'"' => break,
                         b'\\' => {
-                            let escaped = *line.get(i + 1)?;
-                            let hex = |at: usize| char::from(*line.get(at)?).to_digit(16);
+                            let escaped = get(buf, i + 1)?;
+                            let hex =
+                                |at: usize| get(buf, at).and_then(|b| char::from(b).to_digit(16));
                             if escaped == b'x' {
                                 if let (Some(high), Some(low)) = (hex(i + 2), hex(i + 3)) {
-                                    word.push((high * 16 + low) as u8);
+                                    buf[w] = (high * 16 + low) as u8;
+                                    w += 1;
                                     i += 4;
                                     continue;
                                 }
                             }
-                            word.push(match escaped {
+                            buf[w] = match escaped {
                                 b'n' => b'\n',
                                 b'r' => b'\r',
                                 b't' => b'\t',
                                 b'b' => 0x08,
                                 b'a' => 0x07,
                                 other => other,
-                            });
+                            };
+                            w += 1;
                             i += 2;
                         }
                         byte => {
-                            word.push(byte);
+                            buf[w] = byte;
+                            w += 1;
                             i += 1;
                         }
                     }
@@ -366,14 +477,16 @@ fn split_quoted(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             b'\'' => {
                 i += 1;
                 loop {
-                    match *line.get(i)? {
+                    match get(buf, i)? {
                         b'\'' => break,
-                        b'\\' if line.get(i + 1) == Some(&b'\'') => {
-                            word.push(b'\'');
+                        b'\\' if get(buf, i + 1) == Some(b'\'') => {
+                            buf[w] = b'\'';
+                            w += 1;
                             i += 2;
                         }
                         byte => {
-                            word.push(byte);
+                            buf[w] = byte;
+                            w += 1;
                             i += 1;
                         }
                     }
@@ -381,17 +494,18 @@ fn split_quoted(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 i += 1;
             }
             _ => {
-                while let Some(&byte) = line.get(i).filter(|b| !b.is_ascii_whitespace()) {
-                    word.push(byte);
+                while let Some(byte) = get(buf, i).filter(|b| !b.is_ascii_whitespace()) {
+                    buf[w] = byte;
+                    w += 1;
                     i += 1;
                 }
             }
         }
         // A closing quote must be followed by a space or the end.
-        if line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+        if get(buf, i).is_some_and(|b| !b.is_ascii_whitespace()) {
             return None;
         }
-        args.push(word);
+        out.push((start, w));
     }
 }
 
@@ -626,27 +740,65 @@ mod tests {
     }
 
     #[test]
-    fn requests_of_one_read_append_to_one_vector_and_a_partial_one_appends_nothing() {
-        let mut buf = BytesMut::from(
-            &b"*2\r\n$3\r\nGET\r\n$1\r\na\r\nPING x\r\n\r\n*0\r\n*2\r\n$3\r\nGET"[..],
-        );
+    fn requests_of_one_read_are_spans_of_its_buffer_and_a_partial_one_appends_nothing() {
+        let mut buf = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\nPING x\r\n\r\n*0\r\n*2\r\n$3\r\nGET".to_vec();
         let (limits, mut progress, mut out) = (Limits::default(), Progress::default(), Vec::new());
-        let mut ends = Vec::new();
-        while parse_request_into(&mut buf, &limits, &mut progress, &mut out).unwrap() {
+        let (mut at, mut ends) = (0, Vec::new());
+        while let Some(next) =
+            parse_request_at(&mut buf, at, &limits, &mut progress, &mut out).unwrap()
+        {
             ends.push(out.len());
+            at = next;
         }
+        let words = |buf: &[u8], out: &[Span]| -> Vec<Vec<u8>> {
+            out.iter().map(|&(s, e)| buf[s..e].to_vec()).collect()
+        };
         // GET a, PING x, and the empty `*0` request; the blank line is none.
-        assert_eq!(out, ["GET", "a", "PING", "x"]);
+        assert_eq!(words(&buf, &out), [&b"GET"[..], b"a", b"PING", b"x"]);
         assert_eq!(ends, [2, 4, 4]);
-        // The rest of the partial request completes it.
-        buf.extend_from_slice(b"\r\n$1\r\nb\r\n");
-        assert!(parse_request_into(&mut buf, &limits, &mut progress, &mut out).unwrap());
-        assert_eq!(&out[4..], ["GET", "b"]);
+        // The caller keeps the partial request at the front of its buffer;
+        // the rest of it completes it.
+        let mut rest = buf[at..].to_vec();
+        rest.extend_from_slice(b"\r\n$1\r\nb\r\n");
+        let mut out = Vec::new();
+        let end = parse_request_at(&mut rest, 0, &limits, &mut progress, &mut out).unwrap();
+        assert_eq!(end, Some(rest.len()));
+        assert_eq!(words(&rest, &out), [&b"GET"[..], b"b"]);
         // An error appends nothing either.
-        let mut bad = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n?"[..]);
-        let before = out.len();
-        assert!(parse_request_into(&mut bad, &limits, &mut Progress::default(), &mut out).is_err());
-        assert_eq!(out.len(), before);
+        let mut bad = b"*2\r\n$3\r\nGET\r\n?".to_vec();
+        assert!(
+            parse_request_at(&mut bad, 0, &limits, &mut Progress::default(), &mut out).is_err()
+        );
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn empty_lines_and_lines_of_spaces_are_skipped_up_to_a_request_or_a_partial_line() {
+        assert_eq!(skip_empty_lines(b"\r\n \t \r\n\n*1\r\n", 0), 8);
+        assert_eq!(
+            skip_empty_lines(b"\r\n  ", 0),
+            2,
+            "a line not yet ended stays"
+        );
+        assert_eq!(skip_empty_lines(b"x\r\n  \r\n", 0), 0);
+        assert_eq!(skip_empty_lines(b"x\r\n  \r\n", 3), 7);
+    }
+
+    #[test]
+    fn quoted_inline_words_are_unquoted_in_place() {
+        let mut buf = b"x SET \"a b\" 'c\\'d' \"\\x41\\n\" e\r\n".to_vec();
+        let mut out = Vec::new();
+        let end = parse_request_at(
+            &mut buf,
+            2,
+            &Limits::default(),
+            &mut Progress::default(),
+            &mut out,
+        );
+        assert_eq!(end, Ok(Some(buf.len())));
+        let words: Vec<&[u8]> = out.iter().map(|&(s, e)| &buf[s..e]).collect();
+        assert_eq!(words, [&b"SET"[..], b"a b", b"c'd", b"A\n", b"e"]);
+        assert_eq!(&buf[..2], b"x ", "nothing before the request is touched");
     }
 
     #[test]
@@ -693,6 +845,15 @@ mod tests {
             let parsed: Vec<Vec<Vec<u8>>> = parsed.into_iter().map(|r| r.into_iter().map(|a| a.to_vec()).collect()).collect();
             prop_assert_eq!(parsed, requests);
             prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn a_header_line_reads_as_redis_reads_its_digits(
+            text in "-?[0-9]{0,21}|[0-9+ -]{0,6}",
+        ) {
+            let line = format!("${text}\r\nrest");
+            let read = header(line.as_bytes(), 0, 32, "too big").unwrap();
+            prop_assert_eq!(read, Some((strict_i64(text.as_bytes()), text.len() + 3)));
         }
 
         #[test]

@@ -45,7 +45,7 @@
 //! its supervisor.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, hash_map};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -119,18 +119,70 @@ impl ExpireIf {
     }
 }
 
-/// One operation on one key (or on the whole shard).
+/// The command an operation came from, for the text of an invalid expire
+/// time (one byte in the operation, not a string's sixteen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// `SET`.
+    Set,
+    /// `SETNX`.
+    SetNx,
+    /// `SETEX`.
+    SetEx,
+    /// `PSETEX`.
+    PSetEx,
+    /// `GETSET`.
+    GetSet,
+    /// `MSET`.
+    MSet,
+    /// `MSETNX`.
+    MSetNx,
+    /// `EXPIRE`.
+    Expire,
+    /// `PEXPIRE`.
+    PExpire,
+    /// `EXPIREAT`.
+    ExpireAt,
+    /// `PEXPIREAT`.
+    PExpireAt,
+    /// `PERSIST`.
+    Persist,
+}
+
+impl Command {
+    /// The command's name in lower case, as Redis's replies quote it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Command::Set => "set",
+            Command::SetNx => "setnx",
+            Command::SetEx => "setex",
+            Command::PSetEx => "psetex",
+            Command::GetSet => "getset",
+            Command::MSet => "mset",
+            Command::MSetNx => "msetnx",
+            Command::Expire => "expire",
+            Command::PExpire => "pexpire",
+            Command::ExpireAt => "expireat",
+            Command::PExpireAt => "pexpireat",
+            Command::Persist => "persist",
+        }
+    }
+}
+
+/// One operation on one key (or on the whole shard). Keys and values are
+/// borrowed from the request they came in (the connection's input buffer,
+/// for the batch that runs them): whatever is stored is copied.
 #[derive(Debug, Clone)]
-pub(crate) enum Op {
+pub(crate) enum Op<'a> {
     /// `GET key`.
-    Get(Bytes),
+    Get(&'a [u8]),
     /// `SET` and its relatives: answers `Done`/`NotDone`, or the old value
     /// with `get`.
     Set {
         /// The key.
-        key: Bytes,
+        key: &'a [u8],
         /// The value.
-        value: Bytes,
+        value: &'a [u8],
         /// Its time to live.
         expiry: Expiry,
         /// `NX` / `XX`.
@@ -138,50 +190,50 @@ pub(crate) enum Op {
         /// `GET`: answer the old value.
         get: bool,
         /// The command, for the text of an invalid expire time.
-        command: &'static str,
+        command: Command,
     },
     /// `GETDEL key`.
-    GetDel(Bytes),
+    GetDel(&'a [u8]),
     /// `GETEX key`: the value, with a new expiry (`Keep` leaves it,
     /// `Clear` is `PERSIST`), or the error of an invalid time (answered
     /// only if the key exists, as Redis does).
-    GetEx(Bytes, Result<Expiry, Outcome>),
+    GetEx(&'a [u8], Result<Expiry, Cow<'static, str>>),
     /// `DEL key` (one key; multi-key `DEL` is split by the connection).
-    Del(Bytes),
+    Del(&'a [u8]),
     /// `EXISTS key` (and `TOUCH`).
-    Exists(Bytes),
+    Exists(&'a [u8]),
     /// `TYPE key`: `Value("string")` or `Value("none")`.
-    Type(Bytes),
+    Type(&'a [u8]),
     /// `INCRBY key n` (and `INCR`, `DECR`, `DECRBY`).
-    IncrBy(Bytes, i64),
+    IncrBy(&'a [u8], i64),
     /// `INCRBYFLOAT key x`.
-    IncrByFloat(Bytes, f64),
+    IncrByFloat(&'a [u8], f64),
     /// `APPEND key value`.
-    Append(Bytes, Bytes),
+    Append(&'a [u8], &'a [u8]),
     /// `STRLEN key`.
-    Strlen(Bytes),
+    Strlen(&'a [u8]),
     /// `GETRANGE key start end`.
-    GetRange(Bytes, i64, i64),
+    GetRange(&'a [u8], i64, i64),
     /// `SETRANGE key offset value`.
-    SetRange(Bytes, usize, Bytes),
+    SetRange(&'a [u8], usize, &'a [u8]),
     /// `EXPIRE` & co.: a deadline (`PERSIST`: `None`) under a condition.
-    Expire(Bytes, Option<Ttl>, ExpireIf, &'static str),
+    Expire(&'a [u8], Option<Ttl>, ExpireIf, Command),
     /// `TTL` (`false`) / `PTTL` (`true`).
-    Ttl(Bytes, bool),
+    Ttl(&'a [u8], bool),
     /// `EXPIRETIME` (`false`) / `PEXPIRETIME` (`true`).
-    ExpireTime(Bytes, bool),
+    ExpireTime(&'a [u8], bool),
     /// The value and deadline of a key, for `RENAME` (nothing changes).
-    Dump(Bytes),
+    Dump(&'a [u8]),
     /// Stores a dumped entry under a key (`RENAME`'s second half).
-    Restore(Bytes, Bytes, Option<i64>),
+    Restore(&'a [u8], &'a Bytes, Option<i64>),
     /// The key's version for `WATCH`, registering a watcher.
-    Watch(Bytes),
+    Watch(&'a [u8]),
     /// The key's version, for `EXEC`'s check.
-    Version(Bytes),
+    Version(&'a [u8]),
     /// Drops one watcher of the key.
-    Unwatch(Bytes),
+    Unwatch(&'a [u8]),
     /// `KEYS pattern` (and one step of `SCAN`): the matching keys.
-    Keys(Option<Bytes>),
+    Keys(Option<&'a [u8]>),
     /// `RANDOMKEY` of this shard.
     RandomKey,
     /// `DBSIZE` of this shard.
@@ -206,7 +258,7 @@ pub(crate) enum Outcome {
     /// Two integers (`Stats`).
     Pair(i64, i64),
     /// A key's value and deadline (`Dump`).
-    Entry(Option<(Bytes, Option<i64>)>),
+    Entry(Option<Box<(Bytes, Option<i64>)>>),
     /// Keys (`Keys`).
     Keys(Vec<Bytes>),
     /// An error reply (with its code).
@@ -458,7 +510,7 @@ pub(crate) struct Data {
     /// The deadlines of the keys that have one.
     deadlines: Deadlines,
     /// Versions of watched keys: (version, watchers).
-    watched: HashMap<Bytes, (u64, u32)>,
+    watched: HashMap<Box<[u8]>, (u64, u32)>,
     /// The clock: the wall clock (Unix ms) at `start`.
     epoch_ms: i64,
     start: Instant,
@@ -674,16 +726,12 @@ impl GenServer for Shard {
 }
 
 /// Marks a watched key as changed.
-fn touch(watched: &mut HashMap<Bytes, (u64, u32)>, key: &[u8]) {
+fn touch(watched: &mut HashMap<Box<[u8]>, (u64, u32)>, key: &[u8]) {
     if !watched.is_empty() {
         if let Some((version, _)) = watched.get_mut(key) {
             *version += 1;
         }
     }
-}
-
-fn copy(bytes: &Bytes) -> Bytes {
-    Bytes::copy_from_slice(bytes)
 }
 
 impl Data {
@@ -838,12 +886,12 @@ impl Data {
         self.live(key, now).map(|(slot, _)| slot.value_bytes())
     }
 
-    pub(crate) fn apply(&mut self, op: &Op, now: i64) -> Outcome {
+    pub(crate) fn apply(&mut self, op: &Op<'_>, now: i64) -> Outcome {
         match op {
             Op::Get(key) => Outcome::Value(self.value_of(key, now)),
             &Op::Set {
-                ref key,
-                ref value,
+                key,
+                value,
                 expiry,
                 condition,
                 get,
@@ -867,7 +915,7 @@ impl Data {
                     Expiry::Keep => old.as_ref().and_then(|(_, at)| *at),
                     Expiry::Set(ttl) => match Self::deadline(ttl, now) {
                         Some(at) => Some(at),
-                        None => return invalid_expire(command),
+                        None => return invalid_expire(command.name()),
                     },
                 };
                 if allowed {
@@ -896,7 +944,7 @@ impl Data {
                 };
                 let expiry = match expiry {
                     Ok(expiry) => *expiry,
-                    Err(error) => return error.clone(),
+                    Err(error) => return Outcome::Error(error.clone()),
                 };
                 match expiry {
                     Expiry::Keep => {}
@@ -925,7 +973,7 @@ impl Data {
                     b"none"
                 })))
             }
-            &Op::IncrBy(ref key, by) => {
+            &Op::IncrBy(key, by) => {
                 const OVERFLOW: &str = "ERR increment or decrement would overflow";
                 // One lookup: the value is rewritten in its slot.
                 let mut text = itoa::Buffer::new();
@@ -948,7 +996,7 @@ impl Data {
                 };
                 Outcome::Int(next)
             }
-            &Op::IncrByFloat(ref key, by) => {
+            &Op::IncrByFloat(key, by) => {
                 let current = match self.live(key, now) {
                     None => 0.0,
                     Some((slot, _)) => match parse_float(slot.value()) {
@@ -980,11 +1028,11 @@ impl Data {
                 self.live(key, now)
                     .map_or(0, |(slot, _)| slot.value().len() as i64),
             ),
-            &Op::GetRange(ref key, start, end) => {
+            &Op::GetRange(key, start, end) => {
                 let value = self.value_of(key, now).unwrap_or_default();
                 Outcome::Value(Some(get_range(&value, start, end)))
             }
-            &Op::SetRange(ref key, offset, ref part) => {
+            &Op::SetRange(key, offset, part) => {
                 let current = self.value_of(key, now);
                 if part.is_empty() {
                     return Outcome::Int(current.map_or(0, |v| v.len() as i64));
@@ -1001,11 +1049,11 @@ impl Data {
                 self.replace_value(key, Fresh::Own(Bytes::from(value)), now);
                 Outcome::Int(len)
             }
-            &Op::Expire(ref key, ttl, condition, command) => {
+            &Op::Expire(key, ttl, condition, command) => {
                 // An overflow is refused before the key is looked at, as
                 // Redis does.
                 let at = match ttl.map(|ttl| Self::deadline(ttl, now)) {
-                    Some(None) => return invalid_expire(command),
+                    Some(None) => return invalid_expire(command.name()),
                     Some(Some(at)) => Some(at),
                     None => None,
                 };
@@ -1033,7 +1081,7 @@ impl Data {
                 }
                 Outcome::Int(1)
             }
-            &Op::Ttl(ref key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
+            &Op::Ttl(key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
                 None => -2,
                 Some(None) => -1,
                 Some(Some(at)) => {
@@ -1041,24 +1089,22 @@ impl Data {
                     if ms { left } else { (left + 500) / 1000 }
                 }
             }),
-            &Op::ExpireTime(ref key, ms) => {
-                Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
-                    None => -2,
-                    Some(None) => -1,
-                    Some(Some(at)) => {
-                        if ms {
-                            at
-                        } else {
-                            (at + 500) / 1000
-                        }
+            &Op::ExpireTime(key, ms) => Outcome::Int(match self.live(key, now).map(|(_, at)| at) {
+                None => -2,
+                Some(None) => -1,
+                Some(Some(at)) => {
+                    if ms {
+                        at
+                    } else {
+                        (at + 500) / 1000
                     }
-                })
-            }
+                }
+            }),
             Op::Dump(key) => Outcome::Entry(
                 self.live(key, now)
-                    .map(|(slot, at)| (slot.value_bytes(), at)),
+                    .map(|(slot, at)| Box::new((slot.value_bytes(), at))),
             ),
-            &Op::Restore(ref key, ref value, deadline) => {
+            &Op::Restore(key, value, deadline) => {
                 self.store(key, Fresh::Own(value.clone()), deadline);
                 Outcome::Done
             }
@@ -1066,20 +1112,20 @@ impl Data {
                 // A key already expired is dropped first: its expiry is no
                 // change after the WATCH.
                 let _ = self.live(key, now);
-                let (version, watchers) = self.watched.entry(copy(key)).or_insert((0, 0));
+                let (version, watchers) = self.watched.entry(Box::from(*key)).or_insert((0, 0));
                 *watchers += 1;
                 Outcome::Int(*version as i64)
             }
             Op::Version(key) => {
                 // An expired key counts as changed, as in Redis.
                 let _ = self.live(key, now);
-                Outcome::Int(self.watched.get(&key[..]).map_or(-1, |(v, _)| *v as i64))
+                Outcome::Int(self.watched.get(*key).map_or(-1, |(v, _)| *v as i64))
             }
             Op::Unwatch(key) => {
-                if let hash_map::Entry::Occupied(mut entry) = self.watched.entry(key.clone()) {
-                    entry.get_mut().1 -= 1;
-                    if entry.get().1 == 0 {
-                        entry.remove();
+                if let Some((_, watchers)) = self.watched.get_mut(*key) {
+                    *watchers -= 1;
+                    if *watchers == 0 {
+                        self.watched.remove(*key);
                     }
                 }
                 Outcome::Done
@@ -1228,14 +1274,14 @@ pub(crate) fn format_float(x: f64) -> String {
 mod tests {
     use super::*;
 
-    fn set(key: &str, ttl: Option<Ttl>) -> Op {
+    fn set(key: &str, ttl: Option<Ttl>) -> Op<'_> {
         Op::Set {
-            key: Bytes::copy_from_slice(key.as_bytes()),
-            value: Bytes::from_static(b"v"),
+            key: key.as_bytes(),
+            value: b"v",
             expiry: ttl.map_or(Expiry::Clear, Expiry::Set),
             condition: Condition::Always,
             get: false,
-            command: "set",
+            command: Command::Set,
         }
     }
 
@@ -1282,15 +1328,15 @@ mod tests {
             shard.apply(&set(&format!("k{i}"), Some(Ttl::In(1000))), now);
         }
         for i in (0..50).step_by(3) {
-            shard.apply(&Op::Del(Bytes::from(format!("k{i}"))), now);
+            shard.apply(&Op::Del(format!("k{i}").as_bytes()), now);
         }
         for i in (1..50).step_by(3) {
             shard.apply(
                 &Op::Expire(
-                    Bytes::from(format!("k{i}")),
+                    format!("k{i}").as_bytes(),
                     None,
                     ExpireIf::default(),
-                    "persist",
+                    Command::Persist,
                 ),
                 now,
             );
@@ -1354,39 +1400,30 @@ mod tests {
         let now = shard.now_ms();
         shard.apply(&set("a", Some(Ttl::In(1000))), now);
         assert_eq!(
-            shard.apply(&Op::IncrBy(Bytes::from("a"), 1), now),
+            shard.apply(&Op::IncrBy(b"a", 1), now),
             Outcome::error(NOT_INTEGER)
         );
         shard.apply(&set("n", Some(Ttl::In(1000))), now);
         shard.apply(
             &Op::Set {
-                key: Bytes::from("n"),
-                value: Bytes::from("41"),
+                key: b"n",
+                value: b"41",
                 expiry: Expiry::Keep,
                 condition: Condition::Always,
                 get: false,
-                command: "set",
+                command: Command::Set,
             },
             now,
         );
         // INCR keeps the deadline; a plain SET clears it.
-        assert_eq!(
-            shard.apply(&Op::IncrBy(Bytes::from("n"), 1), now),
-            Outcome::Int(42)
-        );
-        assert_eq!(
-            shard.apply(&Op::Ttl(Bytes::from("n"), true), now),
-            Outcome::Int(1000)
-        );
+        assert_eq!(shard.apply(&Op::IncrBy(b"n", 1), now), Outcome::Int(42));
+        assert_eq!(shard.apply(&Op::Ttl(b"n", true), now), Outcome::Int(1000));
         assert_eq!(shard.apply(&set("a", None), now), Outcome::Done);
-        assert_eq!(
-            shard.apply(&Op::Ttl(Bytes::from("a"), true), now),
-            Outcome::Int(-1)
-        );
+        assert_eq!(shard.apply(&Op::Ttl(b"a", true), now), Outcome::Int(-1));
         assert_eq!(shard.ttl_count(), 1);
         // Past the deadline, the key is gone on access.
         assert_eq!(
-            shard.apply(&Op::Get(Bytes::from("n")), now + 1000),
+            shard.apply(&Op::Get(b"n"), now + 1000),
             Outcome::Value(None)
         );
         assert_eq!(shard.ttl_count(), 0);
@@ -1423,10 +1460,7 @@ mod tests {
                 let mut data = fresh.lock().expect("live");
                 let now = data.now_ms();
                 assert_eq!(data.apply(&Op::Size, now), Outcome::Int(0));
-                assert_eq!(
-                    data.apply(&Op::Get(Bytes::from_static(b"k")), now),
-                    Outcome::Value(None)
-                );
+                assert_eq!(data.apply(&Op::Get(b"k"), now), Outcome::Value(None));
             }
             again.stop().await.unwrap();
         })

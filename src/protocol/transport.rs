@@ -50,6 +50,37 @@ const DEFAULT_HIGH: usize = 64 * 1024;
 /// a hundred small requests, and a busy connection grows it in a few reads.
 const READ_BUFFER_START: usize = 4 * 1024;
 const READ_BUFFER_MAX: usize = 256 * 1024;
+/// The largest read buffer a thread keeps for its next read (see
+/// [`take_read_buffer`]).
+const SPARE_READ_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffer of the last read on this thread that ended waiting, for
+    /// the next read of any connection here: an idle connection holds no
+    /// buffer, and a busy thread neither allocates nor zeroes one per read.
+    static SPARE_READ: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A read buffer of `size` bytes: this thread's spare when it is large
+/// enough (its old bytes are only ever overwritten by the read, and the
+/// protocol sees no more than the bytes read), else a new one.
+fn take_read_buffer(size: usize) -> Vec<u8> {
+    let mut buffer = SPARE_READ
+        .try_with(std::cell::Cell::take)
+        .unwrap_or_default();
+    if buffer.capacity() < size {
+        return vec![0; size];
+    }
+    buffer.resize(size, 0);
+    buffer
+}
+
+/// Keeps `buffer` as this thread's spare read buffer, unless it is large.
+fn give_back_read_buffer(buffer: Vec<u8>) {
+    if buffer.capacity() <= SPARE_READ_MAX {
+        let _ = SPARE_READ.try_with(|spare| spare.set(buffer));
+    }
+}
 /// Writes at least this long go straight to the socket even inside a
 /// callback (when nothing is buffered): gathering them would only add a copy.
 const DIRECT_WRITE_MIN: usize = 8 * 1024;
@@ -1038,11 +1069,11 @@ impl<P: Protocol> Driver<P> {
                     Poll::Ready(Err(error)) => return self.finish(Some(error)),
                     Poll::Ready(Ok(())) => {}
                 }
-                self.read_buffer = vec![0; self.read_size];
+                self.read_buffer = take_read_buffer(self.read_size);
             }
             let read = match self.socket.poll_read(cx, &mut self.read_buffer) {
                 Poll::Pending => {
-                    self.read_buffer = Vec::new();
+                    give_back_read_buffer(mem::take(&mut self.read_buffer));
                     return Poll::Pending;
                 }
                 Poll::Ready(read) => read,
@@ -1154,5 +1185,37 @@ pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         message.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_buffer_given_back_is_the_next_reads_on_the_thread() {
+        let mut buffer = take_read_buffer(READ_BUFFER_START);
+        assert_eq!(buffer.len(), READ_BUFFER_START);
+        buffer[0] = 7;
+        let at = buffer.as_ptr() as usize;
+        give_back_read_buffer(buffer);
+        // Same allocation, not zeroed again; a smaller read uses a prefix.
+        let buffer = take_read_buffer(READ_BUFFER_START / 2);
+        assert_eq!(
+            (buffer.as_ptr() as usize, buffer.len()),
+            (at, READ_BUFFER_START / 2)
+        );
+        assert_eq!(buffer[0], 7);
+        // Taken: the thread holds none until it is given back.
+        let other = take_read_buffer(READ_BUFFER_START);
+        assert_ne!(other.as_ptr() as usize, at);
+        give_back_read_buffer(buffer);
+    }
+
+    #[test]
+    fn a_large_read_buffer_is_not_kept() {
+        drop(take_read_buffer(0));
+        give_back_read_buffer(vec![0; SPARE_READ_MAX * 2]);
+        assert_eq!(take_read_buffer(0).capacity(), 0);
     }
 }
