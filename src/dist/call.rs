@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::reason_to_term;
 use super::term::{self, ErlPid, ErlRef, FromTerm, Term, TermError, ToTerm};
 use super::{
-    Atom, Dest, DistError, DistNode, Incoming, Inner, Watch, as_atom, atom, conn, tagged, tuple,
+    Atom, Dest, DistError, DistNode, Incoming, Inner, Watch, as_atom, atom, tagged, tuple,
 };
 use crate::gen_server::{GenServer, Server};
 
@@ -76,7 +76,15 @@ impl Inner {
             Dest::Pid(pid) => Message::send_sender(me.clone(), pid.clone(), call),
             Dest::Process(_) => unreachable!("rejected above"),
         };
-        let (Some(mut frames), Some(request)) = (conn::encode(monitor), conn::encode(send)) else {
+        // The connection as it is now: the frames are encoded for it (with
+        // or without a distribution header), and sent on it.
+        let Some(out) = self.state().conns.get(node).map(|c| c.out.clone()) else {
+            return Err(DistError::NodeDown {
+                node: node.to_string(),
+                reason: "not connected".into(),
+            });
+        };
+        let (Some(mut frames), Some(request)) = (out.encode(monitor), out.encode(send)) else {
             return Err(DistError::Term(TermError {
                 expected: "a request the external term format encodes",
                 got: "one it does not".into(),
@@ -84,7 +92,7 @@ impl Inner {
         };
         frames.extend_from_slice(&request);
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let conn = {
+        {
             let mut state = self.state();
             if state.stopped {
                 return Err(DistError::Stopped);
@@ -98,8 +106,7 @@ impl Inner {
                     process: to.as_term(),
                 },
             );
-            state.conns.get(node).map(|c| c.out.clone())
-        };
+        }
         let _forget = PendingCall {
             inner: self,
             id,
@@ -108,7 +115,7 @@ impl Inner {
             reference: reference.clone(),
             node,
         };
-        if !conn.is_some_and(|out| out.send(frames)) {
+        if !out.send(frames) {
             return Err(DistError::NodeDown {
                 node: node.to_string(),
                 reason: "not connected".into(),
@@ -283,7 +290,7 @@ impl Drop for PendingCall<'_> {
         if let (true, Some(out)) = (watched, out) {
             let demonitor =
                 Message::demonitor_p(self.me.clone(), self.target.clone(), self.reference.clone());
-            if let Some(frame) = conn::encode(demonitor) {
+            if let Some(frame) = out.encode(demonitor) {
                 out.send_deferred(frame);
             }
         }
