@@ -35,7 +35,7 @@
 //! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
 //! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
 //! | `pg:start(Scope)` on a node of the cluster | [`DistNode::share_pg`]`(&`[`pg::scope`](crate::pg::scope)`(..))` | groups cross as atoms; the Trellis scope sends `discover` itself (Erlang's scopes only discover visible nodes, and this one is hidden) |
-//! | the distribution header's atom cache (`DFLAG_DIST_HDR_ATOM_CACHE`) | the same, both directions | frames encoded apart from the connection's write order (calls, links, monitors, replies) carry their atoms as text in a header without references; one-way sends over TCP use the cache |
+//! | the distribution header's atom cache (`DFLAG_DIST_HDR_ATOM_CACHE`) | the same, both directions | over TLS, and for a call's `DEMONITOR_P` (which waits for the next frame), atoms cross as text in a header without references: those frames are encoded before their place in the write order is known |
 //! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), fragments (`DFLAG_FRAGMENTS`) | not provided | a hidden node is not asked for them; without the flag no peer fragments what it sends |
 //!
 //! # Terms
@@ -765,10 +765,7 @@ impl Inner {
         let Some(conn) = self.state().conns.get(node).cloned() else {
             return false;
         };
-        match conn.out.encode(message) {
-            Some(frame) => conn.out.send(frame),
-            None => false,
-        }
+        conn.out.send_message(message)
     }
 
     /// Queues `message` to `node` for the connection's writer, which

@@ -76,23 +76,8 @@ impl Inner {
             Dest::Pid(pid) => Message::send_sender(me.clone(), pid.clone(), call),
             Dest::Process(_) => unreachable!("rejected above"),
         };
-        // The connection as it is now: the frames are encoded for it (with
-        // or without a distribution header), and sent on it.
-        let Some(out) = self.state().conns.get(node).map(|c| c.out.clone()) else {
-            return Err(DistError::NodeDown {
-                node: node.to_string(),
-                reason: "not connected".into(),
-            });
-        };
-        let (Some(mut frames), Some(request)) = (out.encode(monitor), out.encode(send)) else {
-            return Err(DistError::Term(TermError {
-                expected: "a request the external term format encodes",
-                got: "one it does not".into(),
-            }));
-        };
-        frames.extend_from_slice(&request);
         let (tx, mut rx) = mpsc::unbounded_channel();
-        {
+        let conn = {
             let mut state = self.state();
             if state.stopped {
                 return Err(DistError::Stopped);
@@ -106,7 +91,8 @@ impl Inner {
                     process: to.as_term(),
                 },
             );
-        }
+            state.conns.get(node).map(|c| c.out.clone())
+        };
         let _forget = PendingCall {
             inner: self,
             id,
@@ -115,11 +101,22 @@ impl Inner {
             reference: reference.clone(),
             node,
         };
-        if !out.send(frames) {
-            return Err(DistError::NodeDown {
-                node: node.to_string(),
-                reason: "not connected".into(),
-            });
+        // Both frames in one write, encoded under the connection's lock
+        // (with the peer's atom cache if it takes it).
+        match conn.map(|out| out.send_messages([monitor, send])) {
+            Some(Ok(true)) => {}
+            Some(Err(_)) => {
+                return Err(DistError::Term(TermError {
+                    expected: "a request the external term format encodes",
+                    got: "one it does not".into(),
+                }));
+            }
+            Some(Ok(false)) | None => {
+                return Err(DistError::NodeDown {
+                    node: node.to_string(),
+                    reason: "not connected".into(),
+                });
+            }
         }
         loop {
             match rx.recv().await {

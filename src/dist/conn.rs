@@ -350,7 +350,7 @@ pub(crate) enum Out {
 
 impl Out {
     /// Encodes `message` as a frame for this connection, to be sent with
-    /// [`Out::send`] or [`Out::send_deferred`], or logs why it cannot be.
+    /// [`Out::send_deferred`], or logs why it cannot be.
     /// With the peer's atom cache it carries a normal distribution header
     /// without references (it may be written before or after frames encoded
     /// with the cache, so it must not depend on them).
@@ -372,12 +372,52 @@ impl Out {
         }
     }
 
-    /// Sends (or queues) one frame; false if the connection is closed.
-    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
+    /// Encodes `messages` and sends them (or queues them) in one write,
+    /// after any deferred frames; on TCP encoded under the connection's
+    /// lock, with the peer's atom cache if it takes it (the cache must see
+    /// frames in the order they are written). `Ok(false)` if the connection
+    /// is closed.
+    ///
+    /// # Errors
+    ///
+    /// The [`FrameError`] of the first message that does not encode (the
+    /// ones before it are sent).
+    pub(crate) fn send_messages(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<bool, FrameError> {
         match self {
-            Out::Tcp(out) => out.send(&frame),
-            Out::Queue(tx, _) => tx.send(frame).is_ok(),
+            Out::Tcp(out) => out.send_messages(messages),
+            Out::Queue(tx, header) => {
+                let mut frames = Vec::new();
+                let mut failed = None;
+                for message in messages {
+                    let encoded = if *header {
+                        super::header::encode_into(message, &mut frames, None)
+                    } else {
+                        frame::encode_into(message, &mut frames)
+                    };
+                    if let Err(error) = encoded {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+                let sent = frames.is_empty() || tx.send(frames).is_ok();
+                match failed {
+                    Some(error) => Err(error),
+                    None => Ok(sent),
+                }
+            }
         }
+    }
+
+    /// [`Out::send_messages`] of one message; an encoding error is logged
+    /// and answers false.
+    pub(crate) fn send_message(&self, message: Message) -> bool {
+        self.send_messages([message]).unwrap_or_else(|error| {
+            tracing::warn!(%error, "a term could not be encoded; not sent");
+            false
+        })
     }
 
     /// Encodes `message` and queues it for the writer task, which gathers
@@ -561,22 +601,42 @@ impl TcpOut {
         true
     }
 
-    fn send(&self, frame: &[u8]) -> bool {
+    /// Encodes `messages` (with the peer's atom cache, if it takes it) after
+    /// the deferred frames, and writes them ([`TcpOut::write_or_queue`]). The
+    /// frames encoded before one that fails are still sent: the cache
+    /// counts on them.
+    fn send_messages(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<bool, FrameError> {
         self.active.store(true, Ordering::Relaxed);
         let mut state = crate::loom::lock(&self.state);
         if state.closed {
-            return false;
+            return Ok(false);
         }
-        // Deferred frames go first, in the same write.
-        let joined;
-        let frame = if state.deferred.is_empty() {
-            frame
-        } else {
-            let mut both = std::mem::take(&mut state.deferred);
-            both.extend_from_slice(frame);
-            joined = both;
-            &joined[..]
-        };
+        let mut frames = std::mem::take(&mut state.deferred);
+        let mut failed = None;
+        for message in messages {
+            let encoded = match &mut state.atoms {
+                Some(atoms) => super::header::encode_into(message, &mut frames, Some(atoms)),
+                None => frame::encode_into(message, &mut frames),
+            };
+            if let Err(error) = encoded {
+                failed = Some(error);
+                break;
+            }
+        }
+        let sent = frames.is_empty() || self.write_or_queue(state, &frames);
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(sent),
+        }
+    }
+
+    /// Writes `frame` now if nothing is queued and the writer is idle (what
+    /// the socket does not take is queued), else queues it; false if the
+    /// connection is closed.
+    fn write_or_queue(&self, mut state: std::sync::MutexGuard<'_, OutState>, frame: &[u8]) -> bool {
         if !state.writing && state.pending.is_empty() {
             match self.write.try_write(frame) {
                 Ok(n) if n == frame.len() => return true,

@@ -4,7 +4,13 @@
 //! A frame on a distribution connection is a 4-byte big-endian length, then
 //! that many bytes: none (a tick), or the pass-through tag `112` followed by
 //! a control term and, for the messages that carry one, a payload term, each
-//! in the external term format (version byte `131`).
+//! in the external term format (version byte `131`). Between nodes that both
+//! advertise `DIST_HDR_ATOM_CACHE` (OTP nodes and Trellis nodes do), a
+//! normal distribution header (`131, 68`) takes the place of the tag: it
+//! carries the connection's atom cache ([`AtomCache`] receiving,
+//! [`SendAtomCache`] sending), the terms after it lack their version
+//! bytes, and atoms in them may be references to the cache
+//! ([`decode_with`], [`encode_cached`]).
 //!
 //! The term decoder underneath (`eetf`) trusts length fields: a list header
 //! claiming four billion elements makes it reserve memory for them, and a
@@ -12,8 +18,10 @@
 //! the bytes first, without building anything, and refuses any count that
 //! the remaining bytes cannot hold, nesting deeper than [`MAX_DEPTH`], and
 //! the encodings a Trellis node does not accept (compressed terms, funs,
-//! atom-cache references). Only bytes that pass are decoded, so a malformed
-//! frame costs at most its own size and closes its connection only.
+//! atom cache references outside a header's frame). Only bytes that pass
+//! are decoded, so a malformed frame costs at most its own size (plus, with
+//! a header, the atom text its references add, which the cache's limit
+//! bounds) and closes its connection only.
 //!
 //! The frames that carry messages (`SEND`, `REG_SEND`, `SEND_SENDER` with
 //! payloads of integers, atoms, binaries, strings, tuples, lists, pids and
@@ -33,7 +41,7 @@ pub use erl_dist::message::Message;
 /// How deep terms may nest (lists, tuples, maps inside each other).
 pub const MAX_DEPTH: usize = 512;
 
-/// The pass-through tag that starts every non-tick frame.
+/// The pass-through tag that starts every non-tick frame without a header.
 pub(crate) const PASS_THROUGH: u8 = 112;
 
 /// The version byte that starts every term.
@@ -72,7 +80,7 @@ pub enum FrameError {
         at: usize,
     },
     /// A tag this decoder does not accept (unknown, compressed, a fun, an
-    /// atom-cache reference).
+    /// atom cache reference in a frame without a header).
     #[error("term tag {tag} at byte {at} is not accepted")]
     Tag {
         /// The tag.

@@ -360,6 +360,8 @@ pub struct SendAtomCache {
     scratch: Vec<u8>,
     /// Its terms with references in place of atoms.
     body: Vec<u8>,
+    /// Where its atoms are.
+    spans: Vec<Span>,
 }
 
 impl std::fmt::Debug for SendAtomCache {
@@ -392,6 +394,7 @@ impl SendAtomCache {
             refs: Vec::new(),
             scratch: Vec::new(),
             body: Vec::new(),
+            spans: Vec::new(),
         }
     }
 }
@@ -443,16 +446,20 @@ pub(crate) fn encode_into(
         });
     }
     let mut cursor = Cursor::new(&cache.scratch, 0);
-    cursor.spans = Some(Vec::new());
+    let mut spans = std::mem::take(&mut cache.spans);
+    spans.clear();
+    cursor.spans = Some(spans);
     cursor.funs = true;
-    let control_end = cursor.terms(true)?;
-    let spans = cursor.spans.take().unwrap_or_default();
+    let walked = cursor.terms(true);
+    cache.spans = cursor.spans.take().unwrap_or_default();
+    let control_end = walked?;
     let SendAtomCache {
         slots,
         in_frame,
         refs,
         scratch,
         body,
+        spans,
     } = cache;
     body.clear();
     refs.clear();
@@ -462,51 +469,50 @@ pub(crate) fn encode_into(
     }
     // The terms without their version bytes (at 0 and, with a payload, at
     // `control_end`), atoms replaced by references where the cache allows.
-    let mut ranges = vec![1..control_end];
-    if control_end < scratch.len() {
-        ranges.push(control_end + 1..scratch.len());
-    }
-    for range in ranges {
-        let mut from = range.start;
-        for span in &spans {
-            let Span::Atom { at, text, end } = *span else {
-                continue;
-            };
-            if !range.contains(&at) {
-                continue;
-            }
-            let name = &scratch[text..end];
-            let tag = scratch[at];
-            let index = if use_refs && (tag == 118 || tag == 119) {
-                let slot = slot_of(name);
-                match in_frame[usize::from(slot)] {
-                    0 if refs.len() < MAX_REFS => {
-                        let known = slots[usize::from(slot)].as_deref() == Some(name);
-                        refs.push((slot, (!known).then_some((text, end))));
-                        in_frame[usize::from(slot)] = refs.len() as u8;
-                        Some(refs.len() - 1)
-                    }
-                    0 => None,
-                    n => {
-                        let (_, new) = refs[usize::from(n) - 1];
-                        let same = match new {
-                            Some((t, e)) => &scratch[t..e] == name,
-                            None => slots[usize::from(slot)].as_deref() == Some(name),
-                        };
-                        same.then_some(usize::from(n) - 1)
-                    }
-                }
-            } else {
-                None
-            };
-            if let Some(index) = index {
-                body.extend_from_slice(&scratch[from..at]);
-                body.extend_from_slice(&[ATOM_CACHE_REF, index as u8]);
-                from = end;
-            }
+    let payload_version = (control_end < scratch.len()).then_some(control_end);
+    let copy = |body: &mut Vec<u8>, from: usize, to: usize| match payload_version {
+        Some(v) if from <= v && v < to => {
+            body.extend_from_slice(&scratch[from..v]);
+            body.extend_from_slice(&scratch[v + 1..to]);
         }
-        body.extend_from_slice(&scratch[from..range.end]);
+        _ => body.extend_from_slice(&scratch[from..to]),
+    };
+    let mut from = 1;
+    for span in spans.iter() {
+        let Span::Atom { at, text, end } = *span else {
+            continue;
+        };
+        let name = &scratch[text..end];
+        let tag = scratch[at];
+        let index = if use_refs && (tag == 118 || tag == 119) {
+            let slot = slot_of(name);
+            match in_frame[usize::from(slot)] {
+                0 if refs.len() < MAX_REFS => {
+                    let known = slots[usize::from(slot)].as_deref() == Some(name);
+                    refs.push((slot, (!known).then_some((text, end))));
+                    in_frame[usize::from(slot)] = refs.len() as u8;
+                    Some(refs.len() - 1)
+                }
+                0 => None,
+                n => {
+                    let (_, new) = refs[usize::from(n) - 1];
+                    let same = match new {
+                        Some((t, e)) => &scratch[t..e] == name,
+                        None => slots[usize::from(slot)].as_deref() == Some(name),
+                    };
+                    same.then_some(usize::from(n) - 1)
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(index) = index {
+            copy(body, from, at);
+            body.extend_from_slice(&[ATOM_CACHE_REF, index as u8]);
+            from = end;
+        }
     }
+    copy(body, from, scratch.len());
     // The header.
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, VERSION, NORMAL, refs.len() as u8]);

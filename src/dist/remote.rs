@@ -230,7 +230,7 @@ impl Remote for Hook {
                     let sent = state
                         .conns
                         .get(node)
-                        .is_some_and(|conn| conn.out.encode(message).is_some_and(|f| conn.out.send(f)));
+                        .is_some_and(|conn| conn.out.send_message(message));
                     if !sent {
                         state.proc_watching.remove(&reference.id);
                     }
@@ -303,11 +303,7 @@ impl Remote for Hook {
                     let sent = state
                         .conns
                         .get(node)
-                        .is_some_and(|conn| {
-                            conn.out
-                                .encode(Message::link(me, erl))
-                                .is_some_and(|f| conn.out.send(f))
-                        });
+                        .is_some_and(|conn| conn.out.send_message(Message::link(me, erl)));
                     if !sent && let Some(links) = state.proc_links.get_mut(node) {
                         links.retain(|l| !(l.local == link.local && l.remote == link.remote));
                     }
