@@ -39,7 +39,7 @@
 //! Fragmented frames (`131, 69`) are refused: a node sends them only to a
 //! peer that advertises `DIST_FRAGMENTS`, which this node does not.
 
-use eetf::Atom;
+use eetf::{Atom, Term};
 use erl_dist::message::Message;
 
 use super::frame::{Cursor, FrameError, PASS_THROUGH, Span};
@@ -353,9 +353,11 @@ pub struct SendAtomCache {
     /// Per slot, 1 + the index of this frame's reference to it (0: none);
     /// cleared after each frame.
     in_frame: Vec<u8>,
-    /// This frame's references: slot, and the text's place in `scratch`
-    /// for a new entry.
+    /// This frame's references: slot, and the text's place in `texts` for
+    /// a new entry.
     refs: Vec<(u16, Option<(usize, usize)>)>,
+    /// The texts of this frame's new entries.
+    texts: Vec<u8>,
     /// The pass-through encoding of the message being sent.
     scratch: Vec<u8>,
     /// Its terms with references in place of atoms.
@@ -392,6 +394,7 @@ impl SendAtomCache {
             slots: Vec::new(),
             in_frame: Vec::new(),
             refs: Vec::new(),
+            texts: Vec::new(),
             scratch: Vec::new(),
             body: Vec::new(),
             spans: Vec::new(),
@@ -408,10 +411,214 @@ fn slot_of(text: &[u8]) -> u16 {
     (hash % SLOTS as u32) as u16
 }
 
+/// One frame's references, as the encoder chooses them.
+struct Chooser<'a> {
+    /// The slots as the peer has them (before this frame).
+    slots: &'a [Option<Box<[u8]>>],
+    /// Per slot, 1 + this frame's reference to it.
+    in_frame: &'a mut [u8],
+    /// This frame's references: slot, and the new entry's text in `texts`.
+    refs: &'a mut Vec<(u16, Option<(usize, usize)>)>,
+    texts: &'a mut Vec<u8>,
+    /// References are used (the peer takes the cache).
+    on: bool,
+}
+
+impl Chooser<'_> {
+    /// The reference index for atom `name` (UTF-8), or `None` to write it
+    /// as text: its slot holds another atom of this frame, or the header
+    /// is full.
+    fn reference(&mut self, name: &[u8]) -> Option<u8> {
+        if !self.on || name.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let slot = slot_of(name);
+        match self.in_frame[usize::from(slot)] {
+            0 if self.refs.len() < MAX_REFS => {
+                let new = if self.slots[usize::from(slot)].as_deref() == Some(name) {
+                    None
+                } else {
+                    let start = self.texts.len();
+                    self.texts.extend_from_slice(name);
+                    Some((start, self.texts.len()))
+                };
+                self.refs.push((slot, new));
+                self.in_frame[usize::from(slot)] = self.refs.len() as u8;
+                Some((self.refs.len() - 1) as u8)
+            }
+            0 => None,
+            n => {
+                let index = usize::from(n) - 1;
+                let same = match self.refs[index].1 {
+                    Some((t, e)) => &self.texts[t..e] == name,
+                    None => self.slots[usize::from(slot)].as_deref() == Some(name),
+                };
+                same.then_some(index as u8)
+            }
+        }
+    }
+
+    /// Appends atom `name`: a reference if it may be one, else its text.
+    fn atom(&mut self, body: &mut Vec<u8>, name: &str) {
+        match self.reference(name.as_bytes()) {
+            Some(index) => body.extend_from_slice(&[ATOM_CACHE_REF, index]),
+            None => write_atom(body, name),
+        }
+    }
+}
+
+/// How deep the direct encoder follows a payload; deeper ones are encoded
+/// by `eetf`.
+const MAX_DIRECT_DEPTH: usize = 64;
+
+/// Whether the direct encoder writes `term` (at `depth`).
+fn direct_term(term: &Term, depth: usize) -> bool {
+    if depth >= MAX_DIRECT_DEPTH {
+        return false;
+    }
+    match term {
+        Term::Atom(a) => a.name.len() <= usize::from(u16::MAX),
+        Term::FixInteger(_) | Term::Pid(_) => true,
+        Term::Binary(b) => u32::try_from(b.bytes.len()).is_ok(),
+        Term::ByteList(l) => l.bytes.len() <= usize::from(u16::MAX),
+        Term::Tuple(t) => {
+            u32::try_from(t.elements.len()).is_ok()
+                && t.elements.iter().all(|e| direct_term(e, depth + 1))
+        }
+        Term::List(l) => {
+            u32::try_from(l.elements.len()).is_ok()
+                && l.elements.iter().all(|e| direct_term(e, depth + 1))
+        }
+        Term::Reference(r) => u16::try_from(r.id.len()).is_ok(),
+        _ => false,
+    }
+}
+
+/// Writes `term`, which [`direct_term`] accepted, as `eetf` would, atoms
+/// through `chooser`.
+fn write_term(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, term: &Term) {
+    match term {
+        Term::Atom(a) => chooser.atom(body, &a.name),
+        Term::FixInteger(i) => match u8::try_from(i.value) {
+            Ok(small) => body.extend_from_slice(&[97, small]),
+            Err(_) => {
+                body.push(98);
+                body.extend_from_slice(&i.value.to_be_bytes());
+            }
+        },
+        Term::Pid(p) => write_pid(body, chooser, p),
+        Term::Binary(b) => {
+            body.push(109);
+            body.extend_from_slice(&(b.bytes.len() as u32).to_be_bytes());
+            body.extend_from_slice(&b.bytes);
+        }
+        Term::ByteList(l) => {
+            body.push(107);
+            body.extend_from_slice(&(l.bytes.len() as u16).to_be_bytes());
+            body.extend_from_slice(&l.bytes);
+        }
+        Term::Tuple(t) => {
+            match u8::try_from(t.elements.len()) {
+                Ok(n) => body.extend_from_slice(&[104, n]),
+                Err(_) => {
+                    body.push(105);
+                    body.extend_from_slice(&(t.elements.len() as u32).to_be_bytes());
+                }
+            }
+            for e in &t.elements {
+                write_term(body, chooser, e);
+            }
+        }
+        Term::List(l) if l.elements.is_empty() => body.push(106),
+        Term::List(l) => {
+            // A list of bytes goes as a string, as `eetf` writes it.
+            let bytes: Option<Vec<u8>> = (l.elements.len() <= usize::from(u16::MAX))
+                .then(|| {
+                    l.elements
+                        .iter()
+                        .map(|e| match e {
+                            Term::FixInteger(i) => u8::try_from(i.value).ok(),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .flatten();
+            match bytes {
+                Some(bytes) => {
+                    body.push(107);
+                    body.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                    body.extend_from_slice(&bytes);
+                }
+                None => {
+                    body.push(108);
+                    body.extend_from_slice(&(l.elements.len() as u32).to_be_bytes());
+                    for e in &l.elements {
+                        write_term(body, chooser, e);
+                    }
+                    body.push(106);
+                }
+            }
+        }
+        Term::Reference(r) => {
+            body.push(90);
+            body.extend_from_slice(&(r.id.len() as u16).to_be_bytes());
+            chooser.atom(body, &r.node.name);
+            body.extend_from_slice(&r.creation.to_be_bytes());
+            for id in &r.id {
+                body.extend_from_slice(&id.to_be_bytes());
+            }
+        }
+        // Not accepted by `direct_term`.
+        _ => {}
+    }
+}
+
+/// Writes a pid (`NEW_PID_EXT`).
+fn write_pid(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, pid: &eetf::Pid) {
+    body.push(88);
+    chooser.atom(body, &pid.node.name);
+    body.extend_from_slice(&pid.id.to_be_bytes());
+    body.extend_from_slice(&pid.serial.to_be_bytes());
+    body.extend_from_slice(&pid.creation.to_be_bytes());
+}
+
+/// Writes the terms of a `SEND`, `REG_SEND` or `SEND_SENDER` without
+/// `eetf` (no control tuple built, no walk over the bytes afterwards);
+/// false, with nothing written, for other messages and payloads it does not
+/// know.
+fn write_direct(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, message: &Message) -> bool {
+    match message {
+        Message::Send(m) if direct_term(&m.message, 0) => {
+            body.extend_from_slice(&[104, 3, 97, 2, 104, 0]);
+            write_pid(body, chooser, &m.to_pid);
+            write_term(body, chooser, &m.message);
+        }
+        Message::RegSend(m) if direct_term(&m.message, 0) => {
+            body.extend_from_slice(&[104, 4, 97, 6]);
+            write_pid(body, chooser, &m.from_pid);
+            body.extend_from_slice(&[104, 0]);
+            chooser.atom(body, &m.to_name.name);
+            write_term(body, chooser, &m.message);
+        }
+        Message::SendSender(m) if direct_term(&m.message, 0) => {
+            body.extend_from_slice(&[104, 3, 97, 22]);
+            write_pid(body, chooser, &m.from_pid);
+            write_pid(body, chooser, &m.to_pid);
+            write_term(body, chooser, &m.message);
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// Appends `message` to `out` as a whole frame with a normal distribution
 /// header: its atoms as references to `cache` when given (which this
 /// updates), else a header without references and every atom as text. On
 /// an error `out` and `cache` are left as they were.
+///
+/// The frames that carry messages, with payloads of the kinds the one-pass
+/// decoder knows, are written directly; the others are encoded by `eetf`
+/// (as for pass-through) and their atoms found by a walk over the bytes.
 ///
 /// # Errors
 ///
@@ -427,92 +634,88 @@ pub(crate) fn encode_into(
         return Ok(());
     }
     let mut own = None;
-    let (cache, use_refs) = match cache {
+    let (cache, on) = match cache {
         Some(cache) => (cache, true),
         None => (own.insert(SendAtomCache::new()), false),
     };
-    cache.scratch.clear();
-    message
-        .write_into(&mut cache.scratch)
-        .map_err(|e| FrameError::Control {
-            reason: e.to_string(),
-        })?;
-    // Headers hold at most 255 texts of at most 64 KiB.
-    const HEADER_MAX: u64 = 3 + 128 + (MAX_REFS as u64) * (3 + 65_535);
-    if cache.scratch.len() as u64 + HEADER_MAX > u64::from(u32::MAX) {
-        return Err(FrameError::Length {
-            len: cache.scratch.len() as u64,
-            at: 0,
-        });
+    if on && cache.slots.is_empty() {
+        cache.slots.resize(SLOTS, None);
+        cache.in_frame.resize(SLOTS, 0);
     }
-    let mut cursor = Cursor::new(&cache.scratch, 0);
-    let mut spans = std::mem::take(&mut cache.spans);
-    spans.clear();
-    cursor.spans = Some(spans);
-    cursor.funs = true;
-    let walked = cursor.terms(true);
-    cache.spans = cursor.spans.take().unwrap_or_default();
-    let control_end = walked?;
+    cache.body.clear();
+    cache.refs.clear();
+    cache.texts.clear();
     let SendAtomCache {
         slots,
         in_frame,
         refs,
+        texts,
         scratch,
         body,
         spans,
     } = cache;
-    body.clear();
-    refs.clear();
-    if use_refs && slots.is_empty() {
-        slots.resize(SLOTS, None);
-        in_frame.resize(SLOTS, 0);
-    }
-    // The terms without their version bytes (at 0 and, with a payload, at
-    // `control_end`), atoms replaced by references where the cache allows.
-    let payload_version = (control_end < scratch.len()).then_some(control_end);
-    let copy = |body: &mut Vec<u8>, from: usize, to: usize| match payload_version {
-        Some(v) if from <= v && v < to => {
-            body.extend_from_slice(&scratch[from..v]);
-            body.extend_from_slice(&scratch[v + 1..to]);
-        }
-        _ => body.extend_from_slice(&scratch[from..to]),
+    let mut chooser = Chooser {
+        slots: &slots[..],
+        in_frame: &mut in_frame[..],
+        refs: &mut *refs,
+        texts: &mut *texts,
+        on,
     };
-    let mut from = 1;
-    for span in spans.iter() {
-        let Span::Atom { at, text, end } = *span else {
-            continue;
-        };
-        let name = &scratch[text..end];
-        let tag = scratch[at];
-        let index = if use_refs && (tag == 118 || tag == 119) {
-            let slot = slot_of(name);
-            match in_frame[usize::from(slot)] {
-                0 if refs.len() < MAX_REFS => {
-                    let known = slots[usize::from(slot)].as_deref() == Some(name);
-                    refs.push((slot, (!known).then_some((text, end))));
-                    in_frame[usize::from(slot)] = refs.len() as u8;
-                    Some(refs.len() - 1)
-                }
-                0 => None,
-                n => {
-                    let (_, new) = refs[usize::from(n) - 1];
-                    let same = match new {
-                        Some((t, e)) => &scratch[t..e] == name,
-                        None => slots[usize::from(slot)].as_deref() == Some(name),
-                    };
-                    same.then_some(usize::from(n) - 1)
-                }
+    if !write_direct(body, &mut chooser, &message) {
+        scratch.clear();
+        message
+            .write_into(&mut *scratch)
+            .map_err(|e| FrameError::Control {
+                reason: e.to_string(),
+            })?;
+        let mut cursor = Cursor::new(scratch, 0);
+        let mut taken = std::mem::take(spans);
+        taken.clear();
+        cursor.spans = Some(taken);
+        cursor.funs = true;
+        let walked = cursor.terms(true);
+        *spans = cursor.spans.take().unwrap_or_default();
+        let control_end = walked?;
+        // The terms without their version bytes (at 0 and, with a payload,
+        // at `control_end`), atoms replaced by references where the cache
+        // allows.
+        let payload_version = (control_end < scratch.len()).then_some(control_end);
+        let copy = |body: &mut Vec<u8>, from: usize, to: usize| match payload_version {
+            Some(v) if from <= v && v < to => {
+                body.extend_from_slice(&scratch[from..v]);
+                body.extend_from_slice(&scratch[v + 1..to]);
             }
-        } else {
-            None
+            _ => body.extend_from_slice(&scratch[from..to]),
         };
-        if let Some(index) = index {
-            copy(body, from, at);
-            body.extend_from_slice(&[ATOM_CACHE_REF, index as u8]);
-            from = end;
+        let mut from = 1;
+        for span in spans.iter() {
+            let Span::Atom { at, text, end } = *span else {
+                continue;
+            };
+            // Latin-1 atoms (which `eetf` does not write) stay text.
+            if !matches!(scratch[at], 118 | 119) {
+                continue;
+            }
+            if let Some(index) = chooser.reference(&scratch[text..end]) {
+                copy(body, from, at);
+                body.extend_from_slice(&[ATOM_CACHE_REF, index]);
+                from = end;
+            }
         }
+        copy(body, from, scratch.len());
     }
-    copy(body, from, scratch.len());
+    // Headers hold at most 255 texts of at most 64 KiB.
+    const HEADER_MAX: u64 = 3 + 128 + (MAX_REFS as u64) * (3 + 65_535);
+    if body.len() as u64 + HEADER_MAX > u64::from(u32::MAX) {
+        for &(slot, _) in chooser.refs.iter() {
+            chooser.in_frame[usize::from(slot)] = 0;
+        }
+        return Err(FrameError::Length {
+            len: body.len() as u64,
+            at: 0,
+        });
+    }
+    drop(chooser);
     // The header.
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, VERSION, NORMAL, refs.len() as u8]);
@@ -539,8 +742,7 @@ pub(crate) fn encode_into(
                 } else {
                     out.push(len as u8);
                 }
-                out.extend_from_slice(&scratch[t..e]);
-                slots[usize::from(slot)] = Some(scratch[t..e].into());
+                out.extend_from_slice(&texts[t..e]);
             }
             in_frame[usize::from(slot)] = 0;
         }
@@ -548,5 +750,11 @@ pub(crate) fn encode_into(
     out.extend_from_slice(body);
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    // The peer's cache, as this frame leaves it.
+    for &(slot, new) in refs.iter() {
+        if let Some((t, e)) = new {
+            slots[usize::from(slot)] = Some(texts[t..e].into());
+        }
+    }
     Ok(())
 }
