@@ -187,7 +187,14 @@ proptest! {
             frame::Message::monitor_p(from, to, *reference)
         };
         let valid = frame::encode(message.clone()).unwrap()[4..].to_vec();
-        prop_assert_eq!(frame::decode(&valid), Ok(Some(message)));
+        prop_assert_eq!(frame::decode(&valid), Ok(Some(message.clone())));
+        // With the atom cache, twice (the second time by reference).
+        let mut sent = frame::SendAtomCache::new();
+        let mut cache = frame::AtomCache::new(1 << 20);
+        for _ in 0..2 {
+            let cached = frame::encode_cached(message.clone(), &mut sent).unwrap()[4..].to_vec();
+            prop_assert_eq!(frame::decode_with(&cached, &mut cache), Ok(Some(message.clone())));
+        }
         dist_checks::frame(&valid);
         dist_checks::frame(&apply(valid, &mutations));
     }
@@ -573,4 +580,28 @@ fn the_sending_cache_sends_each_text_once_and_reuses_slots_past_its_size() {
     assert_eq!(decoded[12], tuple(vec![long.clone(), long]));
     assert_eq!(decoded[13], hello);
     decode_in_order(&frames, 1 << 20).unwrap();
+}
+
+/// A call's reply goes to the tag `[alias | Ref]`, an improper list: the
+/// cached encoding writes it as `eetf` does.
+#[test]
+fn an_improper_list_payload_round_trips_with_the_atom_cache() {
+    let tag = Term::from(eetf::ImproperList {
+        elements: vec![atom("alias")],
+        last: Box::new(reference((vec![1, 2, 3], 4))),
+    });
+    let reply = tuple(vec![tag, tuple(vec![atom("echo"), atom("x")])]);
+    let from = trellis::dist::ErlPid::new("a@b", 1, 0, 1);
+    let to = trellis::dist::ErlPid::new("c@d", 2, 0, 1);
+    let message = frame::Message::send_sender(from, to, reply);
+    let mut sent = frame::SendAtomCache::new();
+    let mut cache = frame::AtomCache::new(1 << 20);
+    let plain = frame::encode(message.clone()).unwrap();
+    for round in 0..2 {
+        let cached = frame::encode_cached(message.clone(), &mut sent).unwrap();
+        // The second time without the atoms' texts.
+        assert_eq!(round == 1, cached.len() < plain.len());
+        assert_eq!(frame::decode_with(&cached[4..], &mut cache), Ok(Some(message.clone())));
+        dist_checks::frame(&cached[4..]);
+    }
 }

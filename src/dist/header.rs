@@ -40,7 +40,8 @@
 //! peer that advertises `DIST_FRAGMENTS`, which this node does not.
 
 use eetf::{Atom, Term};
-use erl_dist::message::Message;
+use erl_dist::message::{DemonitorP, Message, MonitorP};
+use erl_dist::term::PidOrAtom;
 
 use super::frame::{Cursor, FrameError, PASS_THROUGH, Span};
 
@@ -489,6 +490,12 @@ fn direct_term(term: &Term, depth: usize) -> bool {
             u32::try_from(l.elements.len()).is_ok()
                 && l.elements.iter().all(|e| direct_term(e, depth + 1))
         }
+        // A call's tag, `[alias | Ref]`, among them.
+        Term::ImproperList(l) => {
+            u32::try_from(l.elements.len()).is_ok()
+                && l.elements.iter().all(|e| direct_term(e, depth + 1))
+                && direct_term(&l.last, depth + 1)
+        }
         Term::Reference(r) => u16::try_from(r.id.len()).is_ok(),
         _ => false,
     }
@@ -559,17 +566,28 @@ fn write_term(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, term: &Term) {
                 }
             }
         }
-        Term::Reference(r) => {
-            body.push(90);
-            body.extend_from_slice(&(r.id.len() as u16).to_be_bytes());
-            chooser.atom(body, &r.node.name);
-            body.extend_from_slice(&r.creation.to_be_bytes());
-            for id in &r.id {
-                body.extend_from_slice(&id.to_be_bytes());
+        Term::ImproperList(l) => {
+            body.push(108);
+            body.extend_from_slice(&(l.elements.len() as u32).to_be_bytes());
+            for e in &l.elements {
+                write_term(body, chooser, e);
             }
+            write_term(body, chooser, &l.last);
         }
+        Term::Reference(r) => write_reference(body, chooser, r),
         // Not accepted by `direct_term`.
         _ => {}
+    }
+}
+
+/// Writes a reference (`NEWER_REFERENCE_EXT`).
+fn write_reference(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, r: &eetf::Reference) {
+    body.push(90);
+    body.extend_from_slice(&(r.id.len() as u16).to_be_bytes());
+    chooser.atom(body, &r.node.name);
+    body.extend_from_slice(&r.creation.to_be_bytes());
+    for id in &r.id {
+        body.extend_from_slice(&id.to_be_bytes());
     }
 }
 
@@ -582,8 +600,9 @@ fn write_pid(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, pid: &eetf::Pid) {
     body.extend_from_slice(&pid.creation.to_be_bytes());
 }
 
-/// Writes the terms of a `SEND`, `REG_SEND` or `SEND_SENDER` without
-/// `eetf` (no control tuple built, no walk over the bytes afterwards);
+/// Writes the terms of a `SEND`, `REG_SEND`, `SEND_SENDER`, `MONITOR_P` or
+/// `DEMONITOR_P` without `eetf` (no control tuple built, no walk over the
+/// bytes afterwards);
 /// false, with nothing written, for other messages and payloads it does not
 /// know.
 fn write_direct(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, message: &Message) -> bool {
@@ -605,6 +624,30 @@ fn write_direct(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, message: &Message
             write_pid(body, chooser, &m.from_pid);
             write_pid(body, chooser, &m.to_pid);
             write_term(body, chooser, &m.message);
+        }
+        // {MONITOR_P | DEMONITOR_P, FromPid, ToProc, Ref}: every call.
+        Message::MonitorP(MonitorP {
+            from_pid,
+            to_proc,
+            reference,
+        })
+        | Message::DemonitorP(DemonitorP {
+            from_pid,
+            to_proc,
+            reference,
+        }) if u16::try_from(reference.id.len()).is_ok() => {
+            let op = if matches!(message, Message::MonitorP(_)) {
+                19
+            } else {
+                20
+            };
+            body.extend_from_slice(&[104, 4, 97, op]);
+            write_pid(body, chooser, from_pid);
+            match to_proc {
+                PidOrAtom::Pid(pid) => write_pid(body, chooser, pid),
+                PidOrAtom::Atom(name) => chooser.atom(body, &name.name),
+            }
+            write_reference(body, chooser, reference);
         }
         _ => return false,
     }
