@@ -56,7 +56,10 @@ async fn next(mailbox: &mut DistMailbox) -> Term {
 /// The Erlang node's byte counts of the connection: received, sent.
 async fn octets(mailbox: &mut DistMailbox, erl: &ErlNode) -> (u64, u64) {
     let ask = tuple(vec![atom("octets"), mailbox.pid().to_term()]);
-    mailbox.send(("back", erl.name.as_str()), ask).await.unwrap();
+    mailbox
+        .send(("back", erl.name.as_str()), ask)
+        .await
+        .unwrap();
     let answer = next(mailbox).await;
     let Term::Tuple(t) = answer else {
         panic!("not a tuple: {answer}")

@@ -160,11 +160,12 @@ async fn a_reference_to_an_empty_atom_cache_slot_closes_that_connection_only() {
         .unwrap();
     let mut events = node.monitor_nodes();
     let mut erl = good_peer(&node).await;
-    let (mut evil, evil_name) =
-        raw_peer_with(&node, DistributionFlags::DIST_HDR_ATOM_CACHE).await;
+    let (mut evil, evil_name) = raw_peer_with(&node, DistributionFlags::DIST_HDR_ATOM_CACHE).await;
     // A normal distribution header with one reference, not new, to slot 5,
     // which no frame filled.
-    evil.write_all(&[0, 0, 0, 5, 131, 68, 1, 0, 5]).await.unwrap();
+    evil.write_all(&[0, 0, 0, 5, 131, 68, 1, 0, 5])
+        .await
+        .unwrap();
     closed(&mut evil).await;
     let reason = down_of(&mut events, &evil_name).await;
     assert!(reason.contains("atom cache slot 5"), "{reason}");

@@ -457,11 +457,15 @@ fn a_header_stores_its_new_atoms_and_later_frames_name_them_by_slot() {
     let first = send_with_header(&[1, 0x0a, 7, 5, b'h', b'e', b'l', b'l', b'o'], &[82, 0]);
     // Reference 0: cached, the same slot.
     let second = send_with_header(&[1, 0x02, 7], &[104, 2, 82, 0, 82, 0]);
-    let message = decode_in_order(&[first.clone()], 1024).unwrap();
-    let Some(frame::Message::Send(send)) = message else { panic!("{message:?}") };
+    let message = decode_in_order(std::slice::from_ref(&first), 1024).unwrap();
+    let Some(frame::Message::Send(send)) = message else {
+        panic!("{message:?}")
+    };
     assert_eq!(send.message, atom("hello"));
     let message = decode_in_order(&[first, second], 1024).unwrap();
-    let Some(frame::Message::Send(send)) = message else { panic!("{message:?}") };
+    let Some(frame::Message::Send(send)) = message else {
+        panic!("{message:?}")
+    };
     assert_eq!(send.message, tuple(vec![atom("hello"), atom("hello")]));
 }
 
@@ -470,19 +474,25 @@ fn a_reference_to_an_empty_cache_slot_is_refused_on_both_paths() {
     let frame_bytes = send_with_header(&[1, 0x02, 7], &[82, 0]);
     assert_eq!(
         frame::decode(&frame_bytes),
-        Err(FrameError::EmptyCacheSlot { slot: 2 * 256 + 7, at: 4 })
+        Err(FrameError::EmptyCacheSlot {
+            slot: 2 * 256 + 7,
+            at: 4
+        })
     );
-    assert_eq!(frame::decode(&frame_bytes), frame::decode_general(&frame_bytes));
+    assert_eq!(
+        frame::decode(&frame_bytes),
+        frame::decode_general(&frame_bytes)
+    );
     dist_checks::frame(&frame_bytes);
 }
 
 #[test]
 fn a_header_whose_counts_outrun_its_bytes_is_refused_as_truncated() {
     for header in [
-        &[][..],                       // no count
-        &[5, 0],                       // 5 references, 1 of 3 flag bytes
-        &[2, 0x88, 0, 0, 9, b'a'],     // a new entry of 9 bytes, 1 there
-        &[1, 0x18, 0, 0],              // long atoms: a 2-byte length, cut
+        &[][..],                   // no count
+        &[5, 0],                   // 5 references, 1 of 3 flag bytes
+        &[2, 0x88, 0, 0, 9, b'a'], // a new entry of 9 bytes, 1 there
+        &[1, 0x18, 0, 0],          // long atoms: a 2-byte length, cut
     ] {
         let data = [&[131, 68][..], header].concat();
         assert!(
@@ -503,7 +513,10 @@ fn a_term_reference_past_the_headers_count_is_refused() {
     ));
     // Without a header, a reference is refused as the unknown tag it is.
     let plain = [112, 131, 104, 3, 97, 2, 104, 0, 82, 0];
-    assert!(matches!(frame::decode(&plain), Err(FrameError::Tag { tag: 82, .. })));
+    assert!(matches!(
+        frame::decode(&plain),
+        Err(FrameError::Tag { tag: 82, .. })
+    ));
     dist_checks::frame(&data);
 }
 
@@ -531,7 +544,7 @@ fn references_that_would_expand_a_frame_past_the_cache_limit_are_refused() {
     payload.push(106);
     let data = send_with_header(&header, &payload);
     assert!(matches!(
-        decode_in_order(&[data.clone()], 20_000 + 200),
+        decode_in_order(std::slice::from_ref(&data), 20_000 + 200),
         Ok(Some(frame::Message::Send(_)))
     ));
     assert_eq!(
@@ -601,7 +614,10 @@ fn an_improper_list_payload_round_trips_with_the_atom_cache() {
         let cached = frame::encode_cached(message.clone(), &mut sent).unwrap();
         // The second time without the atoms' texts.
         assert_eq!(round == 1, cached.len() < plain.len());
-        assert_eq!(frame::decode_with(&cached[4..], &mut cache), Ok(Some(message.clone())));
+        assert_eq!(
+            frame::decode_with(&cached[4..], &mut cache),
+            Ok(Some(message.clone()))
+        );
         dist_checks::frame(&cached[4..]);
     }
 }

@@ -213,7 +213,11 @@ where
         .await
         .map_err(|e| handshake_error(&peer_name, e))?;
     check_peer_flags(&peer_name, peer.flags)?;
-    Ok((peer_name, stream.into_inner(), Peer::new(&peer, inner.flags)))
+    Ok((
+        peer_name,
+        stream.into_inner(),
+        Peer::new(&peer, inner.flags),
+    ))
 }
 
 /// The peer must monitor and link as OTP 25 does.
@@ -431,7 +435,9 @@ impl Out {
     pub(crate) fn send_message_batched(&self, message: Message) -> bool {
         match self {
             Out::Tcp(out) => out.send_message_batched(message),
-            Out::Queue(tx, _) => self.encode(message).is_some_and(|frame| tx.send(frame).is_ok()),
+            Out::Queue(tx, _) => self
+                .encode(message)
+                .is_some_and(|frame| tx.send(frame).is_ok()),
         }
     }
 
@@ -464,7 +470,11 @@ pub(crate) type Writer = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 /// (ticks every `tick`, and whatever callers could not write at once).
 /// `atom_cache`: the peer takes frames with a normal distribution header
 /// (and its atom cache).
-pub(crate) fn split(stream: DistStream, tick: Duration, atom_cache: bool) -> (Out, ReadSide, Writer) {
+pub(crate) fn split(
+    stream: DistStream,
+    tick: Duration,
+    atom_cache: bool,
+) -> (Out, ReadSide, Writer) {
     match stream {
         DistStream::Tcp(stream) => {
             let (read, write) = stream.into_split();

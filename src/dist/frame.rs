@@ -312,10 +312,7 @@ fn decode_frame(
         [header::VERSION, header::NORMAL, rest @ ..] => {
             let (refs, used) = header::read(rest, 2, cache)?;
             let terms = &rest[used..];
-            let resolved = header::Resolved {
-                cache,
-                refs: &refs,
-            };
+            let resolved = header::Resolved { cache, refs: &refs };
             if fast {
                 if let Some(message) = super::hot::decode(terms, Some(resolved)) {
                     return Ok(Some(message));

@@ -279,9 +279,10 @@ pub(crate) fn to_pass_through(
     let mut added = 0usize;
     for span in &spans {
         if let Span::Ref { index, .. } = span {
-            let atom = resolved
-                .get(*index)
-                .ok_or(FrameError::CacheRef { index: *index, at: 0 })?;
+            let atom = resolved.get(*index).ok_or(FrameError::CacheRef {
+                index: *index,
+                at: 0,
+            })?;
             added = added.saturating_add(atom.name.len());
         }
     }
@@ -758,7 +759,6 @@ pub(crate) fn encode_into(
             at: 0,
         });
     }
-    drop(chooser);
     // The header.
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, VERSION, NORMAL, refs.len() as u8]);
