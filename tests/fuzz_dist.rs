@@ -621,3 +621,37 @@ fn an_improper_list_payload_round_trips_with_the_atom_cache() {
         dist_checks::frame(&cached[4..]);
     }
 }
+
+/// An atom too long for the external format (over 65,535 bytes) is refused
+/// by the cached encoder, wherever it is, and leaves the cache as it was:
+/// the connection's next frame still decodes.
+#[test]
+fn an_atom_too_long_to_encode_is_refused_and_leaves_the_send_cache_as_it_was() {
+    let long = "a".repeat(70_000);
+    let mut sent = frame::SendAtomCache::new();
+    let mut cache = frame::AtomCache::new(1 << 20);
+    let to = trellis::dist::ErlPid::new("a@b", 1, 0, 1);
+    let first = frame::encode_cached(frame::Message::send(to.clone(), atom("x")), &mut sent);
+    assert!(frame::decode_with(&first.unwrap()[4..], &mut cache).is_ok());
+    let far = trellis::dist::ErlPid::new(long.as_str(), 1, 0, 1);
+    for message in [
+        frame::Message::send(to.clone(), tuple(vec![atom("y"), atom(&long)])),
+        frame::Message::send(far.clone(), atom("y")),
+        frame::Message::reg_send(
+            to.clone(),
+            trellis::dist::Atom::from(long.as_str()),
+            atom("y"),
+        ),
+        frame::Message::send_sender(far, to.clone(), atom("y")),
+    ] {
+        assert!(matches!(
+            frame::encode_cached(message, &mut sent),
+            Err(FrameError::Control { .. })
+        ));
+    }
+    let next = frame::encode_cached(frame::Message::send(to, atom("y")), &mut sent).unwrap();
+    let Ok(Some(frame::Message::Send(send))) = frame::decode_with(&next[4..], &mut cache) else {
+        panic!("the next frame is refused");
+    };
+    assert_eq!(send.message, atom("y"));
+}

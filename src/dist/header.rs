@@ -27,14 +27,17 @@
 //! limited by the cache's limit (the node's largest frame), so a small
 //! frame cannot expand into more than a frame the node would accept.
 //!
-//! Sending ([`SendAtomCache`], [`encode_into`]): a message is encoded as for
-//! pass-through, then its atoms are replaced by references, each atom in
-//! the slot its text's hash picks (OTP picks by the atom's index in its
-//! atom table; any fixed choice works, since the header says the slot); an
-//! atom whose slot holds another atom gets the slot as a new entry, unless
-//! another atom of the same frame uses that slot already (it then stays
-//! text). The cache is updated in the order frames are written, under the
-//! connection's write lock, which is what keeps both sides' caches equal.
+//! Sending ([`SendAtomCache`], [`encode_into`]): each atom goes in the slot
+//! its text's hash picks (OTP picks by the atom's index in its atom table;
+//! any fixed choice works, since the header says the slot); an atom whose
+//! slot holds another atom gets the slot as a new entry, unless another
+//! atom of the same frame uses that slot already or the header is full (it
+//! then stays text). The frames that carry messages and a call's monitor
+//! frames are written straight into this form; other messages are encoded
+//! by `eetf` as for pass-through, then a walk over the bytes finds their
+//! atoms and drops the version bytes. The cache is updated in the order
+//! frames are written, under the connection's write lock, which is what
+//! keeps both sides' caches equal.
 //!
 //! Fragmented frames (`131, 69`) are refused: a node sends them only to a
 //! peer that advertises `DIST_FRAGMENTS`, which this node does not.
@@ -473,14 +476,20 @@ impl Chooser<'_> {
 /// by `eetf`.
 const MAX_DIRECT_DEPTH: usize = 64;
 
+/// Whether an atom's text fits the external format (a two-byte length).
+fn fits(name: &str) -> bool {
+    name.len() <= usize::from(u16::MAX)
+}
+
 /// Whether the direct encoder writes `term` (at `depth`).
 fn direct_term(term: &Term, depth: usize) -> bool {
     if depth >= MAX_DIRECT_DEPTH {
         return false;
     }
     match term {
-        Term::Atom(a) => a.name.len() <= usize::from(u16::MAX),
-        Term::FixInteger(_) | Term::Pid(_) => true,
+        Term::Atom(a) => fits(&a.name),
+        Term::FixInteger(_) => true,
+        Term::Pid(p) => fits(&p.node.name),
         Term::Binary(b) => u32::try_from(b.bytes.len()).is_ok(),
         Term::ByteList(l) => l.bytes.len() <= usize::from(u16::MAX),
         Term::Tuple(t) => {
@@ -497,7 +506,7 @@ fn direct_term(term: &Term, depth: usize) -> bool {
                 && l.elements.iter().all(|e| direct_term(e, depth + 1))
                 && direct_term(&l.last, depth + 1)
         }
-        Term::Reference(r) => u16::try_from(r.id.len()).is_ok(),
+        Term::Reference(r) => u16::try_from(r.id.len()).is_ok() && fits(&r.node.name),
         _ => false,
     }
 }
@@ -608,19 +617,27 @@ fn write_pid(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, pid: &eetf::Pid) {
 /// know.
 fn write_direct(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, message: &Message) -> bool {
     match message {
-        Message::Send(m) if direct_term(&m.message, 0) => {
+        Message::Send(m) if fits(&m.to_pid.node.name) && direct_term(&m.message, 0) => {
             body.extend_from_slice(&[104, 3, 97, 2, 104, 0]);
             write_pid(body, chooser, &m.to_pid);
             write_term(body, chooser, &m.message);
         }
-        Message::RegSend(m) if direct_term(&m.message, 0) => {
+        Message::RegSend(m)
+            if fits(&m.from_pid.node.name)
+                && fits(&m.to_name.name)
+                && direct_term(&m.message, 0) =>
+        {
             body.extend_from_slice(&[104, 4, 97, 6]);
             write_pid(body, chooser, &m.from_pid);
             body.extend_from_slice(&[104, 0]);
             chooser.atom(body, &m.to_name.name);
             write_term(body, chooser, &m.message);
         }
-        Message::SendSender(m) if direct_term(&m.message, 0) => {
+        Message::SendSender(m)
+            if fits(&m.from_pid.node.name)
+                && fits(&m.to_pid.node.name)
+                && direct_term(&m.message, 0) =>
+        {
             body.extend_from_slice(&[104, 3, 97, 22]);
             write_pid(body, chooser, &m.from_pid);
             write_pid(body, chooser, &m.to_pid);
@@ -636,7 +653,14 @@ fn write_direct(body: &mut Vec<u8>, chooser: &mut Chooser<'_>, message: &Message
             from_pid,
             to_proc,
             reference,
-        }) if u16::try_from(reference.id.len()).is_ok() => {
+        }) if fits(&from_pid.node.name)
+            && u16::try_from(reference.id.len()).is_ok()
+            && fits(&reference.node.name)
+            && match to_proc {
+                PidOrAtom::Pid(pid) => fits(&pid.node.name),
+                PidOrAtom::Atom(name) => fits(&name.name),
+            } =>
+        {
             let op = if matches!(message, Message::MonitorP(_)) {
                 19
             } else {
