@@ -655,3 +655,31 @@ fn an_atom_too_long_to_encode_is_refused_and_leaves_the_send_cache_as_it_was() {
     };
     assert_eq!(send.message, atom("y"));
 }
+
+/// With the atom cache, a `REG_SEND` of `{m, x}` whose atoms are all cached
+/// decodes with the same allocations as a pass-through one: one per atom,
+/// pid node and tuple (the header's references need none once the
+/// connection's cache has room for them).
+#[test]
+fn a_cached_small_reg_send_decodes_with_one_allocation_per_part() {
+    let from = trellis::dist::ErlPid::new("peer@host", 7, 0, 3);
+    let message = || {
+        frame::Message::reg_send(
+            from.clone(),
+            trellis::dist::Atom::from("sink1"),
+            tuple(vec![atom("m"), atom("x")]),
+        )
+    };
+    let mut sent = frame::SendAtomCache::new();
+    let first = frame::encode_cached(message(), &mut sent).unwrap();
+    let second = frame::encode_cached(message(), &mut sent).unwrap();
+    let mut cache = frame::AtomCache::new(1 << 20);
+    assert!(frame::decode_with(&first[4..], &mut cache).is_ok());
+    let count = allocation_counter::measure(|| {
+        let decoded = frame::decode_with(&second[4..], &mut cache);
+        assert!(matches!(decoded, Ok(Some(frame::Message::RegSend(_)))));
+    })
+    .count_total;
+    // The pid's node, the name, the payload tuple, `m`, `x`.
+    assert_eq!(count, 5);
+}

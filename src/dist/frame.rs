@@ -310,9 +310,9 @@ fn decode_frame(
             decode_pass_through(terms)
         }
         [header::VERSION, header::NORMAL, rest @ ..] => {
-            let (refs, used) = header::read(rest, 2, cache)?;
+            let used = header::read(rest, 2, cache)?;
             let terms = &rest[used..];
-            let resolved = header::Resolved { cache, refs: &refs };
+            let resolved = header::Resolved { cache };
             if fast {
                 if let Some(message) = super::hot::decode(terms, Some(resolved)) {
                     return Ok(Some(message));

@@ -88,6 +88,8 @@ const MAX_REFS: usize = 255;
 pub struct AtomCache {
     slots: Vec<Option<Atom>>,
     limit: usize,
+    /// The slots the current frame's header references, in order.
+    refs: Vec<u16>,
 }
 
 impl AtomCache {
@@ -105,6 +107,7 @@ impl AtomCache {
         AtomCache {
             slots: Vec::new(),
             limit,
+            refs: Vec::new(),
         }
     }
 
@@ -160,35 +163,23 @@ impl Default for AtomCache {
     }
 }
 
-/// The references of one frame's header: the slot each one names, all of
-/// them holding an atom once the header is read.
-pub(crate) struct Refs {
-    slots: [u16; MAX_REFS],
-    len: usize,
-}
-
-impl Refs {
-    pub(crate) const NONE: Refs = Refs {
-        slots: [0; MAX_REFS],
-        len: 0,
-    };
-}
-
-/// A frame's header references resolved against its connection's cache.
+/// A frame's header references resolved against its connection's cache
+/// (which holds them, in [`AtomCache::refs`], after [`read`]).
 #[derive(Clone, Copy)]
 pub(crate) struct Resolved<'a> {
     pub(crate) cache: &'a AtomCache,
-    pub(crate) refs: &'a Refs,
 }
 
 impl<'a> Resolved<'a> {
+    /// How many references the frame's header made.
+    pub(crate) fn len(&self) -> usize {
+        self.cache.refs.len()
+    }
+
     /// The atom of reference `index`, if the header made it.
     pub(crate) fn get(&self, index: u8) -> Option<&'a Atom> {
-        let index = usize::from(index);
-        if index >= self.refs.len {
-            return None;
-        }
-        self.cache.get(self.refs.slots[index])
+        let slot = *self.cache.refs.get(usize::from(index))?;
+        self.cache.get(slot)
     }
 
     /// The most atom text the frame's references may add.
@@ -198,8 +189,9 @@ impl<'a> Resolved<'a> {
 }
 
 /// Reads a normal header's body (`bytes` starts after `131, 68`; `offset`
-/// is where, for error positions): stores its new entries in `cache` and
-/// returns its references and how many bytes it took.
+/// is where, for error positions): stores its new entries in `cache`, its
+/// references (the slot each names) in `cache.refs`, and returns how many
+/// bytes it took.
 ///
 /// # Errors
 ///
@@ -211,17 +203,17 @@ pub(crate) fn read(
     bytes: &[u8],
     offset: usize,
     cache: &mut AtomCache,
-) -> Result<(Refs, usize), FrameError> {
+) -> Result<usize, FrameError> {
     let truncated = FrameError::Truncated {
         at: offset + bytes.len(),
     };
-    let mut refs = Refs::NONE;
+    cache.refs.clear();
     let Some((&count, rest)) = bytes.split_first() else {
         return Err(truncated);
     };
     let count = usize::from(count);
     if count == 0 {
-        return Ok((refs, 1));
+        return Ok(1);
     }
     let flag_len = count / 2 + 1;
     let flags = rest.get(..flag_len).ok_or(truncated.clone())?;
@@ -251,10 +243,9 @@ pub(crate) fn read(
         } else if cache.get(slot).is_none() {
             return Err(FrameError::EmptyCacheSlot { slot, at: ref_at });
         }
-        refs.slots[i] = slot;
+        cache.refs.push(slot);
     }
-    refs.len = count;
-    Ok((refs, at))
+    Ok(at)
 }
 
 /// Writes `terms` (the terms after a normal header, without version bytes,
@@ -275,7 +266,7 @@ pub(crate) fn to_pass_through(
     resolved: Resolved<'_>,
 ) -> Result<Vec<u8>, FrameError> {
     let mut cursor = Cursor::new(terms, offset);
-    cursor.refs = Some(resolved.refs.len);
+    cursor.refs = Some(resolved.len());
     cursor.spans = Some(Vec::new());
     let control_end = cursor.terms(false)?;
     let spans = cursor.spans.take().unwrap_or_default();
