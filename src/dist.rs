@@ -35,7 +35,8 @@
 //! | a gen_server registered on the node | [`DistNode::export`] | requests and replies convert through [`FromTerm`]/[`ToTerm`] ([`Serde`] for serde types) |
 //! | `-proto_dist inet_tls` with `verify_peer`, `fail_if_no_peer_cert` | [`DistOptions::tls`]`(`[`DistTls::from_pem_files`]`(..))` | rustls (ring); every connection both ways |
 //! | `pg:start(Scope)` on a node of the cluster | [`DistNode::share_pg`]`(&`[`pg::scope`](crate::pg::scope)`(..))` | groups cross as atoms; the Trellis scope sends `discover` itself (Erlang's scopes only discover visible nodes, and this one is hidden) |
-//! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), atom cache, fragments | not provided | a hidden node is not asked for them |
+//! | the distribution header's atom cache (`DFLAG_DIST_HDR_ATOM_CACHE`) | the same, both directions | over TLS, and for a call's `DEMONITOR_P` (which waits for the next frame), atoms cross as text in a header without references: those frames are encoded before their place in the write order is known |
+//! | `spawn/4` on a remote node, `global`, `rex` (`rpc`), fragments (`DFLAG_FRAGMENTS`) | not provided | a hidden node is not asked for them; without the flag no peer fragments what it sends |
 //!
 //! # Terms
 //!
@@ -131,6 +132,7 @@ use crate::loom::lock;
 mod call;
 mod conn;
 pub mod frame;
+mod header;
 mod hot;
 mod mailbox;
 mod pg;
@@ -638,7 +640,8 @@ pub(crate) struct Inner {
 
 /// The flags this node advertises: OTP 25's mandatory set, monitors by pid
 /// and by name (without them OTP 25 sends no monitors), exit payloads,
-/// `SEND_SENDER`, and the digest bit as OTP 25's `dist.hrl` defines it.
+/// `SEND_SENDER`, the distribution header's atom cache (see
+/// `dist/header.rs`), and the digest bit as OTP 25's `dist.hrl` defines it.
 fn our_flags() -> DistributionFlags {
     use DistributionFlags as F;
     F::EXTENDED_REFERENCES
@@ -658,6 +661,7 @@ fn our_flags() -> DistributionFlags {
         | F::DIST_MONITOR_NAME
         | F::EXIT_PAYLOAD
         | F::SEND_SENDER
+        | F::DIST_HDR_ATOM_CACHE
         | F::from_bits_truncate(1 << 26)
 }
 
@@ -761,10 +765,7 @@ impl Inner {
         let Some(conn) = self.state().conns.get(node).cloned() else {
             return false;
         };
-        match conn::encode(message) {
-            Some(frame) => conn.out.send(frame),
-            None => false,
-        }
+        conn.out.send_message(message)
     }
 
     /// Queues `message` to `node` for the connection's writer, which
@@ -1089,12 +1090,13 @@ impl Inner {
         self: &Arc<Self>,
         peer: String,
         stream: conn::DistStream,
-        creation: u32,
+        handshaken: conn::Peer,
         outgoing: bool,
     ) -> bool {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let by_greater = outgoing == (self.name > peer);
-        let (out, read, writer) = conn::split(stream, self.ticktime / 4);
+        let creation = handshaken.creation;
+        let (out, read, writer) = conn::split(stream, self.ticktime / 4, handshaken.atom_cache);
         loop {
             let old = {
                 let mut state = self.state();
@@ -1310,8 +1312,8 @@ impl Inner {
                 });
             }
         };
-        let (stream, creation) = stream;
-        self.install(node.to_string(), stream, creation, true);
+        let (stream, handshaken) = stream;
+        self.install(node.to_string(), stream, handshaken, true);
         Ok(())
     }
 
@@ -1616,8 +1618,8 @@ pub async fn start(options: DistOptions) -> Result<DistNode, DistError> {
             let inner = acceptor.clone();
             acceptor.spawn(async move {
                 match tokio::time::timeout(conn::SETUP_TIME, conn::accept(&inner, stream)).await {
-                    Ok(Ok((peer, stream, creation))) => {
-                        inner.install(peer, stream, creation, false);
+                    Ok(Ok((peer, stream, handshaken))) => {
+                        inner.install(peer, stream, handshaken, false);
                     }
                     Ok(Err(error @ DistError::CookieRejected { .. })) => {
                         tracing::warn!(%error, "peer refused: wrong cookie");

@@ -20,6 +20,11 @@ use dist_common::{COOKIE, ErlNode, WAIT, unique};
 /// Connects to `node` as a made-up node, handshake done; returns the
 /// stream and the name used.
 async fn raw_peer(node: &dist::DistNode) -> (TcpStream, String) {
+    raw_peer_with(node, DistributionFlags::from_bits_truncate(0)).await
+}
+
+/// As [`raw_peer`], advertising `more` flags too.
+async fn raw_peer_with(node: &dist::DistNode, more: DistributionFlags) -> (TcpStream, String) {
     let name = format!("{}@{}", unique("raw"), dist_common::host());
     let stream = TcpStream::connect(("127.0.0.1", node.port()))
         .await
@@ -27,7 +32,8 @@ async fn raw_peer(node: &dist::DistNode) -> (TcpStream, String) {
     let mut local = LocalNode::new(name.parse().unwrap(), Creation::new(7));
     local.flags = DistributionFlags::default()
         | DistributionFlags::DIST_MONITOR
-        | DistributionFlags::DIST_MONITOR_NAME;
+        | DistributionFlags::DIST_MONITOR_NAME
+        | more;
     let mut handshake = ClientSideHandshake::new(stream.compat(), local, COOKIE);
     handshake
         .execute_send_name(erl_dist::LOWEST_DISTRIBUTION_PROTOCOL_VERSION)
@@ -143,5 +149,26 @@ async fn a_frame_over_the_size_limit_closes_that_connection_only() {
     closed(&mut evil).await;
     let reason = down_of(&mut events, &evil_name).await;
     assert!(reason.contains("malformed"), "{reason}");
+    still_served(&node, &mut erl).await;
+}
+
+#[tokio::test]
+async fn a_reference_to_an_empty_atom_cache_slot_closes_that_connection_only() {
+    dist_common::setup();
+    let node = dist::start(DistOptions::short(unique("target")).cookie(COOKIE))
+        .await
+        .unwrap();
+    let mut events = node.monitor_nodes();
+    let mut erl = good_peer(&node).await;
+    let (mut evil, evil_name) = raw_peer_with(&node, DistributionFlags::DIST_HDR_ATOM_CACHE).await;
+    // A normal distribution header with one reference, not new, to slot 5,
+    // which no frame filled.
+    evil.write_all(&[0, 0, 0, 5, 131, 68, 1, 0, 5])
+        .await
+        .unwrap();
+    closed(&mut evil).await;
+    let reason = down_of(&mut events, &evil_name).await;
+    assert!(reason.contains("atom cache slot 5"), "{reason}");
+    // The good peer, whose connection caches atoms too, is still served.
     still_served(&node, &mut erl).await;
 }

@@ -20,9 +20,21 @@
 //!    wording of control errors, which print the term, are not compared:
 //!    the fast path never builds a map, and `eetf` maps inside maps compare
 //!    unequal when equal and print in hash order.)
+//!
+//! For a connection's frames in order, [`connection`] asserts the same of
+//! frames with a normal distribution header and its atom cache: each path
+//! keeps its own cache, fed by the frames' headers; a reference to an empty
+//! slot, a bad count or a truncated header is an error (after which the
+//! connection would close: the rest is not decoded), never a panic; and
+//! both paths answer the same, frame after frame. What it accepts can be
+//! forwarded with the sending side of the cache.
 
 use trellis::dist::Term;
-use trellis::dist::frame::{self, FrameError};
+use trellis::dist::frame::{self, AtomCache, FrameError, SendAtomCache};
+
+/// The atom text a fuzzed frame's references may add (small, so that the
+/// limit is reached).
+pub const CACHE_LIMIT: usize = 64 * 1024;
 
 /// Checks the decoder's properties on `data` (a frame's bytes after its
 /// length).
@@ -34,7 +46,36 @@ pub fn frame(data: &[u8]) {
         }
     }
     let general = frame::decode_general(data);
-    match (&decoded, &general) {
+    agree(&decoded, &general);
+    if let Ok(Some(message)) = decoded {
+        forward(message);
+    }
+}
+
+/// Checks the decoder's properties on `frames`, one connection's frames
+/// (each after its length) in order, up to the first refused one.
+pub fn connection(frames: &[&[u8]]) {
+    let mut fast_cache = AtomCache::new(CACHE_LIMIT);
+    let mut general_cache = AtomCache::new(CACHE_LIMIT);
+    for data in frames {
+        let decoded = frame::decode_with(data, &mut fast_cache);
+        let general = frame::decode_general_with(data, &mut general_cache);
+        agree(&decoded, &general);
+        match decoded {
+            Ok(Some(message)) => forward(message),
+            Ok(None) => {}
+            // The connection closes.
+            Err(_) => return,
+        }
+    }
+}
+
+/// The two paths answer the same.
+fn agree(
+    decoded: &Result<Option<frame::Message>, FrameError>,
+    general: &Result<Option<frame::Message>, FrameError>,
+) {
+    match (decoded, general) {
         // A control error prints the term, and `eetf` prints a map in its
         // hash order, which differs from one decode to the next.
         (Err(FrameError::Control { .. }), Err(FrameError::Control { .. })) => {}
@@ -46,16 +87,25 @@ pub fn frame(data: &[u8]) {
         }
         _ => panic!("one path accepts what the other refuses: {decoded:?} / {general:?}"),
     }
-    if let Ok(Some(message)) = decoded {
-        // Terms that cannot be encoded again (a float Rust refuses) are
-        // refused by `encode`, not mangled.
-        if let Ok(bytes) = frame::encode(message) {
-            let again = frame::decode(&bytes[4..]);
-            assert!(
-                matches!(again, Ok(Some(_))),
-                "re-encoded frame refused: {again:?}"
-            );
-        }
+}
+
+/// A decoded message, encoded again (pass-through, and with the atom
+/// cache), decodes again. Terms that cannot be encoded again (a float Rust
+/// refuses) are refused by the encoders, not mangled.
+fn forward(message: frame::Message) {
+    if let Ok(bytes) = frame::encode(message.clone()) {
+        let again = frame::decode(&bytes[4..]);
+        assert!(
+            matches!(again, Ok(Some(_))),
+            "re-encoded frame refused: {again:?}"
+        );
+    }
+    if let Ok(bytes) = frame::encode_cached(message, &mut SendAtomCache::new()) {
+        let again = frame::decode_with(&bytes[4..], &mut AtomCache::new(usize::MAX));
+        assert!(
+            matches!(again, Ok(Some(_))),
+            "re-encoded cached frame refused: {again:?}"
+        );
     }
 }
 
@@ -112,4 +162,36 @@ pub fn valid_send_sender(payload: Term) -> Vec<u8> {
     let payload = trellis::dist::wire_safe(payload);
     let message = frame::Message::send_sender(from, to, payload);
     frame::encode(message).expect("encodes")[4..].to_vec()
+}
+
+/// Valid frames of one connection (each after its length): `payloads`
+/// sent in turn, by `REG_SEND` to `name` and by `SEND`, with the atom cache.
+pub fn valid_cached(payloads: &[Term], name: &str) -> Vec<Vec<u8>> {
+    let mut cache = SendAtomCache::new();
+    let from = trellis::dist::ErlPid::new("peer@host", 7, 0, 3);
+    let to = trellis::dist::ErlPid::new("here@host", 9, 0, 4);
+    let mut frames = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        let payload = trellis::dist::wire_safe(payload.clone());
+        let message = if i % 2 == 0 {
+            frame::Message::reg_send(from.clone(), trellis::dist::Atom::from(name), payload)
+        } else {
+            frame::Message::send(to.clone(), payload)
+        };
+        let bytes = frame::encode_cached(message, &mut cache).expect("encodes");
+        frames.push(bytes[4..].to_vec());
+    }
+    frames
+}
+
+/// Splits fuzzer bytes into a connection's frames: each a length byte, then
+/// up to that many bytes.
+pub fn split(mut data: &[u8]) -> Vec<&[u8]> {
+    let mut frames = Vec::new();
+    while let Some((&len, rest)) = data.split_first() {
+        let (frame, rest) = rest.split_at(usize::from(len).min(rest.len()));
+        frames.push(frame);
+        data = rest;
+    }
+    frames
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::reason_to_term;
 use super::term::{self, ErlPid, ErlRef, FromTerm, Term, TermError, ToTerm};
 use super::{
-    Atom, Dest, DistError, DistNode, Incoming, Inner, Watch, as_atom, atom, conn, tagged, tuple,
+    Atom, Dest, DistError, DistNode, Incoming, Inner, Watch, as_atom, atom, tagged, tuple,
 };
 use crate::gen_server::{GenServer, Server};
 
@@ -76,13 +76,6 @@ impl Inner {
             Dest::Pid(pid) => Message::send_sender(me.clone(), pid.clone(), call),
             Dest::Process(_) => unreachable!("rejected above"),
         };
-        let (Some(mut frames), Some(request)) = (conn::encode(monitor), conn::encode(send)) else {
-            return Err(DistError::Term(TermError {
-                expected: "a request the external term format encodes",
-                got: "one it does not".into(),
-            }));
-        };
-        frames.extend_from_slice(&request);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let conn = {
             let mut state = self.state();
@@ -108,11 +101,22 @@ impl Inner {
             reference: reference.clone(),
             node,
         };
-        if !conn.is_some_and(|out| out.send(frames)) {
-            return Err(DistError::NodeDown {
-                node: node.to_string(),
-                reason: "not connected".into(),
-            });
+        // Both frames in one write, encoded under the connection's lock
+        // (with the peer's atom cache if it takes it).
+        match conn.map(|out| out.send_messages([monitor, send])) {
+            Some(Ok(true)) => {}
+            Some(Err(_)) => {
+                return Err(DistError::Term(TermError {
+                    expected: "a request the external term format encodes",
+                    got: "one it does not".into(),
+                }));
+            }
+            Some(Ok(false)) | None => {
+                return Err(DistError::NodeDown {
+                    node: node.to_string(),
+                    reason: "not connected".into(),
+                });
+            }
         }
         loop {
             match rx.recv().await {
@@ -283,7 +287,7 @@ impl Drop for PendingCall<'_> {
         if let (true, Some(out)) = (watched, out) {
             let demonitor =
                 Message::demonitor_p(self.me.clone(), self.target.clone(), self.reference.clone());
-            if let Some(frame) = conn::encode(demonitor) {
+            if let Some(frame) = out.encode(demonitor) {
                 out.send_deferred(frame);
             }
         }

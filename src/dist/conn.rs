@@ -47,6 +47,28 @@ fn local_node(inner: &Inner) -> Result<LocalNode, DistError> {
     Ok(local)
 }
 
+/// What the handshake told us of a peer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    /// Its creation (which incarnation of the node).
+    pub(crate) creation: u32,
+    /// It advertised `DIST_HDR_ATOM_CACHE` (as we do): every frame but a
+    /// tick goes with a normal distribution header, both ways.
+    pub(crate) atom_cache: bool,
+}
+
+impl Peer {
+    /// What `peer` told a node advertising `ours`: the cache is used only
+    /// when both advertised it.
+    fn new(peer: &erl_dist::node::PeerNode, ours: erl_dist::DistributionFlags) -> Self {
+        let cache = erl_dist::DistributionFlags::DIST_HDR_ATOM_CACHE;
+        Peer {
+            creation: peer.creation.map_or(0, |c| c.get()),
+            atom_cache: peer.flags.contains(cache) && ours.contains(cache),
+        }
+    }
+}
+
 /// A connection's byte stream: plain TCP, or TLS over it.
 pub(crate) enum DistStream {
     Tcp(TcpStream),
@@ -58,7 +80,7 @@ pub(crate) enum DistStream {
 pub(crate) async fn connect(
     inner: &Arc<Inner>,
     node: &str,
-) -> Result<(DistStream, u32), DistError> {
+) -> Result<(DistStream, Peer), DistError> {
     let (alive, host) = node.split_once('@').ok_or_else(|| DistError::InvalidName {
         name: node.to_string(),
     })?;
@@ -113,7 +135,7 @@ async fn client_handshake<S>(
     inner: &Arc<Inner>,
     node: &str,
     stream: S,
-) -> Result<(S, u32), DistError>
+) -> Result<(S, Peer), DistError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -128,7 +150,7 @@ where
         .await
         .map_err(|e| handshake_error(node, e))?;
     check_peer_flags(node, peer.flags)?;
-    Ok((stream.into_inner(), peer.creation.map_or(0, |c| c.get())))
+    Ok((stream.into_inner(), Peer::new(&peer, inner.flags)))
 }
 
 /// Runs the server side of the handshake on an accepted stream (inside TLS
@@ -136,7 +158,7 @@ where
 pub(crate) async fn accept(
     inner: &Arc<Inner>,
     stream: TcpStream,
-) -> Result<(String, DistStream, u32), DistError> {
+) -> Result<(String, DistStream, Peer), DistError> {
     let _ = stream.set_nodelay(true);
     match &inner.tls {
         None => {
@@ -163,7 +185,7 @@ pub(crate) async fn accept(
 }
 
 /// The server side of the handshake on `stream`.
-async fn server_handshake<S>(inner: &Arc<Inner>, stream: S) -> Result<(String, S, u32), DistError>
+async fn server_handshake<S>(inner: &Arc<Inner>, stream: S) -> Result<(String, S, Peer), DistError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -191,8 +213,11 @@ where
         .await
         .map_err(|e| handshake_error(&peer_name, e))?;
     check_peer_flags(&peer_name, peer.flags)?;
-    let creation = peer.creation.map_or(0, |c| c.get());
-    Ok((peer_name, stream.into_inner(), creation))
+    Ok((
+        peer_name,
+        stream.into_inner(),
+        Peer::new(&peer, inner.flags),
+    ))
 }
 
 /// The peer must monitor and link as OTP 25 does.
@@ -245,11 +270,14 @@ pub(crate) async fn read_loop(
     // cost two, its length and its body).
     let mut read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
     let mut buf = Vec::new();
+    // The atoms the peer caches on this connection (its frames' headers
+    // fill it); a frame's references add at most a frame's worth of text.
+    let mut atoms = frame::AtomCache::new(max_frame);
     loop {
         // A whole frame already buffered (the usual case under load): decode
         // it where it lies, without copying it out or awaiting anything.
         if let Some(total) = buffered_frame(read.buffer(), max_frame) {
-            let decoded = frame::decode(&read.buffer()[4..total]);
+            let decoded = frame::decode_with(&read.buffer()[4..total], &mut atoms);
             std::pin::Pin::new(&mut read).consume(total);
             match decoded {
                 Ok(Some(message)) => inner.dispatch(&peer, message),
@@ -285,7 +313,7 @@ pub(crate) async fn read_loop(
                     },
                 };
             }
-            Ok(Ok(())) => match frame::decode(&buf) {
+            Ok(Ok(())) => match frame::decode_with(&buf, &mut atoms) {
                 Ok(Some(message)) => message,
                 Ok(None) => continue,
                 Err(error) => return malformed(&peer, error),
@@ -318,17 +346,82 @@ fn malformed(peer: &str, error: FrameError) -> DistError {
 pub(crate) enum Out {
     /// Plain TCP: callers write directly while nothing is queued.
     Tcp(Arc<TcpOut>),
-    /// TLS: frames queue for the writer task.
-    Queue(mpsc::UnboundedSender<Vec<u8>>),
+    /// TLS: frames queue for the writer task; `true` if they go with a
+    /// normal distribution header (without references: frames are encoded
+    /// by their senders, not in the order they are queued).
+    Queue(mpsc::UnboundedSender<Vec<u8>>, bool),
 }
 
 impl Out {
-    /// Sends (or queues) one frame; false if the connection is closed.
-    pub(crate) fn send(&self, frame: Vec<u8>) -> bool {
-        match self {
-            Out::Tcp(out) => out.send(&frame),
-            Out::Queue(tx) => tx.send(frame).is_ok(),
+    /// Encodes `message` as a frame for this connection, to be sent with
+    /// [`Out::send_deferred`], or logs why it cannot be.
+    /// With the peer's atom cache it carries a normal distribution header
+    /// without references (it may be written before or after frames encoded
+    /// with the cache, so it must not depend on them).
+    pub(crate) fn encode(&self, message: Message) -> Option<Vec<u8>> {
+        let header = match self {
+            Out::Tcp(out) => out.header,
+            Out::Queue(_, header) => *header,
+        };
+        if !header {
+            return encode(message);
         }
+        let mut frame = Vec::with_capacity(256);
+        match super::header::encode_into(message, &mut frame, None) {
+            Ok(()) => Some(frame),
+            Err(error) => {
+                tracing::warn!(%error, "a term could not be encoded; not sent");
+                None
+            }
+        }
+    }
+
+    /// Encodes `messages` and sends them (or queues them) in one write,
+    /// after any deferred frames; on TCP encoded under the connection's
+    /// lock, with the peer's atom cache if it takes it (the cache must see
+    /// frames in the order they are written). `Ok(false)` if the connection
+    /// is closed.
+    ///
+    /// # Errors
+    ///
+    /// The [`FrameError`] of the first message that does not encode (the
+    /// ones before it are sent).
+    pub(crate) fn send_messages(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<bool, FrameError> {
+        match self {
+            Out::Tcp(out) => out.send_messages(messages),
+            Out::Queue(tx, header) => {
+                let mut frames = Vec::new();
+                let mut failed = None;
+                for message in messages {
+                    let encoded = if *header {
+                        super::header::encode_into(message, &mut frames, None)
+                    } else {
+                        frame::encode_into(message, &mut frames)
+                    };
+                    if let Err(error) = encoded {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+                let sent = frames.is_empty() || tx.send(frames).is_ok();
+                match failed {
+                    Some(error) => Err(error),
+                    None => Ok(sent),
+                }
+            }
+        }
+    }
+
+    /// [`Out::send_messages`] of one message; an encoding error is logged
+    /// and answers false.
+    pub(crate) fn send_message(&self, message: Message) -> bool {
+        self.send_messages([message]).unwrap_or_else(|error| {
+            tracing::warn!(%error, "a term could not be encoded; not sent");
+            false
+        })
     }
 
     /// Encodes `message` and queues it for the writer task, which gathers
@@ -342,7 +435,9 @@ impl Out {
     pub(crate) fn send_message_batched(&self, message: Message) -> bool {
         match self {
             Out::Tcp(out) => out.send_message_batched(message),
-            Out::Queue(tx) => encode(message).is_some_and(|frame| tx.send(frame).is_ok()),
+            Out::Queue(tx, _) => self
+                .encode(message)
+                .is_some_and(|frame| tx.send(frame).is_ok()),
         }
     }
 
@@ -352,7 +447,7 @@ impl Out {
     pub(crate) fn send_deferred(&self, frame: Vec<u8>) -> bool {
         match self {
             Out::Tcp(out) => out.send_deferred(&frame),
-            Out::Queue(tx) => tx.send(frame).is_ok(),
+            Out::Queue(tx, _) => tx.send(frame).is_ok(),
         }
     }
 
@@ -373,15 +468,25 @@ pub(crate) type Writer = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The stream's sending side, its reading side, and the writer task to run
 /// (ticks every `tick`, and whatever callers could not write at once).
-pub(crate) fn split(stream: DistStream, tick: Duration) -> (Out, ReadSide, Writer) {
+/// `atom_cache`: the peer takes frames with a normal distribution header
+/// (and its atom cache).
+pub(crate) fn split(
+    stream: DistStream,
+    tick: Duration,
+    atom_cache: bool,
+) -> (Out, ReadSide, Writer) {
     match stream {
         DistStream::Tcp(stream) => {
             let (read, write) = stream.into_split();
             let out = Arc::new(TcpOut {
                 write,
-                state: std::sync::Mutex::new(OutState::default()),
+                state: std::sync::Mutex::new(OutState {
+                    atoms: atom_cache.then(frame::SendAtomCache::new),
+                    ..OutState::default()
+                }),
                 wake: tokio::sync::Notify::new(),
                 active: AtomicBool::new(false),
+                header: atom_cache,
             });
             (
                 Out::Tcp(out.clone()),
@@ -393,7 +498,7 @@ pub(crate) fn split(stream: DistStream, tick: Duration) -> (Out, ReadSide, Write
             let (read, write) = tokio::io::split(*stream);
             let (tx, rx) = mpsc::unbounded_channel();
             (
-                Out::Queue(tx),
+                Out::Queue(tx, atom_cache),
                 Box::new(read),
                 Box::pin(write_loop(write, rx, tick)),
             )
@@ -413,6 +518,8 @@ pub(crate) struct TcpOut {
     wake: tokio::sync::Notify,
     /// Something was sent since the writer last checked (no tick needed).
     active: AtomicBool,
+    /// Frames go with a normal distribution header.
+    header: bool,
 }
 
 #[derive(Default)]
@@ -426,6 +533,9 @@ pub(crate) struct OutState {
     deferred: Vec<u8>,
     writing: bool,
     closed: bool,
+    /// The atoms cached on the peer, if it takes the atom cache: one-way
+    /// sends are encoded with it here, under the lock, in write order.
+    atoms: Option<frame::SendAtomCache>,
 }
 
 impl TcpOut {
@@ -454,7 +564,14 @@ impl TcpOut {
             let deferred = std::mem::take(&mut state.deferred);
             state.pending.extend_from_slice(&deferred);
         }
-        if let Err(error) = frame::encode_into(message, &mut state.pending) {
+        let encoded = {
+            let OutState { atoms, pending, .. } = &mut *state;
+            match atoms {
+                Some(atoms) => super::header::encode_into(message, pending, Some(atoms)),
+                None => frame::encode_into(message, pending),
+            }
+        };
+        if let Err(error) = encoded {
             drop(state);
             tracing::warn!(%error, "a term could not be encoded; not sent");
             return false;
@@ -494,22 +611,42 @@ impl TcpOut {
         true
     }
 
-    fn send(&self, frame: &[u8]) -> bool {
+    /// Encodes `messages` (with the peer's atom cache, if it takes it) after
+    /// the deferred frames, and writes them ([`TcpOut::write_or_queue`]). The
+    /// frames encoded before one that fails are still sent: the cache
+    /// counts on them.
+    fn send_messages(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<bool, FrameError> {
         self.active.store(true, Ordering::Relaxed);
         let mut state = crate::loom::lock(&self.state);
         if state.closed {
-            return false;
+            return Ok(false);
         }
-        // Deferred frames go first, in the same write.
-        let joined;
-        let frame = if state.deferred.is_empty() {
-            frame
-        } else {
-            let mut both = std::mem::take(&mut state.deferred);
-            both.extend_from_slice(frame);
-            joined = both;
-            &joined[..]
-        };
+        let mut frames = std::mem::take(&mut state.deferred);
+        let mut failed = None;
+        for message in messages {
+            let encoded = match &mut state.atoms {
+                Some(atoms) => super::header::encode_into(message, &mut frames, Some(atoms)),
+                None => frame::encode_into(message, &mut frames),
+            };
+            if let Err(error) = encoded {
+                failed = Some(error);
+                break;
+            }
+        }
+        let sent = frames.is_empty() || self.write_or_queue(state, &frames);
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(sent),
+        }
+    }
+
+    /// Writes `frame` now if nothing is queued and the writer is idle (what
+    /// the socket does not take is queued), else queues it; false if the
+    /// connection is closed.
+    fn write_or_queue(&self, mut state: std::sync::MutexGuard<'_, OutState>, frame: &[u8]) -> bool {
         if !state.writing && state.pending.is_empty() {
             match self.write.try_write(frame) {
                 Ok(n) if n == frame.len() => return true,

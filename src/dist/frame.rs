@@ -4,7 +4,13 @@
 //! A frame on a distribution connection is a 4-byte big-endian length, then
 //! that many bytes: none (a tick), or the pass-through tag `112` followed by
 //! a control term and, for the messages that carry one, a payload term, each
-//! in the external term format (version byte `131`).
+//! in the external term format (version byte `131`). Between nodes that both
+//! advertise `DIST_HDR_ATOM_CACHE` (OTP nodes and Trellis nodes do), a
+//! normal distribution header (`131, 68`) takes the place of the tag: it
+//! carries the connection's atom cache ([`AtomCache`] receiving,
+//! [`SendAtomCache`] sending), the terms after it lack their version
+//! bytes, and atoms in them may be references to the cache
+//! ([`decode_with`], [`encode_cached`]).
 //!
 //! The term decoder underneath (`eetf`) trusts length fields: a list header
 //! claiming four billion elements makes it reserve memory for them, and a
@@ -12,8 +18,10 @@
 //! the bytes first, without building anything, and refuses any count that
 //! the remaining bytes cannot hold, nesting deeper than [`MAX_DEPTH`], and
 //! the encodings a Trellis node does not accept (compressed terms, funs,
-//! atom-cache references). Only bytes that pass are decoded, so a malformed
-//! frame costs at most its own size and closes its connection only.
+//! atom cache references outside a header's frame). Only bytes that pass
+//! are decoded, so a malformed frame costs at most its own size (plus, with
+//! a header, the atom text its references add, which the cache's limit
+//! bounds) and closes its connection only.
 //!
 //! The frames that carry messages (`SEND`, `REG_SEND`, `SEND_SENDER` with
 //! payloads of integers, atoms, binaries, strings, tuples, lists, pids and
@@ -25,12 +33,15 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::header;
+pub use super::header::{AtomCache, SendAtomCache};
+
 pub use erl_dist::message::Message;
 
 /// How deep terms may nest (lists, tuples, maps inside each other).
 pub const MAX_DEPTH: usize = 512;
 
-/// The pass-through tag that starts every non-tick frame.
+/// The pass-through tag that starts every non-tick frame without a header.
 pub(crate) const PASS_THROUGH: u8 = 112;
 
 /// The version byte that starts every term.
@@ -49,7 +60,8 @@ const VERSION: u8 = 131;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FrameError {
-    /// The frame does not start with the pass-through tag `112`.
+    /// The frame starts with neither the pass-through tag `112` nor a
+    /// distribution header (`131`).
     #[error("frame tag {tag} is not pass-through (112)")]
     NotPassThrough {
         /// The tag found.
@@ -68,7 +80,7 @@ pub enum FrameError {
         at: usize,
     },
     /// A tag this decoder does not accept (unknown, compressed, a fun, an
-    /// atom-cache reference).
+    /// atom cache reference in a frame without a header).
     #[error("term tag {tag} at byte {at} is not accepted")]
     Tag {
         /// The tag.
@@ -101,6 +113,43 @@ pub enum FrameError {
         /// How many.
         left: usize,
     },
+    /// A frame starts with the version byte but not the normal
+    /// distribution header (`68`); fragmented frames (`69`) among them.
+    #[error("distribution header kind {kind} is not accepted")]
+    Header {
+        /// The byte after the version byte.
+        kind: u8,
+    },
+    /// An atom cache reference names an index the frame's header did not
+    /// make.
+    #[error("atom cache reference {index} at byte {at} is not in the header")]
+    CacheRef {
+        /// The index.
+        index: u8,
+        /// Where the reference is.
+        at: usize,
+    },
+    /// A header refers to an atom cache slot that no earlier header filled.
+    #[error("atom cache slot {slot} at byte {at} is empty")]
+    EmptyCacheSlot {
+        /// The slot (segment × 256 + index in the segment).
+        slot: u16,
+        /// Where the reference is.
+        at: usize,
+    },
+    /// A header's new atom is not UTF-8.
+    #[error("atom text at byte {at} is not UTF-8")]
+    AtomText {
+        /// Where the text starts.
+        at: usize,
+    },
+    /// The frame's atom cache references add more atom text than the
+    /// cache's limit (see [`AtomCache`]).
+    #[error("cached atoms expand the frame past {limit} bytes")]
+    Expansion {
+        /// The limit.
+        limit: usize,
+    },
     /// The terms are well-formed but not a control message this node knows.
     #[error("not a control message: {reason}")]
     Control {
@@ -111,6 +160,11 @@ pub enum FrameError {
 
 /// Decodes one frame's bytes (after its length): `Ok(None)` for a tick, the
 /// control message otherwise.
+///
+/// Takes pass-through frames and frames with a normal distribution header;
+/// the latter with an empty [`AtomCache`], so references to atoms cached
+/// by earlier frames are refused: a connection's frames go through
+/// [`decode_with`] and the connection's cache.
 ///
 /// Never panics and never allocates more than a small multiple of
 /// `bytes.len()`, whatever the bytes.
@@ -132,14 +186,51 @@ pub enum FrameError {
 ///
 /// [`FrameError`] for anything but a well-formed tick or control message.
 pub fn decode(bytes: &[u8]) -> Result<Option<Message>, FrameError> {
-    // The frames that carry messages, in one pass; everything else (and
-    // anything that path does not know) through the check and `eetf`.
-    if let [PASS_THROUGH, terms @ ..] = bytes {
-        if let Some(message) = super::hot::decode(terms) {
-            return Ok(Some(message));
-        }
-    }
-    decode_general(bytes)
+    decode_with(bytes, &mut AtomCache::default())
+}
+
+/// Decodes one frame's bytes (after its length) of a connection whose
+/// atoms the peer caches in `cache`: `Ok(None)` for a tick, the control
+/// message otherwise.
+///
+/// A frame with a normal distribution header (`131, 68`) stores the
+/// header's new atoms in `cache` and may name them and earlier ones by
+/// reference; a pass-through frame (`112`) leaves `cache` as it is. The
+/// frames that carry messages (`SEND`, `REG_SEND`, `SEND_SENDER` with
+/// payloads of integers, atoms, binaries, strings, tuples, lists, pids and
+/// references) and a call's `MONITOR_P` and `DEMONITOR_P` are decoded in
+/// one pass; everything else, and anything that path does not know, takes
+/// the general path ([`decode_general_with`]), which answers the same.
+///
+/// Never panics; allocates at most a small multiple of `bytes.len()` plus
+/// the atom text its references add, which `cache`'s limit bounds.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::frame::{AtomCache, Message, SendAtomCache, decode_with, encode_cached};
+/// use trellis::dist::{ErlPid, atom};
+///
+/// let (mut sent, mut received) = (SendAtomCache::new(), AtomCache::new(1 << 20));
+/// let to = ErlPid::new("a@host", 1, 0, 7);
+/// for _ in 0..2 {
+///     // The first frame carries the atom's text, the second its slot.
+///     let frame = encode_cached(Message::send(to.clone(), atom("hello")), &mut sent).unwrap();
+///     let Some(Message::Send(send)) = decode_with(&frame[4..], &mut received).unwrap() else {
+///         panic!()
+///     };
+///     assert_eq!(send.message, atom("hello"));
+/// }
+/// assert_eq!(received.len(), 2); // the node's name and `hello`
+/// ```
+///
+/// # Errors
+///
+/// [`FrameError`] for anything but a well-formed tick or control message;
+/// [`FrameError::EmptyCacheSlot`] for a reference to a slot no earlier
+/// frame filled.
+pub fn decode_with(bytes: &[u8], cache: &mut AtomCache) -> Result<Option<Message>, FrameError> {
+    decode_frame(bytes, cache, true)
 }
 
 /// Decodes one frame's bytes as [`decode`] does, but always by the general
@@ -169,12 +260,74 @@ pub fn decode(bytes: &[u8]) -> Result<Option<Message>, FrameError> {
 ///
 /// As [`decode`].
 pub fn decode_general(bytes: &[u8]) -> Result<Option<Message>, FrameError> {
-    let Some((&tag, terms)) = bytes.split_first() else {
-        return Ok(None);
-    };
-    if tag != PASS_THROUGH {
-        return Err(FrameError::NotPassThrough { tag });
+    decode_general_with(bytes, &mut AtomCache::default())
+}
+
+/// Decodes one frame's bytes as [`decode_with`] does, but always by the
+/// general path: a header's references are written out as atoms, then
+/// [`check_terms`] and `eetf`'s decoder.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::frame::{AtomCache, Message, SendAtomCache, decode_general_with, decode_with, encode_cached};
+/// use trellis::dist::{ErlPid, atom, tuple};
+///
+/// let mut sent = SendAtomCache::new();
+/// let (mut fast, mut general) = (AtomCache::new(1 << 20), AtomCache::new(1 << 20));
+/// let to = ErlPid::new("a@host", 1, 0, 7);
+/// for _ in 0..2 {
+///     let message = Message::send(to.clone(), tuple(vec![atom("m"), atom("x")]));
+///     let frame = encode_cached(message, &mut sent).unwrap();
+///     assert_eq!(decode_general_with(&frame[4..], &mut general), decode_with(&frame[4..], &mut fast));
+/// }
+/// ```
+///
+/// # Errors
+///
+/// As [`decode_with`].
+pub fn decode_general_with(
+    bytes: &[u8],
+    cache: &mut AtomCache,
+) -> Result<Option<Message>, FrameError> {
+    decode_frame(bytes, cache, false)
+}
+
+/// The decoders above: the one-pass decoder first if `fast`.
+fn decode_frame(
+    bytes: &[u8],
+    cache: &mut AtomCache,
+    fast: bool,
+) -> Result<Option<Message>, FrameError> {
+    match bytes {
+        [] => Ok(None),
+        [PASS_THROUGH, terms @ ..] => {
+            if fast {
+                if let Some(message) = super::hot::decode(terms, None) {
+                    return Ok(Some(message));
+                }
+            }
+            decode_pass_through(terms)
+        }
+        [header::VERSION, header::NORMAL, rest @ ..] => {
+            let used = header::read(rest, 2, cache)?;
+            let terms = &rest[used..];
+            let resolved = header::Resolved { cache };
+            if fast {
+                if let Some(message) = super::hot::decode(terms, Some(resolved)) {
+                    return Ok(Some(message));
+                }
+            }
+            let written = header::to_pass_through(terms, 2 + used, resolved)?;
+            decode_pass_through(&written[1..])
+        }
+        [header::VERSION, kind, ..] => Err(FrameError::Header { kind: *kind }),
+        [tag, ..] => Err(FrameError::NotPassThrough { tag: *tag }),
     }
+}
+
+/// The general path for a pass-through frame's terms.
+fn decode_pass_through(terms: &[u8]) -> Result<Option<Message>, FrameError> {
     check_terms(terms, 1)?;
     let mut reader = terms;
     let message = Message::read_from(&mut reader).map_err(|e| FrameError::Control {
@@ -257,6 +410,42 @@ pub fn encode(message: Message) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// Encodes `message` as a whole frame with a normal distribution header,
+/// its 4-byte length included, its atoms as references to `cache`, which
+/// this updates: what a connection whose peer advertised
+/// `DIST_HDR_ATOM_CACHE` sends.
+///
+/// The frames of one connection must be written in the order they were
+/// encoded, all with the same `cache`: each may name atoms an earlier one
+/// put in the peer's cache. On an error nothing changes.
+///
+/// # Examples
+///
+/// ```
+/// use trellis::dist::frame::{AtomCache, Message, SendAtomCache, decode_with, encode_cached};
+/// use trellis::dist::{ErlPid, atom, tuple};
+///
+/// let (mut sent, mut received) = (SendAtomCache::new(), AtomCache::new(1 << 20));
+/// let to = ErlPid::new("a@host", 1, 0, 7);
+/// let message = tuple(vec![atom("m"), atom("x")]);
+/// let frame = encode_cached(Message::send(to, message.clone()), &mut sent).unwrap();
+/// assert_eq!(&frame[4..6], [131, 68]); // the normal distribution header
+/// let Some(Message::Send(send)) = decode_with(&frame[4..], &mut received).unwrap() else {
+///     panic!()
+/// };
+/// assert_eq!(send.message, message);
+/// ```
+///
+/// # Errors
+///
+/// [`FrameError::Control`] if the message holds a term that cannot be
+/// encoded, [`FrameError::Length`] for a frame over 4 GiB.
+pub fn encode_cached(message: Message, cache: &mut SendAtomCache) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::with_capacity(256);
+    header::encode_into(message, &mut out, Some(cache))?;
+    Ok(out)
+}
+
 /// Appends `message` as a whole frame to `out` (as [`encode`]); on an error
 /// `out` is left as it was.
 pub(crate) fn encode_into(message: Message, out: &mut Vec<u8>) -> Result<(), FrameError> {
@@ -290,37 +479,76 @@ pub(crate) fn encode_into(message: Message, out: &mut Vec<u8>) -> Result<(), Fra
 ///
 /// The [`FrameError`] of the first problem found.
 pub fn check_terms(bytes: &[u8], offset: usize) -> Result<(), FrameError> {
-    let mut cursor = Cursor {
-        bytes,
-        at: 0,
-        offset,
-    };
-    // The control term, then an optional payload term.
-    for index in 0..2 {
-        if index == 1 && cursor.at == bytes.len() {
-            break;
-        }
-        let start = cursor.at;
-        if cursor.u8()? != VERSION {
-            return Err(FrameError::NoVersion { at: offset + start });
-        }
-        cursor.term()?;
-    }
-    if cursor.at != bytes.len() {
-        return Err(FrameError::Trailing {
-            left: bytes.len() - cursor.at,
-        });
-    }
-    Ok(())
+    Cursor::new(bytes, offset).terms(true).map(|_| ())
 }
 
-struct Cursor<'a> {
+/// Where a [`Cursor`] found an atom or an atom cache reference.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Span {
+    /// An atom written out: its tag at `at`, its text from `text` to `end`.
+    Atom { at: usize, text: usize, end: usize },
+    /// `ATOM_CACHE_REF` at `at` (two bytes), naming header reference
+    /// `index`.
+    Ref { at: usize, index: u8 },
+}
+
+/// A checked walk over terms that builds nothing.
+pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
     offset: usize,
+    /// How many atom cache references the frame's header made: `None`
+    /// refuses the tag (pass-through frames), `Some(n)` accepts indices
+    /// below `n`.
+    pub(crate) refs: Option<usize>,
+    /// Where the atoms and references are, in order, when wanted.
+    pub(crate) spans: Option<Vec<Span>>,
+    /// Accept `NEW_FUN_EXT` as opaque bytes (our own encoder's output; the
+    /// decoder refuses funs).
+    pub(crate) funs: bool,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8], offset: usize) -> Self {
+        Cursor {
+            bytes,
+            at: 0,
+            offset,
+            refs: None,
+            spans: None,
+            funs: false,
+        }
+    }
+
+    /// Walks a control term and an optional payload term, each after a
+    /// version byte if `versioned`, to the end of the bytes; returns where
+    /// the control term ends (the payload's version byte, or its first
+    /// byte if not `versioned`).
+    pub(crate) fn terms(&mut self, versioned: bool) -> Result<usize, FrameError> {
+        let mut control_end = 0;
+        for index in 0..2 {
+            if index == 1 && self.at == self.bytes.len() {
+                break;
+            }
+            let start = self.at;
+            if versioned && self.u8()? != VERSION {
+                return Err(FrameError::NoVersion {
+                    at: self.offset + start,
+                });
+            }
+            self.term()?;
+            if index == 0 {
+                control_end = self.at;
+            }
+        }
+        if self.at != self.bytes.len() {
+            return Err(FrameError::Trailing {
+                left: self.bytes.len() - self.at,
+            });
+        }
+        Ok(control_end)
+    }
+
     fn left(&self) -> usize {
         self.bytes.len() - self.at
     }
@@ -364,14 +592,34 @@ impl Cursor<'_> {
 
     /// An atom (the node of a pid, port or reference).
     fn atom(&mut self) -> Result<(), FrameError> {
-        let at = self.offset + self.at;
+        let start = self.at;
+        let at = self.offset + start;
         let tag = self.u8()?;
         let len = match tag {
             100 | 118 => self.u16()?,
             115 | 119 => u64::from(self.u8()?),
+            super::header::ATOM_CACHE_REF if self.refs.is_some() => {
+                let index = self.u8()?;
+                if usize::from(index) >= self.refs.unwrap_or(0) {
+                    return Err(FrameError::CacheRef { index, at });
+                }
+                if let Some(spans) = &mut self.spans {
+                    spans.push(Span::Ref { at: start, index });
+                }
+                return Ok(());
+            }
             _ => return Err(FrameError::Tag { tag, at }),
         };
-        self.skip(len)
+        let text = self.at;
+        self.skip(len)?;
+        if let Some(spans) = &mut self.spans {
+            spans.push(Span::Atom {
+                at: start,
+                text,
+                end: self.at,
+            });
+        }
+        Ok(())
     }
 
     /// One whole term, nested terms included, without recursion: `pending`
@@ -392,8 +640,8 @@ impl Cursor<'_> {
                 98 => self.skip(4).map(|()| 0)?,
                 99 => self.skip(31).map(|()| 0)?,
                 70 => self.skip(8).map(|()| 0)?,
-                // atoms
-                100 | 118 | 115 | 119 => {
+                // atoms, atom cache references
+                100 | 118 | 115 | 119 | super::header::ATOM_CACHE_REF => {
                     self.at -= 1;
                     self.atom()?;
                     0
@@ -504,6 +752,15 @@ impl Cursor<'_> {
                 116 => {
                     let n = self.u32()?;
                     self.count(n, 2)? * 2
+                }
+                // NEW_FUN_EXT: its size counts itself and all it holds.
+                PASS_THROUGH if self.funs => {
+                    let size = self.u32()?;
+                    if size < 4 {
+                        return Err(FrameError::Length { len: size, at });
+                    }
+                    self.skip(size - 4)?;
+                    0
                 }
                 _ => return Err(FrameError::Tag { tag, at }),
             };

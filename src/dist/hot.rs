@@ -30,6 +30,8 @@ use eetf::{Atom, Binary, ByteList, FixInteger, ImproperList, List, Pid, Referenc
 use erl_dist::message::{DemonitorP, Message, MonitorP, RegSend, Send, SendSender};
 use erl_dist::term::PidOrAtom;
 
+use super::header::{ATOM_CACHE_REF, Resolved};
+
 /// How deep payload terms may nest on this path; deeper ones take the
 /// general path (whose limit is [`MAX_DEPTH`](super::frame::MAX_DEPTH)).
 pub(crate) const MAX_HOT_DEPTH: usize = 64;
@@ -41,9 +43,21 @@ const VERSION: u8 = 131;
 /// `REG_SEND` or `SEND_SENDER` of a payload this decoder knows, or a
 /// `MONITOR_P` or `DEMONITOR_P` (one each per `gen_server:call`); `None`
 /// otherwise (the caller then takes the general path).
-pub(crate) fn decode(terms: &[u8]) -> Option<Message> {
-    let mut input = Input { bytes: terms };
-    if input.u8()? != VERSION || input.u8()? != 104 {
+///
+/// `terms` follows the pass-through tag (each term after its version byte)
+/// if `cached` is `None`, else a normal distribution header whose
+/// references `cached` resolves (no version bytes, atoms possibly by
+/// reference).
+pub(crate) fn decode(terms: &[u8], cached: Option<Resolved<'_>>) -> Option<Message> {
+    let mut input = Input {
+        bytes: terms,
+        cached,
+        added: 0,
+    };
+    if input.cached.is_none() && input.u8()? != VERSION {
+        return None;
+    }
+    if input.u8()? != 104 {
         return None;
     }
     let arity = input.u8()?;
@@ -116,6 +130,10 @@ pub(crate) fn decode(terms: &[u8]) -> Option<Message> {
 /// The bytes not read yet.
 struct Input<'a> {
     bytes: &'a [u8],
+    /// The frame header's references, if it has a header.
+    cached: Option<Resolved<'a>>,
+    /// The atom text references added so far.
+    added: usize,
 }
 
 impl<'a> Input<'a> {
@@ -150,7 +168,7 @@ impl<'a> Input<'a> {
 
     /// The payload term, with its version byte.
     fn payload(&mut self) -> Option<Term> {
-        if self.u8()? != VERSION {
+        if self.cached.is_none() && self.u8()? != VERSION {
             return None;
         }
         self.term(0)
@@ -168,6 +186,13 @@ impl<'a> Input<'a> {
         let len = match tag {
             100 | 118 => usize::from(self.u16()?),
             115 | 119 => usize::from(self.u8()?),
+            ATOM_CACHE_REF => {
+                let cached = self.cached?;
+                let atom = cached.get(self.u8()?)?;
+                // Past the limit the general path refuses the frame.
+                self.added = self.added.checked_add(atom.name.len())?;
+                return (self.added <= cached.limit()).then(|| atom.clone());
+            }
             _ => return None,
         };
         let name = std::str::from_utf8(self.take(len)?).ok()?;
@@ -223,7 +248,7 @@ impl<'a> Input<'a> {
         let term = match tag {
             97 => Term::from(FixInteger::from(i32::from(self.u8()?))),
             98 => Term::from(FixInteger::from(self.i32()?)),
-            100 | 118 | 115 | 119 => Term::from(self.atom_after(tag)?),
+            100 | 118 | 115 | 119 | ATOM_CACHE_REF => Term::from(self.atom_after(tag)?),
             106 => Term::from(List::nil()),
             107 => {
                 let len = usize::from(self.u16()?);

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use erl_dist::message::Message;
 use erl_dist::term::PidOrAtom;
 
-use super::{DistError, Inner, Term, as_atom, atom, conn, tagged};
+use super::{DistError, Inner, Term, as_atom, atom, tagged};
 use crate::loom::lock;
 use crate::process::{Entry, ExitReason, MonitorRef, Pid, REMOTE, Remote, remote_pid};
 
@@ -230,8 +230,7 @@ impl Remote for Hook {
                     let sent = state
                         .conns
                         .get(node)
-                        .zip(conn::encode(message))
-                        .is_some_and(|(conn, frame)| conn.out.send(frame));
+                        .is_some_and(|conn| conn.out.send_message(message));
                     if !sent {
                         state.proc_watching.remove(&reference.id);
                     }
@@ -304,8 +303,7 @@ impl Remote for Hook {
                     let sent = state
                         .conns
                         .get(node)
-                        .zip(conn::encode(Message::link(me, erl)))
-                        .is_some_and(|(conn, frame)| conn.out.send(frame));
+                        .is_some_and(|conn| conn.out.send_message(Message::link(me, erl)));
                     if !sent && let Some(links) = state.proc_links.get_mut(node) {
                         links.retain(|l| !(l.local == link.local && l.remote == link.remote));
                     }
