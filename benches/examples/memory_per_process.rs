@@ -5,7 +5,9 @@
 //! One kind per run, so that the allocator state one kind leaves behind
 //! does not count for another. The kinds are the contenders of
 //! `trellis_benches::otp`: `trellis` (a gen_server in a nursery), `tokio` (a
-//! task waiting on an unbounded `mpsc` receiver), `ractor`, `kameo`. Every
+//! task waiting on an unbounded `mpsc` receiver), `ractor`, `kameo`; and
+//! `supervised`: one supervisor of N idle gen_servers, its child specs
+//! made after the first reading (the supervisor keeps them). Every
 //! process has finished its start handshake before the second reading; the
 //! handles the starter keeps (one per process) are counted, as a real
 //! program keeps them too.
@@ -16,7 +18,8 @@
 
 use std::time::Duration;
 
-use trellis_benches::otp::{Contender, Kameo, Ractor, Tokio, Trellis, in_nursery};
+use trellis::supervisor::{self, ChildSpec, SupervisorOptions};
+use trellis_benches::otp::{Contender, Idle, Kameo, Ractor, Tokio, Trellis, in_nursery};
 
 /// The resident set size in bytes (`VmRSS` of `/proc/self/status`).
 fn rss() -> u64 {
@@ -67,6 +70,41 @@ fn measure<C: Contender>(count: usize) -> f64 {
     }))
 }
 
+/// Starts a supervisor of `count` idle gen_servers and returns bytes of RSS
+/// per child.
+fn measure_supervised(count: usize) -> f64 {
+    let rt = trellis_benches::runtime();
+    rt.block_on(in_nursery(|n| async move {
+        tokio::spawn(async move {
+            // Warm up, as `measure` does.
+            let warm: Vec<ChildSpec> = (0..1_000)
+                .map(|i| ChildSpec::gen_server(format!("w{i}"), || Idle, (), ()))
+                .collect();
+            let sup = n
+                .start(|status| supervisor::serve(warm, SupervisorOptions::new(), status))
+                .await
+                .expect("warm-up supervisor");
+            sup.stop().await.expect("warm-up supervisor stops");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+
+            let before = rss();
+            let children: Vec<ChildSpec> = (0..count)
+                .map(|i| ChildSpec::gen_server(format!("s{i}"), || Idle, (), ()))
+                .collect();
+            let sup = n
+                .start(|status| supervisor::serve(children, SupervisorOptions::new(), status))
+                .await
+                .expect("supervisor");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let after = rss();
+            sup.stop().await.expect("supervisor stops");
+            after.saturating_sub(before) as f64 / count as f64
+        })
+        .await
+        .expect("starter panicked")
+    }))
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "trellis".to_string());
@@ -74,7 +112,9 @@ fn main() {
         None => 100_000,
         Some(Ok(n)) if n > 0 => n,
         Some(_) => {
-            eprintln!("usage: memory_per_process [trellis|tokio|ractor|kameo] [count > 0]");
+            eprintln!(
+                "usage: memory_per_process [trellis|tokio|ractor|kameo|supervised] [count > 0]"
+            );
             std::process::exit(2);
         }
     };
@@ -83,8 +123,9 @@ fn main() {
         "tokio" => measure::<Tokio>(count),
         "ractor" => measure::<Ractor>(count),
         "kameo" => measure::<Kameo>(count),
+        "supervised" => measure_supervised(count),
         other => {
-            eprintln!("unknown kind {other:?}: use trellis, tokio, ractor or kameo");
+            eprintln!("unknown kind {other:?}: use trellis, tokio, ractor, kameo or supervised");
             std::process::exit(2);
         }
     };
