@@ -17,13 +17,8 @@ use trellis::dist::{self, DistOptions, NodeEvent, atom};
 mod dist_common;
 use dist_common::{COOKIE, ErlNode, WAIT, unique};
 
-/// Connects to `node` as a made-up node, handshake done; returns the
-/// stream and the name used.
-async fn raw_peer(node: &dist::DistNode) -> (TcpStream, String) {
-    raw_peer_with(node, DistributionFlags::from_bits_truncate(0)).await
-}
-
-/// As [`raw_peer`], advertising `more` flags too.
+/// Connects to `node` as a made-up node advertising `more` flags besides
+/// the minimal set, handshake done; returns the stream and the name used.
 async fn raw_peer_with(node: &dist::DistNode, more: DistributionFlags) -> (TcpStream, String) {
     let name = format!("{}@{}", unique("raw"), dist_common::host());
     let stream = TcpStream::connect(("127.0.0.1", node.port()))
@@ -92,83 +87,81 @@ async fn good_peer(node: &dist::DistNode) -> ErlNode {
     erl
 }
 
-#[tokio::test]
-async fn a_malformed_term_closes_that_connection_only() {
+/// Sends `bytes` to a node started with `options` from a raw peer that
+/// advertised `flags` besides the minimal set, and checks that this
+/// connection alone closes, its node-down reason naming `reason`, while an
+/// Erlang peer stays connected and served.
+async fn only_that_connection_closes(
+    options: DistOptions,
+    flags: DistributionFlags,
+    bytes: &[u8],
+    reason: &str,
+) {
     dist_common::setup();
-    let node = dist::start(DistOptions::short(unique("target")).cookie(COOKIE))
-        .await
-        .unwrap();
+    let node = dist::start(options).await.unwrap();
     let mut events = node.monitor_nodes();
     let mut erl = good_peer(&node).await;
-    let (mut evil, evil_name) = raw_peer(&node).await;
-    // A control term that claims a list of four billion elements.
-    evil.write_all(&HUGE_LIST).await.unwrap();
+    let (mut evil, evil_name) = raw_peer_with(&node, flags).await;
+    evil.write_all(bytes).await.unwrap();
     closed(&mut evil).await;
-    let reason = down_of(&mut events, &evil_name).await;
-    assert!(reason.contains("malformed"), "{reason}");
-    // The good peer is still served.
+    let down = down_of(&mut events, &evil_name).await;
+    assert!(down.contains(reason), "{down}");
     assert_eq!(node.nodes(), vec![erl.name.clone()]);
     still_served(&node, &mut erl).await;
 }
 
+fn options() -> DistOptions {
+    DistOptions::short(unique("target")).cookie(COOKIE)
+}
+
+#[tokio::test]
+async fn a_malformed_term_closes_that_connection_only() {
+    // A control term that claims a list of four billion elements.
+    only_that_connection_closes(
+        options(),
+        DistributionFlags::from_bits_truncate(0),
+        &HUGE_LIST,
+        "malformed",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_malformed_frame_read_in_one_go_behind_others_closes_that_connection_only() {
-    dist_common::setup();
-    let node = dist::start(DistOptions::short(unique("target")).cookie(COOKIE))
-        .await
-        .unwrap();
-    let mut events = node.monitor_nodes();
-    let mut erl = good_peer(&node).await;
-    let (mut evil, evil_name) = raw_peer(&node).await;
     // Two ticks, then the hostile list, in one write: the reader takes the
     // later frames from its buffer, where they are decoded in place.
     let mut bytes = vec![0, 0, 0, 0, 0, 0, 0, 0];
     bytes.extend(HUGE_LIST);
-    evil.write_all(&bytes).await.unwrap();
-    closed(&mut evil).await;
-    let reason = down_of(&mut events, &evil_name).await;
-    assert!(reason.contains("malformed"), "{reason}");
-    still_served(&node, &mut erl).await;
+    only_that_connection_closes(
+        options(),
+        DistributionFlags::from_bits_truncate(0),
+        &bytes,
+        "malformed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_frame_over_the_size_limit_closes_that_connection_only() {
-    dist_common::setup();
-    let node = dist::start(
-        DistOptions::short(unique("target"))
-            .cookie(COOKIE)
-            .max_frame_len(64 * 1024),
-    )
-    .await
-    .unwrap();
-    let mut events = node.monitor_nodes();
-    let mut erl = good_peer(&node).await;
-    let (mut evil, evil_name) = raw_peer(&node).await;
     // 1 GiB announced; a few bytes sent.
-    evil.write_all(&[0x40, 0, 0, 0, 112, 131]).await.unwrap();
-    closed(&mut evil).await;
-    let reason = down_of(&mut events, &evil_name).await;
-    assert!(reason.contains("malformed"), "{reason}");
-    still_served(&node, &mut erl).await;
+    only_that_connection_closes(
+        options().max_frame_len(64 * 1024),
+        DistributionFlags::from_bits_truncate(0),
+        &[0x40, 0, 0, 0, 112, 131],
+        "malformed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_reference_to_an_empty_atom_cache_slot_closes_that_connection_only() {
-    dist_common::setup();
-    let node = dist::start(DistOptions::short(unique("target")).cookie(COOKIE))
-        .await
-        .unwrap();
-    let mut events = node.monitor_nodes();
-    let mut erl = good_peer(&node).await;
-    let (mut evil, evil_name) = raw_peer_with(&node, DistributionFlags::DIST_HDR_ATOM_CACHE).await;
     // A normal distribution header with one reference, not new, to slot 5,
-    // which no frame filled.
-    evil.write_all(&[0, 0, 0, 5, 131, 68, 1, 0, 5])
-        .await
-        .unwrap();
-    closed(&mut evil).await;
-    let reason = down_of(&mut events, &evil_name).await;
-    assert!(reason.contains("atom cache slot 5"), "{reason}");
-    // The good peer, whose connection caches atoms too, is still served.
-    still_served(&node, &mut erl).await;
+    // which no frame filled. The good peer's connection caches atoms too.
+    only_that_connection_closes(
+        options(),
+        DistributionFlags::DIST_HDR_ATOM_CACHE,
+        &[0, 0, 0, 5, 131, 68, 1, 0, 5],
+        "atom cache slot 5",
+    )
+    .await;
 }

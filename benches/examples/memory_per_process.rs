@@ -70,6 +70,18 @@ fn measure<C: Contender>(count: usize) -> f64 {
     }))
 }
 
+/// Starts a supervisor of `count` idle gen_servers (their specs made here)
+/// in `nursery`.
+async fn start_supervisor(nursery: &trellis::Nursery, count: usize) -> supervisor::Supervisor {
+    let children: Vec<ChildSpec> = (0..count)
+        .map(|i| ChildSpec::gen_server(format!("s{i}"), || Idle, (), ()))
+        .collect();
+    nursery
+        .start(|status| supervisor::serve(children, SupervisorOptions::new(), status))
+        .await
+        .expect("supervisor")
+}
+
 /// Starts a supervisor of `count` idle gen_servers and returns bytes of RSS
 /// per child.
 fn measure_supervised(count: usize) -> f64 {
@@ -77,24 +89,12 @@ fn measure_supervised(count: usize) -> f64 {
     rt.block_on(in_nursery(|n| async move {
         tokio::spawn(async move {
             // Warm up, as `measure` does.
-            let warm: Vec<ChildSpec> = (0..1_000)
-                .map(|i| ChildSpec::gen_server(format!("w{i}"), || Idle, (), ()))
-                .collect();
-            let sup = n
-                .start(|status| supervisor::serve(warm, SupervisorOptions::new(), status))
-                .await
-                .expect("warm-up supervisor");
-            sup.stop().await.expect("warm-up supervisor stops");
+            let warm = start_supervisor(&n, 1_000).await;
+            warm.stop().await.expect("warm-up supervisor stops");
             tokio::time::sleep(Duration::from_millis(100)).await;
 
             let before = rss();
-            let children: Vec<ChildSpec> = (0..count)
-                .map(|i| ChildSpec::gen_server(format!("s{i}"), || Idle, (), ()))
-                .collect();
-            let sup = n
-                .start(|status| supervisor::serve(children, SupervisorOptions::new(), status))
-                .await
-                .expect("supervisor");
+            let sup = start_supervisor(&n, count).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             let after = rss();
             sup.stop().await.expect("supervisor stops");
