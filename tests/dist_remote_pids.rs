@@ -117,6 +117,27 @@ async fn watcher(
     gen_server::start(n, Watcher { trap, seen }).await
 }
 
+/// Runs `body` with a [`Watcher`] (trapping exits if `trap`) started in a
+/// nursery, and the receiver of what it sees; the nursery is cancelled
+/// once `body` is done.
+async fn with_watcher(
+    trap: bool,
+    body: impl AsyncFnOnce(
+        &gen_server::Server<Watcher>,
+        &mut mpsc::UnboundedReceiver<Seen>,
+    ) -> Result<(), BoxError>,
+) {
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    trellis::nursery(|n| async move {
+        let server = watcher(&n, trap, tx).await?;
+        body(&server, &mut seen).await?;
+        n.cancel();
+        Ok::<_, BoxError>(())
+    })
+    .await
+    .unwrap();
+}
+
 /// The server's next report, which must be a `Down`.
 async fn next_down(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Down {
     match next(seen).await {
@@ -155,9 +176,7 @@ async fn tell(node: &DistNode, to: &ErlPid, message: Term) {
 async fn a_trellis_gen_server_monitoring_an_erlang_process_by_pid_gets_down_with_its_reason() {
     let node = trellis_node("mon").await;
     let erl = peer(&node).await;
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    trellis::nursery(|n| async move {
-        let server = watcher(&n, false, tx).await?;
+    with_watcher(false, async |server, seen| {
         let (crashing, crashing_erl) = victim(&node, &erl).await;
         let (quitting, quitting_erl) = victim(&node, &erl).await;
         assert!(!crashing.is_local());
@@ -165,7 +184,7 @@ async fn a_trellis_gen_server_monitoring_an_erlang_process_by_pid_gets_down_with
         let first = server.call(Watch::Monitor(crashing), WAIT).await?.unwrap();
         let second = server.call(Watch::Monitor(quitting), WAIT).await?.unwrap();
         tell(&node, &crashing_erl, tagged("exit", vec![atom("boom")])).await;
-        let down = next_down(&mut seen).await;
+        let down = next_down(seen).await;
         assert_eq!((down.monitor, down.pid), (first, crashing));
         assert_eq!(reason_to_term(&down.reason), atom("boom"));
         let ExitReason::Error(error) = &down.reason else {
@@ -178,25 +197,21 @@ async fn a_trellis_gen_server_monitoring_an_erlang_process_by_pid_gets_down_with
             })
         );
         tell(&node, &quitting_erl, tagged("exit", vec![atom("normal")])).await;
-        let down = next_down(&mut seen).await;
+        let down = next_down(seen).await;
         assert_eq!(
             (down.monitor, down.pid, down.reason),
             (second, quitting, ExitReason::Normal)
         );
-        n.cancel();
-        Ok::<_, BoxError>(())
+        Ok(())
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_demonitored_erlang_process_sends_no_down_and_a_gone_one_is_down_noproc() {
     let node = trellis_node("demon").await;
     let erl = peer(&node).await;
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    trellis::nursery(|n| async move {
-        let server = watcher(&n, false, tx).await?;
+    with_watcher(false, async |server, seen| {
         let (pid, erl_pid) = victim(&node, &erl).await;
         let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
         server.call(Watch::Demonitor(pid, monitor), WAIT).await?;
@@ -205,7 +220,7 @@ async fn a_demonitored_erlang_process_sends_no_down_and_a_gone_one_is_down_nopro
         // first thing the server sees (no Down for the removed monitor).
         let again = loop {
             let again = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
-            let down = next_down(&mut seen).await;
+            let down = next_down(seen).await;
             assert_eq!(down.monitor, again, "the demonitored Down arrived");
             if down.reason == ExitReason::NoProcess {
                 break again;
@@ -214,32 +229,26 @@ async fn a_demonitored_erlang_process_sends_no_down_and_a_gone_one_is_down_nopro
             assert_eq!(down.reason, ExitReason::Killed);
         };
         assert_ne!(again, monitor);
-        n.cancel();
-        Ok::<_, BoxError>(())
+        Ok(())
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_linked_trapping_gen_server_gets_exit_killed_when_the_erlang_process_is_killed() {
     let node = trellis_node("link").await;
     let erl = peer(&node).await;
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    trellis::nursery(|n| async move {
-        let server = watcher(&n, true, tx).await?;
+    with_watcher(true, async |server, seen| {
         let (pid, erl_pid) = victim(&node, &erl).await;
         server.call(Watch::Link(pid), WAIT).await?;
         // Linked: the LINK went out before this call returned, and the kill
         // follows it on the same connection.
         tell(&node, &erl_pid, atom("kill")).await;
-        let exit = next_exit(&mut seen).await;
+        let exit = next_exit(seen).await;
         assert_eq!((exit.pid, exit.reason), (pid, ExitReason::Killed));
-        n.cancel();
-        Ok::<_, BoxError>(())
+        Ok(())
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
@@ -270,9 +279,7 @@ async fn a_linked_gen_server_not_trapping_exits_stops_with_the_remote_reason() {
 async fn kill_9_of_the_erlang_node_gives_noconnection_to_remote_monitors_and_links() {
     let node = trellis_node("nodedown").await;
     let erl = peer(&node).await;
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    trellis::nursery(|n| async move {
-        let server = watcher(&n, true, tx).await?;
+    with_watcher(true, async |server, seen| {
         let (watched, _) = victim(&node, &erl).await;
         let (linked, _) = victim(&node, &erl).await;
         let monitor = server.call(Watch::Monitor(watched), WAIT).await?.unwrap();
@@ -281,7 +288,7 @@ async fn kill_9_of_the_erlang_node_gives_noconnection_to_remote_monitors_and_lin
         let mut down = None;
         let mut exit = None;
         while down.is_none() || exit.is_none() {
-            match next(&mut seen).await {
+            match next(seen).await {
                 Seen::Down(d) => down = Some(d),
                 Seen::Exit(e) => exit = Some(e),
                 Seen::Terminated(r) => panic!("stopped: {r}"),
@@ -294,14 +301,12 @@ async fn kill_9_of_the_erlang_node_gives_noconnection_to_remote_monitors_and_lin
         assert_eq!(reason_to_term(&exit.reason), atom("noconnection"));
         // A pid of the dead node now: noconnection at once.
         let late = server.call(Watch::Monitor(watched), WAIT).await?.unwrap();
-        let d = next_down(&mut seen).await;
+        let d = next_down(seen).await;
         assert_eq!(d.monitor, late);
         assert_eq!(reason_to_term(&d.reason), atom("noconnection"));
-        n.cancel();
-        Ok::<_, BoxError>(())
+        Ok(())
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 /// Answers `hello` with `hello_back`.
@@ -514,9 +519,7 @@ async fn until_erlang_counts(
 async fn a_monitor_on_a_pid_of_a_node_not_connected_connects_first_and_gets_the_real_down() {
     let node = trellis_node("monauto").await;
     let erl = peer(&node).await;
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    trellis::nursery(|n| async move {
-        let server = watcher(&n, false, tx).await?;
+    with_watcher(false, async |server, seen| {
         let (pid, erl_pid) = victim(&node, &erl).await;
         disconnect(&node, &erl).await;
         let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
@@ -525,35 +528,29 @@ async fn a_monitor_on_a_pid_of_a_node_not_connected_connects_first_and_gets_the_
         until_erlang_counts(&node, &erl, "monitored_by", &erl_pid, 1).await;
         assert!(node.nodes().contains(&erl.name));
         tell(&node, &erl_pid, tagged("exit", vec![atom("boom")])).await;
-        let down = next_down(&mut seen).await;
+        let down = next_down(seen).await;
         assert_eq!((down.monitor, down.pid), (monitor, pid));
         assert_eq!(reason_to_term(&down.reason), atom("boom"));
-        n.cancel();
-        Ok::<_, BoxError>(())
+        Ok(())
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_link_to_a_pid_of_a_node_not_connected_connects_first_and_gets_the_real_exit() {
     let node = trellis_node("linkauto").await;
     let erl = peer(&node).await;
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    trellis::nursery(|n| async move {
-        let server = watcher(&n, true, tx).await?;
+    with_watcher(true, async |server, seen| {
         let (pid, erl_pid) = victim(&node, &erl).await;
         disconnect(&node, &erl).await;
         server.call(Watch::Link(pid), WAIT).await?;
         until_erlang_counts(&node, &erl, "links", &erl_pid, 1).await;
         tell(&node, &erl_pid, atom("kill")).await;
-        let exit = next_exit(&mut seen).await;
+        let exit = next_exit(seen).await;
         assert_eq!((exit.pid, exit.reason), (pid, ExitReason::Killed));
-        n.cancel();
-        Ok::<_, BoxError>(())
+        Ok(())
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
@@ -566,20 +563,16 @@ async fn a_monitor_or_link_on_a_pid_of_a_node_that_cannot_be_reached_is_noconnec
         1,
     );
     let pid = node.to_pid(&nowhere).expect("a remote pid");
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    trellis::nursery(|n| async move {
-        let server = watcher(&n, true, tx).await?;
+    with_watcher(true, async |server, seen| {
         let monitor = server.call(Watch::Monitor(pid), WAIT).await?.unwrap();
-        let down = next_down(&mut seen).await;
+        let down = next_down(seen).await;
         assert_eq!((down.monitor, down.pid), (monitor, pid));
         assert_eq!(reason_to_term(&down.reason), atom("noconnection"));
         server.call(Watch::Link(pid), WAIT).await?;
-        let exit = next_exit(&mut seen).await;
+        let exit = next_exit(seen).await;
         assert_eq!(exit.pid, pid);
         assert_eq!(reason_to_term(&exit.reason), atom("noconnection"));
-        n.cancel();
-        Ok::<_, BoxError>(())
+        Ok(())
     })
-    .await
-    .unwrap();
+    .await;
 }
