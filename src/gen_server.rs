@@ -1183,6 +1183,8 @@ pub(crate) fn start_error(error: StartError) -> GenServerError {
 
 /// `S`'s type name without its path or generics, for task names.
 pub(crate) fn short_type_name<S>() -> &'static str {
-    let name = crate::nursery::short_type_name::<S>();
-    name.rsplit("::").next().unwrap_or(name)
+    crate::nursery::trimmed_type_name::<S>(|name| {
+        let name = crate::nursery::trim_type_name(name);
+        name.rsplit("::").next().unwrap_or(name)
+    })
 }

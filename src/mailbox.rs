@@ -46,7 +46,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -288,14 +288,6 @@ impl<M: Send + 'static> Wake for Link<M> {
     }
 }
 
-impl<M> Address<M> {
-    fn new(entry: Arc<Entry>, tx: Tx<M>) -> Self {
-        Address {
-            link: Arc::new(Link { entry, tx }),
-        }
-    }
-}
-
 impl<M> Clone for Address<M> {
     fn clone(&self) -> Self {
         Address {
@@ -396,14 +388,16 @@ impl<M: Send + 'static> Address<M> {
         wrap: fn(N) -> M,
         unwrap: fn(M) -> N,
     ) -> Address<N> {
-        Address::new(
-            self.link.entry.clone(),
-            Tx::View(Arc::new(View {
-                inner: self.link.tx.clone(),
-                wrap,
-                unwrap,
-            })),
-        )
+        Address {
+            link: Arc::new(Link {
+                entry: self.link.entry.clone(),
+                tx: Tx::View(Arc::new(View {
+                    inner: self.link.tx.clone(),
+                    wrap,
+                    unwrap,
+                })),
+            }),
+        }
     }
 }
 
@@ -492,11 +486,17 @@ impl<M: Send + 'static> Mailbox<M> {
     /// A mailbox whose process offers lookups the handles `view` builds
     /// from its `Address<M>` (a gen_server's handle and its `info` view).
     pub(crate) fn with_view(tx: Tx<M>, rx: Rx<M>, view: Views) -> Self {
-        let entry = Entry::new();
-        let address = Address::new(entry.clone(), tx);
-        let waker: Arc<dyn Wake> = address.link.clone();
-        entry.set_waker(Arc::downgrade(&waker));
-        entry.publish(address.link.clone(), view);
+        // The entry wakes the mailbox through its address's link, made
+        // with it: one step, no cell to fill afterwards.
+        let link = Arc::new_cyclic(|link: &Weak<Link<M>>| {
+            let waker: Weak<dyn Wake> = link.clone();
+            Link {
+                entry: Entry::new(Some(waker)),
+                tx,
+            }
+        });
+        link.entry.publish(link.clone(), view);
+        let address = Address { link };
         Mailbox {
             rx,
             address,

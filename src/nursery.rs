@@ -1179,24 +1179,32 @@ impl Nursery {
 /// name can be hundreds of characters long: each thread remembers the last
 /// name it trimmed (a loop spawning one kind of task trims once).
 pub(crate) fn short_type_name<T>() -> &'static str {
+    trimmed_type_name::<T>(trim_type_name)
+}
+
+/// `T`'s type name as `trim` shortens it, remembered per thread for the
+/// last type and `trim` asked for.
+pub(crate) fn trimmed_type_name<T>(trim: fn(&'static str) -> &'static str) -> &'static str {
+    type Last = Option<(&'static str, fn(&'static str) -> &'static str, &'static str)>;
     std::thread_local! {
-        static LAST: std::cell::Cell<Option<(&'static str, &'static str)>> =
-            const { std::cell::Cell::new(None) };
+        static LAST: std::cell::Cell<Last> = const { std::cell::Cell::new(None) };
     }
     let full = std::any::type_name::<T>();
     let cached = LAST.try_with(|last| match last.get() {
-        Some((seen, short)) if std::ptr::eq(seen, full) => Some(short),
+        Some((seen, by, short)) if std::ptr::eq(seen, full) && std::ptr::fn_addr_eq(by, trim) => {
+            Some(short)
+        }
         _ => None,
     });
     if let Ok(Some(short)) = cached {
         return short;
     }
-    let short = trim_type_name(full);
-    let _ = LAST.try_with(|last| last.set(Some((full, short))));
+    let short = trim(full);
+    let _ = LAST.try_with(|last| last.set(Some((full, trim, short))));
     short
 }
 
-fn trim_type_name(mut name: &str) -> &str {
+pub(crate) fn trim_type_name(mut name: &str) -> &str {
     loop {
         if let Some(shorter) = name.strip_suffix("::{{closure}}") {
             name = shorter;

@@ -11,14 +11,13 @@
 //! build on it.
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-
-use rustc_hash::FxHashMap;
 
 use crate::{BoxError, Nursery, NurseryError};
 
@@ -435,9 +434,9 @@ pub(crate) struct Entry {
     /// Set when the owner is cancelled, so its end reads `Killed`.
     killed: AtomicBool,
     /// Wakes the owner when a signal arrives (pushes a marker into its
-    /// mailbox); unset until the owner installs it. Weak: the owner's
-    /// addresses hold the entry, not the reverse.
-    waker: OnceLock<Weak<dyn Wake>>,
+    /// mailbox); `None` for an owner that looks for signals itself. Weak:
+    /// the owner's addresses hold the entry, not the reverse.
+    waker: Option<Weak<dyn Wake>>,
     state: Mutex<EntryState>,
 }
 
@@ -536,8 +535,8 @@ impl fmt::Debug for Entry {
 /// thread touch one shard while another thread's touch another: no lock line
 /// moves between cores at every start, as the hashed shards of a concurrent
 /// map did (each insert landed on any shard). Pid numbers are handed out by
-/// this node, never chosen by a peer, so each map hashes them with a fast
-/// non-keyed hash.
+/// this node, never chosen by a peer, so each map hashes them with
+/// [`PidHasher`]: a block's pids land in consecutive buckets.
 struct Table {
     shards: Box<[Shard]>,
 }
@@ -550,11 +549,42 @@ const SHARDS: usize = 256;
 /// prefetch pairs them on x86).
 #[repr(align(128))]
 #[derive(Default)]
-struct Shard(Mutex<FxHashMap<u64, Registered>>);
+struct Shard(Mutex<PidMap>);
+
+/// One shard's map, by pid number.
+type PidMap = HashMap<u64, Registered, BuildHasherDefault<PidHasher>>;
+
+/// The hash of a pid number in its shard: the number's rank among the
+/// shard's numbers (its block's turn at the shard, then its place in the
+/// block) in the low bits, which pick the bucket, and a mix of it in the
+/// top seven, which the map compares first. The 64 starts of a block then
+/// fill consecutive buckets, on cache lines the last start touched, where a
+/// mixing hash scattered them over the shard's whole table (a cache miss at
+/// each start once the table outgrows the cache).
+#[derive(Default)]
+struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        let rank = (self.0 / (BLOCK * SHARDS as u64)) * BLOCK + self.0 % BLOCK;
+        rank ^ (rank.wrapping_mul(0x9e37_79b9_7f4a_7c15) & (0x7f << 57))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; any other input still hashes.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
 
 impl Table {
     /// The shard that holds the local pid numbered `id`.
-    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, FxHashMap<u64, Registered>> {
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, PidMap> {
         // The block index, wrapped: the remainder fits a `usize`.
         let index = ((id / BLOCK) % SHARDS as u64) as usize;
         crate::loom::lock(&self.shards[index].0)
@@ -604,13 +634,14 @@ fn table() -> &'static Table {
 }
 
 impl Entry {
-    /// A new process with a fresh pid, not yet in the table.
-    pub(crate) fn new() -> Arc<Entry> {
+    /// A new process with a fresh pid, not yet in the table, woken by
+    /// `waker` when a signal arrives.
+    pub(crate) fn new(waker: Option<Weak<dyn Wake>>) -> Arc<Entry> {
         Arc::new(Entry {
             pid: Pid::new(),
             has_signals: AtomicBool::new(false),
             killed: AtomicBool::new(false),
-            waker: OnceLock::new(),
+            waker,
             state: Mutex::new(EntryState::default()),
         })
     }
@@ -642,11 +673,6 @@ impl Entry {
 
     pub(crate) fn pid(&self) -> Pid {
         self.pid
-    }
-
-    /// Installs what wakes the owner when a signal arrives.
-    pub(crate) fn set_waker(&self, waker: Weak<dyn Wake>) {
-        let _ = self.waker.set(waker);
     }
 
     /// Notes that the owner is being cancelled.
@@ -806,7 +832,7 @@ impl Entry {
             state.more().signals.push_back(signal);
             self.has_signals.store(true, Ordering::Release);
         }
-        if let Some(waker) = self.waker.get().and_then(Weak::upgrade) {
+        if let Some(waker) = self.waker.as_ref().and_then(Weak::upgrade) {
             waker.wake();
         }
     }
@@ -1283,5 +1309,60 @@ impl fmt::Debug for Registered {
         f.debug_struct("Registered")
             .field("pid", &self.entry.pid)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    fn hash(id: u64) -> u64 {
+        BuildHasherDefault::<PidHasher>::default().hash_one(id)
+    }
+
+    /// The bucket bits of a hash (the map compares the top seven first).
+    fn rank(id: u64) -> u64 {
+        hash(id) & !(0x7f << 57)
+    }
+
+    #[test]
+    fn a_shards_pids_take_consecutive_buckets_block_after_block() {
+        let step = BLOCK * SHARDS as u64; // the shard's next block
+        let shard = 5 * BLOCK;
+        let ids = (0..3).flat_map(|turn| (0..BLOCK).map(move |i| turn * step + shard + i));
+        for (expected, id) in ids.enumerate() {
+            assert_eq!(rank(id), expected as u64, "pid number {id}");
+        }
+    }
+
+    #[test]
+    fn the_table_finds_every_pid_of_many_blocks_and_forgets_removed_ones() {
+        let table = Table {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        };
+        let entries: Vec<Arc<Entry>> = (0..3 * BLOCK * SHARDS as u64)
+            .map(|_| Entry::new(None))
+            .collect();
+        for entry in &entries {
+            table.insert(entry.pid(), registered(entry));
+        }
+        assert_eq!(table.len(), entries.len());
+        for entry in entries.iter().step_by(3) {
+            assert!(table.remove(entry.pid()).is_some());
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let found = table.with(entry.pid(), |r| r.entry.pid());
+            assert_eq!(found, (i % 3 != 0).then(|| entry.pid()), "entry {i}");
+        }
+    }
+
+    fn registered(entry: &Arc<Entry>) -> Registered {
+        Registered {
+            entry: entry.clone(),
+            base: Arc::new(()),
+            view: |_, _| {},
+        }
     }
 }

@@ -247,8 +247,14 @@ const DETACHED: usize = usize::MAX;
 
 impl Node {
     pub(crate) fn new(kind: Kind, shield: bool) -> Arc<Node> {
+        Node::with_parent(kind, shield, None)
+    }
+
+    /// A node whose parent is known at once (a filled `OnceLock` is made
+    /// as it is, where setting an empty one takes its slow path).
+    fn with_parent(kind: Kind, shield: bool, parent: Option<Arc<Node>>) -> Arc<Node> {
         Arc::new(Node {
-            parent: OnceLock::new(),
+            parent: parent.map_or_else(OnceLock::new, OnceLock::from),
             key: AtomicUsize::new(DETACHED),
             kind,
             shield: AtomicBool::new(shield),
@@ -279,11 +285,10 @@ impl Node {
         name: std::borrow::Cow<'static, str>,
         cancel_grace: Option<std::time::Duration>,
     ) -> Arc<Node> {
-        let node = Node::new(Kind::Task(name), false);
+        let node = Node::with_parent(Kind::Task(name), false, Some(Arc::clone(parent)));
         if cancel_grace.is_some() {
             node.lock().more().cancel_grace = cancel_grace;
         }
-        let _ = node.parent.set(Arc::clone(parent));
         node
     }
 

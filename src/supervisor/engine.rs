@@ -584,7 +584,7 @@ pub(crate) async fn run(
         }
     }
     drop(ids);
-    let entry = Entry::new();
+    let entry = Entry::new(None);
     let shared = Arc::new(Shared {
         name: options.name.clone(),
         pid: entry.pid(),
