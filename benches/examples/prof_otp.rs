@@ -16,6 +16,15 @@
 //! with its handshake in OTP's order, as `supervisor_restart`'s
 //! `startup_100k` does; compare with `start tokio` (the same handshakes,
 //! one task each) and `start_nowait tokio` (no handshake).
+//!
+//! `start` and `supervise` in a warm process, as criterion measures them:
+//! `PROF_WARM=K` first runs the workload K times (starts and stops), then
+//! the measured one. To profile the measured starts alone, give perf a
+//! control FIFO and its path in `PROF_PERF_CTL`; the measured starts are
+//! bracketed by `enable`/`disable`:
+//! `mkfifo /tmp/ctl; PROF_PERF_CTL=/tmp/ctl PROF_WARM=3 perf record -D -1
+//! --control fifo:/tmp/ctl -g target/release/examples/prof_otp supervise
+//! trellis multi 100000`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -81,18 +90,51 @@ fn cast<C: Contender>(rt: &tokio::runtime::Runtime, casts: u64) {
     );
 }
 
+/// How many unmeasured rounds to run first (`PROF_WARM`).
+fn warm_rounds() -> usize {
+    std::env::var("PROF_WARM")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Turns perf's recording on or off, if it was given a control FIFO.
+fn perf_control(command: &str) {
+    if let Some(path) = std::env::var_os("PROF_PERF_CTL") {
+        std::fs::write(path, format!("{command}\n")).expect("perf control FIFO");
+    }
+}
+
 fn start<C: Contender>(rt: &tokio::runtime::Runtime, count: u64) {
+    for _ in 0..warm_rounds() {
+        start_round::<C>(rt, count, false);
+    }
+    start_round::<C>(rt, count, true);
+}
+
+fn start_round<C: Contender>(rt: &tokio::runtime::Runtime, count: u64, measured: bool) {
     let elapsed = rt.block_on(in_nursery(|n| async move {
         let (elapsed, servers) = tokio::spawn(async move {
             let mut servers = Vec::with_capacity(count as usize);
+            if measured {
+                perf_control("enable");
+            }
             let start = Instant::now();
             for _ in 0..count {
                 servers.push(C::start(&n).await);
             }
-            (start.elapsed(), servers)
+            let elapsed = start.elapsed();
+            if measured {
+                perf_control("disable");
+            }
+            (elapsed, servers)
         })
         .await
         .expect("starter panicked");
+        if !measured {
+            futures::future::join_all(servers.into_iter().map(C::stop)).await;
+            return elapsed;
+        }
         if std::env::var_os("PROF_START_ONLY").is_some() {
             // Profile the starts alone: skip the stops.
             println!("{} start: {:?}", C::NAME, elapsed / count as u32);
@@ -107,11 +149,13 @@ fn start<C: Contender>(rt: &tokio::runtime::Runtime, count: u64) {
         );
         elapsed
     }));
-    println!(
-        "{} start: {:.0} ns/process",
-        C::NAME,
-        elapsed.as_nanos() as f64 / count as f64
-    );
+    if measured {
+        println!(
+            "{} start: {:.0} ns/process",
+            C::NAME,
+            elapsed.as_nanos() as f64 / count as f64
+        );
+    }
 }
 
 /// A counter whose `init` counts itself, and tells when the last has run.
@@ -199,27 +243,42 @@ fn start_nowait(rt: &tokio::runtime::Runtime, count: u64) {
 /// A supervisor with `count` gen_server children: the time until it has
 /// started them all.
 fn supervise(rt: &tokio::runtime::Runtime, count: u64) {
+    for _ in 0..warm_rounds() {
+        supervise_round(rt, count, false);
+    }
+    supervise_round(rt, count, true);
+}
+
+fn supervise_round(rt: &tokio::runtime::Runtime, count: u64, measured: bool) {
     let elapsed = rt.block_on(in_nursery(|n| async move {
         let children: Vec<ChildSpec> = (0..count)
             .map(|i| ChildSpec::gen_server(format!("s{i}"), || Idle, (), ()))
             .collect();
+        if measured {
+            perf_control("enable");
+        }
         let start = Instant::now();
         let sup = n
             .start(|status| supervisor::serve(children, SupervisorOptions::new(), status))
             .await
             .expect("supervisor started");
         let elapsed = start.elapsed();
-        if std::env::var_os("PROF_START_ONLY").is_some() {
+        if measured {
+            perf_control("disable");
+        }
+        if measured && std::env::var_os("PROF_START_ONLY").is_some() {
             println!("trellis supervise: {:?}", elapsed / count as u32);
             std::process::exit(0);
         }
         sup.stop().await.expect("supervisor stopped");
         elapsed
     }));
-    println!(
-        "trellis supervise: {:.0} ns/child",
-        elapsed.as_nanos() as f64 / count as f64
-    );
+    if measured {
+        println!(
+            "trellis supervise: {:.0} ns/child",
+            elapsed.as_nanos() as f64 / count as f64
+        );
+    }
 }
 
 fn main() {
