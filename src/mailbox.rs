@@ -52,8 +52,7 @@ use std::time::Duration;
 
 mod queue;
 
-use queue::{Item, View};
-pub(crate) use queue::{Rx, Tx, channel};
+use queue::{Item, Link, Rx, Tx, View, channel};
 
 use crate::process::{Down, Entry, Exit, ExitReason, MonitorRef, Pid, Signal, Views, Wake};
 use crate::registry::{self, ProcessRef, RegistryError};
@@ -276,12 +275,6 @@ pub struct Address<M> {
     link: Arc<Link<M>>,
 }
 
-/// What an [`Address`] shares with its clones.
-struct Link<M> {
-    entry: Arc<Entry>,
-    tx: Tx<M>,
-}
-
 impl<M: Send + 'static> Wake for Link<M> {
     fn wake(&self) {
         self.tx.nudge();
@@ -392,7 +385,7 @@ impl<M: Send + 'static> Address<M> {
             link: Arc::new(Link {
                 entry: self.link.entry.clone(),
                 tx: Tx::View(Arc::new(View {
-                    inner: self.link.tx.clone(),
+                    inner: self.link.clone(),
                     wrap,
                     unwrap,
                 })),
@@ -450,8 +443,7 @@ impl<M> fmt::Debug for Mailbox<M> {
 /// # }
 /// ```
 pub fn create<M: Send + 'static>() -> Mailbox<M> {
-    let (tx, rx) = channel(None);
-    Mailbox::new(tx, rx)
+    Mailbox::with_view(None, address_view::<M>)
 }
 
 /// Creates a mailbox holding at most `capacity` messages: [`send`] waits
@@ -474,26 +466,19 @@ pub fn create<M: Send + 'static>() -> Mailbox<M> {
 /// # }
 /// ```
 pub fn create_bounded<M: Send + 'static>(capacity: usize) -> Mailbox<M> {
-    let (tx, rx) = channel(Some(capacity));
-    Mailbox::new(tx, rx)
+    Mailbox::with_view(Some(capacity), address_view::<M>)
 }
 
 impl<M: Send + 'static> Mailbox<M> {
-    fn new(tx: Tx<M>, rx: Rx<M>) -> Self {
-        Self::with_view(tx, rx, address_view::<M>)
-    }
-
-    /// A mailbox whose process offers lookups the handles `view` builds
-    /// from its `Address<M>` (a gen_server's handle and its `info` view).
-    pub(crate) fn with_view(tx: Tx<M>, rx: Rx<M>, view: Views) -> Self {
+    /// A mailbox (bounded with `Some(capacity)`) whose process offers
+    /// lookups the handles `view` builds from its `Address<M>` (a
+    /// gen_server's handle and its `info` view).
+    pub(crate) fn with_view(capacity: Option<usize>, view: Views) -> Self {
         // The entry wakes the mailbox through its address's link, made
         // with it: one step, no cell to fill afterwards.
-        let link = Arc::new_cyclic(|link: &Weak<Link<M>>| {
+        let (link, rx) = channel(capacity, |link| {
             let waker: Weak<dyn Wake> = link.clone();
-            Link {
-                entry: Entry::new(Some(waker)),
-                tx,
-            }
+            Entry::new(Some(waker))
         });
         link.entry.publish(link.clone(), view);
         let address = Address { link };

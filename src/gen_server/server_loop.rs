@@ -73,8 +73,7 @@ fn prepare<S: GenServer, H: Send + 'static>(
     status: TaskStatus<H>,
     report: fn(Server<S>) -> H,
 ) -> Result<Serving<impl Future<Output = Result<(), GenServerError>>>, GenServerError> {
-    let (tx, rx) = mailbox::channel::<Envelope<S>>(options.capacity);
-    let mut mailbox = Mailbox::with_view(tx, rx, server_view::<S>);
+    let mut mailbox = Mailbox::<Envelope<S>>::with_view(options.capacity, server_view::<S>);
     mailbox.convert_signals(
         |down| Envelope::Down(Box::new(down)),
         Some(|exit| Envelope::Exit(Box::new(exit))),
