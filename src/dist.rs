@@ -448,6 +448,35 @@ pub enum Incoming {
     },
 }
 
+/// What a [`DistMailbox`]'s queue carries: an [`Incoming`], or a message
+/// whose payload its receiver decodes ([`DistMailbox::recv`]), so that the
+/// terms are made and freed on the receiver's thread.
+pub(crate) enum Inbound {
+    Ready(Incoming),
+    Raw {
+        from: Option<ErlPid>,
+        payload: hot::RawTerm,
+    },
+}
+
+impl Inbound {
+    /// The [`Incoming`], a raw payload decoded here, on the receiver's
+    /// thread. `None` (logged) for a payload that does not decode, which
+    /// the reader's check makes impossible.
+    fn into_incoming(self) -> Option<Incoming> {
+        match self {
+            Inbound::Ready(incoming) => Some(incoming),
+            Inbound::Raw { from, payload } => match payload.decode() {
+                Some(term) => Some(Incoming::Message { from, term }),
+                None => {
+                    tracing::error!("an undecodable payload passed the reader's check; dropped");
+                    None
+                }
+            },
+        }
+    }
+}
+
 /// A node came up or went down ([`DistNode::monitor_nodes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -594,7 +623,7 @@ struct Watcher {
 struct State {
     conns: HashMap<String, Conn>,
     connecting: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
-    mailboxes: HashMap<u32, mpsc::UnboundedSender<Incoming>>,
+    mailboxes: HashMap<u32, mpsc::UnboundedSender<Inbound>>,
     names: HashMap<String, u32>,
     node_watchers: Vec<mpsc::UnboundedSender<NodeEvent>>,
     /// Monitors our mailboxes hold on remote processes, by reference ids.
@@ -778,9 +807,64 @@ impl Inner {
     }
 
     fn deliver(&self, id: u32, incoming: Incoming) {
+        self.deliver_inbound(id, Inbound::Ready(incoming));
+    }
+
+    fn deliver_inbound(&self, id: u32, inbound: Inbound) {
         let tx = self.state().mailboxes.get(&id).cloned();
         if let Some(tx) = tx {
-            let _ = tx.send(incoming);
+            let _ = tx.send(inbound);
+        }
+    }
+
+    /// Handles one frame from `peer` as its reader decoded it: a message
+    /// for a plain mailbox goes there with its payload undecoded; the rest
+    /// (`net_kernel`, exported gen_servers, control messages) as
+    /// [`dispatch`](Self::dispatch) does.
+    fn dispatch_decoded(self: &Arc<Self>, peer: &str, decoded: frame::Decoded) {
+        let delivery = match decoded {
+            frame::Decoded::Message(message) => return self.dispatch(peer, message),
+            frame::Decoded::Delivery(delivery) => delivery,
+        };
+        let id = match &delivery.to {
+            PidOrAtom::Pid(pid) if pid.serial != 0 => {
+                tracing::debug!(node = peer, to = %pid, "message to a Trellis process dropped");
+                return;
+            }
+            PidOrAtom::Pid(pid) => Some(pid.id),
+            PidOrAtom::Atom(name) => {
+                let plain = {
+                    let state = self.state();
+                    state
+                        .names
+                        .get(&name.name)
+                        .copied()
+                        .filter(|id| !state.exports.contains_key(id))
+                };
+                if plain.is_none() || name.name == "net_kernel" {
+                    // Decoded here: `dispatch` reads it (or drops it, as
+                    // it drops a message to an unknown name).
+                    return self.dispatch_payload_now(peer, delivery);
+                }
+                plain
+            }
+        };
+        if let Some(id) = id {
+            self.deliver_inbound(
+                id,
+                Inbound::Raw {
+                    from: delivery.from,
+                    payload: delivery.payload,
+                },
+            );
+        }
+    }
+
+    /// A delivery [`dispatch`](Self::dispatch) must see whole: its payload
+    /// decoded on the reader, as other frames are.
+    fn dispatch_payload_now(self: &Arc<Self>, peer: &str, delivery: hot::Delivery) {
+        if let Some(message) = delivery.into_message() {
+            self.dispatch(peer, message);
         }
     }
 

@@ -57,6 +57,8 @@ fn leaves() -> impl Strategy<Value = Term> {
     prop_oneof![
         "[a-z_]{0,12}".prop_map(|a| atom(&a)),
         any::<i32>().prop_map(|i| i.to_term()),
+        // `SMALL_INTEGER_EXT`, which `any::<i32>()` nearly never reaches.
+        any::<u8>().prop_map(|i| i32::from(i).to_term()),
         any::<i64>().prop_map(|i| i.to_term()),
         any::<u64>().prop_map(|i| i.to_term()),
         (-1e9f64..1e9).prop_map(|f| f.to_term()),

@@ -21,6 +21,11 @@
 //!    the fast path never builds a map, and `eetf` maps inside maps compare
 //!    unequal when equal and print in hash order.)
 //!
+//! 5. answers as a connection's reader does: [`frame::decode_as_reader`]
+//!    checks and copies a message frame's payload for its receiver, which
+//!    decodes it later; decoded from the copy, it gives the same message or
+//!    the same error as the general path.
+//!
 //! For a connection's frames in order, [`connection`] asserts the same of
 //! frames with a normal distribution header and its atom cache: each path
 //! keeps its own cache, fed by the frames' headers; a reference to an empty
@@ -47,6 +52,10 @@ pub fn frame(data: &[u8]) {
     }
     let general = frame::decode_general(data);
     agree(&decoded, &general);
+    agree(
+        &frame::decode_as_reader(data, &mut AtomCache::default()),
+        &general,
+    );
     if let Ok(Some(message)) = decoded {
         forward(message);
     }
@@ -57,10 +66,12 @@ pub fn frame(data: &[u8]) {
 pub fn connection(frames: &[&[u8]]) {
     let mut fast_cache = AtomCache::new(CACHE_LIMIT);
     let mut general_cache = AtomCache::new(CACHE_LIMIT);
+    let mut reader_cache = AtomCache::new(CACHE_LIMIT);
     for data in frames {
         let decoded = frame::decode_with(data, &mut fast_cache);
         let general = frame::decode_general_with(data, &mut general_cache);
         agree(&decoded, &general);
+        agree(&frame::decode_as_reader(data, &mut reader_cache), &general);
         match decoded {
             Ok(Some(message)) => forward(message),
             Ok(None) => {}

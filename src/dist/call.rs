@@ -119,8 +119,10 @@ impl Inner {
             }
         }
         loop {
-            match rx.recv().await {
-                None => return Err(DistError::Stopped),
+            let Some(inbound) = rx.recv().await else {
+                return Err(DistError::Stopped);
+            };
+            match inbound.into_incoming() {
                 Some(Incoming::Message {
                     term: Term::Tuple(t),
                     ..
@@ -131,7 +133,7 @@ impl Inner {
                 Some(Incoming::Down {
                     monitor: m, reason, ..
                 }) if m == reference => return Err(call_down(to, &reason)),
-                Some(_) => {}
+                _ => {}
             }
         }
     }

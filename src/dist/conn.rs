@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use erl_dist::handshake::{
     ClientSideHandshake, HandshakeError, HandshakeStatus, ServerSideHandshake,
 };
@@ -273,14 +274,18 @@ pub(crate) async fn read_loop(
     // The atoms the peer caches on this connection (its frames' headers
     // fill it); a frame's references add at most a frame's worth of text.
     let mut atoms = frame::AtomCache::new(max_frame);
+    // Where messages' payloads are copied for their receivers to decode:
+    // one allocation shared by many messages, freed when the last is read.
+    let mut arena = BytesMut::with_capacity(ARENA_CHUNK);
     loop {
         // A whole frame already buffered (the usual case under load): decode
         // it where it lies, without copying it out or awaiting anything.
         if let Some(total) = buffered_frame(read.buffer(), max_frame) {
-            let decoded = frame::decode_with(&read.buffer()[4..total], &mut atoms);
+            let decoded =
+                frame::decode_for_reader(&read.buffer()[4..total], &mut atoms, &mut arena);
             std::pin::Pin::new(&mut read).consume(total);
             match decoded {
-                Ok(Some(message)) => inner.dispatch(&peer, message),
+                Ok(Some(decoded)) => inner.dispatch_decoded(&peer, decoded),
                 Ok(None) => {}
                 Err(error) => return malformed(&peer, error),
             }
@@ -313,15 +318,18 @@ pub(crate) async fn read_loop(
                     },
                 };
             }
-            Ok(Ok(())) => match frame::decode_with(&buf, &mut atoms) {
-                Ok(Some(message)) => message,
+            Ok(Ok(())) => match frame::decode_for_reader(&buf, &mut atoms, &mut arena) {
+                Ok(Some(decoded)) => decoded,
                 Ok(None) => continue,
                 Err(error) => return malformed(&peer, error),
             },
         };
-        inner.dispatch(&peer, message);
+        inner.dispatch_decoded(&peer, message);
     }
 }
+
+/// The size of each chunk of a reader's payload arena.
+const ARENA_CHUNK: usize = 64 * 1024;
 
 /// The length, header included, of the whole frame at the start of
 /// `buffered`, if it is all there and within `max_frame`.

@@ -31,6 +31,7 @@
 //! left, nesting limited); what it does not know, malformed bytes included,
 //! goes the general way ([`decode_general`]), so both answer the same.
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::header;
@@ -299,30 +300,111 @@ fn decode_frame(
     cache: &mut AtomCache,
     fast: bool,
 ) -> Result<Option<Message>, FrameError> {
+    let how = if fast { Path::Fast } else { Path::General };
+    Ok(match decode_any(bytes, cache, how)? {
+        Some(Decoded::Message(message)) => Some(message),
+        // Only `Path::Deliver` makes deliveries.
+        Some(Decoded::Delivery(_)) | None => None,
+    })
+}
+
+/// A frame as the connection's reader takes it.
+pub(crate) enum Decoded {
+    Message(Message),
+    /// A message for a local mailbox, its payload left for the receiver
+    /// to decode.
+    Delivery(super::hot::Delivery),
+}
+
+/// How [`decode_any`] reads a frame.
+enum Path<'a> {
+    General,
+    Fast,
+    /// As `Fast`, but a message frame's payload is checked and copied
+    /// into the arena, not decoded.
+    Deliver(&'a mut BytesMut),
+}
+
+/// Decodes one frame's bytes as [`decode_with`] does, except that a
+/// `SEND`, `REG_SEND` or `SEND_SENDER` the one-pass decoder reads comes out
+/// as a [`Decoded::Delivery`] whose payload is copied to `arena`, for the
+/// receiving process to decode. The same frames are accepted and refused.
+pub(crate) fn decode_for_reader(
+    bytes: &[u8],
+    cache: &mut AtomCache,
+    arena: &mut BytesMut,
+) -> Result<Option<Decoded>, FrameError> {
+    decode_any(bytes, cache, Path::Deliver(arena))
+}
+
+/// [`decode_with`] as a connection's reader decodes: a message frame's
+/// payload checked and copied for its receiver, then decoded from the copy.
+/// For the fuzz harnesses, which check that it answers as
+/// [`decode_general_with`] does; not part of the API.
+///
+/// # Errors
+///
+/// As [`decode_with`]; a copy that does not decode (a bug) is a
+/// [`FrameError::Control`].
+#[doc(hidden)]
+pub fn decode_as_reader(
+    bytes: &[u8],
+    cache: &mut AtomCache,
+) -> Result<Option<Message>, FrameError> {
+    match decode_for_reader(bytes, cache, &mut BytesMut::new())? {
+        None => Ok(None),
+        Some(Decoded::Message(message)) => Ok(Some(message)),
+        Some(Decoded::Delivery(delivery)) => {
+            delivery
+                .into_message()
+                .map(Some)
+                .ok_or_else(|| FrameError::Control {
+                    reason: "the reader's copy of a payload does not decode".into(),
+                })
+        }
+    }
+}
+
+fn decode_any(
+    bytes: &[u8],
+    cache: &mut AtomCache,
+    how: Path<'_>,
+) -> Result<Option<Decoded>, FrameError> {
     match bytes {
         [] => Ok(None),
         [PASS_THROUGH, terms @ ..] => {
-            if fast {
-                if let Some(message) = super::hot::decode(terms, None) {
-                    return Ok(Some(message));
-                }
+            if let Some(decoded) = decode_fast(terms, None, how) {
+                return Ok(Some(decoded));
             }
-            decode_pass_through(terms)
+            decode_pass_through(terms).map(|m| m.map(Decoded::Message))
         }
         [header::VERSION, header::NORMAL, rest @ ..] => {
             let used = header::read(rest, 2, cache)?;
             let terms = &rest[used..];
             let resolved = header::Resolved { cache };
-            if fast {
-                if let Some(message) = super::hot::decode(terms, Some(resolved)) {
-                    return Ok(Some(message));
-                }
+            if let Some(decoded) = decode_fast(terms, Some(resolved), how) {
+                return Ok(Some(decoded));
             }
             let written = header::to_pass_through(terms, 2 + used, resolved)?;
-            decode_pass_through(&written[1..])
+            decode_pass_through(&written[1..]).map(|m| m.map(Decoded::Message))
         }
         [header::VERSION, kind, ..] => Err(FrameError::Header { kind: *kind }),
         [tag, ..] => Err(FrameError::NotPassThrough { tag: *tag }),
+    }
+}
+
+/// The one-pass paths, if `how` takes them and they read the frame.
+fn decode_fast(
+    terms: &[u8],
+    cached: Option<header::Resolved<'_>>,
+    how: Path<'_>,
+) -> Option<Decoded> {
+    match how {
+        Path::General => None,
+        Path::Fast => super::hot::decode(terms, cached).map(Decoded::Message),
+        Path::Deliver(arena) => super::hot::delivery(terms, cached, arena)
+            .map(Decoded::Delivery)
+            .or_else(|| super::hot::decode(terms, cached).map(Decoded::Message)),
     }
 }
 

@@ -26,6 +26,7 @@
 //! with [`frame::decode_general`](super::frame::decode_general) on every
 //! input.
 
+use bytes::{BufMut, Bytes, BytesMut};
 use eetf::{Atom, Binary, ByteList, FixInteger, ImproperList, List, Pid, Reference, Term, Tuple};
 use erl_dist::message::{DemonitorP, Message, MonitorP, RegSend, Send, SendSender};
 use erl_dist::term::PidOrAtom;
@@ -125,6 +126,135 @@ pub(crate) fn decode(terms: &[u8], cached: Option<Resolved<'_>>) -> Option<Messa
         _ => return None,
     };
     input.bytes.is_empty().then_some(message)
+}
+
+/// A message for a local mailbox, its payload not decoded yet: the
+/// reader checks and copies it, the receiving process decodes it (so that
+/// the terms are allocated and freed by one thread, the receiver's).
+pub(crate) struct Delivery {
+    /// A pid, or a registered name.
+    pub(crate) to: PidOrAtom,
+    /// The sender, when the frame names it (`REG_SEND`, `SEND_SENDER`).
+    pub(crate) from: Option<Pid>,
+    pub(crate) payload: RawTerm,
+}
+
+impl Delivery {
+    /// The message frame it came from, its payload decoded; `None` only if
+    /// the payload does not decode (which [`delivery`]'s check rules out).
+    pub(crate) fn into_message(self) -> Option<Message> {
+        let message = self.payload.decode()?;
+        Some(match (self.to, self.from) {
+            (PidOrAtom::Atom(to_name), Some(from_pid)) => Message::RegSend(RegSend {
+                from_pid,
+                to_name,
+                message,
+            }),
+            (PidOrAtom::Pid(to_pid), Some(from_pid)) => Message::SendSender(SendSender {
+                from_pid,
+                to_pid,
+                message,
+            }),
+            (PidOrAtom::Pid(to_pid), None) => Message::Send(Send { to_pid, message }),
+            (PidOrAtom::Atom(_), None) => return None,
+        })
+    }
+}
+
+/// One payload term in the form [`Input::term`] reads without a cache
+/// (no version byte, atoms as text), already checked by [`delivery`]'s
+/// copy: [`decode`](RawTerm::decode) gives the term the frame carried.
+pub(crate) struct RawTerm(Bytes);
+
+impl RawTerm {
+    /// The term. `None` only if the bytes were not made by [`delivery`].
+    pub(crate) fn decode(&self) -> Option<Term> {
+        let mut input = Input {
+            bytes: &self.0,
+            cached: None,
+            added: 0,
+        };
+        let term = input.term(0)?;
+        input.bytes.is_empty().then_some(term)
+    }
+}
+
+/// `terms` (as for [`decode`]) as a [`Delivery`] if it is a `SEND`,
+/// `REG_SEND` or `SEND_SENDER` whose payload [`decode`] would read, the
+/// payload copied into `arena` (cache references written out as atoms) and
+/// split off it; `None` otherwise, `arena` left as it was.
+///
+/// Accepts exactly the frames of those kinds that [`decode`] accepts, and
+/// the copy decodes to the term [`decode`] would give (unit tests and the
+/// fuzz property check both).
+pub(crate) fn delivery(
+    terms: &[u8],
+    cached: Option<Resolved<'_>>,
+    arena: &mut BytesMut,
+) -> Option<Delivery> {
+    debug_assert!(arena.is_empty());
+    let delivery = copy_delivery(terms, cached, arena);
+    if delivery.is_none() {
+        arena.clear();
+    }
+    delivery
+}
+
+fn copy_delivery(
+    terms: &[u8],
+    cached: Option<Resolved<'_>>,
+    arena: &mut BytesMut,
+) -> Option<Delivery> {
+    let mut input = Input {
+        bytes: terms,
+        cached,
+        added: 0,
+    };
+    if input.cached.is_none() && input.u8()? != VERSION {
+        return None;
+    }
+    if input.u8()? != 104 {
+        return None;
+    }
+    let arity = input.u8()?;
+    let op = match input.u8()? {
+        97 => i32::from(input.u8()?),
+        98 => input.i32()?,
+        _ => return None,
+    };
+    let (to, from) = match (op, arity) {
+        // {SEND, Unused, ToPid}
+        (2, 3) => {
+            input.term(0)?;
+            (PidOrAtom::Pid(input.pid()?), None)
+        }
+        // {REG_SEND, FromPid, Unused, ToName}
+        (6, 4) => {
+            let from = input.pid()?;
+            input.term(0)?;
+            (PidOrAtom::Atom(input.atom()?), Some(from))
+        }
+        // {SEND_SENDER, FromPid, ToPid}
+        (22, 3) => {
+            let from = input.pid()?;
+            (PidOrAtom::Pid(input.pid()?), Some(from))
+        }
+        _ => return None,
+    };
+    if input.cached.is_none() && input.u8()? != VERSION {
+        return None;
+    }
+    // At most the payload's bytes and the atom text its references add.
+    arena.reserve(input.bytes.len());
+    input.copy_term(0, arena)?;
+    if !input.bytes.is_empty() {
+        return None;
+    }
+    Some(Delivery {
+        to,
+        from,
+        payload: RawTerm(arena.split().freeze()),
+    })
 }
 
 /// The bytes not read yet.
@@ -237,6 +367,129 @@ impl<'a> Input<'a> {
             elements.push(self.term(depth)?);
         }
         Some(elements)
+    }
+
+    /// Checks one term as [`term`](Self::term) would read it, and copies it
+    /// to `out` without a cache: what `term` accepts, this accepts.
+    fn copy_term(&mut self, depth: usize, out: &mut BytesMut) -> Option<()> {
+        if depth >= MAX_HOT_DEPTH {
+            return None;
+        }
+        let tag = self.u8()?;
+        match tag {
+            97 => {
+                let byte = self.u8()?;
+                out.put_slice(&[tag, byte]);
+            }
+            98 => {
+                let bytes = self.take(4)?;
+                out.put_u8(tag);
+                out.put_slice(bytes);
+            }
+            100 | 118 | 115 | 119 | ATOM_CACHE_REF => self.copy_atom_after(tag, out)?,
+            106 => out.put_u8(tag),
+            107 => {
+                let len = self.u16()?;
+                let bytes = self.take(usize::from(len))?;
+                out.put_u8(tag);
+                out.put_u16(len);
+                out.put_slice(bytes);
+            }
+            109 => {
+                let len = self.u32()?;
+                let bytes = self.take(usize::try_from(len).ok()?)?;
+                out.put_u8(tag);
+                out.put_u32(len);
+                out.put_slice(bytes);
+            }
+            104 => {
+                let count = self.u8()?;
+                if usize::from(count) > self.bytes.len() {
+                    return None;
+                }
+                out.put_slice(&[tag, count]);
+                for _ in 0..count {
+                    self.copy_term(depth + 1, out)?;
+                }
+            }
+            108 => {
+                let count = self.u32()?;
+                if usize::try_from(count).ok()? > self.bytes.len() {
+                    return None;
+                }
+                out.put_u8(tag);
+                out.put_u32(count);
+                for _ in 0..count {
+                    self.copy_term(depth + 1, out)?;
+                }
+                self.copy_term(depth + 1, out)?;
+            }
+            103 | 88 => self.copy_pid_after(tag, out)?,
+            114 | 90 => {
+                let ids = self.u16()?;
+                if ids > 5 {
+                    return None;
+                }
+                out.put_u8(tag);
+                out.put_u16(ids);
+                self.copy_atom(out)?;
+                let rest = if tag == 90 { 4 } else { 1 } + 4 * usize::from(ids);
+                out.put_slice(self.take(rest)?);
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// Checks and copies an atom, whichever its encoding, as UTF-8 text.
+    fn copy_atom(&mut self, out: &mut BytesMut) -> Option<()> {
+        let tag = self.u8()?;
+        self.copy_atom_after(tag, out)
+    }
+
+    fn copy_atom_after(&mut self, tag: u8, out: &mut BytesMut) -> Option<()> {
+        let name: &str = match tag {
+            100 | 118 => {
+                let len = usize::from(self.u16()?);
+                std::str::from_utf8(self.take(len)?).ok()?
+            }
+            115 | 119 => {
+                let len = usize::from(self.u8()?);
+                std::str::from_utf8(self.take(len)?).ok()?
+            }
+            ATOM_CACHE_REF => {
+                let cached = self.cached?;
+                let atom = cached.get(self.u8()?)?;
+                self.added = self.added.checked_add(atom.name.len())?;
+                if self.added > cached.limit() {
+                    return None;
+                }
+                &atom.name
+            }
+            _ => return None,
+        };
+        // `Atom::from` keeps the text; its length fits the tag that read it,
+        // or (a cached atom) 255 bytes at most.
+        match u8::try_from(name.len()) {
+            Ok(len) => out.put_slice(&[119, len]),
+            Err(_) => {
+                out.put_u8(118);
+                out.put_u16(u16::try_from(name.len()).ok()?);
+            }
+        }
+        out.put_slice(name.as_bytes());
+        Some(())
+    }
+
+    fn copy_pid_after(&mut self, tag: u8, out: &mut BytesMut) -> Option<()> {
+        if tag != 103 && tag != 88 {
+            return None;
+        }
+        out.put_u8(tag);
+        self.copy_atom(out)?;
+        let rest = if tag == 88 { 12 } else { 9 };
+        out.put_slice(self.take(rest)?);
+        Some(())
     }
 
     /// One term of the kinds this decoder knows, at nesting `depth`.

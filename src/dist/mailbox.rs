@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::call::call_down;
 use super::term::{ErlPid, ErlRef, Term, ToTerm};
-use super::{Atom, Dest, DistError, Incoming, Inner, Watch, atom, tuple};
+use super::{Atom, Dest, DistError, Inbound, Incoming, Inner, Watch, atom, tuple};
 
 /// A Trellis process's address on the cluster: its own Erlang pid, an
 /// optional registered name, and a queue of [`Incoming`].
@@ -47,7 +47,7 @@ pub struct DistMailbox {
     pub(super) inner: Arc<Inner>,
     pub(super) id: u32,
     pub(super) pid: ErlPid,
-    pub(super) rx: mpsc::UnboundedReceiver<Incoming>,
+    pub(super) rx: mpsc::UnboundedReceiver<Inbound>,
 }
 
 impl fmt::Debug for DistMailbox {
@@ -64,11 +64,21 @@ impl DistMailbox {
 
     /// The next message or signal; `None` once the node stopped.
     ///
+    /// A message from another node is checked by its connection's reader
+    /// when it arrives, and its term decoded here, by the receiving task (so
+    /// that the task that frees the term also made it). Until then it waits
+    /// as bytes, in a buffer its connection shares among the messages it
+    /// reads (64 KiB at a time).
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe.
     pub async fn recv(&mut self) -> Option<Incoming> {
-        self.rx.recv().await
+        loop {
+            if let Some(incoming) = self.rx.recv().await?.into_incoming() {
+                return Some(incoming);
+            }
+        }
     }
 
     /// Sends `message` to `to` (a pid or `{name, node}`), connecting to its
