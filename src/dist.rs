@@ -28,6 +28,8 @@
 //! | `net_adm:ping/1` | [`DistNode::ping`] | |
 //! | `self()` of a process talking to the cluster, `register/2` | [`DistNode::mailbox`], [`DistNode::register`] | a mailbox is the remote face of a Trellis process, not the process itself |
 //! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
+//! | a busy distribution port (`dist_buf_busy_limit`, 1 MiB) suspends the sender | [`DistMailbox::send`] waits while over 1 MiB of one-way sends wait for the connection's writer | the same limit, not configurable; on TLS connections nothing holds a sender back (their frames queue to the writer) |
+//! | a message's term, made by the receiving process | decoded by the receiving task in [`DistMailbox::recv`], after the connection's reader checked it | a message waits as bytes in a 64 KiB buffer its connection shares with other messages |
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
 //! | a remote pid held by any process | [`DistNode::to_pid`]: a Trellis [`Pid`](crate::process::Pid) with node ≠ 0 | `Context::monitor`/`link`/`demonitor`/`unlink` and a mailbox's take it as a local pid; `Down`/`Exit` come as for a local one, reasons through [`reason_from_term`]; a node not connected is connected first (auto-connect), `noconnection` if that fails |
 //! | `self()` of a Trellis process, as Erlang sees it | [`DistNode::erl_pid`] | Erlang may monitor and link it; messages to it are dropped (a Trellis process takes typed messages, not terms) |
@@ -798,12 +800,11 @@ impl Inner {
     }
 
     /// Queues `message` to `node` for the connection's writer, which
-    /// gathers many frames per write (one-way sends nobody waits on).
-    fn send_batched(&self, node: &str, message: Message) -> bool {
-        let Some(out) = self.state().conns.get(node).map(|c| c.out.clone()) else {
-            return false;
-        };
-        out.send_message_batched(message)
+    /// gathers many frames per write (one-way sends nobody waits on); the
+    /// connection, if queued.
+    fn send_batched(&self, node: &str, message: Message) -> Option<conn::Out> {
+        let out = self.state().conns.get(node).map(|c| c.out.clone())?;
+        out.send_message_batched(message).then_some(out)
     }
 
     fn deliver(&self, id: u32, incoming: Incoming) {
@@ -1443,7 +1444,10 @@ impl Inner {
             }
             Dest::Process(_) => return Ok(()),
         };
-        if self.send_batched(node, message) {
+        if let Some(out) = self.send_batched(node, message) {
+            // Sent; held back while the connection's queue is over its
+            // limit (OTP's busy distribution port).
+            out.wait_while_busy().await;
             Ok(())
         } else {
             Err(DistError::NodeDown {
@@ -1532,6 +1536,9 @@ impl Inner {
             state.stopped = true;
             std::mem::take(&mut state.conns)
         };
+        for conn in conns.values() {
+            conn.out.close();
+        }
         drop(conns);
         for task in lock(&self.tasks).drain(..) {
             task.abort();

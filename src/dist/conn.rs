@@ -35,6 +35,11 @@ const COALESCE: usize = 256 * 1024;
 /// itself (see [`Out::send_message_batched`]).
 const MAX_BATCH: usize = 64 * 1024;
 
+/// How many bytes of one-way sends may wait for a connection's writer
+/// before a sender is made to wait for it (OTP's busy distribution port:
+/// `dist_buf_busy_limit`, 1 MiB by default, suspends the sending process).
+const BUSY_LIMIT: usize = 1024 * 1024;
+
 /// The read buffer of a connection: many small frames per `recv`.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -449,6 +454,34 @@ impl Out {
         }
     }
 
+    /// Waits while more than [`BUSY_LIMIT`] bytes of one-way sends wait
+    /// for this connection's writer (until its writer takes them, or the
+    /// connection closes): a sender faster than the socket is held back,
+    /// as OTP suspends a process sending on a busy distribution port,
+    /// instead of queueing without bound. At once on TLS connections, whose
+    /// frames queue to their writer.
+    pub(crate) async fn wait_while_busy(&self) {
+        let Out::Tcp(out) = self else {
+            return;
+        };
+        let busy = || {
+            let state = crate::loom::lock(&out.state);
+            !state.closed && state.pending.len() - state.head > BUSY_LIMIT
+        };
+        // Nearly always not busy: one look, no waiter made.
+        while busy() {
+            let drained = out.drained.notified();
+            let mut drained = std::pin::pin!(drained);
+            // Registered before the second look: a drain between the two
+            // still wakes us.
+            drained.as_mut().enable();
+            if !busy() {
+                return;
+            }
+            drained.await;
+        }
+    }
+
     /// Sends `frame` with the next frame sent, or at the next tick at the
     /// latest (for frames nobody waits on, as a call's `DEMONITOR_P`): it
     /// then costs no write of its own. False if the connection is closed.
@@ -459,11 +492,13 @@ impl Out {
         }
     }
 
-    /// Stops the writer; the write side closes once it is done.
+    /// Stops the writer; the write side closes once it is done. Senders
+    /// held back by [`wait_while_busy`](Self::wait_while_busy) go on.
     pub(crate) fn close(&self) {
         if let Out::Tcp(out) = self {
             crate::loom::lock(&out.state).closed = true;
             out.wake.notify_one();
+            out.drained.notify_waiters();
         }
     }
 }
@@ -493,6 +528,7 @@ pub(crate) fn split(
                     ..OutState::default()
                 }),
                 wake: tokio::sync::Notify::new(),
+                drained: tokio::sync::Notify::new(),
                 active: AtomicBool::new(false),
                 header: atom_cache,
             });
@@ -524,6 +560,9 @@ pub(crate) struct TcpOut {
     write: OwnedWriteHalf,
     state: std::sync::Mutex<OutState>,
     wake: tokio::sync::Notify,
+    /// Wakes the senders held back by [`Out::wait_while_busy`]: the writer
+    /// took what was pending, or the connection closed.
+    drained: tokio::sync::Notify,
     /// Something was sent since the writer last checked (no tick needed).
     active: AtomicBool,
     /// Frames go with a normal distribution header.
@@ -716,6 +755,8 @@ async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
             let buf = {
                 let mut state = crate::loom::lock(&out.state);
                 if state.closed {
+                    drop(state);
+                    out.drained.notify_waiters();
                     return;
                 }
                 if state.pending.is_empty() {
@@ -729,9 +770,12 @@ async fn tcp_write_loop(out: Arc<TcpOut>, tick: Duration) {
                     head,
                 )
             };
+            // What was pending is ours now: held-back senders go on.
+            out.drained.notify_waiters();
             let (buf, head) = buf;
             if write_fully(&out.write, &buf[head..]).await.is_err() {
                 crate::loom::lock(&out.state).closed = true;
+                out.drained.notify_waiters();
                 return;
             }
             // Kept unless a large message made it large.

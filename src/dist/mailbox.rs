@@ -85,9 +85,20 @@ impl DistMailbox {
     /// node first if needed. As in Erlang, sending to a process that does
     /// not exist is not an error.
     ///
+    /// Like an Erlang process sending on a busy distribution port, the
+    /// sender then waits while more than 1 MiB of one-way sends wait for
+    /// the connection's writer (a sender faster than the network is held
+    /// back, not queued without bound), until the writer takes them or the
+    /// connection closes (at the latest when its ticks go unanswered).
+    ///
     /// # Errors
     ///
     /// The connection errors of [`DistNode::connect`](super::DistNode::connect).
+    ///
+    /// # Cancel safety
+    ///
+    /// Once connected, the message is queued before anything waits:
+    /// dropping the future while it is held back still sends it.
     pub async fn send(&self, to: impl Into<Dest>, message: impl ToTerm) -> Result<(), DistError> {
         // A Trellis pid that names no Erlang process (a local one, or one
         // another node made): dropped, as a send to a dead pid is.
