@@ -818,10 +818,25 @@ impl Inner {
         }
     }
 
+    /// Whether a message to `to` may reach its mailbox with its payload
+    /// undecoded: a pid, or the name of a plain mailbox (`net_kernel`,
+    /// exported gen_servers and unknown names are [`dispatch`](Self::dispatch)'s).
+    fn takes_raw(&self, to: &PidOrAtom) -> bool {
+        match to {
+            PidOrAtom::Pid(_) => true,
+            PidOrAtom::Atom(name) => {
+                let state = self.state();
+                state
+                    .names
+                    .get(&name.name)
+                    .is_some_and(|id| !state.exports.contains_key(id))
+            }
+        }
+    }
+
     /// Handles one frame from `peer` as its reader decoded it: a message
-    /// for a plain mailbox goes there with its payload undecoded; the rest
-    /// (`net_kernel`, exported gen_servers, control messages) as
-    /// [`dispatch`](Self::dispatch) does.
+    /// for a plain mailbox ([`takes_raw`](Self::takes_raw)) goes there with
+    /// its payload undecoded; the rest as [`dispatch`](Self::dispatch) does.
     fn dispatch_decoded(self: &Arc<Self>, peer: &str, decoded: frame::Decoded) {
         let delivery = match decoded {
             frame::Decoded::Message(message) => return self.dispatch(peer, message),
@@ -832,33 +847,26 @@ impl Inner {
                 tracing::debug!(node = peer, to = %pid, "message to a Trellis process dropped");
                 return;
             }
-            PidOrAtom::Pid(pid) => Some(pid.id),
+            PidOrAtom::Pid(pid) => pid.id,
             PidOrAtom::Atom(name) => {
-                let plain = {
-                    let state = self.state();
-                    state
-                        .names
-                        .get(&name.name)
-                        .copied()
-                        .filter(|id| !state.exports.contains_key(id))
-                };
-                if plain.is_none() || name.name == "net_kernel" {
-                    // Decoded here: `dispatch` reads it (or drops it, as
-                    // it drops a message to an unknown name).
-                    return self.dispatch_payload_now(peer, delivery);
+                let state = self.state();
+                match state.names.get(&name.name) {
+                    Some(&id) if !state.exports.contains_key(&id) => id,
+                    // Exported or gone since the reader looked.
+                    _ => {
+                        drop(state);
+                        return self.dispatch_payload_now(peer, delivery);
+                    }
                 }
-                plain
             }
         };
-        if let Some(id) = id {
-            self.deliver_inbound(
-                id,
-                Inbound::Raw {
-                    from: delivery.from,
-                    payload: delivery.payload,
-                },
-            );
-        }
+        self.deliver_inbound(
+            id,
+            Inbound::Raw {
+                from: delivery.from,
+                payload: delivery.payload,
+            },
+        );
     }
 
     /// A delivery [`dispatch`](Self::dispatch) must see whole: its payload

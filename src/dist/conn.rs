@@ -282,12 +282,17 @@ pub(crate) async fn read_loop(
     // Where messages' payloads are copied for their receivers to decode:
     // one allocation shared by many messages, freed when the last is read.
     let mut arena = BytesMut::with_capacity(ARENA_CHUNK);
+    let raw_for = |to: &erl_dist::term::PidOrAtom| inner.takes_raw(to);
     loop {
         // A whole frame already buffered (the usual case under load): decode
         // it where it lies, without copying it out or awaiting anything.
         if let Some(total) = buffered_frame(read.buffer(), max_frame) {
-            let decoded =
-                frame::decode_for_reader(&read.buffer()[4..total], &mut atoms, &mut arena);
+            let decoded = frame::decode_for_reader(
+                &read.buffer()[4..total],
+                &mut atoms,
+                &mut arena,
+                &raw_for,
+            );
             std::pin::Pin::new(&mut read).consume(total);
             match decoded {
                 Ok(Some(decoded)) => inner.dispatch_decoded(&peer, decoded),
@@ -323,7 +328,7 @@ pub(crate) async fn read_loop(
                     },
                 };
             }
-            Ok(Ok(())) => match frame::decode_for_reader(&buf, &mut atoms, &mut arena) {
+            Ok(Ok(())) => match frame::decode_for_reader(&buf, &mut atoms, &mut arena, &raw_for) {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => continue,
                 Err(error) => return malformed(&peer, error),

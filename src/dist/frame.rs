@@ -32,6 +32,7 @@
 //! goes the general way ([`decode_general`]), so both answer the same.
 
 use bytes::BytesMut;
+use erl_dist::term::PidOrAtom;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::header;
@@ -321,20 +322,23 @@ enum Path<'a> {
     General,
     Fast,
     /// As `Fast`, but a message frame's payload is checked and copied
-    /// into the arena, not decoded.
-    Deliver(&'a mut BytesMut),
+    /// into the arena, not decoded, if its target is one the function
+    /// accepts.
+    Deliver(&'a mut BytesMut, &'a dyn Fn(&PidOrAtom) -> bool),
 }
 
 /// Decodes one frame's bytes as [`decode_with`] does, except that a
-/// `SEND`, `REG_SEND` or `SEND_SENDER` the one-pass decoder reads comes out
-/// as a [`Decoded::Delivery`] whose payload is copied to `arena`, for the
-/// receiving process to decode. The same frames are accepted and refused.
+/// `SEND`, `REG_SEND` or `SEND_SENDER` the one-pass decoder reads, to a
+/// target `raw_for` accepts, comes out as a [`Decoded::Delivery`] whose
+/// payload is copied to `arena`, for the receiving process to decode. The
+/// same frames are accepted and refused.
 pub(crate) fn decode_for_reader(
     bytes: &[u8],
     cache: &mut AtomCache,
     arena: &mut BytesMut,
+    raw_for: &dyn Fn(&PidOrAtom) -> bool,
 ) -> Result<Option<Decoded>, FrameError> {
-    decode_any(bytes, cache, Path::Deliver(arena))
+    decode_any(bytes, cache, Path::Deliver(arena, raw_for))
 }
 
 /// [`decode_with`] as a connection's reader decodes: a message frame's
@@ -351,7 +355,7 @@ pub fn decode_as_reader(
     bytes: &[u8],
     cache: &mut AtomCache,
 ) -> Result<Option<Message>, FrameError> {
-    match decode_for_reader(bytes, cache, &mut BytesMut::new())? {
+    match decode_for_reader(bytes, cache, &mut BytesMut::new(), &|_| true)? {
         None => Ok(None),
         Some(Decoded::Message(message)) => Ok(Some(message)),
         Some(Decoded::Delivery(delivery)) => {
@@ -402,7 +406,7 @@ fn decode_fast(
     match how {
         Path::General => None,
         Path::Fast => super::hot::decode(terms, cached).map(Decoded::Message),
-        Path::Deliver(arena) => super::hot::delivery(terms, cached, arena)
+        Path::Deliver(arena, raw_for) => super::hot::delivery(terms, cached, arena, raw_for)
             .map(Decoded::Delivery)
             .or_else(|| super::hot::decode(terms, cached).map(Decoded::Message)),
     }

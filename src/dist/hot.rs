@@ -180,9 +180,10 @@ impl RawTerm {
 }
 
 /// `terms` (as for [`decode`]) as a [`Delivery`] if it is a `SEND`,
-/// `REG_SEND` or `SEND_SENDER` whose payload [`decode`] would read, the
-/// payload copied into `arena` (cache references written out as atoms) and
-/// split off it; `None` otherwise, `arena` left as it was.
+/// `REG_SEND` or `SEND_SENDER` to a target `raw_for` accepts, whose payload
+/// [`decode`] would read, the payload copied into `arena` (cache references
+/// written out as atoms) and split off it; `None` otherwise, `arena` left
+/// as it was.
 ///
 /// Accepts exactly the frames of those kinds that [`decode`] accepts, and
 /// the copy decodes to the term [`decode`] would give (unit tests and the
@@ -191,9 +192,10 @@ pub(crate) fn delivery(
     terms: &[u8],
     cached: Option<Resolved<'_>>,
     arena: &mut BytesMut,
+    raw_for: &dyn Fn(&PidOrAtom) -> bool,
 ) -> Option<Delivery> {
     debug_assert!(arena.is_empty());
-    let delivery = copy_delivery(terms, cached, arena);
+    let delivery = copy_delivery(terms, cached, arena, raw_for);
     if delivery.is_none() {
         arena.clear();
     }
@@ -204,6 +206,7 @@ fn copy_delivery(
     terms: &[u8],
     cached: Option<Resolved<'_>>,
     arena: &mut BytesMut,
+    raw_for: &dyn Fn(&PidOrAtom) -> bool,
 ) -> Option<Delivery> {
     let mut input = Input {
         bytes: terms,
@@ -241,6 +244,9 @@ fn copy_delivery(
         }
         _ => return None,
     };
+    if !raw_for(&to) {
+        return None;
+    }
     if input.cached.is_none() && input.u8()? != VERSION {
         return None;
     }
