@@ -50,23 +50,7 @@ const VERSION: u8 = 131;
 /// references `cached` resolves (no version bytes, atoms possibly by
 /// reference).
 pub(crate) fn decode(terms: &[u8], cached: Option<Resolved<'_>>) -> Option<Message> {
-    let mut input = Input {
-        bytes: terms,
-        cached,
-        added: 0,
-    };
-    if input.cached.is_none() && input.u8()? != VERSION {
-        return None;
-    }
-    if input.u8()? != 104 {
-        return None;
-    }
-    let arity = input.u8()?;
-    let op = match input.u8()? {
-        97 => i32::from(input.u8()?),
-        98 => input.i32()?,
-        _ => return None,
-    };
+    let (mut input, op, arity) = Input::control(terms, cached)?;
     let message = match (op, arity) {
         // {SEND, Unused, ToPid}
         (2, 3) => {
@@ -208,23 +192,7 @@ fn copy_delivery(
     arena: &mut BytesMut,
     raw_for: &dyn Fn(&PidOrAtom) -> bool,
 ) -> Option<Delivery> {
-    let mut input = Input {
-        bytes: terms,
-        cached,
-        added: 0,
-    };
-    if input.cached.is_none() && input.u8()? != VERSION {
-        return None;
-    }
-    if input.u8()? != 104 {
-        return None;
-    }
-    let arity = input.u8()?;
-    let op = match input.u8()? {
-        97 => i32::from(input.u8()?),
-        98 => input.i32()?,
-        _ => return None,
-    };
+    let (mut input, op, arity) = Input::control(terms, cached)?;
     let (to, from) = match (op, arity) {
         // {SEND, Unused, ToPid}
         (2, 3) => {
@@ -273,6 +241,29 @@ struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
+    /// `terms` read up to the control tuple's first element: the input
+    /// after it, the operation and the tuple's arity.
+    fn control(terms: &'a [u8], cached: Option<Resolved<'a>>) -> Option<(Self, i32, u8)> {
+        let mut input = Input {
+            bytes: terms,
+            cached,
+            added: 0,
+        };
+        if input.cached.is_none() && input.u8()? != VERSION {
+            return None;
+        }
+        if input.u8()? != 104 {
+            return None;
+        }
+        let arity = input.u8()?;
+        let op = match input.u8()? {
+            97 => i32::from(input.u8()?),
+            98 => input.i32()?,
+            _ => return None,
+        };
+        Some((input, op, arity))
+    }
+
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.bytes.len() {
             return None;
