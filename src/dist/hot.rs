@@ -170,8 +170,8 @@ impl RawTerm {
 /// as it was.
 ///
 /// Accepts exactly the frames of those kinds that [`decode`] accepts, and
-/// the copy decodes to the term [`decode`] would give (unit tests and the
-/// fuzz property check both).
+/// the copy decodes to the term [`decode`] would give (the fifth clause of
+/// the fuzz property in `fuzz/src/dist_checks.rs` checks both).
 pub(crate) fn delivery(
     terms: &[u8],
     cached: Option<Resolved<'_>>,
