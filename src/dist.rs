@@ -28,7 +28,7 @@
 //! | `net_adm:ping/1` | [`DistNode::ping`] | |
 //! | `self()` of a process talking to the cluster, `register/2` | [`DistNode::mailbox`], [`DistNode::register`] | a mailbox is the remote face of a Trellis process, not the process itself |
 //! | `Pid ! Msg`, `{Name, Node} ! Msg` | [`DistMailbox::send`] | |
-//! | a busy distribution port (`dist_buf_busy_limit`, 1 MiB) suspends the sender | [`DistMailbox::send`] waits while over 1 MiB of one-way sends wait for the connection's writer | the same limit, not configurable; on TLS connections nothing holds a sender back (their frames queue to the writer) |
+//! | a busy distribution port (`dist_buf_busy_limit`, 1 MiB) suspends the sender | [`DistMailbox::send`] waits while over 1 MiB of one-way sends wait for the connection's writer | the same limit, not configurable; TCP and TLS connections alike |
 //! | a message's term, made by the receiving process | decoded by the receiving task in [`DistMailbox::recv`], after the connection's reader checked it | a message waits as bytes in a 64 KiB buffer its connection shares with other messages |
 //! | `erlang:monitor(process, P)`, `link/1` on a remote process | [`DistMailbox::monitor`], [`DistMailbox::link`] | `DOWN`/`EXIT` arrive as [`Incoming`] |
 //! | a remote pid held by any process | [`DistNode::to_pid`]: a Trellis [`Pid`](crate::process::Pid) with node ≠ 0 | `Context::monitor`/`link`/`demonitor`/`unlink` and a mailbox's take it as a local pid; `Down`/`Exit` come as for a local one, reasons through [`reason_from_term`]; a node not connected is connected first (auto-connect), `noconnection` if that fails |

@@ -247,3 +247,11 @@ async fn two_trellis_tls_nodes_ping_each_other() {
     assert!(a.ping(b.name(), WAIT).await);
     assert!(b.ping(a.name(), WAIT).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_to_a_tls_node_that_stops_reading_is_held_back_then_goes_on_losing_nothing() {
+    let node = tls_node("tls_pusher").await;
+    let mut erl = erl_tls("erl_ok.conf", dist_common::SINK, node.name());
+    erl.expect("ready").await;
+    dist_common::held_back_while_stopped(&node, &erl).await;
+}

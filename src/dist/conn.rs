@@ -3,7 +3,7 @@
 //! writes, ticks).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -367,7 +367,41 @@ pub(crate) enum Out {
     /// TLS: frames queue for the writer task; `true` if they go with a
     /// normal distribution header (without references: frames are encoded
     /// by their senders, not in the order they are queued).
-    Queue(mpsc::UnboundedSender<Vec<u8>>, bool),
+    Queue(mpsc::UnboundedSender<Vec<u8>>, bool, Arc<Backlog>),
+}
+
+/// How much a queued (TLS) connection's writer has yet to write, for
+/// [`Out::wait_while_busy`].
+#[derive(Default)]
+pub(crate) struct Backlog {
+    /// Bytes of frames queued and not yet written.
+    queued: AtomicUsize,
+    closed: AtomicBool,
+    /// Wakes held-back senders: the writer wrote a batch, or stopped.
+    drained: tokio::sync::Notify,
+}
+
+impl Backlog {
+    /// Queues `frame` to `tx`, counted until the writer has written it.
+    fn push(&self, tx: &mpsc::UnboundedSender<Vec<u8>>, frame: Vec<u8>) -> bool {
+        let len = frame.len();
+        // Counted first: the writer may take it, and subtract, at once.
+        self.queued.fetch_add(len, Ordering::AcqRel);
+        let sent = tx.send(frame).is_ok();
+        if !sent {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    fn busy(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && self.queued.load(Ordering::Acquire) > BUSY_LIMIT
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.drained.notify_waiters();
+    }
 }
 
 impl Out {
@@ -379,7 +413,7 @@ impl Out {
     pub(crate) fn encode(&self, message: Message) -> Option<Vec<u8>> {
         let header = match self {
             Out::Tcp(out) => out.header,
-            Out::Queue(_, header) => *header,
+            Out::Queue(_, header, _) => *header,
         };
         if !header {
             return encode(message);
@@ -410,7 +444,7 @@ impl Out {
     ) -> Result<bool, FrameError> {
         match self {
             Out::Tcp(out) => out.send_messages(messages),
-            Out::Queue(tx, header) => {
+            Out::Queue(tx, header, backlog) => {
                 let mut frames = Vec::new();
                 let mut failed = None;
                 for message in messages {
@@ -424,7 +458,7 @@ impl Out {
                         break;
                     }
                 }
-                let sent = frames.is_empty() || tx.send(frames).is_ok();
+                let sent = frames.is_empty() || backlog.push(tx, frames);
                 match failed {
                     Some(error) => Err(error),
                     None => Ok(sent),
@@ -453,9 +487,9 @@ impl Out {
     pub(crate) fn send_message_batched(&self, message: Message) -> bool {
         match self {
             Out::Tcp(out) => out.send_message_batched(message),
-            Out::Queue(tx, _) => self
+            Out::Queue(tx, _, backlog) => self
                 .encode(message)
-                .is_some_and(|frame| tx.send(frame).is_ok()),
+                .is_some_and(|frame| backlog.push(tx, frame)),
         }
     }
 
@@ -463,27 +497,35 @@ impl Out {
     /// for this connection's writer (until its writer takes them, or the
     /// connection closes): a sender faster than the socket is held back,
     /// as OTP suspends a process sending on a busy distribution port,
-    /// instead of queueing without bound. At once on TLS connections, whose
-    /// frames queue to their writer.
+    /// instead of queueing without bound. On TLS connections, the bytes
+    /// queued to the writer and not yet written count.
     pub(crate) async fn wait_while_busy(&self) {
-        let Out::Tcp(out) = self else {
-            return;
-        };
-        let busy = || {
-            let state = crate::loom::lock(&out.state);
-            !state.closed && state.pending.len() - state.head > BUSY_LIMIT
-        };
         // Nearly always not busy: one look, no waiter made.
-        while busy() {
-            let drained = out.drained.notified();
+        while self.busy() {
+            let drained = match self {
+                Out::Tcp(out) => out.drained.notified(),
+                Out::Queue(_, _, backlog) => backlog.drained.notified(),
+            };
             let mut drained = std::pin::pin!(drained);
             // Registered before the second look: a drain between the two
             // still wakes us.
             drained.as_mut().enable();
-            if !busy() {
+            if !self.busy() {
                 return;
             }
             drained.await;
+        }
+    }
+
+    /// Whether more than [`BUSY_LIMIT`] bytes wait for the writer of this
+    /// open connection.
+    fn busy(&self) -> bool {
+        match self {
+            Out::Tcp(out) => {
+                let state = crate::loom::lock(&out.state);
+                !state.closed && state.pending.len() - state.head > BUSY_LIMIT
+            }
+            Out::Queue(_, _, backlog) => backlog.busy(),
         }
     }
 
@@ -493,17 +535,20 @@ impl Out {
     pub(crate) fn send_deferred(&self, frame: Vec<u8>) -> bool {
         match self {
             Out::Tcp(out) => out.send_deferred(&frame),
-            Out::Queue(tx, _) => tx.send(frame).is_ok(),
+            Out::Queue(tx, _, backlog) => backlog.push(tx, frame),
         }
     }
 
     /// Stops the writer; the write side closes once it is done. Senders
     /// held back by [`wait_while_busy`](Self::wait_while_busy) go on.
     pub(crate) fn close(&self) {
-        if let Out::Tcp(out) = self {
-            crate::loom::lock(&out.state).closed = true;
-            out.wake.notify_one();
-            out.drained.notify_waiters();
+        match self {
+            Out::Tcp(out) => {
+                crate::loom::lock(&out.state).closed = true;
+                out.wake.notify_one();
+                out.drained.notify_waiters();
+            }
+            Out::Queue(_, _, backlog) => backlog.close(),
         }
     }
 }
@@ -546,10 +591,11 @@ pub(crate) fn split(
         DistStream::Tls(stream) => {
             let (read, write) = tokio::io::split(*stream);
             let (tx, rx) = mpsc::unbounded_channel();
+            let backlog = Arc::new(Backlog::default());
             (
-                Out::Queue(tx, atom_cache),
+                Out::Queue(tx, atom_cache, backlog.clone()),
                 Box::new(read),
-                Box::pin(write_loop(write, rx, tick)),
+                Box::pin(write_loop(write, rx, tick, backlog)),
             )
         }
     }
@@ -798,6 +844,7 @@ pub(crate) async fn write_loop(
     mut write: impl AsyncWrite + Unpin,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     tick: Duration,
+    backlog: Arc<Backlog>,
 ) {
     let mut out = Vec::with_capacity(COALESCE);
     loop {
@@ -817,11 +864,19 @@ pub(crate) async fn write_loop(
         if write.write_all(&out).await.is_err() {
             break;
         }
+        // Every frame taken is written (a tick is not counted: `saturating`).
+        let _ = backlog
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                Some(queued.saturating_sub(out.len()))
+            });
+        backlog.drained.notify_waiters();
         out.clear();
         if out.capacity() > 4 * COALESCE {
             out = Vec::with_capacity(COALESCE);
         }
     }
+    backlog.close();
     let _ = write.shutdown().await;
 }
 

@@ -257,3 +257,98 @@ impl trellis::gen_server::GenServer for Echo {
         )))
     }
 }
+
+/// Registers `sink` on an Erlang node: counts what it receives; `{count,
+/// From}` is answered with `{count, N}` (the back-pressure tests).
+pub(crate) const SINK: &str = "register(sink, spawn(fun() -> \
+         Loop = fun Loop(N) -> \
+             receive \
+                 {count, From} -> From ! {count, N}, Loop(N); \
+                 _ -> Loop(N + 1) \
+             end \
+         end, \
+         Loop(0) \
+     end)), \
+     dist_peer:print(ready).";
+
+/// A send [`fill_until_held`] found held back.
+pub(crate) type HeldSend<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), trellis::dist::DistError>> + 'a>>;
+
+/// Sends 16 KiB messages to `sink` on `node` (which must have stopped
+/// reading) until one send is held back rather than done at its first
+/// poll: how many were sent, and that send. Fails past 64 MiB.
+pub(crate) fn fill_until_held<'a>(
+    mailbox: &'a trellis::dist::DistMailbox,
+    node: &'a str,
+) -> (u64, HeldSend<'a>) {
+    let payload = trellis::dist::Term::from(eetf::Binary::from(vec![7u8; 16 * 1024]));
+    let mut sent = 0u64;
+    loop {
+        assert!(
+            sent < 4096,
+            "64 MiB sent to a node that reads nothing, and no send held back"
+        );
+        let mut send: HeldSend<'a> = Box::pin(mailbox.send(("sink", node), payload.clone()));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match send.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => {
+                result.unwrap();
+                sent += 1;
+            }
+            std::task::Poll::Pending => return (sent, send),
+        }
+    }
+}
+
+/// The held send is still held after a scheduler pass; it goes on once
+/// `resume` lets the node read again.
+pub(crate) async fn release(mut held: HeldSend<'_>, resume: impl FnOnce()) {
+    tokio::task::yield_now().await;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        held.as_mut().poll(&mut cx).is_pending(),
+        "let go while nothing drained"
+    );
+    resume();
+    tokio::time::timeout(WAIT, held)
+        .await
+        .expect("the held send goes on once the node reads")
+        .unwrap();
+}
+
+/// How many messages `sink` on `node` has received (after everything
+/// this mailbox sent before asking).
+pub(crate) async fn sink_count(mailbox: &mut trellis::dist::DistMailbox, node: &str) -> u64 {
+    use trellis::dist::{FromTerm, Incoming, Term, ToTerm, atom, tuple};
+    let ask = tuple(vec![atom("count"), mailbox.pid().to_term()]);
+    mailbox.send(("sink", node), ask).await.unwrap();
+    loop {
+        match tokio::time::timeout(WAIT, mailbox.recv()).await.unwrap() {
+            Some(Incoming::Message {
+                term: Term::Tuple(t),
+                ..
+            }) if t.elements.len() == 2 && t.elements[0] == atom("count") => {
+                return u64::from_term(t.elements[1].clone()).unwrap();
+            }
+            Some(_) => {}
+            None => panic!("the node stopped"),
+        }
+    }
+}
+
+/// The back-pressure scenario against `erl`, which runs [`SINK`]: a
+/// message, then the node stopped; sends until one is held back
+/// ([`fill_until_held`]); it goes on when the node continues
+/// ([`release`]); the sink counts every message sent.
+pub(crate) async fn held_back_while_stopped(node: &trellis::dist::DistNode, erl: &ErlNode) {
+    let mut mailbox = node.mailbox().unwrap();
+    mailbox
+        .send(("sink", erl.name.as_str()), trellis::dist::atom("hello"))
+        .await
+        .unwrap();
+    erl.signal("-STOP");
+    let (filled, held) = fill_until_held(&mailbox, &erl.name);
+    release(held, || erl.signal("-CONT")).await;
+    assert_eq!(sink_count(&mut mailbox, &erl.name).await, 1 + filled + 1);
+}
