@@ -842,31 +842,32 @@ impl Inner {
             frame::Decoded::Message(message) => return self.dispatch(peer, message),
             frame::Decoded::Delivery(delivery) => delivery,
         };
-        let id = match &delivery.to {
-            PidOrAtom::Pid(pid) if pid.serial != 0 => {
-                tracing::debug!(node = peer, to = %pid, "message to a Trellis process dropped");
-                return;
-            }
-            PidOrAtom::Pid(pid) => pid.id,
-            PidOrAtom::Atom(name) => {
-                let state = self.state();
-                match state.names.get(&name.name) {
+        // The mailbox's sender, found under one lock.
+        let tx = {
+            let state = self.state();
+            let id = match &delivery.to {
+                PidOrAtom::Pid(pid) if pid.serial != 0 => {
+                    tracing::debug!(node = peer, to = %pid, "message to a Trellis process dropped");
+                    return;
+                }
+                PidOrAtom::Pid(pid) => pid.id,
+                PidOrAtom::Atom(name) => match state.names.get(&name.name) {
                     Some(&id) if !state.exports.contains_key(&id) => id,
                     // Exported or gone since the reader looked.
                     _ => {
                         drop(state);
                         return self.dispatch_payload_now(peer, delivery);
                     }
-                }
-            }
+                },
+            };
+            state.mailboxes.get(&id).cloned()
         };
-        self.deliver_inbound(
-            id,
-            Inbound::Raw {
+        if let Some(tx) = tx {
+            let _ = tx.send(Inbound::Raw {
                 from: delivery.from,
                 payload: delivery.payload,
-            },
-        );
+            });
+        }
     }
 
     /// A delivery [`dispatch`](Self::dispatch) must see whole: its payload
