@@ -649,6 +649,17 @@ struct State {
     stopped: bool,
 }
 
+impl State {
+    /// The mailbox registered as `name`, unless it is an exported
+    /// gen_server's (whose calls [`Inner::dispatch`] answers).
+    fn plain_mailbox(&self, name: &str) -> Option<u32> {
+        self.names
+            .get(name)
+            .copied()
+            .filter(|id| !self.exports.contains_key(id))
+    }
+}
+
 pub(crate) struct Inner {
     name: String,
     creation: u32,
@@ -808,13 +819,9 @@ impl Inner {
     }
 
     fn deliver(&self, id: u32, incoming: Incoming) {
-        self.deliver_inbound(id, Inbound::Ready(incoming));
-    }
-
-    fn deliver_inbound(&self, id: u32, inbound: Inbound) {
         let tx = self.state().mailboxes.get(&id).cloned();
         if let Some(tx) = tx {
-            let _ = tx.send(inbound);
+            let _ = tx.send(Inbound::Ready(incoming));
         }
     }
 
@@ -824,13 +831,7 @@ impl Inner {
     fn takes_raw(&self, to: &PidOrAtom) -> bool {
         match to {
             PidOrAtom::Pid(_) => true,
-            PidOrAtom::Atom(name) => {
-                let state = self.state();
-                state
-                    .names
-                    .get(&name.name)
-                    .is_some_and(|id| !state.exports.contains_key(id))
-            }
+            PidOrAtom::Atom(name) => self.state().plain_mailbox(&name.name).is_some(),
         }
     }
 
@@ -851,10 +852,10 @@ impl Inner {
                     return;
                 }
                 PidOrAtom::Pid(pid) => pid.id,
-                PidOrAtom::Atom(name) => match state.names.get(&name.name) {
-                    Some(&id) if !state.exports.contains_key(&id) => id,
+                PidOrAtom::Atom(name) => match state.plain_mailbox(&name.name) {
+                    Some(id) => id,
                     // Exported or gone since the reader looked.
-                    _ => {
+                    None => {
                         drop(state);
                         return self.dispatch_payload_now(peer, delivery);
                     }

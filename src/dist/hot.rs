@@ -478,10 +478,9 @@ impl<'a> Input<'a> {
         Some(())
     }
 
+    /// The rest of a pid whose tag, `tag` (`PID_EXT` or `NEW_PID_EXT`),
+    /// was just read.
     fn copy_pid_after(&mut self, tag: u8, out: &mut BytesMut) -> Option<()> {
-        if tag != 103 && tag != 88 {
-            return None;
-        }
         out.put_u8(tag);
         self.copy_atom(out)?;
         let rest = if tag == 88 { 12 } else { 9 };
